@@ -1,0 +1,3 @@
+//! Capture analysis: from packets to request/response exchanges.
+
+pub mod model;

@@ -1,0 +1,66 @@
+//! Command-line interface: argument parsing (clap derive) and dispatch.
+//! Each subcommand lives in its own file with its `Args` and a `run` that
+//! calls the library; nothing here does real work.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod analyze;
+mod capture;
+mod client;
+mod lab;
+mod server;
+
+/// reqresp: the request/response pattern over TCP — serve it, drive it,
+/// capture it and see it.
+#[derive(Parser)]
+#[command(name = "reqresp", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: many clients at once, framed messages, clean shutdown.
+    Server(server::Args),
+    /// Send requests and print responses: interactive, scripted or as a load generator.
+    Client(client::Args),
+    /// Capture packets with libpcap into a pcap file (like tcpdump -w).
+    Capture(capture::Args),
+    /// Explain a pcap/pcapng capture: handshake, request/response pairs, latency, teardown.
+    Analyze(analyze::Args),
+    /// Run the whole lab on this machine: topology, capture, server, client, report.
+    Lab(lab::Args),
+}
+
+/// Parses the command line, runs the subcommand and turns its outcome into
+/// an exit code. Errors are printed on one line to stderr; a closed stdout
+/// (`reqresp analyze big.pcap | head`) ends the program quietly.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(args) => server::run(args),
+        Command::Client(args) => client::run(args),
+        Command::Capture(args) => capture::run(args),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Lab(args) => lab::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("reqresp: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,28 @@
+//! reqresp: the request/response pattern over TCP, built, measured and seen.
+//!
+//! The pieces, and which way they depend on each other:
+//!
+//! - [`protocol`]: message framings (line, length, raw) as pure codecs over
+//!   bytes, and the buffered async connection that uses them.
+//! - [`server`]: the accept loop, limits, graceful shutdown, and the services
+//!   (echo, tickets) behind a small trait.
+//! - [`client`]: the scripted, interactive and load-generating client.
+//! - [`capture`]: live capture through libpcap into standard pcap files.
+//! - [`analyze`]: reads pcap/pcapng, decodes packets, reassembles TCP and pairs
+//!   each request with its response into an [`analyze::model::Analysis`].
+//! - [`report`]: renders an analysis as text, JSON, Mermaid or SVG.
+//! - [`lab`]: the whole lab on one machine: namespaces, bridge, capture,
+//!   server, client and report.
+//!
+//! `protocol` ← `server`, `client`; `protocol` ← `analyze` ← `report`;
+//! `lab` uses all of them. Only the binary's `cli` sees everything.
+
+#![warn(missing_docs)]
+
+pub mod analyze;
+pub mod capture;
+pub mod client;
+pub mod lab;
+pub mod protocol;
+pub mod report;
+pub mod server;

@@ -1,0 +1,5 @@
+//! The wire protocol: framings as pure codecs, and the buffered connection.
+
+pub mod framing;
+
+pub use framing::{FrameError, Framing};
