@@ -1,3 +1,8 @@
 //! Capture analysis: from packets to request/response exchanges.
+//!
+//! `reader` turns a pcap/pcapng byte stream into [`segment::TcpSegment`]s;
+//! `flows` tracks connections, reassembles both directions and pairs
+//! requests with responses into a [`model::Analysis`].
 
 pub mod model;
+pub mod segment;
