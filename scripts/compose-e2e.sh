@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# End-to-end test of the Docker Compose lab (compose/reqresp.yml), without a
+# terminal and without pulling any image:
+#
+#   1. build the image offline (scripts/docker-base.sh + docker/Dockerfile.offline)
+#   2. run the tutorial's commands: up -d; tcpdump on br-reqresp and the
+#      capture profile; the server; the client (scripted and from stdin);
+#      stop the captures; down
+#   3. check each capture with `reqresp analyze --format json`: handshake,
+#      every request and response, teardown, between the two containers'
+#      addresses; and with tshark and the Lua dissector
+#   4. run the auto profile (the no-typing demo)
+#   5. leave nothing behind, also on failure: `down -v --remove-orphans` in a
+#      trap, then check that no container, network or volume of this run and
+#      no br-reqresp bridge remains.
+#
+# The tutorial's commands (docs/tutorial.md, docs/tutorial.id.md) are run
+# through `doc '<command as printed>'`: tests/e2e/compose.rs checks that every
+# command in the docs appears here in that form, so the docs cannot drift.
+# `doc` runs it in a scratch folder laid out like the repository, with only
+# the changes a script needs (see translate below).
+#
+# Needs: root (tcpdump on the bridge), a Docker engine, Compose v2 or
+# docker-compose 1.29, tcpdump, tshark, python3, debootstrap (first run only).
+#
+# Environment:
+#   REQRESP_BIN          reqresp binary to package (default: cargo build --release)
+#   REQRESP_E2E_KEEP=1   keep the scratch folder (captures, logs) on success too
+#   REQRESP_E2E_TIMEOUT  limit in seconds for each step (default 180)
+#
+# The bridge name br-reqresp is fixed (that is the point of the lab), so only
+# one lab can be up at a time on a machine: runs take a lock and wait (bounded)
+# for a br-reqresp left by someone else (e.g. `reqresp lab`) to go away.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+step_timeout=${REQRESP_E2E_TIMEOUT:-180}
+started=$SECONDS
+
+say() { echo "compose-e2e: $*" >&2; }
+step() { echo "== compose-e2e [$((SECONDS - started)) s]: $*" >&2; }
+die() {
+    echo "compose-e2e: FAILED: $*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------- preflight
+[[ $(id -u) == 0 ]] || die "run as root: tcpdump on br-reqresp and debootstrap need it (sudo $0)"
+for tool in docker tcpdump tshark python3 timeout flock; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+timeout 20 docker info >/dev/null 2>&1 || die "no Docker engine answers (docker info failed)"
+if docker compose version >/dev/null 2>&1; then
+    compose=(docker compose)
+elif command -v docker-compose >/dev/null; then
+    compose=(docker-compose)
+else
+    die "neither 'docker compose' (v2) nor 'docker-compose' is installed"
+fi
+say "using $("${compose[@]}" version 2>/dev/null | head -n1)"
+
+if [[ -n ${REQRESP_BIN:-} ]]; then
+    bin=$(realpath "$REQRESP_BIN")
+else
+    step "cargo build --release"
+    (cd "$repo" && cargo build --release --quiet)
+    bin=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/reqresp
+fi
+[[ -x $bin ]] || die "no reqresp binary at $bin"
+
+# One lab at a time: the bridge name is fixed.
+exec 9>/run/lock/reqresp-br-reqresp.lock
+flock -w 600 9 || die "another run held /run/lock/reqresp-br-reqresp.lock for 10 minutes"
+for _ in $(seq 120); do
+    ip link show br-reqresp >/dev/null 2>&1 || break
+    sleep 1
+done
+! ip link show br-reqresp >/dev/null 2>&1 ||
+    die "a br-reqresp bridge exists and did not go away in 120 s (another lab up? 'docker compose -f compose/reqresp.yml down' or 'ip link del br-reqresp')"
+
+# ---------------------------------------------------------------- scratch
+tmp=$(mktemp -d /tmp/reqresp-e2e.XXXXXX)
+work=$tmp/work # plays the repository root for the tutorial's commands
+mkdir -p "$work/captures" "$tmp/bin" "$tmp/home" "$tmp/ctx/docker" "$tmp/ctx/target/release"
+ln -s "$repo/compose" "$work/compose"
+ln -s "$repo/contrib" "$work/contrib"
+ln -s "$bin" "$tmp/bin/reqresp"
+
+project=reqresp-e2e-$$
+image=reqresp-e2e:$$
+export COMPOSE_PROJECT_NAME=$project # instead of -p, so the commands stay as printed
+export REQRESP_IMAGE=$image
+export REQRESP_CAPTURES=$work/captures
+export PATH=$tmp/bin:$PATH # `reqresp` on the host is the binary under test
+export HOME=$tmp/home      # the dissector install step writes under ~
+bg_pids=()
+status=fail
+
+# Every container, network and volume of this run, by compose's project label.
+leftovers() {
+    local filter=label=com.docker.compose.project=$project
+    docker ps -aq --filter "$filter"
+    docker network ls -q --filter "$filter"
+    docker volume ls -q --filter "$filter"
+    docker ps -aq --filter "name=$project"
+    docker network ls -q --filter "name=$project"
+    ip link show br-reqresp >/dev/null 2>&1 && echo "bridge br-reqresp"
+    return 0
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT
+    set +e
+    for pid in "${bg_pids[@]}"; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    say "cleaning up: down -v --remove-orphans"
+    (cd "$work" && timeout 120 "${compose[@]}" -f compose/reqresp.yml --profile capture --profile auto \
+        down -v --remove-orphans --timeout 5) >"$tmp/down.log" 2>&1 ||
+        { cat "$tmp/down.log" >&2; rc=1; }
+    docker image rm "$image" >/dev/null 2>&1
+    local left
+    left=$(leftovers)
+    if [[ -n $left ]]; then
+        say "FAILED: left behind after down: $(echo "$left" | tr '\n' ' ')"
+        rc=1
+    fi
+    if [[ $rc == 0 && $status == ok && ${REQRESP_E2E_KEEP:-0} != 1 ]]; then
+        rm -rf "$tmp"
+    else
+        say "captures and logs kept in $tmp"
+    fi
+    if [[ $rc == 0 ]]; then
+        step "PASSED in $((SECONDS - started)) s; nothing left behind"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- tutorial commands
+# A tutorial command becomes a script command with only these changes:
+#   - `docker compose` becomes docker-compose when Compose v2 is missing;
+#   - `exec` gets -T: there is no terminal;
+#   - `sudo` is dropped: this runs as root;
+#   - `reqresp:latest` (the image) becomes this run's image.
+translate() {
+    local -a words out
+    eval "words=($1)"
+    if [[ ${words[0]} == sudo ]]; then
+        words=("${words[@]:1}")
+    fi
+    if [[ ${words[0]} == docker && ${words[1]} == compose ]]; then
+        out=("${compose[@]}")
+        words=("${words[@]:2}")
+    fi
+    local w
+    for w in "${words[@]}"; do
+        case $w in
+        exec) out+=(exec -T) ;;
+        reqresp:latest) out+=("$image") ;;
+        *) out+=("$w") ;;
+        esac
+    done
+    printf '%s\0' "${out[@]}"
+}
+
+# doc 'COMMAND': runs a tutorial command in the foreground, stdout to stdout.
+doc() {
+    local -a argv
+    mapfile -d '' argv < <(cd "$work" && translate "$1")
+    say "\$ $1"
+    (cd "$work" && timeout "$step_timeout" "${argv[@]}")
+}
+
+# doc_bg LOG 'COMMAND': starts a tutorial command in the background (the
+# tutorial runs it in its own terminal), output to $tmp/LOG; PID in bg_pid.
+doc_bg() {
+    local -a argv
+    mapfile -d '' argv < <(cd "$work" && translate "$2")
+    say "\$ $2 &    (output in $tmp/$1)"
+    (cd "$work" && exec "${argv[@]}") </dev/null >"$tmp/$1" 2>&1 &
+    bg_pid=$!
+    bg_pids+=("$bg_pid")
+}
+
+# wait_for LOG PATTERN SECONDS WHAT: waits for a line in a background log;
+# fails with the log when the process ends first or time runs out.
+wait_for() {
+    local log=$tmp/$1 pattern=$2 limit=$3 what=$4 pid=$bg_pid
+    local deadline=$((SECONDS + limit))
+    until grep -q -- "$pattern" "$log" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            sed 's/^/    /' "$log" >&2
+            die "$what ended before printing '$pattern' (its output is above)"
+        fi
+        ((SECONDS < deadline)) || {
+            sed 's/^/    /' "$log" >&2
+            die "$what did not print '$pattern' within $limit s"
+        }
+        sleep 0.2
+    done
+}
+
+# stop_bg PID WHAT: SIGINT (Ctrl-C, as in the tutorial), then waits at most 10 s.
+stop_bg() {
+    local pid=$1 what=$2
+    kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || {
+            wait "$pid" 2>/dev/null || true
+            return 0
+        }
+        sleep 0.2
+    done
+    die "$what did not stop within 10 s of SIGINT"
+}
+
+# container_ip SERVICE: the service's address on the lab network.
+container_ip() {
+    local id
+    id=$(cd "$work" && "${compose[@]}" -f compose/reqresp.yml ps -q "$1")
+    [[ -n $id ]] || die "no container for $1"
+    docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id"
+}
+
+# expect_output WHAT EXPECTED ACTUAL
+expect_output() {
+    [[ $3 == "$2" ]] || die "$1 printed:
+$3
+expected:
+$2"
+    say "ok: $1"
+}
+
+# check_analysis PCAP.json: asserts what `reqresp analyze --format json` found
+# against the exchanges in $expected (JSON) between $client_ip and $server_ip.
+check_analysis() {
+    python3 - "$1" "$client_ip" "$server_ip" "$expected" <<'PY'
+import json, sys
+
+path, client_ip, server_ip, expected = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+analysis = json.load(open(path))
+def fail(msg):
+    sys.exit(f"{path}: {msg}\n{json.dumps(analysis, indent=2)[:4000]}")
+
+conns = [c for c in analysis["connections"] if c["server"] == f"{server_ip}:2222"]
+if len(conns) != len(expected):
+    fail(f"expected {len(expected)} connections to {server_ip}:2222, found {len(conns)}")
+for n, (conn, pairs) in enumerate(zip(conns, expected), 1):
+    where = f"connection {n} ({conn['client']} -> {conn['server']})"
+    if conn["client"].rsplit(":", 1)[0] != client_ip:
+        fail(f"{where}: client is not the client container {client_ip}")
+    hs = conn["handshake"]
+    if not hs or hs.get("syn_ack") is None or hs.get("ack") is None:
+        fail(f"{where}: no complete three-way handshake: {hs}")
+    got = [(x["request_preview"], x["response_preview"]) for x in conn["exchanges"]]
+    if got != [tuple(p) for p in pairs]:
+        fail(f"{where}: exchanges {got}, expected {pairs}")
+    for x in conn["exchanges"]:
+        if x["latency_us"] is None or x["latency_us"] < 0:
+            fail(f"{where}: exchange without latency: {x}")
+    sent = sum(len(q.encode()) + 1 for q, _ in pairs)
+    if conn["bytes_client_to_server"] != sent:
+        fail(f"{where}: {conn['bytes_client_to_server']} bytes client to server, expected {sent} (lines)")
+    close = conn["close"]
+    if not close or close["kind"] != "fin" or close["initiator"] != "client":
+        fail(f"{where}: expected an orderly close (FIN) started by the client, got {close}")
+    if {e["from"] for e in close["events"] if e["kind"] == "fin"} != {"client", "server"}:
+        fail(f"{where}: expected a FIN from each side, got {close['events']}")
+print(f"ok: {path}: {len(conns)} connections {client_ip} -> {server_ip}:2222 with handshake, "
+      f"{sum(len(p) for p in expected)} exchanges and FIN teardown")
+PY
+}
+
+# check_dissector OUTPUT: asserts tshark's rows "src dst role text" from the
+# Lua dissector against $expected.
+check_dissector() {
+    python3 - "$client_ip" "$server_ip" "$expected" <<'PY'
+import json, sys
+
+client_ip, server_ip, expected = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+# tshark joins the values of a frame with several messages with ",".
+rows = []
+for line in sys.stdin.read().splitlines():
+    src, dst, roles, texts = line.split("\t")
+    roles, texts = roles.split(","), texts.split(",")
+    if len(roles) != len(texts):
+        sys.exit(f"tshark row with {len(roles)} roles but {len(texts)} texts: {line!r}")
+    rows += [[src, dst, role, text] for role, text in zip(roles, texts)]
+want = []
+for pairs in expected:
+    for request, response in pairs:
+        want.append([client_ip, server_ip, "request", request])
+        want.append([server_ip, client_ip, "response", response])
+if rows != want:
+    sys.exit(f"tshark with the dissector showed\n{rows}\nexpected\n{want}")
+print(f"ok: the dissector shows {len(want)} messages with role and text")
+PY
+}
+
+# ---------------------------------------------------------------- image
+step "base image (cached) and offline image $image"
+"$repo/scripts/docker-base.sh"
+cp "$repo/docker/Dockerfile.offline" "$repo/docker/runtime-setup.sh" "$tmp/ctx/docker/"
+cp "$bin" "$tmp/ctx/target/release/reqresp"
+strip "$tmp/ctx/target/release/reqresp" 2>/dev/null || true
+timeout "$step_timeout" docker build --pull=false -q -f "$tmp/ctx/docker/Dockerfile.offline" \
+    -t "$image" "$tmp/ctx" >/dev/null || die "docker build of docker/Dockerfile.offline failed"
+docker run --rm "$image" reqresp --version >/dev/null ||
+    die "the image's reqresp does not run (glibc of the host newer than bookworm's?)"
+
+# ---------------------------------------------------------------- the five steps
+step "1. up"
+doc 'docker compose -f compose/reqresp.yml up -d'
+server_ip=$(container_ip reqresp-server)
+client_ip=$(container_ip reqresp-client)
+say "reqresp-server is $server_ip, reqresp-client is $client_ip"
+
+step "2. capture on br-reqresp with tcpdump, and with the capture profile"
+doc_bg tcpdump.log 'sudo tcpdump -nvi br-reqresp -w reqresp.pcap'
+tcpdump_pid=$bg_pid
+wait_for tcpdump.log 'listening on br-reqresp' 20 tcpdump
+doc 'docker compose -f compose/reqresp.yml --profile capture up -d'
+# The pcap file appears once libpcap is capturing.
+capture_id=$(cd "$work" && "${compose[@]}" -f compose/reqresp.yml ps -q reqresp-capture)
+deadline=$((SECONDS + 30))
+until [[ -s $work/captures/reqresp.pcap ]]; do
+    running=$(docker inspect -f '{{.State.Running}}' "$capture_id" 2>/dev/null || echo false)
+    if [[ $running != true ]] || ((SECONDS > deadline)); then
+        docker logs "$capture_id" 2>&1 | sed 's/^/    /' >&2 || true
+        die "the capture profile did not create captures/reqresp.pcap (running: $running; its output is above)"
+    fi
+    sleep 0.2
+done
+
+step "3. server"
+doc_bg server.log 'docker compose -f compose/reqresp.yml exec reqresp-server reqresp server'
+wait_for server.log 'listening on ' 30 'reqresp server in reqresp-server'
+
+step "4. client: scripted, then reading stdin"
+out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2222 hello world') ||
+    die "the scripted client failed (its error is above)"
+expect_output "the scripted client" $'Echo: hello\nEcho: world' "$out"
+out=$(printf 'apa kabar?\nbye\n' |
+    doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2222') ||
+    die "the client reading stdin failed (its error is above)"
+expect_output "the client reading stdin" $'Echo: apa kabar?\nEcho: bye' "$out"
+expected='[[["hello", "Echo: hello"], ["world", "Echo: world"]],
+           [["apa kabar?", "Echo: apa kabar?"], ["bye", "Echo: bye"]]]'
+
+step "stop the captures"
+# libpcap hands packets over in blocks (up to 1 s late); let the last ones in.
+sleep 2
+stop_bg "$tcpdump_pid" tcpdump
+doc 'docker compose -f compose/reqresp.yml stop reqresp-capture'
+
+step "5. down"
+doc 'docker compose -f compose/reqresp.yml down'
+
+# ---------------------------------------------------------------- analysis
+step "analyze the tcpdump capture"
+doc 'reqresp analyze reqresp.pcap'
+doc 'reqresp analyze reqresp.pcap --format json' >"$tmp/tcpdump.json" || die "reqresp analyze failed"
+check_analysis "$tmp/tcpdump.json"
+
+step "analyze the capture profile's capture"
+doc 'reqresp analyze captures/reqresp.pcap --format json' >"$tmp/profile.json" || die "reqresp analyze failed"
+check_analysis "$tmp/profile.json"
+doc 'docker run --rm -v "$PWD/captures:/captures" reqresp:latest reqresp analyze /captures/reqresp.pcap' \
+    >"$tmp/in-container.txt" || die "reqresp analyze in the image failed"
+grep -q 'Echo: apa kabar?' "$tmp/in-container.txt" ||
+    die "reqresp analyze in the image did not show the exchanges: $(cat "$tmp/in-container.txt")"
+
+step "Wireshark dissector on both captures"
+doc 'tshark -X lua_script:contrib/wireshark/reqresp.lua -r reqresp.pcap -Y reqresp -T fields -e ip.src -e ip.dst -e reqresp.role -e reqresp.text' |
+    check_dissector
+doc 'mkdir -p ~/.local/lib/wireshark/plugins'
+doc 'cp contrib/wireshark/reqresp.lua ~/.local/lib/wireshark/plugins/'
+doc 'tshark -r captures/reqresp.pcap -Y reqresp -T fields -e ip.src -e ip.dst -e reqresp.role -e reqresp.text' |
+    check_dissector
+
+# ---------------------------------------------------------------- auto profile
+step "the auto profile (no typing)"
+out=$(doc 'docker compose -f compose/reqresp.yml --profile auto up --exit-code-from reqresp-auto-client') ||
+    die "the auto profile failed: $out"
+for line in 'Echo: hello' 'Echo: apa kabar?' 'Echo: bye'; do
+    grep -q -- "$line" <<<"$out" || die "the auto profile's client did not print '$line':
+$out"
+done
+say "ok: the auto profile's client got its three responses"
+doc 'docker compose -f compose/reqresp.yml --profile auto down'
+
+status=ok
