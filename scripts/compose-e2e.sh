@@ -82,9 +82,10 @@ done
 # ---------------------------------------------------------------- scratch
 tmp=$(mktemp -d /tmp/reqresp-e2e.XXXXXX)
 work=$tmp/work # plays the repository root for the tutorial's commands
-mkdir -p "$work/captures" "$tmp/bin" "$tmp/home" "$tmp/ctx/docker" "$tmp/ctx/target/release"
+mkdir -p "$work/captures" "$work/target/release" "$tmp/bin" "$tmp/home"
 ln -s "$repo/compose" "$work/compose"
 ln -s "$repo/contrib" "$work/contrib"
+ln -s "$repo/scripts" "$work/scripts"
 ln -s "$bin" "$tmp/bin/reqresp"
 
 project=reqresp-e2e-$$
@@ -302,15 +303,18 @@ PY
 }
 
 # ---------------------------------------------------------------- image
-step "base image (cached) and offline image $image"
-"$repo/scripts/docker-base.sh"
-cp "$repo/docker/Dockerfile.offline" "$repo/docker/runtime-setup.sh" "$tmp/ctx/docker/"
-cp "$bin" "$tmp/ctx/target/release/reqresp"
-strip "$tmp/ctx/target/release/reqresp" 2>/dev/null || true
-timeout "$step_timeout" docker build --pull=false -q -f "$tmp/ctx/docker/Dockerfile.offline" \
-    -t "$image" "$tmp/ctx" >/dev/null || die "docker build of docker/Dockerfile.offline failed"
+step "image: base (cached) and the offline image, as the tutorial builds them"
+# $work gets what the build reads: the Dockerfiles, .dockerignore and the
+# binary where `cargo build --release` leaves it (a stripped copy).
+cp -r "$repo/docker" "$work/docker"
+cp "$repo/.dockerignore" "$work/.dockerignore"
+cp "$bin" "$work/target/release/reqresp"
+strip "$work/target/release/reqresp" 2>/dev/null || true
+doc 'scripts/docker-base.sh'
+doc 'docker build --pull=false -f docker/Dockerfile.offline -t reqresp:latest .' >/dev/null ||
+    die "docker build of docker/Dockerfile.offline failed"
 docker run --rm "$image" reqresp --version >/dev/null ||
-    die "the image's reqresp does not run (glibc of the host newer than bookworm's?)"
+    die "the image's reqresp does not run (is the host's glibc newer than bookworm's?)"
 
 # ---------------------------------------------------------------- the five steps
 step "1. up"
