@@ -26,7 +26,11 @@ struct Document<'a> {
 }
 
 /// Writes `analysis` as a pretty-printed JSON document and a final newline.
-pub fn render(analysis: &Analysis, _options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub fn render(
+    analysis: &Analysis,
+    _options: &RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let doc = Document {
         schema_version: SCHEMA_VERSION,
         summary: Summary::of(analysis),
@@ -143,7 +147,10 @@ mod tests {
     #[test]
     fn caps_do_not_apply() {
         let v = json(&sample::many_exchanges(120));
-        assert_eq!(v["connections"][0]["exchanges"].as_array().map(Vec::len), Some(120));
+        assert_eq!(
+            v["connections"][0]["exchanges"].as_array().map(Vec::len),
+            Some(120)
+        );
     }
 
     #[test]

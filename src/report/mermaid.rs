@@ -8,7 +8,8 @@
 //! responses, `-)` for FIN, `-x` for RST; latency is a note over the server.
 //!
 //! Escaping: Mermaid ends a message at `;` and `#`, reads `%%` as a comment,
-//! `@{` as a config block and `<…>` as HTML, so every character outside a
+//! `@{` as a config block and `<…>` as HTML (only our own `<br/>` line
+//! breaks in notes are meant as such), so every character outside a
 //! small safe set is written as a Mermaid entity code (`#59;` for `;`),
 //! which Mermaid decodes back for display. Non-ASCII printable characters
 //! pass unchanged.
@@ -24,6 +25,9 @@ use crate::analyze::model::{Analysis, CloseKind, Connection, Side};
 
 /// Message labels are cut to this many columns: Mermaid does not wrap them.
 const LABEL_MAX: usize = 48;
+
+/// Mermaid's line break inside a note.
+const BR: &str = "<br/>";
 
 /// Shades for alternate connections, light enough for black text.
 const SHADES: [&str; 2] = ["rgb(236, 244, 255)", "rgb(240, 250, 236)"];
@@ -60,8 +64,8 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
             } else {
                 r.1 = true;
             }
-            if !ids.contains_key(&addr) {
-                ids.insert(addr, format!("p{}", order.len() + 1));
+            if let std::collections::hash_map::Entry::Vacant(e) = ids.entry(addr) {
+                e.insert(format!("p{}", order.len() + 1));
                 order.push(addr);
             }
         }
@@ -90,9 +94,11 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
         connection(out, conn, c, srv, options)?;
         writeln!(out, "    end")?;
     }
-    if let (Some(note), Some(first), Some(last)) =
-        (hidden_connections(analysis, options), order.first(), order.last())
-    {
+    if let (Some(note), Some(first), Some(last)) = (
+        hidden_connections(analysis, options),
+        order.first(),
+        order.last(),
+    ) {
         writeln!(
             out,
             "    Note over {},{}: {}",
@@ -111,19 +117,25 @@ fn connection(
     s: &str,
     options: &RenderOptions,
 ) -> io::Result<()> {
+    // Long notes break after a colon: Mermaid does not wrap them itself.
     let note = |out: &mut dyn Write, text: &str| {
-        writeln!(out, "        Note over {c},{s}: {}", escape(text))
+        let lines: Vec<String> = text.splitn(2, ": ").map(escape).collect();
+        writeln!(out, "        Note over {c},{s}: {}", lines.join(BR))
     };
-    note(
+    writeln!(
         out,
-        &format!(
-            "Connection {} · {} framing · {} client→server · {} server→client · {}",
-            conn.id,
-            conn.framing,
-            format_bytes(conn.bytes_client_to_server),
-            format_bytes(conn.bytes_server_to_client),
-            ladder::close_summary(conn)
-        ),
+        "        Note over {c},{s}: {}",
+        [
+            format!("Connection {} · {} framing", conn.id, conn.framing),
+            format!(
+                "{} client→server · {} server→client",
+                format_bytes(conn.bytes_client_to_server),
+                format_bytes(conn.bytes_server_to_client)
+            ),
+            ladder::close_summary(conn),
+        ]
+        .map(|l| escape(&l))
+        .join(BR)
     )?;
     for row in ladder::rows(conn, options.max_exchanges) {
         match row {
@@ -131,7 +143,11 @@ fn connection(
             Row::SynAck(_) => {
                 writeln!(out, "        {s}->>{c}: SYN-ACK")?;
                 if let Some(rtt) = conn.handshake.as_ref().and_then(|h| h.rtt_us) {
-                    writeln!(out, "        Note over {s}: RTT {}", escape(&format_micros(rtt)))?;
+                    writeln!(
+                        out,
+                        "        Note over {s}: RTT {}",
+                        escape(&format_micros(rtt))
+                    )?;
                 }
             }
             Row::Ack(_) => writeln!(out, "        {c}->>{s}: ACK")?,
@@ -246,9 +262,12 @@ mod tests {
         for line in lines {
             let t = line.trim();
             assert!(!t.contains(';') || entity_only(t), "stray ; in {t:?}");
-            assert!(!t.contains("%%") || t.starts_with("%%"), "comment inside {t:?}");
+            assert!(
+                !t.contains("%%") || t.starts_with("%%"),
+                "comment inside {t:?}"
+            );
             for bad in ['<', '>', '"', '{', '}', '&'] {
-                let text = t.split_once(": ").map_or(t, |(_, x)| x);
+                let text = t.split_once(": ").map_or(t, |(_, x)| x).replace(BR, "");
                 assert!(!text.contains(bad), "{bad} in text {t:?}");
             }
             if let Some(rest) = t.strip_prefix("participant ") {
@@ -315,7 +334,7 @@ mod tests {
             "Note over p2: latency 0.150 ms",
             "p1->>p2: #34;world#34; (5 B)",
             "p1->>p2: #34;bye#34; (3 B)",
-            "Note over p1,p2: ! 2 requests arrived in one segment#58; one recv() would return them together",
+            "Note over p1,p2: ! 2 requests arrived in one segment<br/>one recv() would return them together",
             "p2-->>p1: #34;Echo#58; world#34; (11 B)",
             "Note over p2: latency 0.210 ms",
             "p2-->>p1: #34;Echo#58; bye#34; (9 B)",
@@ -354,7 +373,9 @@ mod tests {
         let e = escape(hostile);
         for bad in [';', '<', '>', '"', '&', '@', '{', '}', ':', '\u{7}'] {
             assert!(
-                !e.replace(|c: char| c.is_ascii_digit(), "").replace("#;", "").contains(bad),
+                !e.replace(|c: char| c.is_ascii_digit(), "")
+                    .replace("#;", "")
+                    .contains(bad),
                 "{bad} left in {e}"
             );
         }

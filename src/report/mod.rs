@@ -179,7 +179,11 @@ mod tests {
     fn format_names_match_clap() {
         use clap::ValueEnum;
         for f in Format::value_variants() {
-            let name = f.to_possible_value().expect("visible").get_name().to_owned();
+            let name = f
+                .to_possible_value()
+                .expect("visible")
+                .get_name()
+                .to_owned();
             assert_eq!(name, f.to_string());
         }
     }

@@ -71,9 +71,11 @@ impl Summary {
         for c in &analysis.connections {
             s.connections_without_handshake += u64::from(c.handshake.is_none());
             s.connections_open += u64::from(c.close.is_none());
-            s.connections_reset += u64::from(c.close.as_ref().is_some_and(|cl| {
-                cl.kind == crate::analyze::model::CloseKind::Rst
-            }));
+            s.connections_reset += u64::from(
+                c.close
+                    .as_ref()
+                    .is_some_and(|cl| cl.kind == crate::analyze::model::CloseKind::Rst),
+            );
             s.exchanges += c.exchanges.len() as u64;
             s.bytes_client_to_server = s
                 .bytes_client_to_server
@@ -141,7 +143,7 @@ pub fn format_bytes(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 2);
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

@@ -58,7 +58,13 @@ enum Ink {
 }
 
 impl Ink {
-    const ALL: [Ink; 5] = [Ink::Handshake, Ink::Request, Ink::Response, Ink::Fin, Ink::Rst];
+    const ALL: [Ink; 5] = [
+        Ink::Handshake,
+        Ink::Request,
+        Ink::Response,
+        Ink::Fin,
+        Ink::Rst,
+    ];
 
     fn colour(self) -> &'static str {
         match self {
@@ -102,7 +108,16 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
         .clone()
         .unwrap_or_else(|| "Request/response ladder".to_owned());
     y += 22.0;
-    text(&mut body, MARGIN, y, &fit(&title, 18.0, true), 18.0, SANS, "start", "font-weight=\"bold\" fill=\"#111827\"");
+    text(
+        &mut body,
+        MARGIN,
+        y,
+        &fit(&title, 18.0, true),
+        18.0,
+        SANS,
+        "start",
+        "font-weight=\"bold\" fill=\"#111827\"",
+    );
     y += 22.0;
     let sub = format!(
         "{} connection{} · {} exchange{} · latency p50 {} · p99 {} · max {}",
@@ -114,7 +129,16 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
         format_opt_micros(s.latency.p99_us),
         format_opt_micros(s.latency.max_us),
     );
-    text(&mut body, MARGIN, y, &fit(&sub, 13.0, false), 13.0, SANS, "start", "fill=\"#374151\"");
+    text(
+        &mut body,
+        MARGIN,
+        y,
+        &fit(&sub, 13.0, false),
+        13.0,
+        SANS,
+        "start",
+        "fill=\"#374151\"",
+    );
     y += 18.0;
     text(
         &mut body,
@@ -131,7 +155,16 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
     let shown = shown_connections(analysis, options);
     if analysis.connections.is_empty() {
         y += 24.0;
-        text(&mut body, WIDTH / 2.0, y, "No TCP connection in the capture.", 14.0, SANS, "middle", "fill=\"#374151\"");
+        text(
+            &mut body,
+            WIDTH / 2.0,
+            y,
+            "No TCP connection in the capture.",
+            14.0,
+            SANS,
+            "middle",
+            "fill=\"#374151\"",
+        );
         y += 10.0;
     }
     for conn in &analysis.connections[..shown] {
@@ -139,16 +172,43 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
     }
     if let Some(note) = hidden_connections(analysis, options) {
         y += 26.0;
-        text(&mut body, MARGIN, y, &fit(&note, 13.0, false), 13.0, SANS, "start", "fill=\"#92400e\"");
+        text(
+            &mut body,
+            MARGIN,
+            y,
+            &fit(&note, 13.0, false),
+            13.0,
+            SANS,
+            "start",
+            "fill=\"#92400e\"",
+        );
     }
     for w in analysis.warnings.iter().take(5) {
         y += 18.0;
-        text(&mut body, MARGIN, y, &fit(&format!("! {w}"), 12.0, false), 12.0, SANS, "start", "fill=\"#92400e\"");
+        text(
+            &mut body,
+            MARGIN,
+            y,
+            &fit(&format!("! {w}"), 12.0, false),
+            12.0,
+            SANS,
+            "start",
+            "fill=\"#92400e\"",
+        );
     }
     if analysis.warnings.len() > 5 {
         y += 18.0;
         let more = analysis.warnings.len() - 5;
-        text(&mut body, MARGIN, y, &format!("… {more} more warning{}", plural(more)), 12.0, SANS, "start", "fill=\"#92400e\"");
+        text(
+            &mut body,
+            MARGIN,
+            y,
+            &format!("… {more} more warning{}", plural(more)),
+            12.0,
+            SANS,
+            "start",
+            "fill=\"#92400e\"",
+        );
     }
     y = legend(&mut body, y + 34.0);
     let height = (y + MARGIN).ceil();
@@ -169,7 +229,10 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
         )?;
     }
     writeln!(out, "</defs>")?;
-    writeln!(out, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##)?;
+    writeln!(
+        out,
+        r##"<rect width="100%" height="100%" fill="#ffffff"/>"##
+    )?;
     out.write_all(body.as_bytes())?;
     writeln!(out, "</svg>")
 }
@@ -185,7 +248,16 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
         plural(n),
         ladder::close_summary(conn)
     );
-    text(b, MARGIN, y, &fit(&heading, 15.0, true), 15.0, SANS, "start", "font-weight=\"bold\" fill=\"#111827\"");
+    text(
+        b,
+        MARGIN,
+        y,
+        &fit(&heading, 15.0, true),
+        15.0,
+        SANS,
+        "start",
+        "font-weight=\"bold\" fill=\"#111827\"",
+    );
     y += 18.0;
     let rtt = conn
         .handshake
@@ -198,26 +270,75 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
         format_bytes(conn.bytes_client_to_server),
         format_bytes(conn.bytes_server_to_client)
     );
-    text(b, MARGIN, y, &fit(&detail, 12.0, false), 12.0, SANS, "start", "fill=\"#4b5563\"");
+    text(
+        b,
+        MARGIN,
+        y,
+        &fit(&detail, 12.0, false),
+        12.0,
+        SANS,
+        "start",
+        "fill=\"#4b5563\"",
+    );
     y += 12.0;
 
     // Address boxes and column headings.
     let box_top = y;
-    for (x, role, addr) in [(CLIENT_X, "client", conn.client), (SERVER_X, "server", conn.server)] {
+    for (x, role, addr) in [
+        (CLIENT_X, "client", conn.client),
+        (SERVER_X, "server", conn.server),
+    ] {
         let _ = writeln!(
             b,
             r##"<rect x="{}" y="{box_top}" width="{BOX_W}" height="40" rx="6" fill="#f3f4f6" stroke="#9ca3af"/>"##,
             x - BOX_W / 2.0
         );
-        text(b, x, box_top + 16.0, role, 12.0, SANS, "middle", "font-weight=\"bold\" fill=\"#111827\"");
+        text(
+            b,
+            x,
+            box_top + 16.0,
+            role,
+            12.0,
+            SANS,
+            "middle",
+            "font-weight=\"bold\" fill=\"#111827\"",
+        );
         let addr = truncate(&addr.to_string(), ((BOX_W - 12.0) / CHAR_W) as usize);
-        text(b, x, box_top + 32.0, &addr, FONT, MONO, "middle", "fill=\"#111827\"");
+        text(
+            b,
+            x,
+            box_top + 32.0,
+            &addr,
+            FONT,
+            MONO,
+            "middle",
+            "fill=\"#111827\"",
+        );
     }
-    text(b, TIME_X, box_top + 32.0, "time", 11.0, SANS, "end", "fill=\"#6b7280\"");
-    text(b, LATENCY_X, box_top + 32.0, "latency", 11.0, SANS, "start", "fill=\"#6b7280\"");
     y = box_top + 40.0;
     let lifeline_top = y;
-    y += 28.0;
+    // Column headings under the boxes, clear of them and of the first label.
+    text(
+        b,
+        TIME_X,
+        y + 14.0,
+        "time",
+        11.0,
+        SANS,
+        "end",
+        "font-style=\"italic\" fill=\"#6b7280\"",
+    );
+    text(
+        b,
+        LATENCY_X,
+        y + 14.0,
+        "latency",
+        11.0,
+        SANS,
+        "start",
+        "font-style=\"italic\" fill=\"#6b7280\"",
+    );
+    y += 34.0;
 
     let mut rows = String::new();
     for row in ladder::rows(conn, options.max_exchanges) {
@@ -235,25 +356,37 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
             )),
             Row::Ack(_) => Some((Side::Client, "ACK".to_owned(), Ink::Handshake, None)),
             Row::Request { exchange, .. } => {
-                let unanswered = exchange.response_last_time.is_none()
-                    && exchange.response_first_time.is_none();
+                let unanswered =
+                    exchange.response_last_time.is_none() && exchange.response_first_time.is_none();
                 Some((
                     Side::Client,
-                    ladder::message_label(&exchange.request_preview, exchange.request_bytes, label_room()),
+                    ladder::message_label(
+                        &exchange.request_preview,
+                        exchange.request_bytes,
+                        label_room(),
+                    ),
                     Ink::Request,
                     unanswered.then(|| "no response".to_owned()),
                 ))
             }
             Row::Response { exchange, .. } => Some((
                 Side::Server,
-                ladder::message_label(&exchange.response_preview, exchange.response_bytes, label_room()),
+                ladder::message_label(
+                    &exchange.response_preview,
+                    exchange.response_bytes,
+                    label_room(),
+                ),
                 Ink::Response,
                 Some(format_opt_micros(exchange.latency_us)),
             )),
             Row::Close(e) => Some((
                 e.from,
                 ladder::close_name(e.kind).to_owned(),
-                if e.kind == CloseKind::Rst { Ink::Rst } else { Ink::Fin },
+                if e.kind == CloseKind::Rst {
+                    Ink::Rst
+                } else {
+                    Ink::Fin
+                },
                 None,
             )),
             _ => None,
@@ -275,23 +408,80 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
                 ink.colour(),
                 ink.id()
             );
-            text(&mut rows, (x1 + x2) / 2.0, y - 5.0, &label, FONT, MONO, "middle", &format!("fill=\"{}\"", ink.colour()));
+            text(
+                &mut rows,
+                (x1 + x2) / 2.0,
+                y - 5.0,
+                &label,
+                FONT,
+                MONO,
+                "middle",
+                &format!("fill=\"{}\"", ink.colour()),
+            );
             if let Some(t) = time {
-                text(&mut rows, TIME_X, y + SLANT / 2.0 + 4.0, &t, 11.0, MONO, "end", "fill=\"#374151\"");
+                text(
+                    &mut rows,
+                    TIME_X,
+                    y + SLANT / 2.0 + 4.0,
+                    &t,
+                    11.0,
+                    MONO,
+                    "end",
+                    "fill=\"#374151\"",
+                );
             }
             if let Some(r) = right {
-                text(&mut rows, LATENCY_X, y + SLANT + 4.0, &r, 11.0, MONO, "start", &format!("fill=\"{}\"", ink.colour()));
+                text(
+                    &mut rows,
+                    LATENCY_X,
+                    y + SLANT + 4.0,
+                    &r,
+                    11.0,
+                    MONO,
+                    "start",
+                    &format!("fill=\"{}\"", ink.colour()),
+                );
             }
             y += ROW_H;
             continue;
         }
         let (note, fill, stroke, colour) = match &row {
-            Row::NoHandshake => ("capture began mid-connection: no handshake seen".to_owned(), "#f3f4f6", "#9ca3af", "#374151"),
-            Row::Gap(g) => (format!("≈ {}", ladder::gap_text(g)), "#fee2e2", "#f87171", "#991b1b"),
-            Row::Pitfall(p) => (format!("! {}", ladder::pitfall_text(p)), "#fef3c7", "#f59e0b", "#92400e"),
-            Row::More(n) => (format!("… {n} more exchange{} (counted in the summary)", plural(*n)), "#f3f4f6", "#9ca3af", "#374151"),
-            Row::NoExchanges => ("no request or response seen".to_owned(), "#f3f4f6", "#9ca3af", "#374151"),
-            Row::StillOpen => ("still open at end of capture: no FIN or RST".to_owned(), "#f3f4f6", "#9ca3af", "#374151"),
+            Row::NoHandshake => (
+                "capture began mid-connection: no handshake seen".to_owned(),
+                "#f3f4f6",
+                "#9ca3af",
+                "#374151",
+            ),
+            Row::Gap(g) => (
+                format!("≈ {}", ladder::gap_text(g)),
+                "#fee2e2",
+                "#f87171",
+                "#991b1b",
+            ),
+            Row::Pitfall(p) => (
+                format!("! {}", ladder::pitfall_text(p)),
+                "#fef3c7",
+                "#f59e0b",
+                "#92400e",
+            ),
+            Row::More(n) => (
+                format!("… {n} more exchange{} (counted in the summary)", plural(*n)),
+                "#f3f4f6",
+                "#9ca3af",
+                "#374151",
+            ),
+            Row::NoExchanges => (
+                "no request or response seen".to_owned(),
+                "#f3f4f6",
+                "#9ca3af",
+                "#374151",
+            ),
+            Row::StillOpen => (
+                "still open at end of capture: no FIN or RST".to_owned(),
+                "#f3f4f6",
+                "#9ca3af",
+                "#374151",
+            ),
             _ => continue,
         };
         y = note_box(&mut rows, &note, y - 14.0, fill, stroke, colour) + 22.0;
@@ -320,14 +510,32 @@ fn note_box(b: &mut String, note: &str, top: f64, fill: &str, stroke: &str, colo
         SERVER_X - CLIENT_X - 28.0
     );
     for (i, line) in lines.iter().enumerate() {
-        text(b, (CLIENT_X + SERVER_X) / 2.0, top + 18.0 + 16.0 * i as f64, line, FONT, MONO, "middle", &format!("fill=\"{colour}\""));
+        text(
+            b,
+            (CLIENT_X + SERVER_X) / 2.0,
+            top + 18.0 + 16.0 * i as f64,
+            line,
+            FONT,
+            MONO,
+            "middle",
+            &format!("fill=\"{colour}\""),
+        );
     }
     top + h
 }
 
 /// The legend: one sample arrow per colour, in two columns.
 fn legend(b: &mut String, top: f64) -> f64 {
-    text(b, MARGIN, top, "Legend", 12.0, SANS, "start", "font-weight=\"bold\" fill=\"#111827\"");
+    text(
+        b,
+        MARGIN,
+        top,
+        "Legend",
+        12.0,
+        SANS,
+        "start",
+        "font-weight=\"bold\" fill=\"#111827\"",
+    );
     let mut y = top;
     for (i, ink) in Ink::ALL.iter().enumerate() {
         let col = (i % 3) as f64;
@@ -349,7 +557,16 @@ fn legend(b: &mut String, top: f64) -> f64 {
             ink.colour(),
             ink.id()
         );
-        text(b, x + 50.0, y, ink.legend(), 12.0, SANS, "start", "fill=\"#111827\"");
+        text(
+            b,
+            x + 50.0,
+            y,
+            ink.legend(),
+            12.0,
+            SANS,
+            "start",
+            "fill=\"#111827\"",
+        );
     }
     y += 20.0;
     let _ = writeln!(
@@ -357,14 +574,32 @@ fn legend(b: &mut String, top: f64) -> f64 {
         r##"<rect x="{MARGIN}" y="{}" width="40" height="14" rx="3" fill="#fef3c7" stroke="#f59e0b"/>"##,
         y - 11.0
     );
-    text(b, MARGIN + 50.0, y, "note: what one recv() per message would get wrong", 12.0, SANS, "start", "fill=\"#111827\"");
+    text(
+        b,
+        MARGIN + 50.0,
+        y,
+        "note: what one recv() per message would get wrong",
+        12.0,
+        SANS,
+        "start",
+        "fill=\"#111827\"",
+    );
     let x = MARGIN + 2.0 * 290.0;
     let _ = writeln!(
         b,
         r##"<rect x="{x}" y="{}" width="40" height="14" rx="3" fill="#fee2e2" stroke="#f87171"/>"##,
         y - 11.0
     );
-    text(b, x + 50.0, y, "bytes not captured", 12.0, SANS, "start", "fill=\"#111827\"");
+    text(
+        b,
+        x + 50.0,
+        y,
+        "bytes not captured",
+        12.0,
+        SANS,
+        "start",
+        "fill=\"#111827\"",
+    );
     y
 }
 
@@ -401,7 +636,16 @@ fn wrap(s: &str, max: usize) -> Vec<String> {
 
 /// Appends a `<text>` element.
 #[allow(clippy::too_many_arguments)]
-fn text(b: &mut String, x: f64, y: f64, s: &str, size: f64, family: &str, anchor: &str, attrs: &str) {
+fn text(
+    b: &mut String,
+    x: f64,
+    y: f64,
+    s: &str,
+    size: f64,
+    family: &str,
+    anchor: &str,
+    attrs: &str,
+) {
     let _ = writeln!(
         b,
         r#"<text x="{x}" y="{y}" font-size="{size}" font-family="{family}" text-anchor="{anchor}" {attrs} xml:space="preserve">{}</text>"#,
@@ -462,9 +706,17 @@ mod tests {
         let doc = roxmltree::Document::parse(&out).expect("well-formed XML");
         let root = doc.root_element();
         assert_eq!(root.tag_name().name(), "svg");
-        let height: f64 = root.attribute("height").expect("height").parse().expect("number");
+        let height: f64 = root
+            .attribute("height")
+            .expect("height")
+            .parse()
+            .expect("number");
         let t = texts(&doc);
-        let mut i = position(&t, 0, "3 connections · 6 exchanges · latency p50 0.210 ms · p99 0.400 ms · max 0.400 ms");
+        let mut i = position(
+            &t,
+            0,
+            "3 connections · 6 exchanges · latency p50 0.210 ms · p99 0.400 ms · max 0.400 ms",
+        );
         i = position(&t, i, "Connection 1 · line framing");
         i = position(&t, i, "10.0.0.2:51234");
         i = position(&t, i, "10.0.0.3:2222");
@@ -523,10 +775,18 @@ mod tests {
                 continue;
             }
             let x: f64 = n.attribute("x").expect("x").parse().expect("number");
-            let size: f64 = n.attribute("font-size").expect("size").parse().expect("number");
+            let size: f64 = n
+                .attribute("font-size")
+                .expect("size")
+                .parse()
+                .expect("number");
             let w = n.text().unwrap_or_default().chars().count() as f64 * size * 0.602;
             if (x - (CLIENT_X + SERVER_X) / 2.0).abs() < 1.0 {
-                assert!(x - w / 2.0 >= CLIENT_X && x + w / 2.0 <= SERVER_X, "label too wide: {:?}", n.text());
+                assert!(
+                    x - w / 2.0 >= CLIENT_X && x + w / 2.0 <= SERVER_X,
+                    "label too wide: {:?}",
+                    n.text()
+                );
             }
         }
         assert!(out.contains("WWWW…&quot; (5 B)"));
@@ -535,12 +795,22 @@ mod tests {
     #[test]
     fn hostile_text_is_escaped() {
         let mut a = sample::analysis();
-        a.connections[0].exchanges[0].request_preview = "</text><script>alert(1)</script>\u{1}&amp;".into();
-        let out = svg(&a, &RenderOptions { title: Some("a <b> & \"c\"".into()), ..RenderOptions::default() });
+        a.connections[0].exchanges[0].request_preview =
+            "</text><script>alert(1)</script>\u{1}&amp;".into();
+        let out = svg(
+            &a,
+            &RenderOptions {
+                title: Some("a <b> & \"c\"".into()),
+                ..RenderOptions::default()
+            },
+        );
         assert!(!out.contains("<script>"));
         let doc = roxmltree::Document::parse(&out).expect("well-formed XML");
         let t = texts(&doc);
-        assert!(t.iter().any(|s| s.contains("</text><script>alert(1)</script>\u{FFFD}&amp;")));
+        assert!(
+            t.iter()
+                .any(|s| s.contains("</text><script>alert(1)</script>\u{FFFD}&amp;"))
+        );
         assert_eq!(t[0], "a <b> & \"c\"");
     }
 
@@ -548,7 +818,10 @@ mod tests {
     fn caps_and_empty() {
         let out = svg(
             &sample::many_exchanges(200),
-            &RenderOptions { max_exchanges: Some(20), ..RenderOptions::default() },
+            &RenderOptions {
+                max_exchanges: Some(20),
+                ..RenderOptions::default()
+            },
         );
         let doc = roxmltree::Document::parse(&out).expect("well-formed XML");
         let t = texts(&doc);
@@ -556,20 +829,34 @@ mod tests {
         assert!(t.iter().any(|s| s.contains("1 connection · 200 exchanges")));
         let out = svg(&Analysis::default(), &RenderOptions::default());
         let doc = roxmltree::Document::parse(&out).expect("well-formed XML");
-        assert!(texts(&doc).iter().any(|s| s == "No TCP connection in the capture."));
+        assert!(
+            texts(&doc)
+                .iter()
+                .any(|s| s == "No TCP connection in the capture.")
+        );
     }
 
     /// Renders with librsvg, as a student's report tool would.
     #[test]
     fn rsvg_convert_renders_it() {
-        if Command::new("rsvg-convert").arg("--version").output().is_err() {
-            eprintln!("SKIP rsvg_convert_renders_it: rsvg-convert not installed (Debian: librsvg2-bin)");
+        if Command::new("rsvg-convert")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!(
+                "SKIP rsvg_convert_renders_it: rsvg-convert not installed (Debian: librsvg2-bin)"
+            );
             return;
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let svg_path = dir.path().join("ladder.svg");
         let png_path = dir.path().join("ladder.png");
-        std::fs::write(&svg_path, svg(&sample::analysis(), &RenderOptions::default())).expect("write svg");
+        std::fs::write(
+            &svg_path,
+            svg(&sample::analysis(), &RenderOptions::default()),
+        )
+        .expect("write svg");
         let status = Command::new("rsvg-convert")
             .arg("-o")
             .arg(&png_path)

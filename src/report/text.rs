@@ -135,9 +135,9 @@ impl Ladder {
         }
     }
 
-    /// Space for a label inside an arrow.
+    /// Space for a label inside an arrow (at least one `─` stays on each side).
     fn label_room(&self) -> usize {
-        self.span - 4
+        self.span - 5
     }
 
     /// `├── label ──▶│` (right) or `│◀── label ──┤` (left); `align` places
@@ -243,8 +243,8 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
             }
             Row::Ack(_) => (l.arrow(true, "ACK", true), String::new(), Style::Handshake),
             Row::Request { exchange, .. } => {
-                let unanswered = exchange.response_last_time.is_none()
-                    && exchange.response_first_time.is_none();
+                let unanswered =
+                    exchange.response_last_time.is_none() && exchange.response_first_time.is_none();
                 (
                     l.arrow(
                         true,
@@ -301,10 +301,7 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
                 notes(
                     p,
                     &l,
-                    &format!(
-                        "… {n} more exchange{} (counted in the summary)",
-                        plural(*n)
-                    ),
+                    &format!("… {n} more exchange{} (counted in the summary)", plural(*n)),
                 )?;
                 continue;
             }
@@ -360,10 +357,7 @@ fn summary(p: &mut Printer<'_>, analysis: &Analysis) -> io::Result<()> {
         }
     };
     let rows = [
-        (
-            "packets",
-            format!("{}", analysis.packets),
-        ),
+        ("packets", format!("{}", analysis.packets)),
         (
             "connections",
             format!("{}{}", s.connections, paren(details)),
@@ -492,7 +486,11 @@ mod tests {
         };
         let out = text(&a, &opts(100));
         let lines: Vec<&str> = out.lines().collect();
-        let mut i = find(&lines, 0, "Connection 1 · line framing · 3 exchanges · closed by client (FIN)");
+        let mut i = find(
+            &lines,
+            0,
+            "Connection 1 · line framing · 3 exchanges · closed by client (FIN)",
+        );
         i = find(&lines, i, "client 10.0.0.2:51234");
         i = find(&lines, i, "server 10.0.0.3:2222");
         let syn = find(&lines, i, " SYN ");
@@ -506,7 +504,11 @@ mod tests {
         assert!(lines[hello].contains("+1.000 ms") && lines[hello].contains("▶│"));
         let echo = find(&lines, hello, "\"Echo: hello\" (11 B)");
         assert!(lines[echo].contains("+1.150 ms"));
-        assert!(lines[echo].trim_end().ends_with("0.150 ms"), "{}", lines[echo]);
+        assert!(
+            lines[echo].trim_end().ends_with("0.150 ms"),
+            "{}",
+            lines[echo]
+        );
         let world = find(&lines, echo, "\"world\" (5 B)");
         let bye = find(&lines, world, "\"bye\" (3 B)");
         let pit = find(&lines, bye, "! 2 requests arrived in one segment");
@@ -532,7 +534,10 @@ mod tests {
         assert!(out.contains("client [2001:db8:85a3::8a2e:370:7334]:50000"));
         assert!(out.contains("server [2001:db8::1]:2222"));
         assert!(out.contains("still open at end of capture"));
-        let long = out.lines().find(|l| l.contains("AAAA")).expect("long request");
+        let long = out
+            .lines()
+            .find(|l| l.contains("AAAA"))
+            .expect("long request");
         assert!(long.contains('…') && long.contains("no response"), "{long}");
     }
 
@@ -542,7 +547,9 @@ mod tests {
         let summary = &out[out.find("Summary").expect("summary")..];
         assert!(summary.contains("connections  3 (1 without handshake, 1 still open, 1 reset)"));
         assert!(summary.contains("exchanges    6 (1 without response)"));
-        assert!(summary.contains("237 B client→server · 1,258 B server→client (1,200 B not captured)"));
+        assert!(
+            summary.contains("237 B client→server · 1,258 B server→client (1,200 B not captured)")
+        );
         assert!(summary.contains("p50 0.210 ms · p99 0.400 ms · max 0.400 ms (over 5 exchanges)"));
         assert!(summary.contains("warnings     1"));
         assert!(summary.contains("! packet 17: TCP data offset 3"));
@@ -564,7 +571,10 @@ mod tests {
             }
             // Both lifelines line up on every ladder row.
             let c = TIME_W;
-            for line in out.lines().filter(|l| l.contains('│') && !l.starts_with("  ")) {
+            for line in out
+                .lines()
+                .filter(|l| l.contains('│') && !l.starts_with("  "))
+            {
                 let cols: Vec<char> = line.chars().collect();
                 if cols.len() > c && line.width() == line.chars().count() {
                     assert!("│├".contains(cols[c]), "client lifeline off: {line}");
