@@ -3,6 +3,8 @@
 //! Shared by the text, Mermaid and SVG formats so they always tell the same
 //! story; each format only decides how a row looks.
 
+use std::collections::HashMap;
+
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::analyze::model::{
@@ -102,6 +104,15 @@ pub fn rows(conn: &Connection, max_exchanges: Option<usize>) -> Vec<Row<'_>> {
     }
     timed.sort_by_key(|(t, order, _)| (*t, *order));
 
+    // Pitfall notes by the row they follow, looked up once per row.
+    let mut notes: HashMap<(Side, u64), Vec<&RecvPitfall>> = HashMap::new();
+    for p in &conn.recv_pitfalls {
+        notes
+            .entry((p.from, pitfall_anchor(p)))
+            .or_default()
+            .push(p);
+    }
+
     let hidden = conn.exchanges.len() - shown;
     let mut more_placed = hidden == 0;
     for (_, _, row) in timed {
@@ -115,13 +126,8 @@ pub fn rows(conn: &Connection, max_exchanges: Option<usize>) -> Vec<Row<'_>> {
             _ => None,
         };
         out.push(row);
-        if let Some((side, index)) = anchor {
-            out.extend(
-                conn.recv_pitfalls
-                    .iter()
-                    .filter(|p| p.from == side && pitfall_anchor(p) == index as u64)
-                    .map(Row::Pitfall),
-            );
+        if let Some(found) = anchor.and_then(|(side, index)| notes.get(&(side, index as u64))) {
+            out.extend(found.iter().map(|p| Row::Pitfall(p)));
         }
     }
     if !more_placed {
@@ -237,6 +243,7 @@ pub fn relative(conn: &Connection, t: Timestamp) -> String {
 /// `"preview" (N B)` in at most `max` columns: the preview is cut with `…`
 /// so the size stays visible; `(N B)` alone for an empty preview.
 pub fn message_label(preview: &str, bytes: u64, max: usize) -> String {
+    let preview = &visible(preview);
     let size = format!("({})", super::stats::format_bytes(bytes));
     if preview.is_empty() {
         return truncate(&size, max);
@@ -247,6 +254,24 @@ pub fn message_label(preview: &str, bytes: u64, max: usize) -> String {
         return truncate(&format!("\"{preview}\" {size}"), max);
     }
     format!("\"{}\" {size}", truncate(preview, room))
+}
+
+/// `s` with control characters (a hostile preview could carry terminal
+/// escape sequences, or bytes XML forbids) written as `\x{1b}`. Previews
+/// come escaped from the analyzer; this is the report's own guard.
+pub fn visible(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\x{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `s` cut to at most `max` terminal columns, ending in `…` when cut.
@@ -399,5 +424,7 @@ mod tests {
         assert_eq!(long, "\"xxxxxxx…\" (1,000 B)");
         assert_eq!(long.width(), 20);
         assert_eq!(truncate("漢字漢字", 5), "漢字…");
+        assert_eq!(visible("a\x1b[2J\u{7f}b"), "a\\x{1b}[2J\\x{7f}b");
+        assert_eq!(message_label("\r\n", 2, 40), "\"\\x{d}\\x{a}\" (2 B)");
     }
 }

@@ -116,19 +116,24 @@ impl RenderOptions {
     }
 }
 
-/// Writes `analysis` to `out` in `format`.
+/// Writes `analysis` to `out` in `format` (buffered internally; a write
+/// error such as a closed pipe is returned as is).
 pub fn render(
     analysis: &Analysis,
     format: Format,
     options: &RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    // The formats write many small pieces; buffer them whatever `out` is.
+    let mut buffered = io::BufWriter::with_capacity(64 * 1024, out);
+    let out: &mut dyn Write = &mut buffered;
     match format {
         Format::Text => text::render(analysis, options, out),
         Format::Json => json::render(analysis, options, out),
         Format::Mermaid => mermaid::render(analysis, options, out),
         Format::Svg => svg::render(analysis, options, out),
-    }
+    }?;
+    buffered.flush()
 }
 
 /// `… N more connections`, the note shared by the diagram formats when
@@ -172,6 +177,35 @@ mod tests {
                 let s = String::from_utf8(out).expect("utf-8 output");
                 assert!(!s.is_empty(), "{format} output empty");
             }
+        }
+    }
+
+    #[test]
+    fn huge_analyses_are_capped_but_counted() {
+        use crate::analyze::model::{PitfallKind, RecvPitfall, Side};
+        let mut a = sample::many_exchanges(100_000);
+        a.connections[0].recv_pitfalls = (0..100_000)
+            .map(|i| RecvPitfall {
+                from: Side::Client,
+                kind: PitfallKind::Split,
+                message: i,
+                count: 2,
+            })
+            .collect();
+        for format in [Format::Text, Format::Mermaid, Format::Svg] {
+            let mut out = Vec::new();
+            render(&a, format, &RenderOptions::default(), &mut out).expect("render");
+            assert!(
+                out.len() < 100_000,
+                "{format}: {} bytes despite the cap",
+                out.len()
+            );
+            let s = String::from_utf8(out).expect("utf-8");
+            assert!(
+                s.contains("99950 more exchanges"),
+                "{format}: cap not announced"
+            );
+            assert!(s.contains("100000 exchanges") || s.contains("exchanges    100000"));
         }
     }
 

@@ -249,7 +249,7 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
                     l.arrow(
                         true,
                         &ladder::message_label(
-                            &sanitize(&exchange.request_preview),
+                            &exchange.request_preview,
                             exchange.request_bytes,
                             l.label_room(),
                         ),
@@ -267,7 +267,7 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
                 l.arrow(
                     false,
                     &ladder::message_label(
-                        &sanitize(&exchange.response_preview),
+                        &exchange.response_preview,
                         exchange.response_bytes,
                         l.label_room(),
                     ),
@@ -409,26 +409,9 @@ fn summary(p: &mut Printer<'_>, analysis: &Analysis) -> io::Result<()> {
         p.wrapped(&format!("{name:<12} {value}"), 2, Style::Plain)?;
     }
     for w in &analysis.warnings {
-        p.wrapped(&format!("! {}", sanitize(w)), 4, Style::Note)?;
+        p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;
     }
     Ok(())
-}
-
-/// Replaces control characters (a hostile preview could carry terminal
-/// escape sequences) with `\x..` escapes.
-fn sanitize(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_owned();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                format!("\\x{{{:x}}}", u32::from(c))
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// Word-wraps `text` into lines of at most `max` columns; words longer than
