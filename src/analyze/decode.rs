@@ -45,7 +45,9 @@ pub mod linktype {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Skip {
     /// The interface's link type is not one this module decodes.
-    #[error("link type {0} is not supported (Ethernet, Linux cooked v1/v2, loopback and raw IP are)")]
+    #[error(
+        "link type {0} is not supported (Ethernet, Linux cooked v1/v2, loopback and raw IP are)"
+    )]
     UnsupportedLink(u32),
     /// The link layer carries something else than IPv4/IPv6.
     #[error("not an IP packet")]
@@ -82,7 +84,11 @@ pub fn decode<'a>(packet: &RawPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
         linktype::ETHERNET => ethernet(data, cut)?,
         linktype::LINUX_SLL => {
             let header = link_header(data, 16, cut, "Linux cooked (SLL) header")?;
-            ether_payload(u16::from_be_bytes([header[14], header[15]]), &data[16..], cut)?
+            ether_payload(
+                u16::from_be_bytes([header[14], header[15]]),
+                &data[16..],
+                cut,
+            )?
         }
         linktype::LINUX_SLL2 => {
             let header = link_header(data, 20, cut, "Linux cooked v2 (SLL2) header")?;
@@ -377,7 +383,10 @@ mod tests {
         assert_v4_segment(&decode(&raw(linktype::LINUX_SLL2, &sll2)).unwrap(), b"any");
         // A cooked header announcing ARP is not IP.
         sll2[0..2].copy_from_slice(&[0x08, 0x06]);
-        assert_eq!(decode(&raw(linktype::LINUX_SLL2, &sll2)).unwrap_err(), Skip::NotIp);
+        assert_eq!(
+            decode(&raw(linktype::LINUX_SLL2, &sll2)).unwrap_err(),
+            Skip::NotIp
+        );
     }
 
     #[test]
@@ -399,7 +408,10 @@ mod tests {
         }
         let mut other = 7u32.to_le_bytes().to_vec();
         other.extend_from_slice(&v4);
-        assert_eq!(decode(&raw(linktype::NULL, &other)).unwrap_err(), Skip::NotIp);
+        assert_eq!(
+            decode(&raw(linktype::NULL, &other)).unwrap_err(),
+            Skip::NotIp
+        );
     }
 
     #[test]
@@ -414,7 +426,10 @@ mod tests {
             assert_eq!(segment.src, "[fd00::1]:40000".parse().unwrap());
             assert_eq!(segment.dst, "[fd00::2]:2222".parse().unwrap());
             assert!(segment.flags.syn && !segment.flags.ack);
-            assert_eq!((segment.seq, segment.payload, segment.payload_len), (7, &b"six"[..], 3));
+            assert_eq!(
+                (segment.seq, segment.payload, segment.payload_len),
+                (7, &b"six"[..], 3)
+            );
         }
     }
 
@@ -443,14 +458,20 @@ mod tests {
         // Cut inside the TCP header: skipped, and said so.
         let mut packet = raw(linktype::ETHERNET, &frame[..40]);
         packet.orig_len = frame.len() as u32;
-        assert_eq!(decode(&packet).unwrap_err(), Skip::CutBySnaplen("TCP header"));
+        assert_eq!(
+            decode(&packet).unwrap_err(),
+            Skip::CutBySnaplen("TCP header")
+        );
     }
 
     #[test]
     fn fragments_and_other_protocols_are_skipped() {
         let mut v4 = tcp_v4(b"frag");
         v4[6] = 0x20; // more fragments
-        assert_eq!(decode(&raw(linktype::RAW, &v4)).unwrap_err(), Skip::Fragment);
+        assert_eq!(
+            decode(&raw(linktype::RAW, &v4)).unwrap_err(),
+            Skip::Fragment
+        );
         let mut udp = Vec::new();
         etherparse::PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
             .udp(53, 53)
@@ -459,7 +480,10 @@ mod tests {
         assert_eq!(decode(&raw(linktype::RAW, &udp)).unwrap_err(), Skip::NotTcp);
         let mut arp = ether_frame(&[0; 28]);
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert_eq!(decode(&raw(linktype::ETHERNET, &arp)).unwrap_err(), Skip::NotIp);
+        assert_eq!(
+            decode(&raw(linktype::ETHERNET, &arp)).unwrap_err(),
+            Skip::NotIp
+        );
         assert_eq!(
             decode(&raw(127, &arp)).unwrap_err(),
             Skip::UnsupportedLink(127)
@@ -476,7 +500,10 @@ mod tests {
         // next header TCP, offset 0, more fragments, id 1
         ip.extend_from_slice(&[6, 0, 0, 1, 0, 0, 0, 1]);
         ip.extend_from_slice(&plain[40..]);
-        assert_eq!(decode(&raw(linktype::IPV6, &ip)).unwrap_err(), Skip::Fragment);
+        assert_eq!(
+            decode(&raw(linktype::IPV6, &ip)).unwrap_err(),
+            Skip::Fragment
+        );
     }
 
     fn malformed(link: u32, data: &[u8]) -> String {

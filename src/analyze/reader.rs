@@ -39,9 +39,9 @@
 use std::io::{self, IsTerminal, Read};
 
 use pcap_parser::pcapng::{
-    parse_enhancedpacketblock_be, parse_enhancedpacketblock_le,
-    parse_interfacedescriptionblock_be, parse_interfacedescriptionblock_le,
-    parse_sectionheaderblock, parse_simplepacketblock_be, parse_simplepacketblock_le,
+    parse_enhancedpacketblock_be, parse_enhancedpacketblock_le, parse_interfacedescriptionblock_be,
+    parse_interfacedescriptionblock_le, parse_sectionheaderblock, parse_simplepacketblock_be,
+    parse_simplepacketblock_le,
 };
 use pcap_parser::{PcapError, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified};
 
@@ -159,7 +159,9 @@ pub enum Corruption {
         trailing: u32,
     },
     /// A pcapng block length that is not a multiple of 4 or is below its minimum.
-    #[error("block type {block_type:#x} has invalid length {length} (must be a multiple of 4 and at least {minimum})")]
+    #[error(
+        "block type {block_type:#x} has invalid length {length} (must be a multiple of 4 and at least {minimum})"
+    )]
     BadBlockLength {
         /// Block type.
         block_type: u32,
@@ -751,8 +753,8 @@ impl<R: Read> CaptureReader<R> {
         } else {
             parse_pcap_frame(record)
         };
-        let (_, frame) = parsed
-            .map_err(|e| corrupt(self.input.offset, Corruption::Parser(nom_message(e))))?;
+        let (_, frame) =
+            parsed.map_err(|e| corrupt(self.input.offset, Corruption::Parser(nom_message(e))))?;
         let fraction = if nanosecond {
             u64::from(frame.ts_usec)
         } else {
@@ -845,7 +847,10 @@ impl<R: Read> CaptureReader<R> {
                 ));
             }
             let is_packet = matches!(block_type, PCAPNG_EPB | PCAPNG_SPB);
-            if !matches!(block_type, PCAPNG_SHB | PCAPNG_IDB | PCAPNG_EPB | PCAPNG_SPB) {
+            if !matches!(
+                block_type,
+                PCAPNG_SHB | PCAPNG_IDB | PCAPNG_EPB | PCAPNG_SPB
+            ) {
                 // Skipped block (name resolution, statistics, secrets, custom,
                 // unknown): stream it through, then check its trailing length.
                 if !self.input.skip(u64::from(length) - 4)? || !self.input.fill(4)? {
@@ -899,7 +904,10 @@ impl<R: Read> CaptureReader<R> {
                 }
                 PCAPNG_IDB => {
                     if interfaces.len() >= MAX_INTERFACES {
-                        return Err(corrupt(offset, Corruption::TooManyInterfaces(MAX_INTERFACES)));
+                        return Err(corrupt(
+                            offset,
+                            Corruption::TooManyInterfaces(MAX_INTERFACES),
+                        ));
                     }
                     let mut units_per_sec = 1_000_000;
                     let mut offset_secs = 0;
@@ -958,7 +966,8 @@ impl<R: Read> CaptureReader<R> {
                             },
                         ));
                     };
-                    check_caplen(caplen, interface.snaplen).map_err(|what| corrupt(offset, what))?;
+                    check_caplen(caplen, interface.snaplen)
+                        .map_err(|what| corrupt(offset, what))?;
                     let room = length as u32 - 32;
                     let padded = caplen.div_ceil(4) * 4;
                     if padded > room {
@@ -1336,7 +1345,13 @@ mod tests {
         for big_endian in [false, true] {
             for nanosecond in [false, true] {
                 let (segs, summary) = segments(&three_records(nanosecond, big_endian)).unwrap();
-                assert_eq!(summary.format, CaptureFormat::Pcap { nanosecond, big_endian });
+                assert_eq!(
+                    summary.format,
+                    CaptureFormat::Pcap {
+                        nanosecond,
+                        big_endian
+                    }
+                );
                 let scale = if nanosecond { 1 } else { 1_000 };
                 let times: Vec<u64> = segs.iter().map(|s| s.1).collect();
                 assert_eq!(
@@ -1452,7 +1467,11 @@ mod tests {
         let (segs, summary) = segments(&file[..file.len() - 5]).unwrap();
         assert_eq!(segs.len(), 3);
         assert!(summary.truncated);
-        assert!(summary.warnings[0].contains("the last packet"), "{:?}", summary.warnings);
+        assert!(
+            summary.warnings[0].contains("the last packet"),
+            "{:?}",
+            summary.warnings
+        );
         assert!(summary.warnings[0].contains("the 3 packets before it were read"));
     }
 
@@ -1495,7 +1514,13 @@ mod tests {
         let file = pcap(false, true, 1, 50, &[(0, 0, &frame, frame.len() as u32)]);
         let (offset, what, message) = corrupt(&file);
         assert_eq!(offset, 24);
-        assert_eq!(what, Corruption::OverSnaplen { claimed: 58, snaplen: 50 });
+        assert_eq!(
+            what,
+            Corruption::OverSnaplen {
+                claimed: 58,
+                snaplen: 50
+            }
+        );
         assert_eq!(
             message,
             "corrupt pcap at byte offset 24: record claims 58 bytes, more than the snaplen of 50"
@@ -1526,14 +1551,23 @@ mod tests {
         assert_eq!(offset, at as u64);
         assert_eq!(
             what,
-            Corruption::LengthMismatch { leading: n as u32, trailing: n as u32 + 4 }
+            Corruption::LengthMismatch {
+                leading: n as u32,
+                trailing: n as u32 + 4
+            }
         );
         assert!(message.starts_with(&format!("corrupt pcapng at byte offset {at}: block length")));
         // The same in a skipped block.
         let mut skipped = le.block(0x99, b"abcd");
         skipped[12..16].copy_from_slice(&24u32.to_le_bytes());
         let (_, what, _) = corrupt(&ng_file(&[skipped]));
-        assert_eq!(what, Corruption::LengthMismatch { leading: 16, trailing: 24 });
+        assert_eq!(
+            what,
+            Corruption::LengthMismatch {
+                leading: 16,
+                trailing: 24
+            }
+        );
     }
 
     #[test]
@@ -1546,7 +1580,14 @@ mod tests {
         file.extend(le.idb(1, 0, &options));
         let (offset, what, _) = corrupt(&file);
         assert_eq!(offset, idb_at as u64 + 16);
-        assert_eq!(what, Corruption::OptionPastBlock { code: 2, length: 200, room: 4 });
+        assert_eq!(
+            what,
+            Corruption::OptionPastBlock {
+                code: 2,
+                length: 200,
+                room: 4
+            }
+        );
     }
 
     #[test]
@@ -1556,26 +1597,56 @@ mod tests {
         let mut epb = le.epb(0, 1, &tcp_v4(b"x"), 41);
         epb[20..24].copy_from_slice(&100u32.to_le_bytes());
         let (_, what, _) = corrupt(&ng_file(&[epb]));
-        assert_eq!(what, Corruption::CaplenPastBlock { caplen: 100, room: 52 });
+        assert_eq!(
+            what,
+            Corruption::CaplenPastBlock {
+                caplen: 100,
+                room: 52
+            }
+        );
         // Captured length over 256 KiB.
         let mut epb = le.epb(0, 1, &tcp_v4(b"x"), 41);
         epb[20..24].copy_from_slice(&300_000u32.to_le_bytes());
         let (_, what, _) = corrupt(&ng_file(&[epb]));
-        assert!(matches!(what, Corruption::TooLong { claimed: 300_000, .. }));
+        assert!(matches!(
+            what,
+            Corruption::TooLong {
+                claimed: 300_000,
+                ..
+            }
+        ));
         // Block length claiming 4 GiB: refused before anything is allocated.
         let mut huge = le.epb(0, 1, &tcp_v4(b"x"), 41);
         huge[4..8].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
         let (_, what, message) = corrupt(&ng_file(&[huge]));
-        assert!(matches!(what, Corruption::TooLong { claimed: 0xFFFF_FFF0, .. }), "{message}");
+        assert!(
+            matches!(
+                what,
+                Corruption::TooLong {
+                    claimed: 0xFFFF_FFF0,
+                    ..
+                }
+            ),
+            "{message}"
+        );
         // Length not a multiple of 4.
         let mut odd = le.block(0x99, b"abcd");
         odd[4..8].copy_from_slice(&21u32.to_le_bytes());
         let (_, what, _) = corrupt(&ng_file(&[odd]));
-        assert!(matches!(what, Corruption::BadBlockLength { length: 21, .. }));
+        assert!(matches!(
+            what,
+            Corruption::BadBlockLength { length: 21, .. }
+        ));
         // Packet on an interface that was never described.
         let file = ng_file(&[le.epb(3, 1, &tcp_v4(b"x"), 41)]);
         let (offset, what, _) = corrupt(&file);
-        assert_eq!(what, Corruption::UnknownInterface { interface: 3, known: 1 });
+        assert_eq!(
+            what,
+            Corruption::UnknownInterface {
+                interface: 3,
+                known: 1
+            }
+        );
         assert_eq!(offset, ng_file(&[]).len() as u64 + 8);
         // An if_tsresol beyond 10^19.
         let mut file = le.shb();
@@ -1594,9 +1665,15 @@ mod tests {
         let err = segments(b"GET / HTTP/1.1\r\n\r\nmore than twenty-four bytes").unwrap_err();
         assert!(matches!(err, ReadError::UnknownFormat { magic } if &magic == b"GET "));
         assert!(err.to_string().starts_with("not a pcap or pcapng file"));
-        assert!(matches!(segments(b"").unwrap_err(), ReadError::TooShort { len: 0 }));
+        assert!(matches!(
+            segments(b"").unwrap_err(),
+            ReadError::TooShort { len: 0 }
+        ));
         let header_only = &three_records(false, false)[..20];
-        assert!(matches!(segments(header_only).unwrap_err(), ReadError::TooShort { len: 20 }));
+        assert!(matches!(
+            segments(header_only).unwrap_err(),
+            ReadError::TooShort { len: 20 }
+        ));
     }
 
     #[test]
@@ -1626,8 +1703,9 @@ mod tests {
     fn warnings_are_bounded_but_counted() {
         let mut bad = tcp_v4(b"");
         bad[32] = 0;
-        let records: Vec<(u32, u32, &[u8], u32)> =
-            (0..MAX_WARNINGS as u32 + 50).map(|i| (i, 0, &bad[..], 40)).collect();
+        let records: Vec<(u32, u32, &[u8], u32)> = (0..MAX_WARNINGS as u32 + 50)
+            .map(|i| (i, 0, &bad[..], 40))
+            .collect();
         let (_, summary) = segments(&pcap(false, false, 101, 0, &records)).unwrap();
         assert_eq!(summary.warnings.len(), MAX_WARNINGS);
         assert_eq!(summary.warnings_total, MAX_WARNINGS as u64 + 50);
@@ -1639,8 +1717,9 @@ mod tests {
     fn progress_reaches_the_file_size() {
         let big = vec![b'x'; 60_000];
         let frame = tcp_v4(&big);
-        let records: Vec<(u32, u32, &[u8], u32)> =
-            (0..40).map(|i| (i, 0, &frame[..], frame.len() as u32)).collect();
+        let records: Vec<(u32, u32, &[u8], u32)> = (0..40)
+            .map(|i| (i, 0, &frame[..], frame.len() as u32))
+            .collect();
         let file = pcap(false, false, 101, 0, &records);
         let mut reports = Vec::new();
         read_capture_with_progress(&file[..], |_| {}, |b| reports.push(b)).unwrap();
