@@ -826,7 +826,7 @@ impl<R: Read> CaptureReader<R> {
                 PCAPNG_SPB => (16, MAX_PARSED_BLOCK),
                 _ => (12, MAX_SKIPPED_BLOCK),
             };
-            if length % 4 != 0 || length < minimum {
+            if !length.is_multiple_of(4) || length < minimum {
                 return Err(corrupt(
                     offset,
                     Corruption::BadBlockLength {
@@ -1301,8 +1301,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Reads a capture, returning (number, time, src port, payload) per segment.
-    fn segments(bytes: &[u8]) -> Result<(Vec<(u64, u64, u16, Vec<u8>)>, ReadSummary), ReadError> {
+    /// (number, time, src port, payload) of one segment.
+    type Brief = (u64, u64, u16, Vec<u8>);
+
+    /// Reads a capture, returning a [`Brief`] per segment.
+    fn segments(bytes: &[u8]) -> Result<(Vec<Brief>, ReadSummary), ReadError> {
         let mut out = Vec::new();
         let summary = read_capture(bytes, |s| {
             out.push((s.number, s.time.0, s.src.port(), s.payload.to_vec()))
