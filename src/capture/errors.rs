@@ -33,7 +33,9 @@ pub enum CaptureError {
     },
 
     /// libpcap could not compile the BPF filter expression.
-    #[error("bad capture filter '{filter}': {message} (the syntax is tcpdump's, see `man pcap-filter`)")]
+    #[error(
+        "bad capture filter '{filter}': {message} (the syntax is tcpdump's, see `man pcap-filter`)"
+    )]
     BadFilter {
         /// The filter text as given.
         filter: String,
@@ -41,8 +43,9 @@ pub enum CaptureError {
         message: String,
     },
 
-    /// The output file could not be opened or written.
-    #[error("cannot write the capture to {}: {source}", .path.display())]
+    /// The output file could not be opened or written; the reason is the
+    /// source error (printed after it by `anyhow`'s `{:#}`).
+    #[error("cannot write the capture to {}", .path.display())]
     Output {
         /// The output path (`-` for stdout).
         path: PathBuf,

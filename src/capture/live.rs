@@ -236,7 +236,8 @@ fn open_output(cap: &pcap::Capture<Active>, path: &Path) -> Result<Savefile, Cap
 }
 
 fn link_type_name(link: Linktype) -> String {
-    link.get_name().unwrap_or_else(|_| format!("DLT {}", link.0))
+    link.get_name()
+        .unwrap_or_else(|_| format!("DLT {}", link.0))
 }
 
 /// Reads packets and writes them until a limit is reached or a stop is
@@ -325,7 +326,9 @@ fn run_loop(
 fn wait_readable(cap: &pcap::Capture<Active>, deadline: Option<Instant>) {
     let mut timeout = POLL_TIMEOUT_MS;
     if let Some(deadline) = deadline {
-        let left = deadline.saturating_duration_since(Instant::now()).as_millis();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
         // Round up so the loop does not spin in the last millisecond.
         timeout = timeout.min(i32::try_from(left + 1).unwrap_or(i32::MAX));
     }
