@@ -91,6 +91,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         promiscuous: args.promisc,
         precision: args.precision,
     };
+    if config.writes_stdout() && std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "refusing to write binary pcap data to a terminal: redirect stdout \
+             (`-w - > file.pcap`, `-w - | reqresp analyze -`) or give a file name"
+        );
+    }
     let destination = if config.writes_stdout() {
         "stdout".to_string()
     } else {
