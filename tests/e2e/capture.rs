@@ -82,7 +82,12 @@ impl Capturing {
             std::thread::sleep(Duration::from_millis(10));
         };
         let took = started.elapsed();
-        let lines = self.stderr.try_iter().collect();
+        // The reader thread may still be forwarding the last lines: read
+        // until it sees end of file.
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
+            lines.push(line);
+        }
         (status.success(), lines, took)
     }
 }
