@@ -54,7 +54,7 @@ pub enum ClientError {
     /// The host name did not resolve.
     #[error(
         "cannot resolve {target}: {} — check the host name and port, or give an IP address",
-        describe(error)
+        describe_lookup(error)
     )]
     Resolve {
         /// The address as given (with the default port added if it had none).
@@ -80,7 +80,7 @@ pub enum ClientError {
         target: String,
     },
     /// No address of the target accepted a connection.
-    #[error("cannot connect to {target}: {reason} — is `reqresp server` running there?")]
+    #[error("cannot connect to {target}: {reason} — is `reqresp server` running?")]
     Connect {
         /// The address as given.
         target: String,
@@ -168,6 +168,20 @@ fn describe(error: &io::Error) -> String {
         _ => return error.to_string(),
     };
     words.to_string()
+}
+
+/// A resolver error without the generic prefix tokio puts before the
+/// resolver's own words: `name or service not known`.
+fn describe_lookup(error: &io::Error) -> String {
+    let text = error.to_string();
+    let words = text
+        .strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&text);
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
 /// Formats a timeout as seconds: `5 s`, `0.5 s`.
@@ -635,7 +649,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("cannot connect to {addr}: connection refused — is `reqresp server` running there?")
+            format!("cannot connect to {addr}: connection refused — is `reqresp server` running?")
         );
     }
 
