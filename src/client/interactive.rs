@@ -18,6 +18,7 @@ use std::io::{self, Write};
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Config, Editor};
+use tokio::signal::unix::{SignalKind, signal};
 
 use super::{Client, ClientError};
 
@@ -31,8 +32,13 @@ pub enum InteractiveError {
     #[error(transparent)]
     Client(#[from] ClientError),
     /// The terminal could not be set up or read.
-    #[error("cannot read from the terminal: {0} (pipe the requests instead: `... | reqresp client`)")]
+    #[error(
+        "cannot read from the terminal: {0} (pipe the requests instead: `... | reqresp client`)"
+    )]
     Terminal(ReadlineError),
+    /// Ctrl-C (SIGINT) could not be listened for.
+    #[error("cannot listen for Ctrl-C")]
+    Signal(#[source] io::Error),
     /// Writing to the terminal failed.
     #[error("cannot write to the terminal")]
     Output(#[source] io::Error),
@@ -71,6 +77,10 @@ pub async fn run(mut client: Client) -> Result<(), InteractiveError> {
     let config = Config::builder().auto_add_history(false).build();
     let mut editor: Editor<(), DefaultHistory> =
         Editor::with_config(config).map_err(InteractiveError::Terminal)?;
+    // Listen for SIGINT from the start, not only once a request is in flight:
+    // a Ctrl-C pressed right after Enter must not find the default handler,
+    // which would kill the client without closing the connection.
+    let mut sigint = signal(SignalKind::interrupt()).map_err(InteractiveError::Signal)?;
     let mut stdout = io::stdout();
     writeln!(
         stdout,
@@ -119,7 +129,7 @@ pub async fn run(mut client: Client) -> Result<(), InteractiveError> {
                 }
                 Err(err) => return Err(err.into()),
             },
-            _ = tokio::signal::ctrl_c() => {
+            _ = sigint.recv() => {
                 writeln!(stdout, "\ninterrupted: no longer waiting for the response")
                     .map_err(InteractiveError::Output)?;
                 break;
@@ -147,7 +157,9 @@ mod tests {
     #[test]
     fn only_requests_refused_before_sending_keep_the_session() {
         assert!(recoverable(&ClientError::EmptyRaw));
-        assert!(recoverable(&ClientError::Request(FrameError::NewlineInLine)));
+        assert!(recoverable(&ClientError::Request(
+            FrameError::NewlineInLine
+        )));
         let peer = "127.0.0.1:1".parse().unwrap();
         assert!(!recoverable(&ClientError::Closed { peer, partial: 0 }));
     }

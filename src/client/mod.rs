@@ -96,7 +96,10 @@ pub enum ClientError {
     )]
     EmptyRaw,
     /// Writing the request failed.
-    #[error("cannot send to {peer}: {} — the server may have gone away", describe(error))]
+    #[error(
+        "cannot send to {peer}: {} — the server may have gone away",
+        describe(error)
+    )]
     Send {
         /// The server's address.
         peer: SocketAddr,
@@ -104,7 +107,10 @@ pub enum ClientError {
         error: io::Error,
     },
     /// Reading the response failed.
-    #[error("cannot read the response from {peer}: {} — the server may have gone away", describe(error))]
+    #[error(
+        "cannot read the response from {peer}: {} — the server may have gone away",
+        describe(error)
+    )]
     Receive {
         /// The server's address.
         peer: SocketAddr,
@@ -264,7 +270,7 @@ impl Client {
         let mut failures = Vec::new();
         for addr in &addrs {
             match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => return Ok(Client::from_stream(stream, framing, timeout)?),
+                Ok(Ok(stream)) => return Client::from_stream(stream, framing, timeout),
                 Ok(Err(error)) => failures.push((addr, describe(&error))),
                 Err(_) => failures.push((addr, format!("no answer within {}", secs(timeout)))),
             }
@@ -377,7 +383,10 @@ impl Client {
         }
     }
 
-    async fn receive_until(&mut self, deadline: tokio::time::Instant) -> Result<Bytes, ClientError> {
+    async fn receive_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Bytes, ClientError> {
         loop {
             // Bytes already buffered may hold the whole response (the server
             // answered several pipelined requests in one segment).
@@ -463,12 +472,7 @@ impl fmt::Display for Response {
     /// The payload as text (invalid UTF-8 replaced), control characters
     /// escaped so network bytes cannot drive the terminal, then the RTT.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}   ({})",
-            printable(&self.bytes),
-            format_rtt(self.rtt)
-        )
+        write!(f, "{}   ({})", printable(&self.bytes), format_rtt(self.rtt))
     }
 }
 
@@ -556,7 +560,11 @@ mod tests {
         let mut client = connect(addr, Framing::Line).await;
         let response = client.request(b"hi").await.unwrap();
         assert_eq!(&response.bytes[..], b"Echo: hi");
-        assert!(response.rtt >= Duration::from_millis(40), "{:?}", response.rtt);
+        assert!(
+            response.rtt >= Duration::from_millis(40),
+            "{:?}",
+            response.rtt
+        );
     }
 
     #[tokio::test]
@@ -605,8 +613,14 @@ mod tests {
         let addr = serve_once(3, vec![], false).await;
         let mut client = connect(addr, Framing::Line).await;
         let err = client.request(b"hi").await.unwrap_err();
-        assert!(matches!(err, ClientError::Closed { partial: 0, .. }), "{err:?}");
-        assert!(err.to_string().contains("closed the connection before answering"));
+        assert!(
+            matches!(err, ClientError::Closed { partial: 0, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("closed the connection before answering")
+        );
     }
 
     #[tokio::test]
@@ -614,8 +628,14 @@ mod tests {
         let addr = serve_once(3, vec![b"Echo: h".to_vec()], false).await;
         let mut client = connect(addr, Framing::Line).await;
         let err = client.request(b"hi").await.unwrap_err();
-        assert!(matches!(err, ClientError::Closed { partial: 7, .. }), "{err:?}");
-        assert!(err.to_string().contains("in the middle of a response (7 bytes"));
+        assert!(
+            matches!(err, ClientError::Closed { partial: 7, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("in the middle of a response (7 bytes")
+        );
     }
 
     #[tokio::test]
@@ -656,14 +676,24 @@ mod tests {
     #[tokio::test]
     async fn unresolvable_name_is_reported_as_such() {
         // `.invalid` never resolves (RFC 6761); the resolver answers locally.
-        let err = Client::connect("no-such-host.invalid", Framing::Line, Duration::from_secs(5))
-            .await
-            .unwrap_err();
+        let err = Client::connect(
+            "no-such-host.invalid",
+            Framing::Line,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
         assert!(
-            matches!(err, ClientError::Resolve { .. } | ClientError::ResolveTimeout { .. }),
+            matches!(
+                err,
+                ClientError::Resolve { .. } | ClientError::ResolveTimeout { .. }
+            ),
             "{err:?}"
         );
-        assert!(err.to_string().starts_with("cannot resolve no-such-host.invalid:2222"));
+        assert!(
+            err.to_string()
+                .starts_with("cannot resolve no-such-host.invalid:2222")
+        );
     }
 
     #[tokio::test]

@@ -154,7 +154,10 @@ mod tests {
             Ok(b"never".to_vec()),
         ];
         let err = run(client, messages, &mut out).await.unwrap_err();
-        assert!(matches!(err, ScriptError::Input { number: 2, .. }), "{err:?}");
+        assert!(
+            matches!(err, ScriptError::Input { number: 2, .. }),
+            "{err:?}"
+        );
         assert_eq!(out, b"Echo: a\n");
     }
 

@@ -255,7 +255,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// On a framing error the responses to the requests before the bad one
     /// stay in the write buffer, so the caller can still flush them.
-    pub fn answer_buffered<F>(&mut self, high_water: usize, mut respond: F) -> Result<Batch, FrameError>
+    pub fn answer_buffered<F>(
+        &mut self,
+        high_water: usize,
+        mut respond: F,
+    ) -> Result<Batch, FrameError>
     where
         F: FnMut(&[u8], &mut Vec<u8>),
     {
@@ -335,7 +339,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.read.start = 0;
         self.read.end = 0;
         if self.read.buf.is_empty() {
-            self.read.buf.resize(INITIAL_READ_CAPACITY.min(self.read.bound), 0);
+            self.read
+                .buf
+                .resize(INITIAL_READ_CAPACITY.min(self.read.bound), 0);
         }
         let mut discarded = 0;
         while discarded < limit {
@@ -542,7 +548,10 @@ mod tests {
     async fn high_water_mark_bounds_the_write_buffer() {
         let (mut client, server) = duplex(1 << 16);
         let mut conn = Connection::new(server, Framing::Line, 1024);
-        client.write_all(&b"0123456789\n".repeat(100)).await.unwrap();
+        client
+            .write_all(&b"0123456789\n".repeat(100))
+            .await
+            .unwrap();
         conn.fill().await.unwrap();
         let batch = conn.answer_buffered(64, echo).unwrap();
         assert!(batch.more);
