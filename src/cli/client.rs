@@ -13,6 +13,16 @@ use reqresp::protocol::Framing;
 
 /// Arguments of `reqresp client`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  reqresp client                                  prompt, connected to 127.0.0.1:2222
+  reqresp client 127.0.0.1:2222 hello 'book ticket'
+  printf 'a\\nb\\n' | reqresp client reqresp-server:2222
+  reqresp client --framing raw 127.0.0.1:2222 hi  talk to the lab's Python server
+  reqresp client ADDR -- -starts-with-dash        messages after -- may start with -
+
+Exit status: 0 when every request got its response; 1 with a one-line reason
+on stderr otherwise (unreachable, closed early, no answer within --timeout).")]
 pub struct Args {
     /// Server address as host:port; a host name works (reqresp-server:2222),
     /// a missing port means 2222.
