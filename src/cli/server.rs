@@ -59,7 +59,9 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(secs > 0.0 && secs <= 1e9) {
-        return Err(format!("{s} must be more than 0 seconds (and less than 1e9)"));
+        return Err(format!(
+            "{s} must be more than 0 seconds (and less than 1e9)"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -110,10 +112,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// A future that completes on the first SIGINT (Ctrl-C) or SIGTERM.
 fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
-    let mut interrupt =
-        signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let mut terminate =
-        signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     Ok(async move {
         let name = tokio::select! {
             _ = interrupt.recv() => "SIGINT",

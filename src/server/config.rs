@@ -132,6 +132,12 @@ mod tests {
             idle_timeout: Duration::ZERO,
             ..Config::default()
         };
-        assert!(config.validate().unwrap_err().to_string().contains("--idle-timeout"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--idle-timeout")
+        );
     }
 }
