@@ -270,6 +270,7 @@ mod tests {
             String::from_utf8_lossy(msgs[1]).contains("larger than the server's limit of 8 bytes")
         );
         assert_eq!(msgs.len(), 2);
+        drop(client);
         assert_eq!(task.await.unwrap(), 1);
     }
 
