@@ -72,12 +72,17 @@ fi
 # One lab at a time: the bridge name is fixed.
 exec 9>/run/lock/reqresp-br-reqresp.lock
 flock -w 600 9 || die "another run held /run/lock/reqresp-br-reqresp.lock for 10 minutes"
-for _ in $(seq 120); do
-    ip link show br-reqresp >/dev/null 2>&1 || break
-    sleep 1
-done
-! ip link show br-reqresp >/dev/null 2>&1 ||
+
+# Waits (at most 120 s) until no br-reqresp exists. Docker would silently
+# attach the containers to someone else's bridge of that name (`reqresp lab`
+# makes one too, and picks br-reqresp-1 when Docker's exists).
+wait_bridge_free() {
+    for _ in $(seq 600); do
+        ip link show br-reqresp >/dev/null 2>&1 || return 0
+        sleep 0.2
+    done
     die "a br-reqresp bridge exists and did not go away in 120 s (another lab up? 'docker compose -f compose/reqresp.yml down' or 'ip link del br-reqresp')"
+}
 
 # ---------------------------------------------------------------- scratch
 tmp=$(mktemp -d /tmp/reqresp-e2e.XXXXXX)
@@ -318,7 +323,18 @@ docker run --rm "$image" reqresp --version >/dev/null ||
 
 # ---------------------------------------------------------------- the five steps
 step "1. up"
-doc 'docker compose -f compose/reqresp.yml up -d'
+# If another lab made br-reqresp between the wait and `up` (a small window),
+# Docker used that bridge: more than our two containers' veths are on it.
+# Take the lab down (Docker leaves a bridge it did not make) and try again.
+for attempt in 1 2 3; do
+    wait_bridge_free
+    doc 'docker compose -f compose/reqresp.yml up -d'
+    members=$(ip -o link show master br-reqresp | wc -l)
+    [[ $members == 2 ]] && break
+    say "br-reqresp has $members ports instead of 2: another lab made it at the same time; retrying"
+    (cd "$work" && timeout 120 "${compose[@]}" -f compose/reqresp.yml down) >/dev/null 2>&1
+    ((attempt < 3)) || die "br-reqresp was taken by another lab three times"
+done
 server_ip=$(container_ip reqresp-server)
 client_ip=$(container_ip reqresp-client)
 say "reqresp-server is $server_ip, reqresp-client is $client_ip"
@@ -328,14 +344,14 @@ doc_bg tcpdump.log 'sudo tcpdump -nvi br-reqresp -w reqresp.pcap'
 tcpdump_pid=$bg_pid
 wait_for tcpdump.log 'listening on br-reqresp' 20 tcpdump
 doc 'docker compose -f compose/reqresp.yml --profile capture up -d'
-# The pcap file appears once libpcap is capturing.
+# `reqresp capture` says "capturing on eth0 ..." once libpcap is capturing.
 capture_id=$(cd "$work" && "${compose[@]}" -f compose/reqresp.yml ps -q reqresp-capture)
 deadline=$((SECONDS + 30))
-until [[ -s $work/captures/reqresp.pcap ]]; do
+until docker logs "$capture_id" 2>&1 | grep -q 'capturing on eth0'; do
     running=$(docker inspect -f '{{.State.Running}}' "$capture_id" 2>/dev/null || echo false)
     if [[ $running != true ]] || ((SECONDS > deadline)); then
         docker logs "$capture_id" 2>&1 | sed 's/^/    /' >&2 || true
-        die "the capture profile did not create captures/reqresp.pcap (running: $running; its output is above)"
+        die "the capture profile did not start capturing (running: $running; its output is above)"
     fi
     sleep 0.2
 done
@@ -366,7 +382,7 @@ doc 'docker compose -f compose/reqresp.yml down'
 
 # ---------------------------------------------------------------- analysis
 step "analyze the tcpdump capture"
-doc 'reqresp analyze reqresp.pcap'
+doc 'reqresp analyze reqresp.pcap' || die "reqresp analyze failed (its error is above)"
 doc 'reqresp analyze reqresp.pcap --format json' >"$tmp/tcpdump.json" || die "reqresp analyze failed"
 check_analysis "$tmp/tcpdump.json"
 
@@ -388,6 +404,7 @@ doc 'tshark -r captures/reqresp.pcap -Y reqresp -T fields -e ip.src -e ip.dst -e
 
 # ---------------------------------------------------------------- auto profile
 step "the auto profile (no typing)"
+wait_bridge_free
 out=$(doc 'docker compose -f compose/reqresp.yml --profile auto up --exit-code-from reqresp-auto-client') ||
     die "the auto profile failed: $out"
 for line in 'Echo: hello' 'Echo: apa kabar?' 'Echo: bye'; do
