@@ -172,16 +172,25 @@ fn raw_framing_answers_each_read_like_the_original_lab() {
 
 #[test]
 fn raw_framing_reads_at_most_1024_bytes_at_a_time() {
-    let server = Server::start(&["--framing", "raw", "--prefix", ""]);
+    let server = Server::start(&["--framing", "raw", "--prefix", "|"]);
     let mut stream = connect(server.addr);
     let sent = vec![b'x'; 3000];
     stream.write_all(&sent).unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
-    // Each read of at most 1024 bytes is one request, echoed as is: the
-    // bytes all come back, whatever way they were cut.
+    // Each read of at most 1024 bytes is one request, answered as "|" + it.
     let mut back = Vec::new();
     stream.read_to_end(&mut back).unwrap();
-    assert_eq!(back, sent);
+    let requests: Vec<&[u8]> = back.split(|&b| b == b'|').skip(1).collect();
+    assert!(
+        requests.len() >= 3,
+        "3000 bytes need at least 3 reads of 1024"
+    );
+    assert!(requests.iter().all(|r| r.len() <= 1024));
+    assert_eq!(
+        requests.concat(),
+        sent,
+        "no byte lost, reordered or invented"
+    );
 }
 
 #[test]
