@@ -373,6 +373,29 @@ fn idle_connections_are_closed_and_active_ones_are_not() {
 }
 
 #[test]
+fn a_client_that_never_reads_its_responses_is_cut_off() {
+    let prefix = "p".repeat(1000);
+    let server = LoggedServer::start(&["--idle-timeout", "0.5", "--prefix", &prefix]);
+    let stream = connect(server.server.addr);
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // 1 MB of requests, 500 MB of answers nobody reads: the server's
+    // writes stall, and it must give up on this client instead of hanging.
+    let writer = thread::spawn(move || {
+        let _ = (&stream).write_all(&b"x\n".repeat(500_000));
+        stream
+    });
+    let log = server.wait_log("did not read its responses");
+    assert!(log.contains("0.5 s"), "{log}");
+    assert_eq!(
+        LineClient::new(server.server.addr).ask("other"),
+        format!("{prefix}other")
+    );
+    drop(writer.join().unwrap());
+}
+
+#[test]
 fn connections_over_the_limit_are_refused_cleanly_and_the_server_recovers() {
     let server = Server::start(&["--max-connections", "2"]);
     let addr = server.addr;
