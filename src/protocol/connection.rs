@@ -35,7 +35,7 @@ const INITIAL_READ_CAPACITY: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     /// The socket failed (reset by the peer, broken pipe, ...).
-    #[error("connection failed: {0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// The bytes received cannot be framed (for example a message over the limit).
     #[error(transparent)]

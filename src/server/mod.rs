@@ -64,7 +64,7 @@ pub enum ServerError {
         addr: String,
     },
     /// Any other failure to bind (bad host name, ...).
-    #[error("cannot listen on {addr}: {source} (expected HOST:PORT, e.g. 0.0.0.0:2222)")]
+    #[error("cannot listen on {addr} (expected HOST:PORT, e.g. 0.0.0.0:2222)")]
     Bind {
         /// The address asked for.
         addr: String,
@@ -72,7 +72,7 @@ pub enum ServerError {
         source: io::Error,
     },
     /// A setting cannot work.
-    #[error("invalid server setting: {0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// The listener's own address could not be read.
     #[error("cannot read the listening address: {0}")]
