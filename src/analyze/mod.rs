@@ -4,5 +4,12 @@
 //! `flows` tracks connections, reassembles both directions and pairs
 //! requests with responses into a [`model::Analysis`].
 
+pub mod flows;
 pub mod model;
+pub mod pairing;
+pub mod preview;
+pub mod reassembly;
 pub mod segment;
+
+pub use flows::{Analyzer, Options};
+pub use pairing::FramingChoice;

@@ -1,0 +1,853 @@
+//! From the reassembled bytes of both directions to request/response
+//! exchanges.
+//!
+//! Written by hand, on purpose: pairing is the heart of `reqresp analyze`
+//! and the lab's lesson (TCP is a byte stream; messages exist only through a
+//! framing), so the rules are kept here where they can be read:
+//!
+//! - **Line and length framing** decode each direction with the same codec
+//!   as the server ([`Framing::decode`]). Request *i* pairs with response
+//!   *i*, which is what pipelining needs. A server message that arrives while
+//!   no request waits is an exchange of its own, without request.
+//! - **Raw framing** takes turns: everything the client sends until the
+//!   server sends data is one request, everything the server sends until the
+//!   client speaks again is its response.
+//! - **Auto** holds the first bytes of a connection (at most
+//!   [`DETECT_WINDOW`]) until each side has finished a first burst (the other
+//!   side spoke after it), the window is full, or the connection ends; then
+//!   picks `line` when every first burst is printable UTF-8 text ending in
+//!   `\n`, `length` when every first burst is a whole number of
+//!   length-prefixed messages (each within `max_message`), otherwise `raw`.
+//! - **Big messages** are not buffered whole: past `max_message` a message is
+//!   streamed (its size counted, its first bytes kept for the preview), so
+//!   memory per direction stays under `max_message`.
+//! - **Gaps.** A message with missing bytes is marked incomplete and its
+//!   preview says where bytes are missing. Line framing finds its footing
+//!   again at the next `\n` (a gap is taken to hold no newline). Length
+//!   framing knows where a message ends if its prefix was captured and the
+//!   gap ends inside it; otherwise the boundaries are lost and the rest of the
+//!   side's burst is taken as one incomplete message (noted on the
+//!   connection), decoding restarting when that side next speaks.
+//! - **Recv pitfalls** (line and length only, messages without gaps): a
+//!   segment carrying bytes of several messages is `merged` (count: messages
+//!   touched); a message whose bytes came in several segments is `split`
+//!   (count: segments). Framing bytes (`\n`, the prefix) count as the
+//!   message's.
+
+use std::collections::VecDeque;
+
+use super::model::{Connection, Exchange, PitfallKind, RecvPitfall, Side, Timestamp};
+use super::preview::PreviewBuf;
+use super::reassembly::{Chunk, ChunkData};
+use crate::protocol::framing::LENGTH_PREFIX;
+use crate::protocol::{FrameError, Framing};
+
+/// Most bytes held per connection while `auto` decides on a framing.
+pub const DETECT_WINDOW: usize = 64 * 1024;
+
+/// The `--framing` choice: a framing, or `auto` to recognise it per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
+pub enum FramingChoice {
+    /// Messages end with `\n`.
+    Line,
+    /// Messages start with a 4-byte big-endian length.
+    Length,
+    /// Turn-taking: a client burst, then a server burst, is one exchange.
+    Raw,
+    /// Recognise line or length framing per connection, else take turns.
+    #[default]
+    Auto,
+}
+
+impl FramingChoice {
+    /// The fixed framing, or `None` for `auto`.
+    pub fn fixed(self) -> Option<Framing> {
+        match self {
+            FramingChoice::Line => Some(Framing::Line),
+            FramingChoice::Length => Some(Framing::Length),
+            FramingChoice::Raw => Some(Framing::Raw),
+            FramingChoice::Auto => None,
+        }
+    }
+}
+
+/// Sizes that bound pairing.
+#[derive(Debug, Clone, Copy)]
+pub struct PairLimits {
+    /// Largest message buffered whole to decode it.
+    pub max_message: usize,
+    /// Characters of preview per message.
+    pub preview_len: usize,
+}
+
+/// A message (or a turn) found in one direction.
+#[derive(Debug, Clone)]
+struct Message {
+    /// Payload bytes, missing ones included.
+    len: u64,
+    first_time: Timestamp,
+    last_time: Timestamp,
+    preview: PreviewBuf,
+    /// Some bytes were not captured.
+    gap: bool,
+    /// The stream ended before the message did.
+    unterminated: bool,
+    /// First and last capture packet that carried bytes of it, and how many
+    /// distinct packets did (0 when all its bytes are missing).
+    first_packet: u64,
+    last_packet: u64,
+    segments: u32,
+}
+
+impl Message {
+    fn new(time: Timestamp) -> Self {
+        Message {
+            len: 0,
+            first_time: time,
+            last_time: time,
+            preview: PreviewBuf::default(),
+            gap: false,
+            unterminated: false,
+            first_packet: 0,
+            last_packet: 0,
+            segments: 0,
+        }
+    }
+
+    fn touch(&mut self, time: Timestamp, packet: u64) {
+        self.last_time = self.last_time.max(time);
+        if self.segments == 0 {
+            self.first_packet = packet;
+            self.segments = 1;
+        } else if packet != self.last_packet {
+            self.segments = self.segments.saturating_add(1);
+        }
+        self.last_packet = packet;
+    }
+
+    /// Adds payload bytes (all of them count; at most `limit` are kept).
+    fn add(&mut self, bytes: &[u8], limit: usize) {
+        self.len += bytes.len() as u64;
+        self.preview.push(bytes, limit);
+    }
+
+    fn add_missing(&mut self, n: u64, time: Timestamp) {
+        self.len += n;
+        self.gap = true;
+        self.last_time = self.last_time.max(time);
+        self.preview.push_missing(n);
+    }
+
+    fn incomplete(&self) -> bool {
+        self.gap || self.unterminated
+    }
+}
+
+/// Bytes of the decode buffer that one packet delivered.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    packet: u64,
+    time: Timestamp,
+    len: usize,
+}
+
+/// What a streamed (not buffered) message runs until.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The next `\n` (line framing).
+    Newline,
+    /// This many more bytes (length framing, size known).
+    Remaining(u64),
+    /// The end of this side's burst (length framing, boundaries lost).
+    BurstEnd,
+}
+
+/// One direction decoded with line or length framing.
+#[derive(Debug)]
+struct Decoder {
+    framing: Framing,
+    limits: PairLimits,
+    /// Undecoded bytes are `buf[start..]`; always the start of a message.
+    buf: Vec<u8>,
+    start: usize,
+    runs: VecDeque<Run>,
+    /// A message being streamed past instead of buffered.
+    streaming: Option<(Until, Message)>,
+    /// Boundaries were lost at least once (for a note).
+    lost_sync: bool,
+}
+
+impl Decoder {
+    fn new(framing: Framing, limits: PairLimits) -> Self {
+        Decoder {
+            framing,
+            limits,
+            buf: Vec::new(),
+            start: 0,
+            runs: VecDeque::new(),
+            streaming: None,
+            lost_sync: false,
+        }
+    }
+
+    fn undecoded(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Builds a message from the first `consumed` undecoded bytes, whose
+    /// payload is `payload` (relative to the undecoded start), and drops them.
+    fn take(&mut self, payload: std::ops::Range<usize>, consumed: usize) -> Message {
+        let mut msg = Message::new(self.runs.front().map_or(Timestamp(0), |r| r.time));
+        let mut left = consumed;
+        while left > 0 {
+            let Some(run) = self.runs.front_mut() else {
+                break;
+            };
+            msg.touch(run.time, run.packet);
+            let n = run.len.min(left);
+            run.len -= n;
+            left -= n;
+            if run.len == 0 {
+                self.runs.pop_front();
+            }
+        }
+        let base = self.start;
+        msg.add(
+            &self.buf[base + payload.start..base + payload.end],
+            self.limits.preview_len,
+        );
+        self.start += consumed;
+        msg
+    }
+
+    /// Frees consumed bytes at the front of the buffer.
+    fn compact(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+            if self.buf.capacity() > 64 * 1024 {
+                self.buf = Vec::new();
+            }
+        } else if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    fn push(&mut self, mut data: &[u8], time: Timestamp, packet: u64, out: &mut Vec<Message>) {
+        while !data.is_empty() {
+            if let Some((until, msg)) = &mut self.streaming {
+                msg.touch(time, packet);
+                let take = match until {
+                    Until::Newline => match data.iter().position(|&b| b == b'\n') {
+                        Some(nl) => {
+                            let end = if nl > 0 && data[nl - 1] == b'\r' {
+                                nl - 1
+                            } else {
+                                nl
+                            };
+                            msg.add(&data[..end], self.limits.preview_len);
+                            let msg = self.streaming.take().map(|(_, m)| m);
+                            out.extend(msg);
+                            data = &data[nl + 1..];
+                            continue;
+                        }
+                        None => data.len(),
+                    },
+                    Until::Remaining(r) => (*r).min(data.len() as u64) as usize,
+                    Until::BurstEnd => data.len(),
+                };
+                msg.add(&data[..take], self.limits.preview_len);
+                if let Until::Remaining(r) = until {
+                    *r -= take as u64;
+                    if *r == 0 {
+                        out.extend(self.streaming.take().map(|(_, m)| m));
+                    }
+                }
+                data = &data[take..];
+                continue;
+            }
+            // Buffer and decode, but never more than one message's worth.
+            self.compact();
+            self.buf.extend_from_slice(data);
+            self.runs.push_back(Run {
+                packet,
+                time,
+                len: data.len(),
+            });
+            data = &[];
+            self.decode(out);
+            // The bytes after a streamed message's start were moved into it;
+            // any left after its end were put back in `data`-like form by
+            // `decode` (it only streams when it consumed the whole buffer).
+        }
+    }
+
+    /// Decodes every complete message in the buffer.
+    fn decode(&mut self, out: &mut Vec<Message>) {
+        loop {
+            let pending = &self.buf[self.start..];
+            match self.framing.decode(pending, self.limits.max_message) {
+                Ok(Some(frame)) => {
+                    let msg = self.take(frame.payload, frame.consumed);
+                    out.push(msg);
+                }
+                Ok(None) => return,
+                Err(FrameError::TooLarge { size, .. }) => {
+                    // Too big to buffer: stream it past.
+                    let have = pending.len();
+                    match self.framing {
+                        Framing::Length => {
+                            let total = LENGTH_PREFIX as u64 + size as u64;
+                            if total <= have as u64 {
+                                let msg = self.take(LENGTH_PREFIX..total as usize, total as usize);
+                                out.push(msg);
+                                continue;
+                            }
+                            let msg = self.take(LENGTH_PREFIX..have, have);
+                            self.streaming = Some((Until::Remaining(total - have as u64), msg));
+                        }
+                        _ => match pending.iter().position(|&b| b == b'\n') {
+                            Some(nl) => {
+                                let end = if nl > 0 && pending[nl - 1] == b'\r' {
+                                    nl - 1
+                                } else {
+                                    nl
+                                };
+                                let msg = self.take(0..end, nl + 1);
+                                out.push(msg);
+                                continue;
+                            }
+                            None => {
+                                let msg = self.take(0..have, have);
+                                self.streaming = Some((Until::Newline, msg));
+                            }
+                        },
+                    }
+                    self.compact();
+                    return;
+                }
+                // Decoding never reports this; stop rather than spin.
+                Err(FrameError::NewlineInLine) => return,
+            }
+        }
+    }
+
+    /// `n` bytes of this direction were not captured.
+    fn missing(&mut self, n: u64, time: Timestamp, out: &mut Vec<Message>) {
+        if let Some((until, msg)) = &mut self.streaming {
+            match until {
+                Until::Newline | Until::BurstEnd => msg.add_missing(n, time),
+                Until::Remaining(r) if n < *r => {
+                    *r -= n;
+                    msg.add_missing(n, time);
+                }
+                Until::Remaining(r) => {
+                    let r = *r;
+                    msg.add_missing(r, time);
+                    out.extend(self.streaming.take().map(|(_, m)| m));
+                    if n > r {
+                        self.lose_sync(n - r, time);
+                    }
+                }
+            }
+            return;
+        }
+        let have = self.undecoded();
+        match self.framing {
+            Framing::Length if have >= LENGTH_PREFIX => {
+                let p = &self.buf[self.start..self.start + LENGTH_PREFIX];
+                let total =
+                    LENGTH_PREFIX as u64 + u64::from(u32::from_be_bytes([p[0], p[1], p[2], p[3]]));
+                let mut msg = self.take(LENGTH_PREFIX..have, have);
+                let rest = total - have as u64;
+                msg.add_missing(n.min(rest), time);
+                if n < rest {
+                    self.streaming = Some((Until::Remaining(rest - n), msg));
+                } else {
+                    out.push(msg);
+                    if n > rest {
+                        self.lose_sync(n - rest, time);
+                    }
+                }
+            }
+            Framing::Length => {
+                // The prefix itself is (partly) missing: no way to know
+                // where this or the next messages end.
+                let mut msg = self.take(0..0, have);
+                msg.add_missing(n, time);
+                msg.len += have as u64;
+                self.lost_sync = true;
+                self.streaming = Some((Until::BurstEnd, msg));
+            }
+            _ => {
+                let mut msg = self.take(0..have, have);
+                msg.add_missing(n, time);
+                self.streaming = Some((Until::Newline, msg));
+            }
+        }
+        self.compact();
+    }
+
+    fn lose_sync(&mut self, n: u64, time: Timestamp) {
+        let mut msg = Message::new(time);
+        msg.add_missing(n, time);
+        self.lost_sync = true;
+        self.streaming = Some((Until::BurstEnd, msg));
+    }
+
+    /// The other side spoke: a message with lost boundaries ends here.
+    fn burst_end(&mut self, out: &mut Vec<Message>) {
+        if matches!(self.streaming, Some((Until::BurstEnd, _))) {
+            out.extend(self.streaming.take().map(|(_, m)| m));
+        }
+    }
+
+    /// The stream ended: whatever is left is an unterminated message.
+    fn finish(&mut self, out: &mut Vec<Message>) {
+        if let Some((until, mut msg)) = self.streaming.take() {
+            msg.unterminated = until != Until::BurstEnd;
+            out.push(msg);
+        }
+        let have = self.undecoded();
+        if have > 0 {
+            let payload = match self.framing {
+                Framing::Length => LENGTH_PREFIX.min(have)..have,
+                _ => 0..have,
+            };
+            let mut msg = self.take(payload, have);
+            msg.unterminated = true;
+            out.push(msg);
+        }
+        self.buf = Vec::new();
+        self.start = 0;
+        self.runs.clear();
+    }
+}
+
+/// Messages of one side sharing a segment, for `merged` pitfalls.
+#[derive(Debug, Clone, Copy)]
+struct MergeGroup {
+    packet: u64,
+    first: u64,
+    count: u32,
+}
+
+/// One held event while `auto` has not decided yet.
+#[derive(Debug)]
+struct Held {
+    side: Side,
+    data: Option<Vec<u8>>,
+    missing: u64,
+    time: Timestamp,
+    packet: u64,
+}
+
+#[derive(Debug)]
+enum Mode {
+    /// `auto`, not decided yet.
+    Detecting {
+        held: Vec<Held>,
+        bytes: usize,
+        /// Sides of the bursts seen so far (at most 3 kept).
+        bursts: Vec<Side>,
+    },
+    /// Line or length framing, one decoder per side (client, server).
+    Framed(Box<[Decoder; 2]>),
+    /// Turn-taking: the open burst of each side.
+    Turns([Option<Message>; 2]),
+}
+
+/// Pairs the messages of one connection into exchanges, writing them into
+/// its [`Connection`].
+#[derive(Debug)]
+pub struct Pairer {
+    limits: PairLimits,
+    mode: Mode,
+    /// Side of the last data (or gap) handed in, to see turns.
+    last_side: Option<Side>,
+    /// Exchanges (indices) whose request waits for a response.
+    unanswered: VecDeque<usize>,
+    /// Messages seen per side (client, server).
+    index: [u64; 2],
+    merge: [Option<MergeGroup>; 2],
+    /// A note about lost boundaries was added to the connection.
+    noted_lost_sync: bool,
+    scratch: Vec<Message>,
+}
+
+fn slot(side: Side) -> usize {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+/// `client` or `server`, for messages.
+pub fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Client => "client",
+        Side::Server => "server",
+    }
+}
+
+fn other(side: Side) -> Side {
+    match side {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    }
+}
+
+impl Pairer {
+    /// A pairer for one connection. With a fixed framing, sets `conn.framing`.
+    pub fn new(choice: FramingChoice, limits: PairLimits, conn: &mut Connection) -> Self {
+        let mode = match choice.fixed() {
+            Some(f) => {
+                conn.framing = f;
+                Self::mode_for(f, limits)
+            }
+            None => Mode::Detecting {
+                held: Vec::new(),
+                bytes: 0,
+                bursts: Vec::new(),
+            },
+        };
+        Pairer {
+            limits,
+            mode,
+            last_side: None,
+            unanswered: VecDeque::new(),
+            index: [0; 2],
+            merge: [None; 2],
+            noted_lost_sync: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn mode_for(f: Framing, limits: PairLimits) -> Mode {
+        match f {
+            Framing::Raw => Mode::Turns([None, None]),
+            f => Mode::Framed(Box::new([Decoder::new(f, limits), Decoder::new(f, limits)])),
+        }
+    }
+
+    /// Bytes held while detecting, or buffered in decoders (for memory accounting).
+    pub fn buffered(&self) -> usize {
+        match &self.mode {
+            Mode::Detecting { bytes, .. } => *bytes,
+            Mode::Framed(d) => d[0].buf.len() + d[1].buf.len(),
+            Mode::Turns(_) => 0,
+        }
+    }
+
+    /// Takes the next in-order chunk of `side`'s stream.
+    pub fn push(&mut self, side: Side, chunk: &Chunk<'_>, conn: &mut Connection) {
+        if chunk.data.is_empty() {
+            return;
+        }
+        if let Mode::Detecting {
+            held,
+            bytes,
+            bursts,
+        } = &mut self.mode
+        {
+            let data = match chunk.data {
+                ChunkData::Bytes(b) => {
+                    *bytes += b.len();
+                    Some(b.to_vec())
+                }
+                ChunkData::Missing(_) => None,
+            };
+            held.push(Held {
+                side,
+                data,
+                missing: chunk.data.len(),
+                time: chunk.time,
+                packet: chunk.packet,
+            });
+            if bursts.last() != Some(&side) && bursts.len() < 3 {
+                bursts.push(side);
+            }
+            if bursts.len() >= 3 || *bytes >= DETECT_WINDOW {
+                self.decide(conn);
+            }
+            return;
+        }
+        self.process(side, &chunk.data, chunk.time, chunk.packet, conn);
+    }
+
+    /// Chooses a framing from the held bytes, then replays them.
+    fn decide(&mut self, conn: &mut Connection) {
+        let Mode::Detecting { held, .. } = &mut self.mode else {
+            return;
+        };
+        let held = std::mem::take(held);
+        // The first burst of each side, up to its first gap.
+        let mut first: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        let mut done = [false; 2];
+        let mut prev: Option<Side> = None;
+        for h in &held {
+            if let Some(p) = prev
+                && p != h.side
+            {
+                done[slot(p)] = true;
+            }
+            prev = Some(h.side);
+            let s = slot(h.side);
+            if done[s] {
+                continue;
+            }
+            match &h.data {
+                Some(d) => first[s].extend_from_slice(d),
+                None => done[s] = true,
+            }
+        }
+        let framing = detect(&first[0], &first[1], self.limits.max_message);
+        conn.framing = framing;
+        self.mode = Self::mode_for(framing, self.limits);
+        for h in held {
+            let data = match &h.data {
+                Some(d) => ChunkData::Bytes(d),
+                None => ChunkData::Missing(h.missing),
+            };
+            self.process(h.side, &data, h.time, h.packet, conn);
+        }
+    }
+
+    fn process(
+        &mut self,
+        side: Side,
+        data: &ChunkData<'_>,
+        time: Timestamp,
+        packet: u64,
+        conn: &mut Connection,
+    ) {
+        if let Some(prev) = self.last_side
+            && prev != side
+        {
+            self.burst_end(prev, conn);
+        }
+        self.last_side = Some(side);
+        let mut out = std::mem::take(&mut self.scratch);
+        match &mut self.mode {
+            Mode::Framed(dec) => {
+                let d = &mut dec[slot(side)];
+                match data {
+                    ChunkData::Bytes(b) => d.push(b, time, packet, &mut out),
+                    ChunkData::Missing(n) => d.missing(*n, time, &mut out),
+                }
+                if d.lost_sync && !self.noted_lost_sync {
+                    self.noted_lost_sync = true;
+                    conn.notes.push(format!(
+                        "bytes missing from the {} stream hid where length-prefixed messages \
+                         end; the rest of each such burst counts as one incomplete message",
+                        side_name(side)
+                    ));
+                }
+            }
+            Mode::Turns(open) => {
+                let msg = open[slot(side)].get_or_insert_with(|| Message::new(time));
+                match data {
+                    ChunkData::Bytes(b) => {
+                        msg.touch(time, packet);
+                        msg.add(b, self.limits.preview_len);
+                    }
+                    ChunkData::Missing(n) => msg.add_missing(*n, time),
+                }
+            }
+            Mode::Detecting { .. } => {}
+        }
+        for msg in out.drain(..) {
+            self.message(side, msg, conn);
+        }
+        self.scratch = out;
+    }
+
+    /// `side` stopped sending: the other side spoke.
+    fn burst_end(&mut self, side: Side, conn: &mut Connection) {
+        let mut out = std::mem::take(&mut self.scratch);
+        match &mut self.mode {
+            Mode::Framed(dec) => dec[slot(side)].burst_end(&mut out),
+            Mode::Turns(open) => out.extend(open[slot(side)].take()),
+            Mode::Detecting { .. } => {}
+        }
+        for msg in out.drain(..) {
+            self.message(side, msg, conn);
+        }
+        self.scratch = out;
+    }
+
+    /// A whole message (or turn) from `side`.
+    fn message(&mut self, side: Side, msg: Message, conn: &mut Connection) {
+        let index = self.index[slot(side)];
+        self.index[slot(side)] += 1;
+        if matches!(self.mode, Mode::Framed(_)) {
+            self.pitfalls(side, index, &msg, conn);
+        }
+        let preview_len = self.limits.preview_len;
+        match side {
+            Side::Client => {
+                self.unanswered.push_back(conn.exchanges.len());
+                conn.exchanges.push(Exchange {
+                    request_bytes: msg.len,
+                    response_bytes: 0,
+                    request_preview: msg.preview.render(preview_len),
+                    response_preview: String::new(),
+                    request_time: msg.last_time,
+                    response_first_time: None,
+                    response_last_time: None,
+                    latency_us: None,
+                    incomplete: msg.incomplete(),
+                });
+            }
+            Side::Server => {
+                let (ex, latency) = match self.unanswered.pop_front() {
+                    Some(i) => {
+                        let ex = &mut conn.exchanges[i];
+                        let latency = msg.last_time.micros_since(ex.request_time);
+                        (ex, Some(latency))
+                    }
+                    None => {
+                        conn.exchanges.push(Exchange {
+                            request_bytes: 0,
+                            response_bytes: 0,
+                            request_preview: String::new(),
+                            response_preview: String::new(),
+                            request_time: msg.first_time,
+                            response_first_time: None,
+                            response_last_time: None,
+                            latency_us: None,
+                            incomplete: false,
+                        });
+                        (conn.exchanges.last_mut().expect("just pushed"), None)
+                    }
+                };
+                ex.response_bytes = msg.len;
+                ex.response_preview = msg.preview.render(preview_len);
+                ex.response_first_time = Some(msg.first_time);
+                ex.response_last_time = Some(msg.last_time);
+                ex.latency_us = latency;
+                ex.incomplete |= msg.incomplete();
+            }
+        }
+    }
+
+    fn pitfalls(&mut self, side: Side, index: u64, msg: &Message, conn: &mut Connection) {
+        let s = slot(side);
+        if msg.gap || msg.segments == 0 {
+            // Cannot judge what a reader would have received.
+            self.close_group(side, conn);
+            return;
+        }
+        if msg.segments > 1 {
+            conn.recv_pitfalls.push(RecvPitfall {
+                from: side,
+                kind: PitfallKind::Split,
+                message: index,
+                count: msg.segments,
+            });
+        }
+        match &mut self.merge[s] {
+            Some(g) if g.packet == msg.first_packet => {
+                g.count = g.count.saturating_add(1);
+                if msg.last_packet != msg.first_packet {
+                    self.close_group(side, conn);
+                    self.merge[s] = Some(MergeGroup {
+                        packet: msg.last_packet,
+                        first: index,
+                        count: 1,
+                    });
+                }
+            }
+            _ => {
+                self.close_group(side, conn);
+                self.merge[s] = Some(MergeGroup {
+                    packet: msg.last_packet,
+                    first: index,
+                    count: 1,
+                });
+            }
+        }
+    }
+
+    fn close_group(&mut self, side: Side, conn: &mut Connection) {
+        if let Some(g) = self.merge[slot(side)].take()
+            && g.count > 1
+        {
+            conn.recv_pitfalls.push(RecvPitfall {
+                from: side,
+                kind: PitfallKind::Merged,
+                message: g.first,
+                count: g.count,
+            });
+        }
+    }
+
+    /// Both streams ended: decide if still undecided, end open messages and
+    /// turns, and order the pitfalls.
+    pub fn finish(&mut self, conn: &mut Connection) {
+        if matches!(self.mode, Mode::Detecting { .. }) {
+            self.decide(conn);
+        }
+        // The last speaker's burst ends first, then the other's.
+        let order = match self.last_side {
+            Some(s) => [s, other(s)],
+            None => [Side::Client, Side::Server],
+        };
+        for side in order {
+            let mut out = std::mem::take(&mut self.scratch);
+            match &mut self.mode {
+                Mode::Framed(dec) => {
+                    let d = &mut dec[slot(side)];
+                    d.burst_end(&mut out);
+                    d.finish(&mut out);
+                }
+                Mode::Turns(open) => out.extend(open[slot(side)].take()),
+                Mode::Detecting { .. } => {}
+            }
+            for msg in out.drain(..) {
+                self.message(side, msg, conn);
+            }
+            self.scratch = out;
+        }
+        self.close_group(Side::Client, conn);
+        self.close_group(Side::Server, conn);
+        conn.recv_pitfalls
+            .sort_by_key(|p| (slot(p.from), p.message));
+        self.scratch = Vec::new();
+        self.unanswered = VecDeque::new();
+    }
+}
+
+/// Picks a framing from the first burst of each side (see the module doc).
+pub fn detect(client: &[u8], server: &[u8], max_message: usize) -> Framing {
+    let sides: Vec<&[u8]> = [client, server]
+        .into_iter()
+        .filter(|b| !b.is_empty())
+        .collect();
+    if sides.is_empty() {
+        return Framing::Raw;
+    }
+    if sides.iter().all(|b| looks_like_lines(b)) {
+        Framing::Line
+    } else if sides.iter().all(|b| looks_length_framed(b, max_message)) {
+        Framing::Length
+    } else {
+        Framing::Raw
+    }
+}
+
+/// Printable UTF-8 text (tabs and line ends allowed) ending in `\n`.
+fn looks_like_lines(b: &[u8]) -> bool {
+    b.last() == Some(&b'\n')
+        && std::str::from_utf8(b).is_ok_and(|s| {
+            s.chars()
+                .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+        })
+}
+
+/// A whole number (at least one) of length-prefixed messages, each within `max`.
+fn looks_length_framed(b: &[u8], max: usize) -> bool {
+    let (msgs, consumed, err) = Framing::Length.decode_all(b, max);
+    err.is_none() && !msgs.is_empty() && consumed == b.len()
+}
