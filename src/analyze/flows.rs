@@ -27,6 +27,10 @@
 //!   RST, or after both FINs once every byte before them was reassembled;
 //!   its buffers are then freed, it stays in the output, and later packets
 //!   on its address pair (final ACKs, retransmissions) only move `last_seen`.
+//! - **Acknowledged holes.** When one side acknowledges bytes of the other
+//!   side's stream beyond a hole, the receiver had them: no retransmission
+//!   will be captured, so the hole is reported as a gap at once (and the
+//!   exchanges keep their order).
 //! - **Streaming.** Bytes are decoded into messages as soon as they are in
 //!   order, and then dropped; out-of-order bytes held per connection (both
 //!   directions together) are bounded by [`Options::max_buffered_per_flow`]:
@@ -431,12 +435,23 @@ fn track(
         h.ack = Some(seg.time);
     }
 
-    let data_seq = seg.seq.wrapping_add(u32::from(f.syn));
-    let other_held = flow.streams[1 - s].held_bytes();
-    let budget = (opts.max_buffered_per_flow as u64).saturating_sub(other_held);
     let Flow {
         streams, pairer, ..
     } = &mut **flow;
+    if f.ack {
+        // What this side acknowledges, the other side's stream has delivered.
+        let other = match side {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        };
+        streams[1 - s].acked(seg.ack, seg.time, seg.number, &mut |chunk| {
+            deliver(pairer, conn, other, &chunk)
+        });
+    }
+
+    let data_seq = seg.seq.wrapping_add(u32::from(f.syn));
+    let other_held = streams[1 - s].held_bytes();
+    let budget = (opts.max_buffered_per_flow as u64).saturating_sub(other_held);
     let outcome = streams[s].push(
         data_seq,
         seg.payload,
@@ -519,4 +534,695 @@ fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, packet: u64)
     pairer.finish(conn);
     conn.bytes_client_to_server = streams[0].bytes();
     conn.bytes_server_to_client = streams[1].bytes();
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::analyze::model::PitfallKind;
+    use crate::analyze::segment::TcpFlags;
+    use proptest::prelude::*;
+
+    /// An owned segment, to build captures by hand.
+    #[derive(Debug, Clone)]
+    pub struct Seg {
+        pub time: u64,
+        pub src: SocketAddr,
+        pub dst: SocketAddr,
+        pub seq: u32,
+        pub ack: u32,
+        pub flags: TcpFlags,
+        pub payload: Vec<u8>,
+        pub payload_len: u32,
+    }
+
+    impl Seg {
+        pub fn view(&self, number: u64) -> TcpSegment<'_> {
+            TcpSegment {
+                number,
+                time: Timestamp(self.time * 1_000),
+                src: self.src,
+                dst: self.dst,
+                seq: self.seq,
+                ack: self.ack,
+                flags: self.flags,
+                payload: &self.payload,
+                payload_len: self.payload_len,
+            }
+        }
+    }
+
+    /// A TCP conversation written by hand; times are in microseconds.
+    pub struct Script {
+        pub client: SocketAddr,
+        pub server: SocketAddr,
+        /// Next sequence number of each side.
+        pub cseq: u32,
+        pub sseq: u32,
+        pub segs: Vec<Seg>,
+    }
+
+    fn flags(syn: bool, ack: bool, fin: bool, rst: bool) -> TcpFlags {
+        TcpFlags {
+            syn,
+            ack,
+            fin,
+            rst,
+            psh: false,
+        }
+    }
+
+    impl Script {
+        pub fn new(cisn: u32, sisn: u32) -> Self {
+            Script {
+                client: "10.0.0.2:40000".parse().unwrap(),
+                server: "10.0.0.1:2222".parse().unwrap(),
+                cseq: cisn,
+                sseq: sisn,
+                segs: Vec::new(),
+            }
+        }
+
+        fn seg(&mut self, t: u64, from: Side, f: TcpFlags, data: &[u8]) -> Seg {
+            let (src, dst, seq, ack) = match from {
+                Side::Client => (self.client, self.server, self.cseq, self.sseq),
+                Side::Server => (self.server, self.client, self.sseq, self.cseq),
+            };
+            let advance = data.len() as u32 + u32::from(f.syn) + u32::from(f.fin);
+            match from {
+                Side::Client => self.cseq = self.cseq.wrapping_add(advance),
+                Side::Server => self.sseq = self.sseq.wrapping_add(advance),
+            }
+            let seg = Seg {
+                time: t,
+                src,
+                dst,
+                seq,
+                ack,
+                flags: f,
+                payload: data.to_vec(),
+                payload_len: data.len() as u32,
+            };
+            self.segs.push(seg.clone());
+            seg
+        }
+
+        pub fn handshake(&mut self, t: u64, rtt: u64) {
+            self.seg(t, Side::Client, flags(true, false, false, false), b"");
+            self.seg(t + rtt, Side::Server, flags(true, true, false, false), b"");
+            self.seg(
+                t + rtt + 10,
+                Side::Client,
+                flags(false, true, false, false),
+                b"",
+            );
+        }
+
+        pub fn c(&mut self, t: u64, data: &[u8]) -> Seg {
+            self.seg(t, Side::Client, flags(false, true, false, false), data)
+        }
+
+        pub fn s(&mut self, t: u64, data: &[u8]) -> Seg {
+            self.seg(t, Side::Server, flags(false, true, false, false), data)
+        }
+
+        pub fn fin(&mut self, t: u64, from: Side) -> Seg {
+            self.seg(t, from, flags(false, true, true, false), b"")
+        }
+
+        pub fn rst(&mut self, t: u64, from: Side) -> Seg {
+            self.seg(t, from, flags(false, true, false, true), b"")
+        }
+
+        pub fn ack(&mut self, t: u64, from: Side) -> Seg {
+            self.seg(t, from, flags(false, true, false, false), b"")
+        }
+    }
+
+    pub fn analyze(opts: Options, segs: &[Seg]) -> Analysis {
+        let mut a = Analyzer::new(opts);
+        for (i, s) in segs.iter().enumerate() {
+            a.push(&s.view(i as u64 + 1));
+        }
+        a.finish()
+    }
+
+    fn one(analysis: &Analysis) -> &Connection {
+        assert_eq!(analysis.connections.len(), 1, "{analysis:#?}");
+        &analysis.connections[0]
+    }
+
+    fn requests(c: &Connection) -> Vec<&str> {
+        c.exchanges
+            .iter()
+            .map(|e| e.request_preview.as_str())
+            .collect()
+    }
+
+    fn responses(c: &Connection) -> Vec<&str> {
+        c.exchanges
+            .iter()
+            .map(|e| e.response_preview.as_str())
+            .collect()
+    }
+
+    /// The lab's conversation: three echoes, closed by the client.
+    fn echo() -> Script {
+        let mut w = Script::new(1000, 5000);
+        w.handshake(0, 100);
+        w.c(1_000, b"hello\n");
+        w.s(1_200, b"Echo: hello\n");
+        w.c(2_000, b"second\n");
+        w.s(2_300, b"Echo: second\n");
+        w.c(3_000, b"third\n");
+        w.s(3_250, b"Echo: third\n");
+        w.fin(4_000, Side::Client);
+        w.fin(4_100, Side::Server);
+        w.ack(4_150, Side::Client);
+        w
+    }
+
+    #[test]
+    fn echo_connection_has_handshake_exchanges_latencies_and_teardown() {
+        let w = echo();
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(c.client, w.client);
+        assert_eq!(c.server, w.server);
+        let h = c.handshake.as_ref().expect("handshake");
+        assert_eq!(h.syn, Timestamp(0));
+        assert_eq!(h.syn_ack, Some(Timestamp(100_000)));
+        assert_eq!(h.ack, Some(Timestamp(110_000)));
+        assert_eq!(h.rtt_us, Some(100.0));
+        assert_eq!(c.framing, Framing::Line);
+        assert_eq!(a.framing, Some(Framing::Line));
+        assert_eq!(requests(c), ["hello", "second", "third"]);
+        assert_eq!(responses(c), ["Echo: hello", "Echo: second", "Echo: third"]);
+        let lat: Vec<_> = c.exchanges.iter().map(|e| e.latency_us).collect();
+        assert_eq!(lat, [Some(200.0), Some(300.0), Some(250.0)]);
+        let e = &c.exchanges[0];
+        assert_eq!((e.request_bytes, e.response_bytes), (5, 11));
+        assert_eq!(e.request_time, Timestamp(1_000_000));
+        assert_eq!(e.response_first_time, Some(Timestamp(1_200_000)));
+        assert_eq!(e.response_last_time, Some(Timestamp(1_200_000)));
+        assert!(!e.incomplete);
+        assert_eq!(c.bytes_client_to_server, 6 + 7 + 6);
+        assert_eq!(c.bytes_server_to_client, 12 + 13 + 12);
+        assert!(c.gaps.is_empty());
+        assert!(c.recv_pitfalls.is_empty(), "{:?}", c.recv_pitfalls);
+        let close = c.close.as_ref().expect("closed");
+        assert_eq!(close.initiator, Side::Client);
+        assert_eq!(close.kind, CloseKind::Fin);
+        let ev: Vec<_> = close
+            .events
+            .iter()
+            .map(|e| (e.from, e.kind, e.time))
+            .collect();
+        assert_eq!(
+            ev,
+            [
+                (Side::Client, CloseKind::Fin, Timestamp(4_000_000)),
+                (Side::Server, CloseKind::Fin, Timestamp(4_100_000))
+            ]
+        );
+        assert_eq!(c.first_seen, Timestamp(0));
+        assert_eq!(c.last_seen, Timestamp(4_150_000));
+        assert!(c.notes.is_empty(), "{:?}", c.notes);
+        assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+    }
+
+    #[test]
+    fn retransmitted_bytes_count_once_and_make_no_duplicate_message() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        let req = w.c(1_000, b"hello\n");
+        let mut again = req.clone();
+        again.time = 1_500;
+        w.segs.push(again);
+        w.s(1_600, b"Echo: hello\n");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(c.bytes_client_to_server, 6);
+        assert_eq!(requests(c), ["hello"]);
+        // The first capture of the bytes times the request.
+        assert_eq!(c.exchanges[0].latency_us, Some(600.0));
+        assert!(c.close.is_none());
+    }
+
+    #[test]
+    fn reordered_segments_reassemble_and_time_the_request_when_complete() {
+        let mut w = Script::new(7, 9);
+        w.handshake(0, 50);
+        w.c(1_000, b"hel");
+        w.c(1_010, b"lo\n");
+        w.segs.swap(3, 4); // "lo\n" captured before "hel"
+        w.segs[3].time = 1_000;
+        w.segs[4].time = 1_010;
+        w.s(1_100, b"Echo: hello\n");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(requests(c), ["hello"]);
+        assert_eq!(c.exchanges[0].request_time, Timestamp(1_010_000));
+        assert_eq!(c.exchanges[0].latency_us, Some(90.0));
+        assert!(c.gaps.is_empty());
+        assert_eq!(c.recv_pitfalls.len(), 1);
+        assert_eq!(c.recv_pitfalls[0].kind, PitfallKind::Split);
+        assert_eq!(c.recv_pitfalls[0].count, 2);
+    }
+
+    #[test]
+    fn overlapping_segments_keep_the_first_captured_bytes() {
+        let mut w = Script::new(100, 200);
+        w.handshake(0, 50);
+        let start = w.cseq;
+        w.c(1_000, b"abcdef");
+        w.c(1_010, b"gh\n");
+        // A later segment overlapping both with other contents.
+        let mut liar = w.segs[4].clone();
+        liar.seq = start + 3;
+        liar.payload = b"XYZW".to_vec();
+        liar.payload_len = 4;
+        liar.time = 1_020;
+        w.segs.push(liar);
+        // And out of order: a segment ahead arrives first, then one
+        // overlapping it.
+        let s2 = w.cseq;
+        let mut ahead = w.c(2_000, b"ZZZ\n");
+        ahead.seq = s2 + 3;
+        ahead.payload = b"mno\n".to_vec();
+        let n = w.segs.len();
+        w.segs[n - 1] = ahead;
+        let mut early = w.segs[n - 1].clone();
+        early.seq = s2;
+        early.payload = b"jklMN".to_vec();
+        early.payload_len = 5;
+        early.time = 2_010;
+        w.segs.push(early);
+        w.cseq = s2 + 7;
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(requests(c), ["abcdefgh", "jklmno"]);
+        assert_eq!(c.bytes_client_to_server, 9 + 7);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_around() {
+        let mut w = Script::new(u32::MAX - 3, u32::MAX);
+        w.handshake(0, 50);
+        w.c(1_000, b"wrap");
+        w.c(1_001, b"ping\n");
+        w.s(1_100, b"Echo: wrapping\n");
+        w.fin(2_000, Side::Server);
+        w.fin(2_100, Side::Client);
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(requests(c), ["wrapping"]);
+        assert_eq!(responses(c), ["Echo: wrapping"]);
+        assert_eq!(c.bytes_client_to_server, 9);
+        assert_eq!(c.bytes_server_to_client, 15);
+        assert!(c.gaps.is_empty());
+        assert_eq!(c.close.as_ref().unwrap().initiator, Side::Server);
+    }
+
+    #[test]
+    fn reset_closes_the_connection() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.c(1_000, b"hello\n");
+        w.rst(1_100, Side::Server);
+        // Late packets change nothing but last_seen.
+        w.c(1_200, b"more\n");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        let close = c.close.as_ref().unwrap();
+        assert_eq!(
+            (close.initiator, close.kind),
+            (Side::Server, CloseKind::Rst)
+        );
+        assert_eq!(close.events.len(), 1);
+        assert_eq!(requests(c), ["hello"]);
+        assert_eq!(c.exchanges[0].response_first_time, None);
+        assert_eq!(c.exchanges[0].latency_us, None);
+        assert_eq!(c.bytes_client_to_server, 6);
+        assert_eq!(c.last_seen, Timestamp(1_200_000));
+    }
+
+    /// An echo conversation captured from its second request on.
+    fn mid_connection(client_port: u16, server_port: u16) -> Vec<Seg> {
+        let mut w = Script::new(50_000, 90_000);
+        w.client.set_port(client_port);
+        w.server.set_port(server_port);
+        w.handshake(0, 50);
+        w.c(1_000, b"one\n");
+        w.s(1_100, b"Echo: one\n");
+        w.c(2_000, b"two\n");
+        w.s(2_100, b"Echo: two\n");
+        w.segs.split_off(5)
+    }
+
+    #[test]
+    fn capture_starting_mid_connection_guesses_the_server_and_says_so() {
+        let a = analyze(Options::default(), &mid_connection(40_000, 2222));
+        let c = one(&a);
+        assert!(c.handshake.is_none());
+        assert_eq!(c.server.port(), 2222);
+        assert_eq!(requests(c), ["two"]);
+        assert_eq!(responses(c), ["Echo: two"]);
+        assert_eq!(c.bytes_client_to_server, 4);
+        assert!(c.gaps.is_empty());
+        assert_eq!(c.notes.len(), 1);
+        assert!(c.notes[0].contains("guess"), "{}", c.notes[0]);
+
+        // Not the lab's port: the lower port is taken for the server...
+        let segs = mid_connection(9000, 5000);
+        let c = &analyze(Options::default(), &segs).connections[0];
+        assert_eq!(c.server.port(), 5000);
+        // ... unless told otherwise, by port or by address.
+        let segs = mid_connection(5000, 9000);
+        let by_port = Options {
+            port: Some(9000),
+            ..Options::default()
+        };
+        let c = &analyze(by_port, &segs).connections[0];
+        assert_eq!(c.server.port(), 9000);
+        assert_eq!(requests(c), ["two"]);
+        assert!(c.notes[0].contains("--port 9000"), "{}", c.notes[0]);
+        let by_addr = Options {
+            server: Some("10.0.0.1:9000".parse().unwrap()),
+            ..Options::default()
+        };
+        let c = &analyze(by_addr, &segs).connections[0];
+        assert_eq!(c.server.port(), 9000);
+        assert!(c.notes[0].contains("--server"), "{}", c.notes[0]);
+    }
+
+    #[test]
+    fn a_missing_segment_is_a_gap_and_no_message_is_invented() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.c(1_000, b"one\n");
+        w.s(1_100, b"Echo: one\n");
+        w.c(2_000, b"tw");
+        w.c(2_001, b"o\nthr");
+        w.c(2_002, b"ee\n");
+        w.s(2_100, b"Echo: two\nEcho: three\n");
+        w.fin(3_000, Side::Client);
+        w.fin(3_100, Side::Server);
+        w.segs.remove(6); // "o\nthr" never captured
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(c.gaps.len(), 1);
+        let g = &c.gaps[0];
+        assert_eq!((g.from, g.offset, g.len), (Side::Client, 6, 5));
+        assert_eq!(c.bytes_client_to_server, 14);
+        // "tw", 5 missing bytes, "ee\n": one damaged message, never "two".
+        // The server's ACK beyond the hole declared it a gap before the
+        // server's data, so the pairing keeps its order.
+        assert_eq!(requests(c), ["one", "tw[5 bytes missing]…", ""]);
+        assert_eq!(responses(c), ["Echo: one", "Echo: two", "Echo: three"]);
+        assert!(c.exchanges[1].incomplete);
+        assert_eq!(c.exchanges[1].request_bytes, 9);
+        assert!(!c.exchanges[0].incomplete);
+        // The answer to the request lost in the gap has no request.
+        assert_eq!(c.exchanges[2].request_bytes, 0);
+        assert_eq!(c.exchanges[2].latency_us, None);
+        assert_eq!(c.close.as_ref().unwrap().events.len(), 2);
+    }
+
+    #[test]
+    fn snaplen_cut_payload_counts_on_wire_bytes_and_is_a_gap() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        let mut big = vec![b'x'; 99];
+        big.push(b'\n');
+        let mut seg = w.c(1_000, &big);
+        seg.payload.truncate(20);
+        let n = w.segs.len();
+        w.segs[n - 1] = seg;
+        w.s(1_100, b"ok\n");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(c.bytes_client_to_server, 100);
+        assert_eq!(c.gaps.len(), 1);
+        assert_eq!((c.gaps[0].offset, c.gaps[0].len), (20, 80));
+        let e = &c.exchanges[0];
+        assert!(e.incomplete);
+        assert!(
+            e.request_preview.ends_with("[80 bytes missing]"),
+            "{}",
+            e.request_preview
+        );
+    }
+
+    #[test]
+    fn pipelined_requests_pair_in_order_and_merged_segment_is_a_pitfall() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.c(1_000, b"a\nb\nc\n");
+        w.s(1_100, b"Echo: a\n");
+        w.s(1_200, b"Echo: b\n");
+        w.s(1_300, b"Echo: c\n");
+        let a = analyze(
+            Options {
+                framing: FramingChoice::Line,
+                ..Options::default()
+            },
+            &w.segs,
+        );
+        let c = one(&a);
+        assert_eq!(requests(c), ["a", "b", "c"]);
+        assert_eq!(responses(c), ["Echo: a", "Echo: b", "Echo: c"]);
+        let lat: Vec<_> = c.exchanges.iter().map(|e| e.latency_us).collect();
+        assert_eq!(lat, [Some(100.0), Some(200.0), Some(300.0)]);
+        assert_eq!(c.recv_pitfalls.len(), 1);
+        let p = &c.recv_pitfalls[0];
+        assert_eq!(
+            (p.from, p.kind, p.message, p.count),
+            (Side::Client, PitfallKind::Merged, 0, 3)
+        );
+    }
+
+    #[test]
+    fn merged_and_split_pitfalls_on_the_server_side() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.c(1_000, b"a\n");
+        w.c(1_001, b"b\n");
+        // Responses: first one split, then one segment ending "a" and carrying all of "b".
+        w.s(1_100, b"Echo");
+        w.s(1_101, b": a\nEcho: b\n");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(responses(c), ["Echo: a", "Echo: b"]);
+        let p: Vec<_> = c
+            .recv_pitfalls
+            .iter()
+            .map(|p| (p.from, p.kind, p.message, p.count))
+            .collect();
+        assert_eq!(
+            p,
+            [
+                (Side::Server, PitfallKind::Split, 0, 2),
+                (Side::Server, PitfallKind::Merged, 0, 2)
+            ]
+        );
+    }
+
+    fn framed(msg: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Framing::Length.encode(msg, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn length_framing_is_decoded_and_auto_detected() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        let req = framed(b"bin\x00ary");
+        w.c(1_000, &req[..3]);
+        w.c(1_001, &req[3..]);
+        w.s(1_100, &framed(b"Echo: bin\x00ary"));
+        w.c(2_000, &framed(b""));
+        w.s(2_050, &framed(b"Echo: "));
+        for choice in [FramingChoice::Length, FramingChoice::Auto] {
+            let a = analyze(
+                Options {
+                    framing: choice,
+                    ..Options::default()
+                },
+                &w.segs,
+            );
+            let c = one(&a);
+            assert_eq!(c.framing, Framing::Length);
+            assert_eq!(requests(c), ["bin\\x00ary", ""]);
+            assert_eq!(responses(c), ["Echo: bin\\x00ary", "Echo: "]);
+            assert_eq!(c.exchanges[0].request_bytes, 7);
+            assert_eq!(c.exchanges[0].latency_us, Some(99.0));
+            assert_eq!(c.recv_pitfalls.len(), 1, "{:?}", c.recv_pitfalls);
+            assert_eq!(c.recv_pitfalls[0].kind, PitfallKind::Split);
+        }
+    }
+
+    #[test]
+    fn auto_falls_back_to_turn_taking_for_unframed_binary() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.c(1_000, b"\x01\x02");
+        w.c(1_010, b"\x03");
+        w.s(1_100, b"\xff");
+        w.s(1_150, b"\xfe\xfd");
+        w.c(2_000, b"\x04");
+        w.s(2_500, b"\xfc");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(c.framing, Framing::Raw);
+        assert_eq!(requests(c), ["\\x01\\x02\\x03", "\\x04"]);
+        assert_eq!(responses(c), ["\\xff\\xfe\\xfd", "\\xfc"]);
+        let e = &c.exchanges[0];
+        assert_eq!(e.request_time, Timestamp(1_010_000));
+        assert_eq!(e.response_first_time, Some(Timestamp(1_100_000)));
+        assert_eq!(e.response_last_time, Some(Timestamp(1_150_000)));
+        assert_eq!(e.latency_us, Some(140.0));
+        assert_eq!(c.exchanges[1].latency_us, Some(500.0));
+        // Turn-taking does not judge recv() pitfalls.
+        assert!(c.recv_pitfalls.is_empty());
+    }
+
+    #[test]
+    fn a_server_greeting_is_an_exchange_without_request() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.s(500, b"220 ready\n");
+        w.c(1_000, b"hello\n");
+        w.s(1_100, b"Echo: hello\n");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(c.framing, Framing::Line);
+        assert_eq!(requests(c), ["", "hello"]);
+        assert_eq!(responses(c), ["220 ready", "Echo: hello"]);
+        assert_eq!(c.exchanges[0].request_bytes, 0);
+        assert_eq!(c.exchanges[0].latency_us, None);
+        assert_eq!(c.exchanges[1].latency_us, Some(100.0));
+    }
+
+    #[test]
+    fn exceeding_the_buffer_bound_gives_up_the_hole_and_warns() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.c(1_000, b"lost\n");
+        w.c(1_001, b"0123456789\n");
+        w.c(1_002, b"abcdefghij\n");
+        w.segs.remove(3);
+        let opts = Options {
+            max_buffered_per_flow: 15,
+            ..Options::default()
+        };
+        let a = analyze(opts, &w.segs);
+        let c = one(&a);
+        assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
+        assert!(
+            a.warnings[0].contains("gave up waiting for 5 client bytes"),
+            "{}",
+            a.warnings[0]
+        );
+        assert_eq!(c.gaps.len(), 1);
+        assert_eq!((c.gaps[0].offset, c.gaps[0].len), (0, 5));
+        // The gap is taken to hold no newline: the line after it is damaged.
+        assert_eq!(c.framing, Framing::Line);
+        assert_eq!(requests(c), ["[5 bytes missing]…", "abcdefghij"]);
+        assert_eq!(c.exchanges[0].request_bytes, 15);
+        assert!(c.exchanges[0].incomplete);
+        assert!(!c.exchanges[1].incomplete);
+    }
+
+    #[test]
+    fn keepalives_and_zero_window_probes_are_ignored() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.c(1_000, b"hi\n");
+        w.s(1_100, b"Echo: hi\n");
+        // Keepalive: one old byte at seq - 1.
+        let mut ka = w.ack(5_000, Side::Client);
+        ka.seq = ka.seq.wrapping_sub(1);
+        ka.payload = vec![0];
+        ka.payload_len = 1;
+        let n = w.segs.len();
+        w.segs[n - 1] = ka;
+        w.ack(5_001, Side::Server);
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(c.bytes_client_to_server, 3);
+        assert_eq!(requests(c), ["hi"]);
+        assert!(c.gaps.is_empty());
+    }
+
+    #[test]
+    fn port_reuse_after_close_is_a_new_connection() {
+        let mut w = echo();
+        let mut second = Script::new(777_777, 888_888);
+        second.handshake(10_000, 80);
+        second.c(11_000, b"again\n");
+        second.s(11_050, b"Echo: again\n");
+        w.segs.extend(second.segs);
+        let a = analyze(Options::default(), &w.segs);
+        assert_eq!(a.connections.len(), 2);
+        let c = &a.connections[1];
+        assert_eq!(c.id, 2);
+        assert_eq!(requests(c), ["again"]);
+        assert_eq!(c.handshake.as_ref().unwrap().rtt_us, Some(80.0));
+        assert!(c.close.is_none());
+        assert_eq!(a.connections[0].exchanges.len(), 3);
+    }
+
+    #[test]
+    fn retransmitted_syn_keeps_one_connection_and_rtt_from_the_last_syn() {
+        let mut w = Script::new(1, 1);
+        let syn = w.seg(0, Side::Client, flags(true, false, false, false), b"");
+        let mut again = syn.clone();
+        again.time = 1_000_000;
+        w.segs.push(again);
+        w.seg(
+            1_000_040,
+            Side::Server,
+            flags(true, true, false, false),
+            b"",
+        );
+        w.ack(1_000_050, Side::Client);
+        let a = analyze(Options::default(), &w.segs);
+        let h = one(&a).handshake.clone().unwrap();
+        assert_eq!(h.syn, Timestamp(0));
+        assert_eq!(h.rtt_us, Some(40.0));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_segments_never_panic(
+            segs in prop::collection::vec(
+                (0u8..4, any::<u32>(), any::<u32>(), 0u8..32, prop::collection::vec(any::<u8>(), 0..40), 0u32..200),
+                0..60,
+            ),
+            framing in prop::sample::select(vec![FramingChoice::Auto, FramingChoice::Line, FramingChoice::Length, FramingChoice::Raw]),
+        ) {
+            let addrs: [SocketAddr; 3] = ["10.0.0.1:2222".parse().unwrap(), "10.0.0.2:40000".parse().unwrap(), "[::1]:80".parse().unwrap()];
+            let mut an = Analyzer::new(Options { framing, max_buffered_per_flow: 64, max_message: 16, ..Options::default() });
+            for (i, (pair, seq, ack, f, payload, extra)) in segs.iter().enumerate() {
+                let (src, dst) = match pair { 0 => (addrs[0], addrs[1]), 1 => (addrs[1], addrs[0]), 2 => (addrs[2], addrs[0]), _ => (addrs[0], addrs[2]) };
+                let seg = TcpSegment {
+                    number: i as u64 + 1,
+                    time: Timestamp(i as u64 * 1000),
+                    src, dst, seq: *seq % 256, ack: *ack % 256,
+                    flags: TcpFlags { syn: f & 1 != 0, ack: f & 2 != 0, fin: f & 4 != 0, rst: f & 8 != 0, psh: f & 16 != 0 },
+                    payload,
+                    payload_len: payload.len() as u32 + extra % 3,
+                };
+                an.push(&seg);
+            }
+            let a = an.finish();
+            for c in &a.connections {
+                for e in &c.exchanges {
+                    prop_assert!(e.request_preview.chars().count() <= 40 + 30);
+                }
+            }
+        }
+    }
 }

@@ -582,8 +582,12 @@ impl Pairer {
             return;
         };
         let held = std::mem::take(held);
-        // The first burst of each side, up to its first gap.
-        let mut first: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        // The first burst of each side: all of its bytes (for the line
+        // test, which a gap does not disturb) and those before its first gap
+        // (for the length test, which a gap would derail).
+        let mut text: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        let mut clean = [0usize; 2];
+        let mut gap = [false; 2];
         let mut done = [false; 2];
         let mut prev: Option<Side> = None;
         for h in &held {
@@ -598,11 +602,20 @@ impl Pairer {
                 continue;
             }
             match &h.data {
-                Some(d) => first[s].extend_from_slice(d),
-                None => done[s] = true,
+                Some(d) => {
+                    text[s].extend_from_slice(d);
+                    if !gap[s] {
+                        clean[s] = text[s].len();
+                    }
+                }
+                None => gap[s] = true,
             }
         }
-        let framing = detect(&first[0], &first[1], self.limits.max_message);
+        let framing = detect(
+            [&text[0], &text[1]],
+            [&text[0][..clean[0]], &text[1][..clean[1]]],
+            self.limits.max_message,
+        );
         conn.framing = framing;
         self.mode = Self::mode_for(framing, self.limits);
         for h in held {
@@ -819,22 +832,27 @@ impl Pairer {
     }
 }
 
-/// Picks a framing from the first burst of each side (see the module doc).
-pub fn detect(client: &[u8], server: &[u8], max_message: usize) -> Framing {
-    let sides: Vec<&[u8]> = [client, server]
-        .into_iter()
-        .filter(|b| !b.is_empty())
-        .collect();
-    if sides.is_empty() {
+/// Picks a framing from the first burst of each side (see the module doc):
+/// `text` holds all bytes of each burst, `clean` those before its first gap.
+pub fn detect(text: [&[u8]; 2], clean: [&[u8]; 2], max_message: usize) -> Framing {
+    let text = speaking(text);
+    if text.is_empty() {
         return Framing::Raw;
     }
-    if sides.iter().all(|b| looks_like_lines(b)) {
-        Framing::Line
-    } else if sides.iter().all(|b| looks_length_framed(b, max_message)) {
+    if text.iter().all(|b| looks_like_lines(b)) {
+        return Framing::Line;
+    }
+    let clean = speaking(clean);
+    if !clean.is_empty() && clean.iter().all(|b| looks_length_framed(b, max_message)) {
         Framing::Length
     } else {
         Framing::Raw
     }
+}
+
+/// The bursts of the sides that said something.
+fn speaking(s: [&[u8]; 2]) -> Vec<&[u8]> {
+    s.into_iter().filter(|b| !b.is_empty()).collect()
 }
 
 /// Printable UTF-8 text (tabs and line ends allowed) ending in `\n`.

@@ -18,10 +18,12 @@ use std::fmt::Write as _;
 pub struct PreviewBuf {
     /// The first captured bytes, up to the limit given to [`PreviewBuf::push`].
     head: Vec<u8>,
-    /// Whether bytes after `head` exist (cut by the limit).
+    /// Whether bytes after `head` and before any gap exist (cut by the limit).
     more: bool,
     /// Missing bytes met right after `head` (nothing after a gap is kept).
     missing: Option<u64>,
+    /// Whether anything (bytes or more gaps) follows the first gap.
+    after_gap: bool,
 }
 
 impl PreviewBuf {
@@ -30,7 +32,11 @@ impl PreviewBuf {
         if bytes.is_empty() {
             return;
         }
-        if self.missing.is_some() || self.head.len() >= limit {
+        if self.missing.is_some() {
+            self.after_gap = true;
+            return;
+        }
+        if self.head.len() >= limit {
             self.more = true;
             return;
         }
@@ -43,17 +49,16 @@ impl PreviewBuf {
 
     /// Records `len` bytes of the message that were not captured.
     pub fn push_missing(&mut self, len: u64) {
-        if self.more {
-            // The preview is already cut before this point.
-            return;
-        }
         match &mut self.missing {
-            Some(m) => *m = m.saturating_add(len),
+            // Two gaps in a row are one.
+            Some(m) if !self.after_gap => *m = m.saturating_add(len),
+            Some(_) => self.after_gap = true,
             None => self.missing = Some(len),
         }
     }
 
-    /// Renders the preview in at most `limit` characters plus the markers.
+    /// Renders the preview in at most `limit` characters plus the markers:
+    /// `…` where bytes were left out, `[N bytes missing]` at the first gap.
     pub fn render(&self, limit: usize) -> String {
         let mut out = escape(&self.head, limit);
         if self.more && !out.ends_with('…') {
@@ -61,6 +66,9 @@ impl PreviewBuf {
         }
         if let Some(missing) = self.missing {
             let _ = write!(out, "[{missing} bytes missing]");
+            if self.after_gap {
+                out.push('…');
+            }
         }
         out
     }
@@ -137,6 +145,10 @@ mod tests {
         p.push(b"hel", 40);
         p.push_missing(7);
         p.push(b"world", 40);
+        assert_eq!(p.render(40), "hel[7 bytes missing]…");
+        let mut p = PreviewBuf::default();
+        p.push(b"hel", 40);
+        p.push_missing(7);
         assert_eq!(p.render(40), "hel[7 bytes missing]");
     }
 

@@ -289,6 +289,43 @@ impl Reassembler {
         outcome
     }
 
+    /// The receiver acknowledged every byte before `ack`: it has them, so
+    /// holes before that point will not be filled by a retransmission and are
+    /// given up on now (held bytes after them are handed out). Only holes
+    /// before bytes already seen are closed: bytes acknowledged beyond the
+    /// last one seen are neither counted nor reported (the acknowledgment may
+    /// cover a FIN that was not captured). Returns the bytes given up.
+    pub fn acked(
+        &mut self,
+        ack: u32,
+        time: Timestamp,
+        packet: u64,
+        out: &mut dyn FnMut(Chunk<'_>),
+    ) -> u64 {
+        let Some(ack_off) = self.offset_of(ack) else {
+            return 0;
+        };
+        let from = self.delivered();
+        if ack_off <= from as i64 || self.held.is_empty() {
+            return 0;
+        }
+        let target = (ack_off as u64).min(self.end).min(from + MAX_AHEAD);
+        let mut given_up = 0;
+        while self.delivered() < target {
+            let cur = self.delivered();
+            match self.held.first_key_value() {
+                Some((&k, _)) if k <= cur => self.drain(out),
+                Some((&k, _)) => {
+                    let n = k.min(target) - cur;
+                    given_up += n;
+                    self.emit_missing(n, time, packet, out);
+                }
+                None => break,
+            }
+        }
+        given_up
+    }
+
     /// Gives up on every hole: hands out all held bytes in order, with the
     /// holes between them, and the bytes up to the FIN, as missing. Called
     /// when the connection is closed or the capture ends; frees the buffers.
