@@ -189,8 +189,14 @@ impl Analyzer {
         let new_needed = match self.table.get(&k) {
             None => true,
             Some(slot) => {
-                opening && seg.src == slot.client && slot.client_isn != Some(seg.seq)
-                    || opening && seg.src != slot.client && slot.flow.is_none()
+                // A new SYN from the client (not a retransmission), or a SYN
+                // from the other end once the old connection is over.
+                opening
+                    && if seg.src == slot.client {
+                        slot.client_isn != Some(seg.seq)
+                    } else {
+                        slot.flow.is_none()
+                    }
             }
         };
         if new_needed {

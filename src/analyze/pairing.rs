@@ -869,3 +869,245 @@ fn looks_length_framed(b: &[u8], max: usize) -> bool {
     let (msgs, consumed, err) = Framing::Length.decode_all(b, max);
     err.is_none() && !msgs.is_empty() && consumed == b.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Connection {
+        Connection {
+            id: 1,
+            client: "10.0.0.2:40000".parse().unwrap(),
+            server: "10.0.0.1:2222".parse().unwrap(),
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
+            handshake: None,
+            bytes_client_to_server: 0,
+            bytes_server_to_client: 0,
+            gaps: Vec::new(),
+            framing: Framing::Raw,
+            exchanges: Vec::new(),
+            recv_pitfalls: Vec::new(),
+            close: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Feeds chunks to a pairer: (side, bytes or missing count), packet
+    /// numbers and times (µs) counting up from 1.
+    fn run(
+        choice: FramingChoice,
+        max_message: usize,
+        chunks: &[(Side, Result<&[u8], u64>)],
+    ) -> Connection {
+        let mut c = conn();
+        let limits = PairLimits {
+            max_message,
+            preview_len: 20,
+        };
+        let mut p = Pairer::new(choice, limits, &mut c);
+        let mut offset = [0u64; 2];
+        for (i, (side, data)) in chunks.iter().enumerate() {
+            let data = match data {
+                Ok(b) => ChunkData::Bytes(b),
+                Err(n) => ChunkData::Missing(*n),
+            };
+            let chunk = Chunk {
+                offset: offset[slot(*side)],
+                time: Timestamp((i as u64 + 1) * 1000),
+                packet: i as u64 + 1,
+                data,
+            };
+            offset[slot(*side)] += chunk.data.len();
+            p.push(*side, &chunk, &mut c);
+            assert!(p.buffered() <= max_message + 64 + DETECT_WINDOW);
+        }
+        p.finish(&mut c);
+        c
+    }
+
+    fn reqs(c: &Connection) -> Vec<(String, u64, bool)> {
+        c.exchanges
+            .iter()
+            .map(|e| (e.request_preview.clone(), e.request_bytes, e.incomplete))
+            .collect()
+    }
+
+    fn len_msg(payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        Framing::Length.encode(payload, &mut v).unwrap();
+        v
+    }
+
+    use Side::{Client as C, Server as S};
+
+    #[test]
+    fn detection_of_line_length_and_turns() {
+        let none: &[u8] = b"";
+        assert_eq!(
+            detect([b"hi\n", b"Echo: hi\n"], [none, none], 100),
+            Framing::Line
+        );
+        assert_eq!(
+            detect([b"h\xc3\xa9\r\n", none], [none, none], 100),
+            Framing::Line
+        );
+        // Text without its newline yet, or with control bytes, is not lines.
+        assert_eq!(detect([b"hi", none], [b"hi", none], 100), Framing::Raw);
+        assert_eq!(
+            detect([b"\x1b[0m\n", none], [b"\x1b[0m\n", none], 100),
+            Framing::Raw
+        );
+        let m = [len_msg(b"ab"), len_msg(b"")].concat();
+        assert_eq!(detect([&m, none], [&m, none], 100), Framing::Length);
+        // A claimed length beyond the limit, or not matching the burst, is not.
+        assert_eq!(detect([&m[..5], none], [&m[..5], none], 100), Framing::Raw);
+        let huge = [0x7f, 0, 0, 0, 1];
+        assert_eq!(detect([&huge, none], [&huge, none], 100), Framing::Raw);
+        // Both sides must agree.
+        assert_eq!(detect([b"hi\n", &m], [b"hi\n", &m], 100), Framing::Raw);
+        assert_eq!(detect([none, none], [none, none], 100), Framing::Raw);
+    }
+
+    #[test]
+    fn a_line_longer_than_max_message_is_streamed_and_counted() {
+        let c = run(
+            FramingChoice::Line,
+            8,
+            &[
+                (C, Ok(b"0123456789")),
+                (C, Ok(b"abcdef\nok\n")),
+                (S, Ok(b"yes\n")),
+            ],
+        );
+        assert_eq!(
+            reqs(&c),
+            [
+                ("0123456789abcdef".into(), 16, false),
+                ("ok".into(), 2, false)
+            ]
+        );
+        assert_eq!(c.exchanges[0].response_preview, "yes");
+        assert_eq!(c.exchanges[0].request_time, Timestamp(2000));
+    }
+
+    #[test]
+    fn a_length_message_longer_than_max_message_is_streamed_and_counted() {
+        let big = len_msg(&[b'x'; 30]);
+        let next = len_msg(b"ok");
+        let c = run(
+            FramingChoice::Length,
+            8,
+            &[
+                (C, Ok(&big[..10])),
+                (C, Ok(&[&big[10..], &next[..]].concat())),
+            ],
+        );
+        assert_eq!(
+            reqs(&c),
+            [
+                ("xxxxxxxxxxxxxxxxxxxx…".into(), 30, false),
+                ("ok".into(), 2, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_gap_inside_a_length_message_keeps_the_boundaries() {
+        let m = len_msg(b"0123456789");
+        let next = len_msg(b"ok");
+        let c = run(
+            FramingChoice::Length,
+            100,
+            &[
+                (C, Ok(&m[..6])),
+                (C, Err(4)),
+                (C, Ok(&[&m[10..], &next[..]].concat())),
+            ],
+        );
+        assert_eq!(
+            reqs(&c),
+            [
+                ("01[4 bytes missing]…".into(), 10, true),
+                ("ok".into(), 2, false)
+            ]
+        );
+        assert!(c.notes.is_empty());
+    }
+
+    #[test]
+    fn a_gap_hiding_a_length_prefix_loses_the_burst_but_not_the_next() {
+        let a = len_msg(b"first");
+        let b = len_msg(b"second");
+        let c = len_msg(b"third");
+        let conn = run(
+            FramingChoice::Length,
+            100,
+            &[
+                (C, Ok(&a)),
+                (C, Err(3)),
+                (C, Ok(&b[3..])),
+                (S, Ok(&len_msg(b"r1"))),
+                (C, Ok(&c)),
+                (S, Ok(&len_msg(b"r2"))),
+            ],
+        );
+        assert_eq!(
+            reqs(&conn),
+            [
+                ("first".into(), 5, false),
+                ("[3 bytes missing]…".into(), 10, true),
+                ("third".into(), 5, false)
+            ]
+        );
+        assert_eq!(conn.exchanges[0].response_preview, "r1");
+        assert_eq!(conn.exchanges[1].response_preview, "r2");
+        assert_eq!(conn.exchanges[2].response_bytes, 0);
+        assert_eq!(conn.notes.len(), 1);
+        assert!(conn.notes[0].contains("client"), "{}", conn.notes[0]);
+    }
+
+    #[test]
+    fn a_message_cut_by_the_end_of_the_stream_is_incomplete() {
+        let c = run(FramingChoice::Line, 100, &[(C, Ok(b"done\nhalf"))]);
+        assert_eq!(
+            reqs(&c),
+            [("done".into(), 4, false), ("half".into(), 4, true)]
+        );
+        let c = run(
+            FramingChoice::Length,
+            100,
+            &[(C, Ok(&len_msg(b"abcdef")[..7]))],
+        );
+        assert_eq!(reqs(&c), [("abc".into(), 3, true)]);
+    }
+
+    #[test]
+    fn auto_waits_for_both_first_bursts() {
+        // The client's first burst alone looks like lines, but the server
+        // answers in binary: turn-taking.
+        let c = run(
+            FramingChoice::Auto,
+            100,
+            &[
+                (C, Ok(b"hi\n")),
+                (S, Ok(b"\x00\x01")),
+                (C, Ok(b"again\n")),
+                (S, Ok(b"\x02")),
+            ],
+        );
+        assert_eq!(c.framing, Framing::Raw);
+        assert_eq!(
+            reqs(&c),
+            [("hi\\n".into(), 3, false), ("again\\n".into(), 6, false)]
+        );
+        assert_eq!(c.exchanges[1].response_preview, "\\x02");
+    }
+
+    #[test]
+    fn auto_decides_at_the_end_of_a_short_connection() {
+        let c = run(FramingChoice::Auto, 100, &[(C, Ok(b"only\n"))]);
+        assert_eq!(c.framing, Framing::Line);
+        assert_eq!(reqs(&c), [("only".into(), 4, false)]);
+    }
+}

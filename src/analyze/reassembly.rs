@@ -470,3 +470,262 @@ impl Reassembler {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What came out of a reassembler: offsets, bytes, missing stretches.
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct Out {
+        bytes: Vec<u8>,
+        /// (offset, len) of each missing stretch.
+        missing: Vec<(u64, u64)>,
+        /// Offset expected next: chunks must be contiguous.
+        next: u64,
+    }
+
+    impl Out {
+        fn take(&mut self, c: Chunk<'_>) {
+            assert_eq!(c.offset, self.next, "chunks must be contiguous");
+            assert!(!c.data.is_empty(), "empty chunk");
+            self.next += c.data.len();
+            match c.data {
+                ChunkData::Bytes(b) => self.bytes.extend_from_slice(b),
+                ChunkData::Missing(n) => {
+                    self.missing.push((c.offset, n));
+                    // A placeholder so offsets line up with the stream.
+                    self.bytes.extend(std::iter::repeat_n(b'?', n as usize));
+                }
+            }
+        }
+    }
+
+    fn push(r: &mut Reassembler, out: &mut Out, seq: u32, data: &[u8]) -> PushOutcome {
+        r.push(
+            seq,
+            data,
+            data.len() as u32,
+            false,
+            Timestamp(0),
+            1,
+            u64::MAX,
+            &mut |c| out.take(c),
+        )
+    }
+
+    #[test]
+    fn in_order_bytes_pass_straight_through() {
+        let mut r = Reassembler::new();
+        let mut out = Out::default();
+        r.syn(99);
+        push(&mut r, &mut out, 100, b"abc");
+        push(&mut r, &mut out, 103, b"def");
+        assert_eq!(out.bytes, b"abcdef");
+        assert_eq!(r.bytes(), 6);
+        assert_eq!(r.held_bytes(), 0);
+    }
+
+    #[test]
+    fn syn_and_fin_take_one_sequence_number_each() {
+        let mut r = Reassembler::new();
+        let mut out = Out::default();
+        r.syn(u32::MAX);
+        // Offset 0 is ISN + 1, which wraps to 0.
+        push(&mut r, &mut out, 0, b"ab");
+        r.push(2, b"", 0, true, Timestamp(0), 2, 0, &mut |c| out.take(c));
+        assert_eq!(out.bytes, b"ab");
+        assert_eq!(r.bytes(), 2);
+        assert!(r.is_complete());
+    }
+
+    #[test]
+    fn stream_runs_across_the_wrap() {
+        let mut r = Reassembler::new();
+        let mut out = Out::default();
+        r.syn(u32::MAX - 5);
+        let mut seq = u32::MAX - 4;
+        let data: Vec<u8> = (0..40).collect();
+        // Out of order across the wrap.
+        push(&mut r, &mut out, seq.wrapping_add(10), &data[10..40]);
+        push(&mut r, &mut out, seq, &data[..10]);
+        assert_eq!(out.bytes, data);
+        seq = seq.wrapping_add(40);
+        push(&mut r, &mut out, seq, b"more");
+        assert_eq!(r.bytes(), 44);
+    }
+
+    #[test]
+    fn a_hole_is_held_then_given_up_only_on_flush() {
+        let mut r = Reassembler::new();
+        let mut out = Out::default();
+        r.syn(0);
+        push(&mut r, &mut out, 1, b"ab");
+        push(&mut r, &mut out, 6, b"fg");
+        assert_eq!(out.bytes, b"ab");
+        assert_eq!(r.held_bytes(), 2);
+        r.flush(Timestamp(9), 9, &mut |c| out.take(c));
+        assert_eq!(out.bytes, b"ab???fg");
+        assert_eq!(out.missing, [(2, 3)]);
+        assert_eq!(r.held_bytes(), 0);
+    }
+
+    #[test]
+    fn an_acknowledged_hole_is_given_up_at_once() {
+        let mut r = Reassembler::new();
+        let mut out = Out::default();
+        r.syn(0);
+        push(&mut r, &mut out, 1, b"ab");
+        push(&mut r, &mut out, 6, b"fg");
+        // An ACK inside the hole says nothing final yet? It does: bytes
+        // before it were received, so up to there the hole is final.
+        assert_eq!(r.acked(5, Timestamp(1), 3, &mut |c| out.take(c)), 2);
+        assert_eq!(out.missing, [(2, 2)]);
+        // An ACK past the held bytes releases them, not beyond.
+        assert_eq!(r.acked(100, Timestamp(1), 4, &mut |c| out.take(c)), 1);
+        assert_eq!(out.bytes, b"ab???fg");
+        assert_eq!(out.next, 7);
+        // A duplicate ACK at the hole changes nothing.
+        assert_eq!(r.acked(8, Timestamp(1), 5, &mut |c| out.take(c)), 0);
+    }
+
+    #[test]
+    fn budget_exceeded_gives_up_the_oldest_hole() {
+        let mut r = Reassembler::new();
+        let mut out = Out::default();
+        r.syn(0);
+        let o = r.push(4, b"cd", 2, false, Timestamp(0), 1, 3, &mut |c| out.take(c));
+        assert_eq!(o.given_up, 0);
+        let o = r.push(7, b"fg", 2, false, Timestamp(0), 2, 3, &mut |c| out.take(c));
+        // Giving up the first hole is enough to make room.
+        assert_eq!(o.given_up, 3);
+        assert_eq!(out.bytes, b"???cd");
+        assert_eq!(r.held_bytes(), 2);
+        r.flush(Timestamp(0), 3, &mut |c| out.take(c));
+        assert_eq!(out.bytes, b"???cd?fg");
+        assert_eq!(out.missing, [(0, 3), (5, 1)]);
+    }
+
+    #[test]
+    fn snaplen_cut_bytes_are_missing_and_counted() {
+        let mut r = Reassembler::new();
+        let mut out = Out::default();
+        r.syn(0);
+        r.push(1, b"abc", 10, false, Timestamp(0), 1, 0, &mut |c| {
+            out.take(c)
+        });
+        // A later full copy does not replace what was first seen missing.
+        push(&mut r, &mut out, 1, b"abcdefghij");
+        push(&mut r, &mut out, 11, b"k");
+        assert_eq!(out.bytes, b"abc???????k");
+        assert_eq!(out.missing, [(3, 7)]);
+        assert_eq!(r.bytes(), 11);
+    }
+
+    #[test]
+    fn capture_starting_mid_stream_ignores_older_bytes() {
+        let mut r = Reassembler::new();
+        let mut out = Out::default();
+        push(&mut r, &mut out, 5000, b"now");
+        // A retransmission of bytes sent before the capture began.
+        push(&mut r, &mut out, 4990, b"0123456789abc");
+        assert_eq!(out.bytes, b"now");
+        assert_eq!(r.bytes(), 3);
+    }
+
+    #[test]
+    fn a_segment_absurdly_far_ahead_is_ignored() {
+        let mut r = Reassembler::new();
+        let mut out = Out::default();
+        r.syn(0);
+        let o = push(&mut r, &mut out, 1 << 31, b"junk");
+        assert!(o.ignored);
+        assert_eq!(r.bytes(), 0);
+        assert_eq!(r.held_bytes(), 0);
+    }
+
+    /// Cuts `len` bytes into segments at `cuts`, as (offset, end).
+    fn segments(len: usize, cuts: &[usize]) -> Vec<(usize, usize)> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (len + 1)).collect();
+        points.push(0);
+        points.push(len);
+        points.sort_unstable();
+        points.dedup();
+        points.windows(2).map(|w| (w[0], w[1])).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn any_order_and_duplication_of_segments_gives_the_same_bytes(
+            stream in prop::collection::vec(any::<u8>(), 1..1500),
+            isn in any::<u32>(),
+            cuts in prop::collection::vec(any::<usize>(), 0..20),
+            recuts in prop::collection::vec(any::<usize>(), 0..20),
+            order in prop::collection::vec(any::<usize>(), 0..60),
+        ) {
+            // Two segmentations of the same stream (a retransmission may cut
+            // differently), shuffled and repeated.
+            let mut segs = segments(stream.len(), &cuts);
+            segs.extend(segments(stream.len(), &recuts));
+            let mut sent: Vec<(usize, usize)> = order.iter().map(|i| segs[i % segs.len()]).collect();
+            sent.extend(segs.iter().copied());
+            let mut r = Reassembler::new();
+            let mut out = Out::default();
+            r.syn(isn);
+            for (a, b) in sent {
+                let seq = isn.wrapping_add(1).wrapping_add(a as u32);
+                push(&mut r, &mut out, seq, &stream[a..b]);
+            }
+            r.flush(Timestamp(0), 0, &mut |c| out.take(c));
+            prop_assert_eq!(&out.bytes, &stream);
+            prop_assert!(out.missing.is_empty());
+            prop_assert_eq!(r.bytes(), stream.len() as u64);
+        }
+
+        #[test]
+        fn with_a_tight_budget_and_lost_segments_nothing_is_invented(
+            stream in prop::collection::vec(any::<u8>(), 1..800),
+            isn in any::<u32>(),
+            cuts in prop::collection::vec(any::<usize>(), 0..20),
+            keep in prop::collection::vec(any::<bool>(), 0..40),
+            order in prop::collection::vec(any::<usize>(), 0..40),
+            budget in 0u64..200,
+        ) {
+            let segs = segments(stream.len(), &cuts);
+            let mut sent: Vec<(usize, usize)> = segs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| keep.get(*i).copied().unwrap_or(true))
+                .map(|(_, s)| *s)
+                .collect();
+            for i in &order {
+                if !sent.is_empty() {
+                    let j = i % sent.len();
+                    sent.swap(0, j);
+                }
+            }
+            let mut r = Reassembler::new();
+            let mut out = Out::default();
+            r.syn(isn);
+            for &(a, b) in &sent {
+                let seq = isn.wrapping_add(1).wrapping_add(a as u32);
+                r.push(seq, &stream[a..b], (b - a) as u32, false, Timestamp(0), 0, budget, &mut |c| out.take(c));
+                prop_assert!(r.held_bytes() <= budget.max((b - a) as u64));
+            }
+            r.flush(Timestamp(0), 0, &mut |c| out.take(c));
+            // Every byte handed out is the stream's byte at that offset.
+            let missing: std::collections::HashSet<u64> = out
+                .missing
+                .iter()
+                .flat_map(|&(o, n)| o..o + n)
+                .collect();
+            prop_assert_eq!(out.next, r.bytes());
+            for (i, &b) in out.bytes.iter().enumerate() {
+                if !missing.contains(&(i as u64)) {
+                    prop_assert_eq!(b, stream[i]);
+                }
+            }
+        }
+    }
+}
