@@ -1142,6 +1142,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn client_closing_before_the_answer_like_nc() {
+        // `printf 'via nc\n' | nc -q 1 host 2222`: the client's FIN comes
+        // before the answer; its next ACK carries the sequence number after
+        // the FIN, which is not a byte.
+        let mut w = Script::new(10, 20);
+        w.handshake(0, 14);
+        w.c(100, b"via nc\n");
+        w.fin(110, Side::Client);
+        w.s(1_790, b"Echo: via nc\n");
+        w.ack(1_800, Side::Client);
+        w.fin(1_850, Side::Server);
+        w.ack(1_860, Side::Client);
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(
+            (c.bytes_client_to_server, c.bytes_server_to_client),
+            (7, 13)
+        );
+        assert!(c.gaps.is_empty(), "{:?}", c.gaps);
+        assert_eq!(requests(c), ["via nc"]);
+        assert_eq!(c.exchanges[0].latency_us, Some(1_690.0));
+        let close = c.close.as_ref().unwrap();
+        assert_eq!(close.initiator, Side::Client);
+        assert_eq!(close.events.len(), 2);
+        assert_eq!(c.last_seen, Timestamp(1_860_000));
+    }
+
+    #[test]
     fn keepalives_and_zero_window_probes_are_ignored() {
         let mut w = Script::new(1, 1);
         w.handshake(0, 50);

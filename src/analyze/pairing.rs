@@ -569,15 +569,16 @@ impl Pairer {
                 bursts.push(side);
             }
             if bursts.len() >= 3 || *bytes >= DETECT_WINDOW {
-                self.decide(conn);
+                self.decide(conn, false);
             }
             return;
         }
         self.process(side, &chunk.data, chunk.time, chunk.packet, conn);
     }
 
-    /// Chooses a framing from the held bytes, then replays them.
-    fn decide(&mut self, conn: &mut Connection) {
+    /// Chooses a framing from the held bytes, then replays them. `ended`:
+    /// the connection is over, so every burst held is whole.
+    fn decide(&mut self, conn: &mut Connection, ended: bool) {
         let Mode::Detecting { held, .. } = &mut self.mode else {
             return;
         };
@@ -611,11 +612,12 @@ impl Pairer {
                 None => gap[s] = true,
             }
         }
-        let framing = detect(
-            [&text[0], &text[1]],
-            [&text[0][..clean[0]], &text[1][..clean[1]]],
-            self.limits.max_message,
-        );
+        let sample = |s: usize| Sample {
+            text: &text[s],
+            clean: &text[s][..clean[s]],
+            whole: done[s] || ended,
+        };
+        let framing = detect([sample(0), sample(1)], self.limits.max_message);
         conn.framing = framing;
         self.mode = Self::mode_for(framing, self.limits);
         for h in held {
@@ -800,7 +802,7 @@ impl Pairer {
     /// turns, and order the pitfalls.
     pub fn finish(&mut self, conn: &mut Connection) {
         if matches!(self.mode, Mode::Detecting { .. }) {
-            self.decide(conn);
+            self.decide(conn, true);
         }
         // The last speaker's burst ends first, then the other's.
         let order = match self.last_side {
@@ -832,42 +834,67 @@ impl Pairer {
     }
 }
 
-/// Picks a framing from the first burst of each side (see the module doc):
-/// `text` holds all bytes of each burst, `clean` those before its first gap.
-pub fn detect(text: [&[u8]; 2], clean: [&[u8]; 2], max_message: usize) -> Framing {
-    let text = speaking(text);
-    if text.is_empty() {
+/// The first burst of one side, as `auto` sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// Every captured byte of the burst, gaps left out.
+    pub text: &'a [u8],
+    /// The bytes before its first gap.
+    pub clean: &'a [u8],
+    /// Whether the burst ended (the other side spoke, or the connection
+    /// ended) rather than the detection window filled up in its middle.
+    pub whole: bool,
+}
+
+/// Picks a framing from the first burst of each side (see the module doc).
+/// A burst cut by the detection window passes the line test with at least
+/// one `\n`, and the length test with at least one whole message and a
+/// plausible start of the next.
+pub fn detect(sides: [Sample<'_>; 2], max_message: usize) -> Framing {
+    let speaking: Vec<Sample<'_>> = sides.into_iter().filter(|s| !s.text.is_empty()).collect();
+    if speaking.is_empty() {
         return Framing::Raw;
     }
-    if text.iter().all(|b| looks_like_lines(b)) {
+    if speaking.iter().all(|s| looks_like_lines(s.text, s.whole)) {
         return Framing::Line;
     }
-    let clean = speaking(clean);
-    if !clean.is_empty() && clean.iter().all(|b| looks_length_framed(b, max_message)) {
+    if speaking
+        .iter()
+        .all(|s| looks_length_framed(s.clean, s.whole, max_message))
+    {
         Framing::Length
     } else {
         Framing::Raw
     }
 }
 
-/// The bursts of the sides that said something.
-fn speaking(s: [&[u8]; 2]) -> Vec<&[u8]> {
-    s.into_iter().filter(|b| !b.is_empty()).collect()
+/// Printable UTF-8 text (tabs and line ends allowed) ending in `\n` (or,
+/// when cut, containing one).
+fn looks_like_lines(b: &[u8], whole: bool) -> bool {
+    let lines = if whole {
+        b.last() == Some(&b'\n')
+    } else {
+        b.contains(&b'\n')
+    };
+    // A cut burst may end in the middle of a UTF-8 character.
+    let text = match std::str::from_utf8(b) {
+        Ok(t) => t,
+        Err(e) if !whole && e.error_len().is_none() => {
+            std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    lines
+        && text
+            .chars()
+            .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
 }
 
-/// Printable UTF-8 text (tabs and line ends allowed) ending in `\n`.
-fn looks_like_lines(b: &[u8]) -> bool {
-    b.last() == Some(&b'\n')
-        && std::str::from_utf8(b).is_ok_and(|s| {
-            s.chars()
-                .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
-        })
-}
-
-/// A whole number (at least one) of length-prefixed messages, each within `max`.
-fn looks_length_framed(b: &[u8], max: usize) -> bool {
+/// A whole number (at least one) of length-prefixed messages, each within
+/// `max` (when cut: at least one, then the start of one within `max`).
+fn looks_length_framed(b: &[u8], whole: bool, max: usize) -> bool {
     let (msgs, consumed, err) = Framing::Length.decode_all(b, max);
-    err.is_none() && !msgs.is_empty() && consumed == b.len()
+    err.is_none() && !msgs.is_empty() && (consumed == b.len() || !whole)
 }
 
 #[cfg(test)]
@@ -941,32 +968,49 @@ mod tests {
 
     use Side::{Client as C, Server as S};
 
+    fn whole<'a>(client: &'a [u8], server: &'a [u8]) -> [Sample<'a>; 2] {
+        [client, server].map(|b| Sample {
+            text: b,
+            clean: b,
+            whole: true,
+        })
+    }
+
     #[test]
     fn detection_of_line_length_and_turns() {
         let none: &[u8] = b"";
-        assert_eq!(
-            detect([b"hi\n", b"Echo: hi\n"], [none, none], 100),
-            Framing::Line
-        );
-        assert_eq!(
-            detect([b"h\xc3\xa9\r\n", none], [none, none], 100),
-            Framing::Line
-        );
-        // Text without its newline yet, or with control bytes, is not lines.
-        assert_eq!(detect([b"hi", none], [b"hi", none], 100), Framing::Raw);
-        assert_eq!(
-            detect([b"\x1b[0m\n", none], [b"\x1b[0m\n", none], 100),
-            Framing::Raw
-        );
+        assert_eq!(detect(whole(b"hi\n", b"Echo: hi\n"), 100), Framing::Line);
+        assert_eq!(detect(whole(b"h\xc3\xa9\r\n", none), 100), Framing::Line);
+        // Text without its newline, or with control bytes, is not lines.
+        assert_eq!(detect(whole(b"hi", none), 100), Framing::Raw);
+        assert_eq!(detect(whole(b"\x1b[0m\n", none), 100), Framing::Raw);
         let m = [len_msg(b"ab"), len_msg(b"")].concat();
-        assert_eq!(detect([&m, none], [&m, none], 100), Framing::Length);
+        assert_eq!(detect(whole(&m, none), 100), Framing::Length);
         // A claimed length beyond the limit, or not matching the burst, is not.
-        assert_eq!(detect([&m[..5], none], [&m[..5], none], 100), Framing::Raw);
+        assert_eq!(detect(whole(&m[..5], none), 100), Framing::Raw);
         let huge = [0x7f, 0, 0, 0, 1];
-        assert_eq!(detect([&huge, none], [&huge, none], 100), Framing::Raw);
+        assert_eq!(detect(whole(&huge, none), 100), Framing::Raw);
         // Both sides must agree.
-        assert_eq!(detect([b"hi\n", &m], [b"hi\n", &m], 100), Framing::Raw);
-        assert_eq!(detect([none, none], [none, none], 100), Framing::Raw);
+        assert_eq!(detect(whole(b"hi\n", &m), 100), Framing::Raw);
+        assert_eq!(detect(whole(none, none), 100), Framing::Raw);
+    }
+
+    #[test]
+    fn detection_of_a_burst_cut_by_the_window() {
+        let cut = |b: &'static [u8]| Sample {
+            text: b,
+            clean: b,
+            whole: false,
+        };
+        let none = cut(b"");
+        // Lines so far, the last one not finished yet (even mid-character).
+        assert_eq!(detect([cut(b"one\ntwo \xc3"), none], 100), Framing::Line);
+        assert_eq!(detect([cut(b"no newline yet"), none], 100), Framing::Raw);
+        assert_eq!(
+            detect([cut(b"\0\0\0\x02ab\0\0\0\x09abc"), none], 100),
+            Framing::Length
+        );
+        assert_eq!(detect([cut(b"\0\0\0\x02"), none], 100), Framing::Raw);
     }
 
     #[test]
@@ -1102,6 +1146,25 @@ mod tests {
             [("hi\\n".into(), 3, false), ("again\\n".into(), 6, false)]
         );
         assert_eq!(c.exchanges[1].response_preview, "\\x02");
+    }
+
+    #[test]
+    fn auto_decides_on_a_long_first_burst_once_the_window_is_full() {
+        let line = [b'y'; 999]
+            .iter()
+            .chain(b"\n")
+            .copied()
+            .collect::<Vec<u8>>();
+        let chunks: Vec<(Side, Result<&[u8], u64>)> =
+            (0..100).map(|_| (C, Ok(&line[..]))).collect();
+        let c = run(FramingChoice::Auto, 2000, &chunks);
+        assert_eq!(c.framing, Framing::Line);
+        assert_eq!(c.exchanges.len(), 100);
+        assert!(
+            c.exchanges
+                .iter()
+                .all(|e| e.request_bytes == 999 && !e.incomplete)
+        );
     }
 
     #[test]

@@ -65,7 +65,8 @@ impl PreviewBuf {
             out.push('…');
         }
         if let Some(missing) = self.missing {
-            let _ = write!(out, "[{missing} bytes missing]");
+            let unit = if missing == 1 { "byte" } else { "bytes" };
+            let _ = write!(out, "[{missing} {unit} missing]");
             if self.after_gap {
                 out.push('…');
             }
@@ -150,6 +151,9 @@ mod tests {
         p.push(b"hel", 40);
         p.push_missing(7);
         assert_eq!(p.render(40), "hel[7 bytes missing]");
+        let mut p = PreviewBuf::default();
+        p.push_missing(1);
+        assert_eq!(p.render(40), "[1 byte missing]");
     }
 
     #[test]

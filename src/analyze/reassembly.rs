@@ -221,8 +221,9 @@ impl Reassembler {
             self.fin = Some(end as u64);
         }
         if wire_len == 0 || end as u64 <= next_off {
-            // Pure ACK, FIN, retransmission, keepalive: nothing new.
-            self.end = self.end.max(end.max(0) as u64);
+            // Pure ACK, FIN, retransmission, keepalive: nothing new. (The
+            // sequence number of an empty segment is not a byte sent: after
+            // a FIN it is one past the last byte.)
             return outcome;
         }
         self.end = self.end.max(end as u64);
@@ -538,6 +539,20 @@ mod tests {
         assert_eq!(out.bytes, b"ab");
         assert_eq!(r.bytes(), 2);
         assert!(r.is_complete());
+    }
+
+    #[test]
+    fn an_ack_after_the_fin_does_not_count_a_byte() {
+        let mut r = Reassembler::new();
+        let mut out = Out::default();
+        r.syn(10);
+        push(&mut r, &mut out, 11, b"hi\n");
+        r.push(14, b"", 0, true, Timestamp(0), 2, 0, &mut |c| out.take(c));
+        // The next segment from this side carries seq FIN + 1.
+        push(&mut r, &mut out, 15, b"");
+        r.flush(Timestamp(0), 4, &mut |c| out.take(c));
+        assert_eq!(r.bytes(), 3);
+        assert!(out.missing.is_empty());
     }
 
     #[test]
