@@ -37,7 +37,7 @@
 //!   past it, the oldest hole is given up on, reported as a gap and warned
 //!   about.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use super::model::{
@@ -95,13 +95,29 @@ fn key(a: SocketAddr, b: SocketAddr) -> Key {
 /// The table entry of an address pair: its latest connection.
 #[derive(Debug)]
 struct Slot {
-    /// Index in the output list.
+    /// Number of the connection in the output list, from 0 (the drained
+    /// ones included).
     conn: usize,
     client: SocketAddr,
     /// The client's initial sequence number, when known (SYN or SYN-ACK).
     client_isn: Option<u32>,
+    /// Sequence number of each side's FIN, and whether the other side
+    /// acknowledged it (client, server).
+    fin_seq: [Option<u32>; 2],
+    fin_acked: [bool; 2],
+    /// An RST was seen.
+    reset: bool,
     /// Live state; `None` once closed.
     flow: Option<Box<Flow>>,
+}
+
+impl Slot {
+    /// Closed, and nothing more is expected: reset, or every FIN sent was
+    /// acknowledged.
+    fn settled(&self) -> bool {
+        self.flow.is_none()
+            && (self.reset || (0..2).all(|s| self.fin_seq[s].is_none() || self.fin_acked[s]))
+    }
 }
 
 /// Live state of an open connection.
@@ -129,6 +145,11 @@ fn slot_of(side: Side) -> usize {
 
 /// Tracks every TCP connection of a capture, segment by segment.
 ///
+/// Memory is the live connections' buffers plus the output (every
+/// connection with its exchanges). To keep the output from growing with the
+/// capture, take finished connections as you go with
+/// [`Analyzer::drain_settled`].
+///
 /// ```
 /// use reqresp::analyze::flows::{Analyzer, Options};
 /// let analyzer = Analyzer::new(Options::default());
@@ -140,7 +161,14 @@ fn slot_of(side: Side) -> usize {
 pub struct Analyzer {
     opts: Options,
     table: HashMap<Key, Slot>,
-    connections: Vec<Connection>,
+    /// Connections not drained yet; the first is number `drained`.
+    connections: VecDeque<Connection>,
+    /// Per connection in `connections`: settled (see [`Slot::settled`]).
+    settled: VecDeque<bool>,
+    drained: usize,
+    /// Framing of every drained connection with exchanges, if they agree:
+    /// `None` before any, `Some(None)` once they disagree.
+    framing_seen: Option<Option<Framing>>,
     warnings: Vec<String>,
     suppressed: u64,
     last_packet: u64,
@@ -152,16 +180,55 @@ impl Analyzer {
         Analyzer {
             opts,
             table: HashMap::new(),
-            connections: Vec::new(),
+            connections: VecDeque::new(),
+            settled: VecDeque::new(),
+            drained: 0,
+            framing_seen: None,
             warnings: Vec::new(),
             suppressed: 0,
             last_packet: 0,
         }
     }
 
-    /// Connections seen so far.
+    /// Connections seen so far (drained ones included).
     pub fn connections(&self) -> usize {
-        self.connections.len()
+        self.drained + self.connections.len()
+    }
+
+    /// Takes the connections that are over, in order, up to the first one
+    /// that is not: a connection is over after an RST, or once every FIN
+    /// sent was acknowledged (or when a new connection reused its ports).
+    /// They will not be in [`Analyzer::finish`]'s result; later packets of a
+    /// drained connection are ignored. One long-lived connection holds back
+    /// every later one, so memory then grows as without draining.
+    pub fn drain_settled(&mut self) -> Vec<Connection> {
+        let n = self.settled.iter().take_while(|&&s| s).count();
+        self.settled.drain(..n);
+        self.drained += n;
+        let out: Vec<Connection> = self.connections.drain(..n).collect();
+        for c in &out {
+            self.note_framing(c);
+        }
+        out
+    }
+
+    fn note_framing(&mut self, c: &Connection) {
+        // Connections without data say nothing about the framing.
+        if c.exchanges.is_empty() {
+            return;
+        }
+        self.framing_seen = match self.framing_seen {
+            None => Some(Some(c.framing)),
+            Some(Some(f)) if f == c.framing => Some(Some(f)),
+            Some(_) => Some(None),
+        };
+    }
+
+    /// Marks the connection of `slot` settled if it is.
+    fn settle(&mut self, slot_conn: usize, settled: bool) {
+        if settled && let Some(i) = slot_conn.checked_sub(self.drained) {
+            self.settled[i] = true;
+        }
     }
 
     /// Adds a warning (for the reader's own problems too), keeping at most
@@ -201,7 +268,9 @@ impl Analyzer {
         };
         if new_needed {
             if let Some(old) = self.table.remove(&k) {
+                let n = old.conn;
                 self.close_flow(old, seg.time);
+                self.settle(n, true);
             }
             let slot = self.open(seg);
             self.table.insert(k, slot);
@@ -209,22 +278,36 @@ impl Analyzer {
         let Some(slot) = self.table.get_mut(&k) else {
             return;
         };
-        let conn = &mut self.connections[slot.conn];
-        conn.last_seen = conn.last_seen.max(seg.time);
-        if slot.flow.is_none() {
+        let Some(conn) = slot
+            .conn
+            .checked_sub(self.drained)
+            .and_then(|i| self.connections.get_mut(i))
+        else {
+            // Drained: over, nothing more to learn.
             return;
-        }
+        };
+        conn.last_seen = conn.last_seen.max(seg.time);
         let side = if seg.src == slot.client {
             Side::Client
         } else {
             Side::Server
         };
+        let peer = 1 - slot_of(side);
+        if seg.flags.ack
+            && let Some(fin) = slot.fin_seq[peer]
+            && (seg.ack.wrapping_sub(fin.wrapping_add(1)) as i32) >= 0
+        {
+            slot.fin_acked[peer] = true;
+        }
         let mut warnings = Vec::new();
-        if track(&self.opts, slot, conn, side, seg, &mut warnings)
+        if slot.flow.is_some()
+            && track(&self.opts, slot, conn, side, seg, &mut warnings)
             && let Some(flow) = slot.flow.take()
         {
             finalize(*flow, conn, seg.time, seg.number);
         }
+        let (n, settled) = (slot.conn, slot.settled());
+        self.settle(n, settled);
         for w in warnings {
             self.warn(w);
         }
@@ -233,7 +316,7 @@ impl Analyzer {
     /// Creates the connection a segment opens (or is the first seen of).
     fn open(&mut self, seg: &TcpSegment<'_>) -> Slot {
         let (client, server, how) = choose_sides(seg, &self.opts);
-        let id = u32::try_from(self.connections.len() + 1).unwrap_or(u32::MAX);
+        let id = u32::try_from(self.connections() + 1).unwrap_or(u32::MAX);
         let mut conn = Connection {
             id,
             client,
@@ -258,11 +341,15 @@ impl Analyzer {
             ));
         }
         let pairer = Pairer::new(self.opts.framing, self.limits(), &mut conn);
-        self.connections.push(conn);
+        self.connections.push_back(conn);
+        self.settled.push_back(false);
         Slot {
-            conn: self.connections.len() - 1,
+            conn: self.connections() - 1,
             client,
             client_isn: None,
+            fin_seq: [None; 2],
+            fin_acked: [false; 2],
+            reset: false,
             flow: Some(Box::new(Flow {
                 streams: [Reassembler::new(), Reassembler::new()],
                 pairer,
@@ -276,8 +363,12 @@ impl Analyzer {
     }
 
     fn close_flow(&mut self, mut slot: Slot, time: Timestamp) {
-        if let Some(flow) = slot.flow.take() {
-            let conn = &mut self.connections[slot.conn];
+        if let Some(flow) = slot.flow.take()
+            && let Some(conn) = slot
+                .conn
+                .checked_sub(self.drained)
+                .and_then(|i| self.connections.get_mut(i))
+        {
             finalize(*flow, conn, time, 0);
         }
     }
@@ -288,26 +379,18 @@ impl Analyzer {
     /// the reader should overwrite with its own count.
     pub fn finish(mut self) -> Analysis {
         for (_, slot) in std::mem::take(&mut self.table) {
-            let time = self.connections[slot.conn].last_seen;
+            let time = slot
+                .conn
+                .checked_sub(self.drained)
+                .and_then(|i| self.connections.get(i))
+                .map_or(Timestamp(0), |c| c.last_seen);
             self.close_flow(slot, time);
         }
-        let framing = match self.opts.framing.fixed() {
-            Some(f) => Some(f),
-            None => {
-                // Connections without data say nothing about the framing.
-                let mut used = self
-                    .connections
-                    .iter()
-                    .filter(|c| !c.exchanges.is_empty())
-                    .map(|c| c.framing);
-                let first = used.next();
-                if used.all(|f| Some(f) == first) {
-                    first
-                } else {
-                    None
-                }
-            }
-        };
+        let connections = std::mem::take(&mut self.connections);
+        for c in &connections {
+            self.note_framing(c);
+        }
+        let framing = self.opts.framing.fixed().or(self.framing_seen.flatten());
         if self.suppressed > 0 {
             self.warnings
                 .push(format!("{} more warnings not shown", self.suppressed));
@@ -315,7 +398,7 @@ impl Analyzer {
         Analysis {
             packets: self.last_packet,
             framing,
-            connections: self.connections,
+            connections: connections.into(),
             warnings: self.warnings,
         }
     }
@@ -383,6 +466,7 @@ fn track(
     let f = seg.flags;
 
     if f.rst {
+        slot.reset = true;
         if !flow.rst[s] {
             flow.rst[s] = true;
             close_event(conn, side, CloseKind::Rst, seg.time);
@@ -494,6 +578,7 @@ fn track(
     }
     if f.fin && !flow.fin[s] {
         flow.fin[s] = true;
+        slot.fin_seq[s] = Some(data_seq.wrapping_add(seg.payload_len));
         close_event(conn, side, CloseKind::Fin, seg.time);
     }
     flow.fin == [true, true] && flow.streams.iter().all(|r| r.is_complete())
@@ -1209,6 +1294,57 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn settled_connections_can_be_drained_in_order() {
+        let first = echo();
+        let mut other = Script::new(5, 6);
+        other.client.set_port(40001);
+        other.handshake(500, 20);
+        other.c(600, b"still open\n");
+        let mut segs = first.segs.clone();
+        // The second connection starts while the first is open.
+        segs.splice(3..3, other.segs.clone());
+        let mut an = Analyzer::new(Options::default());
+        let mut drained = Vec::new();
+        for (i, s) in segs.iter().enumerate() {
+            an.push(&s.view(i as u64 + 1));
+            drained.extend(an.drain_settled());
+            if i + 1 < segs.len() {
+                // The first is not over before its last FIN is acknowledged.
+                assert!(drained.is_empty(), "drained at packet {}", i + 1);
+            }
+        }
+        assert_eq!(drained.len(), 1);
+        assert_eq!(drained[0].id, 1);
+        assert_eq!(drained[0].exchanges.len(), 3);
+        assert_eq!(drained[0].last_seen, Timestamp(4_150_000));
+        // A late packet of a drained connection is ignored.
+        let mut late = first.segs[first.segs.len() - 2].clone();
+        late.time = 9_000;
+        an.push(&late.view(99));
+        assert!(an.drain_settled().is_empty());
+        let rest = an.finish();
+        assert_eq!(rest.connections.len(), 1);
+        assert_eq!(rest.connections[0].id, 2);
+        assert_eq!(rest.connections[0].exchanges.len(), 1);
+        assert_eq!(rest.framing, Some(Framing::Line));
+    }
+
+    #[test]
+    fn a_reset_connection_is_settled_at_once() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.rst(100, Side::Client);
+        let mut an = Analyzer::new(Options::default());
+        for (i, s) in w.segs.iter().enumerate() {
+            an.push(&s.view(i as u64 + 1));
+        }
+        let drained = an.drain_settled();
+        assert_eq!(drained.len(), 1);
+        assert_eq!(drained[0].close.as_ref().unwrap().kind, CloseKind::Rst);
+        assert!(an.finish().connections.is_empty());
+    }
+
+    #[test]
     fn retransmitted_syn_keeps_one_connection_and_rtt_from_the_last_syn() {
         let mut w = Script::new(1, 1);
         let syn = w.seg(0, Side::Client, flags(true, false, false, false), b"");
@@ -1229,6 +1365,56 @@ pub(crate) mod tests {
     }
 
     proptest! {
+        #[test]
+        fn any_order_and_duplication_of_data_segments_gives_the_same_exchanges(
+            msgs in prop::collection::vec("[a-z ]{0,12}", 1..12),
+            cuts in prop::collection::vec(any::<usize>(), 0..16),
+            order in prop::collection::vec(any::<usize>(), 0..40),
+            isn in any::<u32>(),
+        ) {
+            let stream: Vec<u8> = msgs.iter().flat_map(|m| m.bytes().chain(*b"\n")).collect();
+            let mut w = Script::new(isn, 77);
+            w.handshake(0, 50);
+            let base = w.cseq;
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+            points.extend([0, stream.len()]);
+            points.sort_unstable();
+            points.dedup();
+            let mut data: Vec<Seg> = points
+                .windows(2)
+                .map(|p| {
+                    let mut seg = w.c(1_000 + p[0] as u64, &stream[p[0]..p[1]]);
+                    seg.seq = base.wrapping_add(p[0] as u32);
+                    seg
+                })
+                .collect();
+            w.segs.truncate(3);
+            // Shuffle, and send some segments twice.
+            for (k, i) in order.iter().enumerate() {
+                let j = i % data.len();
+                if k % 3 == 0 {
+                    let dup = data[j].clone();
+                    data.push(dup);
+                } else {
+                    let n = data.len();
+                    data.swap(k % n, j);
+                }
+            }
+            w.segs.extend(data);
+            w.cseq = base.wrapping_add(stream.len() as u32);
+            for m in &msgs {
+                w.s(5_000, format!("Echo: {m}\n").as_bytes());
+            }
+            let a = analyze(Options::default(), &w.segs);
+            let c = one(&a);
+            let expect: Vec<String> = msgs.to_vec();
+            let got: Vec<String> = c.exchanges.iter().map(|e| e.request_preview.clone()).collect();
+            prop_assert_eq!(got, expect);
+            prop_assert!(c.gaps.is_empty());
+            prop_assert_eq!(c.bytes_client_to_server, stream.len() as u64);
+            prop_assert!(c.exchanges.iter().all(|e| e.response_bytes == e.request_bytes + 6));
+        }
+
         #[test]
         fn arbitrary_segments_never_panic(
             segs in prop::collection::vec(
