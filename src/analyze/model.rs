@@ -35,7 +35,9 @@ pub enum Side {
 pub struct Analysis {
     /// Packets read from the capture, including those that are not TCP.
     pub packets: u64,
-    /// Framing used to cut streams into messages (after `auto` was resolved per connection, see each connection).
+    /// Framing used to cut streams into messages: the one asked for, or with
+    /// `auto` the one every connection with exchanges was found to use;
+    /// `null` when they differ or none had any (see each connection).
     pub framing: Option<Framing>,
     /// Every TCP connection, in the order its first packet was seen.
     pub connections: Vec<Connection>,

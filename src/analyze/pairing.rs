@@ -275,11 +275,17 @@ impl Decoder {
                 time,
                 len: data.len(),
             });
+            // A line cannot end before a newline arrives: skip rescanning
+            // the buffered part of a long line for each new segment.
+            let waiting = self.framing == Framing::Line
+                && !data.contains(&b'\n')
+                && self.undecoded() <= self.limits.max_message.saturating_add(1);
             data = &[];
-            self.decode(out);
-            // The bytes after a streamed message's start were moved into it;
-            // any left after its end were put back in `data`-like form by
-            // `decode` (it only streams when it consumed the whole buffer).
+            if !waiting {
+                // Either leaves an incomplete message in the buffer, or
+                // starts streaming a big one with the whole buffer consumed.
+                self.decode(out);
+            }
         }
     }
 
@@ -1033,6 +1039,19 @@ mod tests {
         );
         assert_eq!(c.exchanges[0].response_preview, "yes");
         assert_eq!(c.exchanges[0].request_time, Timestamp(2000));
+    }
+
+    #[test]
+    fn a_line_in_many_segments_is_one_split_message() {
+        let line: Vec<u8> = [b'z'; 999].iter().chain(b"\n").copied().collect();
+        let chunks: Vec<(Side, Result<&[u8], u64>)> = line.chunks(10).map(|c| (C, Ok(c))).collect();
+        let c = run(FramingChoice::Line, 2000, &chunks);
+        assert_eq!(c.exchanges.len(), 1);
+        assert_eq!(c.exchanges[0].request_bytes, 999);
+        assert_eq!(c.exchanges[0].request_time, Timestamp(100_000));
+        let p = &c.recv_pitfalls[..];
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].kind, p[0].count), (PitfallKind::Split, 100));
     }
 
     #[test]
