@@ -1345,6 +1345,43 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_refused_connection_is_a_syn_and_a_reset() {
+        let mut w = Script::new(1, 0);
+        w.seg(0, Side::Client, flags(true, false, false, false), b"");
+        w.seg(30, Side::Server, flags(false, true, false, true), b"");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        let h = c.handshake.as_ref().unwrap();
+        assert_eq!((h.syn_ack, h.ack, h.rtt_us), (None, None, None));
+        let close = c.close.as_ref().unwrap();
+        assert_eq!(
+            (close.initiator, close.kind),
+            (Side::Server, CloseKind::Rst)
+        );
+        assert!(c.exchanges.is_empty());
+        assert_eq!(a.framing, None);
+    }
+
+    #[test]
+    fn a_syn_ack_without_its_syn_gives_sides_but_no_handshake() {
+        let mut w = echo();
+        w.segs.remove(0);
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!((c.client, c.server), (w.client, w.server));
+        assert!(c.handshake.is_none());
+        assert_eq!(c.notes.len(), 1);
+        assert!(
+            c.notes[0].contains("SYN was not captured"),
+            "{}",
+            c.notes[0]
+        );
+        // The client's stream is still anchored (ISN = SYN-ACK's ack - 1).
+        assert_eq!(requests(c), ["hello", "second", "third"]);
+        assert_eq!(c.bytes_client_to_server, 19);
+    }
+
+    #[test]
     fn retransmitted_syn_keeps_one_connection_and_rtt_from_the_last_syn() {
         let mut w = Script::new(1, 1);
         let syn = w.seg(0, Side::Client, flags(true, false, false, false), b"");
