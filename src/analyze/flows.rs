@@ -26,7 +26,9 @@
 //!   the kind is `rst` if any RST was seen. A connection is *closed* after an
 //!   RST, or after both FINs once every byte before them was reassembled;
 //!   its buffers are then freed, it stays in the output, and later packets
-//!   on its address pair (final ACKs, retransmissions) only move `last_seen`.
+//!   on its address pair (final ACKs, retransmissions) only move `last_seen`
+//!   (until it is taken with [`Analyzer::drain_settled`]; after that they
+//!   are ignored).
 //! - **Acknowledged holes.** When one side acknowledges bytes of the other
 //!   side's stream beyond a hole, the receiver had them: no retransmission
 //!   will be captured, so the hole is reported as a gap at once (and the
@@ -54,7 +56,8 @@ pub const LAB_PORT: u16 = 2222;
 /// Most warnings kept; further ones are counted in a last warning.
 const MAX_WARNINGS: usize = 100;
 
-/// How to analyze a capture.
+/// How to analyze a capture. The defaults: `auto` framing, no server given,
+/// 1 MiB messages, 4 MiB held per connection, 40-character previews.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// How to cut streams into messages.
