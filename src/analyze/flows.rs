@@ -1482,6 +1482,15 @@ pub(crate) mod tests {
                 for e in &c.exchanges {
                     prop_assert!(e.request_preview.chars().count() <= 40 + 30);
                 }
+                let gaps: u64 = c.gaps.iter().map(|g| g.len).sum();
+                prop_assert!(gaps <= c.bytes_client_to_server + c.bytes_server_to_client);
+                if framing == FramingChoice::Raw {
+                    // Turns account for every byte counted, once.
+                    let req: u64 = c.exchanges.iter().map(|e| e.request_bytes).sum();
+                    let resp: u64 = c.exchanges.iter().map(|e| e.response_bytes).sum();
+                    prop_assert_eq!(req, c.bytes_client_to_server);
+                    prop_assert_eq!(resp, c.bytes_server_to_client);
+                }
             }
         }
     }
