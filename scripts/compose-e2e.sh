@@ -111,7 +111,13 @@ leftovers() {
     docker volume ls -q --filter "$filter"
     docker ps -aq --filter "name=$project"
     docker network ls -q --filter "name=$project"
-    ip link show br-reqresp >/dev/null 2>&1 && echo "bridge br-reqresp"
+    # A Docker network still owning br-reqresp (a br-reqresp bridge alone may
+    # belong to `reqresp lab` running at the same time).
+    local net
+    for net in $(docker network ls -q); do
+        docker network inspect -f '{{index .Options "com.docker.network.bridge.name"}}' "$net" 2>/dev/null |
+            grep -qx br-reqresp && echo "network $net (br-reqresp)"
+    done
     return 0
 }
 
@@ -281,16 +287,16 @@ print(f"ok: {path}: {len(conns)} connections {client_ip} -> {server_ip}:2222 wit
 PY
 }
 
-# check_dissector OUTPUT: asserts tshark's rows "src dst role text" from the
+# check_dissector FILE: asserts tshark's rows "src dst role text" from the
 # Lua dissector against $expected.
 check_dissector() {
-    python3 - "$client_ip" "$server_ip" "$expected" <<'PY'
+    python3 - "$1" "$client_ip" "$server_ip" "$expected" <<'PY'
 import json, sys
 
-client_ip, server_ip, expected = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+path, client_ip, server_ip, expected = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 # tshark joins the values of a frame with several messages with ",".
 rows = []
-for line in sys.stdin.read().splitlines():
+for line in open(path).read().splitlines():
     src, dst, roles, texts = line.split("\t")
     roles, texts = roles.split(","), texts.split(",")
     if len(roles) != len(texts):
@@ -395,12 +401,14 @@ grep -q 'Echo: apa kabar?' "$tmp/in-container.txt" ||
     die "reqresp analyze in the image did not show the exchanges: $(cat "$tmp/in-container.txt")"
 
 step "Wireshark dissector on both captures"
-doc 'tshark -X lua_script:contrib/wireshark/reqresp.lua -r reqresp.pcap -Y reqresp -T fields -e ip.src -e ip.dst -e reqresp.role -e reqresp.text' |
-    check_dissector
+doc 'tshark -X lua_script:contrib/wireshark/reqresp.lua -r reqresp.pcap -Y reqresp -T fields -e ip.src -e ip.dst -e reqresp.role -e reqresp.text' \
+    >"$tmp/tshark.txt" || die "tshark failed (its error is above)"
+check_dissector "$tmp/tshark.txt"
 doc 'mkdir -p ~/.local/lib/wireshark/plugins'
 doc 'cp contrib/wireshark/reqresp.lua ~/.local/lib/wireshark/plugins/'
-doc 'tshark -r captures/reqresp.pcap -Y reqresp -T fields -e ip.src -e ip.dst -e reqresp.role -e reqresp.text' |
-    check_dissector
+doc 'tshark -r captures/reqresp.pcap -Y reqresp -T fields -e ip.src -e ip.dst -e reqresp.role -e reqresp.text' \
+    >"$tmp/tshark-installed.txt" || die "tshark failed (its error is above)"
+check_dissector "$tmp/tshark-installed.txt"
 
 # ---------------------------------------------------------------- auto profile
 step "the auto profile (no typing)"
