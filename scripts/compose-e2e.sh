@@ -258,6 +258,8 @@ analysis = json.load(open(path))
 def fail(msg):
     sys.exit(f"{path}: {msg}\n{json.dumps(analysis, indent=2)[:4000]}")
 
+if analysis["warnings"]:
+    fail(f"warnings: {analysis['warnings']}")
 conns = [c for c in analysis["connections"] if c["server"] == f"{server_ip}:2222"]
 if len(conns) != len(expected):
     fail(f"expected {len(expected)} connections to {server_ip}:2222, found {len(conns)}")
@@ -268,6 +270,8 @@ for n, (conn, pairs) in enumerate(zip(conns, expected), 1):
     hs = conn["handshake"]
     if not hs or hs.get("syn_ack") is None or hs.get("ack") is None:
         fail(f"{where}: no complete three-way handshake: {hs}")
+    if conn["gaps"]:
+        fail(f"{where}: bytes missing from the capture: {conn['gaps']}")
     got = [(x["request_preview"], x["response_preview"]) for x in conn["exchanges"]]
     if got != [tuple(p) for p in pairs]:
         fail(f"{where}: exchanges {got}, expected {pairs}")
