@@ -35,6 +35,9 @@ pub struct Args {
     /// Remove the topologies left by --keep (or by a killed run), then exit.
     #[arg(long)]
     down: bool,
+    /// An extra argument for the server (repeatable), e.g. `--server-arg=--prefix=`.
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    server_args: Vec<String>,
     /// Print every `ip` command run to build and remove the topology.
     #[arg(short, long)]
     verbose: bool,
@@ -55,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         messages: args.messages,
         keep: args.keep,
         verbose: args.verbose,
+        server_args: args.server_args,
         exe: std::env::current_exe().context("cannot find the reqresp binary to run as server and client")?,
     };
     match lab::run(&options, &mut stdout) {

@@ -94,6 +94,8 @@ pub struct LabOptions {
     pub keep: bool,
     /// Print every `ip` command.
     pub verbose: bool,
+    /// Extra arguments for `reqresp server` (e.g. `--prefix=`).
+    pub server_args: Vec<String>,
     /// The `reqresp` binary to run as server and client.
     pub exe: PathBuf,
 }
@@ -170,8 +172,13 @@ pub fn script(service: LabService, tickets: u64, messages: &[String]) -> Vec<Str
     }
 }
 
-/// The arguments of `reqresp server` for the lab.
-pub fn server_args(listen: SocketAddr, service: LabService, tickets: u64) -> Vec<String> {
+/// The arguments of `reqresp server` for the lab; `extra` comes last.
+pub fn server_args(
+    listen: SocketAddr,
+    service: LabService,
+    tickets: u64,
+    extra: &[String],
+) -> Vec<String> {
     let mut args = vec![
         "server".to_string(),
         "--listen".to_string(),
@@ -182,6 +189,7 @@ pub fn server_args(listen: SocketAddr, service: LabService, tickets: u64) -> Vec
     if service == LabService::Tickets {
         args.extend(["--tickets".to_string(), tickets.to_string()]);
     }
+    args.extend(extra.iter().cloned());
     args
 }
 
@@ -345,11 +353,10 @@ fn run_netns(
 
     let listen = SocketAddr::from((names.server.ip, LAB_PORT));
     let served = exchange(
-        options,
         in_netns(
             &names.server.netns,
             &options.exe,
-            &server_args(listen, options.service, options.tickets),
+            &server_args(listen, options.service, options.tickets, &options.server_args),
         ),
         |addr| {
             in_netns(
@@ -399,7 +406,7 @@ fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome,
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let pcap = options.out.join("reqresp.pcap");
     let mut server_cmd = Command::new(&options.exe);
-    server_cmd.args(server_args(listen, options.service, options.tickets));
+    server_cmd.args(server_args(listen, options.service, options.tickets, &options.server_args));
     let mut server = Process::spawn("server", server_cmd)?;
     let addr = server_address(&mut server)?;
     let _ = writeln!(out, "server listening on {addr} (pid {})", server.pid());
@@ -447,12 +454,10 @@ fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome,
 
 /// Starts the server, runs the client against it, stops the server.
 fn exchange(
-    options: &LabOptions,
     server_cmd: Command,
     client_cmd: impl FnOnce(SocketAddr) -> Command,
     out: &mut dyn Write,
 ) -> Result<(), LabError> {
-    let _ = options;
     let mut server = Process::spawn("server", server_cmd)?;
     let addr = server_address(&mut server)?;
     let _ = writeln!(out, "server listening on {addr} (pid {})", server.pid());
@@ -644,12 +649,12 @@ mod tests {
     fn server_and_client_command_lines() {
         let addr: SocketAddr = "10.222.0.2:2222".parse().unwrap();
         assert_eq!(
-            server_args(addr, LabService::Tickets, 3).join(" "),
+            server_args(addr, LabService::Tickets, 3, &[]).join(" "),
             "server --listen 10.222.0.2:2222 --service tickets --tickets 3"
         );
         assert_eq!(
-            server_args(addr, LabService::Echo, 3).join(" "),
-            "server --listen 10.222.0.2:2222 --service echo"
+            server_args(addr, LabService::Echo, 3, &["--prefix=".to_string()]).join(" "),
+            "server --listen 10.222.0.2:2222 --service echo --prefix="
         );
         let msgs = vec!["hi there".to_string(), "-n".to_string()];
         assert_eq!(client_args(addr, &msgs), ["client", "10.222.0.2:2222", "--", "hi there", "-n"]);
