@@ -59,7 +59,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         keep: args.keep,
         verbose: args.verbose,
         server_args: args.server_args,
-        exe: std::env::current_exe().context("cannot find the reqresp binary to run as server and client")?,
+        exe: std::env::current_exe()
+            .context("cannot find the reqresp binary to run as server and client")?,
     };
     match lab::run(&options, &mut stdout) {
         Ok(_) => Ok(ExitCode::SUCCESS),

@@ -137,7 +137,9 @@ pub enum LabError {
         source: std::io::Error,
     },
     /// `--keep` was asked for a run without namespaces.
-    #[error("--keep keeps the namespace topology, but this run is on loopback; run as root or drop --keep")]
+    #[error(
+        "--keep keeps the namespace topology, but this run is on loopback; run as root or drop --keep"
+    )]
     KeepWithoutNetns,
     /// Ctrl-C or SIGTERM: cleaned up, then stopped.
     #[error("interrupted: cleaned up and stopped")]
@@ -348,7 +350,12 @@ fn run_netns(
     check_interrupt()?;
 
     let pcap = options.out.join("reqresp.pcap");
-    let capture = Capture::start(CaptureConfig::new(names.bridge.clone(), pcap.clone()))?;
+    let mut config = CaptureConfig::new(names.bridge.clone(), pcap.clone());
+    // A bridge passes frames between its ports without showing them to its
+    // own device; in promiscuous mode it shows it every frame, as tcpdump
+    // (promiscuous by default) sees them in the original lab.
+    config.promiscuous = true;
+    let capture = Capture::start(config)?;
     let _ = writeln!(out, "capturing on {} into {}", names.bridge, pcap.display());
 
     let listen = SocketAddr::from((names.server.ip, LAB_PORT));
@@ -356,13 +363,21 @@ fn run_netns(
         in_netns(
             &names.server.netns,
             &options.exe,
-            &server_args(listen, options.service, options.tickets, &options.server_args),
+            &server_args(
+                listen,
+                options.service,
+                options.tickets,
+                &options.server_args,
+            ),
         ),
         |addr| {
             in_netns(
                 &names.client.netns,
                 &options.exe,
-                &client_args(addr, &script(options.service, options.tickets, &options.messages)),
+                &client_args(
+                    addr,
+                    &script(options.service, options.tickets, &options.messages),
+                ),
             )
         },
         out,
@@ -397,25 +412,46 @@ fn run_netns(
 
 /// The lab on 127.0.0.1.
 fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome, LabError> {
-    let port = if TcpListener::bind((Ipv4Addr::LOCALHOST, LAB_PORT)).is_ok() {
-        LAB_PORT
-    } else {
-        let _ = writeln!(out, "port {LAB_PORT} is in use on 127.0.0.1: using a free port");
-        0
+    let start = |port: u16| -> Result<(Process, SocketAddr), LabError> {
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let mut cmd = Command::new(&options.exe);
+        cmd.args(server_args(
+            listen,
+            options.service,
+            options.tickets,
+            &options.server_args,
+        ));
+        let mut server = Process::spawn("server", cmd)?;
+        let addr = server_address(&mut server)?;
+        Ok((server, addr))
     };
-    let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let free = TcpListener::bind((Ipv4Addr::LOCALHOST, LAB_PORT)).is_ok();
+    // The port can be taken between the check and the server's bind (another
+    // lab, a test): then the server fails and a free port is used instead.
+    let (mut server, addr) = match free.then(|| start(LAB_PORT)) {
+        Some(Ok(started)) => started,
+        Some(Err(err)) if !err.to_string().contains("in use") => return Err(err),
+        Some(Err(_)) | None => {
+            let _ = writeln!(
+                out,
+                "port {LAB_PORT} is in use on 127.0.0.1: using a free port"
+            );
+            start(0)?
+        }
+    };
     let pcap = options.out.join("reqresp.pcap");
-    let mut server_cmd = Command::new(&options.exe);
-    server_cmd.args(server_args(listen, options.service, options.tickets, &options.server_args));
-    let mut server = Process::spawn("server", server_cmd)?;
-    let addr = server_address(&mut server)?;
     let _ = writeln!(out, "server listening on {addr} (pid {})", server.pid());
 
     let mut config = CaptureConfig::new("lo", pcap.clone());
     config.filter = Some(format!("tcp port {}", addr.port()));
     let capture = match Capture::start(config) {
         Ok(capture) => {
-            let _ = writeln!(out, "capturing on lo (tcp port {}) into {}", addr.port(), pcap.display());
+            let _ = writeln!(
+                out,
+                "capturing on lo (tcp port {}) into {}",
+                addr.port(),
+                pcap.display()
+            );
             Some(capture)
         }
         Err(err @ CaptureError::NoPrivilege { .. }) => {
@@ -478,7 +514,11 @@ fn server_address(server: &mut Process) -> Result<SocketAddr, LabError> {
 
 /// Runs the client to its end, prints each request with its response, then
 /// stops the server gracefully (SIGTERM) so its side of the teardown is seen.
-fn run_client(client_cmd: Command, server: &mut Process, out: &mut dyn Write) -> Result<(), LabError> {
+fn run_client(
+    client_cmd: Command,
+    server: &mut Process,
+    out: &mut dyn Write,
+) -> Result<(), LabError> {
     let requests: Vec<String> = client_cmd
         .get_args()
         .skip_while(|a| *a != "--")
@@ -639,8 +679,16 @@ mod tests {
     fn default_scripts() {
         assert_eq!(script(LabService::Echo, 5, &[]).len(), 3);
         let tickets = script(LabService::Tickets, 3, &[]);
-        assert_eq!(tickets, vec!["book ticket"; 4], "one booking more than the stock");
-        assert_eq!(script(LabService::Tickets, 1_000_000, &[]).len(), 21, "bounded");
+        assert_eq!(
+            tickets,
+            vec!["book ticket"; 4],
+            "one booking more than the stock"
+        );
+        assert_eq!(
+            script(LabService::Tickets, 1_000_000, &[]).len(),
+            21,
+            "bounded"
+        );
         let own = vec!["a".to_string(), "-b".to_string()];
         assert_eq!(script(LabService::Tickets, 3, &own), own);
     }
@@ -657,8 +705,15 @@ mod tests {
             "server --listen 10.222.0.2:2222 --service echo --prefix="
         );
         let msgs = vec!["hi there".to_string(), "-n".to_string()];
-        assert_eq!(client_args(addr, &msgs), ["client", "10.222.0.2:2222", "--", "hi there", "-n"]);
-        let cmd = in_netns("rr-1-cli", Path::new("/usr/bin/reqresp"), &client_args(addr, &msgs));
+        assert_eq!(
+            client_args(addr, &msgs),
+            ["client", "10.222.0.2:2222", "--", "hi there", "-n"]
+        );
+        let cmd = in_netns(
+            "rr-1-cli",
+            Path::new("/usr/bin/reqresp"),
+            &client_args(addr, &msgs),
+        );
         assert_eq!(
             process::display(&cmd),
             "ip netns exec rr-1-cli /usr/bin/reqresp client 10.222.0.2:2222 -- hi there -n"

@@ -138,7 +138,10 @@ impl Process {
 
     /// What the child wrote on stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits for a stdout line starting with `prefix` and returns the rest of it.
@@ -239,9 +242,14 @@ mod tests {
     #[test]
     fn waits_for_a_line_and_collects_the_rest() {
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "echo noise; echo 'listening on 1.2.3.4:5'; echo tail; echo oops >&2"]);
+        cmd.args([
+            "-c",
+            "echo noise; echo 'listening on 1.2.3.4:5'; echo tail; echo oops >&2",
+        ]);
         let mut p = Process::spawn("test child", cmd).unwrap();
-        let addr = p.wait_for_line("listening on ", Duration::from_secs(5)).unwrap();
+        let addr = p
+            .wait_for_line("listening on ", Duration::from_secs(5))
+            .unwrap();
         assert_eq!(addr, "1.2.3.4:5");
         assert!(p.wait(Duration::from_secs(5)).unwrap().success());
         assert_eq!(p.remaining_stdout(), vec!["tail".to_string()]);
@@ -253,7 +261,9 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo 'bad option --x' >&2; exit 2"]);
         let mut p = Process::spawn("server", cmd).unwrap();
-        let err = p.wait_for_line("listening on ", Duration::from_secs(5)).unwrap_err();
+        let err = p
+            .wait_for_line("listening on ", Duration::from_secs(5))
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("the server exited"), "{msg}");
         assert!(msg.contains("bad option --x"), "{msg}");
@@ -265,7 +275,9 @@ mod tests {
         cmd.arg("30");
         let mut p = Process::spawn("sleeper", cmd).unwrap();
         let pid = p.pid();
-        let err = p.wait_for_line("ready", Duration::from_millis(200)).unwrap_err();
+        let err = p
+            .wait_for_line("ready", Duration::from_millis(200))
+            .unwrap_err();
         assert!(matches!(err, ProcessError::Timeout { .. }), "{err}");
         drop(p);
         // Reaped: the PID no longer names a live process of ours.

@@ -340,7 +340,16 @@ impl Drop for Topology {
 /// Creation is atomic in the kernel, so concurrent runs never share one.
 fn claim_bridge(verbose: bool) -> Result<u8, TopologyError> {
     for slot in 0..=MAX_SLOT {
-        let args = strings(&["link", "add", &bridge_name(slot), "type", "bridge"]);
+        // No multicast snooping: the bridge would send IGMP/MLD reports of its own into the capture.
+        let args = strings(&[
+            "link",
+            "add",
+            &bridge_name(slot),
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
         match ip(&args, verbose) {
             Ok(_) => return Ok(slot),
             Err(err) if err.is_exists() => continue,
@@ -355,7 +364,11 @@ fn claim_bridge(verbose: bool) -> Result<u8, TopologyError> {
 fn stop_processes_in(netns: &str, verbose: bool) {
     let pids = |verbose| -> Vec<i32> {
         ip(&strings(&["netns", "pids", netns]), verbose)
-            .map(|out| out.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+            .map(|out| {
+                out.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let first = pids(verbose);
@@ -409,8 +422,7 @@ pub fn teardown_state(state: &State, verbose: bool) -> Vec<TopologyError> {
             check(ip(&strings(&["netns", "del", &host.netns]), verbose));
         }
     }
-    if state.firewall_rule && run("iptables", &firewall_args(&names.bridge, "-C"), false).is_ok()
-    {
+    if state.firewall_rule && run("iptables", &firewall_args(&names.bridge, "-C"), false).is_ok() {
         check(run(
             "iptables",
             &firewall_args(&names.bridge, "-D"),
@@ -537,9 +549,18 @@ mod tests {
         let names = LabNames::new(5, 0);
         let cmds = joined(&setup_steps(&names));
         let pos = |s: &str| cmds.iter().position(|c| c == s).unwrap();
-        assert!(pos("netns add rr-5-srv") < pos("link add rr-5-s type veth peer name eth0 netns rr-5-srv"));
-        assert!(pos("-n rr-5-srv link set eth0 address 02:42:0a:de:00:02") < pos("-n rr-5-srv link set eth0 up"));
-        assert!(pos("-n rr-5-srv addr add 10.222.0.2/24 dev eth0") < pos("-n rr-5-srv link set eth0 up"));
+        assert!(
+            pos("netns add rr-5-srv")
+                < pos("link add rr-5-s type veth peer name eth0 netns rr-5-srv")
+        );
+        assert!(
+            pos("-n rr-5-srv link set eth0 address 02:42:0a:de:00:02")
+                < pos("-n rr-5-srv link set eth0 up")
+        );
+        assert!(
+            pos("-n rr-5-srv addr add 10.222.0.2/24 dev eth0")
+                < pos("-n rr-5-srv link set eth0 up")
+        );
     }
 
     #[test]
@@ -559,6 +580,9 @@ mod tests {
             firewall_rule: true,
             kept: false,
         };
-        assert_eq!(state.path(), Path::new("/run/reqresp-lab/br-reqresp-4.json"));
+        assert_eq!(
+            state.path(),
+            Path::new("/run/reqresp-lab/br-reqresp-4.json")
+        );
     }
 }

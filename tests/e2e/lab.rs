@@ -45,7 +45,10 @@ impl RunNames {
                 names.veths.push(veth.to_string());
             }
         }
-        assert!(names.bridge.starts_with("br-reqresp"), "no bridge in:\n{stdout}");
+        assert!(
+            names.bridge.starts_with("br-reqresp"),
+            "no bridge in:\n{stdout}"
+        );
         assert_eq!(names.netns.len(), 2, "no namespaces in:\n{stdout}");
         names
     }
@@ -64,8 +67,14 @@ impl RunNames {
                 !Path::new("/sys/class/net").join(link).exists(),
                 "link {link} left behind"
             );
-            let show = Command::new("ip").args(["link", "show", link]).output().unwrap();
-            assert!(!show.status.success(), "`ip link show {link}` still finds it");
+            let show = Command::new("ip")
+                .args(["link", "show", link])
+                .output()
+                .unwrap();
+            assert!(
+                !show.status.success(),
+                "`ip link show {link}` still finds it"
+            );
         }
         assert!(
             !Path::new("/run/reqresp-lab")
@@ -77,13 +86,19 @@ impl RunNames {
         let leftovers = processes_mentioning(&format!("{}:2222", self.server_ip));
         assert!(leftovers.is_empty(), "processes left behind: {leftovers:?}");
         if have("iptables") {
-            let rules = Command::new("iptables").args(["-S", "FORWARD"]).output().unwrap();
+            let rules = Command::new("iptables")
+                .args(["-S", "FORWARD"])
+                .output()
+                .unwrap();
             let rules = String::from_utf8_lossy(&rules.stdout);
             let mine = format!("-i {} -o {} ", self.bridge, self.bridge);
             // A concurrent run may hold the same bridge name again by now only
             // after this one removed it; its rule then belongs to a live lab.
             if !Path::new("/sys/class/net").join(&self.bridge).exists() {
-                assert!(!rules.contains(&mine), "firewall rule left behind:\n{rules}");
+                assert!(
+                    !rules.contains(&mine),
+                    "firewall rule left behind:\n{rules}"
+                );
             }
         }
     }
@@ -93,7 +108,12 @@ impl RunNames {
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
             continue;
         }
         let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
@@ -109,7 +129,11 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run command");
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -166,9 +190,30 @@ struct Packet {
 /// Every TCP packet of a capture, read by tshark.
 fn tcp_packets(pcap: &Path) -> Vec<Packet> {
     let out = run_ok(Command::new("tshark").arg("-r").arg(pcap).args([
-        "-Y", "tcp", "-T", "fields", "-E", "separator=|", "-e", "ip.src", "-e", "tcp.srcport",
-        "-e", "ip.dst", "-e", "tcp.dstport", "-e", "tcp.flags.syn", "-e", "tcp.flags.ack", "-e", "tcp.flags.fin", "-e", "tcp.flags.reset",
-        "-e", "tcp.payload",
+        "-Y",
+        "tcp",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-e",
+        "ip.src",
+        "-e",
+        "tcp.srcport",
+        "-e",
+        "ip.dst",
+        "-e",
+        "tcp.dstport",
+        "-e",
+        "tcp.flags.syn",
+        "-e",
+        "tcp.flags.ack",
+        "-e",
+        "tcp.flags.fin",
+        "-e",
+        "tcp.flags.reset",
+        "-e",
+        "tcp.payload",
     ]));
     let flag = |s: &str| s == "1" || s == "True";
     out.lines()
@@ -207,15 +252,24 @@ fn assert_conversation(
     let c2s = |p: &&Packet| p.dst == server && from_client(p);
     let s2c = |p: &&Packet| p.src == server;
     assert!(
-        packets.iter().filter(s2c).all(|p| p.dst.starts_with(&format!("{client_ip}:"))),
+        packets
+            .iter()
+            .filter(s2c)
+            .all(|p| p.dst.starts_with(&format!("{client_ip}:"))),
         "packets from the server to another host: {packets:#?}"
     );
     assert!(
         packets.iter().filter(c2s).any(|p| p.syn && !p.ack),
         "no SYN {client_ip} -> {server} in {packets:#?}"
     );
-    assert!(packets.iter().filter(s2c).any(|p| p.syn && p.ack), "no SYN-ACK");
-    assert!(packets.iter().filter(c2s).any(|p| p.ack && !p.syn), "no ACK");
+    assert!(
+        packets.iter().filter(s2c).any(|p| p.syn && p.ack),
+        "no SYN-ACK"
+    );
+    assert!(
+        packets.iter().filter(c2s).any(|p| p.ack && !p.syn),
+        "no ACK"
+    );
     let stream = |dir: &dyn Fn(&&Packet) -> bool| -> String {
         packets
             .iter()
@@ -231,10 +285,19 @@ fn assert_conversation(
     let lines: Vec<&str> = answered.lines().collect();
     assert_eq!(lines.len(), responses.len(), "responses: {answered:?}");
     for (line, expected) in lines.iter().zip(responses) {
-        assert!(line.contains(expected), "response {line:?} lacks {expected:?}");
+        assert!(
+            line.contains(expected),
+            "response {line:?} lacks {expected:?}"
+        );
     }
-    assert!(packets.iter().filter(c2s).any(|p| p.fin), "no FIN from the client");
-    assert!(packets.iter().filter(s2c).any(|p| p.fin), "no FIN from the server");
+    assert!(
+        packets.iter().filter(c2s).any(|p| p.fin),
+        "no FIN from the client"
+    );
+    assert!(
+        packets.iter().filter(s2c).any(|p| p.fin),
+        "no FIN from the server"
+    );
     assert!(!packets.iter().any(|p| p.rst), "unexpected RST");
 }
 
@@ -246,13 +309,19 @@ fn report_json(dir: &Path) -> serde_json::Value {
 
 fn assert_reports(dir: &Path, exchanges: usize) {
     for file in ["reqresp.pcap", "report.txt", "report.json", "ladder.svg"] {
-        let len = std::fs::metadata(dir.join(file)).map(|m| m.len()).unwrap_or(0);
+        let len = std::fs::metadata(dir.join(file))
+            .map(|m| m.len())
+            .unwrap_or(0);
         assert!(len > 0, "{file} missing or empty in {}", dir.display());
     }
     let json = report_json(dir);
     let conns = json["connections"].as_array().expect("connections");
     assert_eq!(conns.len(), 1, "{json}");
-    assert_eq!(conns[0]["exchanges"].as_array().unwrap().len(), exchanges, "{json}");
+    assert_eq!(
+        conns[0]["exchanges"].as_array().unwrap().len(),
+        exchanges,
+        "{json}"
+    );
     assert!(!conns[0]["handshake"].is_null(), "handshake");
     assert!(!conns[0]["close"].is_null(), "close");
     let svg = std::fs::read_to_string(dir.join("ladder.svg")).unwrap();
@@ -336,14 +405,32 @@ fn netns_lab_books_tickets_until_sold_out_with_fixed_macs() {
         .map(char::from)
         .collect::<String>()
         .to_lowercase();
-    assert_eq!(answers.lines().count(), 3, "two bookings and a refusal: {answers}");
+    assert_eq!(
+        answers.lines().count(),
+        3,
+        "two bookings and a refusal: {answers}"
+    );
     let last = answers.lines().last().unwrap();
-    assert!(last.contains("no") || last.contains("sold"), "last answer {last:?}");
+    assert!(
+        last.contains("no") || last.contains("sold"),
+        "last answer {last:?}"
+    );
     // Each host has its fixed MAC on the wire.
     let macs = run_ok(Command::new("tshark").arg("-r").arg(&pcap).args([
-        "-Y", "tcp.flags.syn==1 && tcp.flags.ack==0", "-T", "fields", "-e", "eth.src",
+        "-Y",
+        "tcp.flags.syn==1 && tcp.flags.ack==0",
+        "-T",
+        "fields",
+        "-e",
+        "eth.src",
     ]));
-    let mac = names.client_ip.rsplit('.').next().unwrap().parse::<u8>().unwrap();
+    let mac = names
+        .client_ip
+        .rsplit('.')
+        .next()
+        .unwrap()
+        .parse::<u8>()
+        .unwrap();
     assert!(
         macs.trim().starts_with("02:42:0a:de:") && macs.trim().ends_with(&format!("{mac:02x}")),
         "client MAC {macs:?}"
@@ -359,7 +446,10 @@ fn two_netns_labs_at_once_both_succeed_on_their_own_bridges() {
     }
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let (pa, pb) = (a.path().to_str().unwrap().to_string(), b.path().to_str().unwrap().to_string());
+    let (pa, pb) = (
+        a.path().to_str().unwrap().to_string(),
+        b.path().to_str().unwrap().to_string(),
+    );
     let ta = std::thread::spawn(move || lab(&["--out", &pa, "-m", "first run"]));
     let tb = std::thread::spawn(move || lab(&["--out", &pb, "-m", "second run"]));
     let (oa, ob) = (ta.join().unwrap(), tb.join().unwrap());
@@ -402,7 +492,15 @@ fn keep_leaves_a_usable_topology_and_down_removes_it() {
     // Lab steps 3 and 4 by hand, in the kept hosts.
     let listen = format!("{}:2222", names.server_ip);
     let mut server = Command::new("ip")
-        .args(["netns", "exec", &names.netns[0], support::bin(), "server", "--listen", &listen])
+        .args([
+            "netns",
+            "exec",
+            &names.netns[0],
+            support::bin(),
+            "server",
+            "--listen",
+            &listen,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -411,7 +509,15 @@ fn keep_leaves_a_usable_topology_and_down_removes_it() {
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("listening on"), "{first}");
     let client = Command::new("ip")
-        .args(["netns", "exec", &names.netns[1], support::bin(), "client", &listen, "by hand"])
+        .args([
+            "netns",
+            "exec",
+            &names.netns[1],
+            support::bin(),
+            "client",
+            &listen,
+            "by hand",
+        ])
         .output()
         .unwrap();
     // SAFETY: SIGTERM to our own child.
@@ -422,7 +528,10 @@ fn keep_leaves_a_usable_topology_and_down_removes_it() {
 
     let down = reqresp().args(["lab", "--down"]).output().unwrap();
     let down_out = assert_success(&down);
-    assert!(down_out.contains(&format!("removed {}", names.bridge)), "{down_out}");
+    assert!(
+        down_out.contains(&format!("removed {}", names.bridge)),
+        "{down_out}"
+    );
     names.assert_gone();
 }
 
@@ -441,7 +550,10 @@ fn a_failure_midway_still_cleans_up() {
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{stdout}");
     assert!(stderr.contains("server exited"), "{stderr}");
-    assert!(stderr.contains("--no-such-option"), "the server's own error is shown: {stderr}");
+    assert!(
+        stderr.contains("--no-such-option"),
+        "the server's own error is shown: {stderr}"
+    );
     RunNames::parse(&stdout).assert_gone();
 }
 
