@@ -3,6 +3,7 @@
 //! stopped by its PID when dropped, so no child outlives a run.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -74,6 +75,14 @@ pub struct Process {
     readers: Vec<JoinHandle<()>>,
 }
 
+/// Puts the command's process in a process group of its own, so Ctrl-C in
+/// the terminal reaches only the lab, which then stops its children in
+/// order (server after client, capture last) and cleans up; a second Ctrl-C
+/// cannot cut a cleanup command short.
+pub fn detach(command: &mut Command) {
+    command.process_group(0);
+}
+
 /// A command line as it would be typed, for messages.
 pub fn display(command: &Command) -> String {
     std::iter::once(command.get_program())
@@ -84,8 +93,23 @@ pub fn display(command: &Command) -> String {
 }
 
 impl Process {
-    /// Starts `command` with stdin closed and stdout/stderr captured.
+    /// Starts `command` with stdin closed and stdout/stderr captured, in a
+    /// process group of its own (see [`detach`]) and told to end when the
+    /// lab dies.
     pub fn spawn(name: &'static str, mut command: Command) -> Result<Process, ProcessError> {
+        detach(&mut command);
+        // SAFETY: the hook only calls prctl, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                // If the lab is killed outright (SIGKILL), its children get
+                // SIGTERM from the kernel instead of running on in a namespace.
+                // Kept across `ip netns exec`'s exec of the real program.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

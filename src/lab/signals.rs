@@ -1,4 +1,4 @@
-//! Ctrl-C and SIGTERM during a lab run: noted, never fatal on the spot.
+//! Ctrl-C, SIGTERM and SIGHUP during a lab run: noted, never fatal on the spot.
 //!
 //! The handler only records the signal. Every wait of the lab (for the
 //! server's `listening on` line, for the client, for the server to stop)
@@ -17,7 +17,7 @@ extern "C" fn record(signal: libc::c_int) {
     RECEIVED.store(signal, Ordering::SeqCst);
 }
 
-/// The signal (SIGINT or SIGTERM) received since [`SignalGuard::install`], if any.
+/// The signal (SIGINT, SIGTERM or SIGHUP) received since [`SignalGuard::install`], if any.
 pub fn interrupted() -> Option<i32> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
@@ -25,18 +25,18 @@ pub fn interrupted() -> Option<i32> {
     }
 }
 
-/// While alive, SIGINT and SIGTERM are recorded instead of ending the
+/// While alive, SIGINT, SIGTERM and SIGHUP are recorded instead of ending the
 /// process; dropping it restores the previous handlers.
 pub struct SignalGuard {
     previous: Vec<(libc::c_int, libc::sigaction)>,
 }
 
 impl SignalGuard {
-    /// Installs the recording handler for SIGINT and SIGTERM.
+    /// Installs the recording handler for SIGINT, SIGTERM and SIGHUP.
     pub fn install() -> SignalGuard {
         RECEIVED.store(0, Ordering::SeqCst);
         let mut previous = Vec::new();
-        for signal in [libc::SIGINT, libc::SIGTERM] {
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             // SAFETY: sigaction with a zeroed struct, an empty mask and a handler
             // that only does an atomic store; the old action is saved to restore.
             unsafe {

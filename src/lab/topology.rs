@@ -196,7 +196,9 @@ fn run(program: &str, args: &[String], verbose: bool) -> Result<String, Topology
     if verbose {
         eprintln!("+ {command}");
     }
-    let out = Command::new(program)
+    let mut cmd = Command::new(program);
+    super::process::detach(&mut cmd);
+    let out = cmd
         .args(args)
         .stdin(Stdio::null())
         .output()

@@ -4,6 +4,7 @@
 //! check looks for the names of its own run, read from the lab's output.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -563,8 +564,11 @@ fn ctrl_c_cleans_up_and_exits_130() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    // In a process group of its own, signalled as a whole: what a terminal
+    // does on Ctrl-C.
     let mut child = reqresp()
         .args(["lab", "--out", dir.path().to_str().unwrap()])
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -580,8 +584,8 @@ fn ctrl_c_cleans_up_and_exits_130() {
         }
         line.clear();
     }
-    // SAFETY: SIGINT to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // SAFETY: SIGINT to the process group of our own child.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let status = child.wait().unwrap();
