@@ -30,7 +30,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::analyze::model::Analysis;
+use crate::analyze::reader::read_capture;
+use crate::analyze::{Analyzer, Options as AnalyzeOptions};
 use crate::capture::{Capture, CaptureConfig, CaptureError, CaptureHandle};
+use crate::report::{self, Format, RenderOptions};
 
 use names::LAB_PORT;
 use process::{Process, ProcessError};
@@ -386,7 +390,7 @@ fn run_netns(
     served?;
     let stats = stats?;
     let _ = writeln!(out, "capture stopped: {stats}");
-    report(options, &pcap, out)?;
+    report(options, &pcap, listen, out)?;
     print_files(options, out, true);
 
     if options.keep {
@@ -480,7 +484,7 @@ fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome,
         });
     };
     let _ = writeln!(out, "capture stopped: {}", stats?);
-    report(options, &pcap, out)?;
+    report(options, &pcap, addr, out)?;
     print_files(options, out, false);
     Ok(LabOutcome {
         mode: Mode::Loopback,
@@ -578,10 +582,57 @@ fn prepare_out_dir(dir: &Path) -> Result<(), LabError> {
 /// The files a run writes into `--out`.
 pub const OUTPUT_FILES: [&str; 4] = ["reqresp.pcap", "report.txt", "report.json", "ladder.svg"];
 
+/// Reads the capture back and analyses it; `server` says which side is
+/// the server should the capture have missed the SYN.
+pub fn analyze_capture(pcap: &Path, server: SocketAddr) -> Result<Analysis, LabError> {
+    let err = |message: String| LabError::Analyze {
+        path: pcap.into(),
+        message,
+    };
+    let file = std::fs::File::open(pcap).map_err(|e| err(e.to_string()))?;
+    let mut analyzer = Analyzer::new(AnalyzeOptions {
+        server: Some(server),
+        ..AnalyzeOptions::default()
+    });
+    let summary = read_capture(std::io::BufReader::new(file), |segment| {
+        analyzer.push(segment)
+    })
+    .map_err(|e| err(e.to_string()))?;
+    let mut analysis = analyzer.finish();
+    analysis.packets = summary.packets;
+    analysis.warnings.extend(summary.warnings);
+    Ok(analysis)
+}
+
 /// Analyses the capture, writes the three reports and prints the text one.
-fn report(options: &LabOptions, pcap: &Path, out: &mut dyn Write) -> Result<(), LabError> {
-    let _ = (options, pcap, out);
-    todo!("analysis and reports: waiting for reqresp::analyze")
+fn report(
+    options: &LabOptions,
+    pcap: &Path,
+    server: SocketAddr,
+    out: &mut dyn Write,
+) -> Result<(), LabError> {
+    let analysis = analyze_capture(pcap, server)?;
+    let write = |name: &str, format: Format, render_options: &RenderOptions| {
+        let path = options.out.join(name);
+        let mut bytes = Vec::new();
+        report::render(&analysis, format, render_options, &mut bytes)
+            .and_then(|()| std::fs::write(&path, &bytes))
+            .map_err(|source| LabError::Output { path, source })
+    };
+    let files = RenderOptions {
+        title: Some(format!("reqresp lab: {}", pcap.display())),
+        ..RenderOptions::default()
+    };
+    write("report.txt", Format::Text, &files)?;
+    write("report.json", Format::Json, &files)?;
+    write("ladder.svg", Format::Svg, &files)?;
+    let _ = writeln!(out);
+    report::render(&analysis, Format::Text, &RenderOptions::for_stdout(), out).map_err(|source| {
+        LabError::Output {
+            path: "standard output".into(),
+            source,
+        }
+    })
 }
 
 fn print_files(options: &LabOptions, out: &mut dyn Write, _netns: bool) {

@@ -183,6 +183,7 @@ impl Process {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = self.wait(Duration::from_secs(2))?;
+                    self.drain_output(Duration::from_secs(1));
                     return Err(ProcessError::Exited {
                         name: self.name,
                         status,
@@ -227,10 +228,23 @@ impl Process {
 
     /// Every stdout line not yet consumed; call after the child exited.
     pub fn remaining_stdout(&mut self) -> Vec<String> {
-        for reader in self.readers.drain(..) {
+        self.drain_output(Duration::from_secs(1));
+        self.stdout.try_iter().collect()
+    }
+
+    /// Lets the reader threads take in the last output of an exited child,
+    /// at most `limit` (a grandchild could hold the pipes open).
+    fn drain_output(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (done, running): (Vec<_>, Vec<_>) =
+            self.readers.drain(..).partition(|r| r.is_finished());
+        self.readers = running;
+        for reader in done {
             let _ = reader.join();
         }
-        self.stdout.try_iter().collect()
     }
 
     /// Sends `signal` to the child (by its PID) and waits up to `grace` for

@@ -163,8 +163,10 @@ fn host_steps(host: &Host, bridge: &str, prefix_len: u8) -> Vec<Step> {
 }
 
 /// The iptables arguments of the bridge's ACCEPT rule, for `action` `-I`,
-/// `-C` or `-D`.
-pub fn firewall_args(bridge: &str, action: &str) -> Vec<String> {
+/// `-C` or `-D`. The comment names the run, so each run removes its own.
+pub fn firewall_args(names: &LabNames, action: &str) -> Vec<String> {
+    let bridge = names.bridge.as_str();
+    let comment = format!("reqresp lab pid {}", names.pid);
     [
         action,
         "FORWARD",
@@ -175,7 +177,7 @@ pub fn firewall_args(bridge: &str, action: &str) -> Vec<String> {
         "-m",
         "comment",
         "--comment",
-        "reqresp lab",
+        &comment,
         "-j",
         "ACCEPT",
     ]
@@ -279,8 +281,8 @@ impl Topology {
         if bridge_netfilter_active() {
             topology.state.firewall_rule = true;
             topology.state.save()?;
-            let bridge = topology.state.names.bridge.clone();
-            match run("iptables", &firewall_args(&bridge, "-I"), verbose) {
+            let args = firewall_args(&topology.state.names, "-I");
+            match run("iptables", &args, verbose) {
                 Ok(_) => {}
                 Err(TopologyError::Spawn { .. }) => {
                     // No iptables binary: nothing can have put rules there.
@@ -424,12 +426,8 @@ pub fn teardown_state(state: &State, verbose: bool) -> Vec<TopologyError> {
             check(ip(&strings(&["netns", "del", &host.netns]), verbose));
         }
     }
-    if state.firewall_rule && run("iptables", &firewall_args(&names.bridge, "-C"), false).is_ok() {
-        check(run(
-            "iptables",
-            &firewall_args(&names.bridge, "-D"),
-            verbose,
-        ));
+    if state.firewall_rule && run("iptables", &firewall_args(names, "-C"), false).is_ok() {
+        check(run("iptables", &firewall_args(names, "-D"), verbose));
     }
     if link_exists(&names.bridge) {
         check(ip(&strings(&["link", "del", &names.bridge]), verbose));
@@ -567,12 +565,13 @@ mod tests {
 
     #[test]
     fn firewall_rule_is_scoped_to_the_bridge() {
-        let args = firewall_args("br-reqresp-2", "-I").join(" ");
+        let names = LabNames::new(77, 2);
+        let args = firewall_args(&names, "-I").join(" ");
         assert_eq!(
             args,
-            "-I FORWARD -i br-reqresp-2 -o br-reqresp-2 -m comment --comment reqresp lab -j ACCEPT"
+            "-I FORWARD -i br-reqresp-2 -o br-reqresp-2 -m comment --comment reqresp lab pid 77 -j ACCEPT"
         );
-        assert_eq!(firewall_args("x", "-D")[0], "-D");
+        assert_eq!(firewall_args(&names, "-D")[0], "-D");
     }
 
     #[test]

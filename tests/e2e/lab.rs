@@ -19,6 +19,8 @@ struct RunNames {
     veths: Vec<String>,
     server_ip: String,
     client_ip: String,
+    /// The server's pid, once the run got that far.
+    server_pid: Option<u32>,
 }
 
 impl RunNames {
@@ -27,6 +29,12 @@ impl RunNames {
         let mut names = RunNames::default();
         for line in stdout.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
+            if line.starts_with("server listening on") {
+                names.server_pid = line
+                    .split("(pid ")
+                    .nth(1)
+                    .and_then(|rest| rest.trim_end_matches(')').parse().ok());
+            }
             if words.first() == Some(&"bridge") {
                 names.bridge = words[1].trim_end_matches(',').to_string();
             }
@@ -54,6 +62,11 @@ impl RunNames {
         names
     }
 
+    /// The process id of the run, from its namespace names (`rr-<pid>-srv`).
+    fn pid(&self) -> u64 {
+        self.netns[0].split('-').nth(1).unwrap().parse().unwrap()
+    }
+
     /// Panics when anything of this run is still there.
     fn assert_gone(&self) {
         let netns = run_ok(Command::new("ip").args(["netns", "list"]));
@@ -63,7 +76,7 @@ impl RunNames {
                 "namespace {ns} left behind: {netns}"
             );
         }
-        for link in std::iter::once(&self.bridge).chain(&self.veths) {
+        for link in &self.veths {
             assert!(
                 !Path::new("/sys/class/net").join(link).exists(),
                 "link {link} left behind"
@@ -77,55 +90,53 @@ impl RunNames {
                 "`ip link show {link}` still finds it"
             );
         }
-        assert!(
-            !Path::new("/run/reqresp-lab")
-                .join(format!("{}.json", self.bridge))
-                .exists(),
-            "state file of {} left behind",
-            self.bridge
-        );
-        let leftovers = processes_mentioning(&format!("{}:2222", self.server_ip));
-        assert!(leftovers.is_empty(), "processes left behind: {leftovers:?}");
+        // Bridge names are reused: a test running at the same time may hold
+        // this one again by now. It is ours only if its state file says so.
+        let state = Path::new("/run/reqresp-lab").join(format!("{}.json", self.bridge));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let exists = Path::new("/sys/class/net").join(&self.bridge).exists();
+            let owner = std::fs::read_to_string(&state)
+                .ok()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .and_then(|v| v["names"]["pid"].as_u64());
+            assert_ne!(
+                owner,
+                Some(self.pid()),
+                "state file of {} left behind",
+                self.bridge
+            );
+            if !exists || owner.is_some() {
+                break;
+            }
+            // Another run may have created the bridge and not yet its state file.
+            assert!(
+                Instant::now() < deadline,
+                "bridge {} left behind",
+                self.bridge
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(pid) = self.server_pid {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&cmdline).contains("reqresp"),
+                "server (pid {pid}) left running"
+            );
+        }
         if have("iptables") {
             let rules = Command::new("iptables")
                 .args(["-S", "FORWARD"])
                 .output()
                 .unwrap();
             let rules = String::from_utf8_lossy(&rules.stdout);
-            let mine = format!("-i {} -o {} ", self.bridge, self.bridge);
-            // A concurrent run may hold the same bridge name again by now only
-            // after this one removed it; its rule then belongs to a live lab.
-            if !Path::new("/sys/class/net").join(&self.bridge).exists() {
-                assert!(
-                    !rules.contains(&mine),
-                    "firewall rule left behind:\n{rules}"
-                );
-            }
+            let mine = format!("reqresp lab pid {}\"", self.pid());
+            assert!(
+                !rules.contains(&mine),
+                "firewall rule left behind:\n{rules}"
+            );
         }
     }
-}
-
-/// Command lines of live processes containing `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmdline.contains(needle) && cmdline.contains("reqresp") {
-            found.push(cmdline);
-        }
-    }
-    found
 }
 
 fn run_ok(cmd: &mut Command) -> String {
@@ -476,11 +487,16 @@ fn two_netns_labs_at_once_both_succeed_on_their_own_bridges() {
     nb.assert_gone();
 }
 
+/// `lab --down` removes every kept or orphaned topology, so the tests that
+/// leave one up and call it take turns.
+static DOWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn keep_leaves_a_usable_topology_and_down_removes_it() {
     if !netns_ready() {
         return;
     }
+    let _turn = DOWN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = lab(&["--keep", "--out", dir.path().to_str().unwrap()]);
     let stdout = assert_success(&out);
@@ -639,4 +655,45 @@ fn without_privilege_the_lab_runs_on_loopback_and_says_how_to_capture() {
     assert!(stdout.contains("mode: loopback"), "{stdout}");
     assert!(stdout.contains("Echo: Hello, server!"), "{stdout}");
     assert!(stdout.contains("setcap cap_net_raw"), "{stdout}");
+}
+
+#[test]
+fn down_removes_what_a_killed_run_left() {
+    if !netns_ready() {
+        return;
+    }
+    let _turn = DOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = reqresp()
+        .args(["lab", "--out", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.starts_with("server listening on") {
+            break;
+        }
+        line.clear();
+    }
+    // SIGKILL: no cleanup can run in the lab itself.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let names = RunNames::parse(&seen);
+    assert!(
+        Path::new("/sys/class/net").join(&names.bridge).exists(),
+        "a killed run leaves its bridge"
+    );
+    let down = reqresp().args(["lab", "--down"]).output().unwrap();
+    let down_out = assert_success(&down);
+    assert!(
+        down_out.contains(&format!("removed {}", names.bridge)),
+        "{down_out}"
+    );
+    // The server was told to stop when the lab died, or by --down.
+    names.assert_gone();
 }
