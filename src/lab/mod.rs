@@ -108,7 +108,7 @@ pub struct LabOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// The namespace topology could not be built.
-    #[error("building the lab network: {0}")]
+    #[error("building the lab network")]
     Topology(#[from] TopologyError),
     /// The server or client failed.
     #[error(transparent)]
@@ -122,7 +122,7 @@ pub enum LabError {
         stderr: String,
     },
     /// The capture could not start or stop.
-    #[error("capture: {0}")]
+    #[error("capturing the lab's traffic")]
     Capture(#[from] CaptureError),
     /// The capture could not be analysed.
     #[error("analysing {path}: {message}")]
@@ -671,6 +671,7 @@ fn print_keep_help(names: &names::LabNames, exe: &Path, out: &mut dyn Write) {
         "
 the topology stays up (--keep). Do the lab's steps by hand:
   step 2, capture on the bridge:   sudo tcpdump -nvi {br} -w reqresp.pcap
+     (or with reqresp itself:      sudo {exe} capture --promisc -i {br} -w reqresp.pcap)
   enter the server host:           sudo ip netns exec {sns} bash
   step 3, run the server there:    sudo ip netns exec {sns} {exe} server --listen {sip}:{port}
   step 4, run the client:          sudo ip netns exec {cns} {exe} client {sip}:{port}
