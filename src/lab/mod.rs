@@ -416,7 +416,7 @@ fn run_netns(
 
 /// The lab on 127.0.0.1.
 fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome, LabError> {
-    let start = |port: u16| -> Result<(Process, SocketAddr), LabError> {
+    let start = |port: u16| -> Result<(Process, SocketAddr, String), LabError> {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let mut cmd = Command::new(&options.exe);
         cmd.args(server_args(
@@ -425,14 +425,15 @@ fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome,
             options.tickets,
             &options.server_args,
         ));
+        let line = process::display(&cmd);
         let mut server = Process::spawn("server", cmd)?;
         let addr = server_address(&mut server)?;
-        Ok((server, addr))
+        Ok((server, addr, line))
     };
     let free = TcpListener::bind((Ipv4Addr::LOCALHOST, LAB_PORT)).is_ok();
     // The port can be taken between the check and the server's bind (another
     // lab, a test): then the server fails and a free port is used instead.
-    let (mut server, addr) = match free.then(|| start(LAB_PORT)) {
+    let (mut server, addr, line) = match free.then(|| start(LAB_PORT)) {
         Some(Ok(started)) => started,
         Some(Err(err)) if !err.to_string().contains("in use") => return Err(err),
         Some(Err(_)) | None => {
@@ -444,6 +445,7 @@ fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome,
         }
     };
     let pcap = options.out.join("reqresp.pcap");
+    let _ = writeln!(out, "server: {line}");
     let _ = writeln!(out, "server listening on {addr} (pid {})", server.pid());
 
     let mut config = CaptureConfig::new("lo", pcap.clone());
@@ -498,6 +500,7 @@ fn exchange(
     client_cmd: impl FnOnce(SocketAddr) -> Command,
     out: &mut dyn Write,
 ) -> Result<(), LabError> {
+    let _ = writeln!(out, "server: {}", process::display(&server_cmd));
     let mut server = Process::spawn("server", server_cmd)?;
     let addr = server_address(&mut server)?;
     let _ = writeln!(out, "server listening on {addr} (pid {})", server.pid());
@@ -768,7 +771,7 @@ mod tests {
         );
         assert_eq!(
             process::display(&cmd),
-            "ip netns exec rr-1-cli /usr/bin/reqresp client 10.222.0.2:2222 -- hi there -n"
+            "ip netns exec rr-1-cli /usr/bin/reqresp client 10.222.0.2:2222 -- 'hi there' -n"
         );
     }
 

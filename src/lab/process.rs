@@ -84,12 +84,28 @@ pub fn detach(command: &mut Command) {
 }
 
 /// A command line as it would be typed, for messages.
+/// Arguments with spaces or shell characters are single-quoted, so the line
+/// can be pasted into a shell.
 pub fn display(command: &Command) -> String {
     std::iter::once(command.get_program())
         .chain(command.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| shell_quote(&a.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `word` as a POSIX shell reads it back: unchanged when it is plain,
+/// otherwise in single quotes (a `'` inside becomes `'\''`).
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 impl Process {
@@ -276,6 +292,29 @@ impl Drop for Process {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_lines_can_be_pasted_into_a_shell() {
+        assert_eq!(shell_quote("10.222.0.2:2222"), "10.222.0.2:2222");
+        assert_eq!(shell_quote("--prefix="), "--prefix=");
+        assert_eq!(shell_quote("Hello, server!"), "'Hello, server!'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "printf '%s|' \"$@\"",
+            "sh",
+            "a b",
+            "it's",
+            "$HOME",
+            "",
+        ]);
+        let line = display(&cmd);
+        // The shell splits the displayed line back into the same arguments.
+        let out = Command::new("sh").args(["-c", &line]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|it's|$HOME||");
+    }
 
     #[test]
     fn waits_for_a_line_and_collects_the_rest() {
