@@ -1,0 +1,221 @@
+//! Totals over a whole analysis: counts, bytes each way and latency
+//! percentiles. Every format's summary comes from here, so the text summary
+//! and the JSON `summary` object can never disagree.
+
+use serde::Serialize;
+
+use crate::analyze::model::Analysis;
+
+/// Totals over every connection of an analysis (never capped).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Number of TCP connections.
+    pub connections: u64,
+    /// Connections whose handshake was not captured (capture began mid-connection).
+    pub connections_without_handshake: u64,
+    /// Connections still open at the end of the capture (no FIN or RST seen).
+    pub connections_open: u64,
+    /// Connections ended by a reset.
+    pub connections_reset: u64,
+    /// Request/response exchanges over all connections.
+    pub exchanges: u64,
+    /// Exchanges whose request got no response in the capture.
+    pub exchanges_without_response: u64,
+    /// TCP payload bytes client to server, summed over connections.
+    pub bytes_client_to_server: u64,
+    /// TCP payload bytes server to client, summed over connections.
+    pub bytes_server_to_client: u64,
+    /// Bytes missing from the capture (sum of all gaps).
+    pub gap_bytes: u64,
+    /// Latency percentiles over every exchange that has a latency.
+    pub latency: LatencySummary,
+    /// Number of warnings of the analysis.
+    pub warnings: u64,
+}
+
+/// Latency distribution, in microseconds; `null` values when no exchange had a latency.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// How many latencies the percentiles are computed from.
+    pub count: u64,
+    /// Median (nearest-rank 50th percentile), in µs.
+    pub p50_us: Option<f64>,
+    /// Nearest-rank 99th percentile, in µs.
+    pub p99_us: Option<f64>,
+    /// Largest latency, in µs.
+    pub max_us: Option<f64>,
+}
+
+impl Summary {
+    /// Computes the totals of `analysis`.
+    pub fn of(analysis: &Analysis) -> Summary {
+        let mut latencies = Vec::new();
+        let mut s = Summary {
+            connections: analysis.connections.len() as u64,
+            connections_without_handshake: 0,
+            connections_open: 0,
+            connections_reset: 0,
+            exchanges: 0,
+            exchanges_without_response: 0,
+            bytes_client_to_server: 0,
+            bytes_server_to_client: 0,
+            gap_bytes: 0,
+            latency: LatencySummary {
+                count: 0,
+                p50_us: None,
+                p99_us: None,
+                max_us: None,
+            },
+            warnings: analysis.warnings.len() as u64,
+        };
+        for c in &analysis.connections {
+            s.connections_without_handshake += u64::from(c.handshake.is_none());
+            s.connections_open += u64::from(c.close.is_none());
+            s.connections_reset += u64::from(
+                c.close
+                    .as_ref()
+                    .is_some_and(|cl| cl.kind == crate::analyze::model::CloseKind::Rst),
+            );
+            s.exchanges += c.exchanges.len() as u64;
+            s.bytes_client_to_server = s
+                .bytes_client_to_server
+                .saturating_add(c.bytes_client_to_server);
+            s.bytes_server_to_client = s
+                .bytes_server_to_client
+                .saturating_add(c.bytes_server_to_client);
+            s.gap_bytes = c
+                .gaps
+                .iter()
+                .fold(s.gap_bytes, |acc, g| acc.saturating_add(g.len));
+            for e in &c.exchanges {
+                s.exchanges_without_response += u64::from(e.response_last_time.is_none());
+                latencies.extend(e.latency_us.filter(|l| l.is_finite()));
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        s.latency = LatencySummary {
+            count: latencies.len() as u64,
+            p50_us: percentile(&latencies, 50.0),
+            p99_us: percentile(&latencies, 99.0),
+            max_us: latencies.last().copied(),
+        };
+        s
+    }
+}
+
+/// The nearest-rank percentile `p` (0–100) of `sorted`, which must be sorted
+/// ascending: the smallest value such that at least `p`% of the values are
+/// less than or equal to it. `None` for an empty slice. An exact value of
+/// the data, never interpolated.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len();
+    let rank = ((p.clamp(0.0, 100.0) / 100.0) * n as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, n) - 1])
+}
+
+/// Formats a duration given in microseconds for people: `0.150 ms`,
+/// `12.345 s`; the unit is chosen so the number stays short.
+pub fn format_micros(us: f64) -> String {
+    if !us.is_finite() {
+        return "n/a".to_owned();
+    }
+    let ms = us / 1_000.0;
+    if ms.abs() < 1_000.0 {
+        format!("{ms:.3} ms")
+    } else if ms.abs() < 1_000_000.0 {
+        format!("{:.3} s", ms / 1_000.0)
+    } else {
+        format!("{:.0} s", ms / 1_000.0)
+    }
+}
+
+/// Formats an optional duration in microseconds; `n/a` when absent.
+pub fn format_opt_micros(us: Option<f64>) -> String {
+    us.map_or_else(|| "n/a".to_owned(), format_micros)
+}
+
+/// Formats a byte count: `512 B`, `1,234,567 B`. Exact, with digit grouping,
+/// because students compare it with Wireshark's numbers.
+pub fn format_bytes(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 2);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out.push_str(" B");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample;
+
+    #[test]
+    fn nearest_rank_on_known_data() {
+        // The textbook example: 15, 20, 35, 40, 50.
+        let data = [15.0, 20.0, 35.0, 40.0, 50.0];
+        assert_eq!(percentile(&data, 5.0), Some(15.0));
+        assert_eq!(percentile(&data, 30.0), Some(20.0));
+        assert_eq!(percentile(&data, 40.0), Some(20.0));
+        assert_eq!(percentile(&data, 50.0), Some(35.0));
+        assert_eq!(percentile(&data, 100.0), Some(50.0));
+        assert_eq!(percentile(&data, 0.0), Some(15.0));
+    }
+
+    #[test]
+    fn p99_of_a_hundred_values_is_the_ninety_ninth() {
+        let data: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&data, 50.0), Some(50.0));
+        assert_eq!(percentile(&data, 99.0), Some(99.0));
+        let data: Vec<f64> = (1..=1000).map(f64::from).collect();
+        assert_eq!(percentile(&data, 99.0), Some(990.0));
+        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn summary_of_the_sample() {
+        let s = Summary::of(&sample::analysis());
+        assert_eq!(s.connections, 3);
+        assert_eq!(s.connections_without_handshake, 1);
+        assert_eq!(s.connections_open, 1);
+        assert_eq!(s.connections_reset, 1);
+        assert_eq!(s.exchanges, 3 + 2 + 1);
+        assert_eq!(s.exchanges_without_response, 1);
+        assert_eq!(s.bytes_client_to_server, 16 + 20 + 201);
+        assert_eq!(s.bytes_server_to_client, 34 + 1224);
+        assert_eq!(s.gap_bytes, 1200);
+        // Latencies: 150, 210, 305 (conn 1), 400, 180 (conn 2), none (conn 3).
+        // Sorted 150 180 210 305 400: p50 = rank 3 = 210, p99 = rank 5 = 400.
+        assert_eq!(s.latency.count, 5);
+        assert_eq!(s.latency.p50_us, Some(210.0));
+        assert_eq!(s.latency.p99_us, Some(400.0));
+        assert_eq!(s.latency.max_us, Some(400.0));
+        assert_eq!(s.warnings, 1);
+    }
+
+    #[test]
+    fn no_latency_means_none() {
+        let s = Summary::of(&Analysis::default());
+        assert_eq!(s.latency.count, 0);
+        assert_eq!(s.latency.p50_us, None);
+        assert_eq!(format_opt_micros(s.latency.p99_us), "n/a");
+    }
+
+    #[test]
+    fn durations_and_bytes_read_well() {
+        assert_eq!(format_micros(150.0), "0.150 ms");
+        assert_eq!(format_micros(999_999.0), "999.999 ms");
+        assert_eq!(format_micros(12_345_678.0), "12.346 s");
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(999), "999 B");
+        assert_eq!(format_bytes(1_234_567), "1,234,567 B");
+    }
+}
