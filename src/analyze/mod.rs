@@ -4,5 +4,7 @@
 //! `flows` tracks connections, reassembles both directions and pairs
 //! requests with responses into a [`model::Analysis`].
 
+pub mod decode;
 pub mod model;
+pub mod reader;
 pub mod segment;
