@@ -10,6 +10,7 @@ mod analyze;
 mod capture;
 mod client;
 mod lab;
+mod logging;
 mod server;
 
 /// reqresp: the request/response pattern over TCP — serve it, drive it,

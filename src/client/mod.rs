@@ -1,1 +1,750 @@
-//! TODO
+//! The client: one TCP connection that sends framed requests and waits for
+//! each response.
+//!
+//! [`Client`] is the library API (used by `reqresp client`, the tests and
+//! `reqresp lab`): [`Client::connect`] resolves a `host:port` (a host name
+//! such as `reqresp-server:2222` works), tries each address in turn, and
+//! [`Client::request`] sends one message and returns the response with its
+//! round-trip time. Every wait is bounded by the timeout given at connect.
+//!
+//! The two front ends live next to it: [`scripted`] (messages from arguments
+//! or stdin, responses on stdout) and [`interactive`] (a prompt with line
+//! editing and history).
+//!
+//! Framing is delegated to [`Framing::encode`] and [`Framing::decode`], the
+//! same codecs the server and the capture analyzer use.
+
+pub mod interactive;
+pub mod scripted;
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::protocol::{FrameError, Framing};
+
+/// The port used when an address names no port: the lab's port.
+pub const DEFAULT_PORT: u16 = 2222;
+
+/// The address `reqresp client` connects to when none is given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:2222";
+
+/// How long connecting and each request may take unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest response accepted unless told otherwise (16 MiB). A length
+/// prefix claiming more is refused before anything is buffered.
+pub const DEFAULT_MAX_RESPONSE: usize = 16 << 20;
+
+/// How much room is made in the receive buffer before each read.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// How long [`Client::close`] waits for the server to close its side.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// What can go wrong between the client and the server. Each message says
+/// what happened and what to try.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The host name did not resolve.
+    #[error(
+        "cannot resolve {target}: {} — check the host name and port, or give an IP address",
+        describe_lookup(error)
+    )]
+    Resolve {
+        /// The address as given (with the default port added if it had none).
+        target: String,
+        /// What the resolver said.
+        error: io::Error,
+    },
+    /// Name resolution did not finish within the timeout.
+    #[error(
+        "cannot resolve {target}: no answer from the resolver within {} — check the DNS setup or give an IP address",
+        secs(*timeout)
+    )]
+    ResolveTimeout {
+        /// The address as given.
+        target: String,
+        /// The timeout in force.
+        timeout: Duration,
+    },
+    /// The name resolved, but to no address at all.
+    #[error("cannot resolve {target}: the name has no address — give an IP address instead")]
+    NoAddress {
+        /// The address as given.
+        target: String,
+    },
+    /// No address of the target accepted a connection.
+    #[error("cannot connect to {target}: {reason} — is `reqresp server` running?")]
+    Connect {
+        /// The address as given.
+        target: String,
+        /// Why each address failed, e.g. `connection refused`.
+        reason: String,
+    },
+    /// The request cannot be represented in the chosen framing.
+    #[error("cannot send this request: {0}")]
+    Request(FrameError),
+    /// Raw framing has no way to send an empty message.
+    #[error(
+        "cannot send an empty request with --framing raw: zero bytes never reach the server (use --framing line or length)"
+    )]
+    EmptyRaw,
+    /// Writing the request failed.
+    #[error(
+        "cannot send to {peer}: {} — the server may have gone away",
+        describe(error)
+    )]
+    Send {
+        /// The server's address.
+        peer: SocketAddr,
+        /// The underlying error.
+        error: io::Error,
+    },
+    /// Reading the response failed.
+    #[error(
+        "cannot read the response from {peer}: {} — the server may have gone away",
+        describe(error)
+    )]
+    Receive {
+        /// The server's address.
+        peer: SocketAddr,
+        /// The underlying error.
+        error: io::Error,
+    },
+    /// The server closed the connection before a whole response arrived.
+    #[error("{peer} closed the connection {} — did the server stop, or does it use another --framing?", closed_when(*partial))]
+    Closed {
+        /// The server's address.
+        peer: SocketAddr,
+        /// Bytes of an incomplete response received before the close.
+        partial: usize,
+    },
+    /// No whole response arrived within the timeout.
+    #[error(
+        "no response from {peer} within {} — is the server using --framing {framing}? (raise the limit with --timeout)",
+        secs(*timeout)
+    )]
+    Timeout {
+        /// The server's address.
+        peer: SocketAddr,
+        /// The framing the client used.
+        framing: Framing,
+        /// The timeout in force.
+        timeout: Duration,
+    },
+    /// The response could not be framed (e.g. a length prefix over the limit).
+    #[error("bad response from {peer}: {error} — is the server using --framing {framing}?")]
+    Response {
+        /// The server's address.
+        peer: SocketAddr,
+        /// The framing the client used.
+        framing: Framing,
+        /// What the decoder found.
+        error: FrameError,
+    },
+}
+
+/// Says when a connection closed, from how much of a response had arrived.
+fn closed_when(partial: usize) -> String {
+    match partial {
+        0 => "before answering".to_string(),
+        n => format!("in the middle of a response ({n} bytes received)"),
+    }
+}
+
+/// An I/O error in the words a user would use: `connection refused` rather
+/// than `Connection refused (os error 111)`.
+fn describe(error: &io::Error) -> String {
+    use io::ErrorKind::*;
+    let words = match error.kind() {
+        ConnectionRefused => "connection refused",
+        ConnectionReset => "connection reset by the server",
+        ConnectionAborted => "connection aborted",
+        BrokenPipe => "the server closed the connection",
+        TimedOut => "timed out",
+        HostUnreachable => "host unreachable",
+        NetworkUnreachable => "network unreachable",
+        AddrNotAvailable => "address not available",
+        _ => return error.to_string(),
+    };
+    words.to_string()
+}
+
+/// A resolver error without the generic prefix tokio puts before the
+/// resolver's own words: `name or service not known`.
+fn describe_lookup(error: &io::Error) -> String {
+    let text = error.to_string();
+    let words = text
+        .strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&text);
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// Formats a timeout as seconds: `5 s`, `0.5 s`.
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// Adds [`DEFAULT_PORT`] to an address that names none: `localhost`,
+/// `10.0.0.2`, `::1` and `[::1]` become `localhost:2222`, `10.0.0.2:2222`,
+/// `[::1]:2222` and `[::1]:2222`. Anything else is returned as given.
+pub fn with_default_port(addr: &str) -> String {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return addr.to_string();
+    }
+    if let Ok(ip) = addr.parse::<IpAddr>() {
+        return SocketAddr::new(ip, DEFAULT_PORT).to_string();
+    }
+    if (addr.starts_with('[') && addr.ends_with(']')) || !addr.contains(':') {
+        return format!("{addr}:{DEFAULT_PORT}");
+    }
+    addr.to_string()
+}
+
+/// One response and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The response payload, without delimiter or length prefix.
+    pub bytes: Bytes,
+    /// From just before the request was written to when the whole response
+    /// had been read.
+    pub rtt: Duration,
+}
+
+/// A connection to a request/response server.
+///
+/// Requests are answered in order. [`Client::request`] is one send and one
+/// receive; [`Client::send`] and [`Client::receive`] are there for callers
+/// that pipeline several requests before reading the responses.
+///
+/// With [`Framing::Raw`] a response is whatever one read returns, as the
+/// original lab's `recv(1024)` does. That is unreliable: TCP is a byte
+/// stream, so a response can arrive split over two reads (the client then
+/// shows half of it, and the other half becomes the "response" to the next
+/// request) or two responses can arrive in one read. It works in the lab
+/// only because each request waits for its answer and the messages are
+/// small. Line and length framing mark where each message ends, so the
+/// client reads exactly one whole response whatever the reads return.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    peer: SocketAddr,
+    framing: Framing,
+    timeout: Duration,
+    max_response: usize,
+    /// Bytes received and not yet handed out as a response.
+    inbuf: BytesMut,
+    /// The encoded request, reused so a request costs no allocation.
+    outbuf: Vec<u8>,
+}
+
+impl Client {
+    /// Resolves `addr` (`host:port`; a missing port means [`DEFAULT_PORT`])
+    /// and connects to the first of its addresses that accepts, each attempt
+    /// bounded by `timeout`, which then also bounds every request.
+    pub async fn connect(
+        addr: &str,
+        framing: Framing,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let target = with_default_port(addr);
+        let lookup = tokio::time::timeout(timeout, tokio::net::lookup_host(target.clone())).await;
+        let addrs: Vec<SocketAddr> = match lookup {
+            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Err(error)) => return Err(ClientError::Resolve { target, error }),
+            Err(_) => return Err(ClientError::ResolveTimeout { target, timeout }),
+        };
+        if addrs.is_empty() {
+            return Err(ClientError::NoAddress { target });
+        }
+        let mut failures = Vec::new();
+        for addr in &addrs {
+            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => return Client::from_stream(stream, framing, timeout),
+                Ok(Err(error)) => failures.push((addr, describe(&error))),
+                Err(_) => failures.push((addr, format!("no answer within {}", secs(timeout)))),
+            }
+        }
+        // One address: just its reason. Several: each with its reason.
+        let reason = match failures.as_slice() {
+            [(_, reason)] => reason.clone(),
+            many => many
+                .iter()
+                .map(|(addr, reason)| format!("{addr}: {reason}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        Err(ClientError::Connect { target, reason })
+    }
+
+    /// Wraps a connected stream.
+    pub fn from_stream(
+        stream: TcpStream,
+        framing: Framing,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let peer = stream.peer_addr().map_err(|error| ClientError::Connect {
+            target: "the server".into(),
+            reason: describe(&error),
+        })?;
+        // A request is one small write followed by a wait for the answer:
+        // Nagle's algorithm would only add delay, never save a packet.
+        let _ = stream.set_nodelay(true);
+        Ok(Client {
+            stream,
+            peer,
+            framing,
+            timeout,
+            max_response: DEFAULT_MAX_RESPONSE,
+            inbuf: BytesMut::with_capacity(READ_CHUNK),
+            outbuf: Vec::with_capacity(256),
+        })
+    }
+
+    /// Sets the largest response accepted (default [`DEFAULT_MAX_RESPONSE`]).
+    pub fn with_max_response(mut self, max: usize) -> Client {
+        self.max_response = max;
+        self
+    }
+
+    /// The address of the server.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
+    /// The framing in use.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// The timeout that bounds each request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends one request and waits for its response, all within the timeout.
+    pub async fn request(&mut self, payload: &[u8]) -> Result<Response, ClientError> {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::from_std(started + self.timeout);
+        self.send_until(payload, deadline).await?;
+        let bytes = self.receive_until(deadline).await?;
+        Ok(Response {
+            bytes,
+            rtt: started.elapsed(),
+        })
+    }
+
+    /// Sends one request without waiting for its response, within the timeout.
+    pub async fn send(&mut self, payload: &[u8]) -> Result<(), ClientError> {
+        self.send_until(payload, tokio::time::Instant::now() + self.timeout)
+            .await
+    }
+
+    /// Waits, at most the timeout, for the next whole response.
+    pub async fn receive(&mut self) -> Result<Bytes, ClientError> {
+        self.receive_until(tokio::time::Instant::now() + self.timeout)
+            .await
+    }
+
+    async fn send_until(
+        &mut self,
+        payload: &[u8],
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ClientError> {
+        if payload.is_empty() && self.framing == Framing::Raw {
+            return Err(ClientError::EmptyRaw);
+        }
+        self.outbuf.clear();
+        self.framing
+            .encode(payload, &mut self.outbuf)
+            .map_err(ClientError::Request)?;
+        match tokio::time::timeout_at(deadline, self.stream.write_all(&self.outbuf)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ClientError::Send {
+                peer: self.peer,
+                error,
+            }),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    async fn receive_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Bytes, ClientError> {
+        loop {
+            // Bytes already buffered may hold the whole response (the server
+            // answered several pipelined requests in one segment).
+            match self.framing.decode(&self.inbuf, self.max_response) {
+                Ok(Some(frame)) => {
+                    let mut message = self.inbuf.split_to(frame.consumed);
+                    message.truncate(frame.payload.end);
+                    message.advance(frame.payload.start);
+                    return Ok(message.freeze());
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    return Err(ClientError::Response {
+                        peer: self.peer,
+                        framing: self.framing,
+                        error,
+                    });
+                }
+            }
+            self.inbuf.reserve(READ_CHUNK);
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.inbuf)).await {
+                Ok(Ok(0)) => {
+                    return Err(ClientError::Closed {
+                        peer: self.peer,
+                        partial: self.inbuf.len(),
+                    });
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    return Err(ClientError::Receive {
+                        peer: self.peer,
+                        error,
+                    });
+                }
+                Err(_) => return Err(self.timed_out()),
+            }
+        }
+    }
+
+    fn timed_out(&self) -> ClientError {
+        ClientError::Timeout {
+            peer: self.peer,
+            framing: self.framing,
+            timeout: self.timeout,
+        }
+    }
+
+    /// Closes the connection cleanly: sends a FIN, then waits (briefly) for
+    /// the server to close its side, discarding anything it still sends.
+    ///
+    /// Reading to the end matters: closing a socket with unread bytes makes
+    /// the kernel send a RST instead of a FIN, which a capture shows as an
+    /// abort rather than the orderly teardown.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        if let Err(error) = self.stream.shutdown().await {
+            // Already closed by the server: nothing left to do.
+            if error.kind() == io::ErrorKind::NotConnected {
+                return Ok(());
+            }
+            return Err(ClientError::Send {
+                peer: self.peer,
+                error,
+            });
+        }
+        let linger = CLOSE_LINGER.min(self.timeout);
+        let drain = async {
+            let mut sink = [0u8; 4096];
+            loop {
+                match self.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        };
+        // A server that keeps the connection open after our FIN is not an
+        // error: the FIN has been sent; dropping the socket ends our side.
+        let _ = tokio::time::timeout(linger, drain).await;
+        Ok(())
+    }
+}
+
+impl fmt::Display for Response {
+    /// The payload as text (invalid UTF-8 replaced), control characters
+    /// escaped so network bytes cannot drive the terminal, then the RTT.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}   ({})", printable(&self.bytes), format_rtt(self.rtt))
+    }
+}
+
+/// The payload as text safe to print on a terminal: invalid UTF-8 becomes
+/// U+FFFD and control characters (escape sequences included) are escaped
+/// as `\n`, `\u{1b}` and so on. Tabs are kept.
+pub fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A round-trip time for people: `0.21 ms`, `12.3 ms`, `1.52 s`.
+pub fn format_rtt(rtt: Duration) -> String {
+    let ms = rtt.as_secs_f64() * 1e3;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.2} s", rtt.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A one-connection server that reads `expect` bytes, then writes each
+    /// chunk of `reply` with a short pause (so the client sees them as
+    /// separate reads), then closes or, with `hold`, waits for the client's FIN.
+    async fn serve_once(expect: usize, reply: Vec<Vec<u8>>, hold: bool) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut got = vec![0u8; expect];
+            sock.read_exact(&mut got).await.unwrap();
+            for chunk in reply {
+                sock.write_all(&chunk).await.unwrap();
+                sock.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if hold {
+                let mut rest = Vec::new();
+                let _ = sock.read_to_end(&mut rest).await;
+            }
+        });
+        addr
+    }
+
+    async fn connect(addr: SocketAddr, framing: Framing) -> Client {
+        Client::connect(&addr.to_string(), framing, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    #[test]
+    fn default_port_is_added_only_when_missing() {
+        assert_eq!(with_default_port("localhost"), "localhost:2222");
+        assert_eq!(with_default_port("reqresp-server"), "reqresp-server:2222");
+        assert_eq!(with_default_port("10.0.0.2"), "10.0.0.2:2222");
+        assert_eq!(with_default_port("::1"), "[::1]:2222");
+        assert_eq!(with_default_port("[::1]"), "[::1]:2222");
+        assert_eq!(with_default_port("[::1]:7"), "[::1]:7");
+        assert_eq!(with_default_port("host:9000"), "host:9000");
+    }
+
+    #[tokio::test]
+    async fn line_response_split_over_reads_is_reassembled() {
+        let addr = serve_once(
+            b"hi\n".len(),
+            vec![b"Ec".to_vec(), b"ho: h".to_vec(), b"i\r\n".to_vec()],
+            false,
+        )
+        .await;
+        let mut client = connect(addr, Framing::Line).await;
+        let response = client.request(b"hi").await.unwrap();
+        assert_eq!(&response.bytes[..], b"Echo: hi");
+        assert!(
+            response.rtt >= Duration::from_millis(40),
+            "{:?}",
+            response.rtt
+        );
+    }
+
+    #[tokio::test]
+    async fn length_response_split_inside_the_prefix_is_reassembled() {
+        let addr = serve_once(4 + 3, vec![vec![0, 0], vec![0, 3, 0xff], vec![0, 1]], false).await;
+        let mut client = connect(addr, Framing::Length).await;
+        let response = client.request(&[1, 2, 3]).await.unwrap();
+        assert_eq!(&response.bytes[..], &[0xff, 0, 1]);
+    }
+
+    #[tokio::test]
+    async fn two_responses_in_one_read_are_handed_out_one_by_one() {
+        let addr = serve_once(4, vec![b"Echo: a\nEcho: b\n".to_vec()], false).await;
+        let mut client = connect(addr, Framing::Line).await;
+        client.send(b"a").await.unwrap();
+        client.send(b"b").await.unwrap();
+        assert_eq!(&client.receive().await.unwrap()[..], b"Echo: a");
+        assert_eq!(&client.receive().await.unwrap()[..], b"Echo: b");
+    }
+
+    #[tokio::test]
+    async fn raw_takes_one_read_and_shows_why_it_is_unreliable() {
+        // The server's answer arrives in two reads: raw framing has no way to
+        // know it is one message, so it returns the first part alone, and the
+        // rest is taken as the next response.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (first_seen, wait_first) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut got = [0u8; 2];
+            sock.read_exact(&mut got).await.unwrap();
+            sock.write_all(b"Echo: ").await.unwrap();
+            wait_first.await.unwrap();
+            sock.write_all(b"hi").await.unwrap();
+            let _ = sock.read_to_end(&mut Vec::new()).await;
+        });
+        let mut client = connect(addr, Framing::Raw).await;
+        assert_eq!(&client.request(b"hi").await.unwrap().bytes[..], b"Echo: ");
+        first_seen.send(()).unwrap();
+        assert_eq!(&client.receive().await.unwrap()[..], b"hi");
+    }
+
+    #[tokio::test]
+    async fn close_before_answering_is_reported() {
+        let addr = serve_once(3, vec![], false).await;
+        let mut client = connect(addr, Framing::Line).await;
+        let err = client.request(b"hi").await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Closed { partial: 0, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("closed the connection before answering")
+        );
+    }
+
+    #[tokio::test]
+    async fn close_mid_response_reports_the_partial_bytes() {
+        let addr = serve_once(3, vec![b"Echo: h".to_vec()], false).await;
+        let mut client = connect(addr, Framing::Line).await;
+        let err = client.request(b"hi").await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Closed { partial: 7, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("in the middle of a response (7 bytes")
+        );
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let timeout = Duration::from_millis(300);
+        let mut client = Client::connect(&addr.to_string(), Framing::Line, timeout)
+            .await
+            .unwrap();
+        let (_held, _) = listener.accept().await.unwrap();
+        let started = Instant::now();
+        let err = client.request(b"hi").await.unwrap_err();
+        assert!(started.elapsed() >= timeout);
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("no response from {addr} within 0.3 s")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_connection_names_the_address_and_a_fix() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let err = Client::connect(&addr.to_string(), Framing::Line, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot connect to {addr}: connection refused — is `reqresp server` running?")
+        );
+    }
+
+    #[tokio::test]
+    async fn unresolvable_name_is_reported_as_such() {
+        // `.invalid` never resolves (RFC 6761); the resolver answers locally.
+        let err = Client::connect(
+            "no-such-host.invalid",
+            Framing::Line,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Resolve { .. } | ClientError::ResolveTimeout { .. }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("cannot resolve no-such-host.invalid:2222")
+        );
+    }
+
+    #[tokio::test]
+    async fn unsendable_requests_fail_before_anything_is_written() {
+        let addr = serve_once(0, vec![], true).await;
+        let mut line = connect(addr, Framing::Line).await;
+        assert!(matches!(
+            line.request(b"a\nb").await,
+            Err(ClientError::Request(FrameError::NewlineInLine))
+        ));
+        let addr = serve_once(0, vec![], true).await;
+        let mut raw = connect(addr, Framing::Raw).await;
+        assert!(matches!(raw.request(b"").await, Err(ClientError::EmptyRaw)));
+    }
+
+    #[tokio::test]
+    async fn oversize_length_prefix_is_refused_without_buffering_it() {
+        let addr = serve_once(5, vec![vec![0x7f, 0xff, 0xff, 0xff, b'x']], true).await;
+        let mut client = connect(addr, Framing::Length).await.with_max_response(1024);
+        let err = client.request(b"x").await.unwrap_err();
+        assert!(matches!(err, ClientError::Response { .. }), "{err:?}");
+        assert!(client.inbuf.capacity() < 64 * 1024);
+    }
+
+    #[tokio::test]
+    async fn close_sends_fin_and_waits_for_the_server() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut rest = Vec::new();
+            // read_to_end returns Ok only on a FIN; a RST would be an error.
+            sock.read_to_end(&mut rest).await.map(|_| rest)
+        });
+        let client = connect(addr, Framing::Line).await;
+        client.close().await.unwrap();
+        assert_eq!(server.await.unwrap().unwrap(), b"");
+    }
+
+    #[test]
+    fn printable_escapes_terminal_controls_and_bad_utf8() {
+        assert_eq!(printable(b"Echo: hi"), "Echo: hi");
+        assert_eq!(printable(b"a\tb"), "a\tb");
+        assert_eq!(printable(b"\x1b[2Jx\n"), "\\u{1b}[2Jx\\n");
+        assert_eq!(printable(&[b'a', 0xff]), "a\u{fffd}");
+    }
+
+    #[test]
+    fn rtt_is_shown_with_sensible_units() {
+        assert_eq!(format_rtt(Duration::from_micros(210)), "0.21 ms");
+        assert_eq!(format_rtt(Duration::from_micros(12_345)), "12.3 ms");
+        assert_eq!(format_rtt(Duration::from_millis(1520)), "1.52 s");
+    }
+}
