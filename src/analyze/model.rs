@@ -35,7 +35,9 @@ pub enum Side {
 pub struct Analysis {
     /// Packets read from the capture, including those that are not TCP.
     pub packets: u64,
-    /// Framing used to cut streams into messages (after `auto` was resolved per connection, see each connection).
+    /// Framing used to cut streams into messages: the one asked for, or with
+    /// `auto` the one every connection with exchanges was found to use;
+    /// `null` when they differ or none had any (see each connection).
     pub framing: Option<Framing>,
     /// Every TCP connection, in the order its first packet was seen.
     pub connections: Vec<Connection>,
@@ -75,6 +77,10 @@ pub struct Connection {
     pub recv_pitfalls: Vec<RecvPitfall>,
     /// How the connection ended, or `null` when it was still open at the end of the capture.
     pub close: Option<Close>,
+    /// Remarks a reader should know to trust the rest: the start was not
+    /// captured and how the server side was chosen, message boundaries lost
+    /// after a gap, and the like.
+    pub notes: Vec<String>,
 }
 
 /// The three-way handshake.
@@ -102,9 +108,24 @@ pub struct Gap {
 }
 
 /// One request and the response to it.
+///
+/// Times are capture times of the segments that carried the bytes, each
+/// byte timed by the first segment that carried it (retransmissions do not
+/// move it). A message is *complete* at the time of its latest-captured byte:
+/// normally the segment carrying its last byte, later when a hole in it was
+/// filled by a retransmission.
+///
+/// How messages are cut depends on the connection's `framing`: with `line`
+/// and `length`, request *i* pairs with response *i* (pipelining); a server
+/// message sent while no request is waiting (a greeting) gets an exchange of
+/// its own with `request_bytes` 0, an empty request preview, `request_time`
+/// equal to its first byte's time and no latency. With `raw` (turn-taking),
+/// the request is everything the client sent until the server sent data, the
+/// response everything the server sent until the client spoke again.
 #[derive(Debug, Clone, Serialize)]
 pub struct Exchange {
-    /// Size of the request payload in bytes (framing overhead excluded).
+    /// Size of the request payload in bytes (framing overhead excluded),
+    /// including bytes that were not captured when the framing tells them.
     pub request_bytes: u64,
     /// Size of the response payload in bytes; 0 when no response was seen.
     pub response_bytes: u64,
@@ -112,14 +133,19 @@ pub struct Exchange {
     pub request_preview: String,
     /// Printable preview of the response.
     pub response_preview: String,
-    /// Time the last byte of the request was captured.
+    /// Time the request was complete (its last byte captured).
     pub request_time: Timestamp,
-    /// Time the first byte of the response was captured.
+    /// Time the first byte of the response was captured; `null` without response.
     pub response_first_time: Option<Timestamp>,
-    /// Time the last byte of the response was captured.
+    /// Time the response was complete (its last byte captured); `null` without response.
     pub response_last_time: Option<Timestamp>,
-    /// From the end of the request to the end of the response, in microseconds.
+    /// `response_last_time - request_time` in microseconds (0 if the capture
+    /// clock went backwards); `null` without response or without request.
     pub latency_us: Option<f64>,
+    /// The request or the response is not whole: bytes of it were not
+    /// captured (a gap; its preview shows `[N bytes missing]` there), or the
+    /// stream ended in the middle of it.
+    pub incomplete: bool,
 }
 
 /// A message that one `recv()` per message would have misread.

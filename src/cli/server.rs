@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use reqresp::protocol::Framing;
 use reqresp::protocol::connection::DEFAULT_RAW_READ_SIZE;
-use reqresp::server::{self, Config, ServiceKind, ServiceOptions, config};
+use reqresp::server::{self, Config, ServiceKind, ServiceOptions, config, service};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
@@ -28,10 +28,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t)]
     service: ServiceKind,
     /// Echo service: text put before each echoed request ('' for a pure echo).
-    #[arg(long, default_value = "Echo: ")]
+    #[arg(long, default_value = service::DEFAULT_PREFIX)]
     prefix: String,
     /// Tickets service: tickets on sale, shared by all clients.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = service::DEFAULT_STOCK)]
     tickets: u64,
     /// Connections served at once; more get a "server busy" error and are closed.
     #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS)]

@@ -35,7 +35,7 @@ const INITIAL_READ_CAPACITY: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     /// The socket failed (reset by the peer, broken pipe, ...).
-    #[error("connection failed: {0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// The bytes received cannot be framed (for example a message over the limit).
     #[error(transparent)]
@@ -198,40 +198,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// is. A full buffer with no complete message in it is reported as
     /// [`FrameError::TooLarge`] (the codec normally says so earlier).
     pub async fn fill(&mut self) -> Result<Fill, ConnectionError> {
+        poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    /// Like [`Connection::fill`], but only takes bytes that have already
+    /// arrived: `Ok(None)` when a read would have to wait.
+    pub async fn fill_now(&mut self) -> Result<Option<Fill>, ConnectionError> {
+        poll_fn(|cx| {
+            Poll::Ready(match self.poll_fill(cx) {
+                Poll::Ready(result) => result.map(Some),
+                Poll::Pending => Ok(None),
+            })
+        })
+        .await
+    }
+
+    /// One read attempt into the read buffer.
+    fn poll_fill(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<Fill, ConnectionError>> {
         if self.framing == Framing::Raw && self.buffered() > 0 {
             // One read is one raw message: never append to a previous one.
-            return Ok(Fill::Data(0));
+            return Poll::Ready(Ok(Fill::Data(0)));
         }
         if !self.read.make_room() {
-            return Err(FrameError::TooLarge {
+            return Poll::Ready(Err(FrameError::TooLarge {
                 size: self.buffered(),
                 limit: self.max_message,
             }
-            .into());
+            .into()));
         }
         let end = self.read.end;
         let upto = self.read.buf.len().min(end.saturating_add(self.read_size));
-        let n = {
-            let target = &mut self.read.buf[end..upto];
-            let stream = &mut self.stream;
-            poll_fn(|cx| {
-                let mut rb = ReadBuf::new(target);
-                match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
-                    Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    Poll::Pending => Poll::Pending,
-                }
-            })
-            .await?
+        let mut rb = ReadBuf::new(&mut self.read.buf[end..upto]);
+        let n = match Pin::new(&mut self.stream).poll_read(cx, &mut rb) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+            Poll::Ready(Ok(())) => rb.filled().len(),
         };
         if n == 0 {
-            return match self.buffered() {
+            return Poll::Ready(match self.buffered() {
                 0 => Ok(Fill::Eof),
                 buffered => Err(ConnectionError::ClosedMidMessage { buffered }),
-            };
+            });
         }
         self.read.end += n;
-        Ok(Fill::Data(n))
+        Poll::Ready(Ok(Fill::Data(n)))
     }
 
     /// Cuts the next complete message out of the read buffer, if there is one.

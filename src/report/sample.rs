@@ -34,6 +34,7 @@ pub fn exchange(
         response_first_time: response.map(|r| at(r.2)),
         response_last_time: response.map(|r| at(r.3)),
         latency_us: response.map(|r| ((r.3 - request_ms) * 1_000.0 * 1_000.0).round() / 1_000.0),
+        incomplete: false,
     }
 }
 
@@ -41,6 +42,7 @@ pub fn exchange(
 /// pipelined in one segment), orderly close by the client.
 pub fn echo_connection() -> Connection {
     Connection {
+        notes: Vec::new(),
         id: 1,
         client: addr("10.0.0.2:51234"),
         server: addr("10.0.0.3:2222"),
@@ -90,6 +92,7 @@ pub fn echo_connection() -> Connection {
 /// and a reset from the server.
 pub fn midstream_reset_connection() -> Connection {
     Connection {
+        notes: Vec::new(),
         id: 2,
         client: addr("10.0.0.4:40000"),
         server: addr("10.0.0.3:2222"),
@@ -135,6 +138,7 @@ pub fn midstream_reset_connection() -> Connection {
 pub fn ipv6_open_connection() -> Connection {
     let long = "A".repeat(200);
     Connection {
+        notes: Vec::new(),
         id: 3,
         client: addr("[2001:db8:85a3::8a2e:370:7334]:50000"),
         server: addr("[2001:db8::1]:2222"),

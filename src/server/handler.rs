@@ -134,13 +134,27 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let service = &*config.service;
+    let mut draining = false;
     loop {
         // Shutdown is only looked at here, between batches: every request
-        // already read has been answered and flushed by then.
-        let filled = tokio::select! {
-            biased;
-            _ = shutdown.recv() => return Close::Shutdown,
-            filled = timeout(config.idle_timeout, conn.fill()) => filled,
+        // already read has been answered and flushed by then. From then on
+        // the connection answers what has already arrived, without waiting
+        // for more, and closes (the server's drain timeout bounds this).
+        let filled = if draining {
+            match conn.fill_now().await {
+                Ok(Some(fill)) => Ok(Ok(fill)),
+                Ok(None) => return Close::Shutdown,
+                Err(e) => Ok(Err(e)),
+            }
+        } else {
+            tokio::select! {
+                biased;
+                _ = shutdown.recv() => {
+                    draining = true;
+                    continue;
+                }
+                filled = timeout(config.idle_timeout, conn.fill()) => filled,
+            }
         };
         match filled {
             Err(_) => return Close::Idle(config.idle_timeout),

@@ -64,7 +64,7 @@ pub enum ServerError {
         addr: String,
     },
     /// Any other failure to bind (bad host name, ...).
-    #[error("cannot listen on {addr}: {source} (expected HOST:PORT, e.g. 0.0.0.0:2222)")]
+    #[error("cannot listen on {addr} (expected HOST:PORT, e.g. 0.0.0.0:2222)")]
     Bind {
         /// The address asked for.
         addr: String,
@@ -72,7 +72,7 @@ pub enum ServerError {
         source: io::Error,
     },
     /// A setting cannot work.
-    #[error("invalid server setting: {0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// The listener's own address could not be read.
     #[error("cannot read the listening address: {0}")]
@@ -183,9 +183,61 @@ pub async fn run(
 }
 
 fn log_task_end(done: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = done {
-        if e.is_panic() {
-            error!(error = %e, "a connection task panicked; the server goes on");
-        }
+    if let Err(e) = done
+        && e.is_panic()
+    {
+        error!(error = %e, "a connection task panicked; the server goes on");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+    use tokio::sync::oneshot;
+
+    #[tokio::test]
+    async fn embedded_server_serves_then_stops_on_its_shutdown_future() {
+        let listener = bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(run(listener, Config::default(), stopped));
+
+        let mut client = BufReader::new(TcpStream::connect(addr).await.unwrap());
+        client.get_mut().write_all(b"embedded\n").await.unwrap();
+        let mut line = String::new();
+        client.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "Echo: embedded\n");
+
+        stop.send(()).unwrap();
+        // The open connection is told to close; then run returns.
+        line.clear();
+        assert_eq!(client.read_line(&mut line).await.unwrap(), 0);
+        drop(client);
+        server.await.unwrap().unwrap();
+        assert!(TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn invalid_config_is_refused_before_serving() {
+        let listener = bind("127.0.0.1:0").await.unwrap();
+        let config = Config {
+            max_request: 0,
+            ..Config::default()
+        };
+        let err = run(listener, config, std::future::pending::<()>())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("--max-request"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn binding_a_taken_port_says_what_to_do() {
+        let taken = bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        let err = bind(&addr).await.unwrap_err();
+        assert!(matches!(err, ServerError::AddrInUse { .. }));
+        assert!(err.to_string().contains("--listen 127.0.0.1:0"), "{err}");
     }
 }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 mod echo;
 mod tickets;
 
-pub use echo::Echo;
-pub use tickets::Tickets;
+pub use echo::{DEFAULT_PREFIX, Echo};
+pub use tickets::{DEFAULT_STOCK, Tickets};
 
 /// Turns requests into responses; shared by all connections.
 pub trait Service: Send + Sync + 'static {
@@ -51,8 +51,8 @@ pub struct ServiceOptions {
 impl Default for ServiceOptions {
     fn default() -> Self {
         ServiceOptions {
-            prefix: echo::DEFAULT_PREFIX.to_owned(),
-            tickets: tickets::DEFAULT_STOCK,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            tickets: DEFAULT_STOCK,
         }
     }
 }

@@ -1,0 +1,175 @@
+//! Printable previews of message payloads.
+//!
+//! A preview must be safe to print in a terminal, an SVG or a Mermaid
+//! diagram and must never pretend to show bytes that were not captured:
+//! printable ASCII is kept, everything else is escaped (`\n`, `\r`, `\t`,
+//! `\\`, `\xNN`), the text is cut at a number of characters with `…`, and a
+//! stretch of the stream that was not captured shows as `[N bytes missing]`,
+//! after which nothing more is shown.
+//!
+//! Written by hand: `str::escape_debug` keeps non-ASCII Unicode and works on
+//! `str` only, while payloads are arbitrary bytes.
+
+use std::fmt::Write as _;
+
+/// The first bytes of a message, collected while the message streams past,
+/// so a preview never needs the whole message in memory.
+#[derive(Debug, Clone, Default)]
+pub struct PreviewBuf {
+    /// The first captured bytes, up to the limit given to [`PreviewBuf::push`].
+    head: Vec<u8>,
+    /// Whether bytes after `head` and before any gap exist (cut by the limit).
+    more: bool,
+    /// Missing bytes met right after `head` (nothing after a gap is kept).
+    missing: Option<u64>,
+    /// Whether anything (bytes or more gaps) follows the first gap.
+    after_gap: bool,
+}
+
+impl PreviewBuf {
+    /// Adds captured message bytes, keeping at most `limit` of them in total.
+    pub fn push(&mut self, bytes: &[u8], limit: usize) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.missing.is_some() {
+            self.after_gap = true;
+            return;
+        }
+        if self.head.len() >= limit {
+            self.more = true;
+            return;
+        }
+        let take = bytes.len().min(limit - self.head.len());
+        self.head.extend_from_slice(&bytes[..take]);
+        if take < bytes.len() {
+            self.more = true;
+        }
+    }
+
+    /// Records `len` bytes of the message that were not captured.
+    pub fn push_missing(&mut self, len: u64) {
+        match &mut self.missing {
+            // Two gaps in a row are one.
+            Some(m) if !self.after_gap => *m = m.saturating_add(len),
+            Some(_) => self.after_gap = true,
+            None => self.missing = Some(len),
+        }
+    }
+
+    /// Renders the preview in at most `limit` characters plus the markers:
+    /// `…` where bytes were left out, `[N bytes missing]` at the first gap.
+    pub fn render(&self, limit: usize) -> String {
+        let mut out = escape(&self.head, limit);
+        if self.more && !out.ends_with('…') {
+            out.push('…');
+        }
+        if let Some(missing) = self.missing {
+            let unit = if missing == 1 { "byte" } else { "bytes" };
+            let _ = write!(out, "[{missing} {unit} missing]");
+            if self.after_gap {
+                out.push('…');
+            }
+        }
+        out
+    }
+}
+
+/// Escapes `bytes` for printing and cuts the result at `limit` characters,
+/// ending it with `…` when something was left out. An escape sequence is
+/// never cut in half.
+pub fn escape(bytes: &[u8], limit: usize) -> String {
+    let mut out = String::with_capacity(bytes.len().min(limit) + 1);
+    let mut chars = 0;
+    let mut hex = String::new();
+    for &b in bytes {
+        let piece: &str = match b {
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b'\\' => "\\\\",
+            0x20..=0x7e => {
+                hex.clear();
+                hex.push(b as char);
+                &hex
+            }
+            _ => {
+                hex.clear();
+                let _ = write!(hex, "\\x{b:02x}");
+                &hex
+            }
+        };
+        // Every piece is ASCII, so its byte length is its character count.
+        if chars + piece.len() > limit {
+            out.push('…');
+            return out;
+        }
+        out.push_str(piece);
+        chars += piece.len();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn printable_ascii_is_kept() {
+        assert_eq!(escape(b"Echo: hello", 40), "Echo: hello");
+    }
+
+    #[test]
+    fn control_and_high_bytes_are_escaped() {
+        assert_eq!(
+            escape(b"a\nb\r\t\\\x00\xff", 40),
+            "a\\nb\\r\\t\\\\\\x00\\xff"
+        );
+    }
+
+    #[test]
+    fn long_text_is_cut_with_ellipsis() {
+        assert_eq!(escape(b"abcdefgh", 5), "abcde…");
+        assert_eq!(escape(b"abcde", 5), "abcde");
+    }
+
+    #[test]
+    fn escapes_are_not_cut_in_half() {
+        // "ab" then "\x00" (4 chars) does not fit in 5.
+        assert_eq!(escape(b"ab\x00", 5), "ab…");
+    }
+
+    #[test]
+    fn preview_buf_marks_missing_bytes_and_shows_nothing_after() {
+        let mut p = PreviewBuf::default();
+        p.push(b"hel", 40);
+        p.push_missing(7);
+        p.push(b"world", 40);
+        assert_eq!(p.render(40), "hel[7 bytes missing]…");
+        let mut p = PreviewBuf::default();
+        p.push(b"hel", 40);
+        p.push_missing(7);
+        assert_eq!(p.render(40), "hel[7 bytes missing]");
+        let mut p = PreviewBuf::default();
+        p.push_missing(1);
+        assert_eq!(p.render(40), "[1 byte missing]");
+    }
+
+    #[test]
+    fn preview_buf_cut_by_limit_ends_with_ellipsis() {
+        let mut p = PreviewBuf::default();
+        p.push(b"hello ", 8);
+        p.push(b"world", 8);
+        assert_eq!(p.render(8), "hello wo…");
+    }
+
+    proptest! {
+        #[test]
+        fn escape_is_printable_and_bounded(bytes in prop::collection::vec(any::<u8>(), 0..200), limit in 0usize..80) {
+            let s = escape(&bytes, limit);
+            prop_assert!(s.chars().count() <= limit + 1);
+            prop_assert!(s.chars().all(|c| c == '…' || (' '..='~').contains(&c)));
+        }
+    }
+}
