@@ -100,7 +100,10 @@ impl State {
         };
         std::fs::create_dir_all(STATE_DIR).map_err(err)?;
         let json = serde_json::to_vec_pretty(self).expect("state serializes");
-        std::fs::write(&path, json).map_err(err)
+        // Written aside, then renamed: `--down` never reads half a file.
+        let partial = path.with_extension("json.partial");
+        std::fs::write(&partial, json).map_err(err)?;
+        std::fs::rename(&partial, &path).map_err(err)
     }
 }
 
@@ -429,11 +432,21 @@ pub fn teardown_state(state: &State, verbose: bool) -> Vec<TopologyError> {
     if state.firewall_rule && run("iptables", &firewall_args(names, "-C"), false).is_ok() {
         check(run("iptables", &firewall_args(names, "-D"), verbose));
     }
-    if link_exists(&names.bridge) {
-        check(ip(&strings(&["link", "del", &names.bridge]), verbose));
+    if !errors.is_empty() {
+        // Keep the bridge (the claim on the name) and the state file, so
+        // `reqresp lab --down` can finish the job.
+        return errors;
     }
-    if errors.is_empty() {
-        let _ = std::fs::remove_file(state.path());
+    // The bridge is the lock on its name and on the state file's path: the
+    // file goes first, the bridge last. The other way round, a new run could
+    // claim the freed name and write its state file in between, and this
+    // removal would delete that run's file.
+    let _ = std::fs::remove_file(state.path());
+    if link_exists(&names.bridge) {
+        if let Err(err) = ip(&strings(&["link", "del", &names.bridge]), verbose) {
+            let _ = state.save();
+            errors.push(err);
+        }
     }
     errors
 }
@@ -471,10 +484,12 @@ pub fn down(verbose: bool) -> Result<Vec<DownOutcome>, TopologyError> {
     paths.sort();
     let mut outcomes = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|source| TopologyError::State {
-            path: path.clone(),
-            source,
-        })?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            // Its run finished and removed it meanwhile.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(TopologyError::State { path, source }),
+        };
         let Ok(state) = serde_json::from_str::<State>(&text) else {
             eprintln!(
                 "reqresp lab: ignoring {}: not a reqresp lab state file",
