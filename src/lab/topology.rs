@@ -442,11 +442,11 @@ pub fn teardown_state(state: &State, verbose: bool) -> Vec<TopologyError> {
     // claim the freed name and write its state file in between, and this
     // removal would delete that run's file.
     let _ = std::fs::remove_file(state.path());
-    if link_exists(&names.bridge) {
-        if let Err(err) = ip(&strings(&["link", "del", &names.bridge]), verbose) {
-            let _ = state.save();
-            errors.push(err);
-        }
+    if link_exists(&names.bridge)
+        && let Err(err) = ip(&strings(&["link", "del", &names.bridge]), verbose)
+    {
+        let _ = state.save();
+        errors.push(err);
     }
     errors
 }
