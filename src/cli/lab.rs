@@ -11,7 +11,8 @@ use reqresp::lab::{self, LabError, LabOptions, LabService, Mode, signals};
 #[derive(clap::Args)]
 #[command(after_help = "\
 Network namespaces need root: `sudo reqresp lab`. Without root the lab runs on loopback.
-Each run gets its own bridge: the first br-reqresp, a second one at the same time br-reqresp-1.
+Each run gets its own bridge: br-reqresp when free, else br-reqresp-1, -2, ... (two runs at
+once, a kept lab, or the Docker lab of compose/reqresp.yml holding br-reqresp).
 Everything is removed at the end, on error and on Ctrl-C, unless --keep.")]
 pub struct Args {
     /// Where to run: namespaces when root, else loopback.

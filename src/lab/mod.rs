@@ -322,7 +322,7 @@ fn run_netns(
         String::new()
     } else {
         format!(
-            " ({} was taken by another lab, so this run has its own bridge)",
+            " ({} exists already: another run, a kept lab or the Docker lab; this run has its own bridge)",
             names::bridge_name(0)
         )
     };
