@@ -1,12 +1,125 @@
-//! `reqresp analyze`: arguments and dispatch.
+//! `reqresp analyze`: arguments, input and output files, the progress bar,
+//! around [`reqresp::analyze::analyze_capture`] and [`reqresp::report`].
 
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use reqresp::analyze::{self, FramingChoice, Options, reader};
+use reqresp::report::{self, Format, RenderOptions};
 
 /// Arguments of `reqresp analyze`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "Examples:
+  reqresp analyze reqresp.pcap
+  reqresp analyze capture.pcapng --format json -o report.json
+  reqresp analyze reqresp.pcap --format svg -o ladder.svg
+  tcpdump -i lo -w - 'tcp port 2222' | reqresp analyze -")]
+pub struct Args {
+    /// pcap or pcapng file to read; `-` reads standard input.
+    #[arg(value_name = "FILE")]
+    input: PathBuf,
+    /// How messages are delimited: `auto` recognises line or length framing
+    /// per connection, otherwise pairs turns (a client burst, then a server burst).
+    #[arg(long, value_enum, default_value_t = FramingChoice::Auto)]
+    framing: FramingChoice,
+    /// Output format. Defaults to the extension of `-o` (.json, .svg, .mmd), else text.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Write the report to this file instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The server's address, for connections whose SYN was not captured.
+    #[arg(long, value_name = "IP:PORT")]
+    server: Option<SocketAddr>,
+    /// The server's port, for connections whose SYN was not captured.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Exchanges drawn per connection in the diagrams (0: all). Summaries and JSON always count all.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    max_exchanges: usize,
+    /// Connections drawn in the diagrams (0: all).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    max_connections: usize,
+}
 
 /// Runs `reqresp analyze`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`reqresp analyze` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let format = args
+        .format
+        .unwrap_or_else(|| format_from_extension(&args.output));
+    // Open the output first, so a bad path fails before the work starts.
+    let mut output: Box<dyn Write> = match &args.output {
+        Some(path) => {
+            Box::new(BufWriter::new(File::create(path).with_context(|| {
+                format!("cannot write the report to {}", path.display())
+            })?))
+        }
+        None => Box::new(io::stdout().lock()),
+    };
+    let options = Options {
+        framing: args.framing,
+        server: args.server,
+        port: args.port,
+        ..Options::default()
+    };
+
+    let analysis = if args.input.as_os_str() == "-" {
+        analyze::analyze_capture(io::stdin().lock(), options, |_| {})
+    } else {
+        let file = File::open(&args.input).with_context(|| {
+            format!(
+                "cannot open the capture {}: give a pcap or pcapng file (or - for standard input)",
+                args.input.display()
+            )
+        })?;
+        let size = file.metadata().ok().map(|m| m.len());
+        let bar = reader::progress_bar(size);
+        let analysis = analyze::analyze_capture(io::BufReader::new(file), options, |bytes| {
+            if let Some(bar) = &bar {
+                bar.set_position(bytes);
+            }
+        });
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        analysis
+    }
+    .with_context(|| format!("cannot analyze {}", args.input.display()))?;
+
+    for warning in &analysis.warnings {
+        eprintln!("reqresp: warning: {warning}");
+    }
+    let mut render_options = if args.output.is_some() {
+        RenderOptions::default()
+    } else {
+        RenderOptions::for_stdout()
+    };
+    render_options.max_exchanges = (args.max_exchanges > 0).then_some(args.max_exchanges);
+    render_options.max_connections = (args.max_connections > 0).then_some(args.max_connections);
+    render_options.title = Some(args.input.display().to_string());
+    report::render(&analysis, format, &render_options, &mut output)?;
+    output.flush()?;
+    if let Some(path) = &args.output {
+        eprintln!("wrote {format} report to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The format named by the output file's extension, text when none matches.
+fn format_from_extension(output: &Option<PathBuf>) -> Format {
+    let extension = output
+        .as_ref()
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("json") => Format::Json,
+        Some("svg") => Format::Svg,
+        Some("mmd" | "mermaid") => Format::Mermaid,
+        _ => Format::Text,
+    }
 }
