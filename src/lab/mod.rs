@@ -328,8 +328,11 @@ fn run_netns(
     };
     let _ = writeln!(
         text,
-        "  bridge       {}{shared}, subnet {}, no address in the root namespace",
+        "  bridge       {} (ifindex {}){shared}, subnet {}, no address in the root namespace",
         names.bridge,
+        topology
+            .bridge_ifindex()
+            .map_or_else(|| "?".to_string(), |i| i.to_string()),
         names.subnet()
     );
     for host in names.hosts() {

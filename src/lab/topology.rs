@@ -84,6 +84,11 @@ pub struct State {
     pub firewall_rule: bool,
     /// True when the topology was left up on purpose (`--keep`).
     pub kept: bool,
+    /// Interface index of the bridge this run created. A later bridge of the
+    /// same name (the Docker lab's, another run's) has another index, so
+    /// cleanup never removes a bridge it did not create.
+    #[serde(default)]
+    pub bridge_ifindex: Option<u32>,
 }
 
 impl State {
@@ -240,6 +245,13 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// The interface index of a link, if it exists.
+pub fn ifindex(name: &str) -> Option<u32> {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
 fn netns_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
 }
@@ -274,6 +286,7 @@ impl Topology {
             state: State {
                 names: LabNames::new(pid, slot),
                 firewall_rule: false,
+                bridge_ifindex: ifindex(&bridge_name(slot)),
                 kept: false,
             },
             verbose,
@@ -309,6 +322,11 @@ impl Topology {
     /// The names and addresses of this topology.
     pub fn names(&self) -> &LabNames {
         &self.state.names
+    }
+
+    /// The interface index of the bridge (as `ip link` shows it).
+    pub fn bridge_ifindex(&self) -> Option<u32> {
+        self.state.bridge_ifindex
     }
 
     /// True when an iptables rule was inserted for the bridge.
@@ -442,9 +460,11 @@ pub fn teardown_state(state: &State, verbose: bool) -> Vec<TopologyError> {
     // claim the freed name and write its state file in between, and this
     // removal would delete that run's file.
     let _ = std::fs::remove_file(state.path());
-    if link_exists(&names.bridge)
-        && let Err(err) = ip(&strings(&["link", "del", &names.bridge]), verbose)
-    {
+    let ours = match state.bridge_ifindex {
+        Some(index) => ifindex(&names.bridge) == Some(index),
+        None => link_exists(&names.bridge),
+    };
+    if ours && let Err(err) = ip(&strings(&["link", "del", &names.bridge]), verbose) {
         let _ = state.save();
         errors.push(err);
     }
@@ -595,6 +615,7 @@ mod tests {
             names: LabNames::new(1, 4),
             firewall_rule: true,
             kept: false,
+            bridge_ifindex: Some(7),
         };
         assert_eq!(
             state.path(),

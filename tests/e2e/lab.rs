@@ -21,6 +21,9 @@ struct RunNames {
     client_ip: String,
     /// The server's pid, once the run got that far.
     server_pid: Option<u32>,
+    /// The bridge's interface index: a bridge of the same name with another
+    /// index was created later by someone else (another run, the Docker lab).
+    bridge_ifindex: Option<u32>,
 }
 
 impl RunNames {
@@ -37,6 +40,11 @@ impl RunNames {
             }
             if words.first() == Some(&"bridge") {
                 names.bridge = words[1].trim_end_matches(',').to_string();
+                names.bridge_ifindex = line
+                    .split("(ifindex ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(')').next())
+                    .and_then(|i| i.parse().ok());
             }
             if words.len() > 5 && words[1] == "host" && words[2] == "netns" {
                 names.netns.push(words[3].to_string());
@@ -90,33 +98,32 @@ impl RunNames {
                 "`ip link show {link}` still finds it"
             );
         }
-        // Bridge names are reused: a test running at the same time may hold
-        // this one again by now. It is ours only if its state file says so.
+        // Bridge names are reused (another run, the Docker lab's compose
+        // test): a bridge of this name is ours only with our interface index.
+        let index = std::fs::read_to_string(
+            Path::new("/sys/class/net")
+                .join(&self.bridge)
+                .join("ifindex"),
+        )
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+        assert!(self.bridge_ifindex.is_some(), "bridge ifindex printed");
+        assert!(
+            index.is_none() || index != self.bridge_ifindex,
+            "bridge {} left behind",
+            self.bridge
+        );
         let state = Path::new("/run/reqresp-lab").join(format!("{}.json", self.bridge));
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let exists = Path::new("/sys/class/net").join(&self.bridge).exists();
-            let owner = std::fs::read_to_string(&state)
-                .ok()
-                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                .and_then(|v| v["names"]["pid"].as_u64());
-            assert_ne!(
-                owner,
-                Some(self.pid()),
-                "state file of {} left behind",
-                self.bridge
-            );
-            if !exists || owner.is_some() {
-                break;
-            }
-            // Another run may have created the bridge and not yet its state file.
-            assert!(
-                Instant::now() < deadline,
-                "bridge {} left behind",
-                self.bridge
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let owner = std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["names"]["pid"].as_u64());
+        assert_ne!(
+            owner,
+            Some(self.pid()),
+            "state file of {} left behind",
+            self.bridge
+        );
         if let Some(pid) = self.server_pid {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             assert!(
