@@ -31,8 +31,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::analyze::model::Analysis;
-use crate::analyze::reader::read_capture;
-use crate::analyze::{Analyzer, Options as AnalyzeOptions};
+use crate::analyze::Options as AnalyzeOptions;
 use crate::capture::{Capture, CaptureConfig, CaptureError, CaptureHandle};
 use crate::report::{self, Format, RenderOptions};
 
@@ -596,18 +595,12 @@ pub fn analyze_capture(pcap: &Path, server: SocketAddr) -> Result<Analysis, LabE
         message,
     };
     let file = std::fs::File::open(pcap).map_err(|e| err(e.to_string()))?;
-    let mut analyzer = Analyzer::new(AnalyzeOptions {
+    let options = AnalyzeOptions {
         server: Some(server),
         ..AnalyzeOptions::default()
-    });
-    let summary = read_capture(std::io::BufReader::new(file), |segment| {
-        analyzer.push(segment)
-    })
-    .map_err(|e| err(e.to_string()))?;
-    let mut analysis = analyzer.finish();
-    analysis.packets = summary.packets;
-    analysis.warnings.extend(summary.warnings);
-    Ok(analysis)
+    };
+    crate::analyze::analyze_capture(std::io::BufReader::new(file), options, |_| {})
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Analyses the capture, writes the three reports and prints the text one.
