@@ -1,12 +1,74 @@
 //! `reqresp lab`: arguments and dispatch.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+
+use reqresp::lab::{self, LabError, LabOptions, LabService, Mode, signals};
 
 /// Arguments of `reqresp lab`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+Network namespaces need root: `sudo reqresp lab`. Without root the lab runs on loopback.
+Each run gets its own bridge: br-reqresp when free, else br-reqresp-1, -2, ... (two runs at
+once, a kept lab, or the Docker lab of compose/reqresp.yml holding br-reqresp).
+Everything is removed at the end, on error and on Ctrl-C, unless --keep.")]
+pub struct Args {
+    /// Where to run: namespaces when root, else loopback.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    mode: Mode,
+    /// Directory for reqresp.pcap, report.txt, report.json and ladder.svg.
+    #[arg(long, value_name = "DIR", default_value = "reqresp-lab")]
+    out: PathBuf,
+    /// Service of the server.
+    #[arg(long, value_enum, default_value_t = LabService::Echo)]
+    service: LabService,
+    /// Ticket stock for `--service tickets` (the script books one more).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    tickets: u64,
+    /// A request to send (repeatable); replaces the default script.
+    #[arg(short = 'm', long = "message", value_name = "MSG")]
+    messages: Vec<String>,
+    /// Leave the namespace topology up and print how to do the lab by hand.
+    #[arg(long, conflicts_with = "down")]
+    keep: bool,
+    /// Remove the topologies left by --keep (or by a killed run), then exit.
+    #[arg(long)]
+    down: bool,
+    /// An extra argument for the server (repeatable), e.g. `--server-arg=--prefix=`.
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    server_args: Vec<String>,
+    /// Print every `ip` command run to build and remove the topology.
+    #[arg(short, long)]
+    verbose: bool,
+}
 
 /// Runs `reqresp lab`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`reqresp lab` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    if args.down {
+        lab::down(args.verbose, &mut stdout)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = LabOptions {
+        mode: args.mode,
+        out: args.out,
+        service: args.service,
+        tickets: args.tickets,
+        messages: args.messages,
+        keep: args.keep,
+        verbose: args.verbose,
+        server_args: args.server_args,
+        exe: std::env::current_exe()
+            .context("cannot find the reqresp binary to run as server and client")?,
+    };
+    match lab::run(&options, &mut stdout) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(LabError::Interrupted(signal)) => {
+            eprintln!("reqresp lab: interrupted; everything it created was removed");
+            Ok(ExitCode::from(signals::exit_status(signal)))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
