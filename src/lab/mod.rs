@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::analyze::model::Analysis;
 use crate::analyze::Options as AnalyzeOptions;
+use crate::analyze::model::Analysis;
 use crate::capture::{Capture, CaptureConfig, CaptureError, CaptureHandle};
 use crate::report::{self, Format, RenderOptions};
 
