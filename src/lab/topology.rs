@@ -263,6 +263,9 @@ pub struct Topology {
     state: State,
     verbose: bool,
     active: bool,
+    /// Held while this run owns `br-reqresp` (slot 0); released after
+    /// teardown, when the fields drop.
+    _bridge_lock: Option<std::fs::File>,
 }
 
 impl Topology {
@@ -281,8 +284,9 @@ impl Topology {
                 });
             }
         }
-        let slot = claim_bridge(verbose)?;
+        let (slot, bridge_lock) = claim_bridge(verbose)?;
         let mut topology = Topology {
+            _bridge_lock: bridge_lock,
             state: State {
                 names: LabNames::new(pid, slot),
                 firewall_rule: false,
@@ -361,10 +365,40 @@ impl Drop for Topology {
     }
 }
 
-/// Creates the first free bridge `br-reqresp[-n]` and returns its slot.
-/// Creation is atomic in the kernel, so concurrent runs never share one.
-fn claim_bridge(verbose: bool) -> Result<u8, TopologyError> {
+/// Lock file shared with `scripts/compose-e2e.sh`: whoever holds it owns
+/// the name `br-reqresp`. Docker silently attaches a compose network to an
+/// existing bridge of its name, so without it a lab started while the
+/// Docker lab comes up would take the bridge from under the containers.
+pub const BRIDGE_LOCK: &str = "/run/lock/reqresp-br-reqresp.lock";
+
+/// Takes [`BRIDGE_LOCK`] without waiting; `None` when someone holds it (or
+/// the lock file cannot be made, in which case slot 0 is not tried either).
+fn try_lock_bridge_name() -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(BRIDGE_LOCK)
+        .ok()?;
+    // SAFETY: flock on a file descriptor we own.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    locked.then_some(file)
+}
+
+/// Creates the first free bridge `br-reqresp[-n]` and returns its slot (and,
+/// for slot 0, the held [`BRIDGE_LOCK`]). Creation is atomic in the kernel,
+/// so concurrent runs never share one.
+fn claim_bridge(verbose: bool) -> Result<(u8, Option<std::fs::File>), TopologyError> {
     for slot in 0..=MAX_SLOT {
+        let lock = if slot == 0 {
+            match try_lock_bridge_name() {
+                Some(lock) => Some(lock),
+                None => continue,
+            }
+        } else {
+            None
+        };
         // No multicast snooping: the bridge would send IGMP/MLD reports of its own into the capture.
         let args = strings(&[
             "link",
@@ -376,7 +410,7 @@ fn claim_bridge(verbose: bool) -> Result<u8, TopologyError> {
             "0",
         ]);
         match ip(&args, verbose) {
-            Ok(_) => return Ok(slot),
+            Ok(_) => return Ok((slot, lock)),
             Err(err) if err.is_exists() => continue,
             Err(err) => return Err(err),
         }
