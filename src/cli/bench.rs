@@ -170,9 +170,9 @@ impl Progress {
             Stop::Duration(d) => (ProgressBar::new(d.as_millis() as u64), false),
         };
         let template = if by_count {
-            "{bar:30} {pos}/{len} requests  {msg}"
+            "{bar:24} {pos}/{len}  {msg}"
         } else {
-            "{bar:30} {elapsed} of {len_s}  {msg}"
+            "{bar:24} {elapsed}/{len_s}  {msg}"
         };
         let style = ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -205,8 +205,8 @@ impl Progress {
                         bar.set_position(ms);
                     }
                     bar.set_message(format!(
-                        "{}{rate:.0} req/s, {measured} answered, {errors} error(s)",
-                        if warming { "warming up: " } else { "" }
+                        "{}{rate:.0} req/s, {errors} error(s)",
+                        if warming { "warmup: " } else { "" }
                     ));
                 }
                 bar.finish_and_clear();
