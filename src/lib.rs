@@ -7,6 +7,8 @@
 //! - [`server`]: the accept loop, limits, graceful shutdown, and the services
 //!   (echo, tickets) behind a small trait.
 //! - [`client`]: the scripted, interactive and load-generating client.
+//! - [`bench`]: the load generator behind `reqresp bench`: many connections,
+//!   pipelining, open-loop rates and HDR latency percentiles.
 //! - [`capture`]: live capture through libpcap into standard pcap files.
 //! - [`analyze`]: reads pcap/pcapng, decodes packets, reassembles TCP and pairs
 //!   each request with its response into an [`analyze::model::Analysis`].
@@ -20,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod analyze;
+pub mod bench;
 pub mod capture;
 pub mod client;
 pub mod lab;

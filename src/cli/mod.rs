@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod analyze;
+mod bench;
 mod capture;
 mod client;
 mod lab;
@@ -32,6 +33,8 @@ enum Command {
     Capture(capture::Args),
     /// Explain a pcap/pcapng capture: handshake, request/response pairs, latency, teardown.
     Analyze(analyze::Args),
+    /// Load-test a server: many connections, pipelining, fixed rates, latency percentiles.
+    Bench(bench::Args),
     /// Run the whole lab on this machine: topology, capture, server, client, report.
     Lab(lab::Args),
 }
@@ -47,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Capture(args) => capture::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Lab(args) => lab::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@
 mod support;
 
 mod analyze;
+mod bench;
 mod capture;
 mod client;
 mod compose;
