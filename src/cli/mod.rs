@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Run the server: many clients at once, framed messages, clean shutdown.
     Server(server::Args),
-    /// Send requests and print responses: interactive, scripted or as a load generator.
+    /// Send requests and print responses: interactive like the lab's client, or scripted.
     Client(client::Args),
     /// Capture packets with libpcap into a pcap file (like tcpdump -w).
     Capture(capture::Args),
