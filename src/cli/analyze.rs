@@ -1,15 +1,15 @@
 //! `reqresp analyze`: arguments, input and output files, the progress bar,
-//! around [`reqresp::analyze::analyze_capture`] and [`reqresp::report`].
+//! around [`reqresp::analyze::analyze_stream`] and [`reqresp::report`].
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use reqresp::analyze::{self, FramingChoice, Options, reader};
-use reqresp::report::{self, Format, RenderOptions};
+use reqresp::analyze::{self, AnalyzeError, FramingChoice, Options, reader};
+use reqresp::report::{Ending, Format, RenderOptions, ReportWriter};
 
 /// Arguments of `reqresp analyze`.
 #[derive(clap::Args)]
@@ -46,18 +46,18 @@ pub struct Args {
     max_connections: usize,
 }
 
-/// Runs `reqresp analyze`.
+/// Runs `reqresp analyze`: the capture streams through the analyzer into a
+/// [`ReportWriter`], so memory follows the live connections, not the file.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let format = args
         .format
         .unwrap_or_else(|| format_from_extension(&args.output));
     // Open the output first, so a bad path fails before the work starts.
-    let mut output: Box<dyn Write> = match &args.output {
-        Some(path) => {
-            Box::new(BufWriter::new(File::create(path).with_context(|| {
-                format!("cannot write the report to {}", path.display())
-            })?))
-        }
+    let output: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(
+            File::create(path)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?,
+        ),
         None => Box::new(io::stdout().lock()),
     };
     let options = Options {
@@ -66,9 +66,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         port: args.port,
         ..Options::default()
     };
+    let mut render_options = if args.output.is_some() {
+        RenderOptions::default()
+    } else {
+        RenderOptions::for_stdout()
+    };
+    render_options.max_exchanges = (args.max_exchanges > 0).then_some(args.max_exchanges);
+    render_options.max_connections = (args.max_connections > 0).then_some(args.max_connections);
+    render_options.title = Some(args.input.display().to_string());
+    let mut writer = ReportWriter::new(format, render_options, output)?;
 
     let analysis = if args.input.as_os_str() == "-" {
-        analyze::analyze_capture(io::stdin().lock(), options, |_| {})
+        analyze::analyze_stream(
+            io::stdin().lock(),
+            options,
+            |_| {},
+            |c| writer.connection(c),
+        )
     } else {
         let file = File::open(&args.input).with_context(|| {
             format!(
@@ -78,31 +92,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })?;
         let size = file.metadata().ok().map(|m| m.len());
         let bar = reader::progress_bar(size);
-        let analysis = analyze::analyze_capture(io::BufReader::new(file), options, |bytes| {
-            if let Some(bar) = &bar {
-                bar.set_position(bytes);
-            }
-        });
+        let analysis = analyze::analyze_stream(
+            file,
+            options,
+            |bytes| {
+                if let Some(bar) = &bar {
+                    bar.set_position(bytes);
+                }
+            },
+            |c| writer.connection(c),
+        );
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
         analysis
-    }
-    .with_context(|| format!("cannot analyze {}", args.input.display()))?;
+    };
+    let analysis = match analysis {
+        Err(AnalyzeError::Output(e)) => return Err(e).context("cannot write the report"),
+        other => other.with_context(|| format!("cannot analyze {}", args.input.display()))?,
+    };
 
     for warning in &analysis.warnings {
         eprintln!("reqresp: warning: {warning}");
     }
-    let mut render_options = if args.output.is_some() {
-        RenderOptions::default()
-    } else {
-        RenderOptions::for_stdout()
-    };
-    render_options.max_exchanges = (args.max_exchanges > 0).then_some(args.max_exchanges);
-    render_options.max_connections = (args.max_connections > 0).then_some(args.max_connections);
-    render_options.title = Some(args.input.display().to_string());
-    report::render(&analysis, format, &render_options, &mut output)?;
-    output.flush()?;
+    writer
+        .finish(&Ending {
+            packets: analysis.packets,
+            framing: analysis.framing,
+            warnings: &analysis.warnings,
+        })
+        .context("cannot write the report")?
+        .flush()
+        .context("cannot write the report")?;
     if let Some(path) = &args.output {
         eprintln!("wrote {format} report to {}", path.display());
     }
