@@ -31,10 +31,20 @@ pub fn begin(out: &mut dyn Write) -> io::Result<()> {
     )
 }
 
-/// Writes one element of the `connections` array; `first` for the first one.
-pub fn connection(out: &mut dyn Write, connection: &Connection, first: bool) -> io::Result<()> {
-    out.write_all(if first { b"\n    " } else { b",\n    " })?;
-    value(out, connection, 2)
+/// Writes one element of the `connections` array; `first` for the first
+/// one. `scratch` is a reusable buffer: the connection is serialized into it
+/// and written in one piece (serde_json's many tiny writes are much cheaper
+/// into a `Vec` than through a `dyn Write`).
+pub fn connection(
+    out: &mut dyn Write,
+    connection: &Connection,
+    first: bool,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    scratch.clear();
+    scratch.extend_from_slice(if first { b"\n    " } else { b",\n    " });
+    value(&mut *scratch, connection, 2)?;
+    out.write_all(scratch)
 }
 
 /// Closes the `connections` array (`any`: it has elements) and writes the
@@ -56,11 +66,11 @@ pub fn end(
 /// Writes `,\n  "key": value` at the top level of the document.
 fn field<T: Serialize + ?Sized>(out: &mut dyn Write, key: &str, v: &T) -> io::Result<()> {
     write!(out, ",\n  \"{key}\": ")?;
-    value(out, v, 1)
+    value(&mut *out, v, 1)
 }
 
 /// Serializes `v` pretty-printed as if nested `level` deep.
-fn value<T: Serialize + ?Sized>(out: &mut dyn Write, v: &T, level: usize) -> io::Result<()> {
+fn value<W: Write, T: Serialize + ?Sized>(out: W, v: &T, level: usize) -> io::Result<()> {
     let mut ser = serde_json::Serializer::with_formatter(out, Nested::at(level));
     v.serialize(&mut ser).map_err(io::Error::from)
 }

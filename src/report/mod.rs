@@ -189,6 +189,8 @@ pub struct ReportWriter<W: Write> {
     out: io::BufWriter<W>,
     summary: SummaryBuilder,
     kept: Vec<Connection>,
+    /// JSON: the serialization buffer of one connection, reused.
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> ReportWriter<W> {
@@ -204,6 +206,7 @@ impl<W: Write> ReportWriter<W> {
             out,
             summary: SummaryBuilder::default(),
             kept: Vec::new(),
+            scratch: Vec::new(),
         })
     }
 
@@ -212,7 +215,7 @@ impl<W: Write> ReportWriter<W> {
         let first = self.summary.connections() == 0;
         self.summary.add(&c);
         match self.format {
-            Format::Json => json::connection(&mut self.out, &c, first),
+            Format::Json => json::connection(&mut self.out, &c, first, &mut self.scratch),
             _ => {
                 if self
                     .options
@@ -235,6 +238,7 @@ impl<W: Write> ReportWriter<W> {
             mut out,
             summary,
             kept,
+            ..
         } = self;
         let total_connections = summary.connections();
         let summary = summary.finish(ending.warnings.len() as u64);
