@@ -614,14 +614,6 @@ enum Tool {
 }
 
 impl Tool {
-    fn program(self) -> &'static str {
-        match self {
-            Tool::TcpdumpLo | Tool::TcpdumpAny => "tcpdump",
-            Tool::Tshark => "tshark",
-            Tool::Reqresp => support::bin(),
-        }
-    }
-
     /// Starts capturing `tcp port PORT` into `file`.
     fn start(self, port: u16, file: &Path) -> Capture {
         let filter = format!("tcp port {port}");
@@ -1210,9 +1202,7 @@ fn synthetic_capture(path: &Path, n: u32) {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     // pcap header: magic, v2.4, zone, sigfigs, snaplen, LINKTYPE_RAW (101).
     let mut header = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        header.extend(v.to_le_bytes());
-    }
+    header.extend(0xa1b2_c3d4u32.to_le_bytes());
     header.extend(2u16.to_le_bytes());
     header.extend(4u16.to_le_bytes());
     header.extend([0u8; 8]);
