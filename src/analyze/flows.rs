@@ -193,7 +193,8 @@ fn slot_of(side: Side) -> usize {
 /// Memory is the live connections' buffers plus the output (every
 /// connection with its exchanges). To keep the output from growing with the
 /// capture, take finished connections as you go with
-/// [`Analyzer::drain_settled`].
+/// [`Analyzer::drain_settled`] (as [`crate::analyze::analyze_stream`] does);
+/// the flow table then forgets their address pairs after [`LINGER`].
 ///
 /// ```
 /// use reqresp::analyze::flows::{Analyzer, Options};
