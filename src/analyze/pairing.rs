@@ -443,7 +443,8 @@ struct MergeGroup {
 #[derive(Debug)]
 struct Held {
     side: Side,
-    data: Option<Vec<u8>>,
+    /// Where its bytes are in the held buffer; `None` for missing bytes.
+    data: Option<std::ops::Range<usize>>,
     missing: u64,
     time: Timestamp,
     packet: u64,
@@ -454,6 +455,9 @@ enum Mode {
     /// `auto`, not decided yet.
     Detecting {
         held: Vec<Held>,
+        /// The bytes of every held chunk, one after the other (one buffer,
+        /// not one allocation per chunk).
+        buf: Vec<u8>,
         bytes: usize,
         /// Sides of the bursts seen so far (at most 3 kept).
         bursts: Vec<Side>,
@@ -514,6 +518,7 @@ impl Pairer {
             }
             None => Mode::Detecting {
                 held: Vec::new(),
+                buf: Vec::new(),
                 bytes: 0,
                 bursts: Vec::new(),
             },
@@ -553,6 +558,7 @@ impl Pairer {
         }
         if let Mode::Detecting {
             held,
+            buf,
             bytes,
             bursts,
         } = &mut self.mode
@@ -560,7 +566,9 @@ impl Pairer {
             let data = match chunk.data {
                 ChunkData::Bytes(b) => {
                     *bytes += b.len();
-                    Some(b.to_vec())
+                    let start = buf.len();
+                    buf.extend_from_slice(b);
+                    Some(start..buf.len())
                 }
                 ChunkData::Missing(_) => None,
             };
@@ -585,10 +593,11 @@ impl Pairer {
     /// Chooses a framing from the held bytes, then replays them. `ended`:
     /// the connection is over, so every burst held is whole.
     fn decide(&mut self, conn: &mut Connection, ended: bool) {
-        let Mode::Detecting { held, .. } = &mut self.mode else {
+        let Mode::Detecting { held, buf, .. } = &mut self.mode else {
             return;
         };
         let held = std::mem::take(held);
+        let buf = std::mem::take(buf);
         // The first burst of each side: all of its bytes (for the line
         // test, which a gap does not disturb) and those before its first gap
         // (for the length test, which a gap would derail).
@@ -610,7 +619,7 @@ impl Pairer {
             }
             match &h.data {
                 Some(d) => {
-                    text[s].extend_from_slice(d);
+                    text[s].extend_from_slice(&buf[d.clone()]);
                     if !gap[s] {
                         clean[s] = text[s].len();
                     }
@@ -628,7 +637,7 @@ impl Pairer {
         self.mode = Self::mode_for(framing, self.limits);
         for h in held {
             let data = match &h.data {
-                Some(d) => ChunkData::Bytes(d),
+                Some(d) => ChunkData::Bytes(&buf[d.clone()]),
                 None => ChunkData::Missing(h.missing),
             };
             self.process(h.side, &data, h.time, h.packet, conn);

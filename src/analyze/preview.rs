@@ -79,24 +79,44 @@ impl PreviewBuf {
 /// ending it with `…` when something was left out. An escape sequence is
 /// never cut in half.
 pub fn escape(bytes: &[u8], limit: usize) -> String {
-    let mut out = String::with_capacity(bytes.len().min(limit) + 1);
+    let mut out = String::with_capacity(bytes.len().min(limit) + 3);
     let mut chars = 0;
-    let mut hex = String::new();
-    for &b in bytes {
+    let mut rest = bytes;
+    while let Some(&b) = rest.first() {
+        // A run of printable ASCII (but `\\`) is copied in one piece: most
+        // previews are text, and byte-by-byte pushes dominated the profile.
+        let run = rest
+            .iter()
+            .position(|&b| !(0x20..=0x7e).contains(&b) || b == b'\\')
+            .unwrap_or(rest.len());
+        if run > 0 {
+            let room = limit - chars;
+            let take = run.min(room);
+            // Printable ASCII is UTF-8.
+            out.push_str(std::str::from_utf8(&rest[..take]).unwrap_or_default());
+            if run > room {
+                out.push('…');
+                return out;
+            }
+            chars += run;
+            rest = &rest[run..];
+            continue;
+        }
+        let hex;
         let piece: &str = match b {
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
             b'\\' => "\\\\",
-            0x20..=0x7e => {
-                hex.clear();
-                hex.push(b as char);
-                &hex
-            }
             _ => {
-                hex.clear();
-                let _ = write!(hex, "\\x{b:02x}");
-                &hex
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                hex = [
+                    b'\\',
+                    b'x',
+                    DIGITS[usize::from(b >> 4)],
+                    DIGITS[usize::from(b & 0xf)],
+                ];
+                std::str::from_utf8(&hex).unwrap_or_default()
             }
         };
         // Every piece is ASCII, so its byte length is its character count.
@@ -106,6 +126,7 @@ pub fn escape(bytes: &[u8], limit: usize) -> String {
         }
         out.push_str(piece);
         chars += piece.len();
+        rest = &rest[1..];
     }
     out
 }
@@ -170,6 +191,31 @@ mod tests {
             let s = escape(&bytes, limit);
             prop_assert!(s.chars().count() <= limit + 1);
             prop_assert!(s.chars().all(|c| c == '…' || (' '..='~').contains(&c)));
+        }
+
+        #[test]
+        fn escape_matches_the_byte_by_byte_definition(
+            bytes in prop::collection::vec(prop::sample::select(vec![b'a', b' ', b'~', b'\\', b'\n', 0u8, 0x7f, 0xff]), 0..60),
+            limit in 0usize..50,
+        ) {
+            // The rules of the module doc, one byte at a time.
+            let mut expect = String::new();
+            for &b in &bytes {
+                let piece = match b {
+                    b'\n' => "\\n".to_owned(),
+                    b'\r' => "\\r".to_owned(),
+                    b'\t' => "\\t".to_owned(),
+                    b'\\' => "\\\\".to_owned(),
+                    0x20..=0x7e => (b as char).to_string(),
+                    _ => format!("\\x{b:02x}"),
+                };
+                if expect.len() + piece.len() > limit {
+                    expect.push('…');
+                    break;
+                }
+                expect.push_str(&piece);
+            }
+            prop_assert_eq!(escape(&bytes, limit), expect);
         }
     }
 }

@@ -37,6 +37,7 @@
 //! byte offset, as libpcap does.
 
 use std::io::{self, IsTerminal, Read};
+use std::ops::ControlFlow;
 
 use pcap_parser::pcapng::{
     parse_enhancedpacketblock_be, parse_enhancedpacketblock_le, parse_interfacedescriptionblock_be,
@@ -320,6 +321,24 @@ pub fn read_capture<R: Read>(
 pub fn read_capture_with_progress<R: Read>(
     input: R,
     mut on_segment: impl FnMut(&TcpSegment<'_>),
+    on_progress: impl FnMut(u64),
+) -> Result<ReadSummary, ReadError> {
+    read_capture_until(
+        input,
+        |segment| {
+            on_segment(segment);
+            ControlFlow::Continue(())
+        },
+        on_progress,
+    )
+}
+
+/// [`read_capture_with_progress`], stopping early when `on_segment` says
+/// [`ControlFlow::Break`] (its consumer cannot go on, e.g. the output was
+/// closed); the summary then covers the packets read so far.
+pub fn read_capture_until<R: Read>(
+    input: R,
+    mut on_segment: impl FnMut(&TcpSegment<'_>) -> ControlFlow<()>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<ReadSummary, ReadError> {
     const PROGRESS_STEP: u64 = 1 << 20;
@@ -341,7 +360,9 @@ pub fn read_capture_with_progress<R: Read>(
         let skip = match decode(&packet) {
             Ok(segment) => {
                 summary.tcp_segments += 1;
-                on_segment(&segment);
+                if on_segment(&segment).is_break() {
+                    break;
+                }
                 continue;
             }
             Err(skip) => skip,

@@ -1,15 +1,18 @@
 //! `reqresp analyze`: arguments, input and output files, the progress bar,
-//! around [`reqresp::analyze::analyze_capture`] and [`reqresp::report`].
+//! around [`reqresp::analyze::analyze_stream`] and [`reqresp::report`].
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread;
 
 use anyhow::Context;
-use reqresp::analyze::{self, FramingChoice, Options, reader};
-use reqresp::report::{self, Format, RenderOptions};
+use reqresp::analyze::model::Connection;
+use reqresp::analyze::{self, AnalyzeError, FramingChoice, Options, reader};
+use reqresp::report::{Ending, Format, RenderOptions, ReportWriter};
 
 /// Arguments of `reqresp analyze`.
 #[derive(clap::Args)]
@@ -46,19 +49,19 @@ pub struct Args {
     max_connections: usize,
 }
 
-/// Runs `reqresp analyze`.
+/// Runs `reqresp analyze`: the capture streams through the analyzer into a
+/// [`ReportWriter`], so memory follows the live connections, not the file.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let format = args
         .format
         .unwrap_or_else(|| format_from_extension(&args.output));
     // Open the output first, so a bad path fails before the work starts.
-    let mut output: Box<dyn Write> = match &args.output {
-        Some(path) => {
-            Box::new(BufWriter::new(File::create(path).with_context(|| {
-                format!("cannot write the report to {}", path.display())
-            })?))
-        }
-        None => Box::new(io::stdout().lock()),
+    let output: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(
+            File::create(path)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?,
+        ),
+        None => Box::new(io::stdout()),
     };
     let options = Options {
         framing: args.framing,
@@ -66,9 +69,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         port: args.port,
         ..Options::default()
     };
+    let mut render_options = if args.output.is_some() {
+        RenderOptions::default()
+    } else {
+        RenderOptions::for_stdout()
+    };
+    render_options.max_exchanges = (args.max_exchanges > 0).then_some(args.max_exchanges);
+    render_options.max_connections = (args.max_connections > 0).then_some(args.max_connections);
+    render_options.title = Some(args.input.display().to_string());
+    let mut writer = Background::start(ReportWriter::new(format, render_options, output)?);
 
     let analysis = if args.input.as_os_str() == "-" {
-        analyze::analyze_capture(io::stdin().lock(), options, |_| {})
+        analyze::analyze_stream(
+            io::stdin().lock(),
+            options,
+            |_| {},
+            |c| writer.connection(c),
+        )
     } else {
         let file = File::open(&args.input).with_context(|| {
             format!(
@@ -78,31 +95,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })?;
         let size = file.metadata().ok().map(|m| m.len());
         let bar = reader::progress_bar(size);
-        let analysis = analyze::analyze_capture(io::BufReader::new(file), options, |bytes| {
-            if let Some(bar) = &bar {
-                bar.set_position(bytes);
-            }
-        });
+        let analysis = analyze::analyze_stream(
+            file,
+            options,
+            |bytes| {
+                if let Some(bar) = &bar {
+                    bar.set_position(bytes);
+                }
+            },
+            |c| writer.connection(c),
+        );
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
         analysis
-    }
-    .with_context(|| format!("cannot analyze {}", args.input.display()))?;
+    };
+    let analysis = match analysis {
+        Err(AnalyzeError::Output(_)) => {
+            // The writer thread stopped; its own error says why.
+            let error = writer.finish().err();
+            let error = error.unwrap_or_else(|| io::Error::other("the report writer stopped"));
+            return Err(error).context("cannot write the report");
+        }
+        other => other.with_context(|| format!("cannot analyze {}", args.input.display()))?,
+    };
+    let writer = writer.finish().context("cannot write the report")?;
 
     for warning in &analysis.warnings {
         eprintln!("reqresp: warning: {warning}");
     }
-    let mut render_options = if args.output.is_some() {
-        RenderOptions::default()
-    } else {
-        RenderOptions::for_stdout()
-    };
-    render_options.max_exchanges = (args.max_exchanges > 0).then_some(args.max_exchanges);
-    render_options.max_connections = (args.max_connections > 0).then_some(args.max_connections);
-    render_options.title = Some(args.input.display().to_string());
-    report::render(&analysis, format, &render_options, &mut output)?;
-    output.flush()?;
+    writer
+        .finish(&Ending {
+            packets: analysis.packets,
+            framing: analysis.framing,
+            warnings: &analysis.warnings,
+        })
+        .context("cannot write the report")?
+        .flush()
+        .context("cannot write the report")?;
     if let Some(path) = &args.output {
         eprintln!("wrote {format} report to {}", path.display());
     }
@@ -121,5 +151,71 @@ fn format_from_extension(output: &Option<PathBuf>) -> Format {
         Some("svg") => Format::Svg,
         Some("mmd" | "mermaid") => Format::Mermaid,
         _ => Format::Text,
+    }
+}
+
+/// Connections handed over per message to the writer thread.
+const BATCH: usize = 64;
+
+/// The report's writer on a thread of its own, so writing the report (a
+/// third of the work for JSON) overlaps with reading the capture. Bounded:
+/// at most a few batches wait, so memory stays flat when the output is slow.
+struct Background {
+    tx: Option<mpsc::SyncSender<Vec<Connection>>>,
+    batch: Vec<Connection>,
+    handle: thread::JoinHandle<io::Result<Writer>>,
+}
+
+type Writer = ReportWriter<Box<dyn Write + Send>>;
+
+impl Background {
+    fn start(mut writer: Writer) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<Vec<Connection>>(8);
+        let handle = thread::spawn(move || {
+            for batch in rx {
+                for c in batch {
+                    writer.connection(c)?;
+                }
+            }
+            Ok(writer)
+        });
+        Background {
+            tx: Some(tx),
+            batch: Vec::with_capacity(BATCH),
+            handle,
+        }
+    }
+
+    /// Queues a connection; an error when the writer thread has stopped.
+    fn connection(&mut self, c: Connection) -> io::Result<()> {
+        self.batch.push(c);
+        if self.batch.len() >= BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        match &self.tx {
+            Some(tx) if tx.send(batch).is_ok() => Ok(()),
+            _ => Err(io::Error::other("the report writer stopped")),
+        }
+    }
+
+    /// Sends what is queued, waits for the thread and returns the writer,
+    /// or the error that stopped it.
+    fn finish(mut self) -> io::Result<Writer> {
+        let sent = if self.batch.is_empty() {
+            Ok(())
+        } else {
+            self.send()
+        };
+        drop(self.tx.take());
+        let writer = self
+            .handle
+            .join()
+            .map_err(|_| io::Error::other("the report writer panicked"))??;
+        sent.map(|()| writer)
     }
 }

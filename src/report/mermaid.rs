@@ -19,9 +19,9 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use super::ladder::{self, Row};
-use super::stats::{Summary, format_bytes, format_micros, format_opt_micros};
-use super::{RenderOptions, hidden_connections, plural, shown_connections};
-use crate::analyze::model::{Analysis, CloseKind, Connection, Side};
+use super::stats::{format_bytes, format_micros, format_opt_micros};
+use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
+use crate::analyze::model::{CloseKind, Connection, Side};
 
 /// Message labels are cut to this many columns: Mermaid does not wrap them.
 const LABEL_MAX: usize = 48;
@@ -33,9 +33,9 @@ const BR: &str = "<br/>";
 const SHADES: [&str; 2] = ["rgb(236, 244, 255)", "rgb(240, 250, 236)"];
 
 /// Writes the diagram.
-pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-    let shown = &analysis.connections[..shown_connections(analysis, options)];
-    let s = Summary::of(analysis);
+pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let shown = &report.connections[..shown_connections(report, options)];
+    let s = report.summary;
     writeln!(out, "sequenceDiagram")?;
     writeln!(
         out,
@@ -95,7 +95,7 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
         writeln!(out, "    end")?;
     }
     if let (Some(note), Some(first), Some(last)) = (
-        hidden_connections(analysis, options),
+        hidden_connections(report, options),
         order.first(),
         order.last(),
     ) {
@@ -226,11 +226,13 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::model::Analysis;
     use crate::report::sample;
 
     fn mermaid(analysis: &Analysis, options: &RenderOptions) -> String {
         let mut out = Vec::new();
-        render(analysis, options, &mut out).expect("render");
+        crate::report::render(analysis, crate::report::Format::Mermaid, options, &mut out)
+            .expect("render");
         String::from_utf8(out).expect("utf-8")
     }
 

@@ -19,7 +19,9 @@
 use std::fmt;
 use std::io::{self, Write};
 
-use crate::analyze::model::Analysis;
+use crate::analyze::model::{Analysis, Connection};
+use crate::protocol::Framing;
+use stats::{Summary, SummaryBuilder};
 
 pub mod json;
 pub mod ladder;
@@ -117,44 +119,165 @@ impl RenderOptions {
 }
 
 /// Writes `analysis` to `out` in `format` (buffered internally; a write
-/// error such as a closed pipe is returned as is).
+/// error such as a closed pipe is returned as is). The same path as a
+/// streamed report: each connection goes through a [`ReportWriter`].
 pub fn render(
     analysis: &Analysis,
     format: Format,
     options: &RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    // The formats write many small pieces; buffer them whatever `out` is.
-    let mut buffered = io::BufWriter::with_capacity(64 * 1024, out);
-    let out: &mut dyn Write = &mut buffered;
-    match format {
-        Format::Text => text::render(analysis, options, out),
-        Format::Json => json::render(analysis, options, out),
-        Format::Mermaid => mermaid::render(analysis, options, out),
-        Format::Svg => svg::render(analysis, options, out),
-    }?;
-    buffered.flush()
+    let mut writer = ReportWriter::new(format, options.clone(), out)?;
+    for c in &analysis.connections {
+        writer.connection(c.clone())?;
+    }
+    writer.finish(&Ending {
+        packets: analysis.packets,
+        framing: analysis.framing,
+        warnings: &analysis.warnings,
+    })?;
+    Ok(())
+}
+
+/// What is known of an analysis only once the capture is read: everything
+/// of an [`Analysis`] but its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending<'a> {
+    /// Packets read from the capture.
+    pub packets: u64,
+    /// Framing of the whole analysis (see [`Analysis::framing`]).
+    pub framing: Option<Framing>,
+    /// Problems met while reading and analyzing.
+    pub warnings: &'a [String],
+}
+
+/// What the diagram formats draw: the connections kept for drawing (the
+/// first `max_connections`), and totals over all of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a> {
+    /// Packets read from the capture.
+    pub packets: u64,
+    /// The connections to draw, in order.
+    pub connections: &'a [Connection],
+    /// Connections in the whole analysis, drawn or not.
+    pub total_connections: u64,
+    /// Problems met while reading and analyzing.
+    pub warnings: &'a [String],
+    /// Totals over every connection.
+    pub summary: &'a Summary,
+}
+
+/// Writes a report while the analysis streams: give it each connection as
+/// the analyzer hands it over, then [`ReportWriter::finish`]. JSON writes
+/// each connection at once; the diagram formats keep only the connections
+/// they draw (the first `max_connections`). Every format adds each
+/// connection to the summary. So memory does not grow with the capture.
+///
+/// ```
+/// use reqresp::report::{Ending, Format, RenderOptions, ReportWriter};
+/// let mut out = Vec::new();
+/// let writer = ReportWriter::new(Format::Json, RenderOptions::default(), &mut out)?;
+/// // for c in drained_connections { writer.connection(c)?; }
+/// writer.finish(&Ending { packets: 0, framing: None, warnings: &[] })?;
+/// assert!(String::from_utf8_lossy(&out).contains("\"connections\": []"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct ReportWriter<W: Write> {
+    format: Format,
+    options: RenderOptions,
+    /// The formats write many small pieces; buffer them whatever `W` is.
+    out: io::BufWriter<W>,
+    summary: SummaryBuilder,
+    kept: Vec<Connection>,
+    /// JSON: the serialization buffer of one connection, reused.
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> ReportWriter<W> {
+    /// Starts a report in `format` on `out` (JSON writes its opening now).
+    pub fn new(format: Format, options: RenderOptions, out: W) -> io::Result<Self> {
+        let mut out = io::BufWriter::with_capacity(64 * 1024, out);
+        if format == Format::Json {
+            json::begin(&mut out)?;
+        }
+        Ok(ReportWriter {
+            format,
+            options,
+            out,
+            summary: SummaryBuilder::default(),
+            kept: Vec::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Adds the next connection (in the analysis's order).
+    pub fn connection(&mut self, c: Connection) -> io::Result<()> {
+        let first = self.summary.connections() == 0;
+        self.summary.add(&c);
+        match self.format {
+            Format::Json => json::connection(&mut self.out, &c, first, &mut self.scratch),
+            _ => {
+                if self
+                    .options
+                    .max_connections
+                    .is_none_or(|m| self.kept.len() < m)
+                {
+                    self.kept.push(c);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the end of the report (the diagrams, the summary) and flushes;
+    /// returns the output.
+    pub fn finish(self, ending: &Ending<'_>) -> io::Result<W> {
+        let ReportWriter {
+            format,
+            options,
+            mut out,
+            summary,
+            kept,
+            ..
+        } = self;
+        let total_connections = summary.connections();
+        let summary = summary.finish(ending.warnings.len() as u64);
+        let report = Report {
+            packets: ending.packets,
+            connections: &kept,
+            total_connections,
+            warnings: ending.warnings,
+            summary: &summary,
+        };
+        match format {
+            Format::Json => json::end(&mut out, total_connections > 0, ending, &summary),
+            Format::Text => text::render(&report, &options, &mut out),
+            Format::Mermaid => mermaid::render(&report, &options, &mut out),
+            Format::Svg => svg::render(&report, &options, &mut out),
+        }?;
+        out.into_inner().map_err(io::IntoInnerError::into_error)
+    }
 }
 
 /// `… N more connections`, the note shared by the diagram formats when
 /// `max_connections` hides some.
-fn hidden_connections(analysis: &Analysis, options: &RenderOptions) -> Option<String> {
-    let shown = shown_connections(analysis, options);
-    let hidden = analysis.connections.len() - shown;
+fn hidden_connections(report: &Report<'_>, options: &RenderOptions) -> Option<String> {
+    let shown = shown_connections(report, options) as u64;
+    let hidden = report.total_connections.saturating_sub(shown);
     (hidden > 0).then(|| {
         format!(
             "… {hidden} more connection{} not drawn (the summary counts them)",
-            plural(hidden)
+            if hidden == 1 { "" } else { "s" }
         )
     })
 }
 
 /// How many connections the diagram formats draw.
-fn shown_connections(analysis: &Analysis, options: &RenderOptions) -> usize {
+fn shown_connections(report: &Report<'_>, options: &RenderOptions) -> usize {
     options
         .max_connections
-        .map_or(analysis.connections.len(), |m| {
-            m.min(analysis.connections.len())
+        .map_or(report.connections.len(), |m| {
+            m.min(report.connections.len())
         })
 }
 
@@ -206,6 +329,44 @@ mod tests {
                 "{format}: cap not announced"
             );
             assert!(s.contains("100000 exchanges") || s.contains("exchanges    100000"));
+        }
+    }
+
+    #[test]
+    fn a_streamed_report_keeps_only_the_connections_it_draws() {
+        let mut a = sample::analysis();
+        let one = a.connections[0].clone();
+        for i in 0..1000 {
+            let mut c = one.clone();
+            c.id = 4 + i;
+            a.connections.push(c);
+        }
+        let options = RenderOptions {
+            max_connections: Some(2),
+            ..RenderOptions::default()
+        };
+        for format in [Format::Text, Format::Mermaid, Format::Svg, Format::Json] {
+            let mut writer = ReportWriter::new(format, options.clone(), Vec::new()).expect("new");
+            for c in &a.connections {
+                writer.connection(c.clone()).expect("connection");
+            }
+            let kept = writer.kept.len();
+            assert_eq!(kept, if format == Format::Json { 0 } else { 2 }, "{format}");
+            let out = writer
+                .finish(&Ending {
+                    packets: a.packets,
+                    framing: a.framing,
+                    warnings: &a.warnings,
+                })
+                .expect("finish");
+            let mut whole = Vec::new();
+            render(&a, format, &options, &mut whole).expect("render");
+            assert_eq!(out, whole, "{format}: streamed and whole reports differ");
+            let s = String::from_utf8(out).expect("utf-8");
+            assert!(
+                s.contains("1003"),
+                "{format}: total connections not counted"
+            );
         }
     }
 

@@ -4,10 +4,10 @@
 
 use serde::Serialize;
 
-use crate::analyze::model::Analysis;
+use crate::analyze::model::{Analysis, CloseKind, Connection};
 
 /// Totals over every connection of an analysis (never capped).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
     /// Number of TCP connections.
     pub connections: u64,
@@ -34,7 +34,7 @@ pub struct Summary {
 }
 
 /// Latency distribution, in microseconds; `null` values when no exchange had a latency.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LatencySummary {
     /// How many latencies the percentiles are computed from.
     pub count: u64,
@@ -49,56 +49,67 @@ pub struct LatencySummary {
 impl Summary {
     /// Computes the totals of `analysis`.
     pub fn of(analysis: &Analysis) -> Summary {
-        let mut latencies = Vec::new();
-        let mut s = Summary {
-            connections: analysis.connections.len() as u64,
-            connections_without_handshake: 0,
-            connections_open: 0,
-            connections_reset: 0,
-            exchanges: 0,
-            exchanges_without_response: 0,
-            bytes_client_to_server: 0,
-            bytes_server_to_client: 0,
-            gap_bytes: 0,
-            latency: LatencySummary {
-                count: 0,
-                p50_us: None,
-                p99_us: None,
-                max_us: None,
-            },
-            warnings: analysis.warnings.len() as u64,
-        };
+        let mut builder = SummaryBuilder::default();
         for c in &analysis.connections {
-            s.connections_without_handshake += u64::from(c.handshake.is_none());
-            s.connections_open += u64::from(c.close.is_none());
-            s.connections_reset += u64::from(
-                c.close
-                    .as_ref()
-                    .is_some_and(|cl| cl.kind == crate::analyze::model::CloseKind::Rst),
-            );
-            s.exchanges += c.exchanges.len() as u64;
-            s.bytes_client_to_server = s
-                .bytes_client_to_server
-                .saturating_add(c.bytes_client_to_server);
-            s.bytes_server_to_client = s
-                .bytes_server_to_client
-                .saturating_add(c.bytes_server_to_client);
-            s.gap_bytes = c
-                .gaps
-                .iter()
-                .fold(s.gap_bytes, |acc, g| acc.saturating_add(g.len));
-            for e in &c.exchanges {
-                s.exchanges_without_response += u64::from(e.response_last_time.is_none());
-                latencies.extend(e.latency_us.filter(|l| l.is_finite()));
-            }
+            builder.add(c);
         }
-        latencies.sort_by(f64::total_cmp);
+        builder.finish(analysis.warnings.len() as u64)
+    }
+}
+
+/// Builds a [`Summary`] one connection at a time, so a streamed analysis
+/// never holds its connections: counters, plus every latency (8 bytes per
+/// exchange, so percentiles stay exact rather than estimated).
+#[derive(Debug, Clone, Default)]
+pub struct SummaryBuilder {
+    summary: Summary,
+    latencies: Vec<f64>,
+}
+
+impl SummaryBuilder {
+    /// Adds the totals of one connection.
+    pub fn add(&mut self, c: &Connection) {
+        let s = &mut self.summary;
+        s.connections += 1;
+        s.connections_without_handshake += u64::from(c.handshake.is_none());
+        s.connections_open += u64::from(c.close.is_none());
+        s.connections_reset +=
+            u64::from(c.close.as_ref().is_some_and(|cl| cl.kind == CloseKind::Rst));
+        s.exchanges += c.exchanges.len() as u64;
+        s.bytes_client_to_server = s
+            .bytes_client_to_server
+            .saturating_add(c.bytes_client_to_server);
+        s.bytes_server_to_client = s
+            .bytes_server_to_client
+            .saturating_add(c.bytes_server_to_client);
+        s.gap_bytes = c
+            .gaps
+            .iter()
+            .fold(s.gap_bytes, |acc, g| acc.saturating_add(g.len));
+        for e in &c.exchanges {
+            s.exchanges_without_response += u64::from(e.response_last_time.is_none());
+            self.latencies
+                .extend(e.latency_us.filter(|l| l.is_finite()));
+        }
+    }
+
+    /// Connections added so far.
+    pub fn connections(&self) -> u64 {
+        self.summary.connections
+    }
+
+    /// The totals, with the number of warnings of the analysis.
+    pub fn finish(mut self, warnings: u64) -> Summary {
+        let mut s = self.summary;
+        self.latencies.sort_unstable_by(f64::total_cmp);
+        let latencies = &self.latencies;
         s.latency = LatencySummary {
             count: latencies.len() as u64,
-            p50_us: percentile(&latencies, 50.0),
-            p99_us: percentile(&latencies, 99.0),
+            p50_us: percentile(latencies, 50.0),
+            p99_us: percentile(latencies, 99.0),
             max_us: latencies.last().copied(),
         };
+        s.warnings = warnings;
         s
     }
 }

@@ -21,9 +21,9 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::ladder::{self, Row, truncate};
-use super::stats::{Summary, format_bytes, format_micros, format_opt_micros};
-use super::{RenderOptions, hidden_connections, plural, shown_connections};
-use crate::analyze::model::{Analysis, CloseKind, Connection, Side};
+use super::stats::{format_bytes, format_micros, format_opt_micros};
+use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
+use crate::analyze::model::{CloseKind, Connection, Side};
 
 const WIDTH: f64 = 900.0;
 const MARGIN: f64 = 20.0;
@@ -98,10 +98,10 @@ impl Ink {
 }
 
 /// Writes the SVG document.
-pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let mut body = String::new();
     let mut y = MARGIN;
-    let s = Summary::of(analysis);
+    let s = report.summary;
 
     let title = options
         .title
@@ -152,8 +152,8 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
     );
     y += 16.0;
 
-    let shown = shown_connections(analysis, options);
-    if analysis.connections.is_empty() {
+    let shown = shown_connections(report, options);
+    if report.total_connections == 0 {
         y += 24.0;
         text(
             &mut body,
@@ -167,10 +167,10 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
         );
         y += 10.0;
     }
-    for conn in &analysis.connections[..shown] {
+    for conn in &report.connections[..shown] {
         y = connection(&mut body, conn, options, y + 26.0);
     }
-    if let Some(note) = hidden_connections(analysis, options) {
+    if let Some(note) = hidden_connections(report, options) {
         y += 26.0;
         text(
             &mut body,
@@ -183,7 +183,7 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
             "fill=\"#92400e\"",
         );
     }
-    for w in analysis.warnings.iter().take(5) {
+    for w in report.warnings.iter().take(5) {
         y += 18.0;
         text(
             &mut body,
@@ -196,9 +196,9 @@ pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write)
             "fill=\"#92400e\"",
         );
     }
-    if analysis.warnings.len() > 5 {
+    if report.warnings.len() > 5 {
         y += 18.0;
-        let more = analysis.warnings.len() - 5;
+        let more = report.warnings.len() - 5;
         text(
             &mut body,
             MARGIN,
@@ -677,11 +677,13 @@ mod tests {
     use std::process::Command;
 
     use super::*;
+    use crate::analyze::model::Analysis;
     use crate::report::sample;
 
     fn svg(analysis: &Analysis, options: &RenderOptions) -> String {
         let mut out = Vec::new();
-        render(analysis, options, &mut out).expect("render");
+        crate::report::render(analysis, crate::report::Format::Svg, options, &mut out)
+            .expect("render");
         String::from_utf8(out).expect("utf-8")
     }
 

@@ -12,9 +12,9 @@ use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
 
 use super::ladder::{self, Row, truncate};
-use super::stats::{Summary, format_bytes, format_micros, format_opt_micros};
-use super::{RenderOptions, hidden_connections, plural, shown_connections};
-use crate::analyze::model::{Analysis, CloseKind, Connection, Side};
+use super::stats::{format_bytes, format_micros, format_opt_micros};
+use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
+use crate::analyze::model::{CloseKind, Connection, Side};
 
 /// The narrowest layout; a smaller [`RenderOptions::width`] is raised to it.
 pub const MIN_WIDTH: usize = 50;
@@ -25,29 +25,29 @@ const TIME_W: usize = 12;
 const LAT_W: usize = 11;
 
 /// Writes the ladder diagrams and the summary.
-pub fn render(analysis: &Analysis, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let mut p = Printer {
         out,
         width: options.width.max(MIN_WIDTH),
         color: options.color,
     };
-    if analysis.connections.is_empty() {
+    if report.total_connections == 0 {
         p.line("No TCP connection in the capture.", Style::Bold)?;
         p.blank()?;
     }
-    for conn in analysis
+    for conn in report
         .connections
         .iter()
-        .take(shown_connections(analysis, options))
+        .take(shown_connections(report, options))
     {
         connection(&mut p, conn, options)?;
         p.blank()?;
     }
-    if let Some(note) = hidden_connections(analysis, options) {
+    if let Some(note) = hidden_connections(report, options) {
         p.wrapped(&note, 0, Style::Note)?;
         p.blank()?;
     }
-    summary(&mut p, analysis)
+    summary(&mut p, report)
 }
 
 /// A piece of output's colour.
@@ -333,8 +333,8 @@ fn notes(p: &mut Printer<'_>, l: &Ladder, text: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn summary(p: &mut Printer<'_>, analysis: &Analysis) -> io::Result<()> {
-    let s = Summary::of(analysis);
+fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
+    let s = report.summary;
     p.line("Summary", Style::Bold)?;
     let mut details = Vec::new();
     if s.connections_without_handshake > 0 {
@@ -357,7 +357,7 @@ fn summary(p: &mut Printer<'_>, analysis: &Analysis) -> io::Result<()> {
         }
     };
     let rows = [
-        ("packets", format!("{}", analysis.packets)),
+        ("packets", format!("{}", report.packets)),
         (
             "connections",
             format!("{}{}", s.connections, paren(details)),
@@ -408,7 +408,7 @@ fn summary(p: &mut Printer<'_>, analysis: &Analysis) -> io::Result<()> {
     for (name, value) in rows {
         p.wrapped(&format!("{name:<12} {value}"), 2, Style::Plain)?;
     }
-    for w in &analysis.warnings {
+    for w in report.warnings {
         p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;
     }
     Ok(())
@@ -438,11 +438,13 @@ fn wrap(text: &str, max: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::model::Analysis;
     use crate::report::sample;
 
     fn text(analysis: &Analysis, options: &RenderOptions) -> String {
         let mut out = Vec::new();
-        render(analysis, options, &mut out).expect("render");
+        crate::report::render(analysis, crate::report::Format::Text, options, &mut out)
+            .expect("render");
         String::from_utf8(out).expect("utf-8")
     }
 
