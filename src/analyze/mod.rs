@@ -25,9 +25,12 @@ pub use pairing::FramingChoice;
 use std::convert::Infallible;
 use std::io::{self, Read};
 use std::ops::ControlFlow;
+use std::sync::mpsc;
+use std::thread;
 
 use model::{Analysis, Connection};
 use reader::ReadError;
+use segment::TcpSegment;
 
 /// Why a streamed analysis stopped.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +53,7 @@ pub fn analyze_stream<R: Read>(
     input: R,
     options: Options,
     on_progress: impl FnMut(u64),
-    sink: impl FnMut(Connection) -> io::Result<()>,
+    sink: impl FnMut(Connection) -> io::Result<()> + Send,
 ) -> Result<Analysis, AnalyzeError> {
     stream(input, options, on_progress, sink)?.map_err(AnalyzeError::Output)
 }
@@ -72,45 +75,219 @@ pub fn analyze_capture<R: Read>(
     Ok(analysis)
 }
 
+/// Segments handed from the reading thread to the analyzing one at a time.
+const BATCH_SEGMENTS: usize = 2048;
+/// Payload bytes after which a batch is handed over even if not full (a
+/// segment carries at most [`reader::MAX_PACKET_LEN`] more), so that the
+/// batches in flight hold a few MiB at most whatever the packets.
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches queued between the two threads.
+const BATCHES_QUEUED: usize = 4;
+/// Batches in all: queued, being analyzed, being filled.
+const BATCHES_IN_ALL: usize = BATCHES_QUEUED + 2;
+
+/// A [`TcpSegment`] whose payload sits in its [`Batch`]'s byte buffer.
+#[derive(Debug, Clone)]
+struct BatchedSegment {
+    number: u64,
+    time: model::Timestamp,
+    src: std::net::SocketAddr,
+    dst: std::net::SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: segment::TcpFlags,
+    /// Where the captured payload is in [`Batch::bytes`].
+    payload: std::ops::Range<usize>,
+    payload_len: u32,
+}
+
+/// Segments read and decoded by the reading thread, their payloads copied
+/// one after the other into one buffer. Batches go back and forth between
+/// the threads and are reused, so a long capture allocates a handful.
+#[derive(Debug, Default)]
+struct Batch {
+    segments: Vec<BatchedSegment>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn push(&mut self, s: &TcpSegment<'_>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(s.payload);
+        self.segments.push(BatchedSegment {
+            number: s.number,
+            time: s.time,
+            src: s.src,
+            dst: s.dst,
+            seq: s.seq,
+            ack: s.ack,
+            flags: s.flags,
+            payload: start..self.bytes.len(),
+            payload_len: s.payload_len,
+        });
+    }
+
+    fn is_full(&self) -> bool {
+        self.segments.len() >= BATCH_SEGMENTS || self.bytes.len() >= BATCH_BYTES
+    }
+
+    fn clear(&mut self) {
+        self.segments.clear();
+        self.bytes.clear();
+    }
+
+    /// Feeds every segment to `analyzer`, handing the connections that are
+    /// over to `sink`; stops at the first sink error.
+    fn analyze<E>(
+        &self,
+        analyzer: &mut Analyzer,
+        sink: &mut impl FnMut(Connection) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for s in &self.segments {
+            analyzer.push(&TcpSegment {
+                number: s.number,
+                time: s.time,
+                src: s.src,
+                dst: s.dst,
+                seq: s.seq,
+                ack: s.ack,
+                flags: s.flags,
+                payload: &self.bytes[s.payload.clone()],
+                payload_len: s.payload_len,
+            });
+            if analyzer.has_settled() {
+                for c in analyzer.drain_settled() {
+                    sink(c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The analyzing thread's side of the pipeline: batches come in on one
+/// channel and go back empty on the other.
+struct Worker<'scope, S, E> {
+    full: mpsc::SyncSender<Batch>,
+    empty: mpsc::Receiver<Batch>,
+    /// Batches made so far (at most [`BATCHES_IN_ALL`]).
+    batches: usize,
+    handle: thread::ScopedJoinHandle<'scope, (Analyzer, S, Option<E>)>,
+}
+
 /// The pipeline of [`analyze_stream`], generic in the sink's error: the
 /// outer `Result` is the capture's, the inner one the sink's.
-fn stream<R: Read, E>(
+///
+/// Two threads once the capture is bigger than one batch: this one reads
+/// and decodes packets into [`Batch`]es, a second one runs the
+/// [`Analyzer`] and the sink, with a bounded queue between them (memory
+/// stays flat when one side is slower). A capture of one batch or less (the
+/// lab's, the fuzzer's) is analyzed here without a thread.
+fn stream<R: Read, E: Send, S: FnMut(Connection) -> Result<(), E> + Send>(
     input: R,
     options: Options,
     on_progress: impl FnMut(u64),
-    mut sink: impl FnMut(Connection) -> Result<(), E>,
+    sink: S,
 ) -> Result<Result<Analysis, E>, ReadError> {
-    let mut analyzer = Analyzer::new(options);
-    let mut failed: Option<E> = None;
-    let summary = reader::read_capture_until(
-        input,
-        |segment| {
-            analyzer.push(segment);
-            if analyzer.has_settled() {
-                for c in analyzer.drain_settled() {
-                    if let Err(e) = sink(c) {
-                        failed = Some(e);
-                        return ControlFlow::Break(());
+    thread::scope(|scope| {
+        let mut start: Option<(Analyzer, S)> = Some((Analyzer::new(options), sink));
+        let mut worker: Option<Worker<'_, S, E>> = None;
+        let mut batch = Batch::default();
+        let summary = reader::read_capture_until(
+            input,
+            |segment| {
+                batch.push(segment);
+                if !batch.is_full() {
+                    return ControlFlow::Continue(());
+                }
+                let w = worker.get_or_insert_with(|| {
+                    let (analyzer, sink) = start.take().expect("the analyzer starts once");
+                    spawn(scope, analyzer, sink)
+                });
+                if w.full.send(std::mem::take(&mut batch)).is_err() {
+                    // The analyzing thread stopped: the sink failed.
+                    return ControlFlow::Break(());
+                }
+                // A fixed pool of batches: new ones until there are
+                // BATCHES_IN_ALL, then wait for one to come back.
+                batch = match w.empty.try_recv() {
+                    Ok(b) => b,
+                    Err(_) if w.batches < BATCHES_IN_ALL => {
+                        w.batches += 1;
+                        Batch::default()
                     }
+                    Err(_) => match w.empty.recv() {
+                        Ok(b) => b,
+                        Err(_) => return ControlFlow::Break(()),
+                    },
+                };
+                ControlFlow::Continue(())
+            },
+            on_progress,
+        );
+        let (mut analyzer, mut sink, mut failed) = match worker {
+            Some(w) => {
+                if summary.is_ok() {
+                    // The last batch; if the thread stopped, join says why.
+                    let _ = w.full.send(std::mem::take(&mut batch));
+                }
+                drop(w.full);
+                match w.handle.join() {
+                    Ok(done) => done,
+                    Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
-            ControlFlow::Continue(())
-        },
-        on_progress,
-    )?;
-    if let Some(e) = failed {
-        return Ok(Err(e));
-    }
-    let packets = summary.packets;
-    for warning in summary.into_warnings() {
-        analyzer.warn(warning);
-    }
-    let mut analysis = analyzer.finish();
-    analysis.packets = packets;
-    for c in std::mem::take(&mut analysis.connections) {
-        if let Err(e) = sink(c) {
+            None => {
+                let (mut analyzer, mut sink) = start.take().expect("not handed to a thread");
+                let failed = match &summary {
+                    Ok(_) => batch.analyze(&mut analyzer, &mut sink).err(),
+                    Err(_) => None,
+                };
+                (analyzer, sink, failed)
+            }
+        };
+        let summary = summary?;
+        if let Some(e) = failed.take() {
             return Ok(Err(e));
         }
+        let packets = summary.packets;
+        for warning in summary.into_warnings() {
+            analyzer.warn(warning);
+        }
+        let mut analysis = analyzer.finish();
+        analysis.packets = packets;
+        for c in std::mem::take(&mut analysis.connections) {
+            if let Err(e) = sink(c) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(analysis))
+    })
+}
+
+/// Starts the analyzing thread with `BATCHES_QUEUED` batches of room.
+fn spawn<'scope, E: Send + 'scope, S: FnMut(Connection) -> Result<(), E> + Send + 'scope>(
+    scope: &'scope thread::Scope<'scope, '_>,
+    mut analyzer: Analyzer,
+    mut sink: S,
+) -> Worker<'scope, S, E> {
+    let (full, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_QUEUED);
+    let (empty_tx, empty) = mpsc::sync_channel::<Batch>(BATCHES_IN_ALL);
+    let handle = scope.spawn(move || {
+        for mut batch in full_rx {
+            if let Err(e) = batch.analyze(&mut analyzer, &mut sink) {
+                return (analyzer, sink, Some(e));
+            }
+            batch.clear();
+            // Room for every batch there is: this never blocks.
+            let _ = empty_tx.try_send(batch);
+        }
+        (analyzer, sink, None)
+    });
+    Worker {
+        full,
+        empty,
+        batches: 1,
+        handle,
     }
-    Ok(Ok(analysis))
 }
