@@ -318,62 +318,51 @@ impl Analyzer {
         }
         let k = key(seg.src, seg.dst);
         let opening = seg.flags.syn && !seg.flags.ack && !seg.flags.rst;
-        let new_needed = match self.table.get(&k) {
-            None => true,
-            Some(slot) => {
-                // A new SYN from the client (not a retransmission), or a SYN
-                // from the other end once the old connection is over.
-                opening
-                    && if seg.src == slot.client {
-                        slot.client_isn != Some(seg.seq)
-                    } else {
-                        slot.flow.is_none()
-                    }
-            }
+        // A new SYN from the client (not a retransmission), or a SYN from
+        // the other end once the old connection is over.
+        let new_needed = |slot: &Slot| {
+            opening
+                && if seg.src == slot.client {
+                    slot.client_isn != Some(seg.seq)
+                } else {
+                    slot.flow.is_none()
+                }
         };
-        if new_needed {
+        let mut warnings = Vec::new();
+        // The common case in one table lookup: a packet of a known connection.
+        let applied = match self.table.get_mut(&k) {
+            Some(slot) if !new_needed(slot) => {
+                apply(
+                    slot,
+                    &mut self.connections,
+                    &mut self.settled,
+                    self.drained,
+                    &self.opts,
+                    seg,
+                    &mut warnings,
+                );
+                true
+            }
+            _ => false,
+        };
+        if !applied {
             if let Some(old) = self.table.remove(&k) {
                 let n = old.conn;
                 self.close_flow(old, seg.time);
                 self.settle(n, true);
             }
             let slot = self.open(seg);
-            self.table.insert(k, slot);
+            let slot = self.table.entry(k).insert_entry(slot).into_mut();
+            apply(
+                slot,
+                &mut self.connections,
+                &mut self.settled,
+                self.drained,
+                &self.opts,
+                seg,
+                &mut warnings,
+            );
         }
-        let Some(slot) = self.table.get_mut(&k) else {
-            return;
-        };
-        slot.last_time = slot.last_time.max(seg.time);
-        let Some(conn) = slot
-            .conn
-            .checked_sub(self.drained)
-            .and_then(|i| self.connections.get_mut(i))
-        else {
-            // Drained: over, nothing more to learn.
-            return;
-        };
-        conn.last_seen = conn.last_seen.max(seg.time);
-        let side = if seg.src == slot.client {
-            Side::Client
-        } else {
-            Side::Server
-        };
-        let peer = 1 - slot_of(side);
-        if seg.flags.ack
-            && let Some(fin) = slot.fin_seq[peer]
-            && (seg.ack.wrapping_sub(fin.wrapping_add(1)) as i32) >= 0
-        {
-            slot.fin_acked[peer] = true;
-        }
-        let mut warnings = Vec::new();
-        if slot.flow.is_some()
-            && track(&self.opts, slot, conn, side, seg, &mut warnings)
-            && let Some(flow) = slot.flow.take()
-        {
-            finalize(*flow, conn, seg.time, seg.number);
-        }
-        let (n, settled) = (slot.conn, slot.settled());
-        self.settle(n, settled);
         for w in warnings {
             self.warn(w);
         }
@@ -486,6 +475,51 @@ impl Analyzer {
             connections: connections.into(),
             warnings: self.warnings,
         }
+    }
+}
+
+/// Applies a segment to the connection of its address pair (`slot`), which
+/// is `connections[slot.conn - drained]` unless drained already; marks it in
+/// `settled` once it is over. (A function of the analyzer's fields rather
+/// than a method, so that the slot can stay borrowed from the table.)
+fn apply(
+    slot: &mut Slot,
+    connections: &mut VecDeque<Connection>,
+    settled: &mut VecDeque<bool>,
+    drained: usize,
+    opts: &Options,
+    seg: &TcpSegment<'_>,
+    warnings: &mut Vec<String>,
+) {
+    slot.last_time = slot.last_time.max(seg.time);
+    let Some(i) = slot.conn.checked_sub(drained) else {
+        // Drained: over, nothing more to learn.
+        return;
+    };
+    let Some(conn) = connections.get_mut(i) else {
+        return;
+    };
+    conn.last_seen = conn.last_seen.max(seg.time);
+    let side = if seg.src == slot.client {
+        Side::Client
+    } else {
+        Side::Server
+    };
+    let peer = 1 - slot_of(side);
+    if seg.flags.ack
+        && let Some(fin) = slot.fin_seq[peer]
+        && (seg.ack.wrapping_sub(fin.wrapping_add(1)) as i32) >= 0
+    {
+        slot.fin_acked[peer] = true;
+    }
+    if slot.flow.is_some()
+        && track(opts, slot, conn, side, seg, warnings)
+        && let Some(flow) = slot.flow.take()
+    {
+        finalize(*flow, conn, seg.time, seg.number);
+    }
+    if slot.settled() {
+        settled[i] = true;
     }
 }
 

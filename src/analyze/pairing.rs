@@ -866,17 +866,14 @@ pub struct Sample<'a> {
 /// one `\n`, and the length test with at least one whole message and a
 /// plausible start of the next.
 pub fn detect(sides: [Sample<'_>; 2], max_message: usize) -> Framing {
-    let speaking: Vec<Sample<'_>> = sides.into_iter().filter(|s| !s.text.is_empty()).collect();
-    if speaking.is_empty() {
+    let speaking = || sides.iter().filter(|s| !s.text.is_empty());
+    if speaking().next().is_none() {
         return Framing::Raw;
     }
-    if speaking.iter().all(|s| looks_like_lines(s.text, s.whole)) {
+    if speaking().all(|s| looks_like_lines(s.text, s.whole)) {
         return Framing::Line;
     }
-    if speaking
-        .iter()
-        .all(|s| looks_length_framed(s.clean, s.whole, max_message))
-    {
+    if speaking().all(|s| looks_length_framed(s.clean, s.whole, max_message)) {
         Framing::Length
     } else {
         Framing::Raw
@@ -891,6 +888,16 @@ fn looks_like_lines(b: &[u8], whole: bool) -> bool {
     } else {
         b.contains(&b'\n')
     };
+    if !lines {
+        return false;
+    }
+    // Fast path: printable ASCII and line ends (the usual text protocol)
+    // need neither UTF-8 decoding nor a walk over `char`s.
+    if b.iter()
+        .all(|&c| (0x20..0x7f).contains(&c) || matches!(c, b'\n' | b'\r' | b'\t'))
+    {
+        return true;
+    }
     // A cut burst may end in the middle of a UTF-8 character.
     let text = match std::str::from_utf8(b) {
         Ok(t) => t,
@@ -899,10 +906,8 @@ fn looks_like_lines(b: &[u8], whole: bool) -> bool {
         }
         Err(_) => return false,
     };
-    lines
-        && text
-            .chars()
-            .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+    text.chars()
+        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
 }
 
 /// A whole number (at least one) of length-prefixed messages, each within
