@@ -259,17 +259,20 @@ impl Analyzer {
     /// drained connection are ignored. One long-lived connection holds back
     /// every later one, so memory then grows as without draining.
     pub fn drain_settled(&mut self) -> Vec<Connection> {
+        std::iter::from_fn(|| self.next_settled()).collect()
+    }
+
+    /// The next connection [`Analyzer::drain_settled`] would hand over, one
+    /// at a time (no list to allocate).
+    pub fn next_settled(&mut self) -> Option<Connection> {
         if !self.has_settled() {
-            return Vec::new();
+            return None;
         }
-        let n = self.settled.iter().take_while(|&&s| s).count();
-        self.settled.drain(..n);
-        self.drained += n;
-        let out: Vec<Connection> = self.connections.drain(..n).collect();
-        for c in &out {
-            self.note_framing(c);
-        }
-        out
+        self.settled.pop_front();
+        self.drained += 1;
+        let c = self.connections.pop_front()?;
+        self.note_framing(&c);
+        Some(c)
     }
 
     fn note_framing(&mut self, c: &Connection) {

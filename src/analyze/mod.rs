@@ -155,10 +155,8 @@ impl Batch {
                 payload: &self.bytes[s.payload.clone()],
                 payload_len: s.payload_len,
             });
-            if analyzer.has_settled() {
-                for c in analyzer.drain_settled() {
-                    sink(c)?;
-                }
+            while let Some(c) = analyzer.next_settled() {
+                sink(c)?;
             }
         }
         Ok(())

@@ -17,13 +17,65 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Default)]
 pub struct PreviewBuf {
     /// The first captured bytes, up to the limit given to [`PreviewBuf::push`].
-    head: Vec<u8>,
+    head: Head,
     /// Whether bytes after `head` and before any gap exist (cut by the limit).
     more: bool,
     /// Missing bytes met right after `head` (nothing after a gap is kept).
     missing: Option<u64>,
     /// Whether anything (bytes or more gaps) follows the first gap.
     after_gap: bool,
+}
+
+/// Bytes kept in place before a [`Head`] needs the heap: the default
+/// preview (40 characters) fits, so most messages allocate nothing for it.
+const INLINE: usize = 48;
+
+/// The kept bytes of a preview: inline while they fit in [`INLINE`] bytes,
+/// on the heap beyond (a `--preview` longer than the default).
+#[derive(Debug, Clone)]
+struct Head {
+    inline: [u8; INLINE],
+    /// Bytes used in `inline`, when `heap` is empty.
+    len: u8,
+    heap: Vec<u8>,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            inline: [0; INLINE],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+}
+
+impl Head {
+    fn bytes(&self) -> &[u8] {
+        if self.heap.is_empty() {
+            &self.inline[..usize::from(self.len)]
+        } else {
+            &self.heap
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    fn extend_from_slice(&mut self, more: &[u8]) {
+        let len = usize::from(self.len);
+        if self.heap.is_empty() && len + more.len() <= INLINE {
+            self.inline[len..len + more.len()].copy_from_slice(more);
+            // At most INLINE (48), so it fits a u8.
+            self.len = (len + more.len()) as u8;
+        } else {
+            if self.heap.is_empty() {
+                self.heap.extend_from_slice(&self.inline[..len]);
+            }
+            self.heap.extend_from_slice(more);
+        }
+    }
 }
 
 impl PreviewBuf {
@@ -60,7 +112,7 @@ impl PreviewBuf {
     /// Renders the preview in at most `limit` characters plus the markers:
     /// `…` where bytes were left out, `[N bytes missing]` at the first gap.
     pub fn render(&self, limit: usize) -> String {
-        let mut out = escape(&self.head, limit);
+        let mut out = escape(self.head.bytes(), limit);
         if self.more && !out.ends_with('…') {
             out.push('…');
         }
@@ -175,6 +227,20 @@ mod tests {
         let mut p = PreviewBuf::default();
         p.push_missing(1);
         assert_eq!(p.render(40), "[1 byte missing]");
+    }
+
+    #[test]
+    fn preview_buf_longer_than_inline_moves_to_the_heap() {
+        let text = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut p = PreviewBuf::default();
+        for piece in text.chunks(7) {
+            p.push(piece, 100);
+        }
+        assert_eq!(p.render(100), std::str::from_utf8(text).unwrap());
+        let mut p = PreviewBuf::default();
+        p.push(&text[..INLINE], 100);
+        p.push(&text[INLINE..], 100);
+        assert_eq!(p.render(100), std::str::from_utf8(text).unwrap());
     }
 
     #[test]
