@@ -277,8 +277,18 @@ fn string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Most strings (previews, notes) need no escaping at all, or only far
+    // in: skip 8 bytes at a time while none of them needs it.
+    let mut clean = 0;
+    while let Some(word) = bytes.get(clean..clean + 8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        if needs_escape(w) {
+            break;
+        }
+        clean += 8;
+    }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let short = match b {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -305,6 +315,20 @@ fn string(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of the 8 bytes of `w` is a control character (below 0x20),
+/// `"` or `\\` (the classic "has a byte less than / equal to" bit tricks;
+/// may say yes for a byte ≥ 0x80 next to one that needs it, never no
+/// wrongly, and the byte loop then decides).
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    (below_space | zero(quote) | zero(backslash)) != 0
 }
 
 fn side(out: &mut Vec<u8>, s: Side) {
