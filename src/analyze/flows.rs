@@ -111,19 +111,23 @@ impl Default for Options {
 }
 
 /// Address pair in a canonical order, the same for both directions.
+///
+/// IPv4 pairs (nearly every capture's) are two integers, address and port of
+/// each end packed into 48 bits, so building, hashing and comparing a key
+/// costs a few instructions; other pairs keep their `SocketAddr`s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key(SocketAddr, SocketAddr);
+enum Key {
+    /// Both ends IPv4: `ip << 16 | port` of each end, the lower first.
+    V4(u64, u64),
+    /// Anything else (IPv6), the lower end first.
+    Other(SocketAddr, SocketAddr),
+}
 
-/// Hashes IPv4 pairs as two words instead of `SocketAddr`'s field-by-field
-/// hash (a tenth of the run time in profiles); equal keys still hash equal.
 impl Hash for Key {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        match (self.0, self.1) {
-            (SocketAddr::V4(a), SocketAddr::V4(b)) => {
-                h.write_u64(u64::from(a.ip().to_bits()) << 32 | u64::from(b.ip().to_bits()));
-                h.write_u32(u32::from(a.port()) << 16 | u32::from(b.port()));
-            }
-            (a, b) => {
+        match self {
+            Key::V4(a, b) => h.write_u128(u128::from(*a) << 64 | u128::from(*b)),
+            Key::Other(a, b) => {
                 a.hash(h);
                 b.hash(h);
             }
@@ -132,7 +136,16 @@ impl Hash for Key {
 }
 
 fn key(a: SocketAddr, b: SocketAddr) -> Key {
-    if a <= b { Key(a, b) } else { Key(b, a) }
+    match (a, b) {
+        (SocketAddr::V4(a), SocketAddr::V4(b)) => {
+            let pack =
+                |s: std::net::SocketAddrV4| u64::from(s.ip().to_bits()) << 16 | u64::from(s.port());
+            let (a, b) = (pack(a), pack(b));
+            Key::V4(a.min(b), a.max(b))
+        }
+        _ if a <= b => Key::Other(a, b),
+        _ => Key::Other(b, a),
+    }
 }
 
 /// The table entry of an address pair: its latest connection.
