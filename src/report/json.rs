@@ -62,161 +62,119 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     const I3: &str = "\n      ";
     const I4: &str = "\n        ";
     const I5: &str = "\n          ";
-    const I6: &str = "\n            ";
     out.extend_from_slice(b"{");
-    key(out, I3, "id");
+    out.extend_from_slice(b"\n      \"id\": ");
     uint(out, u64::from(c.id));
-    out.push(b',');
-    key(out, I3, "client");
+    out.extend_from_slice(b",\n      \"client\": ");
     address(out, c.client);
-    out.push(b',');
-    key(out, I3, "server");
+    out.extend_from_slice(b",\n      \"server\": ");
     address(out, c.server);
-    out.push(b',');
-    key(out, I3, "first_seen");
+    out.extend_from_slice(b",\n      \"first_seen\": ");
     uint(out, c.first_seen.0);
-    out.push(b',');
-    key(out, I3, "last_seen");
+    out.extend_from_slice(b",\n      \"last_seen\": ");
     uint(out, c.last_seen.0);
-    out.push(b',');
-    key(out, I3, "handshake");
+    out.extend_from_slice(b",\n      \"handshake\": ");
     match &c.handshake {
         None => out.extend_from_slice(b"null"),
         Some(h) => {
             out.push(b'{');
-            key(out, I4, "syn");
+            out.extend_from_slice(b"\n        \"syn\": ");
             uint(out, h.syn.0);
-            out.push(b',');
-            key(out, I4, "syn_ack");
+            out.extend_from_slice(b",\n        \"syn_ack\": ");
             opt_time(out, h.syn_ack);
-            out.push(b',');
-            key(out, I4, "ack");
+            out.extend_from_slice(b",\n        \"ack\": ");
             opt_time(out, h.ack);
-            out.push(b',');
-            key(out, I4, "rtt_us");
+            out.extend_from_slice(b",\n        \"rtt_us\": ");
             opt_float(out, h.rtt_us);
             close(out, I3, b'}');
         }
     }
-    out.push(b',');
-    key(out, I3, "bytes_client_to_server");
+    out.extend_from_slice(b",\n      \"bytes_client_to_server\": ");
     uint(out, c.bytes_client_to_server);
-    out.push(b',');
-    key(out, I3, "bytes_server_to_client");
+    out.extend_from_slice(b",\n      \"bytes_server_to_client\": ");
     uint(out, c.bytes_server_to_client);
-    out.push(b',');
-    key(out, I3, "gaps");
+    out.extend_from_slice(b",\n      \"gaps\": ");
     array(out, &c.gaps, I4, I3, |out, g| {
         out.push(b'{');
-        key(out, I5, "from");
+        out.extend_from_slice(b"\n          \"from\": ");
         side(out, g.from);
-        out.push(b',');
-        key(out, I5, "offset");
+        out.extend_from_slice(b",\n          \"offset\": ");
         uint(out, g.offset);
-        out.push(b',');
-        key(out, I5, "len");
+        out.extend_from_slice(b",\n          \"len\": ");
         uint(out, g.len);
         close(out, I4, b'}');
     });
-    out.push(b',');
-    key(out, I3, "framing");
+    out.extend_from_slice(b",\n      \"framing\": ");
     out.extend_from_slice(match c.framing {
         Framing::Line => b"\"line\"".as_slice(),
         Framing::Length => b"\"length\"",
         Framing::Raw => b"\"raw\"",
     });
-    out.push(b',');
-    key(out, I3, "exchanges");
+    out.extend_from_slice(b",\n      \"exchanges\": ");
     array(out, &c.exchanges, I4, I3, |out, e| {
         out.push(b'{');
-        key(out, I5, "request_bytes");
+        out.extend_from_slice(b"\n          \"request_bytes\": ");
         uint(out, e.request_bytes);
-        out.push(b',');
-        key(out, I5, "response_bytes");
+        out.extend_from_slice(b",\n          \"response_bytes\": ");
         uint(out, e.response_bytes);
-        out.push(b',');
-        key(out, I5, "request_preview");
+        out.extend_from_slice(b",\n          \"request_preview\": ");
         string(out, &e.request_preview);
-        out.push(b',');
-        key(out, I5, "response_preview");
+        out.extend_from_slice(b",\n          \"response_preview\": ");
         string(out, &e.response_preview);
-        out.push(b',');
-        key(out, I5, "request_time");
+        out.extend_from_slice(b",\n          \"request_time\": ");
         uint(out, e.request_time.0);
-        out.push(b',');
-        key(out, I5, "response_first_time");
+        out.extend_from_slice(b",\n          \"response_first_time\": ");
         opt_time(out, e.response_first_time);
-        out.push(b',');
-        key(out, I5, "response_last_time");
+        out.extend_from_slice(b",\n          \"response_last_time\": ");
         opt_time(out, e.response_last_time);
-        out.push(b',');
-        key(out, I5, "latency_us");
+        out.extend_from_slice(b",\n          \"latency_us\": ");
         opt_float(out, e.latency_us);
-        out.push(b',');
-        key(out, I5, "incomplete");
+        out.extend_from_slice(b",\n          \"incomplete\": ");
         out.extend_from_slice(if e.incomplete { b"true" } else { b"false" });
         close(out, I4, b'}');
     });
-    out.push(b',');
-    key(out, I3, "recv_pitfalls");
+    out.extend_from_slice(b",\n      \"recv_pitfalls\": ");
     array(out, &c.recv_pitfalls, I4, I3, |out, p| {
         out.push(b'{');
-        key(out, I5, "from");
+        out.extend_from_slice(b"\n          \"from\": ");
         side(out, p.from);
-        out.push(b',');
-        key(out, I5, "kind");
+        out.extend_from_slice(b",\n          \"kind\": ");
         out.extend_from_slice(match p.kind {
             PitfallKind::Merged => b"\"merged\"".as_slice(),
             PitfallKind::Split => b"\"split\"",
         });
-        out.push(b',');
-        key(out, I5, "message");
+        out.extend_from_slice(b",\n          \"message\": ");
         uint(out, p.message);
-        out.push(b',');
-        key(out, I5, "count");
+        out.extend_from_slice(b",\n          \"count\": ");
         uint(out, u64::from(p.count));
         close(out, I4, b'}');
     });
-    out.push(b',');
-    key(out, I3, "close");
+    out.extend_from_slice(b",\n      \"close\": ");
     match &c.close {
         None => out.extend_from_slice(b"null"),
         Some(cl) => {
             out.push(b'{');
-            key(out, I4, "initiator");
+            out.extend_from_slice(b"\n        \"initiator\": ");
             side(out, cl.initiator);
-            out.push(b',');
-            key(out, I4, "kind");
+            out.extend_from_slice(b",\n        \"kind\": ");
             close_kind(out, cl.kind);
-            out.push(b',');
-            key(out, I4, "events");
+            out.extend_from_slice(b",\n        \"events\": ");
             array(out, &cl.events, I5, I4, |out, ev| {
                 out.push(b'{');
-                key(out, I6, "from");
+                out.extend_from_slice(b"\n            \"from\": ");
                 side(out, ev.from);
-                out.push(b',');
-                key(out, I6, "kind");
+                out.extend_from_slice(b",\n            \"kind\": ");
                 close_kind(out, ev.kind);
-                out.push(b',');
-                key(out, I6, "time");
+                out.extend_from_slice(b",\n            \"time\": ");
                 uint(out, ev.time.0);
                 close(out, I5, b'}');
             });
             close(out, I3, b'}');
         }
     }
-    out.push(b',');
-    key(out, I3, "notes");
+    out.extend_from_slice(b",\n      \"notes\": ");
     array(out, &c.notes, I4, I3, |out, n| string(out, n));
     close(out, "\n    ", b'}');
-}
-
-/// `indent` then `"name": `.
-fn key(out: &mut Vec<u8>, indent: &str, name: &str) {
-    out.extend_from_slice(indent.as_bytes());
-    out.push(b'"');
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\": ");
 }
 
 /// The closing bracket of a non-empty object or array, on its own line.
