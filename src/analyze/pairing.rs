@@ -478,7 +478,7 @@ enum Mode {
     /// Line or length framing, one decoder per side (client, server).
     Framed(Box<[Decoder; 2]>),
     /// Turn-taking: the open burst of each side.
-    Turns([Option<Message>; 2]),
+    Turns(Box<[Option<Message>; 2]>),
 }
 
 /// Pairs the messages of one connection into exchanges, writing them into
@@ -555,7 +555,7 @@ impl Pairer {
 
     fn mode_for(f: Framing, limits: PairLimits) -> Mode {
         match f {
-            Framing::Raw => Mode::Turns([None, None]),
+            Framing::Raw => Mode::Turns(Box::new([None, None])),
             f => Mode::Framed(Box::new([Decoder::new(f, limits), Decoder::new(f, limits)])),
         }
     }
