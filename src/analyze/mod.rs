@@ -76,7 +76,7 @@ pub fn analyze_capture<R: Read>(
 }
 
 /// Segments handed from the reading thread to the analyzing one at a time.
-const BATCH_SEGMENTS: usize = 2048;
+const BATCH_SEGMENTS: usize = 8192;
 /// Payload bytes after which a batch is handed over even if not full (a
 /// segment carries at most [`reader::MAX_PACKET_LEN`] more), so that the
 /// batches in flight hold a few MiB at most whatever the packets.

@@ -155,7 +155,7 @@ fn format_from_extension(output: &Option<PathBuf>) -> Format {
 }
 
 /// Connections handed over per message to the writer thread.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 
 /// The report's writer on a thread of its own, so writing the report (a
 /// third of the work for JSON) overlaps with reading the capture. Bounded:
