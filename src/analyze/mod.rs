@@ -289,3 +289,160 @@ fn spawn<'scope, E: Send + 'scope, S: FnMut(Connection) -> Result<(), E> + Send 
         handle,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::flows::tests::{Script, Seg};
+    use super::model::Side;
+    use super::reader::testing::pcap;
+    use super::*;
+
+    /// `n` overlapping echo connections, interleaved segment by segment,
+    /// some with pipelined requests, one left open: several batches' worth.
+    fn interleaved(n: u16) -> Vec<Seg> {
+        let mut scripts: Vec<Vec<Seg>> = Vec::new();
+        for i in 0..n {
+            let t = u64::from(i) * 1_000;
+            let mut w = Script::new(1000 + u32::from(i), 90_000);
+            w.client.set_port(10_000 + i);
+            w.handshake(t, 100);
+            w.c(t + 1_000, format!("hello {i}\n").as_bytes());
+            if i % 3 == 0 {
+                w.c(t + 1_050, b"again\nand again\n");
+            }
+            w.s(t + 1_200, format!("Echo: hello {i}\n").as_bytes());
+            if i % 3 == 0 {
+                w.s(t + 1_300, b"Echo: again\nEcho: and again\n");
+            }
+            if i + 1 < n {
+                w.fin(t + 2_000, Side::Client);
+                w.fin(t + 2_100, Side::Server);
+                w.ack(t + 2_150, Side::Client);
+            }
+            scripts.push(w.segs);
+        }
+        let mut segs: Vec<Seg> = scripts.into_iter().flatten().collect();
+        segs.sort_by_key(|s| s.time);
+        segs
+    }
+
+    /// The segments as a raw-IPv4 pcap, as tcpdump would write them.
+    fn capture(segs: &[Seg]) -> Vec<u8> {
+        let packets: Vec<(u32, u32, Vec<u8>)> =
+            segs.iter()
+                .map(|s| {
+                    let (std::net::SocketAddr::V4(src), std::net::SocketAddr::V4(dst)) =
+                        (s.src, s.dst)
+                    else {
+                        unreachable!("the scripts are IPv4");
+                    };
+                    let mut b =
+                        etherparse::PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64)
+                            .tcp(src.port(), dst.port(), s.seq, 65535);
+                    if s.flags.syn {
+                        b = b.syn();
+                    }
+                    if s.flags.ack {
+                        b = b.ack(s.ack);
+                    }
+                    if s.flags.fin {
+                        b = b.fin();
+                    }
+                    if s.flags.rst {
+                        b = b.rst();
+                    }
+                    let mut out = Vec::new();
+                    b.write_to_vec(&mut out, &s.payload).unwrap();
+                    // As `Seg::view` times it: microseconds, in nanoseconds.
+                    let time = s.time * 1_000;
+                    (
+                        (time / 1_000_000_000) as u32,
+                        (time % 1_000_000_000) as u32,
+                        out,
+                    )
+                })
+                .collect();
+        let records: Vec<(u32, u32, &[u8], u32)> = packets
+            .iter()
+            .map(|(s, f, d)| (*s, *f, &d[..], d.len() as u32))
+            .collect();
+        pcap(true, false, decode::linktype::RAW, 65535, &records)
+    }
+
+    #[test]
+    fn the_two_thread_pipeline_finds_what_one_analyzer_finds() {
+        let segs = interleaved(2_000);
+        assert!(segs.len() > 2 * BATCH_SEGMENTS, "several batches");
+        let mut reference = Analyzer::new(Options::default());
+        for (i, s) in segs.iter().enumerate() {
+            reference.push(&s.view(i as u64 + 1));
+        }
+        let reference = reference.finish();
+
+        let file = capture(&segs);
+        let mut streamed = Vec::new();
+        let mut progress = 0;
+        let analysis = analyze_stream(
+            &file[..],
+            Options::default(),
+            |bytes| progress = bytes,
+            |c| {
+                streamed.push(c);
+                Ok(())
+            },
+        )
+        .expect("the capture is fine");
+        assert_eq!(progress, file.len() as u64);
+        assert_eq!(analysis.packets, segs.len() as u64);
+        assert_eq!(streamed.len(), 2_000);
+        assert!(
+            streamed
+                .iter()
+                .all(|c| c.exchanges.len() == 1 || c.exchanges.len() == 3),
+            "every connection paired"
+        );
+        assert_eq!(
+            serde_json::to_value(&streamed).unwrap(),
+            serde_json::to_value(&reference.connections).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_failing_sink_stops_the_pipeline() {
+        let file = capture(&interleaved(3_000));
+        let mut taken = 0;
+        let result = analyze_stream(
+            &file[..],
+            Options::default(),
+            |_| {},
+            |_| {
+                taken += 1;
+                if taken == 100 {
+                    Err(io::Error::other("disk full"))
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert!(matches!(result, Err(AnalyzeError::Output(e)) if e.to_string() == "disk full"));
+        assert_eq!(taken, 100, "no connection after the error");
+    }
+
+    #[test]
+    fn a_corrupt_record_after_several_batches_is_refused() {
+        let mut file = capture(&interleaved(2_000));
+        // An impossible length in the header of record 15 001, after
+        // several batches went to the analyzing thread.
+        let mut at = 24;
+        for _ in 0..15_000 {
+            let caplen = u32::from_le_bytes(file[at + 8..at + 12].try_into().unwrap());
+            at += 16 + caplen as usize;
+        }
+        file[at + 8..at + 12].copy_from_slice(&(1u32 << 30).to_le_bytes());
+        let result = analyze_stream(&file[..], Options::default(), |_| {}, |_| Ok(()));
+        assert!(
+            matches!(result, Err(AnalyzeError::Read(ReadError::Corrupt { offset, .. })) if offset == at as u64),
+            "{result:?}"
+        );
+    }
+}
