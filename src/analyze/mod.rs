@@ -8,7 +8,9 @@
 //! [`analyze_stream`] is the streaming pipeline: every connection goes to a
 //! sink as soon as it is over, so memory follows the live connections, not
 //! the file. [`analyze_capture`] collects them into one [`model::Analysis`]
-//! for small captures.
+//! for small captures. Past a few thousand packets the pipeline runs on two
+//! threads: the caller's reads and decodes, a second one tracks the flows
+//! (and calls the sink), with a bounded queue of reused batches between them.
 
 pub mod decode;
 pub mod flows;
