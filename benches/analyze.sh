@@ -44,7 +44,7 @@ else
   COUNT=$PACKETS
 fi
 [[ "$COUNT" =~ ^[0-9]+$ ]] || die "cannot count the packets of $FILE"
-SIZE_MB=$(( $(stat -c %s "$FILE") / 1000000 ))
+SIZE_MB=$(( $(stat -L -c %s "$FILE") / 1000000 ))
 echo "== $FILE: $COUNT packets, $SIZE_MB MB" >&2
 
 # Is `reqresp analyze` there and working? Try it on a small file first.

@@ -235,6 +235,19 @@ impl Decoder {
     }
 
     fn push(&mut self, mut data: &[u8], time: Timestamp, packet: u64, out: &mut Vec<Message>) {
+        // Fast path: nothing buffered, so whole messages at the start of
+        // this chunk are decoded where they lie, without copying them into
+        // the buffer (as they would be, one run of one packet). The rest
+        // (a partial or oversized message) takes the general path below.
+        if self.streaming.is_none() && self.undecoded() == 0 {
+            while let Ok(Some(frame)) = self.framing.decode(data, self.limits.max_message) {
+                let mut msg = Message::new(time);
+                msg.touch(time, packet);
+                msg.add(&data[frame.payload], self.limits.preview_len);
+                out.push(msg);
+                data = &data[frame.consumed..];
+            }
+        }
         while !data.is_empty() {
             if let Some((until, msg)) = &mut self.streaming {
                 msg.touch(time, packet);
@@ -459,13 +472,13 @@ enum Mode {
         /// not one allocation per chunk).
         buf: Vec<u8>,
         bytes: usize,
-        /// Sides of the bursts seen so far (at most 3 kept).
-        bursts: Vec<Side>,
+        /// Bursts seen so far (counted up to 3): runs of chunks of one side.
+        bursts: usize,
     },
     /// Line or length framing, one decoder per side (client, server).
     Framed(Box<[Decoder; 2]>),
     /// Turn-taking: the open burst of each side.
-    Turns([Option<Message>; 2]),
+    Turns(Box<[Option<Message>; 2]>),
 }
 
 /// Pairs the messages of one connection into exchanges, writing them into
@@ -476,8 +489,11 @@ pub struct Pairer {
     mode: Mode,
     /// Side of the last data (or gap) handed in, to see turns.
     last_side: Option<Side>,
-    /// Exchanges (indices) whose request waits for a response.
-    unanswered: VecDeque<usize>,
+    /// Exchanges whose request waits for a response: those from this index
+    /// to the end of the connection's list (a server message without a
+    /// waiting request gets an exchange only when none waits, and moves this
+    /// past it).
+    unanswered: usize,
     /// Messages seen per side (client, server).
     index: [u64; 2],
     merge: [Option<MergeGroup>; 2],
@@ -516,18 +532,20 @@ impl Pairer {
                 conn.framing = f;
                 Self::mode_for(f, limits)
             }
+            // Room for the first bursts of a typical text exchange, so
+            // they do not grow the buffers chunk by chunk.
             None => Mode::Detecting {
-                held: Vec::new(),
-                buf: Vec::new(),
+                held: Vec::with_capacity(4),
+                buf: Vec::with_capacity(256),
                 bytes: 0,
-                bursts: Vec::new(),
+                bursts: 0,
             },
         };
         Pairer {
             limits,
             mode,
             last_side: None,
-            unanswered: VecDeque::new(),
+            unanswered: conn.exchanges.len(),
             index: [0; 2],
             merge: [None; 2],
             noted_lost_sync: false,
@@ -537,7 +555,7 @@ impl Pairer {
 
     fn mode_for(f: Framing, limits: PairLimits) -> Mode {
         match f {
-            Framing::Raw => Mode::Turns([None, None]),
+            Framing::Raw => Mode::Turns(Box::new([None, None])),
             f => Mode::Framed(Box::new([Decoder::new(f, limits), Decoder::new(f, limits)])),
         }
     }
@@ -563,6 +581,9 @@ impl Pairer {
             bursts,
         } = &mut self.mode
         {
+            if held.last().map(|h| h.side) != Some(side) && *bursts < 3 {
+                *bursts += 1;
+            }
             let data = match chunk.data {
                 ChunkData::Bytes(b) => {
                     *bytes += b.len();
@@ -579,10 +600,7 @@ impl Pairer {
                 time: chunk.time,
                 packet: chunk.packet,
             });
-            if bursts.last() != Some(&side) && bursts.len() < 3 {
-                bursts.push(side);
-            }
-            if bursts.len() >= 3 || *bytes >= DETECT_WINDOW {
+            if *bursts >= 3 || *bytes >= DETECT_WINDOW {
                 self.decide(conn, false);
             }
             return;
@@ -601,7 +619,9 @@ impl Pairer {
         // The first burst of each side: all of its bytes (for the line
         // test, which a gap does not disturb) and those before its first gap
         // (for the length test, which a gap would derail).
-        let mut text: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        // A first burst is a run of held chunks of one side, so its bytes
+        // lie one after the other in `buf`: ranges, not copies.
+        let mut text: [Option<std::ops::Range<usize>>; 2] = [None, None];
         let mut clean = [0usize; 2];
         let mut gap = [false; 2];
         let mut done = [false; 2];
@@ -619,18 +639,23 @@ impl Pairer {
             }
             match &h.data {
                 Some(d) => {
-                    text[s].extend_from_slice(&buf[d.clone()]);
+                    let t = text[s].get_or_insert(d.start..d.start);
+                    debug_assert_eq!(t.end, d.start, "a burst is contiguous in the buffer");
+                    t.end = d.end;
                     if !gap[s] {
-                        clean[s] = text[s].len();
+                        clean[s] = t.len();
                     }
                 }
                 None => gap[s] = true,
             }
         }
-        let sample = |s: usize| Sample {
-            text: &text[s],
-            clean: &text[s][..clean[s]],
-            whole: done[s] || ended,
+        let sample = |s: usize| {
+            let t = text[s].clone().map_or(&[][..], |t| &buf[t]);
+            Sample {
+                text: t,
+                clean: &t[..clean[s]],
+                whole: done[s] || ended,
+            }
         };
         let framing = detect([sample(0), sample(1)], self.limits.max_message);
         conn.framing = framing;
@@ -717,7 +742,6 @@ impl Pairer {
         let preview_len = self.limits.preview_len;
         match side {
             Side::Client => {
-                self.unanswered.push_back(conn.exchanges.len());
                 conn.exchanges.push(Exchange {
                     request_bytes: msg.len,
                     response_bytes: 0,
@@ -731,9 +755,10 @@ impl Pairer {
                 });
             }
             Side::Server => {
-                let (ex, latency) = match self.unanswered.pop_front() {
-                    Some(i) => {
-                        let ex = &mut conn.exchanges[i];
+                let waiting = self.unanswered;
+                let (ex, latency) = match conn.exchanges.get_mut(waiting) {
+                    Some(ex) => {
+                        self.unanswered += 1;
                         let latency = msg.last_time.micros_since(ex.request_time);
                         (ex, Some(latency))
                     }
@@ -749,6 +774,7 @@ impl Pairer {
                             latency_us: None,
                             incomplete: false,
                         });
+                        self.unanswered = conn.exchanges.len();
                         (conn.exchanges.last_mut().expect("just pushed"), None)
                     }
                 };
@@ -845,7 +871,6 @@ impl Pairer {
         conn.recv_pitfalls
             .sort_by_key(|p| (slot(p.from), p.message));
         self.scratch = Vec::new();
-        self.unanswered = VecDeque::new();
     }
 }
 
@@ -866,17 +891,14 @@ pub struct Sample<'a> {
 /// one `\n`, and the length test with at least one whole message and a
 /// plausible start of the next.
 pub fn detect(sides: [Sample<'_>; 2], max_message: usize) -> Framing {
-    let speaking: Vec<Sample<'_>> = sides.into_iter().filter(|s| !s.text.is_empty()).collect();
-    if speaking.is_empty() {
+    let speaking = || sides.iter().filter(|s| !s.text.is_empty());
+    if speaking().next().is_none() {
         return Framing::Raw;
     }
-    if speaking.iter().all(|s| looks_like_lines(s.text, s.whole)) {
+    if speaking().all(|s| looks_like_lines(s.text, s.whole)) {
         return Framing::Line;
     }
-    if speaking
-        .iter()
-        .all(|s| looks_length_framed(s.clean, s.whole, max_message))
-    {
+    if speaking().all(|s| looks_length_framed(s.clean, s.whole, max_message)) {
         Framing::Length
     } else {
         Framing::Raw
@@ -891,6 +913,16 @@ fn looks_like_lines(b: &[u8], whole: bool) -> bool {
     } else {
         b.contains(&b'\n')
     };
+    if !lines {
+        return false;
+    }
+    // Fast path: printable ASCII and line ends (the usual text protocol)
+    // need neither UTF-8 decoding nor a walk over `char`s.
+    if b.iter()
+        .all(|&c| (0x20..0x7f).contains(&c) || matches!(c, b'\n' | b'\r' | b'\t'))
+    {
+        return true;
+    }
     // A cut burst may end in the middle of a UTF-8 character.
     let text = match std::str::from_utf8(b) {
         Ok(t) => t,
@@ -899,10 +931,8 @@ fn looks_like_lines(b: &[u8], whole: bool) -> bool {
         }
         Err(_) => return false,
     };
-    lines
-        && text
-            .chars()
-            .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+    text.chars()
+        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
 }
 
 /// A whole number (at least one) of length-prefixed messages, each within

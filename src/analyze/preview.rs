@@ -17,13 +17,65 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Default)]
 pub struct PreviewBuf {
     /// The first captured bytes, up to the limit given to [`PreviewBuf::push`].
-    head: Vec<u8>,
+    head: Head,
     /// Whether bytes after `head` and before any gap exist (cut by the limit).
     more: bool,
     /// Missing bytes met right after `head` (nothing after a gap is kept).
     missing: Option<u64>,
     /// Whether anything (bytes or more gaps) follows the first gap.
     after_gap: bool,
+}
+
+/// Bytes kept in place before a [`Head`] needs the heap: the default
+/// preview (40 characters) fits, so most messages allocate nothing for it.
+const INLINE: usize = 48;
+
+/// The kept bytes of a preview: inline while they fit in [`INLINE`] bytes,
+/// on the heap beyond (a `--preview` longer than the default).
+#[derive(Debug, Clone)]
+struct Head {
+    inline: [u8; INLINE],
+    /// Bytes used in `inline`, when `heap` is empty.
+    len: u8,
+    heap: Vec<u8>,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            inline: [0; INLINE],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+}
+
+impl Head {
+    fn bytes(&self) -> &[u8] {
+        if self.heap.is_empty() {
+            &self.inline[..usize::from(self.len)]
+        } else {
+            &self.heap
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    fn extend_from_slice(&mut self, more: &[u8]) {
+        let len = usize::from(self.len);
+        if self.heap.is_empty() && len + more.len() <= INLINE {
+            self.inline[len..len + more.len()].copy_from_slice(more);
+            // At most INLINE (48), so it fits a u8.
+            self.len = (len + more.len()) as u8;
+        } else {
+            if self.heap.is_empty() {
+                self.heap.extend_from_slice(&self.inline[..len]);
+            }
+            self.heap.extend_from_slice(more);
+        }
+    }
 }
 
 impl PreviewBuf {
@@ -60,7 +112,7 @@ impl PreviewBuf {
     /// Renders the preview in at most `limit` characters plus the markers:
     /// `…` where bytes were left out, `[N bytes missing]` at the first gap.
     pub fn render(&self, limit: usize) -> String {
-        let mut out = escape(&self.head, limit);
+        let mut out = escape(self.head.bytes(), limit);
         if self.more && !out.ends_with('…') {
             out.push('…');
         }
@@ -79,56 +131,82 @@ impl PreviewBuf {
 /// ending it with `…` when something was left out. An escape sequence is
 /// never cut in half.
 pub fn escape(bytes: &[u8], limit: usize) -> String {
-    let mut out = String::with_capacity(bytes.len().min(limit) + 3);
+    // Built as bytes (only ASCII and `…` go in) and checked once at the end.
+    let mut out = Vec::with_capacity(bytes.len().min(limit) + 3);
     let mut chars = 0;
     let mut rest = bytes;
     while let Some(&b) = rest.first() {
         // A run of printable ASCII (but `\\`) is copied in one piece: most
         // previews are text, and byte-by-byte pushes dominated the profile.
-        let run = rest
-            .iter()
-            .position(|&b| !(0x20..=0x7e).contains(&b) || b == b'\\')
-            .unwrap_or(rest.len());
+        let run = printable_run(rest);
         if run > 0 {
             let room = limit - chars;
             let take = run.min(room);
-            // Printable ASCII is UTF-8.
-            out.push_str(std::str::from_utf8(&rest[..take]).unwrap_or_default());
+            out.extend_from_slice(&rest[..take]);
             if run > room {
-                out.push('…');
-                return out;
+                out.extend_from_slice("…".as_bytes());
+                return into_string(out);
             }
             chars += run;
             rest = &rest[run..];
             continue;
         }
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let hex;
-        let piece: &str = match b {
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            b'\\' => "\\\\",
+        let piece: &[u8] = match b {
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            b'\\' => b"\\\\",
             _ => {
-                const DIGITS: &[u8; 16] = b"0123456789abcdef";
                 hex = [
                     b'\\',
                     b'x',
                     DIGITS[usize::from(b >> 4)],
                     DIGITS[usize::from(b & 0xf)],
                 ];
-                std::str::from_utf8(&hex).unwrap_or_default()
+                &hex
             }
         };
         // Every piece is ASCII, so its byte length is its character count.
         if chars + piece.len() > limit {
-            out.push('…');
-            return out;
+            out.extend_from_slice("…".as_bytes());
+            return into_string(out);
         }
-        out.push_str(piece);
+        out.extend_from_slice(piece);
         chars += piece.len();
         rest = &rest[1..];
     }
-    out
+    into_string(out)
+}
+
+/// Length of the run of printable ASCII other than `\\` that starts `bytes`,
+/// looked at 8 bytes at a time while they all are.
+fn printable_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut n = 0;
+    while let Some(word) = bytes.get(n..n + 8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        // A byte below 0x20, at or above 0x80, 0x7f (DEL) or a backslash.
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let odd = below_space | (w & HIGH) | zero(w ^ (ONES * 0x7f)) | zero(w ^ (ONES * 0x5c));
+        if odd != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n + bytes[n..]
+        .iter()
+        .position(|&b| !(0x20..=0x7e).contains(&b) || b == b'\\')
+        .unwrap_or(bytes.len() - n)
+}
+
+/// The escaped preview as a `String`: it holds only ASCII and `…`, so the
+/// check cannot fail (and would lose nothing but that preview if it did).
+fn into_string(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -175,6 +253,20 @@ mod tests {
         let mut p = PreviewBuf::default();
         p.push_missing(1);
         assert_eq!(p.render(40), "[1 byte missing]");
+    }
+
+    #[test]
+    fn preview_buf_longer_than_inline_moves_to_the_heap() {
+        let text = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut p = PreviewBuf::default();
+        for piece in text.chunks(7) {
+            p.push(piece, 100);
+        }
+        assert_eq!(p.render(100), std::str::from_utf8(text).unwrap());
+        let mut p = PreviewBuf::default();
+        p.push(&text[..INLINE], 100);
+        p.push(&text[INLINE..], 100);
+        assert_eq!(p.render(100), std::str::from_utf8(text).unwrap());
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub struct Args {
 /// Runs `reqresp analyze`: the capture streams through the analyzer into a
 /// [`ReportWriter`], so memory follows the live connections, not the file.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    no_huge_pages();
     let format = args
         .format
         .unwrap_or_else(|| format_from_extension(&args.output));
@@ -139,6 +140,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Asks Linux not to back this process's memory with transparent huge
+/// pages. The allocator spreads the analysis over many small pages on three
+/// threads; with 2 MiB pages each one touched costs 2 MiB of resident
+/// memory, which put the benchmark's peak at 70–87 MB instead of about 47
+/// MB, for no gain in speed. Failing is harmless (older kernels): nothing
+/// but memory use changes.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes
+    // nothing but a flag of this process's memory map.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 /// The format named by the output file's extension, text when none matches.
 fn format_from_extension(output: &Option<PathBuf>) -> Format {
     let extension = output
@@ -155,7 +171,7 @@ fn format_from_extension(output: &Option<PathBuf>) -> Format {
 }
 
 /// Connections handed over per message to the writer thread.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 
 /// The report's writer on a thread of its own, so writing the report (a
 /// third of the work for JSON) overlaps with reading the capture. Bounded:
