@@ -6,7 +6,7 @@
 //!   bytes, and the buffered async connection that uses them.
 //! - [`server`]: the accept loop, limits, graceful shutdown, and the services
 //!   (echo, tickets) behind a small trait.
-//! - [`client`]: the scripted, interactive and load-generating client.
+//! - [`client`]: the scripted and interactive client.
 //! - [`bench`]: the load generator behind `reqresp bench`: many connections,
 //!   pipelining, open-loop rates and HDR latency percentiles.
 //! - [`capture`]: live capture through libpcap into standard pcap files.
@@ -16,7 +16,7 @@
 //! - [`lab`]: the whole lab on one machine: namespaces, bridge, capture,
 //!   server, client and report.
 //!
-//! `protocol` ← `server`, `client`; `protocol` ← `analyze` ← `report`;
+//! `protocol` ← `server`, `client`, `bench`; `protocol` ← `analyze` ← `report`;
 //! `lab` uses all of them. Only the binary's `cli` sees everything.
 
 #![warn(missing_docs)]

@@ -6,13 +6,10 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
-use std::thread;
 
 use anyhow::Context;
-use reqresp::analyze::model::Connection;
 use reqresp::analyze::{self, AnalyzeError, FramingChoice, Options, reader};
-use reqresp::report::{Ending, Format, RenderOptions, ReportWriter};
+use reqresp::report::{BackgroundWriter, Ending, Format, RenderOptions, ReportWriter};
 
 /// Arguments of `reqresp analyze`.
 #[derive(clap::Args)]
@@ -78,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     render_options.max_exchanges = (args.max_exchanges > 0).then_some(args.max_exchanges);
     render_options.max_connections = (args.max_connections > 0).then_some(args.max_connections);
     render_options.title = Some(args.input.display().to_string());
-    let mut writer = Background::start(ReportWriter::new(format, render_options, output)?);
+    let mut writer = BackgroundWriter::start(ReportWriter::new(format, render_options, output)?);
 
     let analysis = if args.input.as_os_str() == "-" {
         analyze::analyze_stream(
@@ -167,71 +164,5 @@ fn format_from_extension(output: &Option<PathBuf>) -> Format {
         Some("svg") => Format::Svg,
         Some("mmd" | "mermaid") => Format::Mermaid,
         _ => Format::Text,
-    }
-}
-
-/// Connections handed over per message to the writer thread.
-const BATCH: usize = 256;
-
-/// The report's writer on a thread of its own, so writing the report (a
-/// third of the work for JSON) overlaps with reading the capture. Bounded:
-/// at most a few batches wait, so memory stays flat when the output is slow.
-struct Background {
-    tx: Option<mpsc::SyncSender<Vec<Connection>>>,
-    batch: Vec<Connection>,
-    handle: thread::JoinHandle<io::Result<Writer>>,
-}
-
-type Writer = ReportWriter<Box<dyn Write + Send>>;
-
-impl Background {
-    fn start(mut writer: Writer) -> Self {
-        let (tx, rx) = mpsc::sync_channel::<Vec<Connection>>(8);
-        let handle = thread::spawn(move || {
-            for batch in rx {
-                for c in batch {
-                    writer.connection(c)?;
-                }
-            }
-            Ok(writer)
-        });
-        Background {
-            tx: Some(tx),
-            batch: Vec::with_capacity(BATCH),
-            handle,
-        }
-    }
-
-    /// Queues a connection; an error when the writer thread has stopped.
-    fn connection(&mut self, c: Connection) -> io::Result<()> {
-        self.batch.push(c);
-        if self.batch.len() >= BATCH {
-            self.send()?;
-        }
-        Ok(())
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        match &self.tx {
-            Some(tx) if tx.send(batch).is_ok() => Ok(()),
-            _ => Err(io::Error::other("the report writer stopped")),
-        }
-    }
-
-    /// Sends what is queued, waits for the thread and returns the writer,
-    /// or the error that stopped it.
-    fn finish(mut self) -> io::Result<Writer> {
-        let sent = if self.batch.is_empty() {
-            Ok(())
-        } else {
-            self.send()
-        };
-        drop(self.tx.take());
-        let writer = self
-            .handle
-            .join()
-            .map_err(|_| io::Error::other("the report writer panicked"))??;
-        sent.map(|()| writer)
     }
 }

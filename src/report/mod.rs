@@ -23,12 +23,15 @@ use crate::analyze::model::{Analysis, Connection};
 use crate::protocol::Framing;
 use stats::{Summary, SummaryBuilder};
 
+pub mod background;
 pub mod json;
 pub mod ladder;
 pub mod mermaid;
 pub mod stats;
 pub mod svg;
 pub mod text;
+
+pub use background::BackgroundWriter;
 
 #[cfg(test)]
 pub(crate) mod sample;
