@@ -550,6 +550,21 @@ fn docker_unavailable() -> Option<String> {
     {
         return Some("neither docker compose nor docker-compose is installed".into());
     }
+    // No image can be pulled in the test: the base comes from debootstrap
+    // (scripts/docker-base.sh), unless it was made before.
+    let base_cached = Command::new("docker")
+        .args(["image", "inspect", "reqresp-base:bookworm"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        || std::path::Path::new("/var/cache/reqresp/reqresp-base-bookworm.tar").exists();
+    if !base_cached && !have("debootstrap") {
+        return Some(
+            "no reqresp-base:bookworm image and no debootstrap to make one (apt-get install debootstrap)"
+                .into(),
+        );
+    }
     None
 }
 
