@@ -194,46 +194,43 @@ fn ip_tcp<'a>(packet: &RawPacket<'a>, ip: &'a [u8], cut: bool) -> Result<TcpSegm
 /// packet — returns `None` and goes through [`ip_tcp_general`], which
 /// classifies it; a unit test checks that both paths agree.
 fn ipv4_tcp<'a>(packet: &RawPacket<'a>, ip: &'a [u8]) -> Option<TcpSegment<'a>> {
-    let &[version_ihl, _, total_hi, total_lo, ..] = ip else {
-        return None;
-    };
-    let header_len = usize::from(version_ihl & 0x0F) * 4;
-    let total = usize::from(u16::from_be_bytes([total_hi, total_lo]));
-    if version_ihl >> 4 != 4 || header_len < 20 || total < header_len || total > ip.len() {
+    // Fixed-size arrays: the field reads below need no bounds checks.
+    let header: &[u8; 20] = ip.first_chunk()?;
+    let header_len = usize::from(header[0] & 0x0F) * 4;
+    let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if header[0] >> 4 != 4 || header_len < 20 || total < header_len || total > ip.len() {
         return None;
     }
-    let header = &ip[..header_len];
     // More fragments, or a fragment offset: IP reassembly is not done.
     let fragment = u16::from_be_bytes([header[6], header[7]]) & 0x3FFF != 0;
     if fragment || header[9] != IpNumber::TCP.0 {
         return None;
     }
-    let tcp = &ip[header_len..total];
-    if tcp.len() < 20 {
-        return None;
-    }
+    let segment = ip.get(header_len..total)?;
+    let tcp: &[u8; 20] = segment.first_chunk()?;
     let tcp_header_len = usize::from(tcp[12] >> 4) * 4;
-    if tcp_header_len < 20 || tcp_header_len > tcp.len() {
+    if tcp_header_len < 20 {
         return None;
     }
-    let be32 = |at: usize| u32::from_be_bytes([tcp[at], tcp[at + 1], tcp[at + 2], tcp[at + 3]]);
-    let address = |at: usize| {
-        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-    };
+    let payload = segment.get(tcp_header_len..)?;
+    let [s0, s1, s2, s3, d0, d1, d2, d3] = [
+        header[12], header[13], header[14], header[15], header[16], header[17], header[18],
+        header[19],
+    ];
     let flags = tcp[13];
     Some(TcpSegment {
         number: packet.number,
         time: packet.time,
         src: SocketAddr::from((
-            Ipv4Addr::from(address(12)),
+            Ipv4Addr::new(s0, s1, s2, s3),
             u16::from_be_bytes([tcp[0], tcp[1]]),
         )),
         dst: SocketAddr::from((
-            Ipv4Addr::from(address(16)),
+            Ipv4Addr::new(d0, d1, d2, d3),
             u16::from_be_bytes([tcp[2], tcp[3]]),
         )),
-        seq: be32(4),
-        ack: be32(8),
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        ack: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
         flags: TcpFlags {
             syn: flags & 0x02 != 0,
             ack: flags & 0x10 != 0,
@@ -241,9 +238,9 @@ fn ipv4_tcp<'a>(packet: &RawPacket<'a>, ip: &'a [u8]) -> Option<TcpSegment<'a>> 
             rst: flags & 0x04 != 0,
             psh: flags & 0x08 != 0,
         },
-        payload: &tcp[tcp_header_len..],
+        payload,
         // `total` is at most 65 535.
-        payload_len: (tcp.len() - tcp_header_len) as u32,
+        payload_len: payload.len() as u32,
     })
 }
 
