@@ -29,6 +29,11 @@ pub(crate) const LINGER: Duration = Duration::from_secs(1);
 /// At most this many bytes are read and discarded while lingering.
 const LINGER_BYTES: usize = 1 << 20;
 
+/// With line framing, how long part of a line may wait for its newline
+/// before the log says why no answer comes: the original lab's Python
+/// client sends bare messages and would otherwise hang without a clue.
+const PARTIAL_LINE_HINT: Duration = Duration::from_secs(2);
+
 /// Why a connection ended.
 #[derive(Debug)]
 pub(crate) enum Close {
@@ -135,6 +140,7 @@ where
 {
     let service = &*config.service;
     let mut draining = false;
+    let mut hinted = false;
     loop {
         // Shutdown is only looked at here, between batches: every request
         // already read has been answered and flushed by then. From then on
@@ -147,10 +153,24 @@ where
                 Err(e) => Ok(Err(e)),
             }
         } else {
+            let partial = conn.buffered();
+            let hint_due = !hinted && partial > 0 && config.framing == Framing::Line;
             tokio::select! {
                 biased;
                 _ = shutdown.recv() => {
                     draining = true;
+                    continue;
+                }
+                _ = tokio::time::sleep(PARTIAL_LINE_HINT), if hint_due => {
+                    hinted = true;
+                    warn!(
+                        %peer,
+                        bytes = partial,
+                        "no newline after {partial} bytes for {} s: line framing answers complete lines only; \
+                         a client that sends bare messages (like the original lab's Python client) \
+                         needs `reqresp server --framing raw`",
+                        PARTIAL_LINE_HINT.as_secs()
+                    );
                     continue;
                 }
                 filled = timeout(config.idle_timeout, conn.fill()) => filled,

@@ -600,3 +600,20 @@ fn address_in_use_says_what_to_do() {
     assert!(err.contains("is in use"), "{err}");
     assert!(err.contains("--listen 127.0.0.1:0"), "{err}");
 }
+
+#[test]
+fn a_bare_message_without_newline_gets_a_hint_in_the_log() {
+    // The original lab's Python client sends "Hello, server!" with no
+    // newline; a line-framed server must say why it does not answer.
+    let server = LoggedServer::start(&[]);
+    let mut stream = connect(server.server.addr);
+    stream.write_all(b"Hello, server!").unwrap();
+    let hint = server.wait_log("--framing raw");
+    assert!(hint.contains("14 bytes"), "{hint}");
+    // Completing the line still gets the answer.
+    stream.write_all(b"\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "Echo: Hello, server!\n");
+}
