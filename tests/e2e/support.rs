@@ -32,8 +32,11 @@ pub fn is_root() -> bool {
 }
 
 /// Prints a visible skip message; use as `if !cond { return skip("why"); }`.
+/// Written to the stderr handle directly: the test harness captures
+/// `eprintln!` of passing tests, which would hide the skip.
 pub fn skip(why: &str) {
-    eprintln!("SKIPPED: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
 
 /// A running `reqresp server`, stopped (by its PID) when dropped.
