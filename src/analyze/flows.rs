@@ -388,22 +388,7 @@ impl Analyzer {
     fn open(&mut self, seg: &TcpSegment<'_>) -> Slot {
         let (client, server, how) = choose_sides(seg, &self.opts);
         let id = u32::try_from(self.connections() + 1).unwrap_or(u32::MAX);
-        let mut conn = Connection {
-            id,
-            client,
-            server,
-            first_seen: seg.time,
-            last_seen: seg.time,
-            handshake: None,
-            bytes_client_to_server: 0,
-            bytes_server_to_client: 0,
-            gaps: Vec::new(),
-            framing: Framing::Raw,
-            exchanges: Vec::new(),
-            recv_pitfalls: Vec::new(),
-            close: None,
-            notes: Vec::new(),
-        };
+        let mut conn = Connection::new(id, client, server, seg.time);
         if let Some(how) = how {
             conn.notes.push(format!(
                 "the capture began after the handshake (first packet #{}); \

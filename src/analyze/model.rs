@@ -83,6 +83,30 @@ pub struct Connection {
     pub notes: Vec<String>,
 }
 
+impl Connection {
+    /// A connection with nothing seen yet but its first packet: no
+    /// handshake, bytes, gaps, exchanges or close. Fields are only ever
+    /// added to the model; building through here keeps callers compiling.
+    pub fn new(id: u32, client: SocketAddr, server: SocketAddr, first_seen: Timestamp) -> Self {
+        Connection {
+            id,
+            client,
+            server,
+            first_seen,
+            last_seen: first_seen,
+            handshake: None,
+            bytes_client_to_server: 0,
+            bytes_server_to_client: 0,
+            gaps: Vec::new(),
+            framing: Framing::Raw,
+            exchanges: Vec::new(),
+            recv_pitfalls: Vec::new(),
+            close: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// The three-way handshake.
 #[derive(Debug, Clone, Serialize)]
 pub struct Handshake {

@@ -947,22 +947,12 @@ mod tests {
     use super::*;
 
     fn conn() -> Connection {
-        Connection {
-            id: 1,
-            client: "10.0.0.2:40000".parse().unwrap(),
-            server: "10.0.0.1:2222".parse().unwrap(),
-            first_seen: Timestamp(0),
-            last_seen: Timestamp(0),
-            handshake: None,
-            bytes_client_to_server: 0,
-            bytes_server_to_client: 0,
-            gaps: Vec::new(),
-            framing: Framing::Raw,
-            exchanges: Vec::new(),
-            recv_pitfalls: Vec::new(),
-            close: None,
-            notes: Vec::new(),
-        }
+        Connection::new(
+            1,
+            "10.0.0.2:40000".parse().unwrap(),
+            "10.0.0.1:2222".parse().unwrap(),
+            Timestamp(0),
+        )
     }
 
     /// Feeds chunks to a pairer: (side, bytes or missing count), packet
