@@ -13,6 +13,8 @@
 //! - [`analyze`]: reads pcap/pcapng, decodes packets, reassembles TCP and pairs
 //!   each request with its response into an [`analyze::model::Analysis`].
 //! - [`report`]: renders an analysis as text, JSON, Mermaid or SVG.
+//! - [`check`]: `reqresp check`, a suite of cases that judges any
+//!   request/response server on the wire, with ladders as evidence.
 //! - [`lab`]: the whole lab on one machine: namespaces, bridge, capture,
 //!   server, client and report.
 //!
@@ -24,6 +26,7 @@
 pub mod analyze;
 pub mod bench;
 pub mod capture;
+pub mod check;
 pub mod client;
 pub mod lab;
 pub mod protocol;

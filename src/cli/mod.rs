@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod analyze;
 mod bench;
 mod capture;
+mod check;
 mod client;
 mod lab;
 mod logging;
@@ -35,6 +36,8 @@ enum Command {
     Analyze(analyze::Args),
     /// Load-test a server: many connections, pipelining, fixed rates, latency percentiles.
     Bench(bench::Args),
+    /// Judge a request/response server: framing, concurrency, close; pass/fail with evidence.
+    Check(check::Args),
     /// Run the whole lab on this machine: topology, capture, server, client, report.
     Lab(lab::Args),
 }
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,
