@@ -171,12 +171,14 @@ fn diagnose_echo(prefix: &[u8], request: &[u8], answer: &[u8]) -> Mismatch {
         if copies > 1 && answer.starts_with(prefix) {
             let pieces = piece_sizes(prefix, answer);
             let largest = pieces.iter().copied().max().unwrap_or(0);
-            let cause = if largest > 0 && pieces.iter().filter(|&&p| p == largest).count() > 1 {
+            let all_but_last_full =
+                pieces.len() > 1 && pieces[..pieces.len() - 1].iter().all(|&p| p == largest);
+            let cause = if largest <= 1 {
+                "the server answered each piece as it arrived; it must keep reading until the whole message is in".to_string()
+            } else if all_but_last_full {
                 format!(
                     "the server answers every read as a message and reads at most {largest} bytes at a time (like recv({largest})); it must keep reading until the whole message is in"
                 )
-            } else if largest <= 1 {
-                "the server answered each piece as it arrived; it must keep reading until the whole message is in".to_string()
             } else {
                 "the server answered each read as a message; it must keep reading until the whole message is in".to_string()
             };

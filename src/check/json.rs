@@ -66,6 +66,7 @@ pub fn to_value(report: &CheckReport) -> Value {
         "counts": report.counts(),
         "duration_ms": ms(report.duration),
         "evidence": evidence,
+        "notes": report.notes,
         "cases": cases,
     })
 }
@@ -93,6 +94,7 @@ mod tests {
         assert_eq!(v["counts"]["fail"], 1);
         assert_eq!(v["counts"]["skip"], 1);
         assert_eq!(v["evidence"]["source"], "client");
+        assert_eq!(v["notes"][0], "the server went away");
         let cases = v["cases"].as_array().unwrap();
         assert_eq!(cases.len(), 4);
         let merged = &cases[1];

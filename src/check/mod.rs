@@ -292,6 +292,8 @@ pub struct CheckReport {
     pub duration: Duration,
     /// Where the evidence comes from.
     pub evidence: Evidence,
+    /// Remarks about the run as a whole (the server went away mid-run).
+    pub notes: Vec<String>,
 }
 
 /// How many cases ended each way.

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::capture;
 use super::cases::{self, Ctx};
 use super::probe::Link;
-use super::trace::{self, ConnTrace};
+use super::trace::{self, ConnTrace, EventKind};
 use super::{
     CaseCapture, CaseId, CaseResult, CheckConfig, CheckError, CheckReport, Evidence, Outcome,
     Verdict,
@@ -66,7 +66,12 @@ pub async fn run(
     };
 
     let expect = config.expectation();
-    let mut results = Vec::new();
+    let mut results: Vec<CaseResult> = Vec::new();
+    let mut notes = Vec::new();
+    // The last case in which a connection was accepted: when later cases
+    // are refused, the server went away (a server that exits after one
+    // client), which says nothing about what those cases check.
+    let mut reached_in: Option<CaseId> = None;
     for case in CaseId::plan(config.only.as_deref(), config.service) {
         let result = match case.not_applicable(config.framing, config.service) {
             Some(why) => CaseResult {
@@ -82,6 +87,26 @@ pub async fn run(
             },
             None => run_case(case, config, server, &expect).await,
         };
+        let mut result = result;
+        let connected = result
+            .traces
+            .iter()
+            .any(|t| t.events.iter().any(|e| e.kind == EventKind::Connected));
+        if connected {
+            reached_in = Some(case);
+        } else if let Some(earlier) = reached_in
+            && result.outcome == Outcome::Fail
+            && refused(&result.traces)
+        {
+            result.reason.push_str(&format!(
+                "; the server accepted connections in `{earlier}` and has stopped since"
+            ));
+            if notes.is_empty() {
+                notes.push(format!(
+                    "the server stopped accepting connections after `{earlier}` (does it exit after one client?); the cases after it could not look at anything else: restart the server and run them one at a time with --only to see how it handles each"
+                ));
+            }
+        }
         on_case(&result);
         results.push(result);
     }
@@ -125,7 +150,18 @@ pub async fn run(
         cases: results,
         duration: started.elapsed(),
         evidence,
+        notes,
     })
+}
+
+/// True when the case's connections were all refused.
+fn refused(traces: &[ConnTrace]) -> bool {
+    !traces.is_empty()
+        && traces.iter().all(|t| {
+            t.events.iter().any(|e| {
+                matches!(&e.kind, EventKind::ConnectFailed { reason } if reason.contains("refused"))
+            })
+        })
 }
 
 async fn resolve(addr: &str, timeout: Duration) -> Result<SocketAddr, CheckError> {

@@ -136,6 +136,9 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
             let _ = writeln!(out);
         }
     }
+    for note in &report.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
 
     for c in report
         .cases
@@ -258,6 +261,7 @@ pub(crate) mod tests {
             evidence: Evidence::Client {
                 why: "no permission".into(),
             },
+            notes: vec!["the server went away".into()],
         }
     }
 
@@ -271,6 +275,7 @@ pub(crate) mod tests {
         assert!(text.contains("── merged: FAIL"));
         assert!(text.contains(CaseId::Merged.rule(Lang::En)));
         assert!(text.contains("what the client saw:"));
+        assert!(text.contains("note: the server went away"));
         assert!(text.contains("write 27 B"));
         // A warn shows its rule and reason, but no ladder.
         assert!(text.contains("── latency: warn"));
