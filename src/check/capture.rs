@@ -139,9 +139,8 @@ impl Finished {
     /// Writes the packets of the connections from these client `ports` to
     /// `out`; returns how many there were.
     pub fn cut(&self, ports: &[u16], out: &Path) -> Result<usize, String> {
-        let mut cap =
-            pcap::Capture::from_file_with_precision(&self.path, pcap::Precision::Nano)
-                .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+        let mut cap = pcap::Capture::from_file_with_precision(&self.path, pcap::Precision::Nano)
+            .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
         let ports = ports
             .iter()
             .map(|p| format!("port {p}"))

@@ -77,7 +77,12 @@ impl Ctx {
 
     /// Sends `request` as one message and checks its answer; returns the
     /// round-trip time.
-    async fn exchange(&self, p: &mut Probe, request: &[u8], what: &str) -> Result<Duration, String> {
+    async fn exchange(
+        &self,
+        p: &mut Probe,
+        request: &[u8],
+        what: &str,
+    ) -> Result<Duration, String> {
         let started = Instant::now();
         if let Err(f) = p.send_message(request).await {
             return Err(self.fail(p, what, &f));
@@ -183,17 +188,13 @@ async fn follow_up(ctx: &Ctx, p: &mut Probe, what: &str) -> Result<(), String> {
     if ctx.raw() {
         return Ok(());
     }
-    ctx.exchange(p, b"one more message", what)
-        .await
-        .map(|_| ())
+    ctx.exchange(p, b"one more message", what).await.map(|_| ())
 }
 
 async fn split(ctx: &Ctx) -> CaseResult {
     let request = b"this message arrives one byte at a time";
     let mut p = ctx.connect("client").await?;
-    let wire = p
-        .wire(request)
-        .map_err(|f| f.describe(ctx.link.timeout))?;
+    let wire = p.wire(request).map_err(|f| f.describe(ctx.link.timeout))?;
     if let Err(f) = p.send_pieces(&wire, 1, SPLIT_PAUSE).await {
         return Err(ctx.fail(&mut p, "writing the message 1 byte at a time", &f));
     }
@@ -310,8 +311,12 @@ async fn concurrent(ctx: &Ctx) -> CaseResult {
     let mut slow = ctx.connect("slow client").await?;
     // Served once first, so a server that serves one client at a time is
     // now busy with the slow client.
-    ctx.exchange(&mut slow, b"the slow client says hello", "the slow client's first request")
-        .await?;
+    ctx.exchange(
+        &mut slow,
+        b"the slow client says hello",
+        "the slow client's first request",
+    )
+    .await?;
     let wire = slow
         .wire(request)
         .map_err(|f| f.describe(ctx.link.timeout))?;
@@ -378,8 +383,12 @@ async fn sequential(ctx: &Ctx) -> CaseResult {
         let label = format!("client {i}");
         let result = async {
             let mut p = ctx.connect(label.clone()).await?;
-            ctx.exchange(&mut p, format!("client {i} says hello").as_bytes(), "its request")
-                .await?;
+            ctx.exchange(
+                &mut p,
+                format!("client {i} says hello").as_bytes(),
+                "its request",
+            )
+            .await?;
             p.close();
             Ok::<(), String>(())
         }
@@ -435,14 +444,17 @@ async fn abort(ctx: &Ctx) -> CaseResult {
     b.abort();
     tokio::time::sleep(SETTLE).await;
     let cause = "the server died or stopped serving after clients reset their connections; it must handle errors on one connection (ECONNRESET, EPIPE) by closing that connection only";
-    let mut c = ctx
-        .connect("next client")
-        .await
-        .map_err(|e| format!("after 2 clients reset their connections, the next client {e}: {cause}"))?;
+    let mut c = ctx.connect("next client").await.map_err(|e| {
+        format!("after 2 clients reset their connections, the next client {e}: {cause}")
+    })?;
     for k in 1..=2 {
-        ctx.exchange(&mut c, b"is anyone still there?", &format!("the next client's request {k}"))
-            .await
-            .map_err(|e| format!("after 2 clients reset their connections, {e}: {cause}"))?;
+        ctx.exchange(
+            &mut c,
+            b"is anyone still there?",
+            &format!("the next client's request {k}"),
+        )
+        .await
+        .map_err(|e| format!("after 2 clients reset their connections, {e}: {cause}"))?;
     }
     c.close();
     Ok(Verdict::pass(
@@ -501,8 +513,12 @@ async fn idle(ctx: &Ctx) -> CaseResult {
             )
         })?;
     other.close();
-    ctx.exchange(&mut quiet, b"the idle client speaks at last", "the idle client's late request")
-        .await?;
+    ctx.exchange(
+        &mut quiet,
+        b"the idle client speaks at last",
+        "the idle client's late request",
+    )
+    .await?;
     quiet.close();
     Ok(Verdict::pass(
         "a client was served while another sat idle, and the idle one was served when it spoke",
@@ -704,7 +720,10 @@ mod tests {
             parse_booking(b"Booked one ticket, 4 left"),
             Ok(Booking::Booked(4))
         );
-        assert_eq!(parse_booking(b"Sorry, no tickets left"), Ok(Booking::SoldOut));
+        assert_eq!(
+            parse_booking(b"Sorry, no tickets left"),
+            Ok(Booking::SoldOut)
+        );
         assert!(parse_booking(b"Booked one ticket").is_err());
         assert!(parse_booking(b"ok").is_err());
     }

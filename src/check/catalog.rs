@@ -98,50 +98,110 @@ impl CaseId {
 
     fn rule_en(self) -> &'static str {
         match self {
-            CaseId::Echo => "A request gets the expected answer, and the connection stays open for the next one, because a client may send more than one request.",
-            CaseId::Empty => "An empty message is a message too and must be answered, because a server that waits for content would leave the client hanging.",
-            CaseId::Utf8 => "Text with multi-byte UTF-8 characters must come back byte for byte, because a server that decodes and re-encodes carelessly garbles names in other scripts.",
-            CaseId::Binary => "Every byte value, newline and zero included, must come back intact, because length framing promises to carry any payload.",
-            CaseId::Split => "A message that arrives in many small pieces must be put together before it is answered, because TCP may deliver one message over several reads.",
-            CaseId::Merged => "Several messages that arrive in one read must each get their own answer, in order, because TCP may deliver many messages in one read.",
-            CaseId::Large => "Messages of 1,500 B, 10 KB and 64 KB must be answered whole, because one recv(1024) reads only part of a large message.",
-            CaseId::Concurrent => "Many clients at once must each get their own answers, and a slow client must not block the others, because real servers have more than one user.",
-            CaseId::Sequential => "After one client leaves, the next client must still be served, because a server that exits after one client serves nobody else.",
-            CaseId::HalfClose => "When the client has sent its request and shut down its writing side, the answer must still arrive, because the end of the client's data is not the end of the conversation.",
-            CaseId::Abort => "A client that resets in the middle of a request must not stop the server from serving others, because one crashed client must not take the service down.",
-            CaseId::Close => "After the client closes, the server closes with FIN, not RST, because an RST can destroy answers still in flight.",
-            CaseId::Idle => "A connected client that sends nothing must not stop others from being served, because a server that waits on one silent client serves nobody.",
-            CaseId::Latency => "At light load, answers come quickly (p50 and p99 reported, warn above the threshold), because a correct but slow server is still a poor one.",
-            CaseId::Tickets => "Clients booking at the same moment never book more tickets than the stock, because a race between reading and updating the stock sells a ticket twice.",
+            CaseId::Echo => {
+                "A request gets the expected answer, and the connection stays open for the next one, because a client may send more than one request."
+            }
+            CaseId::Empty => {
+                "An empty message is a message too and must be answered, because a server that waits for content would leave the client hanging."
+            }
+            CaseId::Utf8 => {
+                "Text with multi-byte UTF-8 characters must come back byte for byte, because a server that decodes and re-encodes carelessly garbles names in other scripts."
+            }
+            CaseId::Binary => {
+                "Every byte value, newline and zero included, must come back intact, because length framing promises to carry any payload."
+            }
+            CaseId::Split => {
+                "A message that arrives in many small pieces must be put together before it is answered, because TCP may deliver one message over several reads."
+            }
+            CaseId::Merged => {
+                "Several messages that arrive in one read must each get their own answer, in order, because TCP may deliver many messages in one read."
+            }
+            CaseId::Large => {
+                "Messages of 1,500 B, 10 KB and 64 KB must be answered whole, because one recv(1024) reads only part of a large message."
+            }
+            CaseId::Concurrent => {
+                "Many clients at once must each get their own answers, and a slow client must not block the others, because real servers have more than one user."
+            }
+            CaseId::Sequential => {
+                "After one client leaves, the next client must still be served, because a server that exits after one client serves nobody else."
+            }
+            CaseId::HalfClose => {
+                "When the client has sent its request and shut down its writing side, the answer must still arrive, because the end of the client's data is not the end of the conversation."
+            }
+            CaseId::Abort => {
+                "A client that resets in the middle of a request must not stop the server from serving others, because one crashed client must not take the service down."
+            }
+            CaseId::Close => {
+                "After the client closes, the server closes with FIN, not RST, because an RST can destroy answers still in flight."
+            }
+            CaseId::Idle => {
+                "A connected client that sends nothing must not stop others from being served, because a server that waits on one silent client serves nobody."
+            }
+            CaseId::Latency => {
+                "At light load, answers come quickly (p50 and p99 reported, warn above the threshold), because a correct but slow server is still a poor one."
+            }
+            CaseId::Tickets => {
+                "Clients booking at the same moment never book more tickets than the stock, because a race between reading and updating the stock sells a ticket twice."
+            }
         }
     }
 
     fn rule_id(self) -> &'static str {
         match self {
-            CaseId::Echo => "Sebuah permintaan mendapat jawaban yang diharapkan dan koneksi tetap terbuka untuk permintaan berikutnya, karena klien bisa mengirim lebih dari satu permintaan.",
-            CaseId::Empty => "Pesan kosong tetap sebuah pesan dan harus dijawab, karena server yang menunggu isi akan membuat klien menunggu tanpa akhir.",
-            CaseId::Utf8 => "Teks dengan karakter UTF-8 multi-byte harus kembali byte demi byte, karena server yang men-decode dan meng-encode ulang sembarangan merusak nama dalam aksara lain.",
-            CaseId::Binary => "Setiap nilai byte, termasuk baris baru dan nol, harus kembali utuh, karena framing panjang menjanjikan dapat membawa payload apa pun.",
-            CaseId::Split => "Pesan yang tiba dalam banyak potongan kecil harus disatukan dulu sebelum dijawab, karena TCP bisa mengirim satu pesan lewat beberapa kali baca.",
-            CaseId::Merged => "Beberapa pesan yang tiba dalam satu kali baca masing-masing harus mendapat jawabannya sendiri, berurutan, karena TCP bisa mengirim banyak pesan dalam satu kali baca.",
-            CaseId::Large => "Pesan 1.500 B, 10 KB dan 64 KB harus dijawab utuh, karena satu recv(1024) hanya membaca sebagian dari pesan besar.",
-            CaseId::Concurrent => "Banyak klien sekaligus masing-masing harus mendapat jawabannya sendiri, dan klien yang lambat tidak boleh menghambat yang lain, karena server sungguhan punya lebih dari satu pengguna.",
-            CaseId::Sequential => "Setelah satu klien pergi, klien berikutnya tetap harus dilayani, karena server yang berhenti setelah satu klien tidak melayani siapa pun lagi.",
-            CaseId::HalfClose => "Setelah klien mengirim permintaan dan menutup sisi tulisnya, jawaban tetap harus sampai, karena akhir data klien bukan akhir percakapan.",
-            CaseId::Abort => "Klien yang melakukan reset di tengah permintaan tidak boleh menghentikan server melayani klien lain, karena satu klien yang rusak tidak boleh menjatuhkan layanan.",
-            CaseId::Close => "Setelah klien menutup koneksi, server menutup dengan FIN, bukan RST, karena RST bisa menghapus jawaban yang masih dalam perjalanan.",
-            CaseId::Idle => "Klien yang terhubung tetapi diam tidak boleh menghentikan server melayani yang lain, karena server yang menunggu satu klien diam tidak melayani siapa pun.",
-            CaseId::Latency => "Pada beban ringan jawaban datang cepat (p50 dan p99 dilaporkan, peringatan di atas ambang), karena server yang benar tetapi lambat tetap server yang buruk.",
-            CaseId::Tickets => "Klien yang memesan pada saat yang sama tidak pernah memesan lebih banyak tiket daripada stok, karena race antara membaca dan memperbarui stok menjual satu tiket dua kali.",
+            CaseId::Echo => {
+                "Sebuah permintaan mendapat jawaban yang diharapkan dan koneksi tetap terbuka untuk permintaan berikutnya, karena klien bisa mengirim lebih dari satu permintaan."
+            }
+            CaseId::Empty => {
+                "Pesan kosong tetap sebuah pesan dan harus dijawab, karena server yang menunggu isi akan membuat klien menunggu tanpa akhir."
+            }
+            CaseId::Utf8 => {
+                "Teks dengan karakter UTF-8 multi-byte harus kembali byte demi byte, karena server yang men-decode dan meng-encode ulang sembarangan merusak nama dalam aksara lain."
+            }
+            CaseId::Binary => {
+                "Setiap nilai byte, termasuk baris baru dan nol, harus kembali utuh, karena framing panjang menjanjikan dapat membawa payload apa pun."
+            }
+            CaseId::Split => {
+                "Pesan yang tiba dalam banyak potongan kecil harus disatukan dulu sebelum dijawab, karena TCP bisa mengirim satu pesan lewat beberapa kali baca."
+            }
+            CaseId::Merged => {
+                "Beberapa pesan yang tiba dalam satu kali baca masing-masing harus mendapat jawabannya sendiri, berurutan, karena TCP bisa mengirim banyak pesan dalam satu kali baca."
+            }
+            CaseId::Large => {
+                "Pesan 1.500 B, 10 KB dan 64 KB harus dijawab utuh, karena satu recv(1024) hanya membaca sebagian dari pesan besar."
+            }
+            CaseId::Concurrent => {
+                "Banyak klien sekaligus masing-masing harus mendapat jawabannya sendiri, dan klien yang lambat tidak boleh menghambat yang lain, karena server sungguhan punya lebih dari satu pengguna."
+            }
+            CaseId::Sequential => {
+                "Setelah satu klien pergi, klien berikutnya tetap harus dilayani, karena server yang berhenti setelah satu klien tidak melayani siapa pun lagi."
+            }
+            CaseId::HalfClose => {
+                "Setelah klien mengirim permintaan dan menutup sisi tulisnya, jawaban tetap harus sampai, karena akhir data klien bukan akhir percakapan."
+            }
+            CaseId::Abort => {
+                "Klien yang melakukan reset di tengah permintaan tidak boleh menghentikan server melayani klien lain, karena satu klien yang rusak tidak boleh menjatuhkan layanan."
+            }
+            CaseId::Close => {
+                "Setelah klien menutup koneksi, server menutup dengan FIN, bukan RST, karena RST bisa menghapus jawaban yang masih dalam perjalanan."
+            }
+            CaseId::Idle => {
+                "Klien yang terhubung tetapi diam tidak boleh menghentikan server melayani yang lain, karena server yang menunggu satu klien diam tidak melayani siapa pun."
+            }
+            CaseId::Latency => {
+                "Pada beban ringan jawaban datang cepat (p50 dan p99 dilaporkan, peringatan di atas ambang), karena server yang benar tetapi lambat tetap server yang buruk."
+            }
+            CaseId::Tickets => {
+                "Klien yang memesan pada saat yang sama tidak pernah memesan lebih banyak tiket daripada stok, karena race antara membaca dan memperbarui stok menjual satu tiket dua kali."
+            }
         }
     }
 
     /// Why the case cannot run with this framing and service, if it cannot.
     pub fn not_applicable(self, framing: Framing, service: ServiceKind) -> Option<&'static str> {
         match self {
-            CaseId::Empty if framing == Framing::Raw => Some(
-                "raw framing cannot send an empty message: zero bytes never reach the server",
-            ),
+            CaseId::Empty if framing == Framing::Raw => {
+                Some("raw framing cannot send an empty message: zero bytes never reach the server")
+            }
             CaseId::Binary if framing != Framing::Length => Some(
                 "needs --framing length: a line cannot hold a newline, and raw framing cannot tell where a message ends",
             ),
@@ -212,7 +272,10 @@ mod tests {
         }
         assert_eq!("Half_Close".parse::<CaseId>(), Ok(CaseId::HalfClose));
         let err = "bogus".parse::<CaseId>().unwrap_err().to_string();
-        assert!(err.contains("bogus") && err.contains("half-close, abort"), "{err}");
+        assert!(
+            err.contains("bogus") && err.contains("half-close, abort"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -241,11 +304,35 @@ mod tests {
     #[test]
     fn cases_that_a_framing_cannot_express_are_not_applicable() {
         use Framing::*;
-        assert!(CaseId::Binary.not_applicable(Line, ServiceKind::Echo).is_some());
-        assert!(CaseId::Binary.not_applicable(Length, ServiceKind::Echo).is_none());
-        assert!(CaseId::Empty.not_applicable(Raw, ServiceKind::Echo).is_some());
-        assert!(CaseId::Empty.not_applicable(Line, ServiceKind::Echo).is_none());
-        assert!(CaseId::Tickets.not_applicable(Line, ServiceKind::Echo).is_some());
-        assert!(CaseId::Tickets.not_applicable(Line, ServiceKind::Tickets).is_none());
+        assert!(
+            CaseId::Binary
+                .not_applicable(Line, ServiceKind::Echo)
+                .is_some()
+        );
+        assert!(
+            CaseId::Binary
+                .not_applicable(Length, ServiceKind::Echo)
+                .is_none()
+        );
+        assert!(
+            CaseId::Empty
+                .not_applicable(Raw, ServiceKind::Echo)
+                .is_some()
+        );
+        assert!(
+            CaseId::Empty
+                .not_applicable(Line, ServiceKind::Echo)
+                .is_none()
+        );
+        assert!(
+            CaseId::Tickets
+                .not_applicable(Line, ServiceKind::Echo)
+                .is_some()
+        );
+        assert!(
+            CaseId::Tickets
+                .not_applicable(Line, ServiceKind::Tickets)
+                .is_none()
+        );
     }
 }

@@ -100,7 +100,12 @@ mod tests {
         let merged = &cases[1];
         assert_eq!(merged["name"], "merged");
         assert_eq!(merged["result"], "fail");
-        assert!(merged["rule"]["id"].as_str().unwrap().starts_with("Beberapa"));
+        assert!(
+            merged["rule"]["id"]
+                .as_str()
+                .unwrap()
+                .starts_with("Beberapa")
+        );
         let events = &merged["evidence"]["connections"][0]["events"];
         assert_eq!(events[0]["event"], "connected");
         assert_eq!(events[1]["event"], "sent");

@@ -113,7 +113,11 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
                     out,
                     "      <failure message=\"{}\" type=\"{}\">{}</failure>",
                     escape(&c.reason),
-                    if c.strict_failure { "warn-strict" } else { "fail" },
+                    if c.strict_failure {
+                        "warn-strict"
+                    } else {
+                        "fail"
+                    },
                     escape(&body)
                 );
                 let _ = writeln!(out, "    </testcase>");

@@ -348,6 +348,10 @@ pub(crate) async fn test_server(framing: Framing) -> SocketAddr {
         framing,
         ..crate::server::Config::default()
     };
-    tokio::spawn(crate::server::run(listener, config, std::future::pending::<()>()));
+    tokio::spawn(crate::server::run(
+        listener,
+        config,
+        std::future::pending::<()>(),
+    ));
     addr
 }

@@ -357,7 +357,10 @@ impl Probe {
             return CloseSeen::Data(self.buf.len());
         }
         let failed_before = self.trace.failed;
-        match self.read_more(Instant::now() + self.link.timeout, "close").await {
+        match self
+            .read_more(Instant::now() + self.link.timeout, "close")
+            .await
+        {
             Err(Failure::Closed { .. }) => {
                 // A FIN is the good outcome here, not a failure.
                 self.trace.failed = failed_before;

@@ -321,12 +321,20 @@ mod tests {
         // No server answers in zero time: every p99 is above 1 ns.
         config.latency_warn = Duration::from_nanos(1);
         let report = run(&config, |_| {}).await.unwrap();
-        let latency = report.cases.iter().find(|c| c.case == CaseId::Latency).unwrap();
+        let latency = report
+            .cases
+            .iter()
+            .find(|c| c.case == CaseId::Latency)
+            .unwrap();
         assert_eq!(latency.outcome, Outcome::Warn, "{}", latency.reason);
         assert!(report.passed());
         config.strict = true;
         let report = run(&config, |_| {}).await.unwrap();
-        let latency = report.cases.iter().find(|c| c.case == CaseId::Latency).unwrap();
+        let latency = report
+            .cases
+            .iter()
+            .find(|c| c.case == CaseId::Latency)
+            .unwrap();
         assert_eq!(latency.outcome, Outcome::Fail);
         assert!(latency.strict_failure);
         assert!(!report.passed());

@@ -147,7 +147,11 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
     {
         let _ = writeln!(out);
         let title = format!("{}: {}", c.case.name(), c.outcome.word(lang));
-        let _ = writeln!(out, "── {title} {}", "─".repeat(60usize.saturating_sub(title.len())));
+        let _ = writeln!(
+            out,
+            "── {title} {}",
+            "─".repeat(60usize.saturating_sub(title.len()))
+        );
         let _ = writeln!(out, "{}: {}", w.rule, c.case.rule(lang));
         let _ = writeln!(out, "{}: {}", w.reason, c.reason);
         if c.strict_failure {
@@ -268,10 +272,15 @@ pub(crate) mod tests {
     #[test]
     fn table_summary_and_evidence_of_failed_cases() {
         let text = render(&sample(), Lang::En);
-        assert!(text.starts_with("reqresp check localhost:2222 (127.0.0.1:2222): line framing, echo service"));
+        assert!(text.starts_with(
+            "reqresp check localhost:2222 (127.0.0.1:2222): line framing, echo service"
+        ));
         assert!(text.contains("  echo "), "{text}");
         assert!(text.contains("FAIL"));
-        assert!(text.contains("4 cases: 1 pass, 1 warn, 1 FAIL, 1 skip"), "{text}");
+        assert!(
+            text.contains("4 cases: 1 pass, 1 warn, 1 FAIL, 1 skip"),
+            "{text}"
+        );
         assert!(text.contains("── merged: FAIL"));
         assert!(text.contains(CaseId::Merged.rule(Lang::En)));
         assert!(text.contains("what the client saw:"));

@@ -225,10 +225,7 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
         EventKind::Sent { bytes, text } => ("──▶", format!("write {bytes} B \"{text}\"")),
         EventKind::Received { bytes, text } => ("◀──", format!("read {bytes} B \"{text}\"")),
         EventKind::Fin => ("◀──", "read 0 B: the server closed its side (FIN)".into()),
-        EventKind::Reset => (
-            "◀─✗",
-            "connection reset: the server sent RST".into(),
-        ),
+        EventKind::Reset => ("◀─✗", "connection reset: the server sent RST".into()),
         EventKind::Error { reason } => (" ✗ ", format!("error: {reason}")),
         EventKind::Timeout {
             waited,

@@ -7,6 +7,7 @@ mod support;
 mod analyze;
 mod bench;
 mod capture;
+mod check;
 mod client;
 mod compose;
 mod lab;
