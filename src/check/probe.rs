@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::trace::{ConnTrace, EventKind, PREVIEW_CHARS, preview};
 use crate::protocol::Framing;
+use crate::protocol::framing::FrameError;
 
 /// The largest answer a probe accepts: far above any case's expected
 /// answer, and a bound on what an untrusted server can make it buffer.
@@ -117,6 +118,8 @@ pub(crate) struct Probe {
     buf: Vec<u8>,
     received: Vec<u8>,
     trace: ConnTrace,
+    /// True once the client closed or aborted on purpose.
+    ended: bool,
 }
 
 impl Probe {
@@ -137,6 +140,7 @@ impl Probe {
                     buf: Vec::new(),
                     received: Vec::new(),
                     trace,
+                    ended: false,
                 });
             }
             Ok(Err(err)) => describe_io(&err),
@@ -237,10 +241,17 @@ impl Probe {
                 Ok(None) => {}
                 Err(err) => {
                     self.trace.failed = true;
-                    return Err(Failure::Invalid(format!(
-                        "the answer cannot be read in {} framing: {err}",
-                        self.link.framing
-                    )));
+                    let why = match err {
+                        FrameError::TooLarge { .. } => format!(
+                            "the answer grew past the check's limit of {MAX_ANSWER} bytes without ending ({} framing)",
+                            self.link.framing
+                        ),
+                        other => format!(
+                            "the answer cannot be read in {} framing: {other}",
+                            self.link.framing
+                        ),
+                    };
+                    return Err(Failure::Invalid(why));
                 }
             }
             self.read_more(deadline, what).await?;
@@ -393,11 +404,13 @@ impl Probe {
     pub(crate) fn close(mut self) {
         let at = self.now();
         self.trace.push(at, EventKind::Closed);
+        self.ended = true;
     }
 
     /// Resets the connection: SO_LINGER 0, then close, so the kernel sends
     /// RST instead of FIN.
     pub(crate) fn abort(mut self) {
+        self.ended = true;
         let at = self.now();
         match self.stream.set_zero_linger() {
             Ok(()) => self.trace.push(at, EventKind::Aborted),
@@ -412,6 +425,12 @@ impl Probe {
 
 impl Drop for Probe {
     fn drop(&mut self) {
+        // Dropped after a failure (or when the case was cut short): the
+        // socket closes here, which the server sees as a FIN.
+        if !self.ended {
+            let at = self.now();
+            self.trace.push(at, EventKind::Closed);
+        }
         push_trace(&self.link.collector, std::mem::take(&mut self.trace));
     }
 }
@@ -440,5 +459,141 @@ pub(crate) fn describe_io(err: &io::Error) -> String {
         io::ErrorKind::HostUnreachable => "host unreachable".into(),
         io::ErrorKind::NetworkUnreachable => "network unreachable".into(),
         _ => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn link(addr: SocketAddr, framing: Framing) -> Link {
+        Link {
+            addr,
+            framing,
+            timeout: Duration::from_millis(300),
+            start: Instant::now(),
+            collector: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn kinds(link: &Link) -> Vec<EventKind> {
+        let traces = link.collector.lock().unwrap();
+        assert_eq!(traces.len(), 1);
+        traces[0].events.iter().map(|e| e.kind.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn reads_are_traced_and_framed_answers_kept_apart() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            // Two answers in one write, then FIN.
+            s.write_all(b"one\ntwo\n").await.unwrap();
+        });
+        let link = link(addr, Framing::Line).await;
+        let mut p = Probe::connect(&link, "c").await.unwrap();
+        assert_eq!(p.receive("answer").await.unwrap(), b"one");
+        assert_eq!(p.receive("answer").await.unwrap(), b"two");
+        server.await.unwrap();
+        let f = p.receive("answer").await.unwrap_err();
+        assert_eq!(
+            f,
+            Failure::Closed {
+                what: "answer".into(),
+                partial: 0
+            }
+        );
+        assert_eq!(p.received(), b"one\ntwo\n");
+        drop(p);
+        let k = kinds(&link);
+        assert_eq!(k[0], EventKind::Connected);
+        assert_eq!(
+            k[1],
+            EventKind::Received {
+                bytes: 8,
+                text: "one\\ntwo\\n".into()
+            }
+        );
+        assert_eq!(k[2], EventKind::Fin);
+        assert_eq!(k[3], EventKind::Closed, "a dropped probe closes");
+        assert!(link.collector.lock().unwrap()[0].failed);
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_a_bounded_timeout_and_a_reset_is_named() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (reset, told) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            // Say nothing until told, then reset.
+            let _ = told.await;
+            s.set_zero_linger().unwrap();
+            drop(s);
+        });
+        let link = link(addr, Framing::Length).await;
+        let mut p = Probe::connect(&link, "c").await.unwrap();
+        p.send_message(b"hi").await.unwrap();
+        let started = std::time::Instant::now();
+        let f = p.receive("answer").await.unwrap_err();
+        assert!(matches!(f, Failure::Timeout { partial: 0, .. }), "{f:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        reset.send(()).unwrap();
+        server.await.unwrap();
+        let f = p.receive("answer").await.unwrap_err();
+        assert_eq!(f, Failure::Reset);
+        assert_eq!(
+            f.describe(link.timeout),
+            "the server reset the connection (RST)"
+        );
+        p.close();
+        let k = kinds(&link);
+        assert!(matches!(k[1], EventKind::Sent { bytes: 6, .. }), "{k:?}");
+        assert!(matches!(k[2], EventKind::Timeout { .. }), "{k:?}");
+        assert_eq!(k[3], EventKind::Reset);
+        assert_eq!(k[4], EventKind::Closed);
+        assert_eq!(k.len(), 5, "close() is traced once: {k:?}");
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_is_refused_at_the_limit() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let block = vec![b'x'; 64 * 1024];
+            // Bounded: a little more than the limit, never a newline.
+            for _ in 0..(MAX_ANSWER / block.len() + 2) {
+                if s.write_all(&block).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let link = Link {
+            timeout: Duration::from_secs(5),
+            ..link(addr, Framing::Line).await
+        };
+        let mut p = Probe::connect(&link, "c").await.unwrap();
+        let f = p.receive("answer").await.unwrap_err();
+        assert!(
+            matches!(&f, Failure::Invalid(why) if why.contains("limit")),
+            "{f:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_traced() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let link = link(SocketAddr::from(([127, 0, 0, 1], port)), Framing::Line).await;
+        let f = Probe::connect(&link, "c").await.err().unwrap();
+        assert!(f.describe(link.timeout).contains("connection refused"));
+        assert!(matches!(&kinds(&link)[0], EventKind::ConnectFailed { .. }));
     }
 }

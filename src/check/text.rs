@@ -113,7 +113,11 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
         out,
         "{} {}: {} {}, {} {}, {} {}, {} {} ({})",
         report.cases.len(),
-        w.cases,
+        if report.cases.len() == 1 {
+            w.case
+        } else {
+            w.cases
+        },
         counts.pass,
         Outcome::Pass.word(lang),
         counts.warn,

@@ -607,3 +607,39 @@ fn failed_cases_captures_are_written_for_wireshark() {
     assert!(text.contains("the packets ("), "{text}");
     assert!(text.contains("SYN-ACK"), "{text}");
 }
+
+#[test]
+fn without_capture_privilege_the_evidence_is_the_clients_view() {
+    if !need_python() {
+        return;
+    }
+    let server = PyServer::broken("rst_on_close");
+    // As root, drop to nobody so that capturing is refused for real.
+    let mut cmd = if support::is_root() {
+        if !support::have("setpriv") {
+            return support::skip("setpriv is not installed");
+        }
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        c.arg(support::bin());
+        c
+    } else {
+        Command::new(support::bin())
+    };
+    let out = cmd
+        .args(["check", &server.addr, "--only", "close", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: Value = serde_json::from_str(stdout(&out)).unwrap();
+    assert_schema(&v);
+    assert_eq!(v["evidence"]["source"], "client");
+    let why = v["evidence"]["why"].as_str().unwrap();
+    assert!(why.contains("CAP_NET_RAW"), "{why}");
+    let close = case(&v, "close");
+    assert!(close["evidence"]["capture_file"].is_null());
+    let events = close["evidence"]["connections"][0]["events"]
+        .as_array()
+        .unwrap();
+    assert!(events.iter().any(|e| e["event"] == "reset"), "{events:?}");
+}
