@@ -171,9 +171,19 @@ async fn resolve(addr: &str, timeout: Duration) -> Result<SocketAddr, CheckError
         reason,
     };
     match tokio::time::timeout(timeout, tokio::net::lookup_host(target.clone())).await {
-        Ok(Ok(mut addrs)) => addrs
-            .next()
-            .ok_or_else(|| err("the name has no address".into())),
+        // One address is used for every case. IPv4 first: `localhost`
+        // often lists ::1 first, and a server bound to 0.0.0.0 (like the
+        // lab's Python server) refuses it. Trying each address with a
+        // connection instead would spend the only client of a server that
+        // serves one client and exits.
+        Ok(Ok(addrs)) => {
+            let mut addrs: Vec<SocketAddr> = addrs.collect();
+            addrs.sort_by_key(|a| !a.is_ipv4());
+            addrs
+                .first()
+                .copied()
+                .ok_or_else(|| err("the name has no address".into()))
+        }
         Ok(Err(e)) => Err(err(e.to_string())),
         Err(_) => Err(err(format!(
             "no answer from the resolver within {}",
@@ -310,6 +320,53 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_fails_every_case_within_its_bounds() {
+        // Accepts every connection and holds it without reading or writing.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let mut config = CheckConfig::new(addr.to_string());
+        config.capture = false;
+        config.timeout = Duration::from_millis(300);
+        let report = run(&config, |_| {}).await.unwrap();
+        for c in &report.cases {
+            if c.outcome == Outcome::Skip {
+                continue;
+            }
+            assert_eq!(c.outcome, Outcome::Fail, "{:?}: {}", c.case, c.reason);
+            assert!(
+                c.reason.contains("no answer within 0.3 s"),
+                "{:?}: {}",
+                c.case,
+                c.reason
+            );
+            assert!(!c.reason.contains("did not finish within its bound"));
+        }
+    }
+
+    #[tokio::test]
+    async fn localhost_resolves_to_ipv4_first() {
+        let addr = resolve("localhost:2222", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(addr.is_ipv4(), "{addr}");
+        assert_eq!(addr.port(), 2222);
+        let err = resolve("no-such-host.invalid:1", Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot resolve no-such-host.invalid:1"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

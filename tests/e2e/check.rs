@@ -643,3 +643,26 @@ fn without_capture_privilege_the_evidence_is_the_clients_view() {
         .unwrap();
     assert!(events.iter().any(|e| e["event"] == "reset"), "{events:?}");
 }
+
+#[test]
+fn prefix_and_expect_describe_other_servers() {
+    let server = Server::start(&["--prefix", "Re: "]);
+    let addr = server.addr.to_string();
+    // The default expectation (`Echo: …`) is wrong for this server.
+    let (out, v) = check_json(&addr, &["--only", "echo"]);
+    assert_eq!(out.status.code(), Some(1));
+    let reason = case(&v, "echo")["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("expected \"Echo: hello from reqresp check\""),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("got \"Re: hello from reqresp check\""),
+        "{reason}"
+    );
+    // Told the prefix, or only what answers start with, it passes.
+    let (out, _) = check_json(&addr, &["--prefix", "Re: ", "--only", "echo,merged,large"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let (out, _) = check_json(&addr, &["--expect", "Re:", "--only", "echo,merged,large"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
