@@ -22,13 +22,19 @@ clients = []
 
 def read_line(conn):
     """Blocks until a whole line is in (the bug); None at end of stream."""
-    line = b""
-    while not line.endswith(b"\n"):
-        byte = conn.recv(1)
-        if not byte:
+    while True:
+        # Look at what has arrived without taking it (blocks only while
+        # nothing at all has arrived).
+        data = conn.recv(1 << 17, socket.MSG_PEEK)
+        if not data:
             return None
-        line += byte
-    return line[:-1]
+        newline = data.find(b"\n")
+        if newline >= 0:
+            return conn.recv(newline + 1)[:-1]
+        # Half a line: wait, blocking everyone, until one more byte is in.
+        more = conn.recv(len(data) + 1, socket.MSG_PEEK | socket.MSG_WAITALL)
+        if len(more) <= len(data):
+            return None
 
 
 while True:
