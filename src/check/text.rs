@@ -24,6 +24,7 @@ struct Words {
     strict: &'static str,
     verdict_ok: &'static str,
     verdict_bad: &'static str,
+    note: &'static str,
 }
 
 const EN: Words = Words {
@@ -41,6 +42,7 @@ const EN: Words = Words {
     strict: "a warning, failed by --strict",
     verdict_ok: "no case failed",
     verdict_bad: "the server failed",
+    note: "note",
 };
 
 const ID: Words = Words {
@@ -58,6 +60,7 @@ const ID: Words = Words {
     strict: "peringatan, digagalkan oleh --strict",
     verdict_ok: "tidak ada kasus yang gagal",
     verdict_bad: "server gagal pada",
+    note: "catatan",
 };
 
 fn words(lang: Lang) -> &'static Words {
@@ -141,7 +144,7 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
         }
     }
     for note in &report.notes {
-        let _ = writeln!(out, "note: {note}");
+        let _ = writeln!(out, "{}: {note}", w.note);
     }
 
     for c in report
