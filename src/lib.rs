@@ -29,3 +29,6 @@ pub mod lab;
 pub mod protocol;
 pub mod report;
 pub mod server;
+
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::Stdio;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -70,38 +69,9 @@ struct LoggedServer {
 
 impl LoggedServer {
     fn start(args: &[&str]) -> Self {
-        let mut child = support::reqresp()
-            .args(["server", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn reqresp server");
-        let stderr = child.stderr.take().unwrap();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read server stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("expected 'listening on', got {line:?}"))
-            .parse()
-            .unwrap();
-        LoggedServer {
-            server: Server {
-                child,
-                addr,
-                stdout,
-            },
-            logs,
-        }
+        let server = Server::start(args);
+        let logs = server.stderr.0.clone();
+        LoggedServer { server, logs }
     }
 
     /// Waits until a log line contains `needle` (at most 5 s); returns it.
