@@ -456,10 +456,26 @@ fn sigterm_answers_every_request_received_then_exits_0() {
     let mut client = LineClient::new(server.addr);
     let burst: String = (0..REQUESTS).map(|i| format!("{i}\n")).collect();
     client.reader.get_mut().write_all(burst.as_bytes()).unwrap();
-    thread::sleep(Duration::from_millis(300));
+    // The server has accepted the connection (one still in the kernel's
+    // accept queue is not the server's yet) and its kernel holds every byte.
+    let logs = server.stderr.clone();
+    support::wait_until(
+        "the server logs the connection",
+        Duration::from_secs(10),
+        || logs.lines().iter().any(|l| l.contains("connection opened")),
+    );
+    support::wait_until(
+        "the server's kernel has taken every request byte",
+        Duration::from_secs(10),
+        || unacked_bytes(client.reader.get_ref()) == 0,
+    );
 
     server.signal(libc::SIGTERM);
-    thread::sleep(Duration::from_millis(300));
+    support::wait_until(
+        "the server logs that it is shutting down",
+        Duration::from_secs(10),
+        || logs.lines().iter().any(|l| l.contains("shutting down")),
+    );
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "the server exited with responses still owed"
@@ -482,6 +498,17 @@ fn sigterm_answers_every_request_received_then_exits_0() {
         .wait_exit(Duration::from_secs(10))
         .expect("server did not exit after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// Bytes written on `stream` that its peer has not acknowledged yet
+/// (`SIOCOUTQ`): 0 once the peer's kernel holds everything sent.
+fn unacked_bytes(stream: &TcpStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: a valid socket and a pointer to an int, as TIOCOUTQ expects.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    assert_eq!(rc, 0, "TIOCOUTQ: {}", std::io::Error::last_os_error());
+    queued
 }
 
 #[test]
