@@ -701,6 +701,7 @@ fn reader_fixtures_agree_with_tshark() {
         ("snaplen-cut.pcap", 1, 0),
         ("hostile-headers.pcap", 1, 3),
         ("truncated.pcap", 2, 0),
+        ("lesson.pcap", 31, 0),
     ] {
         let file = fixture(name);
         let (segs, summary) = read_segments(std::fs::File::open(&file).unwrap());
