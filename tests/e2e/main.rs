@@ -9,6 +9,7 @@ mod bench;
 mod capture;
 mod client;
 mod compose;
+mod fuzz_corpus;
 mod lab;
 mod server;
 mod snapshots;
