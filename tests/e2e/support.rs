@@ -51,6 +51,13 @@ pub fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
 
+/// Prints `what` past the harness's output capture, so that it shows even
+/// when the test passes: for a check a test had to leave out, and why.
+pub fn note(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "NOTE: {what}");
+}
+
 /// Polls `condition` every 10 ms until it holds; panics naming `what` if it
 /// does not within `limit`. For waits on something observable (a file that
 /// grows, a process that exits, a port that closes) instead of sleeps.
