@@ -80,9 +80,15 @@ fn tshark_segments(file: &Path) -> Vec<(u64, u64, u16, u16, u32, u32, u32)> {
             "-e",
             "tcp.len",
         ])
-        .stderr(Stdio::null())
         .output()
         .expect("run tshark");
+    // tshark exits non-zero after the packets of a truncated file too.
+    assert!(
+        out.status.success() || !out.stdout.is_empty(),
+        "tshark -r {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
