@@ -28,3 +28,47 @@ pub(crate) fn skip(why: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Only a subject for the test below: skips when `REQRESP_SKIP_PROBE` is set.
+    #[test]
+    fn skip_probe() {
+        if std::env::var_os("REQRESP_SKIP_PROBE").is_some() {
+            skip("probe");
+        }
+    }
+
+    #[test]
+    fn no_skip_makes_a_skip_fail_and_without_it_the_skip_is_visible() {
+        let run = |no_skip: bool| {
+            let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+            cmd.args(["--exact", "test_support::tests::skip_probe"])
+                .env("REQRESP_SKIP_PROBE", "1");
+            if no_skip {
+                cmd.env(NO_SKIP, "1");
+            } else {
+                cmd.env_remove(NO_SKIP);
+            }
+            let out = cmd.output().expect("run the test binary");
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out.status.success(), all)
+        };
+        let (ok, out) = run(true);
+        assert!(!ok, "with {NO_SKIP}=1 the skip must fail:\n{out}");
+        assert!(out.contains("so this skip is a failure: probe"), "{out}");
+        let (ok, out) = run(false);
+        assert!(ok, "without {NO_SKIP} a skip passes:\n{out}");
+        assert!(
+            out.contains("SKIPPED: probe") && out.contains("1 passed"),
+            "{out}"
+        );
+    }
+}
