@@ -32,3 +32,6 @@ pub mod lab;
 pub mod protocol;
 pub mod report;
 pub mod server;
+
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -166,17 +166,30 @@ mod tests {
         let (pacer, wakers) = Pacer::start(schedule, stop_at);
         let mut handles = Vec::new();
         for (k, waker) in wakers.into_iter().enumerate() {
+            // The last request of this connection due before the stop.
+            let final_due = (0..)
+                .map(|j| schedule.due(k, j))
+                .take_while(|due| *due < stop_at)
+                .last()
+                .unwrap();
             handles.push(tokio::spawn(async move {
                 let mut woken = 0u64;
-                while tokio::time::timeout(Duration::from_millis(200), waker.notified())
+                // Until woken for the last request: the timeout only bounds
+                // a test whose pacer stopped early.
+                while tokio::time::timeout(Duration::from_secs(10), waker.notified())
                     .await
                     .is_ok()
                 {
-                    // Never woken before the request is due.
+                    // Never woken before the request is due (wake-ups that
+                    // merged while this task was slow make `woken` lag, which
+                    // only makes the check looser).
                     assert!(Instant::now() >= schedule.due(k, woken));
                     woken += 1;
+                    if Instant::now() >= final_due {
+                        return woken;
+                    }
                 }
-                woken
+                panic!("connection {k} was not woken for its last request, after {woken} wake-ups");
             }));
         }
         let mut total = 0;
@@ -184,8 +197,9 @@ mod tests {
             total += h.await.unwrap();
         }
         pacer.stop();
-        // 50 ms at 2000 req/s: 100 requests, less any wake-ups that merged
-        // into one stored permit while a task was slow to run.
-        assert!((50..=100).contains(&total), "{total}");
+        // 50 ms at 2000 req/s: 100 requests, never more wake-ups than that.
+        // How many fewer is not checked: on a loaded machine a slow task
+        // sees several wake-ups as one stored permit.
+        assert!((2..=100).contains(&total), "{total}");
     }
 }

@@ -846,10 +846,9 @@ mod tests {
             .output()
             .is_err()
         {
-            eprintln!(
-                "SKIP rsvg_convert_renders_it: rsvg-convert not installed (Debian: librsvg2-bin)"
+            return crate::test_support::skip(
+                "rsvg_convert_renders_it: rsvg-convert is not installed (Debian: librsvg2-bin)",
             );
-            return;
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let svg_path = dir.path().join("ladder.svg");

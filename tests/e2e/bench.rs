@@ -347,7 +347,8 @@ fn duration_bounds_the_run() {
 
 #[test]
 fn a_server_that_stops_answering_shows_timeouts_and_fails_the_run() {
-    let server = Server::start(&[]);
+    // Requests logged as JSON, one line each, to see the bench under way.
+    let server = Server::start(&["-v", "--log-format", "json"]);
     let addr = server.addr.to_string();
     let child = Command::new(support::bin())
         .args([
@@ -365,7 +366,21 @@ fn a_server_that_stops_answering_shows_timeouts_and_fails_the_run() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Five requests over four connections, one in flight on each: some
+    // connection has sent a second request, so an answer came back.
+    support::wait_until(
+        "the server logged 5 requests",
+        Duration::from_secs(10),
+        || {
+            server
+                .stderr
+                .lines()
+                .iter()
+                .filter(|l| l.contains(r#""message":"request""#))
+                .count()
+                >= 5
+        },
+    );
     server.signal(libc::SIGSTOP);
     let out = child.wait_with_output().unwrap();
     server.signal(libc::SIGCONT);
@@ -403,7 +418,20 @@ fn a_server_that_shuts_down_mid_run_is_reported() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // All four connections of the bench are open.
+    support::wait_until(
+        "the server logged 4 connections",
+        Duration::from_secs(10),
+        || {
+            server
+                .stderr
+                .lines()
+                .iter()
+                .filter(|l| l.contains("connection opened"))
+                .count()
+                >= 4
+        },
+    );
     server.signal(libc::SIGTERM);
     assert!(
         server.wait_exit(Duration::from_secs(10)).is_some(),
@@ -433,10 +461,7 @@ fn a_server_that_shuts_down_mid_run_is_reported() {
 
 #[test]
 fn unreachable_server_is_one_line_saying_how_many_failed() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = support::closed_port();
     let out = bench(&[&format!("127.0.0.1:{port}"), "-n", "10", "-c", "3"]);
     let err = one_line_error(&out);
     assert_eq!(
@@ -475,14 +500,16 @@ fn unbounded_or_absurd_settings_are_refused_before_connecting() {
         (&["-c", "0"][..], "-c must be between"),
         (&["--rate", "0"][..], "--rate must be more than 0"),
     ] {
-        // Port 9 (discard) on loopback: nothing listens; refusal must come first.
-        let mut all = vec!["127.0.0.1:9"];
+        // A loopback port nobody listens on; the refusal must come first.
+        let closed = format!("127.0.0.1:{}", support::closed_port());
+        let mut all = vec![closed.as_str()];
         all.extend_from_slice(args);
         let out = bench(&all);
         let err = one_line_error(&out);
         assert!(err.contains(words), "{args:?}: {err}");
     }
-    let out = bench(&["127.0.0.1:9", "-n", "5", "--duration", "1"]);
+    let closed = format!("127.0.0.1:{}", support::closed_port());
+    let out = bench(&[&closed, "-n", "5", "--duration", "1"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot be used with"), "{out:?}");
 }

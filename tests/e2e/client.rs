@@ -261,7 +261,8 @@ fn silent_server_times_out_after_timeout() {
 
 #[test]
 fn bad_timeout_is_refused_by_the_parser() {
-    let out = client(&["--timeout", "0", "127.0.0.1:1", "hi"]);
+    let closed = format!("127.0.0.1:{}", support::closed_port());
+    let out = client(&["--timeout", "0", &closed, "hi"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("the timeout must be more than 0 seconds"));
 }

@@ -142,6 +142,8 @@ impl RunNames {
                 !rules.contains(&mine),
                 "firewall rule left behind:\n{rules}"
             );
+        } else {
+            skip("iptables is not installed: firewall rules not checked");
         }
     }
 }

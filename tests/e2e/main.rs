@@ -10,5 +10,7 @@ mod capture;
 mod check;
 mod client;
 mod compose;
+mod fuzz_corpus;
 mod lab;
 mod server;
+mod snapshots;

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::Stdio;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -70,38 +69,9 @@ struct LoggedServer {
 
 impl LoggedServer {
     fn start(args: &[&str]) -> Self {
-        let mut child = support::reqresp()
-            .args(["server", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn reqresp server");
-        let stderr = child.stderr.take().unwrap();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read server stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("expected 'listening on', got {line:?}"))
-            .parse()
-            .unwrap();
-        LoggedServer {
-            server: Server {
-                child,
-                addr,
-                stdout,
-            },
-            logs,
-        }
+        let server = Server::start(args);
+        let logs = server.stderr.0.clone();
+        LoggedServer { server, logs }
     }
 
     /// Waits until a log line contains `needle` (at most 5 s); returns it.
@@ -486,10 +456,26 @@ fn sigterm_answers_every_request_received_then_exits_0() {
     let mut client = LineClient::new(server.addr);
     let burst: String = (0..REQUESTS).map(|i| format!("{i}\n")).collect();
     client.reader.get_mut().write_all(burst.as_bytes()).unwrap();
-    thread::sleep(Duration::from_millis(300));
+    // The server has accepted the connection (one still in the kernel's
+    // accept queue is not the server's yet) and its kernel holds every byte.
+    let logs = server.stderr.clone();
+    support::wait_until(
+        "the server logs the connection",
+        Duration::from_secs(10),
+        || logs.lines().iter().any(|l| l.contains("connection opened")),
+    );
+    support::wait_until(
+        "the server's kernel has taken every request byte",
+        Duration::from_secs(10),
+        || unacked_bytes(client.reader.get_ref()) == 0,
+    );
 
     server.signal(libc::SIGTERM);
-    thread::sleep(Duration::from_millis(300));
+    support::wait_until(
+        "the server logs that it is shutting down",
+        Duration::from_secs(10),
+        || logs.lines().iter().any(|l| l.contains("shutting down")),
+    );
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "the server exited with responses still owed"
@@ -512,6 +498,17 @@ fn sigterm_answers_every_request_received_then_exits_0() {
         .wait_exit(Duration::from_secs(10))
         .expect("server did not exit after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// Bytes written on `stream` that its peer has not acknowledged yet
+/// (`SIOCOUTQ`): 0 once the peer's kernel holds everything sent.
+fn unacked_bytes(stream: &TcpStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: a valid socket and a pointer to an int, as TIOCOUTQ expects.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    assert_eq!(rc, 0, "TIOCOUTQ: {}", std::io::Error::last_os_error());
+    queued
 }
 
 #[test]

@@ -31,12 +31,87 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Prints a visible skip message; use as `if !cond { return skip("why"); }`.
-/// Written to the stderr handle directly: the test harness captures
-/// `eprintln!` of passing tests, which would hide the skip.
+/// The environment variable that turns every skip into a failure. `.ci/run`
+/// sets it: CI runs as root with every tool installed, so a skip there means
+/// the environment is broken (a tshark without Lua, a missing package).
+pub const NO_SKIP: &str = "REQRESP_NO_SKIP";
+
+/// Reports that the calling test cannot run here, for `why`; use as
+/// `if !cond { return skip("why"); }`. Written to the stderr handle
+/// directly: the test harness captures `eprintln!` of passing tests, which
+/// would hide the skip.
+///
+/// # Panics
+/// When `REQRESP_NO_SKIP` is set (and not `0`): the skip is the test's failure.
 pub fn skip(why: &str) {
+    if std::env::var(NO_SKIP).is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!("{NO_SKIP} is set, so this skip is a failure: {why}");
+    }
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+/// Prints `what` past the harness's output capture, so that it shows even
+/// when the test passes: for a check a test had to leave out, and why.
+pub fn note(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "NOTE: {what}");
+}
+
+/// Polls `condition` every 10 ms until it holds; panics naming `what` if it
+/// does not within `limit`. For waits on something observable (a file that
+/// grows, a process that exits, a port that closes) instead of sleeps.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A loopback TCP port that was free a moment ago and has nobody listening:
+/// bound to port 0 and closed again. Connecting to it is refused (a port
+/// such as 9 or 1 may have a listener on some machine).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().unwrap().port()
+}
+
+/// The stderr of a child, collected in the background and shown only when
+/// the test fails: servers stay quiet in a passing run.
+#[derive(Clone, Default)]
+pub struct Stderr(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Stderr {
+    /// Collects the lines of `pipe` until it closes.
+    pub fn collect(pipe: std::process::ChildStderr) -> Stderr {
+        let lines = Stderr::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.0.lock().unwrap().push(line);
+            }
+        });
+        lines
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Prints the lines under `name` when the current test is failing.
+    pub fn show_if_failing(&self, name: &str) {
+        if std::thread::panicking() {
+            use std::io::Write;
+            let lines = self.lines();
+            let _ = writeln!(
+                std::io::stderr(),
+                "--- stderr of {name} ---\n{}\n---",
+                lines.join("\n")
+            );
+        }
+    }
 }
 
 /// A running `reqresp server`, stopped (by its PID) when dropped.
@@ -47,6 +122,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The rest of its stdout.
     pub stdout: BufReader<std::process::ChildStdout>,
+    /// Its log (stderr), shown only if the test fails.
+    pub stderr: Stderr,
 }
 
 impl Server {
@@ -59,22 +136,28 @@ impl Server {
             .args(["server", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn reqresp server");
+        let stderr = Stderr::collect(child.stderr.take().unwrap());
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut line = String::new();
         loop {
             line.clear();
             let n = stdout.read_line(&mut line).expect("read server stdout");
-            assert!(n > 0, "server exited before printing 'listening on'");
+            assert!(
+                n > 0,
+                "server exited before printing 'listening on':\n{}",
+                stderr.lines().join("\n")
+            );
             if let Some(addr) = line.trim().strip_prefix("listening on ") {
                 let addr = addr.parse().expect("address in 'listening on' line");
                 return Server {
                     child,
                     addr,
                     stdout,
+                    stderr,
                 };
             }
             assert!(Instant::now() < deadline, "server did not start in 10 s");
@@ -102,7 +185,47 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.stderr.show_if_failing("reqresp server");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Only a subject for the test below: skips when `REQRESP_SKIP_PROBE` is set.
+#[test]
+fn skip_probe() {
+    if std::env::var_os("REQRESP_SKIP_PROBE").is_some() {
+        skip("probe");
+    }
+}
+
+#[test]
+fn no_skip_makes_a_skip_fail_and_without_it_the_skip_is_visible() {
+    let run = |no_skip: bool| {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "support::skip_probe", "--test-threads", "1"])
+            .env("REQRESP_SKIP_PROBE", "1");
+        if no_skip {
+            cmd.env(NO_SKIP, "1");
+        } else {
+            cmd.env_remove(NO_SKIP);
+        }
+        let out = cmd.output().expect("run the test binary");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), all)
+    };
+    let (ok, out) = run(true);
+    assert!(!ok, "with {NO_SKIP}=1 the skip must fail the test:\n{out}");
+    assert!(
+        out.contains("REQRESP_NO_SKIP is set, so this skip is a failure: probe"),
+        "{out}"
+    );
+    let (ok, out) = run(false);
+    assert!(ok, "without {NO_SKIP} a skip passes:\n{out}");
+    assert!(out.contains("SKIPPED: probe"), "{out}");
+    assert!(out.contains("1 passed"), "{out}");
 }
