@@ -61,6 +61,7 @@ enum Style {
     Fin,
     Rst,
     Note,
+    Event,
 }
 
 impl Style {
@@ -76,6 +77,7 @@ impl Style {
             Style::Fin => Some("33"),
             Style::Rst => Some("31"),
             Style::Note => Some("35"),
+            Style::Event => Some("91"),
         }
     }
 }
@@ -285,6 +287,22 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
                     Style::Fin
                 },
             ),
+            Row::Event(e) => (
+                l.arrow(e.side == Side::Client, &ladder::event_text(e), true),
+                String::new(),
+                Style::Event,
+            ),
+            Row::MoreEvents(n) => {
+                notes(
+                    p,
+                    &l,
+                    &format!(
+                        "… {n} more TCP event{} (all are in --format json)",
+                        plural(*n)
+                    ),
+                )?;
+                continue;
+            }
             Row::NoHandshake => {
                 notes(p, &l, "(capture began mid-connection: no handshake seen)")?;
                 continue;
