@@ -238,7 +238,7 @@ struct Direction {
     syn_seen: bool,
     /// When the first SYN was sent, to time its retries.
     first_syn: Option<Timestamp>,
-    /// Duplicate ACKs in the current run.
+    /// Duplicate ACKs in the current run (since the acknowledgment last moved).
     dup_acks: u32,
     /// The last segment was a zero-window probe or a keep-alive.
     last_was_probe: bool,
@@ -372,7 +372,6 @@ impl EventDetector {
 struct Marks {
     probe: bool,
     keep_alive: bool,
-    duplicate_ack: bool,
     /// It answers the other side's probe or keep-alive (not a loss signal).
     answers_probe: bool,
 }
@@ -473,7 +472,6 @@ fn window_and_ack_checks(
         if repeats && (other.last_was_keep_alive || other.last_was_probe) {
             marks.answers_probe = true;
         } else if repeats && seg.window != 0 {
-            marks.duplicate_ack = true;
             me.dup_acks += 1;
             emit(TcpEventKind::DuplicateAck, Some(f64::from(me.dup_acks)));
         }
@@ -543,13 +541,12 @@ fn update(seg: &TcpSegment<'_>, me: &mut Direction, marks: &Marks) {
         me.max_to_be_acked = me.next_seq;
     }
     me.window = Some(seg.window);
-    if f.ack {
-        me.last_ack = Some(seg.ack);
-        me.last_ack_time = seg.time;
-    }
-    if !marks.duplicate_ack {
+    // The duplicate-ACK run ends when the acknowledgment moves.
+    if me.last_ack != Some(seg.ack) {
         me.dup_acks = 0;
     }
+    me.last_ack = Some(seg.ack);
+    me.last_ack_time = seg.time;
     me.last_was_probe = marks.probe;
     me.last_was_keep_alive = marks.keep_alive;
 }

@@ -421,6 +421,7 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
                 )
             },
         ),
+        ("tcp events", event_counts(s)),
         ("warnings", format!("{}", s.warnings)),
     ];
     for (name, value) in rows {
@@ -430,6 +431,24 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
         p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;
     }
     Ok(())
+}
+
+/// The summary's TCP events line: "none", or each kind seen with its count
+/// ("3 retransmission · 6 duplicate ACK").
+fn event_counts(s: &crate::report::stats::Summary) -> String {
+    let mut parts: Vec<String> = s
+        .tcp_events
+        .nonzero()
+        .map(|(kind, n)| format!("{n} {}", kind.describe()))
+        .collect();
+    if s.tcp_events_dropped > 0 {
+        parts.push(format!("{} more not listed", s.tcp_events_dropped));
+    }
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(" · ")
+    }
 }
 
 /// Word-wraps `text` into lines of at most `max` columns; words longer than
@@ -699,6 +718,7 @@ Summary
   exchanges    1
   bytes        16 B client→server · 34 B server→client
   latency      p50 0.150 ms · p99 0.150 ms · max 0.150 ms (over 1 exchange)
+  tcp events   none
   warnings     0
 ";
         let got = text(&a, &opts(80));
