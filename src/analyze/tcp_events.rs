@@ -304,7 +304,7 @@ fn lt(a: u32, b: u32) -> bool {
 pub struct EventDetector {
     /// Client's direction, then server's.
     dirs: [Direction; 2],
-    /// First SYN time, for the initial round trip.
+    /// Time of the client's latest SYN, for the initial round trip.
     syn_time: Option<Timestamp>,
     /// Initial round trip: SYN to the ACK completing the handshake (Wireshark's iRTT).
     initial_rtt_ns: Option<u64>,
@@ -395,7 +395,9 @@ impl Handshake<'_> {
     ) {
         let f = seg.flags;
         if f.syn {
-            if !f.ack && self.syn_time.is_none() {
+            // The round trip counts from the last SYN sent (as Wireshark's
+            // iRTT): a retried handshake does not count its timeout.
+            if !f.ack {
                 *self.syn_time = Some(seg.time);
             }
             *self.syn_ack_seen |= f.ack;
