@@ -14,3 +14,4 @@ mod fuzz_corpus;
 mod lab;
 mod server;
 mod snapshots;
+mod tcp_events;
