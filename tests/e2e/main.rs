@@ -9,5 +9,6 @@ mod bench;
 mod capture;
 mod client;
 mod compose;
+mod html;
 mod lab;
 mod server;

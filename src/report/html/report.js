@@ -79,6 +79,7 @@
   // The capture-wide exchange number (1-based) of a kept exchange.
   function exNumber(c, k) { var ki = keptIndex[c.id]; return (ki ? ki.index[k] : k) + 1; }
   function exTotal(c) { var ki = keptIndex[c.id]; return ki ? ki.total : c.exchanges.length; }
+  R.timings.prepMs = performance.now() - T0;
   var S = D.summary || {};
   var LAT = S.latency || {};
   var slowBound = LAT.p99_us !== null && LAT.p99_us !== undefined && LAT.count >= 20 ? LAT.p99_us : Infinity;
@@ -132,7 +133,7 @@
       document.getElementById("tab-" + k).classList.toggle("on", k === name);
     }
     if (!drawn[name]) { drawn[name] = true; (name === "latency" ? drawLatency : name === "warnings" ? drawWarnings : function () {})(); }
-    if (name === "ladder") renderRows();
+    if (name === "ladder") renderRows(true);
   }
 
   // ---------- ladder view ----------
@@ -248,7 +249,9 @@
     st.conn = id;
     if (!keepEx) st.ex = null;
     curConn = byId[id];
+    var tb = performance.now();
     rows = buildRows(curConn);
+    R.timings.lastBuildRowsMs = performance.now() - tb;
     Array.prototype.forEach.call(connList.children, function (b) { b.classList.toggle("on", Number(b.getAttribute("data-conn")) === id); });
     ladderTitle.textContent = "Connection #" + id;
     var total = exTotal(curConn);
@@ -258,7 +261,7 @@
     ends.children[2].textContent = "server " + curConn.server;
     layout();
     scroller.scrollTop = 0;
-    renderRows();
+    renderRows(true);
     drawDetail();
     updateHash();
   }
@@ -277,12 +280,32 @@
     st.rowH = sizes[i];
     layout();
     scroller.scrollTop = mid * st.rowH - scroller.clientHeight / 2;
-    renderRows();
+    renderRows(true);
   }
   var OVERSCAN = 10, printing = false;
-  function renderRows() {
+  // Rows in the DOM by index: scrolling adds the rows that come into view
+  // and removes those that leave, the others stay as they are.
+  var shown = new Map();
+  function rowElement(i, base) {
+    var r = rows[i];
+    var label = h("span", { class: "label" }, r.label);
+    if (r.size !== undefined) label.appendChild(h("span", { class: "lat", text: " · " + fmtBytes(r.size) }));
+    if (r.lat !== undefined && r.lat !== null) label.appendChild(h("span", { class: "lat", text: " · " + fmtDur(r.lat) }));
+    var arrow = h(r.ex !== undefined ? "button" : "div", { class: "arrow " + r.dir + " " + r.cls + (r.ex !== undefined && r.ex === st.ex ? " sel" : ""), title: r.label }, label);
+    if (r.ex !== undefined) {
+      arrow.setAttribute("data-ex", r.ex);
+      arrow.addEventListener("click", function () { selectEx(st.conn, r.ex, false); });
+    }
+    var row = h("div", { class: "row", "data-row": i }, h("span", { class: "t", text: rel(r.t, base) }), h("div", { class: "lane" }, arrow));
+    row.style.top = i * st.rowH + "px";
+    row.style.height = st.rowH + "px";
+    return row;
+  }
+  // Draws the rows in view; `all` redraws every one (new connection,
+  // selection or zoom), otherwise only rows entering the view are made.
+  function renderRows(all) {
     if (st.view !== "ladder" && !printing) return;
-    clear(rowLayer);
+    if (all === true || !curConn || !rows.length) { clear(rowLayer); shown = new Map(); }
     if (!curConn) { rowLayer.appendChild(h("div", { class: "empty", text: "No TCP connection in this capture." })); return; }
     if (!rows.length) { rowLayer.appendChild(h("div", { class: "empty", text: "Nothing was exchanged on this connection." })); return; }
     var first, last;
@@ -291,22 +314,14 @@
       first = Math.max(0, Math.floor(scroller.scrollTop / st.rowH) - OVERSCAN);
       last = Math.min(rows.length, Math.ceil((scroller.scrollTop + (scroller.clientHeight || 600)) / st.rowH) + OVERSCAN);
     }
+    shown.forEach(function (el, i) { if (i < first || i >= last) { rowLayer.removeChild(el); shown.delete(i); } });
     var base = curConn.first_seen;
     var frag = document.createDocumentFragment();
     for (var i = first; i < last; i++) {
-      var r = rows[i];
-      var label = h("span", { class: "label" }, r.label);
-      if (r.size !== undefined) label.appendChild(h("span", { class: "lat", text: " · " + fmtBytes(r.size) }));
-      if (r.lat !== undefined && r.lat !== null) label.appendChild(h("span", { class: "lat", text: " · " + fmtDur(r.lat) }));
-      var arrow = h(r.ex !== undefined ? "button" : "div", { class: "arrow " + r.dir + " " + r.cls + (r.ex !== undefined && r.ex === st.ex ? " sel" : ""), title: r.label }, label);
-      if (r.ex !== undefined) {
-        arrow.setAttribute("data-ex", r.ex);
-        arrow.addEventListener("click", (function (k) { return function () { selectEx(st.conn, k, false); }; })(r.ex));
-      }
-      var row = h("div", { class: "row", "data-row": i }, h("span", { class: "t", text: rel(r.t, base) }), h("div", { class: "lane" }, arrow));
-      row.style.top = i * st.rowH + "px";
-      row.style.height = st.rowH + "px";
-      frag.appendChild(row);
+      if (shown.has(i)) continue;
+      var el = rowElement(i, base);
+      shown.set(i, el);
+      frag.appendChild(el);
     }
     rowLayer.appendChild(frag);
   }
@@ -316,9 +331,9 @@
     pending = true;
     requestAnimationFrame(function () { pending = false; renderRows(); });
   });
-  window.addEventListener("resize", function () { layout(); renderRows(); });
-  window.addEventListener("beforeprint", function () { printing = true; renderRows(); });
-  window.addEventListener("afterprint", function () { printing = false; renderRows(); });
+  window.addEventListener("resize", function () { layout(); renderRows(true); });
+  window.addEventListener("beforeprint", function () { printing = true; renderRows(true); });
+  window.addEventListener("afterprint", function () { printing = false; renderRows(true); });
   scroller.addEventListener("keydown", function (e) {
     if (!curConn || (e.key !== "ArrowDown" && e.key !== "ArrowUp")) return;
     var n = curConn.exchanges.length;
@@ -337,7 +352,7 @@
         break;
       }
     }
-    renderRows();
+    renderRows(true);
     drawDetail();
     updateHash();
   }
@@ -451,6 +466,7 @@
   }
   function drawDetail() {
     clear(detail);
+    detail.removeAttribute("data-ex");
     var c = curConn;
     if (!c || st.ex === null || !c.exchanges[st.ex]) {
       detail.appendChild(h("h2", { text: "Details" }));
@@ -653,20 +669,24 @@
     var hsh = st.conn === null ? "" : "#c=" + st.conn + (st.ex !== null ? "&e=" + st.ex : "");
     try { if (location.hash !== hsh) history.replaceState(null, "", hsh || location.pathname); } catch (e) { /* file:// in some browsers */ }
   }
+  R.timings.headerMs = performance.now() - T0;
   drawConnList();
+  R.timings.listMs = performance.now() - T0;
   var m = /^#c=(\d+)(?:&e=(\d+))?$/.exec(location.hash || "");
   show("ladder");
   if (m && byId[Number(m[1])]) {
     selectConn(Number(m[1]));
     if (m[2] !== undefined) selectEx(Number(m[1]), Number(m[2]), true);
   } else if (st.conn !== null) selectConn(st.conn);
-  else { renderRows(); drawDetail(); }
+  else { renderRows(true); drawDetail(); }
   if (window.matchMedia) {
     var mq = window.matchMedia("(prefers-color-scheme: dark)");
     if (mq.addEventListener) mq.addEventListener("change", function () { if (R.redrawChart) R.redrawChart(); });
   }
   R.timings.firstRenderMs = performance.now();
   R.timings.scriptMs = performance.now() - T0;
+  document.documentElement.setAttribute("data-timings", JSON.stringify(R.timings));
   R.rows = function () { return rows.length; };
+  R.renderRows = renderRows;
   R.ready = true;
 })();
