@@ -422,7 +422,10 @@ mod tests {
             assert!(!data.contains(bad), "{bad:?} left in the data");
         }
         let v: Value = serde_json::from_str(data).expect("still JSON");
-        assert_eq!(v["connections"][0]["exchanges"][0]["request_preview"], hostile);
+        assert_eq!(
+            v["connections"][0]["exchanges"][0]["request_preview"],
+            hostile
+        );
         assert_eq!(v["warnings"][1], hostile);
         // Exactly the page's own script elements.
         assert_eq!(html.to_ascii_lowercase().matches("<script").count(), 3);
@@ -437,7 +440,9 @@ mod tests {
         let mut out = Vec::new();
         render_any(&sample::analysis(), Format::Html, &options, &mut out).expect("render");
         let html = String::from_utf8(out).expect("utf-8");
-        assert!(html.contains("<title>reqresp report: &lt;b&gt;&quot;x&quot;&amp;&#39;.pcap</title>"));
+        assert!(
+            html.contains("<title>reqresp report: &lt;b&gt;&quot;x&quot;&amp;&#39;.pcap</title>")
+        );
     }
 
     #[test]
@@ -447,7 +452,7 @@ mod tests {
         assert!(html.contains(&csp));
         let start = html.rfind("<script>").expect("script") + "<script>".len();
         let end = start + html[start..].find("</script>").expect("end");
-        let digest = Sha256::digest(html[start..end].as_bytes());
+        let digest = Sha256::digest(&html.as_bytes()[start..end]);
         let hash = base64::engine::general_purpose::STANDARD.encode(digest);
         assert!(csp.contains(&format!("'sha256-{hash}'")));
         assert!(csp.starts_with("default-src 'none'"));
@@ -469,8 +474,13 @@ mod tests {
         assert_eq!(meta["trimmed"], true);
         assert_eq!(meta["exchanges_seen"], n as u64);
         let data: Value = serde_json::from_str(script(&html, "reqresp-data")).expect("data");
-        assert_eq!(data["summary"]["exchanges"], n as u64, "the summary counts all");
-        let kept = data["connections"][0]["exchanges"].as_array().expect("array");
+        assert_eq!(
+            data["summary"]["exchanges"], n as u64,
+            "the summary counts all"
+        );
+        let kept = data["connections"][0]["exchanges"]
+            .as_array()
+            .expect("array");
         let index: Vec<u64> = meta["kept"][0]["index"]
             .as_array()
             .expect("index")
@@ -502,7 +512,10 @@ mod tests {
         let mut out = Vec::new();
         write_json_for_html(&mut out, &pretty).expect("write");
         let text = String::from_utf8(out).expect("utf-8");
-        assert_eq!(text, r#"{"a b":[1,2],"c":" \\\" x\n\u003c","d":{"e":null}}"#);
+        assert_eq!(
+            text,
+            r#"{"a b":[1,2],"c":" \\\" x\n\u003c","d":{"e":null}}"#
+        );
         assert_eq!(serde_json::from_str::<Value>(&text).expect("parses"), v);
     }
 }

@@ -384,8 +384,8 @@
   }
   function hexView(bytes) {
     var grid = h("div", { class: "bytes" });
-    for (var o = 0; o < bytes.length; o += 16) {
-      var chunk = bytes.slice(o, o + 16);
+    for (var o = 0; o < bytes.length; o += 8) {
+      var chunk = bytes.slice(o, o + 8);
       var hex = chunk.map(function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join(" ");
       var asc = chunk.map(function (b) { return b >= 32 && b < 127 ? String.fromCharCode(b) : "."; }).join("");
       grid.appendChild(h("span", { class: "off", text: ("000" + o.toString(16)).slice(-4) }));
