@@ -13,8 +13,10 @@
 //!
 //! Large captures: past [`MAX_EXCHANGES`] exchanges the page keeps, beside
 //! the summary (which always counts everything), the first
-//! [`FIRST_PER_CONNECTION`] exchanges of each connection, the
-//! [`SLOWEST`] slowest and the first [`FAILED`] failed ones, and says so.
+//! [`FIRST_PER_CONNECTION`] exchanges of each connection (while they number
+//! fewer than [`MAX_EXCHANGES`] in all), the [`SLOWEST`] slowest and the
+//! first [`FAILED`] failed ones, and says so. It lists the first
+//! [`MAX_CONNECTIONS`] connections.
 //! The kept part is collected while the capture streams, so memory stays
 //! bounded whatever the capture.
 
@@ -32,14 +34,15 @@ use crate::analyze::model::{Connection, Exchange};
 
 /// Exchanges the page holds in full; past this it keeps a selection.
 pub const MAX_EXCHANGES: usize = 50_000;
-/// With a selection: exchanges kept from the start of each connection.
+/// With a selection: exchanges kept from the start of each connection
+/// (while the page holds fewer than [`MAX_EXCHANGES`] such).
 pub const FIRST_PER_CONNECTION: usize = 200;
 /// With a selection: the slowest exchanges of the capture, kept wherever they are.
 pub const SLOWEST: usize = 1_000;
 /// With a selection: failed exchanges (no response, or incomplete) kept.
 pub const FAILED: usize = 1_000;
 /// Connections the page lists; the summary counts the others.
-pub const MAX_CONNECTIONS: usize = 20_000;
+pub const MAX_CONNECTIONS: usize = 10_000;
 /// With a selection: recv pitfalls, gaps and notes kept per connection.
 const LISTS_PER_CONNECTION: usize = 200;
 
@@ -57,6 +60,9 @@ pub(crate) struct Collector {
     /// The slowest exchanges not otherwise kept: (latency, connection slot, index).
     slowest: BinaryHeap<Reverse<Slow>>,
     failed: usize,
+    /// With a selection: exchanges kept as the first of their connection,
+    /// at most [`MAX_EXCHANGES`] in all.
+    first_kept: usize,
     exchanges_seen: u64,
     connections_seen: u64,
 }
@@ -138,9 +144,11 @@ impl Collector {
         let kept = &mut self.kept[slot];
         let exchanges = std::mem::take(&mut kept.conn.exchanges);
         let mut index = Vec::new();
+        let first = FIRST_PER_CONNECTION.min(MAX_EXCHANGES.saturating_sub(self.first_kept));
+        self.first_kept += first.min(exchanges.len());
         for (i, e) in exchanges.into_iter().enumerate() {
             let i = i as u64;
-            if (i as usize) < FIRST_PER_CONNECTION {
+            if (i as usize) < first {
                 kept.conn.exchanges.push(e);
                 index.push(i);
             } else if failed(&e) && self.failed < FAILED {
@@ -208,6 +216,7 @@ impl Collector {
             kept: self
                 .kept
                 .iter()
+                .filter(|k| k.conn.exchanges.len() as u64 != k.total)
                 .filter_map(|k| {
                     k.index.as_ref().map(|index| KeptIndex {
                         id: k.conn.id,
@@ -495,6 +504,35 @@ mod tests {
         assert_eq!(&index[..3], &[0, 1, 2], "the first ones are kept");
         let pos = index.iter().position(|&i| i == n as u64 - 5).expect("kept");
         assert_eq!(kept[pos]["latency_us"], 9e9);
+    }
+
+    #[test]
+    fn many_small_connections_stay_within_the_bounds() {
+        let one = sample::many_exchanges(5).connections.remove(0);
+        let mut a = Analysis::default();
+        for id in 1..=15_000 {
+            let mut c = one.clone();
+            c.id = id;
+            a.connections.push(c);
+        }
+        let html = page(&a);
+        let meta: Value = serde_json::from_str(script(&html, "reqresp-meta")).expect("meta");
+        assert_eq!(meta["trimmed"], true);
+        assert_eq!(meta["connections_seen"], 15_000);
+        assert_eq!(meta["connections_kept"], MAX_CONNECTIONS as u64);
+        let kept = meta["exchanges_kept"].as_u64().expect("kept") as usize;
+        assert!(kept <= MAX_EXCHANGES + SLOWEST + FAILED, "{kept}");
+        let data: Value = serde_json::from_str(script(&html, "reqresp-data")).expect("data");
+        assert_eq!(data["summary"]["exchanges"], 75_000);
+        // Only connections that lost exchanges carry an index.
+        let listed = meta["kept"].as_array().expect("kept").len();
+        let whole = data["connections"]
+            .as_array()
+            .expect("connections")
+            .iter()
+            .filter(|c| c["exchanges"].as_array().map(Vec::len) == Some(5))
+            .count();
+        assert_eq!(listed + whole, MAX_CONNECTIONS);
     }
 
     #[test]

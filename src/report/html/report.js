@@ -112,9 +112,8 @@
     app.appendChild(h("div", { class: "banner", id: "trimmed" },
       "Large capture: this page holds " + plural(M.exchanges_kept, "exchange") + " of " + fmtNum(M.exchanges_seen) +
       " and " + plural(M.connections_kept, "connection") + " of " + fmtNum(M.connections_seen) +
-      ": the first " + M.limits.first_per_connection + " of each connection, the " + fmtNum(M.limits.slowest) +
-      " slowest and up to " + fmtNum(M.limits.failed) + " failed ones (pages stay quick past " +
-      fmtNum(M.limits.max_exchanges) + " exchanges). The numbers above count everything; " +
+      ": the first exchanges of each connection (up to " + M.limits.first_per_connection + " each, " + fmtNum(M.limits.max_exchanges) + " in all), the " + fmtNum(M.limits.slowest) +
+      " slowest and up to " + fmtNum(M.limits.failed) + " failed ones of those connections, so that the page stays quick. The numbers above count everything; " +
       "reqresp analyze --format json has every exchange."));
   }
   var tabs = h("nav", { class: "tabs", role: "tablist" });
