@@ -778,6 +778,11 @@ fn html_report_of_a_real_capture_in_chromium() {
         assert_eq!(check[1], 0, "a hostile payload became an element");
         assert_eq!(check[2], 3, "the page's own three script elements only");
 
+        // The page's policy blocks loads even of markup that got in: an
+        // image on the canary address (which the proxy saw from the control
+        // page) must not reach the proxy from here (checked by `finish`).
+        b.js("var i = document.createElement('img'); i.src = 'http://reqresp-canary.invalid/csp.png'; document.body.appendChild(i); return 1").await;
+
         // The other views draw and link back to exchanges.
         b.click("#tab-warnings").await;
         let items = b.texts("#warning-list li").await;
