@@ -780,8 +780,32 @@ fn html_report_of_a_real_capture_in_chromium() {
 
         // The page's policy blocks loads even of markup that got in: an
         // image on the canary address (which the proxy saw from the control
-        // page) must not reach the proxy from here (checked by `finish`).
-        b.js("var i = document.createElement('img'); i.src = 'http://reqresp-canary.invalid/csp.png'; document.body.appendChild(i); return 1").await;
+        // page) is refused as a policy violation and never reaches the proxy.
+        let blocked = b
+            .c()
+            .execute_async(
+                "var done = arguments[arguments.length - 1];
+                 document.addEventListener('securitypolicyviolation', function (e) { done([e.blockedURI, e.violatedDirective]); });
+                 var i = document.createElement('img');
+                 i.src = 'http://reqresp-canary.invalid/csp.png';
+                 document.body.appendChild(i);
+                 setTimeout(function () { done(null); }, 5000);",
+                vec![],
+            )
+            .await
+            .expect("policy check");
+        eprintln!("policy violation reported: {blocked}");
+        assert!(
+            blocked[0].as_str().is_some_and(|u| u.contains("reqresp-canary.invalid")),
+            "the page's policy did not refuse the image: {blocked}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let seen = b.proxy.take();
+        assert!(
+            !seen.iter().any(|l| l.contains("reqresp-canary")),
+            "the blocked image reached the network: {seen:?}"
+        );
+        b.js("document.querySelectorAll('img').forEach(i => i.remove()); performance.clearResourceTimings(); return 1").await;
 
         // The other views draw and link back to exchanges.
         b.click("#tab-warnings").await;
