@@ -340,19 +340,50 @@ impl Drop for Browser {
     }
 }
 
-/// A request Chromium makes by itself, whatever page is open: a CONNECT to
-/// one of Google's service hosts.
+/// A request Chromium makes by itself, whatever page is open (time, update
+/// and sign-in checks, a preconnect to the default search engine): one to a
+/// host of Google's services or of Debian's default search engine.
 fn browser_background(request_line: &str) -> bool {
-    let Some(target) = request_line
-        .strip_prefix("CONNECT ")
-        .and_then(|r| r.split_whitespace().next())
-    else {
+    let mut words = request_line.split_whitespace();
+    let (Some(method), Some(target)) = (words.next(), words.next()) else {
         return false;
     };
-    let host = target.strip_suffix(":443").unwrap_or(target);
-    ["google.com", "googleapis.com", "gvt1.com", "gstatic.com"]
-        .iter()
-        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    let authority = if method == "CONNECT" {
+        target
+    } else {
+        let rest = target.strip_prefix("http://").unwrap_or(target);
+        rest.split('/').next().unwrap_or(rest)
+    };
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    [
+        "google.com",
+        "googleapis.com",
+        "gvt1.com",
+        "gstatic.com",
+        "duckduckgo.com",
+    ]
+    .iter()
+    .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+}
+
+#[test]
+fn browser_background_requests_are_told_from_others() {
+    assert!(browser_background(
+        "CONNECT accounts.google.com:443 HTTP/1.1"
+    ));
+    assert!(browser_background(
+        "GET http://clients2.google.com/time/1/current?x=1 HTTP/1.1"
+    ));
+    assert!(browser_background(
+        "CONNECT start.duckduckgo.com:443 HTTP/1.1"
+    ));
+    assert!(!browser_background(
+        "GET http://reqresp-canary.invalid/probe.png HTTP/1.1"
+    ));
+    assert!(!browser_background("CONNECT evilgoogle.com:443 HTTP/1.1"));
+    assert!(!browser_background(
+        "GET http://google.com.evil.example/ HTTP/1.1"
+    ));
 }
 
 /// A screenshot is a picture of something: several colours, and a fair
@@ -944,6 +975,61 @@ fn html_ladder_of_ten_thousand_exchanges_in_chromium() {
         let arrow = b.js(&format!("return document.querySelectorAll(\"#ladder .arrow[data-ex='{SLOW}']\").length")).await;
         assert_eq!(arrow, json!(2), "the ladder scrolled to it (request and response)");
         b.screenshot("html-ladder-10k.png").await;
+        b.finish().await;
+    });
+}
+
+/// TCP events (another change adds `events[]` to each connection) are drawn
+/// when the data has them: the page is given a document with two, as the
+/// model will write them, and must show them in the ladder and the warnings.
+#[test]
+fn html_report_draws_tcp_events_when_the_model_has_them() {
+    if !have_everything(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let capture = dir.path().join("three.pcap");
+    std::fs::write(&capture, ladder_capture(3, 1)).expect("write capture");
+    let report = dir.path().join("report.html");
+    analyze_html(&capture, &report);
+    let page = std::fs::read_to_string(&report).expect("report");
+    let doc = analyze_json(&capture);
+    let t = doc["connections"][0]["exchanges"][1]["request_time"]
+        .as_u64()
+        .expect("time");
+    let events = format!(
+        r#""events":[{{"time":{},"kind":"retransmission","from":"client","seq":1042}},{{"time":{},"kind":"zero_window","from":"server"}}],"#,
+        t + 1_000,
+        t + 2_000
+    );
+    let at = page.find(r#""id":1,"#).expect("first connection") + r#""id":1,"#.len();
+    let page = format!("{}{events}{}", &page[..at], &page[at..]);
+    std::fs::write(&report, page).expect("rewrite report");
+
+    runtime().block_on(async {
+        let b = Browser::start().await;
+        b.open(&report).await;
+        let labels = b.contents("#ladder .arrow.evt .label").await;
+        assert_eq!(
+            labels,
+            ["retransmission (seq 1042)", "zero window"],
+            "events drawn in time order"
+        );
+        let rows = b
+            .js("return Array.from(document.querySelectorAll('#ladder .row')).map(r => r.querySelector('.arrow').className.includes('evt') ? 'evt' : r.querySelector('.arrow').dataset.ex || 'ctl')")
+            .await;
+        // After the second exchange's request: the retransmission, then the zero window.
+        let rows: Vec<String> = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|v| v.as_str().expect("string").to_owned())
+            .collect();
+        let first = rows.iter().position(|r| r == "evt").expect("event row");
+        assert_eq!(rows[first - 1], "1", "{rows:?}");
+        b.click("#tab-warnings").await;
+        let items = b.contents("#warning-list li").await.join("\n");
+        assert!(items.contains("retransmission") && items.contains("zero window"), "{items}");
         b.finish().await;
     });
 }
