@@ -773,6 +773,17 @@ fn html_report_of_a_real_capture_in_chromium() {
         assert!(split_note.iter().any(|n| n.contains("2 segments")), "{split_note:?}");
         b.screenshot("html-ladder.png").await;
 
+        // Sorting: by exchanges, the hostile connection (4) comes first.
+        const ORDER: &str = "return Array.from(document.querySelectorAll('#conn-list .conn')).map(c => Number(c.dataset.conn))";
+        assert_eq!(
+            b.js(ORDER).await,
+            json!([c_plain["id"], c_evil["id"], c_third["id"]]),
+            "by start"
+        );
+        b.js("var s = document.getElementById('sort'); s.value = 'exchanges'; s.dispatchEvent(new Event('change')); return 1").await;
+        assert_eq!(b.js(ORDER).await[0], c_evil["id"], "by exchanges");
+        b.js("var s = document.getElementById('sort'); s.value = 'start'; s.dispatchEvent(new Event('change')); return 1").await;
+
         // Filtering narrows the list.
         assert_eq!(b.texts("#conn-list .conn").await.len(), 3);
         let filter = b.c().find(Locator::Css("#filter")).await.expect("filter");
@@ -846,6 +857,11 @@ fn html_report_of_a_real_capture_in_chromium() {
         b.click("#tab-latency").await;
         let bars = b.js("return document.querySelectorAll('#histogram .bar').length").await;
         assert!(bars.as_u64().expect("count") >= 1);
+        // A bar lists its exchanges; all bars together list every latency.
+        let listed = b
+            .js("var n = 0; document.querySelectorAll('#histogram .bar').forEach(function (bar) { bar.dispatchEvent(new MouseEvent('click', { bubbles: true })); n += document.querySelectorAll('#bin-table tbody tr').length; }); return n")
+            .await;
+        assert_eq!(listed, doc["summary"]["latency"]["count"], "histogram bars");
         b.click("#slowest tbody tr button.go").await;
         let on_ladder = b.js("return document.getElementById('view-ladder').classList.contains('on') && document.getElementById('detail').dataset.ex !== undefined").await;
         assert_eq!(on_ladder, json!(true), "the slowest link opens the exchange");
