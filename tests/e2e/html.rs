@@ -12,6 +12,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,7 +117,7 @@ impl Drop for Proxy {
 }
 
 /// chromedriver and one headless Chromium session, both stopped on drop
-/// (chromedriver by its PID; it ends the browser it started).
+/// (the process group of chromedriver, which holds the browser it started).
 struct Browser {
     client: Option<Client>,
     driver: Child,
@@ -135,8 +136,11 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        // Its own process group: on drop the group goes, browser included,
+        // also when a failed assertion left the session open.
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -335,7 +339,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // SAFETY: kill on the process group of our own child (made with
+        // process_group(0), so its id is the child's PID).
+        unsafe { libc::kill(-(self.driver.id() as i32), libc::SIGKILL) };
         let _ = self.driver.wait();
     }
 }
