@@ -189,6 +189,64 @@ pub struct Exchange {
     /// captured (a gap; its preview shows `[N bytes missing]` there), or the
     /// stream ended in the middle of it.
     pub incomplete: bool,
+    /// Capture frames (Wireshark's `frame.number`) that first carried bytes
+    /// of the request, in order; retransmissions are not listed.
+    pub request_frames: Frames,
+    /// Same for the response.
+    pub response_frames: Frames,
+}
+
+/// Frame numbers that carried a message: the first [`Frames::MAX`] distinct
+/// ones, in order. Serialized as a JSON array of integers. A message in one
+/// segment (nearly all) allocates nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frames {
+    /// The first frame, 0 for none (frame numbers start at 1).
+    first: u64,
+    /// The following ones, at most `MAX - 1`.
+    rest: Vec<u64>,
+}
+
+impl Frames {
+    /// Most frames listed per message; a message that took more segments
+    /// lists its first `MAX` (its `split` pitfall counts them all).
+    pub const MAX: usize = 64;
+
+    /// Adds frame `n` (1-based) unless it is the last one added or the
+    /// list is full.
+    pub fn push(&mut self, n: u64) {
+        if self.first == 0 {
+            self.first = n;
+        } else if self.rest.last().copied().unwrap_or(self.first) != n
+            && self.rest.len() < Self::MAX - 1
+        {
+            self.rest.push(n);
+        }
+    }
+
+    /// The frames, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        (self.first != 0)
+            .then_some(self.first)
+            .into_iter()
+            .chain(self.rest.iter().copied())
+    }
+
+    /// Number of frames listed.
+    pub fn len(&self) -> usize {
+        usize::from(self.first != 0) + self.rest.len()
+    }
+
+    /// No frame listed (a message whose bytes were all missing, or no message).
+    pub fn is_empty(&self) -> bool {
+        self.first == 0
+    }
+}
+
+impl Serialize for Frames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
 }
 
 /// A message that one `recv()` per message would have misread.
@@ -248,4 +306,26 @@ pub struct CloseEvent {
 
 fn display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_keep_the_first_distinct_numbers_up_to_the_cap() {
+        let mut f = Frames::default();
+        assert!(f.is_empty());
+        assert_eq!(serde_json::to_string(&f).expect("json"), "[]");
+        for n in [4, 4, 6, 6, 9] {
+            f.push(n);
+        }
+        assert_eq!(f.iter().collect::<Vec<_>>(), [4, 6, 9]);
+        assert_eq!(serde_json::to_string(&f).expect("json"), "[4,6,9]");
+        for n in 10..1000 {
+            f.push(n);
+        }
+        assert_eq!(f.len(), Frames::MAX);
+        assert_eq!(f.iter().last(), Some(10 + Frames::MAX as u64 - 4));
+    }
 }

@@ -36,7 +36,7 @@
 
 use std::collections::VecDeque;
 
-use super::model::{Connection, Exchange, PitfallKind, RecvPitfall, Side, Timestamp};
+use super::model::{Connection, Exchange, Frames, PitfallKind, RecvPitfall, Side, Timestamp};
 use super::preview::PreviewBuf;
 use super::reassembly::{Chunk, ChunkData};
 use crate::protocol::framing::LENGTH_PREFIX;
@@ -97,6 +97,8 @@ struct Message {
     first_packet: u64,
     last_packet: u64,
     segments: u32,
+    /// The frames that carried it, for the report's packet list.
+    frames: Frames,
 }
 
 impl Message {
@@ -111,6 +113,7 @@ impl Message {
             first_packet: 0,
             last_packet: 0,
             segments: 0,
+            frames: Frames::default(),
         }
     }
 
@@ -123,6 +126,7 @@ impl Message {
             self.segments = self.segments.saturating_add(1);
         }
         self.last_packet = packet;
+        self.frames.push(packet);
     }
 
     /// Adds payload bytes (all of them count; at most `limit` are kept).
@@ -733,7 +737,7 @@ impl Pairer {
     }
 
     /// A whole message (or turn) from `side`.
-    fn message(&mut self, side: Side, msg: Message, conn: &mut Connection) {
+    fn message(&mut self, side: Side, mut msg: Message, conn: &mut Connection) {
         let index = self.index[slot(side)];
         self.index[slot(side)] += 1;
         if matches!(self.mode, Mode::Framed(_)) {
@@ -752,6 +756,8 @@ impl Pairer {
                     response_last_time: None,
                     latency_us: None,
                     incomplete: msg.incomplete(),
+                    request_frames: std::mem::take(&mut msg.frames),
+                    response_frames: Frames::default(),
                 });
             }
             Side::Server => {
@@ -773,6 +779,8 @@ impl Pairer {
                             response_last_time: None,
                             latency_us: None,
                             incomplete: false,
+                            request_frames: Frames::default(),
+                            response_frames: Frames::default(),
                         });
                         self.unanswered = conn.exchanges.len();
                         (conn.exchanges.last_mut().expect("just pushed"), None)
@@ -784,6 +792,7 @@ impl Pairer {
                 ex.response_last_time = Some(msg.last_time);
                 ex.latency_us = latency;
                 ex.incomplete |= msg.incomplete();
+                ex.response_frames = std::mem::take(&mut msg.frames);
             }
         }
     }
@@ -1081,6 +1090,31 @@ mod tests {
         let p = &c.recv_pitfalls[..];
         assert_eq!(p.len(), 1);
         assert_eq!((p[0].kind, p[0].count), (PitfallKind::Split, 100));
+    }
+
+    #[test]
+    fn each_message_lists_the_frames_that_carried_it() {
+        // Frames 1-2: a request in two segments; 3: its response and the
+        // next response merged; 4: the second request (pipelined late).
+        let chunks: Vec<(Side, Result<&[u8], u64>)> = vec![
+            (C, Ok(b"he")),
+            (C, Ok(b"llo\n")),
+            (S, Ok(b"Echo: hello\nEcho: x\n")),
+            (C, Ok(b"x\n")),
+        ];
+        let c = run(FramingChoice::Line, 2000, &chunks);
+        let frames = |e: &Exchange| {
+            (
+                e.request_frames.iter().collect::<Vec<_>>(),
+                e.response_frames.iter().collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(frames(&c.exchanges[0]), (vec![1, 2], vec![3]));
+        assert_eq!(
+            frames(&c.exchanges[1]),
+            (vec![], vec![3]),
+            "a greeting-like response has no request"
+        );
     }
 
     #[test]

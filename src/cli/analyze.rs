@@ -17,6 +17,7 @@ use reqresp::report::{BackgroundWriter, Ending, Format, RenderOptions, ReportWri
   reqresp analyze reqresp.pcap
   reqresp analyze capture.pcapng --format json -o report.json
   reqresp analyze reqresp.pcap --format svg -o ladder.svg
+  reqresp analyze reqresp.pcap -o report.html
   tcpdump -i lo -w - 'tcp port 2222' | reqresp analyze -")]
 pub struct Args {
     /// pcap or pcapng file to read; `-` reads standard input.
@@ -26,7 +27,7 @@ pub struct Args {
     /// per connection, otherwise pairs turns (a client burst, then a server burst).
     #[arg(long, value_enum, default_value_t = FramingChoice::Auto)]
     framing: FramingChoice,
-    /// Output format. Defaults to the extension of `-o` (.json, .svg, .mmd), else text.
+    /// Output format. Defaults to the extension of `-o` (.json, .svg, .mmd, .html), else text.
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Write the report to this file instead of standard output.
@@ -162,6 +163,7 @@ fn format_from_extension(output: &Option<PathBuf>) -> Format {
     match extension.as_deref() {
         Some("json") => Format::Json,
         Some("svg") => Format::Svg,
+        Some("html" | "htm") => Format::Html,
         Some("mmd" | "mermaid") => Format::Mermaid,
         _ => Format::Text,
     }

@@ -19,7 +19,7 @@ use serde_json::ser::{CompactFormatter, Formatter};
 
 use super::Ending;
 use super::stats::Summary;
-use crate::analyze::model::{CloseKind, Connection, PitfallKind, Side, Timestamp};
+use crate::analyze::model::{CloseKind, Connection, Frames, PitfallKind, Side, Timestamp};
 use crate::protocol::Framing;
 
 /// Version of the JSON schema; raised only when a field changes meaning or
@@ -131,6 +131,10 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
         opt_float(out, e.latency_us);
         out.extend_from_slice(b",\n          \"incomplete\": ");
         out.extend_from_slice(if e.incomplete { b"true" } else { b"false" });
+        out.extend_from_slice(b",\n          \"request_frames\": ");
+        frames(out, &e.request_frames);
+        out.extend_from_slice(b",\n          \"response_frames\": ");
+        frames(out, &e.response_frames);
         close(out, I4, b'}');
     });
     out.extend_from_slice(b",\n      \"recv_pitfalls\": ");
@@ -227,6 +231,23 @@ fn array<T>(
         item(out, t);
     }
     close(out, outer, b']');
+}
+
+/// A list of frame numbers, one per line at the depth of an exchange's field.
+fn frames(out: &mut Vec<u8>, f: &Frames) {
+    if f.is_empty() {
+        out.extend_from_slice(b"[]");
+        return;
+    }
+    out.push(b'[');
+    for (i, n) in f.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\n            ");
+        uint(out, n);
+    }
+    out.extend_from_slice(b"\n          ]");
 }
 
 fn uint(out: &mut Vec<u8>, v: u64) {
@@ -625,6 +646,9 @@ mod tests {
             for e in &mut c.exchanges {
                 e.latency_us = e.latency_us.map(|l| l / 3.0 + 1e-7);
                 e.request_preview.push_str("é…\t");
+                e.request_frames.push(3);
+                e.request_frames.push(5);
+                e.response_frames.push(7);
             }
         }
         analyses.push(odd);

@@ -1,6 +1,7 @@
 //! Renders an [`Analysis`] for people and programs: a terminal ladder
 //! diagram (`text`), a stable JSON document (`json`), a Mermaid
-//! `sequenceDiagram` (`mermaid`) and a self-contained SVG ladder (`svg`).
+//! `sequenceDiagram` (`mermaid`), a self-contained SVG ladder (`svg`) and an
+//! interactive self-contained page (`html`).
 //!
 //! Like hyperfine's exporters: one file per format, each a function from the
 //! data model to bytes. No analysis happens here; the only computation is the
@@ -24,6 +25,7 @@ use crate::protocol::Framing;
 use stats::{Summary, SummaryBuilder};
 
 pub mod background;
+pub mod html;
 pub mod json;
 pub mod ladder;
 pub mod mermaid;
@@ -48,6 +50,8 @@ pub enum Format {
     Mermaid,
     /// A self-contained SVG ladder diagram.
     Svg,
+    /// An interactive self-contained HTML page (docs/html-report.md).
+    Html,
 }
 
 impl Format {
@@ -58,6 +62,7 @@ impl Format {
             Format::Json => "json",
             Format::Mermaid => "mmd",
             Format::Svg => "svg",
+            Format::Html => "html",
         }
     }
 }
@@ -69,6 +74,7 @@ impl fmt::Display for Format {
             Format::Json => "json",
             Format::Mermaid => "mermaid",
             Format::Svg => "svg",
+            Format::Html => "html",
         })
     }
 }
@@ -194,6 +200,8 @@ pub struct ReportWriter<W: Write> {
     kept: Vec<Connection>,
     /// JSON: the serialization buffer of one connection, reused.
     scratch: Vec<u8>,
+    /// HTML: the connections the page holds (a selection of a huge capture).
+    html: html::Collector,
 }
 
 impl<W: Write> ReportWriter<W> {
@@ -210,6 +218,7 @@ impl<W: Write> ReportWriter<W> {
             summary: SummaryBuilder::default(),
             kept: Vec::new(),
             scratch: Vec::new(),
+            html: html::Collector::default(),
         })
     }
 
@@ -219,6 +228,10 @@ impl<W: Write> ReportWriter<W> {
         self.summary.add(&c);
         match self.format {
             Format::Json => json::connection(&mut self.out, &c, first, &mut self.scratch),
+            Format::Html => {
+                self.html.add(c);
+                Ok(())
+            }
             _ => {
                 if self
                     .options
@@ -241,6 +254,7 @@ impl<W: Write> ReportWriter<W> {
             mut out,
             summary,
             kept,
+            html,
             ..
         } = self;
         let total_connections = summary.connections();
@@ -257,6 +271,7 @@ impl<W: Write> ReportWriter<W> {
             Format::Text => text::render(&report, &options, &mut out),
             Format::Mermaid => mermaid::render(&report, &options, &mut out),
             Format::Svg => svg::render(&report, &options, &mut out),
+            Format::Html => html::render(html, ending, &summary, &options, &mut out),
         }?;
         out.into_inner().map_err(io::IntoInnerError::into_error)
     }
@@ -295,7 +310,13 @@ mod tests {
 
     #[test]
     fn every_format_renders_the_sample_and_an_empty_analysis() {
-        for format in [Format::Text, Format::Json, Format::Mermaid, Format::Svg] {
+        for format in [
+            Format::Text,
+            Format::Json,
+            Format::Mermaid,
+            Format::Svg,
+            Format::Html,
+        ] {
             for analysis in [sample::analysis(), Analysis::default()] {
                 let mut out = Vec::new();
                 render(&analysis, format, &RenderOptions::default(), &mut out)

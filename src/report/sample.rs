@@ -35,6 +35,8 @@ pub fn exchange(
         response_last_time: response.map(|r| at(r.3)),
         latency_us: response.map(|r| ((r.3 - request_ms) * 1_000.0 * 1_000.0).round() / 1_000.0),
         incomplete: false,
+        request_frames: Frames::default(),
+        response_frames: Frames::default(),
     }
 }
 

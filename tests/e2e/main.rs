@@ -11,6 +11,7 @@ mod check;
 mod client;
 mod compose;
 mod fuzz_corpus;
+mod html;
 mod lab;
 mod server;
 mod snapshots;
