@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -320,6 +320,29 @@ fn assert_conversation(
     assert!(!packets.iter().any(|p| p.rst), "unexpected RST");
 }
 
+/// The folder of the newest complete run in a `--out` base folder (what
+/// its `latest` link points at).
+fn latest(base: &Path) -> PathBuf {
+    let target = std::fs::read_link(base.join("latest"))
+        .unwrap_or_else(|e| panic!("no latest link in {}: {e}", base.display()));
+    assert!(
+        target.is_relative() && target.components().count() == 1,
+        "latest points inside the base folder: {target:?}"
+    );
+    base.join(target)
+}
+
+/// Names in a folder that do not start with a dot: what looks like a result.
+fn visible_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
 /// The analysis JSON the lab wrote.
 fn report_json(dir: &Path) -> serde_json::Value {
     let raw = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
@@ -377,25 +400,37 @@ fn netns_lab_captures_the_whole_conversation_and_leaves_nothing() {
     assert!(stdout.contains("mode: network namespaces"), "{stdout}");
     let names = RunNames::parse(&stdout);
     assert!(names.server_ip.starts_with("10.222."), "{names:?}");
+    let first = latest(dir.path());
     assert_conversation(
-        &dir.path().join("reqresp.pcap"),
+        &first.join("reqresp.pcap"),
         &names.client_ip,
         &format!("{}:2222", names.server_ip),
         &ECHO_REQUESTS,
         &ECHO_RESPONSES,
     );
-    assert_reports(dir.path(), 3);
-    // The printed report and the commands to open the capture.
-    assert!(stdout.contains("wireshark "), "{stdout}");
+    assert_reports(&first, 3);
+    // The printed report and the commands to open the capture, in the
+    // run's own folder.
+    let shown = first.display().to_string();
+    assert!(
+        stdout.contains(&format!("wireshark {shown}/reqresp.pcap")),
+        "{stdout}"
+    );
     assert!(stdout.contains("tcpdump -nr "), "{stdout}");
     names.assert_gone();
 
-    // A second run right after works, and also cleans up.
-    let again = tempfile::tempdir().unwrap();
-    let out = lab(&["--out", again.path().to_str().unwrap()]);
+    // A second run into the same base folder works, cleans up, gets its own
+    // folder and `latest`, and leaves the first run's files as they were.
+    let first_pcap = std::fs::read(first.join("reqresp.pcap")).unwrap();
+    let out = lab(&["--out", dir.path().to_str().unwrap()]);
     let stdout = assert_success(&out);
     let second = RunNames::parse(&stdout);
-    assert_reports(again.path(), 3);
+    let second_dir = latest(dir.path());
+    assert_ne!(second_dir, first);
+    assert_reports(&second_dir, 3);
+    assert_reports(&first, 3);
+    assert_eq!(std::fs::read(first.join("reqresp.pcap")).unwrap(), first_pcap);
+    assert_eq!(visible_entries(dir.path()).len(), 3, "two runs and latest");
     second.assert_gone();
 }
 
@@ -415,7 +450,7 @@ fn netns_lab_books_tickets_until_sold_out_with_fixed_macs() {
     ]);
     let stdout = assert_success(&out);
     let names = RunNames::parse(&stdout);
-    let pcap = dir.path().join("reqresp.pcap");
+    let pcap = latest(dir.path()).join("reqresp.pcap");
     let packets = tcp_packets(&pcap);
     let answers: String = packets
         .iter()
@@ -454,7 +489,7 @@ fn netns_lab_books_tickets_until_sold_out_with_fixed_macs() {
         macs.trim().starts_with("02:42:0a:de:") && macs.trim().ends_with(&format!("{mac:02x}")),
         "client MAC {macs:?}"
     );
-    assert_reports(dir.path(), 3);
+    assert_reports(&latest(dir.path()), 3);
     names.assert_gone();
 }
 
@@ -614,6 +649,9 @@ fn ctrl_c_cleans_up_and_exits_130() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "stdout:\n{seen}{rest}");
     RunNames::parse(&seen).assert_gone();
+    // Nothing that looks like a result: no half-written pcap, no `latest`.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "an interrupted run left {left:?}");
 }
 
 #[test]
@@ -633,13 +671,13 @@ fn loopback_mode_runs_and_captures_on_lo() {
         .expect("server address in the output");
     assert!(server.starts_with("127.0.0.1:"), "{server}");
     assert_conversation(
-        &dir.path().join("reqresp.pcap"),
+        &latest(dir.path()).join("reqresp.pcap"),
         "127.0.0.1",
         server,
         &ECHO_REQUESTS,
         &ECHO_RESPONSES,
     );
-    assert_reports(dir.path(), 3);
+    assert_reports(&latest(dir.path()), 3);
 }
 
 #[test]
@@ -660,6 +698,11 @@ fn without_privilege_the_lab_runs_on_loopback_and_says_how_to_capture() {
     let dir = tempfile::tempdir().unwrap();
     let perms = std::os::unix::fs::PermissionsExt::from_mode(0o777);
     std::fs::set_permissions(dir.path(), perms).unwrap();
+    // An earlier (sudo) run's results, which this run must not touch.
+    let earlier = dir.path().join("2000-01-01T000000Z");
+    std::fs::create_dir(&earlier).unwrap();
+    std::fs::write(earlier.join("reqresp.pcap"), b"the earlier capture").unwrap();
+    std::os::unix::fs::symlink("2000-01-01T000000Z", dir.path().join("latest")).unwrap();
     let out = as_nobody()
         .args(["lab", "--out"])
         .arg(dir.path())
@@ -670,6 +713,18 @@ fn without_privilege_the_lab_runs_on_loopback_and_says_how_to_capture() {
     assert!(stdout.contains("mode: loopback"), "{stdout}");
     assert!(stdout.contains("Echo: Hello, server!"), "{stdout}");
     assert!(stdout.contains("setcap cap_net_raw"), "{stdout}");
+    assert!(stdout.contains("nothing was written"), "{stdout}");
+    assert!(stdout.contains("earlier results are untouched"), "{stdout}");
+    assert_eq!(
+        visible_entries(dir.path()),
+        ["2000-01-01T000000Z", "latest"]
+    );
+    assert_eq!(latest(dir.path()), earlier);
+    assert_eq!(
+        std::fs::read(earlier.join("reqresp.pcap")).unwrap(),
+        b"the earlier capture"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no partial folder left");
 }
 
 #[test]
