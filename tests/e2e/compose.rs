@@ -576,9 +576,7 @@ fn compose_lab_runs_the_tutorial_end_to_end() {
     // The script brings `reqresp lab --keep` up beside the Docker lab and
     // runs `reqresp lab --down`, which removes every kept lab: not while a
     // lab test keeps one.
-    let _turn = crate::lab::DOWN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::lab::DOWN.lock().unwrap_or_else(|e| e.into_inner());
     let mut child = Command::new(repo().join("scripts/compose-e2e.sh"))
         .env("REQRESP_BIN", support::bin())
         .stdin(Stdio::null())

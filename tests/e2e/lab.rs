@@ -429,7 +429,10 @@ fn netns_lab_captures_the_whole_conversation_and_leaves_nothing() {
     assert_ne!(second_dir, first);
     assert_reports(&second_dir, 3);
     assert_reports(&first, 3);
-    assert_eq!(std::fs::read(first.join("reqresp.pcap")).unwrap(), first_pcap);
+    assert_eq!(
+        std::fs::read(first.join("reqresp.pcap")).unwrap(),
+        first_pcap
+    );
     assert_eq!(visible_entries(dir.path()).len(), 3, "two runs and latest");
     second.assert_gone();
 }
@@ -725,7 +728,11 @@ fn without_privilege_the_lab_runs_on_loopback_and_says_how_to_capture() {
         std::fs::read(earlier.join("reqresp.pcap")).unwrap(),
         b"the earlier capture"
     );
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no partial folder left");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no partial folder left"
+    );
 }
 
 #[test]
