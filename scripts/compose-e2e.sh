@@ -470,6 +470,9 @@ until docker logs "$capture_id" 2>&1 | grep -q 'capturing on eth0'; do
     fi
     sleep 0.2
 done
+docker logs "$capture_id" 2>&1 | grep -q 'stop it with: docker compose -f compose/reqresp.yml stop reqresp-capture' ||
+    die "the capture container's log does not say how to stop it: $(docker logs "$capture_id" 2>&1 | head -3)"
+say "ok: the capture container says how to stop it"
 
 step "3. server"
 doc_bg server.log 'docker compose -f compose/reqresp.yml exec reqresp-server reqresp server'
@@ -574,10 +577,12 @@ expect_in "the lab's latest capture" 'Echo: book ticket' "$out"
 lab_down() {
     timeout "$step_timeout" reqresp lab --down 2>&1 || die "reqresp lab --down failed"
 }
+checks=0
 docker_lab_answers() { # the containers still reach each other
     local out
-    doc_bg check-server.log 'docker compose -f compose/reqresp.yml exec reqresp-server python server.py'
-    wait_for check-server.log 'Server listening on' 30 "python server.py ($1)"
+    checks=$((checks + 1))
+    doc_bg "check-server-$checks.log" 'docker compose -f compose/reqresp.yml exec reqresp-server python server.py'
+    wait_for "check-server-$checks.log" 'Server listening on' 30 "python server.py ($1)"
     out=$(timeout 30 "${compose[@]}" -f "$work/compose/reqresp.yml" exec -T reqresp-client \
         reqresp client --framing raw reqresp-server:2222 ping 2>&1) ||
         die "$1: the Docker lab's client cannot reach its server: $out"

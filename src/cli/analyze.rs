@@ -45,6 +45,11 @@ pub struct Args {
     /// Connections drawn in the diagrams (0: all).
     #[arg(long, default_value_t = 20, value_name = "N")]
     max_connections: usize,
+    /// Draw every pure ACK in the diagrams, with its relative ack number.
+    /// Without it only the teardown's last ACK is drawn, and a line under
+    /// each connection says how many were left out.
+    #[arg(long)]
+    acks: bool,
 }
 
 /// Runs `reqresp analyze`: the capture streams through the analyzer into a
@@ -67,6 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         framing: args.framing,
         server: args.server,
         port: args.port,
+        keep_acks: args.acks,
         ..Options::default()
     };
     let mut render_options = if args.output.is_some() {
@@ -77,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     render_options.max_exchanges = (args.max_exchanges > 0).then_some(args.max_exchanges);
     render_options.max_connections = (args.max_connections > 0).then_some(args.max_connections);
     render_options.title = Some(args.input.display().to_string());
+    render_options.acks = args.acks;
     let mut writer = BackgroundWriter::start(ReportWriter::new(format, render_options, output)?);
 
     let analysis = if args.input.as_os_str() == "-" {

@@ -553,8 +553,10 @@ pub fn teardown_state(state: &State, verbose: bool) -> Vec<TopologyError> {
 }
 
 /// Why the lab's bridge is used by someone else, if it is: a port that is
-/// not one of the lab's veths, an IPv4 address (the lab never gives the
-/// bridge one; Docker does), or a Docker network that names it.
+/// not one of the lab's veths, or a Docker network that names it. An IPv4
+/// address (the lab never gives the bridge one; Docker does) is mentioned
+/// but decides nothing: Docker leaves it behind on a bridge it did not
+/// create when its network goes away.
 pub fn bridge_in_foreign_use(names: &LabNames) -> Option<String> {
     let own: Vec<&str> = names.hosts().iter().map(|h| h.veth.as_str()).collect();
     let brif = Path::new("/sys/class/net").join(&names.bridge).join("brif");
@@ -580,11 +582,11 @@ pub fn bridge_in_foreign_use(names: &LabNames) -> Option<String> {
         .lines()
         .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
         .collect();
-    if !addresses.is_empty() {
-        reasons.push(format!("it has the address {}", addresses.join(", ")));
-    }
     if let Some(network) = docker_network_using(&names.bridge) {
         reasons.push(format!("the Docker network {network} uses it"));
+    }
+    if !reasons.is_empty() && !addresses.is_empty() {
+        reasons.push(format!("it has the address {}", addresses.join(", ")));
     }
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }

@@ -43,6 +43,9 @@ pub fn exchange(
 pub fn echo_connection() -> Connection {
     Connection {
         notes: Vec::new(),
+        pure_acks: 0,
+        acks: Vec::new(),
+        last_ack: None,
         id: 1,
         client: addr("10.0.0.2:51234"),
         server: addr("10.0.0.3:2222"),
@@ -93,6 +96,9 @@ pub fn echo_connection() -> Connection {
 pub fn midstream_reset_connection() -> Connection {
     Connection {
         notes: Vec::new(),
+        pure_acks: 0,
+        acks: Vec::new(),
+        last_ack: None,
         id: 2,
         client: addr("10.0.0.4:40000"),
         server: addr("10.0.0.3:2222"),
@@ -139,6 +145,9 @@ pub fn ipv6_open_connection() -> Connection {
     let long = "A".repeat(200);
     Connection {
         notes: Vec::new(),
+        pure_acks: 0,
+        acks: Vec::new(),
+        last_ack: None,
         id: 3,
         client: addr("[2001:db8:85a3::8a2e:370:7334]:50000"),
         server: addr("[2001:db8::1]:2222"),

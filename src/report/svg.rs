@@ -88,7 +88,7 @@ impl Ink {
 
     fn legend(self) -> &'static str {
         match self {
-            Ink::Handshake => "handshake (SYN, SYN-ACK, ACK)",
+            Ink::Handshake => "handshake (SYN, SYN-ACK, ACK) and pure ACKs",
             Ink::Request => "request",
             Ink::Response => "response",
             Ink::Fin => "FIN (orderly close)",
@@ -341,7 +341,7 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
     y += 34.0;
 
     let mut rows = String::new();
-    for row in ladder::rows(conn, options.max_exchanges) {
+    for row in ladder::rows_for(conn, options) {
         let time = row.time().map(|t| ladder::relative(conn, t));
         let arrow = match &row {
             Row::Syn(_) => Some((Side::Client, "SYN".to_owned(), Ink::Handshake, None)),
@@ -387,6 +387,12 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
                 } else {
                     Ink::Fin
                 },
+                None,
+            )),
+            Row::PureAck(a) => Some((
+                a.from,
+                ladder::ack_label(a, options.acks),
+                Ink::Handshake,
                 None,
             )),
             _ => None,
@@ -478,6 +484,12 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
             ),
             Row::StillOpen => (
                 "still open at end of capture: no FIN or RST".to_owned(),
+                "#f3f4f6",
+                "#9ca3af",
+                "#374151",
+            ),
+            Row::AcksNotDrawn(n) => (
+                ladder::acks_not_drawn_text(*n, options.acks),
                 "#f3f4f6",
                 "#9ca3af",
                 "#374151",

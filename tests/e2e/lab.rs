@@ -343,6 +343,54 @@ fn visible_entries(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The ladder draws the teardown's last ACK and says how many other pure
+/// ACKs it left out; `analyze --acks` draws each one: as many as tshark
+/// sees in the capture.
+fn assert_ladder_accounts_for_every_ack(run: &Path) {
+    let pcap = run.join("reqresp.pcap");
+    let packets = tcp_packets(&pcap);
+    let pure = packets
+        .iter()
+        .filter(|p| p.ack && !p.syn && !p.fin && !p.rst && p.payload.is_empty())
+        .count();
+    let last = packets.last().expect("packets");
+    assert!(
+        last.ack && !last.fin && last.payload.is_empty(),
+        "the capture ends with the teardown's last ACK"
+    );
+    let report = std::fs::read_to_string(run.join("report.txt")).unwrap();
+    let ladder: Vec<&str> = report.lines().take_while(|l| *l != "Summary").collect();
+    let arrows: Vec<&&str> = ladder.iter().filter(|l| l.contains('─')).collect();
+    assert!(
+        arrows.last().is_some_and(|l| l.contains(" ACK ")),
+        "the last arrow is the teardown's ACK:\n{report}"
+    );
+    // The handshake's ACK and the last one are drawn; the rest are counted.
+    let left_out = pure - 2;
+    let note = format!(
+        "plus {left_out} pure ACK{} not drawn (--acks draws them)",
+        if left_out == 1 { "" } else { "s" }
+    );
+    assert_eq!(
+        report.contains(&note),
+        left_out > 0,
+        "{pure} pure ACKs in the capture, expected {note:?}:\n{report}"
+    );
+    let out = reqresp()
+        .args(["analyze", "--acks"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let text = assert_success(&out);
+    let numbered = text.lines().filter(|l| l.contains("ACK ack=")).count();
+    assert_eq!(
+        numbered,
+        pure - 1,
+        "every pure ACK but the handshake's:\n{text}"
+    );
+    assert!(!text.contains("not drawn"), "{text}");
+}
+
 /// The analysis JSON the lab wrote.
 fn report_json(dir: &Path) -> serde_json::Value {
     let raw = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
@@ -409,6 +457,7 @@ fn netns_lab_captures_the_whole_conversation_and_leaves_nothing() {
         &ECHO_RESPONSES,
     );
     assert_reports(&first, 3);
+    assert_ladder_accounts_for_every_ack(&first);
     // The printed report and the commands to open the capture, in the
     // run's own folder.
     let shown = first.display().to_string();
@@ -515,14 +564,14 @@ fn two_netns_labs_at_once_both_succeed_on_their_own_bridges() {
     assert_ne!(na.bridge, nb.bridge);
     assert_ne!(na.netns, nb.netns);
     assert_conversation(
-        &a.path().join("reqresp.pcap"),
+        &latest(a.path()).join("reqresp.pcap"),
         &na.client_ip,
         &format!("{}:2222", na.server_ip),
         &["first run"],
         &["Echo: first run"],
     );
     assert_conversation(
-        &b.path().join("reqresp.pcap"),
+        &latest(b.path()).join("reqresp.pcap"),
         &nb.client_ip,
         &format!("{}:2222", nb.server_ip),
         &["second run"],
@@ -598,6 +647,82 @@ fn keep_leaves_a_usable_topology_and_down_removes_it() {
     names.assert_gone();
 }
 
+/// What Docker does to a bridge of the compose lab's name that exists
+/// already: attaches its own veth and gives the bridge an address. `--down`
+/// must then leave the bridge to them, remove the rest, and say why; once
+/// the intruder is gone, a second `--down` removes the bridge.
+#[test]
+fn down_leaves_a_bridge_someone_else_attached_to() {
+    if !netns_ready() {
+        return;
+    }
+    let _turn = DOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = lab(&["--keep", "--out", dir.path().to_str().unwrap()]);
+    let names = RunNames::parse(&assert_success(&out));
+    let alias = run_ok(Command::new("ip").args(["-d", "link", "show", &names.bridge]));
+    assert!(
+        alias.contains("alias reqresp lab pid"),
+        "the bridge is marked: {alias}"
+    );
+    // The intruder: a veth pair with one end on the bridge, and an address.
+    let intruder = format!("rrx{}", std::process::id());
+    run_ok(Command::new("ip").args([
+        "link",
+        "add",
+        &intruder,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{intruder}p"),
+    ]));
+    let cleanup = Intruder(intruder.clone());
+    run_ok(Command::new("ip").args(["link", "set", &intruder, "master", &names.bridge]));
+    run_ok(Command::new("ip").args(["addr", "add", "10.222.99.1/32", "dev", &names.bridge]));
+
+    let down = reqresp().args(["lab", "--down"]).output().unwrap();
+    let said = assert_success(&down);
+    assert!(
+        said.contains(&format!("left the bridge {} in place", names.bridge)),
+        "{said}"
+    );
+    assert!(said.contains(&intruder), "names the foreign port: {said}");
+    assert!(said.contains("10.222.99.1/32"), "names the address: {said}");
+    assert!(Path::new("/sys/class/net").join(&names.bridge).exists());
+    let netns = run_ok(Command::new("ip").args(["netns", "list"]));
+    for ns in &names.netns {
+        assert!(!netns.contains(ns.as_str()), "{ns} left: {netns}");
+    }
+    for veth in &names.veths {
+        assert!(
+            !Path::new("/sys/class/net").join(veth).exists(),
+            "{veth} left"
+        );
+    }
+
+    drop(cleanup);
+    let _ = Command::new("ip")
+        .args(["addr", "del", "10.222.99.1/32", "dev", &names.bridge])
+        .status();
+    let down = reqresp().args(["lab", "--down"]).output().unwrap();
+    let said = assert_success(&down);
+    assert!(
+        said.contains(&format!("removed {}", names.bridge)),
+        "{said}"
+    );
+    names.assert_gone();
+}
+
+/// A veth pair made by a test, deleted on drop.
+struct Intruder(String);
+
+impl Drop for Intruder {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
 #[test]
 fn a_failure_midway_still_cleans_up() {
     if !netns_ready() {
@@ -618,6 +743,31 @@ fn a_failure_midway_still_cleans_up() {
         "the server's own error is shown: {stderr}"
     );
     RunNames::parse(&stdout).assert_gone();
+}
+
+#[test]
+fn an_unusable_out_says_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let out = lab(&[
+        "--mode",
+        "loopback",
+        "--out",
+        file.join("runs").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("Not a directory").count(),
+        1,
+        "the cause is said once: {stderr}"
+    );
+    assert!(
+        stderr.contains("choose another directory with --out"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a folder");
 }
 
 #[test]
