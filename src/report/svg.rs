@@ -88,7 +88,7 @@ impl Ink {
 
     fn legend(self) -> &'static str {
         match self {
-            Ink::Handshake => "handshake (SYN, SYN-ACK, ACK) and pure ACKs",
+            Ink::Handshake => "handshake and ACKs",
             Ink::Request => "request",
             Ink::Response => "response",
             Ink::Fin => "FIN (orderly close)",
