@@ -20,12 +20,14 @@
 # rsvg-convert (librsvg2-bin) for the PNGs, tshark for the text rendering.
 #
 # Environment:
-#   REQRESP_BIN   the reqresp binary (default: target/release/reqresp, built
-#                 with cargo build --release when missing)
+#   REQRESP_BIN         the reqresp binary (default: target/release/reqresp,
+#                       built with cargo build --release when missing)
+#   REQRESP_IMAGES_DIR  where to write (default docs/images; the test
+#                       tests/e2e/compose.rs writes into a scratch folder)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-out=$repo/docs/images
+out=${REQRESP_IMAGES_DIR:-$repo/docs/images}
 say() { echo "docs-images: $*" >&2; }
 die() {
     say "error: $*"
@@ -126,4 +128,4 @@ grep -q 'segments: one recv() may return only part of it' "$tmp/split.txt" ||
 tshark -X "lua_script:$repo/contrib/wireshark/reqresp.lua" -r "$tmp/split.pcap" \
     -T fields -E header=y -e frame.number -e ip.src -e ip.dst -e tcp.len \
     -e reqresp.role -e reqresp.length 2>/dev/null >"$out/framing-tshark.txt"
-say "wrote $(cd "$out" && ls framing-* | tr '\n' ' ')into docs/images/"
+say "wrote $(cd "$out" && ls framing-* | tr '\n' ' ')into $out/"

@@ -520,6 +520,84 @@ fn the_lab_five_steps_appear_in_the_tutorials_as_the_lab_has_them() {
     }
 }
 
+/// Every picture the tutorials show exists, and the tshark listing they
+/// quote is the one `scripts/docs-images.sh` wrote.
+#[test]
+fn the_tutorials_pictures_exist_and_quote_the_scripts_output() {
+    let tshark = std::fs::read_to_string(repo().join("docs/images/framing-tshark.txt")).unwrap();
+    for doc in ["docs/tutorial.md", "docs/tutorial.id.md"] {
+        let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+        assert!(
+            text.contains(tshark.trim_end()),
+            "{doc} does not quote docs/images/framing-tshark.txt as it is"
+        );
+        let mut rest = text.as_str();
+        let mut seen = 0;
+        while let Some(at) = rest.find("(images/") {
+            let link = &rest[at + 1..];
+            let end = link.find(')').expect("a closed link");
+            let path = repo().join("docs").join(&link[..end]);
+            assert!(
+                path.exists(),
+                "{doc} shows {} which does not exist",
+                path.display()
+            );
+            seen += 1;
+            rest = &link[end..];
+        }
+        assert!(
+            seen >= 4,
+            "{doc}: expected the SVG and PNG of both pictures"
+        );
+    }
+}
+
+/// `scripts/docs-images.sh` makes the pictures from real captures and
+/// checks that they show what the tutorials say (two messages in one
+/// segment, one message over several).
+#[test]
+fn docs_images_script_makes_the_pictures_from_real_captures() {
+    if !is_root() {
+        return skip("scripts/docs-images.sh needs root (namespaces, capture)");
+    }
+    for tool in ["ip", "nc", "rsvg-convert", "tshark"] {
+        if !have(tool) {
+            return skip(&format!(
+                "{tool} is not installed; scripts/docs-images.sh not run"
+            ));
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new("timeout")
+        .arg("120")
+        .arg(repo().join("scripts/docs-images.sh"))
+        .env("REQRESP_BIN", support::bin())
+        .env("REQRESP_IMAGES_DIR", out.path())
+        .stdin(Stdio::null())
+        .status()
+        .expect("spawn scripts/docs-images.sh");
+    assert!(status.success(), "scripts/docs-images.sh failed: {status}");
+    for name in ["merged", "split"] {
+        let svg = std::fs::read_to_string(out.path().join(format!("framing-{name}.svg"))).unwrap();
+        assert!(
+            svg.contains("one recv()"),
+            "framing-{name}.svg lacks its note"
+        );
+        assert!(
+            svg.contains("pure ACK"),
+            "framing-{name}.svg lacks the ACK line"
+        );
+        let png = std::fs::read(out.path().join(format!("framing-{name}.png"))).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG"),
+            "framing-{name}.png is not a PNG"
+        );
+    }
+    let tshark = std::fs::read_to_string(out.path().join("framing-tshark.txt")).unwrap();
+    assert!(tshark.contains("request\t3091"), "{tshark}");
+    assert!(tshark.contains("response\t3097"), "{tshark}");
+}
+
 /// Why the Compose lab cannot run here, if it cannot.
 fn docker_unavailable() -> Option<String> {
     if !is_root() {
