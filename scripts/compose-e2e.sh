@@ -109,6 +109,7 @@ export REQRESP_CAPTURES=$work/captures
 export PATH=$tmp/bin:$PATH # `reqresp` on the host is the binary under test
 export HOME=$tmp/home      # the dissector install step writes under ~
 bg_pids=()
+image_id=
 status=fail
 
 # Every container, network and volume of this run, by compose's project label.
@@ -119,6 +120,9 @@ leftovers() {
     docker volume ls -q --filter "$filter"
     docker ps -aq --filter "name=$project"
     docker network ls -q --filter "name=$project"
+    if [[ -n $image_id ]] && docker image inspect "$image_id" >/dev/null 2>&1; then
+        echo "image $image_id"
+    fi
     # A Docker network still owning br-reqresp (a br-reqresp bridge alone may
     # belong to `reqresp lab` running at the same time).
     local net
@@ -140,7 +144,9 @@ cleanup() {
     (cd "$work" && timeout 120 "${compose[@]}" -f compose/reqresp.yml --profile capture --profile auto \
         down -v --remove-orphans --timeout 5) >"$tmp/down.log" 2>&1 ||
         { cat "$tmp/down.log" >&2; rc=1; }
-    docker image rm "$image" >/dev/null 2>&1
+    # By id too: when something still held the image as the tag went, the
+    # tag alone leaves it behind, dangling.
+    docker image rm "$image" ${image_id:+"$image_id"} >/dev/null 2>&1
     local left
     left=$(leftovers)
     if [[ -n $left ]]; then
@@ -388,6 +394,7 @@ doc 'sudo scripts/docker-base.sh'
 doc 'cargo build --release'
 doc 'docker build --pull=false -f docker/Dockerfile.offline -t reqresp:latest .' >/dev/null ||
     die "docker build of docker/Dockerfile.offline failed"
+image_id=$(docker image inspect -f '{{.Id}}' "$image")
 docker run --rm "$image" reqresp --version >/dev/null ||
     die "the image's reqresp does not run (is the host's glibc newer than bookworm's?)"
 say "image size: $(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.1f MB", $1 / 1e6}')"
