@@ -3,14 +3,19 @@
 # terminal and without pulling any image:
 #
 #   1. build the image offline (scripts/docker-base.sh + docker/Dockerfile.offline)
-#   2. run the tutorial's commands: up -d; tcpdump on br-reqresp and the
-#      capture profile; the server; the client (scripted and from stdin);
-#      stop the captures; down
+#   2. run the tutorial's commands: up -d; the original lab's `python
+#      server.py` and `python client.py`, verbatim, with two clients and a
+#      3,000-byte message; tcpdump on br-reqresp and the capture profile; the
+#      server; the client (scripted and from stdin); the same two clients and
+#      long message with reqresp; the tickets race; stop the captures; down
 #   3. check each capture with `reqresp analyze --format json`: handshake,
 #      every request and response, teardown, between the two containers'
 #      addresses; and with tshark and the Lua dissector
-#   4. run the auto profile (the no-typing demo)
-#   5. leave nothing behind, also on failure: `down -v --remove-orphans` in a
+#   4. run the auto profile (the no-typing demo) and `reqresp lab` (the
+#      no-Docker path)
+#   5. bring up `reqresp lab --keep` and the Docker lab in both orders and
+#      take each down: neither takes br-reqresp from the other
+#   6. leave nothing behind, also on failure: `down -v --remove-orphans` in a
 #      trap, then check that no container, network or volume of this run and
 #      no br-reqresp bridge remains.
 #
@@ -87,9 +92,12 @@ wait_bridge_free() {
 # ---------------------------------------------------------------- scratch
 tmp=$(mktemp -d /tmp/reqresp-e2e.XXXXXX)
 work=$tmp/work # plays the repository root for the tutorial's commands
-mkdir -p "$work/captures" "$work/target/release" "$tmp/bin" "$tmp/home"
+mkdir -p "$work/captures" "$work/target/release" "$work/contrib" "$tmp/bin" "$tmp/home"
 ln -s "$repo/compose" "$work/compose"
-ln -s "$repo/contrib" "$work/contrib"
+ln -s "$repo/contrib/wireshark" "$work/contrib/wireshark"
+# Copied, not linked: the image build reads it, and a build context may not
+# reach outside itself through a link.
+cp -r "$repo/contrib/lab-python" "$work/contrib/lab-python"
 ln -s "$repo/scripts" "$work/scripts"
 ln -s "$bin" "$tmp/bin/reqresp"
 
@@ -101,6 +109,7 @@ export REQRESP_CAPTURES=$work/captures
 export PATH=$tmp/bin:$PATH # `reqresp` on the host is the binary under test
 export HOME=$tmp/home      # the dissector install step writes under ~
 bg_pids=()
+image_id=
 status=fail
 
 # Every container, network and volume of this run, by compose's project label.
@@ -111,6 +120,9 @@ leftovers() {
     docker volume ls -q --filter "$filter"
     docker ps -aq --filter "name=$project"
     docker network ls -q --filter "name=$project"
+    if [[ -n $image_id ]] && docker image inspect "$image_id" >/dev/null 2>&1; then
+        echo "image $image_id"
+    fi
     # A Docker network still owning br-reqresp (a br-reqresp bridge alone may
     # belong to `reqresp lab` running at the same time).
     local net
@@ -132,7 +144,9 @@ cleanup() {
     (cd "$work" && timeout 120 "${compose[@]}" -f compose/reqresp.yml --profile capture --profile auto \
         down -v --remove-orphans --timeout 5) >"$tmp/down.log" 2>&1 ||
         { cat "$tmp/down.log" >&2; rc=1; }
-    docker image rm "$image" >/dev/null 2>&1
+    # By id too: when something still held the image as the tag went, the
+    # tag alone leaves it behind, dangling.
+    docker image rm "$image" ${image_id:+"$image_id"} >/dev/null 2>&1
     local left
     left=$(leftovers)
     if [[ -n $left ]]; then
@@ -157,12 +171,22 @@ trap 'exit 130' INT TERM
 #   - `docker compose` becomes docker-compose when Compose v2 is missing;
 #   - `exec` gets -T: there is no terminal;
 #   - `sudo` is dropped: this runs as root;
-#   - `reqresp:latest` (the image) becomes this run's image.
+#   - `reqresp:latest` (the image) becomes this run's image;
+#   - `cargo build --release` builds in the repository (the scratch folder
+#     has no sources) and is skipped when REQRESP_BIN names the binary.
 translate() {
     local -a words out
     eval "words=($1)"
     if [[ ${words[0]} == sudo ]]; then
         words=("${words[@]:1}")
+    fi
+    if [[ ${words[*]} == "cargo build --release" ]]; then
+        if [[ -n ${REQRESP_BIN:-} ]]; then
+            printf '%s\0' true
+        else
+            printf '%s\0' cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
+        fi
+        return
     fi
     if [[ ${words[0]} == docker && ${words[1]} == compose ]]; then
         out=("${compose[@]}")
@@ -214,6 +238,46 @@ wait_for() {
         }
         sleep 0.2
     done
+}
+
+# doc_held LOG 'COMMAND': like doc_bg, but its stdin stays open (a student
+# who has not typed anything yet) until release_held closes it (Ctrl-D).
+doc_held() {
+    local -a argv
+    mapfile -d '' argv < <(cd "$work" && translate "$2")
+    say "\$ $2 &    (stdin held open; output in $tmp/$1)"
+    rm -f "$tmp/hold"
+    mkfifo "$tmp/hold"
+    sleep "$step_timeout" >"$tmp/hold" &
+    hold_pid=$!
+    bg_pids+=("$hold_pid")
+    (cd "$work" && exec "${argv[@]}") <"$tmp/hold" >"$tmp/$1" 2>&1 &
+    bg_pid=$!
+    bg_pids+=("$bg_pid")
+}
+
+# release_held: ends the held stdin (the client reads EOF and leaves).
+release_held() {
+    kill "$hold_pid" 2>/dev/null || true
+    wait "$hold_pid" 2>/dev/null || true
+}
+
+# wait_exit PID WHAT SECONDS: waits for a background command to end by itself.
+wait_exit() {
+    local pid=$1 what=$2 limit=$3
+    local deadline=$((SECONDS + limit))
+    while kill -0 "$pid" 2>/dev/null; do
+        ((SECONDS < deadline)) || die "$what did not end within $limit s"
+        sleep 0.2
+    done
+    wait "$pid" 2>/dev/null || true
+}
+
+# expect_in WHAT PATTERN TEXT: TEXT has a line containing PATTERN.
+expect_in() {
+    grep -qF -- "$2" <<<"$3" || die "$1 did not print '$2'; it printed:
+$3"
+    say "ok: $1"
 }
 
 # stop_bg PID WHAT: SIGINT (Ctrl-C, as in the tutorial), then waits at most 10 s.
@@ -325,11 +389,15 @@ cp -r "$repo/docker" "$work/docker"
 cp "$repo/.dockerignore" "$work/.dockerignore"
 cp "$bin" "$work/target/release/reqresp"
 strip "$work/target/release/reqresp" 2>/dev/null || true
-doc 'scripts/docker-base.sh'
+doc 'sudo apt-get install -y debootstrap' >/dev/null || die "apt-get install debootstrap failed"
+doc 'sudo scripts/docker-base.sh'
+doc 'cargo build --release'
 doc 'docker build --pull=false -f docker/Dockerfile.offline -t reqresp:latest .' >/dev/null ||
     die "docker build of docker/Dockerfile.offline failed"
+image_id=$(docker image inspect -f '{{.Id}}' "$image")
 docker run --rm "$image" reqresp --version >/dev/null ||
     die "the image's reqresp does not run (is the host's glibc newer than bookworm's?)"
+say "image size: $(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.1f MB", $1 / 1e6}')"
 
 # ---------------------------------------------------------------- the five steps
 step "1. up"
@@ -349,6 +417,50 @@ server_ip=$(container_ip reqresp-server)
 client_ip=$(container_ip reqresp-client)
 say "reqresp-server is $server_ip, reqresp-client is $client_ip"
 
+# A message of 3,091 bytes: the numbers 1 to 800, joined by +. The host's shell makes it,
+# as a student's does.
+long=$(seq -s + 800)
+
+step "the original lab's steps 3 and 4, verbatim: python server.py, python client.py"
+doc_bg pyserver.log 'docker compose -f compose/reqresp.yml exec reqresp-server python server.py'
+pyserver_pid=$bg_pid
+wait_for pyserver.log 'Server listening on 0.0.0.0:2222' 30 'python server.py'
+out=$(printf 'Hello, server!\nbye\n' |
+    doc 'docker compose -f compose/reqresp.yml exec reqresp-client python client.py') ||
+    die "python client.py failed: $out"
+expect_in "python client.py" 'Received: Echo: Hello, server!' "$out"
+wait_exit "$pyserver_pid" "python server.py (it serves one client)" 20
+expect_in "python server.py" 'Client left, server stops' "$(cat "$tmp/pyserver.log")"
+
+step "the original server with two clients: the second gets no answer"
+doc_bg pyserver2.log 'docker compose -f compose/reqresp.yml exec reqresp-server python server.py'
+pyserver_pid=$bg_pid
+wait_for pyserver2.log 'Server listening on' 30 'python server.py'
+doc_held pyclient1.log 'docker compose -f compose/reqresp.yml exec reqresp-client python client.py'
+wait_for pyclient1.log 'Connected to reqresp-server:2222' 30 'the first python client.py'
+if out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client --framing raw --timeout 3 reqresp-server:2222 "second client"' 2>&1); then
+    die "the second client got an answer from the one-client server: $out"
+fi
+expect_in "the second client of python server.py" 'within 3 s' "$out"
+expect_in "the second client of python server.py" 'no response from ' "$out"
+release_held
+wait_exit "$pyserver_pid" "python server.py" 20
+
+step "the original programs with a 3,091-byte message: cut into recv(1024) pieces"
+doc_bg pyserver3.log 'docker compose -f compose/reqresp.yml exec reqresp-server python server.py'
+pyserver_pid=$bg_pid
+wait_for pyserver3.log 'Server listening on' 30 'python server.py'
+out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client python client.py "$(seq -s + 800)"' </dev/null) ||
+    die "python client.py with the long message failed: $out"
+got=$(grep '^Received: ' <<<"$out")
+[[ $got == "Received: Echo: 1+2+3+"* && ${#got} -le $((10 + 1024)) ]] ||
+    die "python client.py should print only the first recv(1024) of the answer, got ${#got} characters: ${got:0:80}..."
+say "ok: python client.py printed ${#got} characters of a 3,097-byte answer"
+wait_exit "$pyserver_pid" "python server.py" 20
+reads=$(grep -c '^Received: ' "$tmp/pyserver3.log" || true)
+((reads >= 2)) || die "python server.py read the 3,091-byte message in $reads recv calls, expected at least 2"
+say "ok: python server.py took one message as $reads messages (recv(1024) pieces)"
+
 step "2. capture on br-reqresp with tcpdump, and with the capture profile"
 doc_bg tcpdump.log 'sudo tcpdump -nvi br-reqresp -w reqresp.pcap'
 tcpdump_pid=$bg_pid
@@ -365,6 +477,9 @@ until docker logs "$capture_id" 2>&1 | grep -q 'capturing on eth0'; do
     fi
     sleep 0.2
 done
+docker logs "$capture_id" 2>&1 | grep -q 'stop it with: docker compose -f compose/reqresp.yml stop reqresp-capture' ||
+    die "the capture container's log does not say how to stop it: $(docker logs "$capture_id" 2>&1 | head -3)"
+say "ok: the capture container says how to stop it"
 
 step "3. server"
 doc_bg server.log 'docker compose -f compose/reqresp.yml exec reqresp-server reqresp server'
@@ -386,6 +501,30 @@ step "stop the captures"
 sleep 2
 stop_bg "$tcpdump_pid" tcpdump
 doc 'docker compose -f compose/reqresp.yml stop reqresp-capture'
+
+step "the same two clients and long message with reqresp server"
+doc_held rclient1.log 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2222'
+# The held client is connected once the server logs its connection.
+sleep 1
+kill -0 "$bg_pid" 2>/dev/null || die "the first reqresp client ended early: $(cat "$tmp/rclient1.log")"
+out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2222 "second client"') ||
+    die "the second client got no answer from reqresp server: $out"
+expect_output "the second client of reqresp server" 'Echo: second client' "$out"
+release_held
+out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2222 "$(seq -s + 800)"') ||
+    die "the long message failed: $out"
+expect_output "reqresp client with the 3,091-byte message" "Echo: $long" "$out"
+
+step "the tickets race: 8 clients, 5 tickets"
+doc_bg tickets.log 'docker compose -f compose/reqresp.yml exec reqresp-server reqresp server --service tickets --tickets 5 --listen 0.0.0.0:2223'
+wait_for tickets.log 'listening on ' 30 'the tickets server'
+if out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp bench reqresp-server:2223 --connections 8 --requests 40 --message "book ticket" --expect Booked' 2>&1); then
+    die "bench should report the 35 answers that were not bookings: $out"
+fi
+expect_in "bench against the tickets server" '35 mismatches' "$out"
+out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2223 "book ticket"') ||
+    die "the tickets client failed: $out"
+expect_output "a client after the race" 'Sorry, no tickets left' "$out"
 
 step "5. down"
 doc 'docker compose -f compose/reqresp.yml down'
@@ -425,5 +564,71 @@ $out"
 done
 say "ok: the auto profile's client got its three responses"
 doc 'docker compose -f compose/reqresp.yml --profile auto down'
+
+# ---------------------------------------------------------------- the lab without Docker
+step "reqresp lab, the no-Docker path"
+out=$(doc 'sudo reqresp lab') || die "reqresp lab failed: $out"
+expect_in "reqresp lab" 'Echo: Hello, server!' "$out"
+out=$(doc 'sudo reqresp lab --service tickets') || die "reqresp lab --service tickets failed: $out"
+expect_in "reqresp lab --service tickets" 'Sorry, no tickets left' "$out"
+out=$(doc 'sudo reqresp lab -m "book ticket" -m "$(seq -s + 800)"') ||
+    die "reqresp lab with a long message failed: $out"
+out=$(doc 'reqresp analyze reqresp-lab/latest/reqresp.pcap') || die "analyze of the lab's capture failed"
+expect_in "the lab's latest capture" 'Echo: book ticket' "$out"
+[[ $(find "$work/reqresp-lab" -mindepth 1 -maxdepth 1 -not -name '.*' | wc -l) == 4 ]] ||
+    die "reqresp-lab/ should hold three runs and latest: $(ls -la "$work/reqresp-lab")"
+
+# ---------------------------------------------------------------- both labs, both orders
+# Needs br-reqresp for `reqresp lab` in the second order, so this run's lock
+# on the name is let go and taken back after.
+lab_down() {
+    timeout "$step_timeout" reqresp lab --down 2>&1 || die "reqresp lab --down failed"
+}
+checks=0
+docker_lab_answers() { # the containers still reach each other
+    local out
+    checks=$((checks + 1))
+    doc_bg "check-server-$checks.log" 'docker compose -f compose/reqresp.yml exec reqresp-server python server.py'
+    wait_for "check-server-$checks.log" 'Server listening on' 30 "python server.py ($1)"
+    out=$(timeout 30 "${compose[@]}" -f "$work/compose/reqresp.yml" exec -T reqresp-client \
+        reqresp client --framing raw reqresp-server:2222 ping 2>&1) ||
+        die "$1: the Docker lab's client cannot reach its server: $out"
+    [[ $out == 'Echo: ping' ]] || die "$1: unexpected answer $out"
+    say "ok: the Docker lab works $1"
+}
+
+step "both labs, Docker first: reqresp lab takes another bridge"
+(cd "$work" && timeout 120 "${compose[@]}" -f compose/reqresp.yml up -d) >/dev/null 2>&1 || die "up failed"
+out=$(timeout "$step_timeout" reqresp lab --keep --out "$tmp/lab-keep" 2>&1) || die "reqresp lab --keep failed: $out"
+bridge=$(sed -n 's/^  bridge *\(br-reqresp[-0-9]*\) .*/\1/p' <<<"$out")
+[[ -n $bridge && $bridge != br-reqresp ]] || die "reqresp lab used '$bridge' while the Docker lab holds br-reqresp:
+$out"
+say "ok: reqresp lab took $bridge beside the Docker lab's br-reqresp"
+out=$(lab_down)
+expect_in "reqresp lab --down (Docker first)" "removed $bridge" "$out"
+docker_lab_answers "after reqresp lab --down"
+(cd "$work" && timeout 120 "${compose[@]}" -f compose/reqresp.yml down) >/dev/null 2>&1 || die "down failed"
+
+step "both labs, reqresp lab first: --down leaves the bridge Docker attached to"
+flock -u 9
+for attempt in 1 2 3; do
+    wait_bridge_free
+    out=$(timeout "$step_timeout" reqresp lab --keep --out "$tmp/lab-keep" 2>&1) || die "reqresp lab --keep failed: $out"
+    grep -q '^  bridge *br-reqresp ' <<<"$out" && break
+    # Someone else (a test) had br-reqresp: give this one back and retry.
+    lab_down >/dev/null
+    ((attempt < 3)) || die "reqresp lab could not get br-reqresp three times"
+done
+(cd "$work" && timeout 120 "${compose[@]}" -f compose/reqresp.yml up -d) >/dev/null 2>&1 || die "up failed"
+docker_lab_answers "on the bridge reqresp lab made"
+out=$(lab_down)
+expect_in "reqresp lab --down (lab first)" "left the bridge br-reqresp in place" "$out"
+ip link show br-reqresp >/dev/null 2>&1 || die "reqresp lab --down deleted br-reqresp from under the Docker lab"
+docker_lab_answers "after reqresp lab --down"
+(cd "$work" && timeout 120 "${compose[@]}" -f compose/reqresp.yml down) >/dev/null 2>&1 || die "down failed"
+out=$(lab_down)
+expect_in "reqresp lab --down after the Docker lab is down" "removed br-reqresp" "$out"
+! ip link show br-reqresp >/dev/null 2>&1 || die "br-reqresp is still there after both labs are down"
+flock -w 600 9 || die "could not take the lock on br-reqresp back"
 
 status=ok

@@ -11,23 +11,43 @@
 #   reqresp server --framing raw   then   python3 client.py
 #
 # Usage: python3 client.py [--host HOST] [--port PORT] [MESSAGE ...]
-#        (default 127.0.0.1:2222; in the compose lab --host reqresp-server)
+#   HOST defaults to $REQRESP_SERVER, else 127.0.0.1 (the reqresp image sets
+#   REQRESP_SERVER=reqresp-server, so in the Docker lab `python client.py`
+#   reaches the server container as the original did); PORT to 2222.
+#   With messages: sends each, then leaves. Without, like the original: reads
+#   a line from the keyboard, sends it, prints the answer, until `exit` or
+#   `bye` (not sent) or Ctrl-D. Lines piped into stdin are sent the same way.
 
 import argparse
+import os
 import socket
+import sys
 
 parser = argparse.ArgumentParser(description="The original lab's TCP client.")
-parser.add_argument("--host", default="127.0.0.1")
+parser.add_argument("--host", default=os.environ.get("REQRESP_SERVER", "127.0.0.1"))
 parser.add_argument("--port", type=int, default=2222)
-parser.add_argument("messages", nargs="*",
-                    default=["Hello, server!", "How are you?", "Bye"])
+parser.add_argument("messages", nargs="*")
 args = parser.parse_args()
+
+
+def typed():
+    """Lines from the keyboard (with a prompt) or from a pipe."""
+    while True:
+        try:
+            line = input("Message (exit or bye to stop): " if sys.stdin.isatty() else "")
+        except EOFError:
+            return
+        if line.strip().lower() in ("exit", "bye"):
+            return
+        if line:
+            yield line
+
 
 client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 client.connect((args.host, args.port))
 print(f"Connected to {args.host}:{args.port}", flush=True)
 
-for message in args.messages:
+for message in args.messages or typed():
     client.send(message.encode())
     print(f"Sent: {message}", flush=True)
     data = client.recv(1024)

@@ -47,7 +47,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::model::{
-    Analysis, Close, CloseEvent, CloseKind, Connection, Gap, Handshake, MAX_EVENTS, Side, Timestamp,
+    AckEvent, Analysis, Close, CloseEvent, CloseKind, Connection, Gap, Handshake, MAX_ACKS_KEPT,
+    MAX_EVENTS, Side, Timestamp,
 };
 use super::pairing::{FramingChoice, PairLimits, Pairer, side_name};
 use super::reassembly::{Chunk, ChunkData, Reassembler};
@@ -96,6 +97,9 @@ pub struct Options {
     pub max_buffered_per_flow: usize,
     /// Characters of preview per message.
     pub preview_len: usize,
+    /// Keep every pure ACK in [`Connection::acks`] (`--acks`), not only
+    /// their count.
+    pub keep_acks: bool,
 }
 
 impl Default for Options {
@@ -107,6 +111,7 @@ impl Default for Options {
             max_message: 1 << 20,
             max_buffered_per_flow: 4 << 20,
             preview_len: 40,
+            keep_acks: false,
         }
     }
 }
@@ -158,6 +163,9 @@ struct Slot {
     client: SocketAddr,
     /// The client's initial sequence number, when known (SYN or SYN-ACK).
     client_isn: Option<u32>,
+    /// The server's, when known (SYN-ACK), kept after the flow is over for
+    /// the relative numbers of the last ACKs.
+    server_isn: Option<u32>,
     /// Sequence number of each side's FIN, and whether the other side
     /// acknowledged it (client, server).
     fin_seq: [Option<u32>; 2],
@@ -406,6 +414,7 @@ impl Analyzer {
             conn: self.connections() - 1,
             client,
             client_isn: None,
+            server_isn: None,
             fin_seq: [None; 2],
             fin_acked: [false; 2],
             reset: false,
@@ -511,17 +520,46 @@ fn apply(
         Side::Server
     };
     let peer = 1 - slot_of(side);
+    let f = seg.flags;
+    let pure_ack = f.ack && !f.syn && !f.fin && !f.rst && seg.payload_len == 0;
+    // The teardown's last ACK: a pure ACK of the other side's FIN, sent
+    // after this side's own FIN (so it acknowledges the second FIN).
+    let last_ack = pure_ack
+        && !slot.fin_acked[peer]
+        && slot.fin_seq[slot_of(side)].is_some()
+        && slot.fin_seq[peer].is_some_and(|fin| fin.wrapping_add(1) == seg.ack);
     if seg.flags.ack
         && let Some(fin) = slot.fin_seq[peer]
         && (seg.ack.wrapping_sub(fin.wrapping_add(1)) as i32) >= 0
     {
         slot.fin_acked[peer] = true;
     }
+    let handshake_ack = |conn: &Connection| conn.handshake.as_ref().and_then(|h| h.ack);
+    let before = handshake_ack(conn);
     if slot.flow.is_some()
         && track(opts, slot, conn, side, seg, warnings)
         && let Some(flow) = slot.flow.take()
     {
         finalize(*flow, conn, seg.time, seg.number);
+    }
+    if pure_ack {
+        let isn = match side {
+            Side::Client => slot.server_isn,
+            Side::Server => slot.client_isn,
+        };
+        let event = AckEvent {
+            from: side,
+            time: seg.time,
+            ack: isn.map(|isn| seg.ack.wrapping_sub(isn)),
+        };
+        if last_ack && conn.last_ack.is_none() {
+            conn.last_ack = Some(event);
+        } else if before.is_some() || handshake_ack(conn).is_none() {
+            conn.pure_acks += 1;
+        }
+        if opts.keep_acks && conn.acks.len() < MAX_ACKS_KEPT {
+            conn.acks.push(event);
+        }
     }
     if slot.settled() {
         settled[i] = true;
@@ -619,6 +657,7 @@ fn track(
             (Side::Server, true) => {
                 if flow.server_isn.is_none() {
                     flow.server_isn = Some(seg.seq);
+                    slot.server_isn = Some(seg.seq);
                     flow.streams[1].syn(seg.seq);
                     let client_isn = seg.ack.wrapping_sub(1);
                     if slot.client_isn.is_none() {
@@ -938,6 +977,62 @@ pub(crate) mod tests {
         w.fin(4_100, Side::Server);
         w.ack(4_150, Side::Client);
         w
+    }
+
+    #[test]
+    fn pure_acks_are_counted_and_the_teardowns_last_ack_is_kept() {
+        let mut w = Script::new(1000, 5000);
+        w.handshake(0, 100);
+        w.c(1_000, b"hello\n");
+        w.ack(1_050, Side::Server);
+        w.s(1_200, b"Echo: hello\n");
+        w.ack(1_250, Side::Client);
+        w.fin(4_000, Side::Client);
+        w.ack(4_050, Side::Server); // of the first FIN: not the last ACK
+        w.fin(4_100, Side::Server);
+        w.ack(4_150, Side::Client);
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(
+            c.pure_acks, 3,
+            "handshake and last ACK have their own fields"
+        );
+        let last = c.last_ack.expect("the teardown's last ACK");
+        assert_eq!(last.from, Side::Client);
+        assert_eq!(last.time, Timestamp(4_150_000));
+        // SYN + 12 bytes + FIN of the server.
+        assert_eq!(last.ack, Some(14));
+        assert!(c.acks.is_empty(), "kept only when asked");
+
+        let keep = Options {
+            keep_acks: true,
+            ..Options::default()
+        };
+        let a = analyze(keep, &w.segs);
+        let c = one(&a);
+        let acks: Vec<_> = c.acks.iter().map(|e| (e.from, e.ack)).collect();
+        assert_eq!(
+            acks,
+            [
+                (Side::Client, Some(1)),
+                (Side::Server, Some(7)),
+                (Side::Client, Some(13)),
+                (Side::Server, Some(8)),
+                (Side::Client, Some(14)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reset_connection_has_no_last_ack() {
+        let mut w = Script::new(1, 2);
+        w.handshake(0, 100);
+        w.c(1_000, b"hi\n");
+        w.rst(2_000, Side::Server);
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert!(c.last_ack.is_none());
+        assert_eq!(c.pure_acks, 0);
     }
 
     #[test]

@@ -93,6 +93,36 @@ pub struct Connection {
     /// completing the handshake (Wireshark's iRTT), in microseconds; `null`
     /// without a captured handshake. The network's share of each exchange's latency.
     pub initial_rtt_us: Option<f64>,
+    /// Pure ACKs (no data, no SYN, FIN or RST) other than the handshake's
+    /// ACK and the teardown's last ACK, which have their own fields. The
+    /// ladders draw none of them and say how many they left out.
+    #[serde(skip)]
+    pub pure_acks: u64,
+    /// Every pure ACK (the handshake's and the teardown's last included),
+    /// kept only when [`crate::analyze::Options::keep_acks`] asks for them
+    /// (`--acks`), at most [`MAX_ACKS_KEPT`] per connection.
+    #[serde(skip)]
+    pub acks: Vec<AckEvent>,
+    /// The teardown's last packet: the pure ACK of the second FIN, from the
+    /// side that sent the first one.
+    #[serde(skip)]
+    pub last_ack: Option<AckEvent>,
+}
+
+/// Most ACKs kept per connection for `--acks`; later ones are only counted.
+pub const MAX_ACKS_KEPT: usize = 10_000;
+
+/// A segment that only acknowledges: no data, no SYN, FIN or RST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckEvent {
+    /// Who sent it.
+    pub from: Side,
+    /// When it was captured.
+    pub time: Timestamp,
+    /// The acknowledgment number relative to the other side's initial
+    /// sequence number, as Wireshark shows it (`None` when that is
+    /// unknown, the handshake not being captured).
+    pub ack: Option<u32>,
 }
 
 /// Most TCP events kept per connection: enough for any lab run, bounded for
@@ -122,6 +152,9 @@ impl Connection {
             events: Vec::new(),
             events_dropped: 0,
             initial_rtt_us: None,
+            pure_acks: 0,
+            acks: Vec::new(),
+            last_ack: None,
         }
     }
 }

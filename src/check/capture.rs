@@ -190,6 +190,7 @@ pub fn packet_ladder(pcap: &Path, server: SocketAddr, framing: Framing) -> Resul
         max_exchanges: Some(12),
         max_connections: Some(super::runner::LADDER_CONNECTIONS),
         title: None,
+        acks: false,
     };
     let mut out = Vec::new();
     report::render(&analysis, report::Format::Text, &render, &mut out)

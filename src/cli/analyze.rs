@@ -27,7 +27,8 @@ pub struct Args {
     /// per connection, otherwise pairs turns (a client burst, then a server burst).
     #[arg(long, value_enum, default_value_t = FramingChoice::Auto)]
     framing: FramingChoice,
-    /// Output format. Defaults to the extension of `-o` (.json, .svg, .mmd, .html), else text.
+    /// Output format. Defaults to the extension of `-o` (.txt, .json, .mmd, .svg, .html; any
+    /// other is refused), else text.
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Write the report to this file instead of standard output.
@@ -45,15 +46,21 @@ pub struct Args {
     /// Connections drawn in the diagrams (0: all).
     #[arg(long, default_value_t = 20, value_name = "N")]
     max_connections: usize,
+    /// Draw every pure ACK in the diagrams, with its relative ack number.
+    /// Without it only the teardown's last ACK is drawn, and a line under
+    /// each connection says how many were left out.
+    #[arg(long)]
+    acks: bool,
 }
 
 /// Runs `reqresp analyze`: the capture streams through the analyzer into a
 /// [`ReportWriter`], so memory follows the live connections, not the file.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     no_huge_pages();
-    let format = args
-        .format
-        .unwrap_or_else(|| format_from_extension(&args.output));
+    let format = match args.format {
+        Some(format) => format,
+        None => format_from_extension(args.output.as_deref()).map_err(anyhow::Error::msg)?,
+    };
     // Open the output first, so a bad path fails before the work starts.
     let output: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(
@@ -66,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         framing: args.framing,
         server: args.server,
         port: args.port,
+        keep_acks: args.acks,
         ..Options::default()
     };
     let mut render_options = if args.output.is_some() {
@@ -76,6 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     render_options.max_exchanges = (args.max_exchanges > 0).then_some(args.max_exchanges);
     render_options.max_connections = (args.max_connections > 0).then_some(args.max_connections);
     render_options.title = Some(args.input.display().to_string());
+    render_options.acks = args.acks;
     let mut writer = BackgroundWriter::start(ReportWriter::new(format, render_options, output)?);
 
     let analysis = if args.input.as_os_str() == "-" {
@@ -153,18 +162,63 @@ fn no_huge_pages() {
     }
 }
 
-/// The format named by the output file's extension, text when none matches.
-fn format_from_extension(output: &Option<PathBuf>) -> Format {
-    let extension = output
-        .as_ref()
-        .and_then(|p| p.extension())
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
-        Some("json") => Format::Json,
-        Some("svg") => Format::Svg,
-        Some("html" | "htm") => Format::Html,
-        Some("mmd" | "mermaid") => Format::Mermaid,
-        _ => Format::Text,
+/// The format named by the output file's extension: text for standard
+/// output or a name without extension; an extension of no format is
+/// refused with the list, rather than writing text into `out.png`.
+fn format_from_extension(output: Option<&std::path::Path>) -> Result<Format, String> {
+    let Some(path) = output else {
+        return Ok(Format::Text);
+    };
+    let Some(extension) = path.extension() else {
+        return Ok(Format::Text);
+    };
+    match extension.to_string_lossy().to_ascii_lowercase().as_str() {
+        "txt" | "text" => Ok(Format::Text),
+        "json" => Ok(Format::Json),
+        "svg" => Ok(Format::Svg),
+        "mmd" | "mermaid" => Ok(Format::Mermaid),
+        "html" | "htm" => Ok(Format::Html),
+        other => {
+            let png = if matches!(other, "png" | "jpg" | "jpeg" | "pdf") {
+                format!(
+                    "; for a picture write .svg and convert it (rsvg-convert -f {other} -o {} report.svg)",
+                    path.display()
+                )
+            } else {
+                String::new()
+            };
+            Err(format!(
+                "cannot tell the report format from the extension .{other} of {}: reqresp writes .txt, .json, .mmd (or .mermaid), .svg and .html, or any name with --format text|json|mermaid|svg|html{png}",
+                path.display()
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn every_supported_extension_picks_its_format_and_others_are_refused() {
+        let pick = |name: &str| format_from_extension(Some(Path::new(name)));
+        assert_eq!(format_from_extension(None), Ok(Format::Text));
+        assert_eq!(pick("report"), Ok(Format::Text));
+        assert_eq!(pick("report.txt"), Ok(Format::Text));
+        assert_eq!(pick("a.JSON"), Ok(Format::Json));
+        assert_eq!(pick("a.svg"), Ok(Format::Svg));
+        assert_eq!(pick("a.mmd"), Ok(Format::Mermaid));
+        assert_eq!(pick("a.mermaid"), Ok(Format::Mermaid));
+        assert_eq!(pick("report.html"), Ok(Format::Html));
+        assert_eq!(pick("report.HTM"), Ok(Format::Html));
+        let err = pick("out.png").unwrap_err();
+        assert!(err.contains(".png of out.png"), "{err}");
+        assert!(
+            err.contains(".txt, .json, .mmd (or .mermaid), .svg and .html"),
+            "{err}"
+        );
+        assert!(err.contains("rsvg-convert -f png"), "{err}");
+        assert!(pick("notes.md").unwrap_err().contains("--format"));
     }
 }

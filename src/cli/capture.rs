@@ -20,6 +20,15 @@ pub struct Args {
     /// pcap file to write; `-` writes to stdout (`| reqresp analyze -`).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     output: PathBuf,
+    /// How to stop, said when the capture starts. The Docker lab's capture
+    /// container sets it, where Ctrl-C reaches nobody.
+    #[arg(
+        long,
+        env = "REQRESP_STOP_HINT",
+        value_name = "TEXT",
+        default_value = "Ctrl-C to stop"
+    )]
+    stop_hint: String,
     /// BPF filter in tcpdump syntax, e.g. 'tcp port 2222'.
     #[arg(short = 'f', long, value_name = "BPF")]
     filter: Option<String>,
@@ -109,8 +118,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let interface = config.interface.clone();
     let handle = Capture::start(config)?;
     eprintln!(
-        "capturing on {interface} ({filter}, link type {}), writing {destination} — Ctrl-C to stop",
-        handle.link_type()
+        "capturing on {interface} ({filter}, link type {}), writing {destination} — {}",
+        handle.link_type(),
+        args.stop_hint
     );
 
     let counter = live_counter();

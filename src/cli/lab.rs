@@ -13,12 +13,16 @@ use reqresp::lab::{self, LabError, LabOptions, LabService, Mode, signals};
 Network namespaces need root: `sudo reqresp lab`. Without root the lab runs on loopback.
 Each run gets its own bridge: br-reqresp when free, else br-reqresp-1, -2, ... (two runs at
 once, a kept lab, or the Docker lab of compose/reqresp.yml holding br-reqresp).
-Everything is removed at the end, on error and on Ctrl-C, unless --keep.")]
+Everything is removed at the end, on error and on Ctrl-C, unless --keep.
+--down removes the lab's namespaces and veths; it leaves a bridge that the Docker lab has
+attached to (and says so) until that lab is down.")]
 pub struct Args {
     /// Where to run: namespaces when root, else loopback.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
-    /// Directory for reqresp.pcap, report.txt, report.json and ladder.svg.
+    /// Base directory: each run writes reqresp.pcap, report.txt, report.json
+    /// and ladder.svg into a new DIR/<time>/ and points DIR/latest at it;
+    /// earlier runs are never touched.
     #[arg(long, value_name = "DIR", default_value = "reqresp-lab")]
     out: PathBuf,
     /// Service of the server.

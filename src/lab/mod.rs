@@ -19,6 +19,7 @@
 //! [`signals`] so that they unwind through those guards too.
 
 pub mod names;
+pub mod outdir;
 pub mod process;
 pub mod signals;
 pub mod topology;
@@ -36,6 +37,7 @@ use crate::capture::{Capture, CaptureConfig, CaptureError, CaptureHandle};
 use crate::report::{self, Format, RenderOptions};
 
 use names::LAB_PORT;
+use outdir::RunDir;
 use process::{Process, ProcessError};
 use topology::{Topology, TopologyError};
 
@@ -85,7 +87,8 @@ impl LabService {
 pub struct LabOptions {
     /// Where to run.
     pub mode: Mode,
-    /// Output directory for the capture and the reports.
+    /// Base directory of the results: each run gets its own folder in it
+    /// and a `latest` link ([`outdir`]).
     pub out: PathBuf,
     /// Server service.
     pub service: LabService,
@@ -277,11 +280,14 @@ pub fn run(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome, LabE
     if mode == Mode::Loopback && options.keep {
         return Err(LabError::KeepWithoutNetns);
     }
-    prepare_out_dir(&options.out)?;
+    let run_dir = RunDir::create(&options.out).map_err(|source| LabError::Output {
+        path: options.out.clone(),
+        source,
+    })?;
     if mode == Mode::Netns {
         say(out, &format!("mode: {reason}"));
         match Topology::create(std::process::id(), options.verbose) {
-            Ok(topology) => return run_netns(options, topology, out),
+            Ok(topology) => return run_netns(options, topology, run_dir, out),
             Err(err) if options.mode == Mode::Auto && is_permission(&err) => {
                 say(
                     out,
@@ -293,7 +299,7 @@ pub fn run(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome, LabE
     } else {
         say(out, &format!("mode: {reason}"));
     }
-    run_loopback(options, out)
+    run_loopback(options, run_dir, out)
 }
 
 fn is_permission(err: &TopologyError) -> bool {
@@ -312,6 +318,7 @@ fn check_interrupt() -> Result<(), LabError> {
 fn run_netns(
     options: &LabOptions,
     topology: Topology,
+    run_dir: RunDir,
     out: &mut dyn Write,
 ) -> Result<LabOutcome, LabError> {
     let names = topology.names().clone();
@@ -355,14 +362,19 @@ fn run_netns(
     let _ = write!(out, "{text}");
     check_interrupt()?;
 
-    let pcap = options.out.join("reqresp.pcap");
+    let pcap = run_dir.path().join("reqresp.pcap");
     let mut config = CaptureConfig::new(names.bridge.clone(), pcap.clone());
     // A bridge passes frames between its ports without showing them to its
     // own device; in promiscuous mode it shows it every frame, as tcpdump
     // (promiscuous by default) sees them in the original lab.
     config.promiscuous = true;
     let capture = Capture::start(config)?;
-    let _ = writeln!(out, "capturing on {} into {}", names.bridge, pcap.display());
+    let _ = writeln!(
+        out,
+        "capturing on {} into {}",
+        names.bridge,
+        run_dir.final_path().join("reqresp.pcap").display()
+    );
 
     let listen = SocketAddr::from((names.server.ip, LAB_PORT));
     let served = exchange(
@@ -392,8 +404,8 @@ fn run_netns(
     served?;
     let stats = stats?;
     let _ = writeln!(out, "capture stopped: {stats}");
-    report(options, &pcap, listen, out)?;
-    print_files(options, out, true);
+    report(&run_dir, listen, out)?;
+    print_files(options, run_dir, out)?;
 
     if options.keep {
         let state = topology.keep()?;
@@ -417,7 +429,11 @@ fn run_netns(
 }
 
 /// The lab on 127.0.0.1.
-fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome, LabError> {
+fn run_loopback(
+    options: &LabOptions,
+    run_dir: RunDir,
+    out: &mut dyn Write,
+) -> Result<LabOutcome, LabError> {
     let start = |port: u16| -> Result<(Process, SocketAddr, String), LabError> {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let mut cmd = Command::new(&options.exe);
@@ -446,7 +462,7 @@ fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome,
             start(0)?
         }
     };
-    let pcap = options.out.join("reqresp.pcap");
+    let pcap = run_dir.path().join("reqresp.pcap");
     let _ = writeln!(out, "server: {line}");
     let _ = writeln!(out, "server listening on {addr} (pid {})", server.pid());
 
@@ -458,7 +474,7 @@ fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome,
                 out,
                 "capturing on lo (tcp port {}) into {}",
                 addr.port(),
-                pcap.display()
+                run_dir.final_path().join("reqresp.pcap").display()
             );
             Some(capture)
         }
@@ -477,9 +493,18 @@ fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome,
     let stats = capture.map(stop_capture);
     served?;
     let Some(stats) = stats else {
+        let base = options.out.display();
+        let earlier = match outdir::latest_run(&options.out) {
+            Some(dir) => format!(
+                "; earlier results are untouched ({base}/latest is {})",
+                dir.display()
+            ),
+            None => String::new(),
+        };
+        drop(run_dir);
         let _ = writeln!(
             out,
-            "\nserver and client ran, but nothing was captured. To see the packets, run the lab with\n  sudo {exe} lab\nor let reqresp capture once:\n  sudo setcap cap_net_raw,cap_net_admin=eip {exe}",
+            "\nserver and client ran, but nothing was captured, so nothing was written to {base}/{earlier}.\nTo see the packets, run the lab with\n  sudo {exe} lab\nor let reqresp capture once:\n  sudo setcap cap_net_raw,cap_net_admin=eip {exe}",
             exe = options.exe.display()
         );
         return Ok(LabOutcome {
@@ -488,8 +513,8 @@ fn run_loopback(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome,
         });
     };
     let _ = writeln!(out, "capture stopped: {}", stats?);
-    report(options, &pcap, addr, out)?;
-    print_files(options, out, false);
+    report(&run_dir, addr, out)?;
+    print_files(options, run_dir, out)?;
     Ok(LabOutcome {
         mode: Mode::Loopback,
         captured: true,
@@ -568,23 +593,7 @@ fn stop_capture(capture: CaptureHandle) -> Result<crate::capture::CaptureStats, 
     Ok(capture.stop()?)
 }
 
-fn prepare_out_dir(dir: &Path) -> Result<(), LabError> {
-    std::fs::create_dir_all(dir).map_err(|source| LabError::Output {
-        path: dir.into(),
-        source,
-    })?;
-    for file in OUTPUT_FILES {
-        let path = dir.join(file);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(LabError::Output { path, source }),
-        }
-    }
-    Ok(())
-}
-
-/// The files a run writes into `--out`.
+/// The files a run writes into its folder `--out/<stamp>/`.
 pub const OUTPUT_FILES: [&str; 4] = ["reqresp.pcap", "report.txt", "report.json", "ladder.svg"];
 
 /// Reads the capture back and analyses it; `server` says which side is
@@ -603,16 +612,13 @@ pub fn analyze_capture(pcap: &Path, server: SocketAddr) -> Result<Analysis, LabE
         .map_err(|e| err(e.to_string()))
 }
 
-/// Analyses the capture, writes the three reports and prints the text one.
-fn report(
-    options: &LabOptions,
-    pcap: &Path,
-    server: SocketAddr,
-    out: &mut dyn Write,
-) -> Result<(), LabError> {
-    let analysis = analyze_capture(pcap, server)?;
+/// Analyses the run's capture, writes the three reports next to it and
+/// prints the text one.
+fn report(run_dir: &RunDir, server: SocketAddr, out: &mut dyn Write) -> Result<(), LabError> {
+    let analysis = analyze_capture(&run_dir.path().join("reqresp.pcap"), server)?;
+    let pcap = run_dir.final_path().join("reqresp.pcap");
     let write = |name: &str, format: Format, render_options: &RenderOptions| {
-        let path = options.out.join(name);
+        let path = run_dir.path().join(name);
         let mut bytes = Vec::new();
         report::render(&analysis, format, render_options, &mut bytes)
             .and_then(|()| std::fs::write(&path, &bytes))
@@ -634,31 +640,49 @@ fn report(
     })
 }
 
-fn print_files(options: &LabOptions, out: &mut dyn Write, _netns: bool) {
-    give_to_sudo_user(&options.out);
-    let dir = options.out.display();
-    let _ = writeln!(out, "\nfiles in {dir}/:");
+/// Moves the complete run into place, then says where everything is.
+fn print_files(options: &LabOptions, run_dir: RunDir, out: &mut dyn Write) -> Result<(), LabError> {
+    let latest = run_dir.latest();
+    let dir = run_dir.commit().map_err(|source| LabError::Output {
+        path: options.out.clone(),
+        source,
+    })?;
+    give_to_sudo_user(&options.out, &dir, &latest);
+    let shown = dir.display();
+    let _ = writeln!(out, "\nthis run's files, in {shown}/:");
     for file in OUTPUT_FILES {
-        let _ = writeln!(out, "  {dir}/{file}");
+        let _ = writeln!(out, "  {shown}/{file}");
+    }
+    if outdir::latest_run(&options.out).as_deref() == Some(dir.as_path()) {
+        let _ = writeln!(
+            out,
+            "{} points at it; earlier runs stay in their own folders in {}/",
+            latest.display(),
+            options.out.display()
+        );
     }
     let _ = writeln!(
         out,
-        "open the capture:\n  wireshark {dir}/reqresp.pcap\n  tcpdump -nr {dir}/reqresp.pcap\n  {} analyze {dir}/reqresp.pcap",
+        "open the capture:\n  wireshark {shown}/reqresp.pcap\n  tcpdump -nr {shown}/reqresp.pcap\n  {} analyze {shown}/reqresp.pcap",
         options.exe.display()
     );
+    Ok(())
 }
 
 /// Under sudo, hands the output to the user who ran sudo, so Wireshark
 /// opens it without root.
-fn give_to_sudo_user(dir: &Path) {
+fn give_to_sudo_user(base: &Path, dir: &Path, latest: &Path) {
     let id = |var| std::env::var(var).ok().and_then(|v| v.parse::<u32>().ok());
     let (Some(uid), Some(gid)) = (id("SUDO_UID"), id("SUDO_GID")) else {
         return;
     };
-    let paths = std::iter::once(dir.to_path_buf()).chain(OUTPUT_FILES.iter().map(|f| dir.join(f)));
+    let paths = [base.to_path_buf(), dir.to_path_buf()]
+        .into_iter()
+        .chain(OUTPUT_FILES.iter().map(|f| dir.join(f)));
     for path in paths {
         let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
     }
+    let _ = std::os::unix::fs::lchown(latest, Some(uid), Some(gid));
 }
 
 fn print_keep_help(names: &names::LabNames, exe: &Path, out: &mut dyn Write) {
@@ -701,6 +725,15 @@ pub fn down(verbose: bool, out: &mut dyn Write) -> Result<usize, TopologyError> 
                     out,
                     "removed {}: namespaces {} and {}",
                     n.bridge, n.server.netns, n.client.netns
+                );
+            }
+            topology::DownOutcome::BridgeLeft(state, why) => {
+                removed += 1;
+                let n = &state.names;
+                let _ = writeln!(
+                    out,
+                    "removed namespaces {} and {} and their veths; left the bridge {} in place: {why}.\n  Its users (the Docker lab of compose/reqresp.yml attaches to an existing bridge of that name) keep their network.\n  Run `reqresp lab --down` again once they are gone (`docker compose -f compose/reqresp.yml down`) to remove it.",
+                    n.server.netns, n.client.netns, n.bridge
                 );
             }
             topology::DownOutcome::InUse(state) => {

@@ -58,6 +58,16 @@ pub enum TopologyError {
         "bridges br-reqresp to br-reqresp-{MAX_SLOT} all exist: too many labs at once, or labs left up; remove kept ones with `reqresp lab --down`"
     )]
     NoFreeSlot,
+    /// The lab's bridge was left in place because someone else uses it.
+    #[error(
+        "left the bridge {bridge} in place: {why}. The Docker lab (compose/reqresp.yml) attaches to an existing bridge of that name; its containers would lose their network. The lab's namespaces and veths are gone; run `reqresp lab --down` again after `docker compose -f compose/reqresp.yml down` to remove the bridge"
+    )]
+    BridgeInUse {
+        /// The bridge.
+        bridge: String,
+        /// Who uses it.
+        why: String,
+    },
     /// The state file could not be written or read.
     #[error("state file {path}: {source}")]
     State {
@@ -140,6 +150,9 @@ pub fn setup_steps(names: &LabNames) -> Vec<Step> {
     let br = names.bridge.as_str();
     let mut steps = vec![
         optional(&["link", "set", br, "addrgenmode", "none"]),
+        // The mark `ip link show` prints, and `--down` checks, so a bridge
+        // of the same name made by someone else is never taken for ours.
+        step(&["link", "set", br, "alias", &bridge_alias(names.pid)]),
         step(&["link", "set", br, "up"]),
     ];
     for host in names.hosts() {
@@ -168,6 +181,12 @@ fn host_steps(host: &Host, bridge: &str, prefix_len: u8) -> Vec<Step> {
         step(&["-n", ns, "link", "set", "lo", "up"]),
         step(&["-n", ns, "link", "set", HOST_IFACE, "up"]),
     ]
+}
+
+/// The alias (`ip link show` prints it) that marks a bridge as made by the
+/// lab run `pid`.
+pub fn bridge_alias(pid: u32) -> String {
+    format!("reqresp lab pid {pid}")
 }
 
 /// The iptables arguments of the bridge's ACCEPT rule, for `action` `-I`,
@@ -390,7 +409,19 @@ fn try_lock_bridge_name() -> Option<std::fs::File> {
 /// for slot 0, the held [`BRIDGE_LOCK`]). Creation is atomic in the kernel,
 /// so concurrent runs never share one.
 fn claim_bridge(verbose: bool) -> Result<(u8, Option<std::fs::File>), TopologyError> {
+    // A Docker network whose bridge is missing right now (the engine
+    // re-creates it) still owns the name.
+    let docker = docker_bridges();
     for slot in 0..=MAX_SLOT {
+        if let Some((network, _)) = docker.iter().find(|(_, br)| *br == bridge_name(slot)) {
+            if verbose {
+                eprintln!(
+                    "+ skipping {}: the Docker network {network} uses that name",
+                    bridge_name(slot)
+                );
+            }
+            continue;
+        }
         let lock = if slot == 0 {
             match try_lock_bridge_name() {
                 Some(lock) => Some(lock),
@@ -493,16 +524,123 @@ pub fn teardown_state(state: &State, verbose: bool) -> Vec<TopologyError> {
     // file goes first, the bridge last. The other way round, a new run could
     // claim the freed name and write its state file in between, and this
     // removal would delete that run's file.
-    let _ = std::fs::remove_file(state.path());
     let ours = match state.bridge_ifindex {
         Some(index) => ifindex(&names.bridge) == Some(index),
         None => link_exists(&names.bridge),
     };
-    if ours && let Err(err) = ip(&strings(&["link", "del", &names.bridge]), verbose) {
+    if !ours {
+        let _ = std::fs::remove_file(state.path());
+        return errors;
+    }
+    if let Some(why) = bridge_in_foreign_use(names) {
+        // Docker attaches a compose network to an existing bridge of its
+        // name without a word; deleting it would cut its containers off.
+        // The state file stays, so a later `--down` removes the bridge once
+        // it is free again.
+        let _ = state.save();
+        errors.push(TopologyError::BridgeInUse {
+            bridge: names.bridge.clone(),
+            why,
+        });
+        return errors;
+    }
+    let _ = std::fs::remove_file(state.path());
+    if let Err(err) = ip(&strings(&["link", "del", &names.bridge]), verbose) {
         let _ = state.save();
         errors.push(err);
     }
     errors
+}
+
+/// Why the lab's bridge is used by someone else, if it is: a port that is
+/// not one of the lab's veths, or a Docker network that names it. An IPv4
+/// address (the lab never gives the bridge one; Docker does) is mentioned
+/// but decides nothing: Docker leaves it behind on a bridge it did not
+/// create when its network goes away.
+pub fn bridge_in_foreign_use(names: &LabNames) -> Option<String> {
+    let own: Vec<&str> = names.hosts().iter().map(|h| h.veth.as_str()).collect();
+    let brif = Path::new("/sys/class/net").join(&names.bridge).join("brif");
+    let mut foreign: Vec<String> = std::fs::read_dir(brif)
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|port| !own.contains(&port.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    foreign.sort();
+    let mut reasons = Vec::new();
+    if !foreign.is_empty() {
+        reasons.push(format!("ports {} are not the lab's", foreign.join(", ")));
+    }
+    let addresses = ip(
+        &strings(&["-o", "-4", "addr", "show", "dev", &names.bridge]),
+        false,
+    )
+    .unwrap_or_default();
+    let addresses: Vec<&str> = addresses
+        .lines()
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
+        .collect();
+    if let Some(network) = docker_network_using(&names.bridge) {
+        reasons.push(format!("the Docker network {network} uses it"));
+    }
+    if !reasons.is_empty() && !addresses.is_empty() {
+        reasons.push(format!("it has the address {}", addresses.join(", ")));
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// The Docker network whose bridge is `bridge` (the compose lab fixes its
+/// bridge's name to `br-reqresp`), if any.
+pub fn docker_network_using(bridge: &str) -> Option<String> {
+    docker_bridges()
+        .into_iter()
+        .find_map(|(network, br)| (br == bridge).then_some(network))
+}
+
+/// Every Docker bridge network with the Linux bridge it names in its
+/// options, as `(network, bridge)`. Asked of the Docker CLI only when a
+/// Docker engine socket exists; empty when there is none, or Docker does
+/// not answer within 5 s.
+fn docker_bridges() -> Vec<(String, String)> {
+    if !Path::new("/var/run/docker.sock").exists() {
+        return Vec::new();
+    }
+    let docker = |args: &[&str]| -> Option<String> {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["5", "docker"]).args(args);
+        super::process::detach(&mut cmd);
+        let out = cmd
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let Some(ids) = docker(&["network", "ls", "-q", "--filter", "driver=bridge"]) else {
+        return Vec::new();
+    };
+    let mut args = vec![
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{index .Options \"com.docker.network.bridge.name\"}}",
+    ];
+    args.extend(ids.split_whitespace());
+    if args.len() == 4 {
+        return Vec::new();
+    }
+    docker(&args)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|row| {
+            let (name, br) = row.rsplit_once(' ')?;
+            (!br.is_empty()).then(|| (name.to_string(), br.to_string()))
+        })
+        .collect()
 }
 
 /// What `reqresp lab --down` found and did for one recorded topology.
@@ -512,6 +650,9 @@ pub enum DownOutcome {
     Removed(State),
     /// Left alone: the run that owns it is still going.
     InUse(State),
+    /// Namespaces and veths removed; the bridge left because someone else
+    /// (the Docker lab) uses it, for the reason given.
+    BridgeLeft(State, String),
     /// Removal failed partly.
     Failed(State, Vec<TopologyError>),
 }
@@ -555,11 +696,17 @@ pub fn down(verbose: bool) -> Result<Vec<DownOutcome>, TopologyError> {
             outcomes.push(DownOutcome::InUse(state));
             continue;
         }
-        let errors = teardown_state(&state, verbose);
-        outcomes.push(if errors.is_empty() {
-            DownOutcome::Removed(state)
-        } else {
-            DownOutcome::Failed(state, errors)
+        let mut errors = teardown_state(&state, verbose);
+        outcomes.push(match errors.as_slice() {
+            [] => DownOutcome::Removed(state),
+            [TopologyError::BridgeInUse { why, .. }] => {
+                let why = why.clone();
+                DownOutcome::BridgeLeft(state, why)
+            }
+            _ => {
+                errors.retain(|e| !matches!(e, TopologyError::BridgeInUse { .. }));
+                DownOutcome::Failed(state, errors)
+            }
         });
     }
     Ok(outcomes)

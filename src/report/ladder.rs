@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::analyze::model::{
-    CloseEvent, CloseKind, Connection, Exchange, Gap, PitfallKind, RecvPitfall, Side, TcpEvent,
-    TcpEventKind, Timestamp,
+    AckEvent, CloseEvent, CloseKind, Connection, Exchange, Gap, PitfallKind, RecvPitfall, Side,
+    TcpEvent, TcpEventKind, Timestamp,
 };
 use crate::report::stats::format_micros;
 
@@ -60,6 +60,10 @@ pub enum Row<'a> {
     Event(&'a TcpEvent),
     /// TCP events left out because of the cap (all are in the JSON).
     MoreEvents(usize),
+    /// A pure ACK: the teardown's last one always, every one with `--acks`.
+    PureAck(&'a AckEvent),
+    /// Pure ACKs left out of the drawing (see [`acks_not_drawn_text`]).
+    AcksNotDrawn(u64),
     /// The connection was still open at the end of the capture.
     StillOpen,
 }
@@ -73,13 +77,98 @@ impl Row<'_> {
             Row::Response { time, .. } => Some(*time),
             Row::Close(event) => Some(event.time),
             Row::Event(event) => Some(event.time),
+            Row::PureAck(event) => Some(event.time),
             _ => None,
         }
     }
 }
 
+/// The rows of `conn` as `options` asks: at most `max_exchanges`
+/// exchanges, and with `acks` every pure ACK the analysis kept (else only
+/// the teardown's last ACK), then a line for the pure ACKs not drawn.
+pub fn rows_for<'a>(conn: &'a Connection, options: &super::RenderOptions) -> Vec<Row<'a>> {
+    let mut out = rows(conn, options.max_exchanges);
+    let drawn: Vec<&AckEvent> = if options.acks {
+        let handshake_ack = conn.handshake.as_ref().and_then(|h| h.ack);
+        let shown = options
+            .max_exchanges
+            .map_or(conn.exchanges.len(), |m| m.min(conn.exchanges.len()));
+        // Under the cap, the ACKs of the hidden exchanges stay hidden too:
+        // those after the last drawn message and before the teardown.
+        let hidden_from = (shown < conn.exchanges.len())
+            .then(|| {
+                conn.exchanges[..shown]
+                    .iter()
+                    .filter_map(|e| e.response_last_time.or(e.response_first_time))
+                    .chain(conn.exchanges[..shown].iter().map(|e| e.request_time))
+                    .max()
+            })
+            .flatten();
+        let teardown = conn
+            .close
+            .as_ref()
+            .and_then(|c| c.events.iter().map(|e| e.time).min());
+        conn.acks
+            .iter()
+            .filter(|a| !(a.from == Side::Client && Some(a.time) == handshake_ack))
+            .filter(|a| match hidden_from {
+                Some(from) => a.time <= from || teardown.is_some_and(|t| a.time >= t),
+                None => true,
+            })
+            .collect()
+    } else {
+        conn.last_ack.iter().collect()
+    };
+    let total = conn.pure_acks + u64::from(conn.last_ack.is_some());
+    let not_drawn = total.saturating_sub(drawn.len() as u64);
+    // Each ACK goes after the last row at or before its time, so it sits
+    // among the messages and closes it follows.
+    for ack in drawn.into_iter().rev() {
+        let at = out
+            .iter()
+            .rposition(|r| r.time().is_some_and(|t| t <= ack.time))
+            .map_or(0, |i| i + 1);
+        // Notes that belong to that row (pitfalls) stay with it.
+        let at = at
+            + out[at..]
+                .iter()
+                .take_while(|r| matches!(r, Row::Pitfall(_)))
+                .count();
+        out.insert(at, Row::PureAck(ack));
+    }
+    if not_drawn > 0 {
+        let at = out
+            .iter()
+            .position(|r| matches!(r, Row::StillOpen))
+            .unwrap_or(out.len());
+        out.insert(at, Row::AcksNotDrawn(not_drawn));
+    }
+    out
+}
+
+/// The label of a pure ACK: `ACK`, with `--acks` `ACK ack=14` (relative
+/// acknowledgment number, as Wireshark shows it).
+pub fn ack_label(ack: &AckEvent, numbered: bool) -> String {
+    match (numbered, ack.ack) {
+        (true, Some(n)) => format!("ACK ack={n}"),
+        _ => "ACK".to_owned(),
+    }
+}
+
+/// The line under a ladder for the pure ACKs it leaves out.
+pub fn acks_not_drawn_text(n: u64, acks: bool) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    if acks {
+        format!(
+            "plus {n} pure ACK{s} not drawn (more than the analysis keeps, or of exchanges not drawn)"
+        )
+    } else {
+        format!("plus {n} pure ACK{s} not drawn (--acks draws them)")
+    }
+}
+
 /// The rows of `conn`, drawing at most `max_exchanges` exchanges (`None`:
-/// all of them).
+/// all of them), without any pure ACK but the handshake's.
 pub fn rows(conn: &Connection, max_exchanges: Option<usize>) -> Vec<Row<'_>> {
     let shown = max_exchanges.map_or(conn.exchanges.len(), |m| m.min(conn.exchanges.len()));
     let mut out = Vec::new();
@@ -372,8 +461,101 @@ mod tests {
                 Row::StillOpen => "open".into(),
                 Row::Event(e) => e.kind.name().into(),
                 Row::MoreEvents(n) => format!("more-events{n}"),
+                Row::PureAck(a) => format!("{}-{}", side_name(a.from), ack_label(a, true)),
+                Row::AcksNotDrawn(n) => format!("acks-not-drawn{n}"),
             })
             .collect()
+    }
+
+    fn ack(from: Side, ms: f64, n: u32) -> AckEvent {
+        AckEvent {
+            from,
+            time: sample::at(ms),
+            ack: Some(n),
+        }
+    }
+
+    /// The echo sample with its pure ACKs: one after each request and
+    /// response, the server's ACK of the first FIN, and the last ACK.
+    fn with_acks(keep: bool) -> Connection {
+        let mut c = sample::echo_connection();
+        let mut acks = vec![
+            ack(Side::Client, 0.06, 1),
+            ack(Side::Server, 1.05, 7),
+            ack(Side::Client, 1.2, 12),
+            ack(Side::Server, 3.02, 17),
+        ];
+        let last = ack(Side::Client, 3.1, 36);
+        c.pure_acks = 3;
+        c.last_ack = Some(last);
+        acks.push(last);
+        if keep {
+            c.acks = acks;
+        }
+        c
+    }
+
+    fn options(acks: bool) -> super::super::RenderOptions {
+        super::super::RenderOptions {
+            acks,
+            max_exchanges: None,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_last_ack_is_drawn_and_the_others_counted() {
+        let c = with_acks(false);
+        let k = kinds(&rows_for(&c, &options(false)));
+        assert_eq!(
+            &k[k.len() - 4..],
+            [
+                "client-FIN",
+                "server-FIN",
+                "client-ACK ack=36",
+                "acks-not-drawn3"
+            ]
+        );
+        assert_eq!(
+            acks_not_drawn_text(3, false),
+            "plus 3 pure ACKs not drawn (--acks draws them)"
+        );
+        assert_eq!(ack_label(&c.last_ack.unwrap(), false), "ACK");
+        // Nothing to say when there is nothing left out.
+        let plain = sample::echo_connection();
+        assert!(
+            !kinds(&rows_for(&plain, &options(false)))
+                .iter()
+                .any(|k| k.starts_with("acks-not-drawn") || k.contains("ACK ack"))
+        );
+    }
+
+    #[test]
+    fn with_acks_every_ack_is_drawn_in_time_order() {
+        let c = with_acks(true);
+        let k = kinds(&rows_for(&c, &options(true)));
+        assert_eq!(
+            k,
+            [
+                "SYN",
+                "SYN-ACK",
+                "ACK",
+                "req0",
+                "server-ACK ack=7",
+                "resp0",
+                "client-ACK ack=12",
+                "req1",
+                "req2",
+                "pitfall",
+                "resp1",
+                "resp2",
+                "client-FIN",
+                "server-ACK ack=17",
+                "server-FIN",
+                "client-ACK ack=36",
+            ],
+            "the handshake's ACK is drawn once, and nothing is left out"
+        );
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn connection(
         .map(|l| escape(&l))
         .join(BR)
     )?;
-    for row in ladder::rows(conn, options.max_exchanges) {
+    for row in ladder::rows_for(conn, options) {
         match row {
             Row::Syn(_) => writeln!(out, "        {c}->>{s}: SYN")?,
             Row::SynAck(_) => {
@@ -212,6 +212,18 @@ fn connection(
                 )?
             }
             Row::MoreEvents(n) => note(out, &format!("… {n} more TCP events (see --format json)"))?,
+            Row::PureAck(a) => {
+                let (from, to) = match a.from {
+                    Side::Client => (c, s),
+                    Side::Server => (s, c),
+                };
+                writeln!(
+                    out,
+                    "        {from}->>{to}: {}",
+                    escape(&ladder::ack_label(a, options.acks))
+                )?;
+            }
+            Row::AcksNotDrawn(n) => note(out, &ladder::acks_not_drawn_text(n, options.acks))?,
         }
     }
     Ok(())

@@ -96,6 +96,11 @@ pub struct RenderOptions {
     pub max_connections: Option<usize>,
     /// SVG: title above the diagram (e.g. the capture file name).
     pub title: Option<String>,
+    /// Text, Mermaid, SVG: draw every pure ACK with its acknowledgment
+    /// number (`--acks`; the analysis must have kept them). Without it only
+    /// the teardown's last ACK is drawn, and a line says how many were left
+    /// out.
+    pub acks: bool,
 }
 
 impl Default for RenderOptions {
@@ -106,6 +111,7 @@ impl Default for RenderOptions {
             max_exchanges: Some(50),
             max_connections: Some(20),
             title: None,
+            acks: false,
         }
     }
 }

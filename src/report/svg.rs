@@ -92,7 +92,7 @@ impl Ink {
 
     fn legend(self) -> &'static str {
         match self {
-            Ink::Handshake => "handshake (SYN, SYN-ACK, ACK)",
+            Ink::Handshake => "handshake and ACKs",
             Ink::Request => "request",
             Ink::Response => "response",
             Ink::Fin => "FIN (orderly close)",
@@ -346,7 +346,7 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
     y += 34.0;
 
     let mut rows = String::new();
-    for row in ladder::rows(conn, options.max_exchanges) {
+    for row in ladder::rows_for(conn, options) {
         let time = row.time().map(|t| ladder::relative(conn, t));
         let arrow = match &row {
             Row::Syn(_) => Some((Side::Client, "SYN".to_owned(), Ink::Handshake, None)),
@@ -395,6 +395,12 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
                 None,
             )),
             Row::Event(e) => Some((e.side, ladder::event_text(e), Ink::Event, None)),
+            Row::PureAck(a) => Some((
+                a.from,
+                ladder::ack_label(a, options.acks),
+                Ink::Handshake,
+                None,
+            )),
             _ => None,
         };
         if let Some((from, label, ink, right)) = arrow {
@@ -493,6 +499,12 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
                     "… {n} more TCP event{} (all are in --format json)",
                     plural(*n)
                 ),
+                "#f3f4f6",
+                "#9ca3af",
+                "#374151",
+            ),
+            Row::AcksNotDrawn(n) => (
+                ladder::acks_not_drawn_text(*n, options.acks),
                 "#f3f4f6",
                 "#9ca3af",
                 "#374151",

@@ -231,7 +231,7 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
     p.line(&l.header(), Style::Bold)?;
     let blank_time = " ".repeat(TIME_W);
     p.styled(&blank_time, &l.idle(), Style::Plain)?;
-    for row in ladder::rows(conn, options.max_exchanges) {
+    for row in ladder::rows_for(conn, options) {
         let time = time_col(conn, row.time());
         let (body, latency, style) = match &row {
             Row::Syn(_) => (l.arrow(true, "SYN", true), String::new(), Style::Handshake),
@@ -329,6 +329,19 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
             }
             Row::StillOpen => {
                 notes(p, &l, "(still open at end of capture: no FIN or RST)")?;
+                continue;
+            }
+            Row::PureAck(a) => (
+                l.arrow(
+                    a.from == Side::Client,
+                    &ladder::ack_label(a, options.acks),
+                    true,
+                ),
+                String::new(),
+                Style::Handshake,
+            ),
+            Row::AcksNotDrawn(n) => {
+                notes(p, &l, &ladder::acks_not_drawn_text(*n, options.acks))?;
                 continue;
             }
         };

@@ -116,7 +116,8 @@ where
         })
         .await;
     }
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Whole microseconds, so the log says `8145.292`, not `8145.292034000001`.
+    let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
     match &close {
         Close::BadRequest(_) | Close::PeerClosedMidRequest { .. } | Close::WriteStalled(_) => {
             warn!(%peer, requests, duration_ms, reason = %close, "connection closed")

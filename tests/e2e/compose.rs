@@ -507,20 +507,95 @@ fn the_lab_five_steps_appear_in_the_tutorials_as_the_lab_has_them() {
     ];
     for doc in ["docs/tutorial.md", "docs/tutorial.id.md"] {
         let commands = doc_commands(&repo().join(doc));
-        let positions: Vec<usize> = steps
-            .iter()
-            .map(|step| {
-                commands
-                    .iter()
-                    .position(|c| c == step)
-                    .unwrap_or_else(|| panic!("{doc} lacks the lab step `{step}`"))
-            })
-            .collect();
+        // In this order, with anything between them (the original programs,
+        // the comparisons, a first `up` ... `down`).
+        let mut from = 0;
+        for step in steps {
+            let at = commands[from..]
+                .iter()
+                .position(|c| c == step)
+                .unwrap_or_else(|| panic!("{doc} lacks the lab step `{step}` after step {from}"));
+            from += at + 1;
+        }
+    }
+}
+
+/// Every picture the tutorials show exists, and the tshark listing they
+/// quote is the one `scripts/docs-images.sh` wrote.
+#[test]
+fn the_tutorials_pictures_exist_and_quote_the_scripts_output() {
+    let tshark = std::fs::read_to_string(repo().join("docs/images/framing-tshark.txt")).unwrap();
+    for doc in ["docs/tutorial.md", "docs/tutorial.id.md"] {
+        let text = std::fs::read_to_string(repo().join(doc)).unwrap();
         assert!(
-            positions.windows(2).all(|w| w[0] < w[1]),
-            "{doc}: the five steps are out of order"
+            text.contains(tshark.trim_end()),
+            "{doc} does not quote docs/images/framing-tshark.txt as it is"
+        );
+        let mut rest = text.as_str();
+        let mut seen = 0;
+        while let Some(at) = rest.find("(images/") {
+            let link = &rest[at + 1..];
+            let end = link.find(')').expect("a closed link");
+            let path = repo().join("docs").join(&link[..end]);
+            assert!(
+                path.exists(),
+                "{doc} shows {} which does not exist",
+                path.display()
+            );
+            seen += 1;
+            rest = &link[end..];
+        }
+        assert!(
+            seen >= 4,
+            "{doc}: expected the SVG and PNG of both pictures"
         );
     }
+}
+
+/// `scripts/docs-images.sh` makes the pictures from real captures and
+/// checks that they show what the tutorials say (two messages in one
+/// segment, one message over several).
+#[test]
+fn docs_images_script_makes_the_pictures_from_real_captures() {
+    if !is_root() {
+        return skip("scripts/docs-images.sh needs root (namespaces, capture)");
+    }
+    for tool in ["ip", "nc", "rsvg-convert", "tshark"] {
+        if !have(tool) {
+            return skip(&format!(
+                "{tool} is not installed; scripts/docs-images.sh not run"
+            ));
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new("timeout")
+        .arg("120")
+        .arg(repo().join("scripts/docs-images.sh"))
+        .env("REQRESP_BIN", support::bin())
+        .env("REQRESP_IMAGES_DIR", out.path())
+        .stdin(Stdio::null())
+        .status()
+        .expect("spawn scripts/docs-images.sh");
+    assert!(status.success(), "scripts/docs-images.sh failed: {status}");
+    for name in ["merged", "split"] {
+        let svg = std::fs::read_to_string(out.path().join(format!("framing-{name}.svg"))).unwrap();
+        assert!(
+            svg.contains("one recv()"),
+            "framing-{name}.svg lacks its note"
+        );
+        assert!(
+            svg.contains("pure ACK"),
+            "framing-{name}.svg lacks the ACK line"
+        );
+        let png = std::fs::read(out.path().join(format!("framing-{name}.png"))).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG"),
+            "framing-{name}.png is not a PNG"
+        );
+    }
+    let tshark = std::fs::read_to_string(out.path().join("framing-tshark.txt")).unwrap();
+    assert!(tshark.contains("request\t3091"), "{tshark}");
+    assert!(tshark.contains("response\t3097"), "{tshark}");
 }
 
 /// Why the Compose lab cannot run here, if it cannot.
@@ -558,7 +633,10 @@ fn docker_unavailable() -> Option<String> {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-        || std::path::Path::new("/var/cache/reqresp/reqresp-base-bookworm.tar").exists();
+        || std::path::Path::new(
+            "/var/cache/reqresp/reqresp-base-bookworm-libpcap0.8-python3-minimal.tar",
+        )
+        .exists();
     if !base_cached && !have("debootstrap") {
         return Some(
             "no reqresp-base:bookworm image and no debootstrap to make one (apt-get install debootstrap)"
@@ -573,6 +651,10 @@ fn compose_lab_runs_the_tutorial_end_to_end() {
     if let Some(why) = docker_unavailable() {
         return skip(&format!("{why}; scripts/compose-e2e.sh not run"));
     }
+    // The script brings `reqresp lab --keep` up beside the Docker lab and
+    // runs `reqresp lab --down`, which removes every kept lab: not while a
+    // lab test keeps one.
+    let _turn = crate::lab::DOWN.lock().unwrap_or_else(|e| e.into_inner());
     let mut child = Command::new(repo().join("scripts/compose-e2e.sh"))
         .env("REQRESP_BIN", support::bin())
         .stdin(Stdio::null())

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -322,6 +322,77 @@ fn assert_conversation(
     assert!(!packets.iter().any(|p| p.rst), "unexpected RST");
 }
 
+/// The folder of the newest complete run in a `--out` base folder (what
+/// its `latest` link points at).
+fn latest(base: &Path) -> PathBuf {
+    let target = std::fs::read_link(base.join("latest"))
+        .unwrap_or_else(|e| panic!("no latest link in {}: {e}", base.display()));
+    assert!(
+        target.is_relative() && target.components().count() == 1,
+        "latest points inside the base folder: {target:?}"
+    );
+    base.join(target)
+}
+
+/// Names in a folder that do not start with a dot: what looks like a result.
+fn visible_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The ladder draws the teardown's last ACK and says how many other pure
+/// ACKs it left out; `analyze --acks` draws each one: as many as tshark
+/// sees in the capture.
+fn assert_ladder_accounts_for_every_ack(run: &Path) {
+    let pcap = run.join("reqresp.pcap");
+    let packets = tcp_packets(&pcap);
+    let pure = packets
+        .iter()
+        .filter(|p| p.ack && !p.syn && !p.fin && !p.rst && p.payload.is_empty())
+        .count();
+    let last = packets.last().expect("packets");
+    assert!(
+        last.ack && !last.fin && last.payload.is_empty(),
+        "the capture ends with the teardown's last ACK"
+    );
+    let report = std::fs::read_to_string(run.join("report.txt")).unwrap();
+    let ladder: Vec<&str> = report.lines().take_while(|l| *l != "Summary").collect();
+    let arrows: Vec<&&str> = ladder.iter().filter(|l| l.contains('─')).collect();
+    assert!(
+        arrows.last().is_some_and(|l| l.contains(" ACK ")),
+        "the last arrow is the teardown's ACK:\n{report}"
+    );
+    // The handshake's ACK and the last one are drawn; the rest are counted.
+    let left_out = pure - 2;
+    let note = format!(
+        "plus {left_out} pure ACK{} not drawn (--acks draws them)",
+        if left_out == 1 { "" } else { "s" }
+    );
+    assert_eq!(
+        report.contains(&note),
+        left_out > 0,
+        "{pure} pure ACKs in the capture, expected {note:?}:\n{report}"
+    );
+    let out = reqresp()
+        .args(["analyze", "--acks"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let text = assert_success(&out);
+    let numbered = text.lines().filter(|l| l.contains("ACK ack=")).count();
+    assert_eq!(
+        numbered,
+        pure - 1,
+        "every pure ACK but the handshake's:\n{text}"
+    );
+    assert!(!text.contains("not drawn"), "{text}");
+}
+
 /// The analysis JSON the lab wrote.
 fn report_json(dir: &Path) -> serde_json::Value {
     let raw = std::fs::read_to_string(dir.join("report.json")).expect("report.json");
@@ -379,25 +450,41 @@ fn netns_lab_captures_the_whole_conversation_and_leaves_nothing() {
     assert!(stdout.contains("mode: network namespaces"), "{stdout}");
     let names = RunNames::parse(&stdout);
     assert!(names.server_ip.starts_with("10.222."), "{names:?}");
+    let first = latest(dir.path());
     assert_conversation(
-        &dir.path().join("reqresp.pcap"),
+        &first.join("reqresp.pcap"),
         &names.client_ip,
         &format!("{}:2222", names.server_ip),
         &ECHO_REQUESTS,
         &ECHO_RESPONSES,
     );
-    assert_reports(dir.path(), 3);
-    // The printed report and the commands to open the capture.
-    assert!(stdout.contains("wireshark "), "{stdout}");
+    assert_reports(&first, 3);
+    assert_ladder_accounts_for_every_ack(&first);
+    // The printed report and the commands to open the capture, in the
+    // run's own folder.
+    let shown = first.display().to_string();
+    assert!(
+        stdout.contains(&format!("wireshark {shown}/reqresp.pcap")),
+        "{stdout}"
+    );
     assert!(stdout.contains("tcpdump -nr "), "{stdout}");
     names.assert_gone();
 
-    // A second run right after works, and also cleans up.
-    let again = tempfile::tempdir().unwrap();
-    let out = lab(&["--out", again.path().to_str().unwrap()]);
+    // A second run into the same base folder works, cleans up, gets its own
+    // folder and `latest`, and leaves the first run's files as they were.
+    let first_pcap = std::fs::read(first.join("reqresp.pcap")).unwrap();
+    let out = lab(&["--out", dir.path().to_str().unwrap()]);
     let stdout = assert_success(&out);
     let second = RunNames::parse(&stdout);
-    assert_reports(again.path(), 3);
+    let second_dir = latest(dir.path());
+    assert_ne!(second_dir, first);
+    assert_reports(&second_dir, 3);
+    assert_reports(&first, 3);
+    assert_eq!(
+        std::fs::read(first.join("reqresp.pcap")).unwrap(),
+        first_pcap
+    );
+    assert_eq!(visible_entries(dir.path()).len(), 3, "two runs and latest");
     second.assert_gone();
 }
 
@@ -417,7 +504,7 @@ fn netns_lab_books_tickets_until_sold_out_with_fixed_macs() {
     ]);
     let stdout = assert_success(&out);
     let names = RunNames::parse(&stdout);
-    let pcap = dir.path().join("reqresp.pcap");
+    let pcap = latest(dir.path()).join("reqresp.pcap");
     let packets = tcp_packets(&pcap);
     let answers: String = packets
         .iter()
@@ -456,7 +543,7 @@ fn netns_lab_books_tickets_until_sold_out_with_fixed_macs() {
         macs.trim().starts_with("02:42:0a:de:") && macs.trim().ends_with(&format!("{mac:02x}")),
         "client MAC {macs:?}"
     );
-    assert_reports(dir.path(), 3);
+    assert_reports(&latest(dir.path()), 3);
     names.assert_gone();
 }
 
@@ -479,14 +566,14 @@ fn two_netns_labs_at_once_both_succeed_on_their_own_bridges() {
     assert_ne!(na.bridge, nb.bridge);
     assert_ne!(na.netns, nb.netns);
     assert_conversation(
-        &a.path().join("reqresp.pcap"),
+        &latest(a.path()).join("reqresp.pcap"),
         &na.client_ip,
         &format!("{}:2222", na.server_ip),
         &["first run"],
         &["Echo: first run"],
     );
     assert_conversation(
-        &b.path().join("reqresp.pcap"),
+        &latest(b.path()).join("reqresp.pcap"),
         &nb.client_ip,
         &format!("{}:2222", nb.server_ip),
         &["second run"],
@@ -497,8 +584,9 @@ fn two_netns_labs_at_once_both_succeed_on_their_own_bridges() {
 }
 
 /// `lab --down` removes every kept or orphaned topology, so the tests that
-/// leave one up and call it take turns.
-static DOWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// leave one up and call it take turns (compose.rs too: its script runs
+/// `lab --keep` and `lab --down`).
+pub(crate) static DOWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn keep_leaves_a_usable_topology_and_down_removes_it() {
@@ -561,6 +649,82 @@ fn keep_leaves_a_usable_topology_and_down_removes_it() {
     names.assert_gone();
 }
 
+/// What Docker does to a bridge of the compose lab's name that exists
+/// already: attaches its own veth and gives the bridge an address. `--down`
+/// must then leave the bridge to them, remove the rest, and say why; once
+/// the intruder is gone, a second `--down` removes the bridge.
+#[test]
+fn down_leaves_a_bridge_someone_else_attached_to() {
+    if !netns_ready() {
+        return;
+    }
+    let _turn = DOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = lab(&["--keep", "--out", dir.path().to_str().unwrap()]);
+    let names = RunNames::parse(&assert_success(&out));
+    let alias = run_ok(Command::new("ip").args(["-d", "link", "show", &names.bridge]));
+    assert!(
+        alias.contains("alias reqresp lab pid"),
+        "the bridge is marked: {alias}"
+    );
+    // The intruder: a veth pair with one end on the bridge, and an address.
+    let intruder = format!("rrx{}", std::process::id());
+    run_ok(Command::new("ip").args([
+        "link",
+        "add",
+        &intruder,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{intruder}p"),
+    ]));
+    let cleanup = Intruder(intruder.clone());
+    run_ok(Command::new("ip").args(["link", "set", &intruder, "master", &names.bridge]));
+    run_ok(Command::new("ip").args(["addr", "add", "10.222.99.1/32", "dev", &names.bridge]));
+
+    let down = reqresp().args(["lab", "--down"]).output().unwrap();
+    let said = assert_success(&down);
+    assert!(
+        said.contains(&format!("left the bridge {} in place", names.bridge)),
+        "{said}"
+    );
+    assert!(said.contains(&intruder), "names the foreign port: {said}");
+    assert!(said.contains("10.222.99.1/32"), "names the address: {said}");
+    assert!(Path::new("/sys/class/net").join(&names.bridge).exists());
+    let netns = run_ok(Command::new("ip").args(["netns", "list"]));
+    for ns in &names.netns {
+        assert!(!netns.contains(ns.as_str()), "{ns} left: {netns}");
+    }
+    for veth in &names.veths {
+        assert!(
+            !Path::new("/sys/class/net").join(veth).exists(),
+            "{veth} left"
+        );
+    }
+
+    drop(cleanup);
+    let _ = Command::new("ip")
+        .args(["addr", "del", "10.222.99.1/32", "dev", &names.bridge])
+        .status();
+    let down = reqresp().args(["lab", "--down"]).output().unwrap();
+    let said = assert_success(&down);
+    assert!(
+        said.contains(&format!("removed {}", names.bridge)),
+        "{said}"
+    );
+    names.assert_gone();
+}
+
+/// A veth pair made by a test, deleted on drop.
+struct Intruder(String);
+
+impl Drop for Intruder {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
 #[test]
 fn a_failure_midway_still_cleans_up() {
     if !netns_ready() {
@@ -581,6 +745,31 @@ fn a_failure_midway_still_cleans_up() {
         "the server's own error is shown: {stderr}"
     );
     RunNames::parse(&stdout).assert_gone();
+}
+
+#[test]
+fn an_unusable_out_says_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let out = lab(&[
+        "--mode",
+        "loopback",
+        "--out",
+        file.join("runs").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("Not a directory").count(),
+        1,
+        "the cause is said once: {stderr}"
+    );
+    assert!(
+        stderr.contains("choose another directory with --out"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a folder");
 }
 
 #[test]
@@ -616,6 +805,9 @@ fn ctrl_c_cleans_up_and_exits_130() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "stdout:\n{seen}{rest}");
     RunNames::parse(&seen).assert_gone();
+    // Nothing that looks like a result: no half-written pcap, no `latest`.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "an interrupted run left {left:?}");
 }
 
 #[test]
@@ -635,13 +827,13 @@ fn loopback_mode_runs_and_captures_on_lo() {
         .expect("server address in the output");
     assert!(server.starts_with("127.0.0.1:"), "{server}");
     assert_conversation(
-        &dir.path().join("reqresp.pcap"),
+        &latest(dir.path()).join("reqresp.pcap"),
         "127.0.0.1",
         server,
         &ECHO_REQUESTS,
         &ECHO_RESPONSES,
     );
-    assert_reports(dir.path(), 3);
+    assert_reports(&latest(dir.path()), 3);
 }
 
 #[test]
@@ -662,6 +854,11 @@ fn without_privilege_the_lab_runs_on_loopback_and_says_how_to_capture() {
     let dir = tempfile::tempdir().unwrap();
     let perms = std::os::unix::fs::PermissionsExt::from_mode(0o777);
     std::fs::set_permissions(dir.path(), perms).unwrap();
+    // An earlier (sudo) run's results, which this run must not touch.
+    let earlier = dir.path().join("2000-01-01T000000Z");
+    std::fs::create_dir(&earlier).unwrap();
+    std::fs::write(earlier.join("reqresp.pcap"), b"the earlier capture").unwrap();
+    std::os::unix::fs::symlink("2000-01-01T000000Z", dir.path().join("latest")).unwrap();
     let out = as_nobody()
         .args(["lab", "--out"])
         .arg(dir.path())
@@ -672,6 +869,22 @@ fn without_privilege_the_lab_runs_on_loopback_and_says_how_to_capture() {
     assert!(stdout.contains("mode: loopback"), "{stdout}");
     assert!(stdout.contains("Echo: Hello, server!"), "{stdout}");
     assert!(stdout.contains("setcap cap_net_raw"), "{stdout}");
+    assert!(stdout.contains("nothing was written"), "{stdout}");
+    assert!(stdout.contains("earlier results are untouched"), "{stdout}");
+    assert_eq!(
+        visible_entries(dir.path()),
+        ["2000-01-01T000000Z", "latest"]
+    );
+    assert_eq!(latest(dir.path()), earlier);
+    assert_eq!(
+        std::fs::read(earlier.join("reqresp.pcap")).unwrap(),
+        b"the earlier capture"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no partial folder left"
+    );
 }
 
 #[test]
