@@ -171,6 +171,9 @@ mod tests {
             ..Config::default()
         };
         let err = config.validate().unwrap_err();
-        assert!(err.to_string().contains("--max-connections-per-ip"), "{err}");
+        assert!(
+            err.to_string().contains("--max-connections-per-ip"),
+            "{err}"
+        );
     }
 }

@@ -51,6 +51,10 @@ const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// while discarding what the peer sends avoids that.
 pub(crate) const LINGER: Duration = Duration::from_secs(1);
 
+/// While closing, how often the socket is asked whether the client has
+/// acknowledged everything sent (no event reports it).
+const ACK_POLL: Duration = Duration::from_millis(5);
+
 /// With line framing, how long part of a line may wait for its newline
 /// before the log says why no answer comes: the original lab's Python
 /// client sends bare messages and would otherwise hang without a clue.
@@ -152,7 +156,12 @@ impl Stop<'_, '_> {
 /// Serves one connection until it ends, logging its opening and closing.
 /// The slot is given back as soon as the exchange ends, before the close
 /// waits for the client. Returns the number of requests answered.
-pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, config: &Config, mut ticket: Ticket) -> u64
+pub(crate) async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    config: &Config,
+    mut ticket: Ticket,
+) -> u64
 where
     S: AsyncRead + AsyncWrite + SocketQueues + Unpin,
 {
@@ -174,7 +183,16 @@ where
             seen: false,
         };
         let registry = ticket.registry();
-        exchange(&mut conn, peer, config, registry, entry, &mut stop, &mut requests).await
+        exchange(
+            &mut conn,
+            peer,
+            config,
+            registry,
+            entry,
+            &mut stop,
+            &mut requests,
+        )
+        .await
     };
     ticket.release_slot();
     let unacked = finish(&mut conn, &close, ticket.registry()).await;
@@ -249,7 +267,7 @@ impl Progress {
             idle
         } else if !self.heard {
             Wait {
-                deadline: self.accepted + config.first_byte_timeout,
+                deadline: self.accepted + config.first_byte_timeout.min(config.idle_timeout),
                 kind: WaitKind::FirstByte,
             }
         } else {
@@ -276,7 +294,7 @@ where
     let service = &*config.service;
     let mut at = Progress::new(Instant::now());
     let mut hinted = false;
-    let timer = tokio::time::sleep_until(at.accepted + config.first_byte_timeout);
+    let timer = tokio::time::sleep_until(at.wait(config, 0).deadline);
     tokio::pin!(timer);
     loop {
         if stop.seen {
@@ -394,7 +412,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     match kind {
-        WaitKind::FirstByte => Close::FirstByte(config.first_byte_timeout),
+        WaitKind::FirstByte => Close::FirstByte(config.first_byte_timeout.min(config.idle_timeout)),
         WaitKind::Idle if buffered == 0 => Close::Idle(config.idle_timeout),
         WaitKind::Idle | WaitKind::Request => {
             let timeout = match kind {
@@ -479,10 +497,20 @@ where
         }
     };
     // Send what is queued (an error line), then FIN, then read and discard
-    // until the client's FIN, so that no reset can destroy those bytes.
+    // until the client's FIN, or until the client's kernel has acknowledged
+    // every byte sent, so that no reset can destroy those bytes.
     let graceful = timeout_at(deadline, async {
         conn.shutdown().await?;
-        conn.discard_until_eof(usize::MAX).await
+        loop {
+            if conn.get_ref().unsent_bytes() == 0 {
+                discard_ready(conn).await;
+                return Ok::<_, io::Error>(());
+            }
+            tokio::select! {
+                done = conn.discard_until_eof(usize::MAX) => return done.map(drop),
+                _ = tokio::time::sleep(ACK_POLL) => {}
+            }
+        }
     })
     .await;
     if graceful.is_ok() {
@@ -547,10 +575,7 @@ mod tests {
     }
 
     /// Serves `server` with `cfg` in a task; returns the registry too.
-    fn spawn(
-        server: DuplexStream,
-        cfg: Config,
-    ) -> (Arc<Registry>, tokio::task::JoinHandle<u64>) {
+    fn spawn(server: DuplexStream, cfg: Config) -> (Arc<Registry>, tokio::task::JoinHandle<u64>) {
         let registry = Registry::new(cfg.max_connections, None);
         let ticket = ticket(&registry);
         let task = tokio::spawn(async move { serve(server, peer(), &cfg, ticket).await });
@@ -614,6 +639,28 @@ mod tests {
         assert!(rest.is_empty());
         assert_eq!(closed - answered, Duration::from_secs(30));
         assert_eq!(task.await.unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_active_connection_outlives_many_idle_timeouts() {
+        let (mut client, server) = duplex(4096);
+        let cfg = Config {
+            idle_timeout: Duration::from_millis(500),
+            ..config(Framing::Line, 1024)
+        };
+        let (_registry, task) = spawn(server, cfg);
+        // A request every 200 ms for 1.6 s: never idle for 500 ms.
+        for i in 0..8 {
+            client.write_all(format!("{i}\n").as_bytes()).await.unwrap();
+            let mut line = [0u8; 8];
+            client.read_exact(&mut line).await.unwrap();
+            assert_eq!(line, *format!("Echo: {i}\n").as_bytes());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let last = Instant::now() - Duration::from_millis(200);
+        let (_, closed) = read_until_closed(&mut client).await;
+        assert_eq!(closed - last, Duration::from_millis(500));
+        assert_eq!(task.await.unwrap(), 8);
     }
 
     #[tokio::test(start_paused = true)]
@@ -722,7 +769,9 @@ mod tests {
         // not read yet, with more requests waiting behind them.
         let (mut client, server) = duplex(256);
         let (registry, task) = spawn(server, config(Framing::Line, 1024));
-        let requests: Vec<u8> = (0..2000).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+        let requests: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
         let (mut read_half, mut write_half) = tokio::io::split(client);
         let writer = tokio::spawn(async move {
             let _ = write_half.write_all(&requests).await;

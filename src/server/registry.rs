@@ -36,7 +36,7 @@ const BUSY: u64 = u64::MAX;
 /// One served connection as the registry sees it.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    /// Milliseconds since the registry's epoch of the connection's last
+    /// Microseconds since the registry's epoch of the connection's last
     /// progress while it waits for input; [`BUSY`] otherwise.
     since: AtomicU64,
     /// Set when the connection's slot was reclaimed.
@@ -48,7 +48,7 @@ pub(crate) struct Entry {
 impl Entry {
     /// The connection waits for input; its last progress was at `at`.
     pub(crate) fn set_waiting(&self, registry: &Registry, at: Instant) {
-        self.since.store(registry.millis(at), Ordering::Relaxed);
+        self.since.store(registry.micros(at), Ordering::Relaxed);
     }
 
     /// The connection is working (answering or writing): not reclaimable.
@@ -133,8 +133,8 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn millis(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.epoch).as_millis() as u64
+    fn micros(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_micros() as u64
     }
 
     /// Decides what happens to a new connection from `ip`.
@@ -157,8 +157,7 @@ impl Registry {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Admission::Now(claim.into_ticket(permit));
         }
-        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.max_pending || !self.reclaim_one()
-        {
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.max_pending || !self.reclaim_one() {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             return Admission::Refused(Refusal::Busy);
         }
