@@ -12,6 +12,10 @@
 //! progress and goes first; a client answered a moment ago goes last, and a
 //! connection busy answering or writing is never picked.
 //!
+//! Under pressure it does not wait for the last slot: once fewer than a
+//! sixteenth of the slots are free, each new connection also reclaims one,
+//! so a client arriving during an attack finds a free slot at once.
+//!
 //! The registry also counts connections per source address (for
 //! `--max-connections-per-ip`) and carries the drain deadline that tells
 //! every connection the server is stopping.
@@ -91,6 +95,9 @@ pub(crate) struct Registry {
     max_per_ip: Option<usize>,
     /// New connections allowed to wait for a reclaimed slot at once.
     max_pending: usize,
+    /// Below this many free slots, each new connection reclaims one more
+    /// (1/16 of the slots; none for fewer than 16).
+    reserve: usize,
     pending: AtomicUsize,
     epoch: Instant,
     inner: Mutex<Inner>,
@@ -117,6 +124,7 @@ impl Registry {
             slots: Arc::new(Semaphore::new(max_connections)),
             max_per_ip,
             max_pending: (max_connections / 8).max(16),
+            reserve: max_connections / 16,
             pending: AtomicUsize::new(0),
             epoch: Instant::now(),
             inner: Mutex::new(Inner::default()),
@@ -155,6 +163,11 @@ impl Registry {
             ip,
         };
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            // Nearly full: free one more slot ahead of need, so the next
+            // client finds one at once instead of waiting for a reclaim.
+            if self.slots.available_permits() < self.reserve {
+                self.reclaim_one();
+            }
             return Admission::Now(claim.into_ticket(permit));
         }
         if self.pending.fetch_add(1, Ordering::AcqRel) >= self.max_pending || !self.reclaim_one() {
@@ -387,6 +400,22 @@ mod tests {
         assert!(pending.wait().await.is_none());
         drop(stuck);
         assert!(matches!(registry.admit(IP), Admission::Now(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nearly_full_each_new_connection_frees_one_more_slot() {
+        let registry = Registry::new(32, None);
+        let mut held = Vec::new();
+        for _ in 0..31 {
+            let ticket = admitted(registry.admit(IP));
+            ticket.entry().set_waiting(&registry, Instant::now());
+            tokio::time::advance(Duration::from_millis(1)).await;
+            held.push(ticket);
+        }
+        // 31 of 32 taken: fewer free than the reserve of 2, the oldest gives way.
+        assert_eq!(registry.reclaims(), 1);
+        assert!(held[0].entry().reclaimed());
+        assert!(!held[1].entry().reclaimed());
     }
 
     #[tokio::test]
