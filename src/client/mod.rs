@@ -138,7 +138,21 @@ pub enum ClientError {
         /// The timeout in force.
         timeout: Duration,
     },
-    /// The response could not be framed (e.g. a length prefix over the limit).
+    /// A response is larger than the client accepts.
+    #[error(
+        "a response from {peer} is larger than the client's limit of {limit} bytes ({size} bytes seen) — raise it with --max-response, or check that the server uses --framing {framing}"
+    )]
+    ResponseTooLarge {
+        /// The server's address.
+        peer: SocketAddr,
+        /// The framing the client used.
+        framing: Framing,
+        /// The size announced or received so far.
+        size: usize,
+        /// The client's limit.
+        limit: usize,
+    },
+    /// The response could not be framed.
     #[error("bad response from {peer}: {error} — is the server using --framing {framing}?")]
     Response {
         /// The server's address.
@@ -398,6 +412,14 @@ impl Client {
                     return Ok(message.freeze());
                 }
                 Ok(None) => {}
+                Err(FrameError::TooLarge { size, limit }) => {
+                    return Err(ClientError::ResponseTooLarge {
+                        peer: self.peer,
+                        framing: self.framing,
+                        size,
+                        limit,
+                    });
+                }
                 Err(error) => {
                     return Err(ClientError::Response {
                         peer: self.peer,
@@ -714,7 +736,13 @@ mod tests {
         let addr = serve_once(5, vec![vec![0x7f, 0xff, 0xff, 0xff, b'x']], true).await;
         let mut client = connect(addr, Framing::Length).await.with_max_response(1024);
         let err = client.request(b"x").await.unwrap_err();
-        assert!(matches!(err, ClientError::Response { .. }), "{err:?}");
+        assert!(
+            matches!(err, ClientError::ResponseTooLarge { limit: 1024, .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("--max-response"), "{message}");
+        assert!(!message.contains("--max-request"), "{message}");
         assert!(client.inbuf.capacity() < 64 * 1024);
     }
 
