@@ -78,6 +78,9 @@ where
             number: i + 1,
             error,
         })?;
+        // Requests read from a slow pipe may come after the server closed
+        // the idle connection: reopen it (nothing was sent on it since).
+        client.reconnect_if_closed().await?;
         let response = client.request(message.as_ref()).await?;
         match output {
             Output::Raw => write_line(out, &response.bytes),
