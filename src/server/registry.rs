@@ -99,6 +99,8 @@ pub(crate) struct Registry {
     /// (1/16 of the slots; none for fewer than 16).
     reserve: usize,
     pending: AtomicUsize,
+    /// Connections told to give up their slot that still hold it.
+    reclaiming: AtomicUsize,
     epoch: Instant,
     inner: Mutex<Inner>,
     drain_deadline: OnceLock<Instant>,
@@ -126,6 +128,7 @@ impl Registry {
             max_pending: (max_connections / 8).max(16),
             reserve: max_connections / 16,
             pending: AtomicUsize::new(0),
+            reclaiming: AtomicUsize::new(0),
             epoch: Instant::now(),
             inner: Mutex::new(Inner::default()),
             drain_deadline: OnceLock::new(),
@@ -170,7 +173,13 @@ impl Registry {
             }
             return Admission::Now(claim.into_ticket(permit));
         }
-        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.max_pending || !self.reclaim_one() {
+        // Wait for a slot when one is being reclaimed for this connection,
+        // or when slots reclaimed earlier are still on their way back for
+        // more connections than already wait.
+        let waiting = self.pending.fetch_add(1, Ordering::AcqRel);
+        if waiting >= self.max_pending
+            || !(self.reclaim_one() || waiting < self.reclaiming.load(Ordering::Acquire))
+        {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             return Admission::Refused(Refusal::Busy);
         }
@@ -192,6 +201,7 @@ impl Registry {
             return false;
         };
         entry.reclaimed.store(true, Ordering::Relaxed);
+        self.reclaiming.fetch_add(1, Ordering::AcqRel);
         entry.stop.notify_one();
         self.reclaims.fetch_add(1, Ordering::Relaxed);
         true
@@ -329,7 +339,10 @@ impl Ticket {
     /// connection finishes closing.
     pub(crate) fn release_slot(&mut self) {
         self.entry.set_busy();
-        self.claim.registry.lock().entries.remove(&self.id);
+        let registry = &self.claim.registry;
+        if registry.lock().entries.remove(&self.id).is_some() && self.entry.reclaimed() {
+            registry.reclaiming.fetch_sub(1, Ordering::AcqRel);
+        }
         self.permit = None;
     }
 }
