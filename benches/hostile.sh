@@ -142,6 +142,7 @@ overflows() { awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "L
 cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$1/stat"; }
 
 # shellcheck disable=SC2086
+: >"$WORK/server.out"
 "$REQRESP" server --listen 127.0.0.1:0 $SERVER_ARGS >"$WORK/server.out" 2>"$WORK/server.log" &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
