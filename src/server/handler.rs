@@ -767,7 +767,7 @@ mod tests {
     async fn draining_delivers_every_answer_made_and_takes_no_new_request() {
         // A small pipe: the server blocks writing answers the client has
         // not read yet, with more requests waiting behind them.
-        let (mut client, server) = duplex(256);
+        let (client, server) = duplex(256);
         let (registry, task) = spawn(server, config(Framing::Line, 1024));
         let requests: Vec<u8> = (0..2000)
             .flat_map(|i| format!("{i}\n").into_bytes())
