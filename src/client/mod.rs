@@ -138,6 +138,17 @@ pub enum ClientError {
         /// The timeout in force.
         timeout: Duration,
     },
+    /// The server closed the connection between requests, and opening a
+    /// new one failed.
+    #[error(
+        "{peer} closed the connection while it was idle, and reconnecting failed: {reason} — is `reqresp server` still running?"
+    )]
+    Reconnect {
+        /// The server's address.
+        peer: SocketAddr,
+        /// Why the new connection failed.
+        reason: String,
+    },
     /// A response is larger than the client accepts.
     #[error(
         "a response from {peer} is larger than the client's limit of {limit} bytes ({size} bytes seen) — raise it with --max-response, or check that the server uses --framing {framing}"
@@ -476,14 +487,14 @@ impl Client {
         let stream = match tokio::time::timeout(self.timeout, TcpStream::connect(peer)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
-                return Err(ClientError::Connect {
-                    target: peer.to_string(),
+                return Err(ClientError::Reconnect {
+                    peer,
                     reason: describe(&error),
                 });
             }
             Err(_) => {
-                return Err(ClientError::Connect {
-                    target: peer.to_string(),
+                return Err(ClientError::Reconnect {
+                    peer,
                     reason: format!("no answer within {}", secs(self.timeout)),
                 });
             }
