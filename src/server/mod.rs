@@ -344,6 +344,7 @@ pub async fn run(
                     }
                     Admission::AfterReclaim(pending) => {
                         let (config, refusals) = (config.clone(), refusals.clone());
+                        let registry = registry.clone();
                         tasks.spawn(async move {
                             match pending.wait().await {
                                 Some(ticket) => {
@@ -351,7 +352,12 @@ pub async fn run(
                                 }
                                 None => {
                                     debug!(%peer, "connection refused: no slot came free");
-                                    linger(refuse(stream, peer, &refusals.busy)).await;
+                                    let why = if registry.draining() {
+                                        Refusal::ShuttingDown
+                                    } else {
+                                        Refusal::Busy
+                                    };
+                                    linger(refuse(stream, peer, refusals.message(why))).await;
                                 }
                             }
                         });

@@ -745,3 +745,29 @@ fn a_bare_message_without_newline_gets_a_hint_in_the_log() {
     reader.read_line(&mut line).unwrap();
     assert_eq!(line, "Echo: Hello, server!\n");
 }
+
+#[test]
+fn answers_a_client_never_read_by_the_drain_deadline_are_counted_in_the_log() {
+    let prefix = "p".repeat(1000);
+    let mut server = LoggedServer::start(&["--prefix", &prefix, "--drain-timeout", "1"]);
+    let stuck = stuck_writer(server.server.addr);
+    server.server.signal(libc::SIGTERM);
+    let summary = server.wait_log("drain timeout reached before some clients read");
+    let unsent: u64 = summary
+        .split_once("answers_not_sent=")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {summary:?}"));
+    let unacked: u64 = summary
+        .split_once("unacked_bytes=")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in {summary:?}"));
+    assert!(unsent + unacked > 0, "{summary}");
+    let status = server
+        .server
+        .wait_exit(Duration::from_secs(10))
+        .expect("server did not exit after the drain timeout");
+    assert!(status.success(), "exit status {status:?}");
+    drop(stuck);
+}
