@@ -386,20 +386,75 @@ fn a_client_that_never_reads_its_responses_is_cut_off() {
     drop(writer.join().unwrap());
 }
 
-/// Opens a connection that asks for answers and never reads them, until
-/// its writes block: from then on the server is stuck writing to it (busy).
-fn stuck_writer(addr: SocketAddr) -> TcpStream {
-    let stream = connect(addr);
-    stream.set_nonblocking(true).unwrap();
-    let requests = b"x\n".repeat(32 * 1024);
-    for _ in 0..100_000 {
-        match (&stream).write(&requests) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return stream,
-            Err(e) => panic!("writing requests: {e}"),
+/// The server side's send and receive queues (bytes) of the loopback TCP
+/// connection between `server_port` and `client_port`, from /proc/net/tcp.
+fn server_queues(server_port: u16, client_port: u16) -> Option<(u64, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if port(fields.get(1)?)? != server_port || port(fields.get(2)?)? != client_port {
+            return None;
+        }
+        let (tx, rx) = fields.get(4)?.split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
+}
+
+/// A client that sends requests without end and never reads the answers.
+struct StuckWriter {
+    stream: TcpStream,
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for StuckWriter {
+    fn drop(&mut self) {
+        // The writer's next write fails; the socket closes with unread
+        // answers, which resets the server's side.
+        let _ = self.stream.shutdown(Shutdown::Both);
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
         }
     }
-    panic!("the server kept reading requests it could not answer");
+}
+
+/// Opens a connection that asks for answers and never reads them, and
+/// waits until the server is stuck writing to it (busy): its send queue
+/// full of answers the client does not take, with requests still waiting
+/// in its receive queue.
+fn stuck_writer(addr: SocketAddr) -> StuckWriter {
+    let stream = connect(addr);
+    let client_port = stream.local_addr().unwrap().port();
+    let mut sink = stream.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let requests = b"x\n".repeat(32 * 1024);
+        for _ in 0..100_000 {
+            if sink.write_all(&requests).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((tx, rx)) = server_queues(addr.port(), client_port)
+            && tx >= 256 * 1024
+            && rx > 0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never got stuck writing answers nobody reads"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    StuckWriter {
+        stream,
+        writer: Some(writer),
+    }
 }
 
 #[test]
