@@ -219,20 +219,63 @@ fn open_output(cap: &pcap::Capture<Active>, path: &Path) -> Result<Savefile, Cap
         path: path.to_path_buf(),
         source,
     };
-    // The crate's savefile() unwraps the path as UTF-8; refuse other paths
-    // here instead of panicking there.
-    if path.to_str().is_none() {
-        return Err(output_error(std::io::Error::other(
-            "the path is not valid UTF-8",
-        )));
+    if path.as_os_str() == "-" {
+        // libpcap's name for stdout.
+        return cap
+            .savefile("-")
+            .map_err(|err| output_error(output_io_error(&err)));
     }
     if path.is_dir() {
         return Err(output_error(std::io::Error::other(
             "it is a directory; give a file name",
         )));
     }
-    cap.savefile(path)
+    let file = create_private(path).map_err(output_error)?;
+    use std::os::fd::IntoRawFd;
+    // SAFETY: the descriptor was just opened and is handed over whole: the
+    // savefile owns it from here and closes it.
+    unsafe { cap.savefile_raw_fd(file.into_raw_fd()) }
         .map_err(|err| output_error(output_io_error(&err)))
+}
+
+/// Creates (or truncates) the capture file the way dumpcap does: a symbolic
+/// link planted at `path` is refused rather than followed (`O_NOFOLLOW`),
+/// and run as root the file is readable by root only (mode 0600), since a
+/// capture holds everyone's traffic. As root, an existing file owned by
+/// another user is refused: its owner could read what is written into it.
+pub(crate) fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let root = euid == 0;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(if root { 0o600 } else { 0o666 })
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other(
+                    "it is a symbolic link, which a capture never follows; remove it or pick another name",
+                )
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    if root && meta.uid() != euid {
+        return Err(std::io::Error::other(format!(
+            "it exists and belongs to user {}, who could read the capture; remove it or pick another name",
+            meta.uid()
+        )));
+    }
+    if root && meta.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.set_len(0)?;
+    Ok(file)
 }
 
 fn link_type_name(link: Linktype) -> String {
@@ -346,5 +389,42 @@ fn read_error(config: &CaptureConfig, err: &pcap::Error) -> CaptureError {
     CaptureError::Read {
         interface: config.interface.clone(),
         message: pcap_message(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_symlink_planted_at_the_output_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("victim");
+        std::fs::write(&target, b"precious").unwrap();
+        let link = dir.path().join("out.pcap");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = create_private(&link).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn the_output_is_created_private_to_root_and_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pcap");
+        std::fs::write(&path, b"old contents").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(create_private(&path).unwrap());
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 0);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            let fresh = dir.path().join("fresh.pcap");
+            drop(create_private(&fresh).unwrap());
+            let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }

@@ -37,6 +37,9 @@ pub struct Args {
     /// prefix) or raw (one read is one message, like the original lab; unreliable).
     #[arg(long, value_enum, default_value_t = Framing::Line)]
     framing: Framing,
+    /// Largest response accepted, in bytes; a larger one is an error.
+    #[arg(long, value_name = "BYTES", default_value_t = client::DEFAULT_MAX_RESPONSE)]
+    max_response: usize,
     /// Seconds to wait for the connection and for each response.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
     timeout: Duration,
@@ -60,20 +63,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let client = Client::connect(&args.addr, args.framing, args.timeout).await?;
+        let client = Client::connect(&args.addr, args.framing, args.timeout)
+            .await?
+            .with_max_response(args.max_response);
         let stdin = io::stdin();
         let mut stdout = io::stdout().lock();
+        // A terminal must not be driven by the server's bytes (escape
+        // sequences); a pipe gets them exactly.
+        let output = if stdout.is_terminal() {
+            scripted::Output::Escaped
+        } else {
+            scripted::Output::Raw
+        };
         if !args.messages.is_empty() {
             let messages = args
                 .messages
                 .into_iter()
                 .map(|m| Ok::<_, io::Error>(m.into_encoded_bytes()));
-            scripted::run(client, messages, &mut stdout).await?;
+            scripted::run(client, messages, &mut stdout, output).await?;
         } else if stdin.is_terminal() {
             drop(stdout);
             interactive::run(client).await?;
         } else {
-            scripted::run(client, scripted::lines(stdin.lock()), &mut stdout).await?;
+            scripted::run(client, scripted::lines(stdin.lock()), &mut stdout, output).await?;
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -17,7 +17,9 @@ use super::logging::{self, LogArgs};
 #[derive(clap::Args)]
 pub struct Args {
     /// Address to listen on, HOST:PORT; port 0 picks a free port. The real
-    /// address is printed on stdout as `listening on <ip:port>`.
+    /// address is printed on stdout as `listening on <ip:port>` (followed by
+    /// `(all interfaces)` for 0.0.0.0 or ::). The services have no
+    /// authentication: use 127.0.0.1 to keep the server to this machine.
     #[arg(long, default_value = "0.0.0.0:2222")]
     listen: String,
     /// How messages are delimited: line (up to \n), length (4-byte big-endian
@@ -33,7 +35,9 @@ pub struct Args {
     /// Tickets service: tickets on sale, shared by all clients.
     #[arg(long, default_value_t = service::DEFAULT_STOCK)]
     tickets: u64,
-    /// Connections served at once; more get a "server busy" error and are closed.
+    /// Connections served at once. When all are taken, a new client takes
+    /// the slot of the connection waiting longest without a request; if all
+    /// are busy, it gets a "server busy" error and is closed.
     #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Largest request in bytes; a larger one gets an error and its connection is closed.
@@ -42,7 +46,19 @@ pub struct Args {
     /// Seconds a connection may stay silent (or not read its responses) before it is closed.
     #[arg(long, value_parser = parse_secs, default_value = "300")]
     idle_timeout: Duration,
-    /// Seconds open connections get to finish after SIGINT/SIGTERM.
+    /// Seconds a request may take to arrive whole, from its first byte,
+    /// however slowly it trickles in; then the connection is closed.
+    #[arg(long, value_parser = parse_secs, default_value = "5")]
+    request_timeout: Duration,
+    /// Seconds a new connection may stay silent before its first byte.
+    #[arg(long, value_parser = parse_secs, default_value = "10")]
+    first_byte_timeout: Duration,
+    /// Connections served at once from one IP address; more are refused
+    /// with an error message. No cap unless given.
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<usize>,
+    /// Seconds open connections get to deliver the answers they owe after
+    /// SIGINT/SIGTERM (they take no new request meanwhile).
     #[arg(long, value_parser = parse_secs, default_value = "5")]
     drain_timeout: Duration,
     /// Raw framing: bytes asked for per read, i.e. the largest raw request
@@ -84,10 +100,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_connections: args.max_connections,
         max_request: args.max_request,
         idle_timeout: args.idle_timeout,
+        request_timeout: args.request_timeout,
+        first_byte_timeout: args.first_byte_timeout,
+        max_connections_per_ip: args.max_connections_per_ip,
         drain_timeout: args.drain_timeout,
         raw_read_size: args.raw_read_size,
     };
     config.validate()?;
+    // Each connection is a descriptor, and so is each one being refused or
+    // closed: make room beyond the usual soft limit of 1024.
+    let wanted = (args.max_connections as u64).saturating_mul(2) + 256;
+    match server::os::raise_open_file_limit(wanted) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            limit,
+            wanted,
+            "the open-file limit is lower than --max-connections needs; raise it (ulimit -n) or lower --max-connections"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
         // Handlers first: a signal arriving right after the "listening on"
@@ -98,7 +129,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .local_addr()
             .context("cannot read the listening address")?;
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {addr}")?;
+        // The default listens on every interface, with no authentication:
+        // say so where the operator looks.
+        let scope = if addr.ip().is_unspecified() {
+            " (all interfaces)"
+        } else {
+            ""
+        };
+        writeln!(stdout, "listening on {addr}{scope}")?;
         stdout.flush()?;
         drop(stdout);
         server::run(listener, config, shutdown).await?;

@@ -121,6 +121,16 @@ pub async fn run(mut client: Client) -> Result<(), InteractiveError> {
             Input::Request(request) => request,
         };
         let _ = editor.add_history_entry(request);
+        // A server closes connections left idle (10 s before the first
+        // request, 5 min between requests by default): open a new one.
+        if client.reconnect_if_closed().await? {
+            writeln!(
+                stdout,
+                "(the server had closed the idle connection; reconnected to {})",
+                client.peer()
+            )
+            .map_err(InteractiveError::Output)?;
+        }
         tokio::select! {
             result = client.request(request.as_bytes()) => match result {
                 Ok(response) => writeln!(stdout, "{response}").map_err(InteractiveError::Output)?,

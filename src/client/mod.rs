@@ -138,7 +138,32 @@ pub enum ClientError {
         /// The timeout in force.
         timeout: Duration,
     },
-    /// The response could not be framed (e.g. a length prefix over the limit).
+    /// The server closed the connection between requests, and opening a
+    /// new one failed.
+    #[error(
+        "{peer} closed the connection while it was idle, and reconnecting failed: {reason} — is `reqresp server` still running?"
+    )]
+    Reconnect {
+        /// The server's address.
+        peer: SocketAddr,
+        /// Why the new connection failed.
+        reason: String,
+    },
+    /// A response is larger than the client accepts.
+    #[error(
+        "a response from {peer} is larger than the client's limit of {limit} bytes ({size} bytes seen) — raise it with --max-response, or check that the server uses --framing {framing}"
+    )]
+    ResponseTooLarge {
+        /// The server's address.
+        peer: SocketAddr,
+        /// The framing the client used.
+        framing: Framing,
+        /// The size announced or received so far.
+        size: usize,
+        /// The client's limit.
+        limit: usize,
+    },
+    /// The response could not be framed.
     #[error("bad response from {peer}: {error} — is the server using --framing {framing}?")]
     Response {
         /// The server's address.
@@ -398,6 +423,14 @@ impl Client {
                     return Ok(message.freeze());
                 }
                 Ok(None) => {}
+                Err(FrameError::TooLarge { size, limit }) => {
+                    return Err(ClientError::ResponseTooLarge {
+                        peer: self.peer,
+                        framing: self.framing,
+                        size,
+                        limit,
+                    });
+                }
                 Err(error) => {
                     return Err(ClientError::Response {
                         peer: self.peer,
@@ -432,6 +465,44 @@ impl Client {
             framing: self.framing,
             timeout: self.timeout,
         }
+    }
+
+    /// Opens a new connection to the same server if the server has closed
+    /// this one while it was idle (servers close connections that stay
+    /// silent too long); returns whether it did. Nothing has been sent on
+    /// the old connection since its last answer, so nothing is lost or
+    /// sent twice. Call it between requests only.
+    pub async fn reconnect_if_closed(&mut self) -> Result<bool, ClientError> {
+        let mut probe = [0u8; 1024];
+        loop {
+            match self.stream.try_read(&mut probe) {
+                // Unsolicited bytes before a close (an error line): dropped
+                // with the connection if it is closing, kept otherwise.
+                Ok(n @ 1..) => self.inbuf.extend_from_slice(&probe[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Ok(0) | Err(_) => break,
+            }
+        }
+        let peer = self.peer;
+        let stream = match tokio::time::timeout(self.timeout, TcpStream::connect(peer)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                return Err(ClientError::Reconnect {
+                    peer,
+                    reason: describe(&error),
+                });
+            }
+            Err(_) => {
+                return Err(ClientError::Reconnect {
+                    peer,
+                    reason: format!("no answer within {}", secs(self.timeout)),
+                });
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        self.stream = stream;
+        self.inbuf.clear();
+        Ok(true)
     }
 
     /// Closes the connection cleanly: sends a FIN, then waits (briefly) for
@@ -714,8 +785,40 @@ mod tests {
         let addr = serve_once(5, vec![vec![0x7f, 0xff, 0xff, 0xff, b'x']], true).await;
         let mut client = connect(addr, Framing::Length).await.with_max_response(1024);
         let err = client.request(b"x").await.unwrap_err();
-        assert!(matches!(err, ClientError::Response { .. }), "{err:?}");
+        assert!(
+            matches!(err, ClientError::ResponseTooLarge { limit: 1024, .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("--max-response"), "{message}");
+        assert!(!message.contains("--max-request"), "{message}");
         assert!(client.inbuf.capacity() < 64 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_while_idle_is_reopened() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // The first connection is closed at once, as an idle timeout would.
+            drop(listener.accept().await.unwrap());
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 3];
+            sock.read_exact(&mut buf).await.unwrap();
+            sock.write_all(b"Echo: hi\n").await.unwrap();
+            sock
+        });
+        let mut client = connect(addr, Framing::Line).await;
+        // Until the FIN has arrived the connection still looks open.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !client.reconnect_if_closed().await.unwrap() {
+            assert!(tokio::time::Instant::now() < deadline, "no reconnect");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let response = client.request(b"hi").await.unwrap();
+        assert_eq!(&response.bytes[..], b"Echo: hi");
+        assert!(!client.reconnect_if_closed().await.unwrap());
+        drop(server.await.unwrap());
     }
 
     #[tokio::test]

@@ -31,6 +31,18 @@ pub enum ScriptError {
     Output(#[source] io::Error),
 }
 
+/// How response bytes reach the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// As received, byte for byte (for a pipe or a file).
+    #[default]
+    Raw,
+    /// Control characters escaped (`\u{1b}`), invalid UTF-8 replaced, as
+    /// the interactive client shows them: for a terminal, which the
+    /// server's bytes must not drive (set its title, clear the screen).
+    Escaped,
+}
+
 /// What a completed run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -40,9 +52,10 @@ pub struct Summary {
 
 /// Sends every message in order, each after the previous response arrived,
 /// and writes each response to `out` followed by a newline (unless it already
-/// ends with one), flushing after each so a pipe sees it at once. The bytes
-/// are written as received: a binary response (length framing) stays
-/// byte-exact. Closes the connection cleanly (FIN) at the end.
+/// ends with one), flushing after each so a pipe sees it at once. With
+/// [`Output::Raw`] the bytes are written as received: a binary response
+/// (length framing) stays byte-exact; with [`Output::Escaped`] they are made
+/// safe for a terminal. Closes the connection cleanly (FIN) at the end.
 ///
 /// `messages` may block while producing the next item (lines typed into a
 /// pipe): the client is idle between requests, so there is nothing else for
@@ -52,6 +65,7 @@ pub async fn run<I, M, W>(
     mut client: Client,
     messages: I,
     out: &mut W,
+    output: Output,
 ) -> Result<Summary, ScriptError>
 where
     I: IntoIterator<Item = io::Result<M>>,
@@ -64,8 +78,15 @@ where
             number: i + 1,
             error,
         })?;
+        // Requests read from a slow pipe may come after the server closed
+        // the idle connection: reopen it (nothing was sent on it since).
+        client.reconnect_if_closed().await?;
         let response = client.request(message.as_ref()).await?;
-        write_line(out, &response.bytes).map_err(ScriptError::Output)?;
+        match output {
+            Output::Raw => write_line(out, &response.bytes),
+            Output::Escaped => write_escaped(out, &response.bytes),
+        }
+        .map_err(ScriptError::Output)?;
         summary.rtts.push(response.rtt);
     }
     client.close().await?;
@@ -77,6 +98,13 @@ fn write_line<W: Write + ?Sized>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
     if !bytes.ends_with(b"\n") {
         out.write_all(b"\n")?;
     }
+    out.flush()
+}
+
+/// One response made safe for a terminal, then a newline.
+fn write_escaped<W: Write + ?Sized>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    writeln!(out, "{}", super::printable(bytes))?;
     out.flush()
 }
 
@@ -135,7 +163,7 @@ mod tests {
             .unwrap();
         let mut out = Vec::new();
         let messages = ["hello", "", "book ticket"].map(Ok::<_, io::Error>);
-        let summary = run(client, messages, &mut out).await.unwrap();
+        let summary = run(client, messages, &mut out, Output::Raw).await.unwrap();
         assert_eq!(out, b"Echo: hello\nEcho: \nEcho: book ticket\n");
         assert_eq!(summary.rtts.len(), 3);
         assert!(server.await.unwrap(), "the client did not close with a FIN");
@@ -153,7 +181,9 @@ mod tests {
             Err(io::Error::new(io::ErrorKind::InvalidData, "boom")),
             Ok(b"never".to_vec()),
         ];
-        let err = run(client, messages, &mut out).await.unwrap_err();
+        let err = run(client, messages, &mut out, Output::Raw)
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, ScriptError::Input { number: 2, .. }),
             "{err:?}"
@@ -174,6 +204,15 @@ mod tests {
                 b"three".to_vec()
             ]
         );
+    }
+
+    #[test]
+    fn escaped_output_cannot_drive_a_terminal() {
+        let mut out = Vec::new();
+        write_escaped(&mut out, b"\x1b]0;pwned\x07title \x1b[2Jcleared\n").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "\\u{1b}]0;pwned\\u{7}title \\u{1b}[2Jcleared\n");
+        assert!(!text.contains('\x1b'));
     }
 
     #[test]

@@ -19,6 +19,14 @@ pub const DEFAULT_MAX_REQUEST: usize = 64 * 1024;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Time open connections get to finish after a shutdown signal (`--drain-timeout`).
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time one request may take to arrive whole, from its first byte
+/// (`--request-timeout`), like nginx's `client_header_timeout`: a client
+/// that trickles a request byte by byte cannot hold a connection longer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a new connection may stay silent before its first byte
+/// (`--first-byte-timeout`): far shorter than the idle timeout, so
+/// connections opened and never used do not hold slots.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything [`super::run`] needs besides the listener.
 #[derive(Clone)]
@@ -34,6 +42,13 @@ pub struct Config {
     pub max_request: usize,
     /// A connection that sends nothing (or reads nothing) for this long is closed.
     pub idle_timeout: Duration,
+    /// A request must arrive whole within this time from its first byte,
+    /// however slowly its bytes trickle in.
+    pub request_timeout: Duration,
+    /// A new connection that sends nothing for this long is closed.
+    pub first_byte_timeout: Duration,
+    /// Connections served at once from one IP address; `None` for no cap.
+    pub max_connections_per_ip: Option<usize>,
     /// After a shutdown signal, how long open connections may take to finish
     /// before they are cut.
     pub drain_timeout: Duration,
@@ -50,6 +65,9 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_request: DEFAULT_MAX_REQUEST,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            max_connections_per_ip: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             raw_read_size: DEFAULT_RAW_READ_SIZE,
         }
@@ -64,6 +82,9 @@ impl fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("max_request", &self.max_request)
             .field("idle_timeout", &self.idle_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("drain_timeout", &self.drain_timeout)
             .field("raw_read_size", &self.raw_read_size)
             .finish()
@@ -94,6 +115,10 @@ impl Config {
             ("--max-connections", self.max_connections),
             ("--max-request", self.max_request),
             ("--raw-read-size", self.raw_read_size),
+            (
+                "--max-connections-per-ip",
+                self.max_connections_per_ip.unwrap_or(1),
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero { setting });
@@ -101,6 +126,8 @@ impl Config {
         }
         for (setting, value) in [
             ("--idle-timeout", self.idle_timeout),
+            ("--request-timeout", self.request_timeout),
+            ("--first-byte-timeout", self.first_byte_timeout),
             ("--drain-timeout", self.drain_timeout),
         ] {
             if value.is_zero() {
@@ -138,6 +165,15 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("--idle-timeout")
+        );
+        let config = Config {
+            max_connections_per_ip: Some(0),
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert!(
+            err.to_string().contains("--max-connections-per-ip"),
+            "{err}"
         );
     }
 }

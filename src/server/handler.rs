@@ -1,20 +1,45 @@
 //! One connection, from accept to close: read, answer every buffered request,
 //! flush once, repeat; then close without losing a response.
+//!
+//! **Timers.** A connection waits under one deadline, computed from where it
+//! stands rather than re-armed per read:
+//!
+//! - before its first byte: `--first-byte-timeout` from the accept;
+//! - between requests: `--idle-timeout` from the last byte received;
+//! - inside a request: `--request-timeout` from the request's first byte
+//!   (or the idle timeout from the last byte, if sooner), so a client that
+//!   trickles a request byte by byte cannot hold the connection longer.
+//!
+//! The connection keeps one pinned timer and moves it only when the deadline
+//! comes *earlier*; a later deadline is found when the timer fires early and
+//! the state is looked at again. Steady traffic therefore costs a clock read
+//! per read, not a timer per read.
+//!
+//! **Stop.** A connection is told to stop through its registry entry: either
+//! its slot was reclaimed for a new client (it was waiting without progress
+//! longest), or the server is draining. Draining, it takes no new request,
+//! delivers every answer already made, closes its sending side, and reads
+//! and discards what the client still sends until the client closes, so
+//! that no reset destroys answers in flight; all within the drain deadline.
+//! Past it, the answers it could not deliver are counted for the log.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::pin::Pin;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::broadcast;
-use tokio::time::timeout;
+use tokio::sync::futures::Notified;
+use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, info, warn};
 
 use crate::protocol::connection::{Connection, ConnectionError, Fill};
 use crate::protocol::{FrameError, Framing};
 
 use super::config::Config;
+use super::os::SocketQueues;
+use super::registry::{Entry, Registry, Ticket};
 
 /// Responses are flushed once this many bytes are waiting, even if more
 /// requests are buffered: it bounds the write buffer.
@@ -26,8 +51,9 @@ const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// while discarding what the peer sends avoids that.
 pub(crate) const LINGER: Duration = Duration::from_secs(1);
 
-/// At most this many bytes are read and discarded while lingering.
-const LINGER_BYTES: usize = 1 << 20;
+/// While closing, how often the socket is asked whether the client has
+/// acknowledged everything sent (no event reports it).
+const ACK_POLL: Duration = Duration::from_millis(5);
 
 /// With line framing, how long part of a line may wait for its newline
 /// before the log says why no answer comes: the original lab's Python
@@ -41,10 +67,20 @@ pub(crate) enum Close {
     PeerClosed,
     /// The client closed its side in the middle of a request.
     PeerClosedMidRequest { buffered: usize },
-    /// The server is shutting down.
+    /// The server is shutting down; every answer made was written.
     Shutdown,
+    /// The server is shutting down and the drain deadline passed before
+    /// this many answers already made could be written.
+    DrainCut { unsent: u64 },
+    /// A new connection sent nothing within the first-byte timeout.
+    FirstByte(Duration),
     /// Nothing was received for the idle timeout.
     Idle(Duration),
+    /// A request did not arrive whole within the request timeout.
+    RequestTimeout { timeout: Duration, buffered: usize },
+    /// The slot was given to a new client: this connection was waiting
+    /// without progress the longest while every slot was taken.
+    Reclaimed,
     /// A response could not be sent within the idle timeout (the client does not read).
     WriteStalled(Duration),
     /// A request over the size limit (or otherwise unframeable): answered
@@ -63,7 +99,25 @@ impl fmt::Display for Close {
                 "client closed in the middle of a request ({buffered} bytes of it received, dropped)"
             ),
             Close::Shutdown => write!(f, "server shutting down"),
+            Close::DrainCut { unsent } => write!(
+                f,
+                "server shutting down: drain timeout passed with {unsent} answers not yet sent (the client did not read them)"
+            ),
+            Close::FirstByte(t) => write!(
+                f,
+                "nothing received for {} s after connecting (--first-byte-timeout)",
+                t.as_secs_f64()
+            ),
             Close::Idle(t) => write!(f, "idle for {} s", t.as_secs_f64()),
+            Close::RequestTimeout { timeout, buffered } => write!(
+                f,
+                "request not complete within {} s of its first byte (--request-timeout; {buffered} bytes of it received)",
+                timeout.as_secs_f64()
+            ),
+            Close::Reclaimed => write!(
+                f,
+                "slot reclaimed for a new client: every slot was taken and this connection had waited longest without a request"
+            ),
             Close::WriteStalled(t) => write!(
                 f,
                 "client did not read its responses for {} s",
@@ -85,16 +139,31 @@ fn error_message(err: &FrameError) -> String {
     }
 }
 
+/// The connection's stop signal, remembered once seen.
+struct Stop<'p, 'e> {
+    notified: Pin<&'p mut Notified<'e>>,
+    seen: bool,
+}
+
+impl Stop<'_, '_> {
+    /// Completes when the connection is told to stop. Cancel safe.
+    async fn wait(&mut self) {
+        self.notified.as_mut().await;
+        self.seen = true;
+    }
+}
+
 /// Serves one connection until it ends, logging its opening and closing.
-/// Returns the number of requests answered.
+/// The slot is given back as soon as the exchange ends, before the close
+/// waits for the client. Returns the number of requests answered.
 pub(crate) async fn serve<S>(
     stream: S,
     peer: SocketAddr,
     config: &Config,
-    shutdown: &mut broadcast::Receiver<()>,
+    mut ticket: Ticket,
 ) -> u64
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + SocketQueues + Unpin,
 {
     let started = Instant::now();
     info!(%peer, "connection opened");
@@ -105,88 +174,186 @@ where
         config.raw_read_size,
     );
     let mut requests = 0u64;
-    let close = exchange(&mut conn, peer, config, shutdown, &mut requests).await;
-    let graceful = !matches!(close, Close::Io(_) | Close::WriteStalled(_));
-    if graceful {
-        // Send what is queued (an error line), then FIN, then wait briefly
-        // for the client's FIN so that no reset can destroy those bytes.
-        let _ = timeout(LINGER, async {
-            conn.shutdown().await?;
-            conn.discard_until_eof(LINGER_BYTES).await
-        })
-        .await;
-    }
+    let close = {
+        let entry = ticket.entry();
+        let notified = entry.stop.notified();
+        tokio::pin!(notified);
+        let mut stop = Stop {
+            notified,
+            seen: false,
+        };
+        let registry = ticket.registry();
+        exchange(
+            &mut conn,
+            peer,
+            config,
+            registry,
+            entry,
+            &mut stop,
+            &mut requests,
+        )
+        .await
+    };
+    ticket.release_slot();
+    let unacked = finish(&mut conn, &close, ticket.registry()).await;
     // Whole microseconds, so the log says `8145.292`, not `8145.292034000001`.
     let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
     match &close {
+        Close::DrainCut { .. } => {
+            warn!(%peer, requests, duration_ms, unacked_bytes = unacked, reason = %close, "connection closed")
+        }
         Close::BadRequest(_) | Close::PeerClosedMidRequest { .. } | Close::WriteStalled(_) => {
             warn!(%peer, requests, duration_ms, reason = %close, "connection closed")
         }
+        _ if unacked > 0 => warn!(
+            %peer, requests, duration_ms, unacked_bytes = unacked, reason = %close,
+            "connection closed at the drain deadline with answers not yet acknowledged by the client"
+        ),
         _ => info!(%peer, requests, duration_ms, reason = %close, "connection closed"),
     }
     requests
 }
 
+/// What a waiting connection is waiting for, and until when.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    deadline: Instant,
+    kind: WaitKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitKind {
+    FirstByte,
+    Idle,
+    Request,
+}
+
+/// Where a connection stands between reads.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    accepted: Instant,
+    /// Last bytes received.
+    last_read: Instant,
+    /// Last request answered (or the accept): ranks reclaim candidates.
+    answered: Instant,
+    /// First byte of the request being received (when bytes are buffered).
+    request_start: Instant,
+    heard: bool,
+}
+
+impl Progress {
+    fn new(now: Instant) -> Self {
+        Progress {
+            accepted: now,
+            last_read: now,
+            answered: now,
+            request_start: now,
+            heard: false,
+        }
+    }
+
+    fn wait(&self, config: &Config, buffered: usize) -> Wait {
+        let idle = Wait {
+            deadline: self.last_read + config.idle_timeout,
+            kind: WaitKind::Idle,
+        };
+        if buffered > 0 {
+            let request = self.request_start + config.request_timeout;
+            if request <= idle.deadline {
+                return Wait {
+                    deadline: request,
+                    kind: WaitKind::Request,
+                };
+            }
+            idle
+        } else if !self.heard {
+            Wait {
+                deadline: self.accepted + config.first_byte_timeout.min(config.idle_timeout),
+                kind: WaitKind::FirstByte,
+            }
+        } else {
+            idle
+        }
+    }
+}
+
 /// The request/response loop. Returns why it ended; responses owed are
-/// flushed before it returns, except when the socket itself failed.
+/// flushed before it returns, except when the socket itself failed or the
+/// drain deadline passed.
 async fn exchange<S>(
     conn: &mut Connection<S>,
     peer: SocketAddr,
     config: &Config,
-    shutdown: &mut broadcast::Receiver<()>,
+    registry: &Registry,
+    entry: &Entry,
+    stop: &mut Stop<'_, '_>,
     requests: &mut u64,
 ) -> Close
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let service = &*config.service;
-    let mut draining = false;
+    let mut at = Progress::new(Instant::now());
     let mut hinted = false;
+    let timer = tokio::time::sleep_until(at.wait(config, 0).deadline);
+    tokio::pin!(timer);
     loop {
-        // Shutdown is only looked at here, between batches: every request
-        // already read has been answered and flushed by then. From then on
-        // the connection answers what has already arrived, without waiting
-        // for more, and closes (the server's drain timeout bounds this).
-        let filled = if draining {
-            match conn.fill_now().await {
-                Ok(Some(fill)) => Ok(Ok(fill)),
-                Ok(None) => return Close::Shutdown,
-                Err(e) => Ok(Err(e)),
-            }
-        } else {
-            let partial = conn.buffered();
-            let hint_due = !hinted && partial > 0 && config.framing == Framing::Line;
-            tokio::select! {
-                biased;
-                _ = shutdown.recv() => {
-                    draining = true;
-                    continue;
+        if stop.seen {
+            return stopped(registry, entry);
+        }
+        let buffered = conn.buffered();
+        let wait = at.wait(config, buffered);
+        let hint_at = (!hinted && buffered > 0 && config.framing == Framing::Line)
+            .then(|| at.request_start + PARTIAL_LINE_HINT);
+        let wake = hint_at.map_or(wait.deadline, |hint| hint.min(wait.deadline));
+        // Moved only to an earlier deadline: a later one is picked up when
+        // the timer fires early.
+        if timer.is_elapsed() || wake < timer.deadline() {
+            timer.as_mut().reset(wake);
+        }
+        entry.set_waiting(registry, at.answered);
+        let filled = tokio::select! {
+            biased;
+            _ = stop.wait(), if !stop.seen => return stopped(registry, entry),
+            _ = &mut timer => {
+                let now = Instant::now();
+                if now >= wait.deadline {
+                    entry.set_busy();
+                    return timed_out(conn, config, wait.kind, buffered);
                 }
-                _ = tokio::time::sleep(PARTIAL_LINE_HINT), if hint_due => {
+                if hint_at.is_some_and(|hint| now >= hint) {
                     hinted = true;
                     warn!(
                         %peer,
-                        bytes = partial,
-                        "no newline after {partial} bytes for {} s: line framing answers complete lines only; \
+                        bytes = buffered,
+                        "no newline after {buffered} bytes for {} s: line framing answers complete lines only; \
                          a client that sends bare messages (like the original lab's Python client) \
                          needs `reqresp server --framing raw`",
                         PARTIAL_LINE_HINT.as_secs()
                     );
-                    continue;
                 }
-                filled = timeout(config.idle_timeout, conn.fill()) => filled,
+                continue;
             }
+            filled = conn.fill() => filled,
         };
+        entry.set_busy();
+        let now = Instant::now();
         match filled {
-            Err(_) => return Close::Idle(config.idle_timeout),
-            Ok(Ok(Fill::Eof)) => return Close::PeerClosed,
-            Ok(Ok(Fill::Data(_))) => {}
-            Ok(Err(ConnectionError::ClosedMidMessage { buffered })) => {
+            Ok(Fill::Eof) => return Close::PeerClosed,
+            Ok(Fill::Data(_)) => {
+                if buffered == 0 {
+                    at.request_start = now;
+                }
+                at.last_read = now;
+                at.heard = true;
+            }
+            Err(ConnectionError::ClosedMidMessage { buffered }) => {
                 return Close::PeerClosedMidRequest { buffered };
             }
-            Ok(Err(ConnectionError::Io(e))) => return Close::Io(e),
-            Ok(Err(ConnectionError::Frame(e))) => return refuse(conn, e),
+            Err(ConnectionError::Io(e)) => return Close::Io(e),
+            Err(ConnectionError::Frame(e)) => return refuse(conn, e),
         }
+        let before = *requests;
         loop {
             let batch = conn.answer_buffered(WRITE_HIGH_WATER, |request, out| {
                 let before = out.len();
@@ -200,29 +367,175 @@ where
                     "request"
                 );
             });
-            let more = match batch {
-                Ok(batch) => batch.more,
+            let (answered, more) = match batch {
+                Ok(batch) => (batch.answered, batch.more),
                 Err(FrameError::NewlineInLine) => {
                     // The service produced a response line framing cannot
                     // carry; the client still gets one answer per request.
                     warn!(%peer, "response contains a newline; sent an error line instead");
                     let _ = conn.queue(b"error: the response cannot be sent as one line");
-                    true
+                    (1, true)
                 }
                 Err(e) => {
                     return refuse(conn, e);
                 }
             };
-            match timeout(config.idle_timeout, conn.flush()).await {
-                Err(_) => return Close::WriteStalled(config.idle_timeout),
-                Ok(Err(e)) => return Close::Io(e),
-                Ok(Ok(())) => {}
+            if let Err(close) = flush(conn, config, registry, stop, now, answered).await {
+                return close;
             }
-            if !more {
+            // Draining: requests read but not yet answered stay unanswered
+            // (never processed); the client sees them unanswered at the close.
+            if !more || registry.draining() {
                 break;
             }
         }
+        if *requests > before {
+            at.answered = now;
+            // What is left is the start of a request that arrived in this read.
+            at.request_start = now;
+        }
     }
+}
+
+/// Why the connection was told to stop.
+fn stopped(registry: &Registry, entry: &Entry) -> Close {
+    entry.set_busy();
+    if entry.reclaimed() || !registry.draining() {
+        Close::Reclaimed
+    } else {
+        Close::Shutdown
+    }
+}
+
+/// The close for an expired wait; a request cut short gets an error line.
+fn timed_out<S>(conn: &mut Connection<S>, config: &Config, kind: WaitKind, buffered: usize) -> Close
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match kind {
+        WaitKind::FirstByte => Close::FirstByte(config.first_byte_timeout.min(config.idle_timeout)),
+        WaitKind::Idle if buffered == 0 => Close::Idle(config.idle_timeout),
+        WaitKind::Idle | WaitKind::Request => {
+            let timeout = match kind {
+                WaitKind::Request => config.request_timeout,
+                _ => config.idle_timeout,
+            };
+            let _ = conn.queue(
+                format!(
+                    "error: request not complete within {} s; closing",
+                    timeout.as_secs_f64()
+                )
+                .as_bytes(),
+            );
+            Close::RequestTimeout { timeout, buffered }
+        }
+    }
+}
+
+/// Sends the answers of one batch, bounded by the idle timeout and, once
+/// the server drains, by the drain deadline.
+async fn flush<S>(
+    conn: &mut Connection<S>,
+    config: &Config,
+    registry: &Registry,
+    stop: &mut Stop<'_, '_>,
+    now: Instant,
+    answers: usize,
+) -> Result<(), Close>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut deadline = now + config.idle_timeout;
+    if let Some(drain) = registry.drain_deadline() {
+        deadline = deadline.min(drain);
+    }
+    // One future for the whole write: a write cut short and restarted
+    // would send its first bytes twice.
+    let flush = conn.flush();
+    tokio::pin!(flush);
+    loop {
+        tokio::select! {
+            biased;
+            result = &mut flush => return result.map_err(Close::Io),
+            _ = stop.wait(), if !stop.seen => {
+                if let Some(drain) = registry.drain_deadline() {
+                    deadline = deadline.min(drain);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(if registry.draining() {
+                    Close::DrainCut { unsent: answers as u64 }
+                } else {
+                    Close::WriteStalled(config.idle_timeout)
+                });
+            }
+        }
+    }
+}
+
+/// Closes the connection without a reset destroying what it owes, within
+/// the linger time (or the drain deadline when shutting down). Returns the
+/// bytes of answers the client had not acknowledged when time ran out.
+async fn finish<S>(conn: &mut Connection<S>, close: &Close, registry: &Registry) -> u64
+where
+    S: AsyncRead + AsyncWrite + SocketQueues + Unpin,
+{
+    let deadline = match close {
+        // Nothing more can be delivered.
+        Close::Io(_) | Close::WriteStalled(_) => return 0,
+        Close::DrainCut { unsent } => {
+            let unacked = conn.get_ref().unsent_bytes() as u64;
+            registry.record_dropped(*unsent, unacked);
+            discard_ready(conn).await;
+            return unacked;
+        }
+        Close::Shutdown => registry
+            .drain_deadline()
+            .unwrap_or_else(|| Instant::now() + LINGER),
+        _ => {
+            let linger = Instant::now() + LINGER;
+            registry.drain_deadline().map_or(linger, |d| d.min(linger))
+        }
+    };
+    // Send what is queued (an error line), then FIN, then read and discard
+    // until the client's FIN, or until the client's kernel has acknowledged
+    // every byte sent, so that no reset can destroy those bytes.
+    let graceful = timeout_at(deadline, async {
+        conn.shutdown().await?;
+        loop {
+            if conn.get_ref().unsent_bytes() == 0 {
+                discard_ready(conn).await;
+                return Ok::<_, io::Error>(());
+            }
+            tokio::select! {
+                done = conn.discard_until_eof(usize::MAX) => return done.map(drop),
+                _ = tokio::time::sleep(ACK_POLL) => {}
+            }
+        }
+    })
+    .await;
+    if graceful.is_ok() {
+        return 0;
+    }
+    let unacked = match close {
+        Close::Shutdown => conn.get_ref().unsent_bytes() as u64,
+        _ => 0,
+    };
+    if unacked > 0 {
+        registry.record_dropped(0, unacked);
+    }
+    discard_ready(conn).await;
+    unacked
+}
+
+/// Reads and discards what has already arrived, without waiting: a socket
+/// closed with unread bytes sends a reset instead of a FIN.
+async fn discard_ready<S>(conn: &mut Connection<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // A zero timeout polls the read until it would wait, then gives up.
+    let _ = timeout(Duration::ZERO, conn.discard_until_eof(usize::MAX)).await;
 }
 
 /// Queues the error response for a bad request; the caller closes.
@@ -234,30 +547,13 @@ where
     Close::BadRequest(err)
 }
 
-/// Answers a connection over the limit with an error message and closes it.
-pub(crate) async fn refuse_busy<S>(stream: S, peer: SocketAddr, framing: Framing, limit: usize)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut conn = Connection::new(stream, framing, 64);
-    let message = format!(
-        "error: server busy ({limit} connections, its --max-connections limit); try again later"
-    );
-    let _ = conn.queue(message.as_bytes());
-    let _ = timeout(LINGER, async {
-        conn.shutdown().await?;
-        conn.discard_until_eof(LINGER_BYTES).await
-    })
-    .await;
-    debug!(%peer, "refused connection closed");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::registry::Admission;
     use crate::server::service::Echo;
     use std::sync::Arc;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
     fn config(framing: Framing, max_request: usize) -> Config {
         Config {
@@ -272,12 +568,25 @@ mod tests {
         "127.0.0.1:9".parse().unwrap()
     }
 
+    fn ticket(registry: &Arc<Registry>) -> Ticket {
+        match registry.admit(peer().ip()) {
+            Admission::Now(ticket) => ticket,
+            _ => panic!("no free slot"),
+        }
+    }
+
+    /// Serves `server` with `cfg` in a task; returns the registry too.
+    fn spawn(server: DuplexStream, cfg: Config) -> (Arc<Registry>, tokio::task::JoinHandle<u64>) {
+        let registry = Registry::new(cfg.max_connections, None);
+        let ticket = ticket(&registry);
+        let task = tokio::spawn(async move { serve(server, peer(), &cfg, ticket).await });
+        (registry, task)
+    }
+
     #[tokio::test]
     async fn answers_until_the_client_closes() {
         let (mut client, server) = duplex(4096);
-        let (_tx, mut rx) = broadcast::channel(1);
-        let cfg = config(Framing::Line, 1024);
-        let task = tokio::spawn(async move { serve(server, peer(), &cfg, &mut rx).await });
+        let (_registry, task) = spawn(server, config(Framing::Line, 1024));
         client.write_all(b"a\nb\r\n").await.unwrap();
         client.shutdown().await.unwrap();
         let mut got = String::new();
@@ -289,9 +598,7 @@ mod tests {
     #[tokio::test]
     async fn oversize_request_gets_an_error_then_close() {
         let (mut client, server) = duplex(1 << 16);
-        let (_tx, mut rx) = broadcast::channel(1);
-        let cfg = config(Framing::Length, 8);
-        let task = tokio::spawn(async move { serve(server, peer(), &cfg, &mut rx).await });
+        let (_registry, task) = spawn(server, config(Framing::Length, 8));
         let mut wire = Vec::new();
         Framing::Length.encode(b"ok", &mut wire).unwrap();
         Framing::Length.encode(&[0; 100], &mut wire).unwrap();
@@ -309,40 +616,215 @@ mod tests {
         assert_eq!(task.await.unwrap(), 1);
     }
 
+    /// Reads until the server closes; returns what came and when it closed.
+    async fn read_until_closed(client: &mut DuplexStream) -> (Vec<u8>, Instant) {
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        (rest, Instant::now())
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn idle_connection_is_closed() {
+    async fn idle_connection_is_closed_at_the_idle_timeout() {
         let (mut client, server) = duplex(4096);
-        let (_tx, mut rx) = broadcast::channel(1);
         let cfg = Config {
             idle_timeout: Duration::from_secs(30),
             ..config(Framing::Line, 1024)
         };
-        let task = tokio::spawn(async move { serve(server, peer(), &cfg, &mut rx).await });
+        let (_registry, task) = spawn(server, cfg);
         client.write_all(b"hi\n").await.unwrap();
         let mut line = [0u8; 9];
         client.read_exact(&mut line).await.unwrap();
+        let answered = Instant::now();
         // Paused time jumps ahead: the timeout fires without a real wait.
-        let mut rest = Vec::new();
-        client.read_to_end(&mut rest).await.unwrap();
+        let (rest, closed) = read_until_closed(&mut client).await;
         assert!(rest.is_empty());
+        assert_eq!(closed - answered, Duration::from_secs(30));
+        assert_eq!(task.await.unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_active_connection_outlives_many_idle_timeouts() {
+        let (mut client, server) = duplex(4096);
+        let cfg = Config {
+            idle_timeout: Duration::from_millis(500),
+            ..config(Framing::Line, 1024)
+        };
+        let (_registry, task) = spawn(server, cfg);
+        // A request every 200 ms for 1.6 s: never idle for 500 ms.
+        for i in 0..8 {
+            client.write_all(format!("{i}\n").as_bytes()).await.unwrap();
+            let mut line = [0u8; 8];
+            client.read_exact(&mut line).await.unwrap();
+            assert_eq!(line, *format!("Echo: {i}\n").as_bytes());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let last = Instant::now() - Duration::from_millis(200);
+        let (_, closed) = read_until_closed(&mut client).await;
+        assert_eq!(closed - last, Duration::from_millis(500));
+        assert_eq!(task.await.unwrap(), 8);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn half_a_line_is_closed_at_the_idle_timeout_not_later() {
+        // Regression: the partial-line hint (at 2 s) used to re-arm the
+        // idle timeout, closing at idle + 2 s.
+        let (mut client, server) = duplex(4096);
+        let cfg = Config {
+            idle_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            ..config(Framing::Line, 1024)
+        };
+        let (_registry, task) = spawn(server, cfg);
+        client.write_all(b"half a li").await.unwrap();
+        let sent = Instant::now();
+        let (rest, closed) = read_until_closed(&mut client).await;
+        assert_eq!(closed - sent, Duration::from_secs(10));
+        assert!(String::from_utf8_lossy(&rest).contains("request not complete"));
+        assert_eq!(task.await.unwrap(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickled_request_is_cut_at_the_request_timeout() {
+        let (mut client, server) = duplex(4096);
+        let cfg = Config {
+            request_timeout: Duration::from_secs(5),
+            ..config(Framing::Line, 1024)
+        };
+        let (_registry, task) = spawn(server, cfg);
+        // One whole request, then a slowloris: one byte a second.
+        client.write_all(b"ok\n").await.unwrap();
+        let mut answer = [0u8; 9];
+        client.read_exact(&mut answer).await.unwrap();
+        let started = Instant::now();
+        let trickle = tokio::spawn(async move {
+            let mut sent = 0;
+            while client.write_all(b"x").await.is_ok() && sent < 60 {
+                sent += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            client
+        });
+        let mut client = trickle.await.unwrap();
+        let (rest, _) = read_until_closed(&mut client).await;
+        assert_eq!(
+            String::from_utf8_lossy(&rest),
+            "error: request not complete within 5 s; closing\n"
+        );
+        assert_eq!(task.await.unwrap(), 1);
+        // The trickle stopped when the server closed: 5 bytes, one a second.
+        assert!(Instant::now() - started <= Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_new_connection_is_closed_at_the_first_byte_timeout() {
+        let (mut client, server) = duplex(4096);
+        let cfg = Config {
+            first_byte_timeout: Duration::from_secs(3),
+            ..config(Framing::Line, 1024)
+        };
+        let opened = Instant::now();
+        let (_registry, task) = spawn(server, cfg);
+        let (rest, closed) = read_until_closed(&mut client).await;
+        assert!(rest.is_empty());
+        assert_eq!(closed - opened, Duration::from_secs(3));
+        assert_eq!(task.await.unwrap(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_answered_is_not_cut_by_the_first_byte_timeout() {
+        let (mut client, server) = duplex(4096);
+        let cfg = Config {
+            first_byte_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(100),
+            ..config(Framing::Line, 1024)
+        };
+        let (_registry, task) = spawn(server, cfg);
+        client.write_all(b"hi\n").await.unwrap();
+        let mut line = [0u8; 9];
+        client.read_exact(&mut line).await.unwrap();
+        let answered = Instant::now();
+        let (_, closed) = read_until_closed(&mut client).await;
+        assert_eq!(closed - answered, Duration::from_secs(100));
         assert_eq!(task.await.unwrap(), 1);
     }
 
     #[tokio::test]
     async fn shutdown_closes_an_idle_connection_cleanly() {
         let (mut client, server) = duplex(4096);
-        let (tx, mut rx) = broadcast::channel(1);
-        let cfg = config(Framing::Line, 1024);
-        let task = tokio::spawn(async move { serve(server, peer(), &cfg, &mut rx).await });
+        let (registry, task) = spawn(server, config(Framing::Line, 1024));
         client.write_all(b"before\n").await.unwrap();
         let mut line = [0u8; 13];
         client.read_exact(&mut line).await.unwrap();
         assert_eq!(&line, b"Echo: before\n");
-        tx.send(()).unwrap();
+        registry.start_drain(Instant::now() + Duration::from_secs(5));
         let mut rest = Vec::new();
         client.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty());
         drop(client);
+        assert_eq!(task.await.unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn draining_delivers_every_answer_made_and_takes_no_new_request() {
+        // A small pipe: the server blocks writing answers the client has
+        // not read yet, with more requests waiting behind them.
+        let (client, server) = duplex(256);
+        let (registry, task) = spawn(server, config(Framing::Line, 1024));
+        let requests: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let (mut read_half, mut write_half) = tokio::io::split(client);
+        let writer = tokio::spawn(async move {
+            let _ = write_half.write_all(&requests).await;
+            write_half
+        });
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            // Read slowly: 64 bytes, then a pause.
+            let mut chunk = [0u8; 64];
+            let mut drained = false;
+            loop {
+                match read_half.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&chunk[..n]),
+                }
+                if !drained && got.len() > 1000 {
+                    drained = true;
+                    registry.start_drain(Instant::now() + Duration::from_secs(60));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            got
+        });
+        let got = reader.await.unwrap();
+        let processed = task.await.unwrap();
+        drop(writer.await.unwrap());
+        let got = String::from_utf8(got).unwrap();
+        let received = got.lines().count() as u64;
+        assert!(processed < 2000, "draining must stop taking requests");
+        assert_eq!(received, processed, "every answer made is delivered");
+        for (i, line) in got.lines().enumerate() {
+            assert_eq!(line, format!("Echo: {i}"));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reclaimed_connection_closes_and_frees_its_slot() {
+        let (mut client, server) = duplex(4096);
+        let cfg = Config {
+            max_connections: 1,
+            ..config(Framing::Line, 1024)
+        };
+        let (registry, task) = spawn(server, cfg);
+        client.write_all(b"hi\n").await.unwrap();
+        let mut line = [0u8; 9];
+        client.read_exact(&mut line).await.unwrap();
+        let Admission::AfterReclaim(pending) = registry.admit(peer().ip()) else {
+            panic!("the waiting connection must be reclaimed");
+        };
+        let (rest, _) = read_until_closed(&mut client).await;
+        assert!(rest.is_empty());
+        assert!(pending.wait().await.is_some());
         assert_eq!(task.await.unwrap(), 1);
     }
 }

@@ -1,40 +1,68 @@
-//! The server: accept loop, connection limit and graceful shutdown.
+//! The server: accept loop, connection limits and graceful shutdown.
 //!
 //! [`run`] takes a bound listener, a [`Config`] and a shutdown future, so the
 //! binary, the tests and `reqresp lab` all embed the same server:
 //!
-//! - every accepted connection runs in its own task, holding one permit of a
-//!   semaphore sized by [`Config::max_connections`]; when none is left, the
-//!   new connection gets an error message and is closed, and the server takes
-//!   connections again as soon as one ends;
-//! - when `shutdown` completes, the listener is closed, a broadcast tells
-//!   every connection to stop after answering what it has already read, and
-//!   `run` waits for them for at most [`Config::drain_timeout`].
+//! - every accepted connection runs in its own task and holds one of
+//!   [`Config::max_connections`] slots; its own timers (first byte, request,
+//!   idle) bound how long it may hold it (see `handler`);
+//! - when every slot is taken, a new connection reclaims the slot of the
+//!   waiting connection that has gone longest without a request (see
+//!   `registry`); when none can be reclaimed, or the client's address is at
+//!   [`Config::max_connections_per_ip`], it is refused;
+//! - every refused connection is sent the one-line reason at once, from the
+//!   accept loop itself, without waiting on the client; the loop never waits
+//!   on a refused client, and the log sums refusals up once a second, with
+//!   any overflow of the kernel's listen queue;
+//! - when `shutdown` completes, the listener is closed and every connection
+//!   stops taking requests, delivers the answers it has made, and closes,
+//!   all within [`Config::drain_timeout`]; answers the deadline kept from
+//!   their clients are counted in the log.
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, broadcast};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{debug, error, info, warn};
 
 pub mod config;
 mod handler;
+pub mod os;
+mod registry;
 pub mod service;
 
 pub use config::{Config, ConfigError};
 pub use service::{Service, ServiceKind, ServiceOptions};
 
-/// Refused connections being told "busy" at the same time; beyond this they
-/// are closed without a message, so refusing never costs unbounded resources.
-const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+use registry::{Admission, Refusal, Registry};
 
 /// Pause after a failed `accept` (for example out of file descriptors),
 /// so the loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Length of the kernel's queue of connections not yet accepted (capped by
+/// `net.core.somaxconn`). Larger than tokio's 1024, so a burst of clients
+/// waits for the accept loop instead of being dropped by the kernel.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Refused connections that may wait at once for their client to close
+/// after reading the refusal (so that the close sends no reset). Beyond
+/// this, a refused connection is closed right after its message.
+const MAX_REFUSALS_LINGERING: usize = 1024;
+
+/// How often refusals, reclaims and listen-queue overflows are summed up
+/// in the log.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// How long after the drain deadline `run` waits for connection tasks
+/// (which stop themselves at the deadline) before cutting them.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +110,7 @@ pub enum ServerError {
 /// Binds a listener on `addr` (`HOST:PORT`; port 0 picks a free port), with
 /// errors that say what to do.
 pub async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr).await.map_err(|source| {
+    let error = |source: io::Error| {
         let addr = addr.to_owned();
         match source.kind() {
             io::ErrorKind::AddrInUse => ServerError::AddrInUse { addr },
@@ -90,7 +118,171 @@ pub async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
             io::ErrorKind::AddrNotAvailable => ServerError::AddrNotAvailable { addr },
             _ => ServerError::Bind { addr, source },
         }
+    };
+    let mut last = None;
+    for candidate in tokio::net::lookup_host(addr).await.map_err(error)? {
+        match listen(candidate) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(error(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "the name has no address")
+    })))
+}
+
+/// Listens on one address with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As std and tokio do: a restarted server can bind while old
+    // connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// The refusal lines, framed once for the server's framing.
+struct Refusals {
+    busy: Vec<u8>,
+    per_ip: Vec<u8>,
+    shutting_down: Vec<u8>,
+}
+
+impl Refusals {
+    fn new(config: &Config) -> Self {
+        let frame = |text: String| {
+            let mut out = Vec::new();
+            // Short single-line texts: every framing can carry them.
+            let _ = config.framing.encode(text.as_bytes(), &mut out);
+            out
+        };
+        Refusals {
+            busy: frame(format!(
+                "error: server busy ({} connections, its --max-connections limit); try again later",
+                config.max_connections
+            )),
+            per_ip: frame(format!(
+                "error: too many connections from your address ({}, the server's --max-connections-per-ip limit); close one and try again",
+                config.max_connections_per_ip.unwrap_or(0)
+            )),
+            shutting_down: frame("error: server shutting down; try again later".to_owned()),
+        }
+    }
+
+    fn message(&self, why: Refusal) -> &[u8] {
+        match why {
+            Refusal::Busy => &self.busy,
+            Refusal::PerIp => &self.per_ip,
+            Refusal::ShuttingDown => &self.shutting_down,
+        }
+    }
+}
+
+/// Counts for the once-a-second summary in the log.
+#[derive(Debug, Default)]
+struct Report {
+    busy: u64,
+    per_ip: u64,
+    reclaims_seen: u64,
+    overflows: Option<u64>,
+}
+
+impl Report {
+    fn count(&mut self, why: Refusal) {
+        match why {
+            Refusal::Busy | Refusal::ShuttingDown => self.busy += 1,
+            Refusal::PerIp => self.per_ip += 1,
+        }
+    }
+
+    /// Logs what happened since the last call.
+    fn log(&mut self, registry: &Registry, config: &Config) {
+        if self.busy + self.per_ip > 0 {
+            warn!(
+                at_limit = self.busy,
+                over_per_ip_limit = self.per_ip,
+                max_connections = config.max_connections,
+                "refused {} connections in the last {} s (each was told why)",
+                self.busy + self.per_ip,
+                REPORT_EVERY.as_secs()
+            );
+            self.busy = 0;
+            self.per_ip = 0;
+        }
+        let reclaims = registry.reclaims();
+        if reclaims > self.reclaims_seen {
+            info!(
+                reclaimed = reclaims - self.reclaims_seen,
+                "every slot was taken: closed the connections waiting longest without a request to serve new clients"
+            );
+            self.reclaims_seen = reclaims;
+        }
+        let now = os::listen_overflows();
+        if let (Some(before), Some(now)) = (self.overflows, now)
+            && now > before
+        {
+            warn!(
+                dropped = now - before,
+                "the kernel's listen queue overflowed: {} connection attempts were dropped before the server could accept them \
+                 (system-wide count; the clients retry after a second or more). Raise net.core.somaxconn and net.ipv4.tcp_max_syn_backlog",
+                now - before
+            );
+        }
+        self.overflows = now.or(self.overflows);
+    }
+}
+
+/// Tells a refused connection why, at once and without waiting on it: the
+/// line goes into the empty socket buffer, then FIN; what the client
+/// already sent is read and dropped so the close sends no reset. Returns
+/// the stream for an optional wait for the client's close.
+fn refuse(stream: TcpStream, peer: SocketAddr, message: &[u8]) -> TcpStream {
+    if let Err(e) = stream.try_write(message) {
+        debug!(%peer, error = %e, "could not send the refusal");
+    }
+    shutdown_write(&stream);
+    discard_ready(&stream);
+    stream
+}
+
+/// `shutdown(SHUT_WR)`: sends FIN after what is queued; never blocks.
+fn shutdown_write(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor.
+    unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR) };
+}
+
+/// Reads and drops whatever has already arrived, without waiting.
+fn discard_ready(stream: &TcpStream) {
+    let mut sink = [0u8; 4096];
+    while let Ok(n) = stream.try_read(&mut sink) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Waits (at most [`handler::LINGER`]) for a refused client to close,
+/// discarding what it sends.
+async fn linger(stream: TcpStream) {
+    let _ = tokio::time::timeout(handler::LINGER, async {
+        let mut sink = [0u8; 1024];
+        loop {
+            if stream.readable().await.is_err() {
+                break;
+            }
+            match stream.try_read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
     })
+    .await;
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then
@@ -107,14 +299,23 @@ pub async fn run(
         framing = %config.framing,
         service = config.service.name(),
         max_connections = config.max_connections,
+        max_connections_per_ip = config.max_connections_per_ip,
         max_request = config.max_request,
+        first_byte_timeout_s = config.first_byte_timeout.as_secs_f64(),
+        request_timeout_s = config.request_timeout.as_secs_f64(),
         idle_timeout_s = config.idle_timeout.as_secs_f64(),
         "listening"
     );
     let config = Arc::new(config);
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
-    let (stop, _) = broadcast::channel::<()>(1);
+    let registry = Registry::new(config.max_connections, config.max_connections_per_ip);
+    let refusals = Arc::new(Refusals::new(&config));
+    let lingering = Arc::new(Semaphore::new(MAX_REFUSALS_LINGERING));
+    let mut report = Report {
+        overflows: os::listen_overflows(),
+        ..Report::default()
+    };
+    let mut tick = tokio::time::interval(REPORT_EVERY);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut tasks = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
 
@@ -122,6 +323,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => log_task_end(done),
+            _ = tick.tick() => report.log(&registry, &config),
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
@@ -133,22 +335,40 @@ pub async fn run(
                 };
                 // Responses are batched by the connection; Nagle would only delay them.
                 let _ = stream.set_nodelay(true);
-                match slots.clone().try_acquire_owned() {
-                    Ok(slot) => {
+                match registry.admit(peer.ip()) {
+                    Admission::Now(ticket) => {
                         let config = config.clone();
-                        let mut stop = stop.subscribe();
                         tasks.spawn(async move {
-                            handler::serve(stream, peer, &config, &mut stop).await;
-                            drop(slot);
+                            handler::serve(stream, peer, &config, ticket).await;
                         });
                     }
-                    Err(_) => {
-                        warn!(%peer, max_connections = config.max_connections,
-                            "connection refused: at the connection limit");
-                        if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                            let (framing, limit) = (config.framing, config.max_connections);
+                    Admission::AfterReclaim(pending) => {
+                        let (config, refusals) = (config.clone(), refusals.clone());
+                        let registry = registry.clone();
+                        tasks.spawn(async move {
+                            match pending.wait().await {
+                                Some(ticket) => {
+                                    handler::serve(stream, peer, &config, ticket).await;
+                                }
+                                None => {
+                                    debug!(%peer, "connection refused: no slot came free");
+                                    let why = if registry.draining() {
+                                        Refusal::ShuttingDown
+                                    } else {
+                                        Refusal::Busy
+                                    };
+                                    linger(refuse(stream, peer, refusals.message(why))).await;
+                                }
+                            }
+                        });
+                    }
+                    Admission::Refused(why) => {
+                        report.count(why);
+                        debug!(%peer, ?why, "connection refused");
+                        let stream = refuse(stream, peer, refusals.message(why));
+                        if let Ok(permit) = lingering.clone().try_acquire_owned() {
                             tasks.spawn(async move {
-                                handler::refuse_busy(stream, peer, framing, limit).await;
+                                linger(stream).await;
                                 drop(permit);
                             });
                         }
@@ -159,13 +379,15 @@ pub async fn run(
     }
 
     drop(listener);
+    report.log(&registry, &config);
+    let deadline = Instant::now() + config.drain_timeout;
+    registry.start_drain(deadline);
     info!(
         open = tasks.len(),
         drain_timeout_s = config.drain_timeout.as_secs_f64(),
-        "shutting down: not accepting; letting open connections finish"
+        "shutting down: not accepting; connections take no new request, deliver the answers they owe, and close"
     );
-    let _ = stop.send(());
-    let drained = tokio::time::timeout(config.drain_timeout, async {
+    let drained = tokio::time::timeout_at(deadline + DRAIN_GRACE, async {
         while let Some(done) = tasks.join_next().await {
             log_task_end(done);
         }
@@ -177,6 +399,16 @@ pub async fn run(
             "drain timeout reached: closing the remaining connections"
         );
         tasks.shutdown().await;
+    }
+    let (unsent, unacked) = registry.dropped();
+    if unsent > 0 || unacked > 0 {
+        warn!(
+            answers_not_sent = unsent,
+            unacked_bytes = unacked,
+            "drain timeout reached before some clients read their answers: {unsent} answers already made were never sent, \
+             and {unacked} bytes of answers sent were not yet acknowledged (they are lost if the client sends more); \
+             a longer --drain-timeout lets slow readers finish"
+        );
     }
     info!("server stopped");
     Ok(())

@@ -609,3 +609,96 @@ fn interactive_ctrl_c_while_waiting_gives_up_and_leaves() {
         Ok(true)
     );
 }
+
+/// Runs `reqresp client ARGS` with stdout on a pseudo-terminal (stdin empty);
+/// returns what the terminal received.
+fn client_on_terminal_stdout(args: &[String]) -> Vec<u8> {
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two fds into the given ints; no name buffer,
+    // default termios and window size.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds were just opened and are owned here alone.
+    let (master, slave) = unsafe {
+        libc::fcntl(master, libc::F_SETFD, libc::FD_CLOEXEC);
+        (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave))
+    };
+    let mut child = Command::new(support::bin())
+        .arg("client")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(slave))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn reqresp client");
+    let mut master = std::fs::File::from(master);
+    let mut screen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Ends with EIO once the client has exited and the slave is closed.
+    while let Ok(n @ 1..) = master.read(&mut buf) {
+        screen.extend_from_slice(&buf[..n]);
+    }
+    assert!(child.wait().unwrap().success());
+    screen
+}
+
+/// A server answering every line with terminal escape sequences.
+fn hostile_answers() -> SocketAddr {
+    tiny_server(|sock| {
+        let mut reader = BufReader::new(sock.try_clone().unwrap());
+        let mut writer = sock;
+        let mut line = String::new();
+        while matches!(reader.read_line(&mut line), Ok(1..)) {
+            let _ = writer.write_all(b"\x1b]0;owned\x07title\x1b[2Jcleared\n");
+            line.clear();
+        }
+    })
+}
+
+#[test]
+fn scripted_output_on_a_terminal_escapes_control_characters() {
+    let addr = hostile_answers();
+    let screen = client_on_terminal_stdout(&[addr.to_string(), "hi".into()]);
+    let text = String::from_utf8_lossy(&screen);
+    assert!(
+        !screen.contains(&0x1b),
+        "raw escape reached the terminal: {text:?}"
+    );
+    assert!(text.contains("\\u{1b}]0;owned\\u{7}title"), "{text:?}");
+}
+
+#[test]
+fn scripted_output_to_a_pipe_is_byte_exact() {
+    let addr = hostile_answers();
+    let out = client(&[addr.to_string(), "hi".into()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"\x1b]0;owned\x07title\x1b[2Jcleared\n");
+}
+
+#[test]
+fn a_response_over_the_limit_names_the_client_option() {
+    let addr = tiny_server(|mut sock| {
+        let mut buf = [0u8; 3];
+        let _ = sock.read_exact(&mut buf);
+        let _ = sock.write_all(&[b'x'; 5000]);
+        let _ = sock.write_all(b"\n");
+    });
+    let out = client(&[
+        addr.to_string(),
+        "--max-response".into(),
+        "100".into(),
+        "hi".into(),
+    ]);
+    let err = one_line_failure(&out);
+    assert!(err.contains("limit of 100 bytes"), "{err}");
+    assert!(err.contains("--max-response"), "{err}");
+    assert!(!err.contains("--max-request"), "{err}");
+}
