@@ -1,0 +1,226 @@
+//! Group commit: one thread owns the ledger and books, in one durable
+//! transaction, every booking that arrived while the previous commit was on
+//! its way to disk.
+//!
+//! A connection asking for a ticket sends a [`Job`] down a channel and waits
+//! for its answer; the ledger thread takes the first job, then everything
+//! else already queued (up to [`MAX_BATCH`]), commits them together and
+//! answers each. Under load a commit (one fsync) is shared by as many bookings
+//! as there are connections waiting, so durability costs little per booking;
+//! alone, a booking waits for exactly one commit. Nothing waits on a timer.
+//!
+//! The service API is synchronous (a response is appended while the
+//! connection answers its buffered requests), so the wait blocks the calling
+//! thread. On tokio's multi-threaded runtime it goes through
+//! [`tokio::task::block_in_place`], which hands that worker's other
+//! connections to another thread for the time of the wait, so waiting
+//! bookings of many connections are in the channel at the same time and share
+//! a commit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tracing::error;
+
+use super::ledger::Ledger;
+
+/// Most bookings in one transaction; bounds the time one commit holds the
+/// ledger's write lock.
+pub(crate) const MAX_BATCH: usize = 4096;
+
+/// The answer to one booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Booked and on disk; this many tickets are left after it.
+    Booked { left: u64 },
+    /// No ticket was left.
+    SoldOut,
+    /// The ledger failed; nothing is confirmed.
+    Failed(Arc<str>),
+}
+
+/// One booking waiting for its commit.
+struct Job {
+    reply: mpsc::SyncSender<Outcome>,
+}
+
+/// The handle the service holds: submits bookings, joins the ledger thread
+/// when dropped.
+pub(crate) struct GroupCommit {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    left: Arc<AtomicU64>,
+}
+
+impl GroupCommit {
+    /// Starts the ledger thread; `left` is the stock left at start-up.
+    pub fn start(ledger: Ledger, left: u64) -> std::io::Result<GroupCommit> {
+        let (jobs, queue) = mpsc::channel();
+        let left = Arc::new(AtomicU64::new(left));
+        let shared = left.clone();
+        let thread = std::thread::Builder::new()
+            .name("tickets-ledger".into())
+            .spawn(move || commit_loop(ledger, queue, &shared))?;
+        Ok(GroupCommit {
+            jobs: Some(jobs),
+            thread: Some(thread),
+            left,
+        })
+    }
+
+    /// Tickets left as of this server's last commit (another server sharing
+    /// the ledger may have sold some since).
+    pub fn left(&self) -> u64 {
+        self.left.load(Ordering::Acquire)
+    }
+
+    /// Books one ticket and waits until the booking is on disk (or failed).
+    pub fn book(&self) -> Outcome {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let gone = || Outcome::Failed("the ledger thread has stopped".into());
+        let Some(jobs) = &self.jobs else {
+            return gone();
+        };
+        if jobs.send(Job { reply }).is_err() {
+            return gone();
+        }
+        wait_blocking(move || answer.recv().unwrap_or_else(|_| gone()))
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once the queue is empty; it
+        // then closes the ledger cleanly (checkpointing its WAL).
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs `wait`, which blocks, without stalling the other tasks of a
+/// multi-threaded tokio runtime. On a current-thread runtime, or outside
+/// tokio, it simply blocks (the ledger runs on its own thread, so it still
+/// finishes).
+fn wait_blocking<T>(wait: impl FnOnce() -> T) -> T {
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
+}
+
+fn commit_loop(mut ledger: Ledger, queue: mpsc::Receiver<Job>, left: &AtomicU64) {
+    let mut batch = Vec::with_capacity(64);
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match ledger.book(batch.len() as u64) {
+            Ok(granted) => {
+                left.store(granted.before.left() - granted.count, Ordering::Release);
+                for (i, job) in batch.drain(..).enumerate() {
+                    let i = i as u64;
+                    let outcome = if i < granted.count {
+                        Outcome::Booked {
+                            left: granted.left_after(i),
+                        }
+                    } else {
+                        Outcome::SoldOut
+                    };
+                    // A connection that went away no longer waits; its
+                    // booking stands in the ledger.
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                error!(
+                    ledger = %ledger.path().display(),
+                    bookings = batch.len(),
+                    error = %e,
+                    "tickets ledger: commit failed; these bookings were not confirmed"
+                );
+                let reason: Arc<str> = e.to_string().into();
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Outcome::Failed(reason.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(stock: u64) -> (tempfile::TempDir, GroupCommit) {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, stock, _) =
+            Ledger::open(&dir.path().join("t.db"), Some(stock), 5, false).unwrap();
+        let commits = GroupCommit::start(ledger, stock.left()).unwrap();
+        (dir, commits)
+    }
+
+    #[test]
+    fn books_until_sold_out_and_counts_down() {
+        let (_dir, commits) = start(2);
+        assert_eq!(commits.book(), Outcome::Booked { left: 1 });
+        assert_eq!(commits.book(), Outcome::Booked { left: 0 });
+        assert_eq!(commits.book(), Outcome::SoldOut);
+        assert_eq!(commits.left(), 0);
+    }
+
+    #[test]
+    fn concurrent_bookings_sell_exactly_the_stock_each_left_count_once() {
+        let (_dir, commits) = start(150);
+        let commits = Arc::new(commits);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let commits = commits.clone();
+                std::thread::spawn(move || (0..25).map(|_| commits.book()).collect::<Vec<_>>())
+            })
+            .collect();
+        let outcomes: Vec<Outcome> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let mut left: Vec<u64> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Booked { left } => Some(*left),
+                _ => None,
+            })
+            .collect();
+        left.sort_unstable();
+        assert_eq!(left, (0..150).collect::<Vec<_>>());
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == Outcome::SoldOut).count(),
+            50
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_inside_the_runtime_does_not_stall_it() {
+        let (_dir, commits) = start(64);
+        let commits = Arc::new(commits);
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let commits = commits.clone();
+                tokio::spawn(async move { commits.book() })
+            })
+            .collect();
+        for task in tasks {
+            assert!(matches!(task.await.unwrap(), Outcome::Booked { .. }));
+        }
+        assert_eq!(commits.book(), Outcome::SoldOut);
+    }
+}
