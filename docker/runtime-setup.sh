@@ -5,6 +5,8 @@
 #   /usr/local/bin/reqresp   the binary (copied by the Dockerfile afterwards)
 #   user reqresp (10001)     runs the server and the client
 #   /captures                where the capture service writes its pcap
+#   /var/lib/reqresp         the tickets ledger (a volume in compose), owned
+#                            by reqresp so a new volume is writable by it
 set -eu
 
 # libpcap for `reqresp capture`. debian:bookworm-slim lacks it; the offline
@@ -19,5 +21,5 @@ fi
 grep -q '^reqresp:' /etc/group || echo 'reqresp:x:10001:' >>/etc/group
 grep -q '^reqresp:' /etc/passwd ||
     echo 'reqresp:x:10001:10001:reqresp:/home/reqresp:/usr/sbin/nologin' >>/etc/passwd
-mkdir -p /home/reqresp /captures
-chown 10001:10001 /home/reqresp
+mkdir -p /home/reqresp /captures /var/lib/reqresp
+chown 10001:10001 /home/reqresp /var/lib/reqresp

@@ -11,3 +11,4 @@ mod client;
 mod compose;
 mod lab;
 mod server;
+mod tickets;

@@ -23,7 +23,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
-use tracing::error;
+use tracing::{error, info};
 
 use super::ledger::Ledger;
 
@@ -117,6 +117,8 @@ fn wait_blocking<T>(wait: impl FnOnce() -> T) -> T {
 
 fn commit_loop(mut ledger: Ledger, queue: mpsc::Receiver<Job>, left: &AtomicU64) {
     let mut batch = Vec::with_capacity(64);
+    let (mut commits, mut bookings, mut largest) = (0u64, 0u64, 0usize);
+    let mut busy = std::time::Duration::ZERO;
     while let Ok(first) = queue.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -125,7 +127,13 @@ fn commit_loop(mut ledger: Ledger, queue: mpsc::Receiver<Job>, left: &AtomicU64)
                 Err(_) => break,
             }
         }
-        match ledger.book(batch.len() as u64) {
+        let started = std::time::Instant::now();
+        let result = ledger.book(batch.len() as u64);
+        busy += started.elapsed();
+        commits += 1;
+        bookings += batch.len() as u64;
+        largest = largest.max(batch.len());
+        match result {
             Ok(granted) => {
                 left.store(granted.before.left() - granted.count, Ordering::Release);
                 for (i, job) in batch.drain(..).enumerate() {
@@ -155,6 +163,17 @@ fn commit_loop(mut ledger: Ledger, queue: mpsc::Receiver<Job>, left: &AtomicU64)
                 }
             }
         }
+    }
+    if commits > 0 {
+        info!(
+            ledger = %ledger.path().display(),
+            bookings,
+            commits,
+            mean_batch = format!("{:.1}", bookings as f64 / commits as f64),
+            largest_batch = largest,
+            mean_commit_ms = format!("{:.2}", busy.as_secs_f64() * 1000.0 / commits as f64),
+            "tickets ledger closed"
+        );
     }
 }
 
