@@ -4,10 +4,12 @@
 //!
 //! A connection asking for a ticket sends a [`Job`] down a channel and waits
 //! for its answer; the ledger thread takes the first job, then everything
-//! else already queued (up to [`MAX_BATCH`]), commits them together and
-//! answers each. Under load a commit (one fsync) is shared by as many bookings
-//! as there are connections waiting, so durability costs little per booking;
-//! alone, a booking waits for exactly one commit. Nothing waits on a timer.
+//! else already queued (up to [`MAX_BATCH`]), waits briefly for the clients
+//! it has just answered when they have not all come back yet ([`gather`]),
+//! commits them together and answers each. Under load a commit (one fsync) is
+//! shared by about as many bookings as there are connections booking, so
+//! durability costs little per booking; a lone booking waits for exactly one
+//! commit and never for more bookings.
 //!
 //! The service API is synchronous (a response is appended while the
 //! connection answers its buffered requests), so the wait blocks the calling
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tracing::{error, info};
@@ -30,6 +33,12 @@ use super::ledger::Ledger;
 /// Most bookings in one transaction; bounds the time one commit holds the
 /// ledger's write lock.
 pub(crate) const MAX_BATCH: usize = 4096;
+
+/// Longest wait for more bookings before a commit (see [`gather`]).
+const MAX_GATHER: Duration = Duration::from_millis(10);
+
+/// The wait for more bookings is at most the last commit's time divided by this.
+const GATHER_FRACTION: u32 = 2;
 
 /// The answer to one booking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,21 +124,64 @@ fn wait_blocking<T>(wait: impl FnOnce() -> T) -> T {
     }
 }
 
-fn commit_loop(mut ledger: Ledger, queue: mpsc::Receiver<Job>, left: &AtomicU64) {
-    let mut batch = Vec::with_capacity(64);
-    let (mut commits, mut bookings, mut largest) = (0u64, 0u64, 0usize);
-    let mut busy = std::time::Duration::ZERO;
-    while let Ok(first) = queue.recv() {
-        batch.push(first);
+/// Adds to `batch` every booking already queued; then, when fewer than the
+/// last commit held have come, waits a little for the rest (like
+/// PostgreSQL's `commit_delay`).
+///
+/// The clients answered by the last commit are on their way back with their
+/// next booking; a commit started without them makes them wait for the whole
+/// next one. Waiting up to a fraction of a commit time for them makes each
+/// commit hold about as many bookings as there are clients waiting, which
+/// is what makes a slow disk affordable. A lone client never waits (the last
+/// commit held one booking), and the wait never exceeds [`MAX_GATHER`].
+fn gather(
+    queue: &mpsc::Receiver<Job>,
+    batch: &mut Vec<Job>,
+    last_size: usize,
+    last_time: Duration,
+) {
+    let take_queued = |batch: &mut Vec<Job>| {
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let started = std::time::Instant::now();
+    };
+    take_queued(batch);
+    let target = last_size.min(MAX_BATCH);
+    if batch.len() >= target {
+        return;
+    }
+    let deadline = Instant::now() + (last_time / GATHER_FRACTION).min(MAX_GATHER);
+    while batch.len() < target {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return;
+        };
+        match queue.recv_timeout(left) {
+            Ok(job) => {
+                batch.push(job);
+                take_queued(batch);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn commit_loop(mut ledger: Ledger, queue: mpsc::Receiver<Job>, left: &AtomicU64) {
+    let mut batch = Vec::with_capacity(64);
+    let (mut commits, mut bookings, mut largest) = (0u64, 0u64, 0usize);
+    let mut busy = Duration::ZERO;
+    // The last commit: how many bookings it held and how long it took.
+    let (mut last_size, mut last_time) = (0usize, Duration::ZERO);
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        gather(&queue, &mut batch, last_size, last_time);
+        let started = Instant::now();
         let result = ledger.book(batch.len() as u64);
-        busy += started.elapsed();
+        last_time = started.elapsed();
+        last_size = batch.len();
+        busy += last_time;
         commits += 1;
         bookings += batch.len() as u64;
         largest = largest.max(batch.len());
