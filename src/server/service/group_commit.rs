@@ -20,9 +20,9 @@
 //! a commit.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -51,9 +51,64 @@ pub(crate) enum Outcome {
     Failed(Arc<str>),
 }
 
-/// One booking waiting for its commit.
+/// One booking waiting for its commit. The waiting thread parks; the ledger
+/// thread fills in the outcome and unparks it (no channel per booking: the
+/// channels of std spin and yield before they sleep, which costs much with
+/// hundreds of waiting threads).
 struct Job {
-    reply: mpsc::SyncSender<Outcome>,
+    slot: Arc<Slot>,
+}
+
+struct Slot {
+    outcome: Mutex<Option<Outcome>>,
+    done: AtomicBool,
+    waiter: Thread,
+}
+
+impl Job {
+    fn new() -> (Job, Arc<Slot>) {
+        let slot = Arc::new(Slot {
+            outcome: Mutex::new(None),
+            done: AtomicBool::new(false),
+            waiter: std::thread::current(),
+        });
+        (Job { slot: slot.clone() }, slot)
+    }
+
+    fn answer(self, outcome: Outcome) {
+        self.slot.set(outcome);
+    }
+}
+
+impl Drop for Job {
+    /// A job dropped unanswered (the ledger thread stopped or panicked)
+    /// still wakes its waiter, with a failure.
+    fn drop(&mut self) {
+        if !self.slot.done.load(Ordering::Acquire) {
+            self.slot
+                .set(Outcome::Failed("the ledger thread has stopped".into()));
+        }
+    }
+}
+
+impl Slot {
+    fn set(&self, outcome: Outcome) {
+        *self.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        self.done.store(true, Ordering::Release);
+        self.waiter.unpark();
+    }
+
+    /// Parks until the outcome is set.
+    fn wait(&self) -> Outcome {
+        while !self.done.load(Ordering::Acquire) {
+            std::thread::park();
+        }
+        self.outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| Outcome::Failed("no answer from the ledger thread".into()))
+    }
 }
 
 /// The handle the service holds: submits bookings, joins the ledger thread
@@ -88,15 +143,16 @@ impl GroupCommit {
 
     /// Books one ticket and waits until the booking is on disk (or failed).
     pub fn book(&self) -> Outcome {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let gone = || Outcome::Failed("the ledger thread has stopped".into());
         let Some(jobs) = &self.jobs else {
-            return gone();
+            return Outcome::Failed("the ledger thread has stopped".into());
         };
-        if jobs.send(Job { reply }).is_err() {
-            return gone();
-        }
-        wait_blocking(move || answer.recv().unwrap_or_else(|_| gone()))
+        wait_blocking(move || {
+            // Made on the thread that waits: it is the one to unpark.
+            let (job, slot) = Job::new();
+            // A send that fails drops the job, which answers it.
+            let _ = jobs.send(job);
+            slot.wait()
+        })
     }
 }
 
@@ -199,7 +255,7 @@ fn commit_loop(mut ledger: Ledger, queue: mpsc::Receiver<Job>, left: &AtomicU64)
                     };
                     // A connection that went away no longer waits; its
                     // booking stands in the ledger.
-                    let _ = job.reply.send(outcome);
+                    job.answer(outcome);
                 }
             }
             Err(e) => {
@@ -211,7 +267,7 @@ fn commit_loop(mut ledger: Ledger, queue: mpsc::Receiver<Job>, left: &AtomicU64)
                 );
                 let reason: Arc<str> = e.to_string().into();
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Outcome::Failed(reason.clone()));
+                    job.answer(Outcome::Failed(reason.clone()));
                 }
             }
         }
@@ -276,6 +332,21 @@ mod tests {
         assert_eq!(
             outcomes.iter().filter(|o| **o == Outcome::SoldOut).count(),
             50
+        );
+    }
+
+    #[test]
+    fn a_job_dropped_unanswered_wakes_its_waiter_with_a_failure() {
+        let (job, slot) = Job::new();
+        let dropper = std::thread::spawn(move || drop(job));
+        assert!(matches!(slot.wait(), Outcome::Failed(_)));
+        dropper.join().unwrap();
+        let (job, slot) = Job::new();
+        job.answer(Outcome::SoldOut);
+        assert_eq!(
+            slot.wait(),
+            Outcome::SoldOut,
+            "an answered job stays answered"
         );
     }
 
