@@ -115,7 +115,7 @@ if kind == "durable":
         sys.exit(f"ledger holds {in_ledger} bookings, fewer than the {r['responses']} confirmed")
 print(rnd, kind, round(r["throughput"]["requests_per_sec"]),
       lat.get("p50_us", 0), lat.get("p99_us", 0), r["errors"]["total"],
-      round(100 * (float(cpu1) - float(cpu0)) / r["elapsed_secs"]) if r["elapsed_secs"] else 0,
+      round(100 * (float(cpu1) - float(cpu0)) / (r["warmup_secs"] + r["elapsed_secs"])),
       batch, commit_ms, in_ledger)
 EOF
 }
@@ -131,7 +131,7 @@ done
 # CONNECTIONS / this is the most bookings per second any group commit can
 # confirm when each connection waits for its answer.
 fsync_ms=$(cd "$DB_DIR" && dd if=/dev/zero of=fsync-probe bs=4k count=100 oflag=dsync 2>&1 |
-  awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") print $(i - 1) * 10 }'; rm -f fsync-probe)
+  awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") printf "%.2f\n", $(i - 1) * 10 }'; rm -f fsync-probe)
 
 fmt_us() {
   awk -v us="$1" 'BEGIN {
