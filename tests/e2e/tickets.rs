@@ -492,10 +492,13 @@ fn memory_keeps_todays_behaviour_and_says_so_and_the_default_is_a_file() {
 /// have reached the client as a confirmation.
 ///
 /// Fails with the drain of today's handler (seen: 21 483 bookings in the
-/// ledger, 21 142 confirmations, then a connection reset): closing with the
-/// client's unread requests still queued resets the connection and destroys
-/// answers already owed. The drain is being reworked for issue 9 §4; run
-/// with `--ignored` until that lands, then drop the `ignore`.
+/// ledger, 21 142 confirmations, then a connection reset). The server log
+/// shows why: during the drain the connection goes on reading and booking
+/// the client's queued requests until the 60 s drain timeout, is cut there
+/// with answers unsent, and closing with unread requests resets the
+/// connection, destroying answers already owed. The drain is being reworked
+/// for issue 9 §4; run with `--ignored` until that lands, then drop the
+/// `ignore`.
 #[test]
 #[ignore = "needs the reworked SIGTERM drain of issue 9 section 4 (src/server/handler.rs)"]
 fn sigterm_pipelined_slow_reader_is_told_about_every_booking_made() {
