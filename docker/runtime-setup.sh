@@ -12,6 +12,8 @@
 #                            copied by the Dockerfile), so its steps
 #                            `... exec reqresp-server python server.py` and
 #                            `... exec reqresp-client python client.py` work
+#   /var/lib/reqresp         the tickets ledger (a volume in compose), owned
+#                            by reqresp so a new volume is writable by it
 set -eu
 
 # libpcap for `reqresp capture` and python3-minimal (interpreter and core
@@ -35,5 +37,5 @@ ln -sf "$(command -v python3)" /usr/local/bin/python
 grep -q '^reqresp:' /etc/group || echo 'reqresp:x:10001:' >>/etc/group
 grep -q '^reqresp:' /etc/passwd ||
     echo 'reqresp:x:10001:10001:reqresp:/home/reqresp:/usr/sbin/nologin' >>/etc/passwd
-mkdir -p /home/reqresp /captures
-chown 10001:10001 /home/reqresp
+mkdir -p /home/reqresp /captures /var/lib/reqresp
+chown 10001:10001 /home/reqresp /var/lib/reqresp

@@ -1,12 +1,14 @@
 //! `reqresp server`: arguments and dispatch.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use reqresp::protocol::Framing;
 use reqresp::protocol::connection::DEFAULT_RAW_READ_SIZE;
+use reqresp::server::service::TicketsDb;
 use reqresp::server::{self, Config, ServiceKind, ServiceOptions, config, service};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
@@ -32,9 +34,20 @@ pub struct Args {
     /// Echo service: text put before each echoed request ('' for a pure echo).
     #[arg(long, default_value = service::DEFAULT_PREFIX)]
     prefix: String,
-    /// Tickets service: tickets on sale, shared by all clients.
-    #[arg(long, default_value_t = service::DEFAULT_STOCK)]
-    tickets: u64,
+    /// Tickets service: tickets on sale, shared by all clients. A new ledger
+    /// starts with this many (default 5); an existing one keeps its own stock,
+    /// and a different number here is an error unless --reset-tickets.
+    #[arg(long, value_name = "N")]
+    tickets: Option<u64>,
+    /// Tickets service: the ledger file (SQLite) that keeps the stock and
+    /// every booking across restarts; a booking is confirmed once it is on
+    /// disk. `:memory:` keeps them in memory only, lost when the server stops.
+    #[arg(long, value_name = "PATH", env = "REQRESP_TICKETS_DB", default_value = service::DEFAULT_DB)]
+    tickets_db: PathBuf,
+    /// Tickets service: delete every booking in the ledger and start over with
+    /// a full stock of --tickets.
+    #[arg(long)]
+    reset_tickets: bool,
     /// Connections served at once. When all are taken, a new client takes
     /// the slot of the connection waiting longest without a request; if all
     /// are busy, it gets a "server busy" error and is closed.
@@ -93,10 +106,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = ServiceOptions {
         prefix: args.prefix.clone(),
         tickets: args.tickets,
+        tickets_db: TicketsDb::from_path(&args.tickets_db),
+        reset_tickets: args.reset_tickets,
     };
     let config = Config {
         framing: args.framing,
-        service: args.service.build(&options),
+        service: args.service.build(&options)?,
         max_connections: args.max_connections,
         max_request: args.max_request,
         idle_timeout: args.idle_timeout,

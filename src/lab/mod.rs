@@ -180,11 +180,19 @@ pub fn script(service: LabService, tickets: u64, messages: &[String]) -> Vec<Str
     }
 }
 
+/// The ticket ledger's file name in the lab's output directory.
+pub const TICKETS_DB: &str = "tickets.db";
+
 /// The arguments of `reqresp server` for the lab; `extra` comes last.
+///
+/// The tickets service keeps its ledger in `out` ([`TICKETS_DB`]) and starts
+/// each run with a fresh stock (`--reset-tickets`), so the script finds the
+/// stock it expects, unless `extra` names its own `--tickets-db`.
 pub fn server_args(
     listen: SocketAddr,
     service: LabService,
     tickets: u64,
+    out: &Path,
     extra: &[String],
 ) -> Vec<String> {
     let mut args = vec![
@@ -196,6 +204,13 @@ pub fn server_args(
     ];
     if service == LabService::Tickets {
         args.extend(["--tickets".to_string(), tickets.to_string()]);
+        if !extra.iter().any(|a| a.starts_with("--tickets-db")) {
+            let db = out.join(TICKETS_DB).to_string_lossy().into_owned();
+            args.extend(["--tickets-db".to_string(), db]);
+            if !extra.iter().any(|a| a == "--reset-tickets") {
+                args.push("--reset-tickets".to_string());
+            }
+        }
     }
     args.extend(extra.iter().cloned());
     args
@@ -385,6 +400,7 @@ fn run_netns(
                 listen,
                 options.service,
                 options.tickets,
+                run_dir.path(),
                 &options.server_args,
             ),
         ),
@@ -441,6 +457,7 @@ fn run_loopback(
             listen,
             options.service,
             options.tickets,
+            run_dir.path(),
             &options.server_args,
         ));
         let line = process::display(&cmd);
@@ -661,6 +678,12 @@ fn print_files(options: &LabOptions, run_dir: RunDir, out: &mut dyn Write) -> Re
             options.out.display()
         );
     }
+    if options.service == LabService::Tickets && dir.join(TICKETS_DB).exists() {
+        let _ = writeln!(
+            out,
+            "  {shown}/{TICKETS_DB}  (the ticket ledger, SQLite: sqlite3 {shown}/{TICKETS_DB} 'SELECT * FROM bookings')"
+        );
+    }
     let _ = writeln!(
         out,
         "open the capture:\n  wireshark {shown}/reqresp.pcap\n  tcpdump -nr {shown}/reqresp.pcap\n  {} analyze {shown}/reqresp.pcap",
@@ -678,7 +701,8 @@ fn give_to_sudo_user(base: &Path, dir: &Path, latest: &Path) {
     };
     let paths = [base.to_path_buf(), dir.to_path_buf()]
         .into_iter()
-        .chain(OUTPUT_FILES.iter().map(|f| dir.join(f)));
+        .chain(OUTPUT_FILES.iter().map(|f| dir.join(f)))
+        .chain(std::iter::once(dir.join(TICKETS_DB)));
     for path in paths {
         let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
     }
@@ -781,11 +805,18 @@ mod tests {
     fn server_and_client_command_lines() {
         let addr: SocketAddr = "10.222.0.2:2222".parse().unwrap();
         assert_eq!(
-            server_args(addr, LabService::Tickets, 3, &[]).join(" "),
-            "server --listen 10.222.0.2:2222 --service tickets --tickets 3"
+            server_args(addr, LabService::Tickets, 3, Path::new("out"), &[]).join(" "),
+            "server --listen 10.222.0.2:2222 --service tickets --tickets 3 --tickets-db out/tickets.db --reset-tickets"
         );
         assert_eq!(
-            server_args(addr, LabService::Echo, 3, &["--prefix=".to_string()]).join(" "),
+            server_args(
+                addr,
+                LabService::Echo,
+                3,
+                Path::new("out"),
+                &["--prefix=".to_string()]
+            )
+            .join(" "),
             "server --listen 10.222.0.2:2222 --service echo --prefix="
         );
         let msgs = vec!["hi there".to_string(), "-n".to_string()];

@@ -16,3 +16,4 @@ mod lab;
 mod server;
 mod snapshots;
 mod tcp_events;
+mod tickets;

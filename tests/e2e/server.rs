@@ -206,7 +206,16 @@ fn prefix_can_be_changed_or_emptied() {
 fn tickets_exactly_the_stock_is_sold_to_60_concurrent_clients() {
     const CLIENTS: usize = 60;
     const STOCK: usize = 7;
-    let server = Server::start(&["--service", "tickets", "--tickets", &STOCK.to_string()]);
+    // In memory: this test is about concurrency, tests/e2e/tickets.rs about the ledger.
+    let stock = STOCK.to_string();
+    let server = Server::start(&[
+        "--service",
+        "tickets",
+        "--tickets",
+        &stock,
+        "--tickets-db",
+        ":memory:",
+    ]);
     let addr = server.addr;
     let start = Arc::new(Barrier::new(CLIENTS));
     let answers: Vec<String> = (0..CLIENTS)
@@ -599,6 +608,8 @@ fn sigterm_delivers_every_booking_made_to_a_pipelining_slow_reader() {
         "tickets",
         "--tickets",
         &stock,
+        "--tickets-db",
+        ":memory:",
         "--drain-timeout",
         "60",
     ]);

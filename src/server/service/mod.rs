@@ -11,10 +11,13 @@
 use std::sync::Arc;
 
 mod echo;
+mod group_commit;
+pub mod ledger;
 mod tickets;
 
 pub use echo::{DEFAULT_PREFIX, Echo};
-pub use tickets::{DEFAULT_STOCK, Tickets};
+pub use ledger::LedgerError;
+pub use tickets::{BookingError, DEFAULT_DB, DEFAULT_STOCK, MEMORY_DB, Tickets, TicketsDb};
 
 /// Turns requests into responses; shared by all connections.
 pub trait Service: Send + Sync + 'static {
@@ -44,25 +47,37 @@ pub enum ServiceKind {
 pub struct ServiceOptions {
     /// Prefix of every echo response.
     pub prefix: String,
-    /// Initial ticket stock.
-    pub tickets: u64,
+    /// Ticket stock (`--tickets`): of a new ledger, or checked against an
+    /// existing one; `None` takes the ledger's, or [`DEFAULT_STOCK`].
+    pub tickets: Option<u64>,
+    /// Where the ticket stock is kept (`--tickets-db`).
+    pub tickets_db: TicketsDb,
+    /// Delete the ledger's bookings and start a fresh stock (`--reset-tickets`).
+    pub reset_tickets: bool,
 }
 
 impl Default for ServiceOptions {
     fn default() -> Self {
         ServiceOptions {
             prefix: DEFAULT_PREFIX.to_owned(),
-            tickets: DEFAULT_STOCK,
+            tickets: None,
+            tickets_db: TicketsDb::default(),
+            reset_tickets: false,
         }
     }
 }
 
 impl ServiceKind {
-    /// Builds the service.
-    pub fn build(self, options: &ServiceOptions) -> Arc<dyn Service> {
-        match self {
+    /// Builds the service; the tickets service opens its ledger here, so a
+    /// ledger that cannot be used stops the server before it listens.
+    pub fn build(self, options: &ServiceOptions) -> Result<Arc<dyn Service>, LedgerError> {
+        Ok(match self {
             ServiceKind::Echo => Arc::new(Echo::new(options.prefix.as_bytes())),
-            ServiceKind::Tickets => Arc::new(Tickets::new(options.tickets)),
-        }
+            ServiceKind::Tickets => Arc::new(Tickets::open(
+                &options.tickets_db,
+                options.tickets,
+                options.reset_tickets,
+            )?),
+        })
     }
 }
