@@ -241,7 +241,27 @@ fn ipv4_tcp<'a>(packet: &RawPacket<'a>, ip: &'a [u8]) -> Option<TcpSegment<'a>> 
         payload,
         // `total` is at most 65 535.
         payload_len: payload.len() as u32,
+        window: u16::from_be_bytes([tcp[14], tcp[15]]),
+        window_scale: if flags & 0x02 != 0 {
+            window_scale(segment.get(20..tcp_header_len)?)
+        } else {
+            None
+        },
     })
+}
+
+/// The shift of a window scale option (kind 3) among TCP options, if present.
+/// Stops at the end-of-options marker or at an option whose length is wrong.
+fn window_scale(mut options: &[u8]) -> Option<u8> {
+    loop {
+        match *options {
+            [] | [0, ..] => return None,
+            [1, ref rest @ ..] => options = rest,
+            [3, 3, shift, ..] => return Some(shift),
+            [_, len, ..] if len >= 2 => options = options.get(usize::from(len)..)?,
+            _ => return None,
+        }
+    }
 }
 
 /// Any IP packet, through etherparse: every case the fast path leaves out.
@@ -331,6 +351,12 @@ fn ip_tcp_general<'a>(
         },
         payload: tcp.payload(),
         payload_len: payload_len as u32,
+        window: tcp.window_size(),
+        window_scale: if tcp.syn() {
+            window_scale(tcp.options())
+        } else {
+            None
+        },
     })
 }
 

@@ -47,11 +47,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::model::{
-    Analysis, Close, CloseEvent, CloseKind, Connection, Gap, Handshake, Side, Timestamp,
+    Analysis, Close, CloseEvent, CloseKind, Connection, Gap, Handshake, MAX_EVENTS, Side, Timestamp,
 };
 use super::pairing::{FramingChoice, PairLimits, Pairer, side_name};
 use super::reassembly::{Chunk, ChunkData, Reassembler};
 use super::segment::TcpSegment;
+use super::tcp_events::EventDetector;
 use crate::protocol::Framing;
 
 /// The lab's server port, taken for the server side when nothing else tells.
@@ -192,6 +193,8 @@ struct Flow {
     rst: [bool; 2],
     /// A buffer-bound warning was given for this direction.
     warned_bound: [bool; 2],
+    /// Finds retransmissions, duplicate ACKs, zero windows and the like.
+    events: EventDetector,
 }
 
 fn slot_of(side: Side) -> usize {
@@ -415,6 +418,7 @@ impl Analyzer {
                 fin: [false; 2],
                 rst: [false; 2],
                 warned_bound: [false; 2],
+                events: EventDetector::new(),
             })),
         }
     }
@@ -584,6 +588,7 @@ fn track(
     };
     let s = slot_of(side);
     let f = seg.flags;
+    record_events(&mut flow.events, conn, side, seg);
 
     if f.rst {
         slot.reset = true;
@@ -704,6 +709,26 @@ fn track(
     flow.fin == [true, true] && flow.streams.iter().all(|r| r.is_complete())
 }
 
+/// Runs the segment through the connection's TCP event detector, keeping at
+/// most [`MAX_EVENTS`] events and counting the rest.
+fn record_events(
+    detector: &mut EventDetector,
+    conn: &mut Connection,
+    side: Side,
+    seg: &TcpSegment<'_>,
+) {
+    let before = conn.events.len();
+    detector.observe(side, seg, &mut conn.events);
+    if conn.events.len() > MAX_EVENTS {
+        let extra = conn.events.len() - MAX_EVENTS.max(before);
+        conn.events.truncate(MAX_EVENTS.max(before));
+        conn.events_dropped += extra as u64;
+    }
+    if conn.initial_rtt_us.is_none() {
+        conn.initial_rtt_us = detector.initial_rtt_us();
+    }
+}
+
 /// Hands an in-order chunk to the pairer, recording a gap if bytes are missing.
 fn deliver(pairer: &mut Pairer, conn: &mut Connection, side: Side, chunk: &Chunk<'_>) {
     if let ChunkData::Missing(len) = chunk.data {
@@ -779,6 +804,8 @@ pub(crate) mod tests {
                 flags: self.flags,
                 payload: &self.payload,
                 payload_len: self.payload_len,
+                window: 502,
+                window_scale: None,
             }
         }
     }
@@ -1630,6 +1657,8 @@ pub(crate) mod tests {
                     flags: TcpFlags { syn: f & 1 != 0, ack: f & 2 != 0, fin: f & 4 != 0, rst: f & 8 != 0, psh: f & 16 != 0 },
                     payload,
                     payload_len: payload.len() as u32 + extra % 3,
+                    window: (*ack % 3) as u16,
+                    window_scale: None,
                 };
                 an.push(&seg);
             }

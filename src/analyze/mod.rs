@@ -20,6 +20,7 @@ pub mod preview;
 pub mod reader;
 pub mod reassembly;
 pub mod segment;
+pub mod tcp_events;
 
 pub use flows::{Analyzer, Options};
 pub use pairing::FramingChoice;
@@ -101,6 +102,8 @@ struct BatchedSegment {
     /// Where the captured payload is in [`Batch::bytes`].
     payload: std::ops::Range<usize>,
     payload_len: u32,
+    window: u16,
+    window_scale: Option<u8>,
 }
 
 /// Segments read and decoded by the reading thread, their payloads copied
@@ -126,6 +129,8 @@ impl Batch {
             flags: s.flags,
             payload: start..self.bytes.len(),
             payload_len: s.payload_len,
+            window: s.window,
+            window_scale: s.window_scale,
         });
     }
 
@@ -156,6 +161,8 @@ impl Batch {
                 flags: s.flags,
                 payload: &self.bytes[s.payload.clone()],
                 payload_len: s.payload_len,
+                window: s.window,
+                window_scale: s.window_scale,
             });
             while let Some(c) = analyzer.next_settled() {
                 sink(c)?;

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 
 use crate::protocol::Framing;
 
+pub use super::tcp_events::{TcpEvent, TcpEventKind};
+
 /// A capture time: nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 #[serde(transparent)]
@@ -81,7 +83,21 @@ pub struct Connection {
     /// captured and how the server side was chosen, message boundaries lost
     /// after a gap, and the like.
     pub notes: Vec<String>,
+    /// TCP events (retransmissions, duplicate ACKs, zero windows, resets, …)
+    /// in capture order; at most [`MAX_EVENTS`] are kept, later ones are
+    /// only counted in `events_dropped`.
+    pub events: Vec<TcpEvent>,
+    /// Events found beyond [`MAX_EVENTS`] and not kept.
+    pub events_dropped: u64,
+    /// Initial round trip as the capture saw it: the client's SYN to its ACK
+    /// completing the handshake (Wireshark's iRTT), in microseconds; `null`
+    /// without a captured handshake. The network's share of each exchange's latency.
+    pub initial_rtt_us: Option<f64>,
 }
+
+/// Most TCP events kept per connection: enough for any lab run, bounded for
+/// a capture of a connection that retransmits for hours.
+pub const MAX_EVENTS: usize = 10_000;
 
 impl Connection {
     /// A connection with nothing seen yet but its first packet: no
@@ -103,6 +119,9 @@ impl Connection {
             recv_pitfalls: Vec::new(),
             close: None,
             notes: Vec::new(),
+            events: Vec::new(),
+            events_dropped: 0,
+            initial_rtt_us: None,
         }
     }
 }

@@ -42,4 +42,8 @@ pub struct TcpSegment<'a> {
     pub payload: &'a [u8],
     /// Payload length on the wire, from the IP header's length field.
     pub payload_len: u32,
+    /// The advertised receive window as on the wire (not scaled).
+    pub window: u16,
+    /// The window scale option's shift, on a SYN that carries one.
+    pub window_scale: Option<u8>,
 }

@@ -174,6 +174,29 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     }
     out.extend_from_slice(b",\n      \"notes\": ");
     array(out, &c.notes, I4, I3, |out, n| string(out, n));
+    out.extend_from_slice(b",\n      \"events\": ");
+    array(out, &c.events, I4, I3, |out, e| {
+        out.extend_from_slice(b"{\n          \"time\": ");
+        uint(out, e.time.0);
+        out.extend_from_slice(b",\n          \"side\": ");
+        side(out, e.side);
+        out.extend_from_slice(b",\n          \"kind\": \"");
+        out.extend_from_slice(e.kind.name().as_bytes());
+        out.extend_from_slice(b"\",\n          \"frame\": ");
+        uint(out, e.frame);
+        out.extend_from_slice(b",\n          \"seq\": ");
+        // Writing into a Vec cannot fail.
+        let _ = CompactFormatter.write_i64(out, e.seq);
+        out.extend_from_slice(b",\n          \"len\": ");
+        uint(out, u64::from(e.len));
+        out.extend_from_slice(b",\n          \"detail\": ");
+        opt_float(out, e.detail);
+        close(out, I4, b'}');
+    });
+    out.extend_from_slice(b",\n      \"events_dropped\": ");
+    uint(out, c.events_dropped);
+    out.extend_from_slice(b",\n      \"initial_rtt_us\": ");
+    opt_float(out, c.initial_rtt_us);
     close(out, "\n    ", b'}');
 }
 

@@ -8,8 +8,14 @@ use std::collections::HashMap;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::analyze::model::{
-    CloseEvent, CloseKind, Connection, Exchange, Gap, PitfallKind, RecvPitfall, Side, Timestamp,
+    CloseEvent, CloseKind, Connection, Exchange, Gap, PitfallKind, RecvPitfall, Side, TcpEvent,
+    TcpEventKind, Timestamp,
 };
+use crate::report::stats::format_micros;
+
+/// TCP event rows drawn per connection when exchanges are capped: the
+/// events of a long lossy run would otherwise bury the conversation.
+const MIN_EVENT_ROWS: usize = 20;
 
 /// One row of a ladder diagram.
 #[derive(Debug, Clone)]
@@ -49,6 +55,11 @@ pub enum Row<'a> {
     NoExchanges,
     /// A FIN or RST.
     Close(&'a CloseEvent),
+    /// A TCP event (retransmission, duplicate ACK, zero window, …); resets
+    /// are drawn as [`Row::Close`] instead.
+    Event(&'a TcpEvent),
+    /// TCP events left out because of the cap (all are in the JSON).
+    MoreEvents(usize),
     /// The connection was still open at the end of the capture.
     StillOpen,
 }
@@ -61,6 +72,7 @@ impl Row<'_> {
             Row::Request { exchange, .. } => Some(exchange.request_time),
             Row::Response { time, .. } => Some(*time),
             Row::Close(event) => Some(event.time),
+            Row::Event(event) => Some(event.time),
             _ => None,
         }
     }
@@ -102,6 +114,13 @@ pub fn rows(conn: &Connection, max_exchanges: Option<usize>) -> Vec<Row<'_>> {
     if let Some(close) = &conn.close {
         timed.extend(close.events.iter().map(|e| (e.time, 1, Row::Close(e))));
     }
+    // TCP events at their time, after data of the same instant; the RST is
+    // already a close row.
+    let drawable = conn.events.iter().filter(|e| e.kind != TcpEventKind::Rst);
+    let event_cap = max_exchanges.map_or(usize::MAX, |m| m.max(MIN_EVENT_ROWS));
+    let events_hidden = drawable.clone().count().saturating_sub(event_cap)
+        + usize::try_from(conn.events_dropped).unwrap_or(usize::MAX);
+    timed.extend(drawable.take(event_cap).map(|e| (e.time, 1, Row::Event(e))));
     timed.sort_by_key(|(t, order, _)| (*t, *order));
 
     // Pitfall notes by the row they follow, looked up once per row.
@@ -133,6 +152,9 @@ pub fn rows(conn: &Connection, max_exchanges: Option<usize>) -> Vec<Row<'_>> {
     if !more_placed {
         out.push(Row::More(hidden));
     }
+    if events_hidden > 0 {
+        out.push(Row::MoreEvents(events_hidden));
+    }
     // Pitfalls that point past the drawn messages (unpaired messages) still
     // deserve their note, as long as they are not hidden by the cap.
     out.extend(
@@ -160,6 +182,39 @@ pub fn rows(conn: &Connection, max_exchanges: Option<usize>) -> Vec<Row<'_>> {
         out.push(Row::StillOpen);
     }
     out
+}
+
+/// The words for a TCP event, e.g. "⟲ retransmission of 14 B after 204 ms
+/// (RTO)"; the same in every format.
+pub fn event_text(e: &TcpEvent) -> String {
+    let after = e
+        .detail
+        .map(|us| format!(" after {}", format_micros(us)))
+        .unwrap_or_default();
+    let bytes = super::stats::format_bytes(u64::from(e.len));
+    match e.kind {
+        TcpEventKind::Retransmission => format!("⟲ retransmission of {bytes}{after} (RTO)"),
+        TcpEventKind::FastRetransmission => {
+            format!("⟲ fast retransmission of {bytes} (after duplicate ACKs)")
+        }
+        TcpEventKind::SpuriousRetransmission => {
+            format!("⟲ spurious retransmission of {bytes} (already acknowledged)")
+        }
+        TcpEventKind::SynRetransmission => format!("⟲ SYN retransmitted{after}"),
+        TcpEventKind::OutOfOrder => format!("↯ out-of-order segment of {bytes}"),
+        TcpEventKind::DuplicateAck => match e.detail {
+            Some(n) => format!("⧉ duplicate ACK #{n}"),
+            None => "⧉ duplicate ACK".to_owned(),
+        },
+        TcpEventKind::LostSegment => "✗ previous segment not captured".to_owned(),
+        TcpEventKind::AckedUnseen => "✗ ACK of a segment never captured".to_owned(),
+        TcpEventKind::ZeroWindow => "▮ zero window: receive buffer full".to_owned(),
+        TcpEventKind::ZeroWindowProbe => "? zero-window probe".to_owned(),
+        TcpEventKind::WindowFull => "▮ window full".to_owned(),
+        TcpEventKind::KeepAlive => "♡ keep-alive".to_owned(),
+        TcpEventKind::Rst => "✗ reset (RST)".to_owned(),
+        TcpEventKind::ConnectionRefused => "✗ connection refused (SYN answered by RST)".to_owned(),
+    }
 }
 
 /// The message after which a pitfall note is drawn: the last message a merged
@@ -315,6 +370,8 @@ mod tests {
                 Row::NoExchanges => "none".into(),
                 Row::Close(e) => format!("{}-{}", side_name(e.from), close_name(e.kind)),
                 Row::StillOpen => "open".into(),
+                Row::Event(e) => e.kind.name().into(),
+                Row::MoreEvents(n) => format!("more-events{n}"),
             })
             .collect()
     }
@@ -351,9 +408,11 @@ mod tests {
                 "gap",
                 "req0",
                 "resp0",
+                "duplicate_ack",
                 "req1",
                 "resp1",
                 "pitfall",
+                "retransmission",
                 "server-RST"
             ]
         );

@@ -200,6 +200,18 @@ fn connection(
                 )?;
             }
             Row::StillOpen => note(out, "still open at end of capture: no FIN or RST")?,
+            Row::Event(e) => {
+                let (from, to) = match e.side {
+                    Side::Client => (c, s),
+                    Side::Server => (s, c),
+                };
+                writeln!(
+                    out,
+                    "        {from}--x{to}: {}",
+                    escape(&ladder::event_text(e))
+                )?
+            }
+            Row::MoreEvents(n) => note(out, &format!("… {n} more TCP events (see --format json)"))?,
         }
     }
     Ok(())
@@ -289,7 +301,7 @@ mod tests {
             } else if t.starts_with("title ") || t.starts_with("%%") {
             } else {
                 let (arrow_part, _) = t.split_once(": ").expect("message with text");
-                let ok = ["-->>", "->>", "-)", "-x"].iter().any(|a| {
+                let ok = ["-->>", "->>", "-)", "--x", "-x"].iter().any(|a| {
                     arrow_part.split_once(a).is_some_and(|(from, to)| {
                         declared.iter().any(|d| d == from) && declared.iter().any(|d| d == to)
                     })

@@ -43,6 +43,9 @@ pub fn exchange(
 pub fn echo_connection() -> Connection {
     Connection {
         notes: Vec::new(),
+        events: Vec::new(),
+        events_dropped: 0,
+        initial_rtt_us: Some(60.0),
         id: 1,
         client: addr("10.0.0.2:51234"),
         server: addr("10.0.0.3:2222"),
@@ -93,6 +96,37 @@ pub fn echo_connection() -> Connection {
 pub fn midstream_reset_connection() -> Connection {
     Connection {
         notes: Vec::new(),
+        events: vec![
+            TcpEvent {
+                time: at(11.0),
+                side: Side::Client,
+                kind: TcpEventKind::DuplicateAck,
+                frame: 12,
+                seq: 20,
+                len: 0,
+                detail: Some(1.0),
+            },
+            TcpEvent {
+                time: at(12.5),
+                side: Side::Server,
+                kind: TcpEventKind::Retransmission,
+                frame: 14,
+                seq: 1200,
+                len: 14,
+                detail: Some(204_000.0),
+            },
+            TcpEvent {
+                time: at(15.0),
+                side: Side::Server,
+                kind: TcpEventKind::Rst,
+                frame: 20,
+                seq: 1300,
+                len: 0,
+                detail: None,
+            },
+        ],
+        events_dropped: 0,
+        initial_rtt_us: None,
         id: 2,
         client: addr("10.0.0.4:40000"),
         server: addr("10.0.0.3:2222"),
@@ -139,6 +173,9 @@ pub fn ipv6_open_connection() -> Connection {
     let long = "A".repeat(200);
     Connection {
         notes: Vec::new(),
+        events: Vec::new(),
+        events_dropped: 0,
+        initial_rtt_us: Some(40.0),
         id: 3,
         client: addr("[2001:db8:85a3::8a2e:370:7334]:50000"),
         server: addr("[2001:db8::1]:2222"),

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::analyze::model::{Analysis, CloseKind, Connection};
+use crate::analyze::tcp_events::EventCounts;
 
 /// Totals over every connection of an analysis (never capped).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -31,6 +32,11 @@ pub struct Summary {
     pub latency: LatencySummary,
     /// Number of warnings of the analysis.
     pub warnings: u64,
+    /// TCP events over all connections, by kind (every kind listed, zeros
+    /// included; events beyond a connection's cap are not in these counts).
+    pub tcp_events: EventCounts,
+    /// TCP events beyond the per-connection cap, counted but not kept.
+    pub tcp_events_dropped: u64,
 }
 
 /// Latency distribution, in microseconds; `null` values when no exchange had a latency.
@@ -86,6 +92,10 @@ impl SummaryBuilder {
             .gaps
             .iter()
             .fold(s.gap_bytes, |acc, g| acc.saturating_add(g.len));
+        for e in &c.events {
+            s.tcp_events.add(e.kind, 1);
+        }
+        s.tcp_events_dropped = s.tcp_events_dropped.saturating_add(c.events_dropped);
         for e in &c.exchanges {
             s.exchanges_without_response += u64::from(e.response_last_time.is_none());
             self.latencies

@@ -55,15 +55,17 @@ enum Ink {
     Response,
     Fin,
     Rst,
+    Event,
 }
 
 impl Ink {
-    const ALL: [Ink; 5] = [
+    const ALL: [Ink; 6] = [
         Ink::Handshake,
         Ink::Request,
         Ink::Response,
         Ink::Fin,
         Ink::Rst,
+        Ink::Event,
     ];
 
     fn colour(self) -> &'static str {
@@ -73,6 +75,7 @@ impl Ink {
             Ink::Response => "#1d4ed8",
             Ink::Fin => "#b45309",
             Ink::Rst => "#dc2626",
+            Ink::Event => "#c2410c",
         }
     }
 
@@ -83,6 +86,7 @@ impl Ink {
             Ink::Response => "response",
             Ink::Fin => "fin",
             Ink::Rst => "rst",
+            Ink::Event => "event",
         }
     }
 
@@ -93,6 +97,7 @@ impl Ink {
             Ink::Response => "response",
             Ink::Fin => "FIN (orderly close)",
             Ink::Rst => "RST (reset)",
+            Ink::Event => "TCP event (retransmission, duplicate ACK, …)",
         }
     }
 }
@@ -389,6 +394,7 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
                 },
                 None,
             )),
+            Row::Event(e) => Some((e.side, ladder::event_text(e), Ink::Event, None)),
             _ => None,
         };
         if let Some((from, label, ink, right)) = arrow {
@@ -396,10 +402,10 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
                 Side::Client => (CLIENT_X, SERVER_X),
                 Side::Server => (SERVER_X, CLIENT_X),
             };
-            let dash = if matches!(ink, Ink::Response) {
-                r#" stroke-dasharray="7 4""#
-            } else {
-                ""
+            let dash = match ink {
+                Ink::Response => r#" stroke-dasharray="7 4""#,
+                Ink::Event => r#" stroke-dasharray="2 3""#,
+                _ => "",
             };
             let _ = writeln!(
                 rows,
@@ -478,6 +484,15 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
             ),
             Row::StillOpen => (
                 "still open at end of capture: no FIN or RST".to_owned(),
+                "#f3f4f6",
+                "#9ca3af",
+                "#374151",
+            ),
+            Row::MoreEvents(n) => (
+                format!(
+                    "… {n} more TCP event{} (all are in --format json)",
+                    plural(*n)
+                ),
                 "#f3f4f6",
                 "#9ca3af",
                 "#374151",
@@ -757,12 +772,13 @@ mod tests {
             }
         }
         // Arrows: 3 handshake + 3 requests + 3 responses + 2 FIN (conn 1),
-        // 2 + 2 + RST (conn 2), 3 handshake + 1 request (conn 3), 5 in the legend.
+        // 2 + 2 + RST + 2 TCP events (conn 2), 3 handshake + 1 request
+        // (conn 3), 6 in the legend.
         let arrows = doc
             .descendants()
             .filter(|n| n.has_tag_name("line") && n.attribute("marker-end").is_some())
             .count();
-        assert_eq!(arrows, 11 + 5 + 4 + 5);
+        assert_eq!(arrows, 11 + 7 + 4 + 6);
     }
 
     #[test]

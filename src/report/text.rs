@@ -61,6 +61,7 @@ enum Style {
     Fin,
     Rst,
     Note,
+    Event,
 }
 
 impl Style {
@@ -76,6 +77,7 @@ impl Style {
             Style::Fin => Some("33"),
             Style::Rst => Some("31"),
             Style::Note => Some("35"),
+            Style::Event => Some("91"),
         }
     }
 }
@@ -285,6 +287,22 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
                     Style::Fin
                 },
             ),
+            Row::Event(e) => (
+                l.arrow(e.side == Side::Client, &ladder::event_text(e), true),
+                String::new(),
+                Style::Event,
+            ),
+            Row::MoreEvents(n) => {
+                notes(
+                    p,
+                    &l,
+                    &format!(
+                        "… {n} more TCP event{} (all are in --format json)",
+                        plural(*n)
+                    ),
+                )?;
+                continue;
+            }
             Row::NoHandshake => {
                 notes(p, &l, "(capture began mid-connection: no handshake seen)")?;
                 continue;
@@ -403,6 +421,7 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
                 )
             },
         ),
+        ("tcp events", event_counts(s)),
         ("warnings", format!("{}", s.warnings)),
     ];
     for (name, value) in rows {
@@ -412,6 +431,24 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
         p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;
     }
     Ok(())
+}
+
+/// The summary's TCP events line: "none", or each kind seen with its count
+/// ("3 retransmission · 6 duplicate ACK").
+fn event_counts(s: &crate::report::stats::Summary) -> String {
+    let mut parts: Vec<String> = s
+        .tcp_events
+        .nonzero()
+        .map(|(kind, n)| format!("{n} {}", kind.describe()))
+        .collect();
+    if s.tcp_events_dropped > 0 {
+        parts.push(format!("{} more not listed", s.tcp_events_dropped));
+    }
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(" · ")
+    }
 }
 
 /// Word-wraps `text` into lines of at most `max` columns; words longer than
@@ -681,6 +718,7 @@ Summary
   exchanges    1
   bytes        16 B client→server · 34 B server→client
   latency      p50 0.150 ms · p99 0.150 ms · max 0.150 ms (over 1 exchange)
+  tcp events   none
   warnings     0
 ";
         let got = text(&a, &opts(80));

@@ -12,3 +12,4 @@ mod client;
 mod compose;
 mod lab;
 mod server;
+mod tcp_events;

@@ -1,0 +1,812 @@
+//! TCP events: retransmissions, duplicate ACKs, lost and unseen segments,
+//! zero windows, keep-alives, resets and refused connections, found from the
+//! sequence and acknowledgment numbers of one connection's segments.
+//!
+//! Written by hand, on purpose: what TCP does when the network misbehaves is
+//! what the lab's fault scenarios teach, and the rules must be readable. They
+//! follow the meaning of Wireshark's `tcp.analysis` flags (so a student can
+//! compare both tools on one capture), with these choices made explicit:
+//!
+//! - A data segment (or SYN, or FIN) that does not advance its sender's
+//!   highest sequence number is, in this order: a **keep-alive** (0 or 1 byte
+//!   one below the next sequence number); a **spurious retransmission** (all
+//!   of it was already acknowledged); a **fast retransmission** (it starts
+//!   where the other side has repeated its acknowledgment at least twice,
+//!   within 20 ms of the last one); **out of order** (it came within one
+//!   initial round trip, or 3 ms when none is known, of the highest segment
+//!   and does not end where that one did); else a **retransmission** after a
+//!   timeout, with the time since the segment was first sent. A SYN sent
+//!   again is a **SYN retransmission** (the handshake was retried).
+//! - A segment starting past its sender's highest sequence number means the
+//!   capture missed what came before: **lost segment**. An acknowledgment of
+//!   bytes the capture never saw: **segment never seen** (`acked_unseen`).
+//! - A pure ACK repeating the sender's last acknowledgment, window and
+//!   sequence number: **duplicate ACK**, numbered (`#1`, `#2`, …).
+//! - Window 0 on a segment without SYN/FIN/RST: **zero window**. One byte at
+//!   the next sequence number while the other side's window is 0: **zero
+//!   window probe**. Data reaching exactly the right edge of the receiver's
+//!   advertised window (when window scaling is known from the handshake):
+//!   **window full**.
+//! - Every RST is an event, with who sent it; a RST answering a SYN that got
+//!   no SYN-ACK is a **refused connection** instead.
+//!
+//! Memory per connection is fixed: two small direction states and a ring of
+//! at most [`UNACKED_RING`] recent segments per direction for the time since
+//! a retransmitted segment's original.
+
+use serde::Serialize;
+
+use super::model::{Side, Timestamp};
+use super::segment::TcpSegment;
+
+/// Segments remembered per direction to time a retransmission against its
+/// original; older ones fall back on the time of the highest segment.
+const UNACKED_RING: usize = 16;
+
+/// Out-of-order threshold when no handshake round trip is known (as Wireshark).
+const DEFAULT_OOO_NS: u64 = 3_000_000;
+
+/// How close to the last duplicate ACK a fast retransmission comes (as Wireshark).
+const FAST_RETRANSMIT_NS: u64 = 20_000_000;
+
+/// What happened, as the kinds Wireshark's `tcp.analysis` flags name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TcpEventKind {
+    /// Data sent again after a timeout (RTO).
+    Retransmission,
+    /// Data sent again after duplicate ACKs asked for it.
+    FastRetransmission,
+    /// Data sent again that the receiver had already acknowledged.
+    SpuriousRetransmission,
+    /// The SYN sent again: the handshake was retried.
+    SynRetransmission,
+    /// A segment that arrived after a later one.
+    OutOfOrder,
+    /// A pure ACK repeating the previous one: the receiver is missing data.
+    DuplicateAck,
+    /// The capture missed a segment before this one.
+    LostSegment,
+    /// An acknowledgment of data the capture never saw.
+    AckedUnseen,
+    /// The receiver's buffer is full: it advertises a window of 0.
+    ZeroWindow,
+    /// One byte sent into a zero window, to learn when it opens.
+    ZeroWindowProbe,
+    /// Data filled the receiver's advertised window exactly.
+    WindowFull,
+    /// An empty (or one-byte) segment below the next sequence number that keeps the connection alive.
+    KeepAlive,
+    /// A reset: the connection was aborted.
+    Rst,
+    /// A SYN answered by a RST: nothing listened on the port.
+    ConnectionRefused,
+}
+
+impl TcpEventKind {
+    /// Every kind, in the order reports list them.
+    pub const ALL: [TcpEventKind; 14] = [
+        TcpEventKind::Retransmission,
+        TcpEventKind::FastRetransmission,
+        TcpEventKind::SpuriousRetransmission,
+        TcpEventKind::SynRetransmission,
+        TcpEventKind::OutOfOrder,
+        TcpEventKind::DuplicateAck,
+        TcpEventKind::LostSegment,
+        TcpEventKind::AckedUnseen,
+        TcpEventKind::ZeroWindow,
+        TcpEventKind::ZeroWindowProbe,
+        TcpEventKind::WindowFull,
+        TcpEventKind::KeepAlive,
+        TcpEventKind::Rst,
+        TcpEventKind::ConnectionRefused,
+    ];
+
+    /// The JSON name (`snake_case`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpEventKind::Retransmission => "retransmission",
+            TcpEventKind::FastRetransmission => "fast_retransmission",
+            TcpEventKind::SpuriousRetransmission => "spurious_retransmission",
+            TcpEventKind::SynRetransmission => "syn_retransmission",
+            TcpEventKind::OutOfOrder => "out_of_order",
+            TcpEventKind::DuplicateAck => "duplicate_ack",
+            TcpEventKind::LostSegment => "lost_segment",
+            TcpEventKind::AckedUnseen => "acked_unseen",
+            TcpEventKind::ZeroWindow => "zero_window",
+            TcpEventKind::ZeroWindowProbe => "zero_window_probe",
+            TcpEventKind::WindowFull => "window_full",
+            TcpEventKind::KeepAlive => "keep_alive",
+            TcpEventKind::Rst => "rst",
+            TcpEventKind::ConnectionRefused => "connection_refused",
+        }
+    }
+
+    /// Words for a reader, as the ladders print them.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TcpEventKind::Retransmission => "retransmission",
+            TcpEventKind::FastRetransmission => "fast retransmission",
+            TcpEventKind::SpuriousRetransmission => "spurious retransmission",
+            TcpEventKind::SynRetransmission => "SYN retransmitted",
+            TcpEventKind::OutOfOrder => "out of order",
+            TcpEventKind::DuplicateAck => "duplicate ACK",
+            TcpEventKind::LostSegment => "previous segment not captured",
+            TcpEventKind::AckedUnseen => "ACK of a segment never captured",
+            TcpEventKind::ZeroWindow => "zero window",
+            TcpEventKind::ZeroWindowProbe => "zero-window probe",
+            TcpEventKind::WindowFull => "window full",
+            TcpEventKind::KeepAlive => "keep-alive",
+            TcpEventKind::Rst => "reset (RST)",
+            TcpEventKind::ConnectionRefused => "connection refused (SYN answered by RST)",
+        }
+    }
+
+    /// True for the kinds that send data again.
+    pub fn is_retransmission(self) -> bool {
+        matches!(
+            self,
+            TcpEventKind::Retransmission
+                | TcpEventKind::FastRetransmission
+                | TcpEventKind::SpuriousRetransmission
+                | TcpEventKind::SynRetransmission
+        )
+    }
+}
+
+/// How many events of each kind; serialized as an object with every kind's
+/// JSON name, zeros included, so consumers need not guess missing keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventCounts(pub [u64; TcpEventKind::ALL.len()]);
+
+impl EventCounts {
+    /// Counts one more event of `kind`.
+    pub fn add(&mut self, kind: TcpEventKind, n: u64) {
+        self.0[kind as usize] = self.0[kind as usize].saturating_add(n);
+    }
+
+    /// The count for `kind`.
+    pub fn get(&self, kind: TcpEventKind) -> u64 {
+        self.0[kind as usize]
+    }
+
+    /// All events counted.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// The kinds with a non-zero count, in report order.
+    pub fn nonzero(&self) -> impl Iterator<Item = (TcpEventKind, u64)> + '_ {
+        TcpEventKind::ALL
+            .iter()
+            .map(|&k| (k, self.get(k)))
+            .filter(|&(_, n)| n > 0)
+    }
+}
+
+impl Serialize for EventCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(TcpEventKind::ALL.len()))?;
+        for k in TcpEventKind::ALL {
+            map.serialize_entry(k.name(), &self.get(k))?;
+        }
+        map.end()
+    }
+}
+
+/// One TCP event on a connection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TcpEvent {
+    /// Capture time of the segment.
+    pub time: Timestamp,
+    /// Who sent the segment.
+    pub side: Side,
+    /// What it was.
+    pub kind: TcpEventKind,
+    /// The segment's packet number in the capture (1-based, as Wireshark's `frame.number`).
+    pub frame: u64,
+    /// Sequence number relative to the sender's initial one (0 = first payload
+    /// byte; the SYN is -1), or the raw number when the handshake was not captured.
+    pub seq: i64,
+    /// Payload bytes in the segment.
+    pub len: u32,
+    /// For a retransmission: microseconds since the segment was first sent.
+    /// For a duplicate ACK: its number in the run (1, 2, …).
+    pub detail: Option<f64>,
+}
+
+/// What one direction has sent, as far as the events need it.
+#[derive(Debug, Clone, Default)]
+struct Direction {
+    /// The sender's initial sequence number, once its SYN was seen.
+    isn: Option<u32>,
+    /// Highest sequence number sent plus one (SYN and FIN count one); `None` before the first segment.
+    next_seq: Option<u32>,
+    /// When the segment that set `next_seq` was captured.
+    next_seq_time: Timestamp,
+    /// Highest in-order sequence number the other side can acknowledge without having missed something.
+    max_to_be_acked: Option<u32>,
+    /// Last acknowledgment number sent, with its time.
+    last_ack: Option<u32>,
+    last_ack_time: Timestamp,
+    /// Last window advertised (unscaled, as on the wire).
+    window: Option<u16>,
+    /// Window scale from the SYN option; `None` when the SYN was not seen or had none.
+    scale: Option<u8>,
+    /// The SYN was seen (so `scale` is known).
+    syn_seen: bool,
+    /// When the first SYN was sent, to time its retries.
+    first_syn: Option<Timestamp>,
+    /// Duplicate ACKs in the current run (since the acknowledgment last moved).
+    dup_acks: u32,
+    /// The last segment was a zero-window probe or a keep-alive.
+    last_was_probe: bool,
+    last_was_keep_alive: bool,
+    /// Recent segments with data: (start, end, first time sent), newest last.
+    recent: [(u32, u32, Timestamp); UNACKED_RING],
+    recent_len: usize,
+    recent_next: usize,
+}
+
+impl Direction {
+    fn remember(&mut self, start: u32, end: u32, time: Timestamp) {
+        if self
+            .recent
+            .iter()
+            .take(self.recent_len)
+            .any(|r| r.0 == start)
+        {
+            return; // a retransmission: keep the original's time
+        }
+        self.recent[self.recent_next] = (start, end, time);
+        self.recent_next = (self.recent_next + 1) % UNACKED_RING;
+        self.recent_len = (self.recent_len + 1).min(UNACKED_RING);
+    }
+
+    /// When the byte at `seq` was first sent, if it is still remembered.
+    fn first_sent(&self, seq: u32) -> Option<Timestamp> {
+        self.recent
+            .iter()
+            .take(self.recent_len)
+            .filter(|r| !lt(seq, r.0) && lt(seq, r.1.max(r.0.wrapping_add(1))))
+            .map(|r| r.2)
+            .min()
+    }
+
+    /// Sequence number relative to the initial one.
+    fn relative(&self, seq: u32) -> i64 {
+        match self.isn {
+            Some(isn) => i64::from(seq.wrapping_sub(isn)) - 1,
+            None => i64::from(seq),
+        }
+    }
+
+    /// Window scaling as Wireshark applies it: known only when both SYNs were seen.
+    fn shift(&self, other: &Direction) -> Option<u8> {
+        if !self.syn_seen || !other.syn_seen {
+            return None;
+        }
+        Some(match (self.scale, other.scale) {
+            (Some(s), Some(_)) => s.min(14),
+            _ => 0,
+        })
+    }
+}
+
+/// `a < b` in sequence space (mod 2^32).
+fn lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+/// Finds the TCP events of one connection, one segment at a time, in capture order.
+#[derive(Debug, Clone, Default)]
+pub struct EventDetector {
+    /// Client's direction, then server's.
+    dirs: [Direction; 2],
+    /// First SYN time, for the initial round trip.
+    syn_time: Option<Timestamp>,
+    /// Initial round trip: SYN to the ACK completing the handshake (Wireshark's iRTT).
+    initial_rtt_ns: Option<u64>,
+    /// A SYN-ACK was seen.
+    syn_ack_seen: bool,
+}
+
+impl EventDetector {
+    /// A detector with nothing seen.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Examines one segment sent by `side`, appending its events to `out`.
+    pub fn observe(&mut self, side: Side, seg: &TcpSegment<'_>, out: &mut impl Extend<TcpEvent>) {
+        let [client, server] = &mut self.dirs;
+        let (me, other) = match side {
+            Side::Client => (client, server),
+            Side::Server => (server, client),
+        };
+        let rel = if seg.flags.syn {
+            -1
+        } else {
+            me.relative(seg.seq)
+        };
+        let mut found = Vec::new();
+        let mut emit = |kind, detail| {
+            found.push(TcpEvent {
+                time: seg.time,
+                side,
+                kind,
+                frame: seg.number,
+                seq: rel,
+                len: seg.payload_len,
+                detail,
+            });
+        };
+        let hs = Handshake {
+            syn_time: &mut self.syn_time,
+            initial_rtt_ns: &mut self.initial_rtt_ns,
+            syn_ack_seen: &mut self.syn_ack_seen,
+        };
+        hs.observe(side, seg, me, other, &mut emit);
+        let marks = window_and_ack_checks(seg, me, other, &mut emit);
+        let ooo_ns = self
+            .initial_rtt_ns
+            .filter(|&r| r > 0)
+            .unwrap_or(DEFAULT_OOO_NS);
+        if !marks.probe && !marks.keep_alive && !marks.answers_probe {
+            repeat_kind(seg, me, other, ooo_ns, &mut emit);
+        }
+        update(seg, me, &marks);
+        out.extend(found);
+    }
+
+    /// The initial round trip (SYN to the ACK completing the handshake) in
+    /// microseconds, when the handshake was captured.
+    pub fn initial_rtt_us(&self) -> Option<f64> {
+        self.initial_rtt_ns.map(|ns| ns as f64 / 1_000.0)
+    }
+}
+
+/// What a segment turned out to be, for the bookkeeping after it.
+#[derive(Default)]
+struct Marks {
+    probe: bool,
+    keep_alive: bool,
+    /// It answers the other side's probe or keep-alive (not a loss signal).
+    answers_probe: bool,
+}
+
+/// The connection-wide handshake state.
+struct Handshake<'a> {
+    syn_time: &'a mut Option<Timestamp>,
+    initial_rtt_ns: &'a mut Option<u64>,
+    syn_ack_seen: &'a mut bool,
+}
+
+impl Handshake<'_> {
+    /// SYNs (and their retries), the initial round trip, RSTs and refusals.
+    fn observe(
+        self,
+        side: Side,
+        seg: &TcpSegment<'_>,
+        me: &mut Direction,
+        other: &Direction,
+        emit: &mut impl FnMut(TcpEventKind, Option<f64>),
+    ) {
+        let f = seg.flags;
+        if f.syn {
+            if !f.ack && self.syn_time.is_none() {
+                *self.syn_time = Some(seg.time);
+            }
+            *self.syn_ack_seen |= f.ack;
+            if me.isn == Some(seg.seq) {
+                let since = me.first_syn.map(|t| seg.time.micros_since(t));
+                emit(TcpEventKind::SynRetransmission, since);
+            } else {
+                me.first_syn = Some(seg.time);
+            }
+            me.isn = Some(seg.seq);
+            me.syn_seen = true;
+            me.scale = seg.window_scale;
+        } else if f.ack
+            && side == Side::Client
+            && self.initial_rtt_ns.is_none()
+            && *self.syn_ack_seen
+            && other.isn.is_some_and(|isn| seg.ack == isn.wrapping_add(1))
+        {
+            *self.initial_rtt_ns = self.syn_time.map(|t| seg.time.0.saturating_sub(t.0));
+        }
+        if f.rst {
+            let refused = side == Side::Server && !*self.syn_ack_seen && other.isn.is_some();
+            emit(
+                if refused {
+                    TcpEventKind::ConnectionRefused
+                } else {
+                    TcpEventKind::Rst
+                },
+                None,
+            );
+        }
+    }
+}
+
+/// Zero-window probes, zero windows, lost segments, keep-alives, full
+/// windows, duplicate ACKs and acknowledgments of unseen data.
+fn window_and_ack_checks(
+    seg: &TcpSegment<'_>,
+    me: &mut Direction,
+    other: &mut Direction,
+    emit: &mut impl FnMut(TcpEventKind, Option<f64>),
+) -> Marks {
+    let f = seg.flags;
+    let (len, seq) = (seg.payload_len, seg.seq);
+    let control = f.syn || f.fin || f.rst;
+    let mut marks = Marks::default();
+    if len == 1 && me.next_seq == Some(seq) && other.window == Some(0) {
+        marks.probe = true;
+        emit(TcpEventKind::ZeroWindowProbe, None);
+    } else {
+        if seg.window == 0 && !control {
+            emit(TcpEventKind::ZeroWindow, None);
+        }
+        if me.next_seq.is_some_and(|next| lt(next, seq)) && !f.rst {
+            emit(TcpEventKind::LostSegment, None);
+        }
+        if len <= 1 && me.next_seq == Some(seq.wrapping_add(1)) && !control {
+            marks.keep_alive = true;
+            emit(TcpEventKind::KeepAlive, None);
+        }
+        if len > 0
+            && !control
+            && let (Some(shift), Some(ack), Some(win)) =
+                (other.shift(me), other.last_ack, other.window)
+            && seq.wrapping_add(len) == ack.wrapping_add(u32::from(win) << shift)
+        {
+            emit(TcpEventKind::WindowFull, None);
+        }
+        let repeats = len == 0
+            && !control
+            && me.window == Some(seg.window)
+            && me.next_seq == Some(seq)
+            && me.last_ack == Some(seg.ack);
+        if repeats && (other.last_was_keep_alive || other.last_was_probe) {
+            marks.answers_probe = true;
+        } else if repeats && seg.window != 0 {
+            me.dup_acks += 1;
+            emit(TcpEventKind::DuplicateAck, Some(f64::from(me.dup_acks)));
+        }
+    }
+    if f.ack
+        && let Some(max) = other.max_to_be_acked
+        && lt(max, seg.ack)
+    {
+        emit(TcpEventKind::AckedUnseen, None);
+        other.max_to_be_acked = other.next_seq;
+    }
+    marks
+}
+
+/// Data (or a FIN) that does not advance its sender's sequence: spurious,
+/// fast, out of order, or a retransmission after a timeout.
+fn repeat_kind(
+    seg: &TcpSegment<'_>,
+    me: &Direction,
+    other: &Direction,
+    ooo_ns: u64,
+    emit: &mut impl FnMut(TcpEventKind, Option<f64>),
+) {
+    let f = seg.flags;
+    let (len, seq, now) = (seg.payload_len, seg.seq, seg.time);
+    if f.syn || (len == 0 && !f.fin) {
+        return;
+    }
+    // More than one byte right after a probe's byte is new data.
+    let not_advanced = me.next_seq.is_some_and(|next| lt(seq, next))
+        && !(len > 1 && me.next_seq == Some(seq.wrapping_add(1)));
+    if len > 0
+        && let Some(acked) = other.last_ack
+        && !lt(acked, seq.wrapping_add(len))
+    {
+        emit(TcpEventKind::SpuriousRetransmission, None);
+    } else if not_advanced {
+        let fast = other.dup_acks >= 2
+            && other.last_ack == Some(seq)
+            && now.0.saturating_sub(other.last_ack_time.0) < FAST_RETRANSMIT_NS;
+        let since_highest = now.0.saturating_sub(me.next_seq_time.0);
+        if fast {
+            emit(TcpEventKind::FastRetransmission, None);
+        } else if since_highest < ooo_ns && me.next_seq != Some(seq.wrapping_add(len)) {
+            emit(TcpEventKind::OutOfOrder, None);
+        } else {
+            let first = me.first_sent(seq).unwrap_or(me.next_seq_time);
+            emit(TcpEventKind::Retransmission, Some(now.micros_since(first)));
+        }
+    }
+}
+
+/// Moves the sender's state past the segment.
+fn update(seg: &TcpSegment<'_>, me: &mut Direction, marks: &Marks) {
+    let f = seg.flags;
+    let end = seg
+        .seq
+        .wrapping_add(seg.payload_len + u32::from(f.syn) + u32::from(f.fin));
+    if seg.payload_len > 0 || f.fin {
+        me.remember(seg.seq, end, seg.time);
+    }
+    if !marks.probe && me.next_seq.is_none_or(|n| lt(n, end)) {
+        me.next_seq = Some(end);
+        me.next_seq_time = seg.time;
+    }
+    if !marks.probe && me.max_to_be_acked.is_none_or(|m| m == seg.seq) {
+        me.max_to_be_acked = me.next_seq;
+    }
+    me.window = Some(seg.window);
+    // The duplicate-ACK run ends when the acknowledgment moves.
+    if me.last_ack != Some(seg.ack) {
+        me.dup_acks = 0;
+    }
+    me.last_ack = Some(seg.ack);
+    me.last_ack_time = seg.time;
+    me.last_was_probe = marks.probe;
+    me.last_was_keep_alive = marks.keep_alive;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::segment::TcpFlags;
+    use std::net::SocketAddr;
+
+    const C: &str = "10.0.0.1:40000";
+    const S: &str = "10.0.0.2:2222";
+
+    /// A hand-built segment: `t_ms` capture time, `flags` as letters (S, A, F, R, P).
+    #[allow(clippy::too_many_arguments)]
+    fn seg(
+        n: u64,
+        t_ms: u64,
+        side: Side,
+        flags: &str,
+        seq: u32,
+        ack: u32,
+        len: u32,
+        window: u16,
+    ) -> TcpSegment<'static> {
+        let (src, dst): (SocketAddr, SocketAddr) = match side {
+            Side::Client => (C.parse().unwrap(), S.parse().unwrap()),
+            Side::Server => (S.parse().unwrap(), C.parse().unwrap()),
+        };
+        TcpSegment {
+            number: n,
+            time: Timestamp(t_ms * 1_000_000),
+            src,
+            dst,
+            seq,
+            ack,
+            flags: TcpFlags {
+                syn: flags.contains('S'),
+                ack: flags.contains('A'),
+                fin: flags.contains('F'),
+                rst: flags.contains('R'),
+                psh: flags.contains('P'),
+            },
+            payload: &[],
+            payload_len: len,
+            window,
+            window_scale: flags.contains('S').then_some(7),
+        }
+    }
+
+    /// Runs segments through one detector; returns (frame, kind) of every event.
+    fn run(segs: &[(Side, TcpSegment<'static>)]) -> Vec<(u64, TcpEventKind)> {
+        let mut d = EventDetector::new();
+        let mut out = Vec::new();
+        for (side, s) in segs {
+            d.observe(*side, s, &mut out);
+        }
+        out.iter().map(|e| (e.frame, e.kind)).collect()
+    }
+
+    use Side::{Client as Cl, Server as Sv};
+
+    /// Handshake: client ISN 1000, server ISN 5000, at 0, 1, 2 ms.
+    fn handshake() -> Vec<(Side, TcpSegment<'static>)> {
+        vec![
+            (Cl, seg(1, 0, Cl, "S", 1000, 0, 0, 64240)),
+            (Sv, seg(2, 1, Sv, "SA", 5000, 1001, 0, 65160)),
+            (Cl, seg(3, 2, Cl, "A", 1001, 5001, 0, 502)),
+        ]
+    }
+
+    #[test]
+    fn a_clean_exchange_has_no_events() {
+        let mut s = handshake();
+        s.push((Cl, seg(4, 10, Cl, "AP", 1001, 5001, 6, 502)));
+        s.push((Sv, seg(5, 11, Sv, "A", 5001, 1007, 0, 509)));
+        s.push((Sv, seg(6, 12, Sv, "AP", 5001, 1007, 12, 509)));
+        s.push((Cl, seg(7, 13, Cl, "A", 1007, 5013, 0, 502)));
+        s.push((Cl, seg(8, 20, Cl, "FA", 1007, 5013, 0, 502)));
+        s.push((Sv, seg(9, 21, Sv, "FA", 5013, 1008, 0, 509)));
+        s.push((Cl, seg(10, 22, Cl, "A", 1008, 5014, 0, 502)));
+        assert_eq!(run(&s), vec![]);
+    }
+
+    #[test]
+    fn a_timeout_retransmission_reports_the_time_since_the_original() {
+        let mut s = handshake();
+        s.push((Cl, seg(4, 10, Cl, "AP", 1001, 5001, 14, 502)));
+        s.push((Cl, seg(5, 214, Cl, "AP", 1001, 5001, 14, 502)));
+        let mut d = EventDetector::new();
+        let mut out = Vec::new();
+        for (side, x) in &s {
+            d.observe(*side, x, &mut out);
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].kind, TcpEventKind::Retransmission);
+        assert_eq!(out[0].frame, 5);
+        assert_eq!(out[0].seq, 0);
+        assert_eq!(out[0].len, 14);
+        assert_eq!(out[0].detail, Some(204_000.0));
+    }
+
+    #[test]
+    fn three_duplicate_acks_then_a_fast_retransmission() {
+        let mut s = handshake();
+        // Client sends 4 segments of 100 B; the first is lost on the way.
+        s.push((Cl, seg(4, 10, Cl, "AP", 1001, 5001, 100, 502)));
+        s.push((Cl, seg(5, 10, Cl, "AP", 1101, 5001, 100, 502)));
+        s.push((Cl, seg(6, 10, Cl, "AP", 1201, 5001, 100, 502)));
+        s.push((Cl, seg(7, 10, Cl, "AP", 1301, 5001, 100, 502)));
+        s.push((Sv, seg(8, 11, Sv, "A", 5001, 1001, 0, 509)));
+        s.push((Sv, seg(9, 11, Sv, "A", 5001, 1001, 0, 509)));
+        s.push((Sv, seg(10, 11, Sv, "A", 5001, 1001, 0, 509)));
+        s.push((Sv, seg(11, 11, Sv, "A", 5001, 1001, 0, 509)));
+        s.push((Cl, seg(12, 12, Cl, "AP", 1001, 5001, 100, 502)));
+        assert_eq!(
+            run(&s),
+            vec![
+                (9, TcpEventKind::DuplicateAck),
+                (10, TcpEventKind::DuplicateAck),
+                (11, TcpEventKind::DuplicateAck),
+                (12, TcpEventKind::FastRetransmission),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_segment_the_capture_missed_is_a_lost_segment_and_its_ack_unseen() {
+        let mut s = handshake();
+        // Bytes 1001..1101 were never captured.
+        s.push((Cl, seg(4, 10, Cl, "AP", 1101, 5001, 100, 502)));
+        s.push((Sv, seg(5, 11, Sv, "A", 5001, 1201, 0, 509)));
+        assert_eq!(
+            run(&s),
+            vec![
+                (4, TcpEventKind::LostSegment),
+                (5, TcpEventKind::AckedUnseen)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_late_segment_within_the_round_trip_is_out_of_order() {
+        let mut s = handshake();
+        s.push((Cl, seg(4, 10, Cl, "AP", 1101, 5001, 100, 502)));
+        s.push((Cl, seg(5, 10, Cl, "AP", 1001, 5001, 100, 502)));
+        assert_eq!(
+            run(&s),
+            vec![
+                (4, TcpEventKind::LostSegment),
+                (5, TcpEventKind::OutOfOrder)
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_window_then_a_probe_then_its_answer() {
+        let mut s = handshake();
+        s.push((Sv, seg(4, 10, Sv, "AP", 5001, 1001, 1000, 509)));
+        s.push((Cl, seg(5, 11, Cl, "A", 1001, 6001, 0, 0)));
+        s.push((Sv, seg(6, 300, Sv, "A", 6001, 1001, 1, 509)));
+        s.push((Cl, seg(7, 301, Cl, "A", 1001, 6001, 0, 0)));
+        assert_eq!(
+            run(&s),
+            vec![
+                (5, TcpEventKind::ZeroWindow),
+                (6, TcpEventKind::ZeroWindowProbe),
+                (7, TcpEventKind::ZeroWindow),
+            ]
+        );
+    }
+
+    #[test]
+    fn data_to_the_edge_of_the_window_is_window_full() {
+        let mut s = handshake();
+        // Client window 502 << 7 = 64 256 bytes from ack 5001.
+        s.push((Sv, seg(4, 10, Sv, "AP", 5001, 1001, 64_256, 509)));
+        assert_eq!(run(&s), vec![(4, TcpEventKind::WindowFull)]);
+    }
+
+    #[test]
+    fn a_keep_alive_is_not_a_retransmission() {
+        let mut s = handshake();
+        s.push((Cl, seg(4, 10, Cl, "AP", 1001, 5001, 6, 502)));
+        s.push((Sv, seg(5, 11, Sv, "A", 5001, 1007, 0, 509)));
+        s.push((Cl, seg(6, 7_000, Cl, "A", 1006, 5001, 0, 502)));
+        s.push((Sv, seg(7, 7_001, Sv, "A", 5001, 1007, 0, 509)));
+        assert_eq!(run(&s), vec![(6, TcpEventKind::KeepAlive)]);
+    }
+
+    #[test]
+    fn a_retried_syn_and_a_refused_connection() {
+        let s = vec![
+            (Cl, seg(1, 0, Cl, "S", 1000, 0, 0, 64240)),
+            (Cl, seg(2, 1000, Cl, "S", 1000, 0, 0, 64240)),
+            (Sv, seg(3, 1001, Sv, "RA", 0, 1001, 0, 0)),
+        ];
+        assert_eq!(
+            run(&s),
+            vec![
+                (2, TcpEventKind::SynRetransmission),
+                (3, TcpEventKind::ConnectionRefused),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reset_after_the_handshake_names_its_sender() {
+        let mut s = handshake();
+        s.push((Sv, seg(4, 10, Sv, "RA", 5001, 1001, 0, 0)));
+        let mut d = EventDetector::new();
+        let mut out = Vec::new();
+        for (side, x) in &s {
+            d.observe(*side, x, &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].kind, out[0].side),
+            (TcpEventKind::Rst, Side::Server)
+        );
+    }
+
+    #[test]
+    fn data_already_acknowledged_is_a_spurious_retransmission() {
+        let mut s = handshake();
+        s.push((Cl, seg(4, 10, Cl, "AP", 1001, 5001, 6, 502)));
+        s.push((Sv, seg(5, 11, Sv, "A", 5001, 1007, 0, 509)));
+        s.push((Cl, seg(6, 300, Cl, "AP", 1001, 5001, 6, 502)));
+        assert_eq!(run(&s), vec![(6, TcpEventKind::SpuriousRetransmission)]);
+    }
+
+    #[test]
+    fn the_initial_round_trip_is_syn_to_the_handshakes_ack() {
+        let mut d = EventDetector::new();
+        let mut out = Vec::new();
+        for (side, x) in &handshake() {
+            d.observe(*side, x, &mut out);
+        }
+        assert_eq!(d.initial_rtt_us(), Some(2_000.0));
+    }
+
+    #[test]
+    fn kinds_are_listed_in_declaration_order() {
+        for (i, k) in TcpEventKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k:?}");
+            assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        assert!(lt(u32::MAX, 0));
+        assert!(!lt(0, u32::MAX));
+        let s = vec![
+            (Cl, seg(1, 0, Cl, "S", u32::MAX - 10, 0, 0, 64240)),
+            (Sv, seg(2, 1, Sv, "SA", 5000, u32::MAX - 9, 0, 65160)),
+            (Cl, seg(3, 2, Cl, "A", u32::MAX - 9, 5001, 0, 502)),
+            (Cl, seg(4, 10, Cl, "AP", u32::MAX - 9, 5001, 100, 502)),
+            (Sv, seg(5, 11, Sv, "A", 5001, 90, 0, 509)),
+        ];
+        assert_eq!(run(&s), vec![]);
+    }
+}

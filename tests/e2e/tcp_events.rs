@@ -1,0 +1,409 @@
+//! TCP events (`connections.events`) on real captures, checked frame by
+//! frame against tshark's `tcp.analysis` flags on the same file: real loss
+//! between two network namespaces (iptables `statistic`), a client that
+//! stops reading (zero window), and a connection refused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Server, have, is_root, reqresp, skip};
+
+/// A tcpdump writing `file`, ready once it said "listening on".
+struct Tcpdump(Child);
+
+impl Tcpdump {
+    /// Starts `[ip netns exec NS] tcpdump -i IFACE -w FILE FILTER` and waits
+    /// (at most 10 s) until it listens.
+    fn start(netns: Option<&str>, iface: &str, file: &Path, filter: &str) -> Tcpdump {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "tcpdump"]);
+                c
+            }
+            None => Command::new("tcpdump"),
+        };
+        let mut child = cmd
+            .args(["-i", iface, "--immediate-mode", "-U", "-w"])
+            .arg(file)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tcpdump");
+        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("tcpdump did not start listening within 10 s");
+        Tcpdump(child)
+    }
+
+    /// Stops it with SIGINT (it then writes what it holds) and waits.
+    fn stop(mut self) {
+        // SAFETY: kill on our own child's PID.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until tshark sees at least `fins` FIN segments in `file` (the
+/// conversation is fully written), at most 10 s.
+fn wait_for_fins(file: &Path, fins: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(file)
+            .args([
+                "-Y",
+                "tcp.flags.fin == 1",
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+            ])
+            .output()
+            .expect("run tshark");
+        let seen = String::from_utf8_lossy(&out.stdout).lines().count();
+        if seen >= fins || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Frame numbers tshark flags with the display filter `filter`.
+fn tshark_frames(file: &Path, filter: &str) -> BTreeSet<u64> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(["-Y", filter, "-T", "fields", "-e", "frame.number"])
+        .output()
+        .expect("run tshark");
+    assert!(out.status.success(), "tshark failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().expect("frame number"))
+        .collect()
+}
+
+/// `reqresp analyze FILE --format json`.
+fn analyze(file: &Path) -> serde_json::Value {
+    let out = reqresp()
+        .arg("analyze")
+        .arg(file)
+        .args(["--format", "json"])
+        .output()
+        .expect("run reqresp analyze");
+    assert!(out.status.success(), "analyze failed: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Frame numbers of our events, by kind.
+fn our_frames(json: &serde_json::Value) -> BTreeMap<String, BTreeSet<u64>> {
+    let mut by_kind: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for c in json["connections"].as_array().expect("connections") {
+        for e in c["events"].as_array().expect("events") {
+            by_kind
+                .entry(e["kind"].as_str().expect("kind").to_owned())
+                .or_default()
+                .insert(e["frame"].as_u64().expect("frame"));
+        }
+    }
+    by_kind
+}
+
+/// Every event kind agrees with tshark frame by frame. tshark flags fast,
+/// spurious and SYN retransmissions as retransmissions too, and has no
+/// "refused" flag (a refusal is a RST).
+fn assert_agrees_with_tshark(file: &Path, json: &serde_json::Value) {
+    let ours = our_frames(json);
+    let get = |kinds: &[&str]| -> BTreeSet<u64> {
+        kinds
+            .iter()
+            .flat_map(|k| ours.get(*k).cloned().unwrap_or_default())
+            .collect()
+    };
+    let pairs: [(&str, &[&str]); 12] = [
+        (
+            "tcp.analysis.retransmission",
+            &[
+                "retransmission",
+                "fast_retransmission",
+                "spurious_retransmission",
+                "syn_retransmission",
+            ],
+        ),
+        ("tcp.analysis.fast_retransmission", &["fast_retransmission"]),
+        (
+            "tcp.analysis.spurious_retransmission",
+            &["spurious_retransmission"],
+        ),
+        ("tcp.analysis.out_of_order", &["out_of_order"]),
+        ("tcp.analysis.duplicate_ack", &["duplicate_ack"]),
+        ("tcp.analysis.lost_segment", &["lost_segment"]),
+        ("tcp.analysis.ack_lost_segment", &["acked_unseen"]),
+        ("tcp.analysis.zero_window", &["zero_window"]),
+        ("tcp.analysis.zero_window_probe", &["zero_window_probe"]),
+        ("tcp.analysis.window_full", &["window_full"]),
+        ("tcp.analysis.keep_alive", &["keep_alive"]),
+        ("tcp.flags.reset == 1", &["rst", "connection_refused"]),
+    ];
+    for (filter, kinds) in pairs {
+        assert_eq!(
+            get(kinds),
+            tshark_frames(file, filter),
+            "frames of {kinds:?} differ from tshark's `{filter}` on {}",
+            file.display()
+        );
+    }
+    // The summary counts what the connections list.
+    let summary = &json["summary"]["tcp_events"];
+    for (kind, frames) in &ours {
+        assert!(
+            summary[kind].as_u64().expect("count") >= frames.len() as u64,
+            "summary count of {kind}"
+        );
+    }
+}
+
+/// Removes the namespaces when dropped, on every path.
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(out.status.success(), "ip {args:?}: {out:?}");
+}
+
+fn netns_exec(ns: &str, args: &[&str]) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("run ip netns exec");
+    assert!(out.status.success(), "in {ns}: {args:?}: {out:?}");
+}
+
+#[test]
+fn loss_between_namespaces_shows_retransmissions_as_tshark_does() {
+    if !is_root() || !have("tshark") || !have("tcpdump") || !have("iptables") {
+        return skip("TCP events under loss need root, tcpdump, tshark and iptables");
+    }
+    let tag = std::process::id();
+    let (a, b) = (format!("rrev{tag}a"), format!("rrev{tag}b"));
+    let _ns = Namespaces(vec![a.clone(), b.clone()]);
+    ip(&["netns", "add", &a]);
+    ip(&["netns", "add", &b]);
+    let (va, vb) = (format!("rre{tag}a"), format!("rre{tag}b"));
+    ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
+    ip(&["link", "set", &va, "netns", &a]);
+    ip(&["link", "set", &vb, "netns", &b]);
+    ip(&["-n", &a, "addr", "add", "10.78.0.1/24", "dev", &va]);
+    ip(&["-n", &b, "addr", "add", "10.78.0.2/24", "dev", &vb]);
+    for (ns, dev) in [(&a, &va), (&b, &vb)] {
+        ip(&["-n", ns, "link", "set", dev, "up"]);
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+        // 15% random loss each way (the rules die with the namespace).
+        netns_exec(
+            ns,
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-p",
+                "tcp",
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                "0.15",
+                "-j",
+                "DROP",
+            ],
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.keep();
+    let pcap = dir.join("loss.pcap");
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &b, crate::support::bin()])
+        .args(["server", "--listen", "10.78.0.2:2222"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("server's first line");
+    assert!(line.contains("listening on"), "server said {line:?}");
+    let capture = Tcpdump::start(Some(&a), &va, &pcap, "tcp port 2222");
+    let mut client = Command::new("ip")
+        .args(["netns", "exec", &a, crate::support::bin()])
+        .args(["client", "10.78.0.2:2222", "--timeout", "30"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start client");
+    {
+        let mut stdin = client.stdin.take().expect("stdin");
+        for i in 1..=60 {
+            writeln!(stdin, "message number {i}").expect("write to client");
+        }
+    }
+    let out = client.wait_with_output().expect("client");
+    assert!(out.status.success(), "client failed under loss: {out:?}");
+    wait_for_fins(&pcap, 2);
+    capture.stop();
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let json = analyze(&pcap);
+    let conn = &json["connections"][0];
+    let answered = conn["exchanges"]
+        .as_array()
+        .expect("exchanges")
+        .iter()
+        .filter(|e| !e["latency_us"].is_null())
+        .count();
+    assert_eq!(answered, 60, "every request answered despite the loss");
+    let retransmissions: u64 = [
+        "retransmission",
+        "fast_retransmission",
+        "spurious_retransmission",
+        "syn_retransmission",
+    ]
+    .iter()
+    .map(|k| json["summary"]["tcp_events"][k].as_u64().expect("count"))
+    .sum();
+    assert!(
+        retransmissions > 0,
+        "15% loss each way over 60 exchanges gave no retransmission"
+    );
+    assert_agrees_with_tshark(&pcap, &json);
+
+    // The text ladder marks them where they happened.
+    let text = reqresp()
+        .arg("analyze")
+        .arg(&pcap)
+        .output()
+        .expect("analyze text");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("⟲"), "no retransmission line in:\n{text}");
+    assert!(
+        text.contains("tcp events"),
+        "no events in the summary:\n{text}"
+    );
+}
+
+#[test]
+fn a_client_that_stops_reading_shows_zero_windows_as_tshark_does() {
+    if !is_root() || !have("tshark") || !have("tcpdump") {
+        return skip("zero-window capture needs root, tcpdump and tshark");
+    }
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.keep();
+    let pcap = dir.join("zero-window.pcap");
+    let port = server.addr.port();
+    let capture = Tcpdump::start(None, "lo", &pcap, &format!("tcp port {port}"));
+    {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        // A small receive buffer fills fast; the client never reads.
+        sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        sock.connect(&server.addr.into()).expect("connect");
+        let mut stream: TcpStream = sock.into();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        let line = [b'x'; 1000];
+        // The server's answers fill our window, then it stops reading ours
+        // and our writes block: stop there.
+        for _ in 0..3_000 {
+            if stream
+                .write_all(&line)
+                .and_then(|_| stream.write_all(b"\n"))
+                .is_err()
+            {
+                break;
+            }
+        }
+        // Wait until the capture holds a zero window (bounded).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tshark_frames(&pcap, "tcp.analysis.zero_window").is_empty()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    wait_for_fins(&pcap, 1);
+    capture.stop();
+    let json = analyze(&pcap);
+    assert!(
+        json["summary"]["tcp_events"]["zero_window"].as_u64() > Some(0),
+        "no zero window from a client that stopped reading"
+    );
+    assert_agrees_with_tshark(&pcap, &json);
+}
+
+#[test]
+fn a_connection_to_a_closed_port_is_refused() {
+    if !is_root() || !have("tshark") || !have("tcpdump") {
+        return skip("capturing on lo needs root, tcpdump and tshark");
+    }
+    // A port that is surely closed: bind one, then close it.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.keep();
+    let pcap = dir.join("refused.pcap");
+    let capture = Tcpdump::start(None, "lo", &pcap, &format!("tcp port {port}"));
+    let err = TcpStream::connect(("127.0.0.1", port)).expect_err("closed port");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tshark_frames(&pcap, "tcp.flags.reset == 1").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    capture.stop();
+    let json = analyze(&pcap);
+    let events = &json["connections"][0]["events"];
+    assert_eq!(events[0]["kind"], "connection_refused", "{events}");
+    assert_eq!(events[0]["side"], "server");
+    assert_agrees_with_tshark(&pcap, &json);
+    let text = reqresp().arg("analyze").arg(&pcap).output().expect("text");
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("connection refused"),
+        "the ladder says the connection was refused"
+    );
+}
