@@ -42,6 +42,9 @@ pub struct Args {
     /// Seconds a connection may stay silent (or not read its responses) before it is closed.
     #[arg(long, value_parser = parse_secs, default_value = "300")]
     idle_timeout: Duration,
+    /// Time to wait before each answer, as a slow server would (e.g. 300ms, 1.5s); 0 = none.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay, default_value = "0")]
+    delay: Duration,
     /// Seconds open connections get to finish after SIGINT/SIGTERM.
     #[arg(long, value_parser = parse_secs, default_value = "5")]
     drain_timeout: Duration,
@@ -66,6 +69,10 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    reqresp::lab::faults::spec::parse_duration(s).map_err(|e| e.to_string())
+}
+
 /// Runs `reqresp server`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     logging::init(&args.log)?;
@@ -86,6 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         idle_timeout: args.idle_timeout,
         drain_timeout: args.drain_timeout,
         raw_read_size: args.raw_read_size,
+        delay: args.delay,
     };
     config.validate()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

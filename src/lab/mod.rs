@@ -18,8 +18,11 @@
 //! [`topology::Topology`]; Ctrl-C and SIGTERM are turned into an error by
 //! [`signals`] so that they unwind through those guards too.
 
+pub mod faults;
 pub mod names;
 pub mod process;
+pub mod scenario;
+pub mod scenario_run;
 pub mod signals;
 pub mod topology;
 

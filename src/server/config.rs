@@ -39,6 +39,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Bytes asked for per read with raw framing (one read is one request).
     pub raw_read_size: usize,
+    /// Time the server waits before sending each answer (`--delay`), so a
+    /// slow server can be told from a slow network in a capture; zero by default.
+    pub delay: Duration,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             raw_read_size: DEFAULT_RAW_READ_SIZE,
+            delay: Duration::ZERO,
         }
     }
 }
@@ -66,6 +70,7 @@ impl fmt::Debug for Config {
             .field("idle_timeout", &self.idle_timeout)
             .field("drain_timeout", &self.drain_timeout)
             .field("raw_read_size", &self.raw_read_size)
+            .field("delay", &self.delay)
             .finish()
     }
 }

@@ -187,6 +187,7 @@ where
             Ok(Err(ConnectionError::Frame(e))) => return refuse(conn, e),
         }
         loop {
+            let before_batch = *requests;
             let batch = conn.answer_buffered(WRITE_HIGH_WATER, |request, out| {
                 let before = out.len();
                 service.respond(request, out);
@@ -212,6 +213,11 @@ where
                     return refuse(conn, e);
                 }
             };
+            // `--delay`: a slow server, one delay per answer in this batch.
+            let answered = u32::try_from(*requests - before_batch).unwrap_or(u32::MAX);
+            if !config.delay.is_zero() && answered > 0 {
+                tokio::time::sleep(config.delay.saturating_mul(answered)).await;
+            }
             match timeout(config.idle_timeout, conn.flush()).await {
                 Err(_) => return Close::WriteStalled(config.idle_timeout),
                 Ok(Err(e)) => return Close::Io(e),

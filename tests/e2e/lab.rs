@@ -496,7 +496,7 @@ fn two_netns_labs_at_once_both_succeed_on_their_own_bridges() {
 
 /// `lab --down` removes every kept or orphaned topology, so the tests that
 /// leave one up and call it take turns.
-static DOWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static DOWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn keep_leaves_a_usable_topology_and_down_removes_it() {

@@ -11,5 +11,6 @@ mod check;
 mod client;
 mod compose;
 mod lab;
+mod scenarios;
 mod server;
 mod tcp_events;
