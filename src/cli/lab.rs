@@ -69,6 +69,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if args.scenario.is_some() || args.fault.is_some() {
+        anyhow::ensure!(
+            args.mode != Mode::Loopback,
+            "scenarios and faults run in the lab's network namespaces, not on loopback: drop --mode loopback (and run as root)"
+        );
         return run_scenario(args);
     }
     let options = LabOptions {

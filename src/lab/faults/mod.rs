@@ -39,11 +39,6 @@ pub enum FaultError {
     /// The NFQUEUE handler failed.
     #[error(transparent)]
     Queue(#[from] delay::QueueError),
-    /// Faults need the namespace lab.
-    #[error(
-        "faults are made inside the lab's network namespaces, but this run is on loopback; run as root (sudo reqresp lab ...) or with --mode netns"
-    )]
-    NeedsNetns,
 }
 
 /// How the delay is made on this machine.

@@ -190,7 +190,7 @@ pub fn show(d: Duration) -> String {
         "0".into()
     } else if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
-    } else if d < Duration::from_secs(1) && d.as_nanos() % 1_000_000 == 0 {
+    } else if d < Duration::from_secs(1) && d.as_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}s", d.as_secs_f64())
