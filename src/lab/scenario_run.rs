@@ -1079,3 +1079,76 @@ fn slow_reader_client(netns: &str, addr: SocketAddr, hold: Duration) -> std::io:
 pub fn list() -> String {
     scenario::list()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> serde_json::Value {
+        serde_json::json!({
+            "connections": [{
+                "id": 1,
+                "exchanges": [
+                    {"request_preview": "a", "request_time": 1_000_000u64, "response_last_time": 2_000_000u64, "latency_us": 1000.0},
+                    {"request_preview": "b", "request_time": 10_000_000u64, "response_last_time": 1_000_000_000u64, "latency_us": 990000.0}
+                ],
+                "events": [
+                    {"kind": "retransmission", "side": "client", "seq": 2, "time": 210_000_000u64, "detail": 200000.0},
+                    {"kind": "duplicate_ack", "side": "server", "seq": 1, "time": 211_000_000u64, "detail": 1.0},
+                    {"kind": "retransmission", "side": "client", "seq": 2, "time": 610_000_000u64, "detail": 600000.0},
+                    {"kind": "retransmission", "side": "client", "seq": 9, "time": 700_000_000u64, "detail": null}
+                ]
+            }]
+        })
+    }
+
+    #[test]
+    fn resends_of_one_segment_form_a_run_with_its_gaps() {
+        let runs = retransmission_runs(&report());
+        assert_eq!(
+            runs.len(),
+            1,
+            "a resend without its original is no run: {runs:?}"
+        );
+        assert_eq!(runs[0].times, [10_000_000, 210_000_000, 610_000_000]);
+        assert_eq!(runs[0].gaps_ms, [200.0, 400.0]);
+        assert!(retransmission_runs(&serde_json::json!({"connections": 3})).is_empty());
+    }
+
+    #[test]
+    fn the_exchange_a_resend_delayed_is_named() {
+        let hit = exchanges_hit(&report());
+        assert_eq!(hit.len(), 1, "{hit:?}");
+        assert!(
+            hit[0].contains("exchange 2 (\"b\"): 3 retransmission(s), latency 990.0 ms"),
+            "{hit:?}"
+        );
+    }
+
+    #[test]
+    fn the_section_ends_with_the_explanation_in_the_chosen_language() {
+        let record = ScenarioRecord {
+            scenario: "loss".into(),
+            fault: "loss=15%".into(),
+            explanation_en: "English words ".repeat(20),
+            explanation_id: "Kata Indonesia ".repeat(20),
+            ..ScenarioRecord::default()
+        };
+        let en = scenario_section(&record, Some(Lang::En));
+        assert!(en.contains("What happened:") && !en.contains("Apa yang terjadi:"));
+        let id = scenario_section(&record, Some(Lang::Id));
+        assert!(id.contains("Apa yang terjadi:") && !id.contains("What happened:"));
+        let both = scenario_section(&record, None);
+        assert!(both.contains("What happened:") && both.contains("Apa yang terjadi:"));
+        assert!(both.lines().all(|l| l.chars().count() <= 80), "{both}");
+    }
+
+    #[test]
+    fn a_custom_fault_spreads_its_requests_over_the_partition() {
+        let spec: FaultSpec = "partition=8s@1s".parse().unwrap();
+        let Plan::Paced { messages, gap, .. } = custom_plan(&spec) else {
+            panic!("paced");
+        };
+        assert!(gap * messages as u32 >= Duration::from_secs(9));
+    }
+}

@@ -147,6 +147,16 @@ fn lab(args: &[&str]) -> Run {
         serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}")))
             .unwrap()
     };
+    // The check: every event kind agrees with tshark's
+    // `tcp.analysis` flags, frame by frame, on the scenario's capture.
+    if have("tshark") {
+        crate::tcp_events::assert_agrees_with_tshark(
+            &dir.path().join("reqresp.pcap"),
+            &read("report.json"),
+        );
+    } else {
+        skip("tshark missing: scenario events not compared with tshark");
+    }
     let report_txt = std::fs::read_to_string(dir.path().join("report.txt")).unwrap();
     assert!(report_txt.contains("What happened:"), "{report_txt}");
     assert!(report_txt.contains("Apa yang terjadi:"), "{report_txt}");

@@ -134,7 +134,7 @@ fn our_frames(json: &serde_json::Value) -> BTreeMap<String, BTreeSet<u64>> {
 /// Every event kind agrees with tshark frame by frame. tshark flags fast,
 /// spurious and SYN retransmissions as retransmissions too, and has no
 /// "refused" flag (a refusal is a RST).
-fn assert_agrees_with_tshark(file: &Path, json: &serde_json::Value) {
+pub(crate) fn assert_agrees_with_tshark(file: &Path, json: &serde_json::Value) {
     let ours = our_frames(json);
     let get = |kinds: &[&str]| -> BTreeSet<u64> {
         kinds
