@@ -251,7 +251,7 @@ fn loss_retransmits_yet_answers_every_request() {
     assert!(resent >= 1, "no retransmission:\n{}", run.stdout);
     let client = run.client("client");
     assert_eq!(client["ok"], true, "{}", run.scenario);
-    assert_eq!(client["responses"].as_array().unwrap().len(), 20);
+    assert_eq!(client["responses"].as_array().unwrap().len(), 30);
     assert!(
         run.scenario["mechanisms"][0]
             .as_str()

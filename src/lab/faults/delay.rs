@@ -229,6 +229,7 @@ fn serve(
     let mut jitter = Jitter::new(seed);
     let mut held: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
     let mut last_due = Instant::now();
+    let mut warned = false;
     loop {
         let stopping = stop.load(Ordering::SeqCst);
         loop {
@@ -243,7 +244,12 @@ fn serve(
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(err) => {
-                    eprintln!("reqresp lab: NFQUEUE in {netns}: {err}");
+                    // Once: a persistent error (ENOBUFS under a flood) must
+                    // not fill the terminal every millisecond.
+                    if !warned {
+                        eprintln!("reqresp lab: NFQUEUE in {netns}: {err}");
+                        warned = true;
+                    }
                     break;
                 }
             }
@@ -252,8 +258,11 @@ fn serve(
         while held.front().is_some_and(|(due, _)| stopping || *due <= now) {
             let (_, mut msg) = held.pop_front().expect("front exists");
             msg.set_verdict(nfq::Verdict::Accept);
-            if let Err(err) = queue.verdict(msg) {
+            if let Err(err) = queue.verdict(msg)
+                && !warned
+            {
                 eprintln!("reqresp lab: NFQUEUE verdict in {netns}: {err}");
+                warned = true;
             }
         }
         if stopping {

@@ -91,11 +91,17 @@ impl Faults {
             let mut mechanism = DelayMechanism::Nfqueue;
             if !forced {
                 for host in hosts {
-                    if delay::try_netem(host, d, verbose)? {
-                        faults.netem.push(host.clone());
-                        mechanism = DelayMechanism::Netem;
-                    } else {
+                    if !delay::try_netem(host, d, verbose)? {
                         break;
+                    }
+                    faults.netem.push(host.clone());
+                }
+                if faults.netem.len() == hosts.len() {
+                    mechanism = DelayMechanism::Netem;
+                } else {
+                    // Netem on some hosts only: undo it, NFQUEUE does all.
+                    for host in faults.netem.drain(..) {
+                        delay::remove_netem(&host, verbose)?;
                     }
                 }
             }
