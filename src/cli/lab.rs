@@ -16,7 +16,9 @@ use reqresp::lab::{self, LabError, LabOptions, LabService, Mode, signals};
 Network namespaces need root: `sudo reqresp lab`. Without root the lab runs on loopback.
 Each run gets its own bridge: br-reqresp when free, else br-reqresp-1, -2, ... (two runs at
 once, a kept lab, or the Docker lab of compose/reqresp.yml holding br-reqresp).
-Everything is removed at the end, on error and on Ctrl-C, unless --keep.")]
+Everything is removed at the end, on error and on Ctrl-C, unless --keep.
+Break it on purpose: `sudo reqresp lab --scenario list`, or compose faults with
+--fault loss=15%,delay=50ms±10ms,partition=2s@1s (rules live in the lab's namespaces).")]
 pub struct Args {
     /// Where to run: namespaces when root, else loopback.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
@@ -43,11 +45,11 @@ pub struct Args {
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
     server_args: Vec<String>,
     /// Run a scenario with a fault (`--scenario list` shows them all); needs root.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["keep", "down"])]
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["keep", "down", "messages", "server_args", "service", "tickets"])]
     scenario: Option<String>,
     /// Compose faults on the lab's link, e.g. loss=15%,delay=50ms±10ms,partition=2s@1s
     /// (with --scenario: replaces its fault); needs root.
-    #[arg(long, value_name = "SPEC", conflicts_with_all = ["keep", "down"])]
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["keep", "down", "messages", "server_args", "service", "tickets"])]
     fault: Option<FaultSpec>,
     /// Language of a scenario's explanation (report.txt has both).
     #[arg(long, value_enum, default_value_t = Lang::En)]
