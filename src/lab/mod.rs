@@ -22,6 +22,7 @@ pub mod faults;
 pub mod names;
 pub mod process;
 pub mod scenario;
+pub mod scenario_record;
 pub mod scenario_run;
 pub mod signals;
 pub mod topology;
