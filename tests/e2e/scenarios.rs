@@ -520,3 +520,27 @@ fn a_killed_scenario_leaves_only_what_down_removes() {
     );
     made.assert_gone();
 }
+
+#[test]
+fn server_delay_holds_every_answer_and_refuses_a_bad_duration() {
+    let server = crate::support::Server::start(&["--delay", "200ms"]);
+    let started = std::time::Instant::now();
+    let out = reqresp()
+        .args(["client", &server.addr.to_string(), "one", "two"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "Echo: one\nEcho: two\n");
+    // A lower bound only: each answer waits at least the delay.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    let bad = reqresp()
+        .args(["server", "--listen", "127.0.0.1:0", "--delay", "soon"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("not a duration"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
