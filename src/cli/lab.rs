@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use reqresp::lab::faults::FaultSpec;
+use reqresp::lab::scenario::{self, Lang};
+use reqresp::lab::scenario_run::{self, ScenarioError, ScenarioOptions};
 use reqresp::lab::{self, LabError, LabOptions, LabService, Mode, signals};
 
 /// Arguments of `reqresp lab`.
@@ -15,7 +18,9 @@ Each run gets its own bridge: br-reqresp when free, else br-reqresp-1, -2, ... (
 once, a kept lab, or the Docker lab of compose/reqresp.yml holding br-reqresp).
 Everything is removed at the end, on error and on Ctrl-C, unless --keep.
 --down removes the lab's namespaces and veths; it leaves a bridge that the Docker lab has
-attached to (and says so) until that lab is down.")]
+attached to (and says so) until that lab is down.
+Break it on purpose: `sudo reqresp lab --scenario list`, or compose faults with
+--fault loss=15%,delay=50ms±10ms,partition=2s@1s (rules live in the lab's namespaces).")]
 pub struct Args {
     /// Where to run: namespaces when root, else loopback.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
@@ -43,6 +48,16 @@ pub struct Args {
     /// An extra argument for the server (repeatable), e.g. `--server-arg=--prefix=`.
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
     server_args: Vec<String>,
+    /// Run a scenario with a fault (`--scenario list` shows them all); needs root.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["keep", "down", "messages", "server_args", "service", "tickets"])]
+    scenario: Option<String>,
+    /// Compose faults on the lab's link, e.g. loss=15%,delay=50ms±10ms,partition=2s@1s
+    /// (with --scenario: replaces its fault); needs root.
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["keep", "down", "messages", "server_args", "service", "tickets"])]
+    fault: Option<FaultSpec>,
+    /// Language of a scenario's explanation (report.txt has both).
+    #[arg(long, value_enum, default_value_t = Lang::En)]
+    lang: Lang,
     /// Print every `ip` command run to build and remove the topology.
     #[arg(short, long)]
     verbose: bool,
@@ -54,6 +69,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.down {
         lab::down(args.verbose, &mut stdout)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if args.scenario.as_deref() == Some("list") {
+        print!("{}", scenario_run::list());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.scenario.is_some() || args.fault.is_some() {
+        anyhow::ensure!(
+            args.mode != Mode::Loopback,
+            "scenarios and faults run in the lab's network namespaces, not on loopback: drop --mode loopback (and run as root)"
+        );
+        return run_scenario(args);
     }
     let options = LabOptions {
         mode: args.mode,
@@ -70,6 +96,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match lab::run(&options, &mut stdout) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(LabError::Interrupted(signal)) => {
+            eprintln!("reqresp lab: interrupted; everything it created was removed");
+            Ok(ExitCode::from(signals::exit_status(signal)))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `reqresp lab --scenario NAME` / `--fault SPEC`.
+fn run_scenario(args: Args) -> anyhow::Result<ExitCode> {
+    let scenario = match args.scenario.as_deref() {
+        None => None,
+        Some(name) => Some(scenario::find(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no scenario `{name}`; the scenarios are:\n{}",
+                scenario_run::list()
+            )
+        })?),
+    };
+    let options = ScenarioOptions {
+        scenario,
+        fault: args.fault,
+        lang: args.lang,
+        out: args.out,
+        verbose: args.verbose,
+        exe: std::env::current_exe()
+            .context("cannot find the reqresp binary to run as server and client")?,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match scenario_run::run(&options, &mut stdout) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(ScenarioError::Interrupted(signal)) => {
             eprintln!("reqresp lab: interrupted; everything it created was removed");
             Ok(ExitCode::from(signals::exit_status(signal)))
         }

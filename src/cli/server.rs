@@ -59,6 +59,9 @@ pub struct Args {
     /// Seconds a connection may stay silent (or not read its responses) before it is closed.
     #[arg(long, value_parser = parse_secs, default_value = "300")]
     idle_timeout: Duration,
+    /// Time to wait before each answer, as a slow server would (e.g. 300ms, 1.5s); 0 = none.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay, default_value = "0")]
+    delay: Duration,
     /// Seconds a request may take to arrive whole, from its first byte,
     /// however slowly it trickles in; then the connection is closed.
     #[arg(long, value_parser = parse_secs, default_value = "5")]
@@ -95,6 +98,10 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    reqresp::lab::faults::spec::parse_duration(s).map_err(|e| e.to_string())
+}
+
 /// Runs `reqresp server`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     logging::init(&args.log)?;
@@ -120,6 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_connections_per_ip: args.max_connections_per_ip,
         drain_timeout: args.drain_timeout,
         raw_read_size: args.raw_read_size,
+        delay: args.delay,
     };
     config.validate()?;
     // Each connection is a descriptor, and so is each one being refused or

@@ -18,9 +18,13 @@
 //! [`topology::Topology`]; Ctrl-C and SIGTERM are turned into an error by
 //! [`signals`] so that they unwind through those guards too.
 
+pub mod faults;
 pub mod names;
 pub mod outdir;
 pub mod process;
+pub mod scenario;
+pub mod scenario_record;
+pub mod scenario_run;
 pub mod signals;
 pub mod topology;
 

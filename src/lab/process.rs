@@ -112,7 +112,25 @@ impl Process {
     /// Starts `command` with stdin closed and stdout/stderr captured, in a
     /// process group of its own (see [`detach`]) and told to end when the
     /// lab dies.
-    pub fn spawn(name: &'static str, mut command: Command) -> Result<Process, ProcessError> {
+    pub fn spawn(name: &'static str, command: Command) -> Result<Process, ProcessError> {
+        Process::start(name, command, Stdio::null()).map(|(process, _)| process)
+    }
+
+    /// Like [`Process::spawn`], with stdin a pipe the caller writes into
+    /// (the scenarios feed the client its requests one at a time).
+    pub fn spawn_with_stdin(
+        name: &'static str,
+        command: Command,
+    ) -> Result<(Process, std::process::ChildStdin), ProcessError> {
+        let (process, stdin) = Process::start(name, command, Stdio::piped())?;
+        Ok((process, stdin.expect("stdin is piped")))
+    }
+
+    fn start(
+        name: &'static str,
+        mut command: Command,
+        stdin: Stdio,
+    ) -> Result<(Process, Option<std::process::ChildStdin>), ProcessError> {
         detach(&mut command);
         // SAFETY: the hook only calls prctl, which is async-signal-safe.
         unsafe {
@@ -127,7 +145,7 @@ impl Process {
             });
         }
         let mut child = command
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -162,13 +180,17 @@ impl Process {
                 }
             }
         }));
-        Ok(Process {
-            name,
-            child,
-            stdout,
-            stderr,
-            readers,
-        })
+        let input = child.stdin.take();
+        Ok((
+            Process {
+                name,
+                child,
+                stdout,
+                stderr,
+                readers,
+            },
+            input,
+        ))
     }
 
     /// The child's process id.

@@ -54,6 +54,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Bytes asked for per read with raw framing (one read is one request).
     pub raw_read_size: usize,
+    /// Time the server waits before sending each answer (`--delay`), so a
+    /// slow server can be told from a slow network in a capture; zero by default.
+    pub delay: Duration,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             max_connections_per_ip: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             raw_read_size: DEFAULT_RAW_READ_SIZE,
+            delay: Duration::ZERO,
         }
     }
 }
@@ -87,6 +91,7 @@ impl fmt::Debug for Config {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("drain_timeout", &self.drain_timeout)
             .field("raw_read_size", &self.raw_read_size)
+            .field("delay", &self.delay)
             .finish()
     }
 }

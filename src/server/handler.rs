@@ -355,6 +355,7 @@ where
         }
         let before = *requests;
         loop {
+            let before_batch = *requests;
             let batch = conn.answer_buffered(WRITE_HIGH_WATER, |request, out| {
                 let before = out.len();
                 service.respond(request, out);
@@ -380,6 +381,11 @@ where
                     return refuse(conn, e);
                 }
             };
+            // `--delay`: a slow server, one delay per answer in this batch.
+            let delayed = u32::try_from(*requests - before_batch).unwrap_or(u32::MAX);
+            if !config.delay.is_zero() && delayed > 0 {
+                tokio::time::sleep(config.delay.saturating_mul(delayed)).await;
+            }
             if let Err(close) = flush(conn, config, registry, stop, now, answered).await {
                 return close;
             }

@@ -13,6 +13,7 @@ mod compose;
 mod fuzz_corpus;
 mod html;
 mod lab;
+mod scenarios;
 mod server;
 mod snapshots;
 mod tcp_events;

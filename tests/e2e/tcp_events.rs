@@ -184,7 +184,7 @@ fn our_frames(json: &serde_json::Value) -> BTreeMap<String, BTreeSet<u64>> {
 /// capture missed is reported by reqresp each time one reaches past the
 /// captured data; tshark 4 leaves out some repeats, so there reqresp's
 /// frames must include tshark's.
-fn assert_agrees_with_tshark(file: &Path, json: &serde_json::Value) {
+pub(crate) fn assert_agrees_with_tshark(file: &Path, json: &serde_json::Value) {
     let ours = our_frames(json);
     let get = |kinds: &[&str]| -> BTreeSet<u64> {
         kinds

@@ -1,0 +1,828 @@
+//! Runs a [`Scenario`] (or a `--fault` of one's own) in the namespace lab:
+//! topology, capture, faults, server(s) and clients as the scenario's
+//! [`Plan`] says, then the analysis, the reports and the explanation.
+//!
+//! Besides the lab's usual files, a run writes `scenario.json`: what each
+//! client sent, got and printed as its error, how each fault was made, and
+//! the retransmission runs (the same segment sent again and again, with the
+//! gaps between the sends; see [`super::scenario_record`]). The end-to-end
+//! tests read it together with `report.json`'s `events`.
+//!
+//! Every resource is a guard dropped in reverse order: clients and servers
+//! ([`Process`]), the faults ([`Faults`]), the capture, the topology. The
+//! faults live in the lab's namespaces, so a SIGKILL leaves nothing that
+//! `reqresp lab --down` does not remove.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::faults::{self, FaultError, FaultSpec, Faults};
+use super::names::{LAB_PORT, LabNames};
+use super::process::{self, Process, ProcessError};
+use super::scenario::{self, CUSTOM_EN, CUSTOM_ID, Lang, Plan, Scenario};
+use super::scenario_record::{
+    ClientRecord, ScenarioRecord, exchanges_hit, retransmission_runs, scenario_section,
+};
+use super::topology::{Topology, TopologyError};
+use super::{LabService, analyze_capture, client_args, in_netns, server_args, signals};
+use crate::capture::{Capture, CaptureConfig, CaptureError};
+use crate::report::{self, Format, RenderOptions};
+
+/// The original lab's Python server, run by `one-client-server`.
+const PYTHON_SERVER: &str = include_str!("../../contrib/lab-python/server.py");
+/// How long a server may take to say it listens.
+const SERVER_START: Duration = Duration::from_secs(10);
+/// Margin over the client's own timeout before the lab stops waiting.
+const MARGIN: Duration = Duration::from_secs(5);
+/// Capture time after the last client, for the teardown.
+const SETTLE: Duration = Duration::from_millis(300);
+/// The slow reader's server idle timeout.
+const SLOW_READER_IDLE: Duration = Duration::from_secs(3);
+/// Most bytes the slow reader sends.
+const SLOW_READER_MAX: usize = 16 * 1024 * 1024;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ScenarioOptions {
+    /// The scenario; `None` with `fault` set runs a paced client under that fault.
+    pub scenario: Option<&'static Scenario>,
+    /// `--fault`: replaces the scenario's own fault when given.
+    pub fault: Option<FaultSpec>,
+    /// Language of the explanation on standard output (report.txt has both).
+    pub lang: Lang,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Print every command.
+    pub verbose: bool,
+    /// The `reqresp` binary to run as server and client.
+    pub exe: PathBuf,
+}
+
+/// Why a scenario could not run (a client failing is not one: it is recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// Scenarios need namespaces.
+    #[error(
+        "scenarios and faults run in the lab's network namespaces, which need root: run `sudo reqresp lab --scenario ...`"
+    )]
+    NeedsRoot,
+    /// The topology failed.
+    #[error("building the lab network")]
+    Topology(#[from] TopologyError),
+    /// A fault could not be set up.
+    #[error(transparent)]
+    Fault(#[from] FaultError),
+    /// A server or client could not run.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// The capture failed.
+    #[error("capturing the lab's traffic")]
+    Capture(#[from] CaptureError),
+    /// Analysis or report failed.
+    #[error(transparent)]
+    Lab(#[from] super::LabError),
+    /// A file could not be written.
+    #[error("writing {path}: {source} (choose another directory with --out)")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A program the scenario needs is missing.
+    #[error("{0}")]
+    Missing(String),
+    /// Ctrl-C or SIGTERM.
+    #[error("interrupted: cleaned up and stopped")]
+    Interrupted(i32),
+}
+
+fn check_interrupt() -> Result<(), ScenarioError> {
+    match signals::interrupted() {
+        Some(signal) => Err(ScenarioError::Interrupted(signal)),
+        None => Ok(()),
+    }
+}
+
+/// The plan of a `--fault` run without a scenario: ten requests spread so
+/// that a partition falls among them.
+fn custom_plan(spec: &FaultSpec) -> Plan {
+    let span = faults::partition_span(spec);
+    let gap = (span / 8).max(Duration::from_millis(100));
+    Plan::Paced {
+        messages: 10,
+        gap,
+        timeout: Duration::from_secs(10),
+    }
+}
+
+/// Runs the scenario; progress and the report go to `out`.
+pub fn run(
+    options: &ScenarioOptions,
+    out: &mut dyn Write,
+) -> Result<ScenarioRecord, ScenarioError> {
+    let _signals = signals::SignalGuard::install();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(ScenarioError::NeedsRoot);
+    }
+    let spec = match (options.fault, options.scenario) {
+        (Some(spec), _) => spec,
+        (None, Some(s)) if !s.fault.is_empty() => s.fault.parse().expect("built-in faults parse"),
+        _ => FaultSpec::default(),
+    };
+    let plan = options
+        .scenario
+        .map_or_else(|| custom_plan(&spec), |s| s.plan);
+    let mut record = ScenarioRecord {
+        scenario: options.scenario.map_or("custom", |s| s.name).to_string(),
+        fault: spec.to_string(),
+        server_delay_ms: options.scenario.map_or(0, |s| s.server_delay_ms),
+        explanation_en: options
+            .scenario
+            .map_or(CUSTOM_EN, |s| s.explain_en)
+            .to_string(),
+        explanation_id: options
+            .scenario
+            .map_or(CUSTOM_ID, |s| s.explain_id)
+            .to_string(),
+        ..ScenarioRecord::default()
+    };
+    std::fs::create_dir_all(&options.out).map_err(|source| ScenarioError::Output {
+        path: options.out.clone(),
+        source,
+    })?;
+    let say = |out: &mut dyn Write, text: &str| {
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    };
+    say(
+        out,
+        &format!("scenario: {}  (fault: {})", record.scenario, record.fault),
+    );
+
+    let topology = Topology::create(std::process::id(), options.verbose)?;
+    let names = topology.names().clone();
+    say(
+        out,
+        &format!(
+            "topology: bridge {} (ifindex {}), server host {} ({}, veth {}), client host {} ({}, veth {})",
+            names.bridge,
+            topology
+                .bridge_ifindex()
+                .map_or_else(|| "?".to_string(), |i| i.to_string()),
+            names.server.netns,
+            names.server.ip,
+            names.server.veth,
+            names.client.netns,
+            names.client.ip,
+            names.client.veth
+        ),
+    );
+    let pcap = options.out.join("reqresp.pcap");
+    let mut config = CaptureConfig::new(names.bridge.clone(), pcap.clone());
+    config.promiscuous = true;
+    let capture = Capture::start(config)?;
+    say(
+        out,
+        &format!("capturing on {} into {}", names.bridge, pcap.display()),
+    );
+
+    let hosts = [names.server.netns.clone(), names.client.netns.clone()];
+    let mut faults = if spec.is_empty() {
+        None
+    } else {
+        Some(Faults::apply(spec, &hosts, options.verbose)?)
+    };
+    if let Some(f) = &faults {
+        record.mechanisms = f.describe();
+        record.delay_mechanism = f.delay_mechanism().map(|m| {
+            match m {
+                faults::DelayMechanism::Netem => "netem",
+                faults::DelayMechanism::Nfqueue => "nfqueue",
+            }
+            .to_string()
+        });
+        say(out, "faults:");
+        for line in &record.mechanisms {
+            say(out, &format!("  {line}"));
+        }
+    }
+
+    let mut ctx = Ctx {
+        names: &names,
+        exe: &options.exe,
+        out: &options.out,
+        faults: faults.as_mut(),
+        record: &mut record,
+        started: None,
+    };
+    let ran = ctx.run_plan(plan, options.scenario.map_or(0, |s| s.server_delay_ms), out);
+    let started = ctx.started;
+    if let Some(f) = faults.as_mut() {
+        record.packets_held = f.packets_held();
+        if let (Some(p), Some(t0)) = (f.partition(), started) {
+            let log = p.log();
+            let ms =
+                |t: Option<Instant>| t.map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1e3);
+            record.partition_ms = Some((ms(log.began), ms(log.ended)));
+        }
+        for err in f.remove() {
+            record.notes.push(format!("removing a fault: {err}"));
+        }
+    }
+    drop(faults);
+    std::thread::sleep(SETTLE);
+    let stats = capture.stop();
+    ran?;
+    let stats = stats?;
+    say(out, &format!("capture stopped: {stats}"));
+
+    let server = SocketAddr::from((names.server.ip, LAB_PORT));
+    let analysis = analyze_capture(&pcap, server)?;
+    let mut json = Vec::new();
+    report::render(
+        &analysis,
+        Format::Json,
+        &RenderOptions::default(),
+        &mut json,
+    )
+    .map_err(|source| ScenarioError::Output {
+        path: options.out.join("report.json"),
+        source,
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+    record.retransmission_runs = retransmission_runs(&value);
+    record.exchanges_hit = exchanges_hit(&value);
+
+    let files = RenderOptions {
+        title: Some(format!(
+            "reqresp lab --scenario {}: {}",
+            record.scenario,
+            pcap.display()
+        )),
+        ..RenderOptions::default()
+    };
+    let mut text = Vec::new();
+    let rendered = report::render(&analysis, Format::Text, &files, &mut text)
+        .and_then(|()| {
+            text.extend_from_slice(scenario_section(&record, None).as_bytes());
+            write_file(&options.out.join("report.txt"), &text)
+        })
+        .and_then(|()| write_file(&options.out.join("report.json"), &json))
+        .and_then(|()| {
+            let mut svg = Vec::new();
+            report::render(&analysis, Format::Svg, &files, &mut svg)?;
+            write_file(&options.out.join("ladder.svg"), &svg)
+        })
+        .and_then(|()| {
+            let scenario_json = serde_json::to_vec_pretty(&record).expect("record serializes");
+            write_file(&options.out.join("scenario.json"), &scenario_json)
+        });
+    rendered.map_err(|source| ScenarioError::Output {
+        path: options.out.clone(),
+        source,
+    })?;
+    let _ = writeln!(out);
+    let _ = report::render(&analysis, Format::Text, &RenderOptions::for_stdout(), out);
+    let _ = write!(out, "{}", scenario_section(&record, Some(options.lang)));
+    let dir = options.out.display();
+    let _ = writeln!(
+        out,
+        "\nfiles in {dir}/: reqresp.pcap, report.txt (both languages), report.json, ladder.svg, scenario.json"
+    );
+
+    let mut topology = topology;
+    let errors = topology.teardown();
+    if let Some(err) = errors.into_iter().next() {
+        return Err(err.into());
+    }
+    say(
+        out,
+        &format!(
+            "cleaned up: faults, namespaces {} and {}, bridge {} removed",
+            names.server.netns, names.client.netns, names.bridge
+        ),
+    );
+    Ok(record)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+/// Cuts long text for the record.
+fn short(text: &str) -> String {
+    const MAX: usize = 120;
+    if text.chars().count() <= MAX {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(MAX).collect();
+    format!("{cut}… ({} bytes)", text.len())
+}
+
+struct Ctx<'a> {
+    names: &'a LabNames,
+    exe: &'a Path,
+    out: &'a Path,
+    faults: Option<&'a mut Faults>,
+    record: &'a mut ScenarioRecord,
+    /// When the (first) client started: the partition's clock.
+    started: Option<Instant>,
+}
+
+impl Ctx<'_> {
+    fn addr(&self, port: u16) -> SocketAddr {
+        SocketAddr::from((self.names.server.ip, port))
+    }
+
+    fn start_clock(&mut self) {
+        if self.started.is_none() {
+            self.started = Some(Instant::now());
+            if let Some(f) = self.faults.as_deref_mut() {
+                f.start_clock();
+            }
+        }
+    }
+
+    /// Starts `reqresp server` in the server host on `port` with `extra` arguments.
+    fn server(
+        &mut self,
+        port: u16,
+        service: LabService,
+        tickets: u64,
+        extra: &[String],
+        out: &mut dyn Write,
+    ) -> Result<Process, ScenarioError> {
+        let cmd = in_netns(
+            &self.names.server.netns,
+            self.exe,
+            &server_args(self.addr(port), service, tickets, self.out, extra),
+        );
+        let _ = writeln!(out, "server: {}", process::display(&cmd));
+        let mut server = Process::spawn("server", cmd)?;
+        server.wait_for_line("listening on ", SERVER_START)?;
+        Ok(server)
+    }
+
+    fn client_cmd(&self, args: &[String]) -> Command {
+        in_netns(&self.names.client.netns, self.exe, args)
+    }
+
+    fn run_plan(
+        &mut self,
+        plan: Plan,
+        server_delay_ms: u64,
+        out: &mut dyn Write,
+    ) -> Result<(), ScenarioError> {
+        match plan {
+            Plan::Paced {
+                messages,
+                gap,
+                timeout,
+            } => {
+                let extra = if server_delay_ms > 0 {
+                    vec!["--delay".to_string(), format!("{server_delay_ms}ms")]
+                } else {
+                    Vec::new()
+                };
+                let mut server = self.server(LAB_PORT, LabService::Echo, 0, &extra, out)?;
+                let requests: Vec<String> =
+                    (1..=messages).map(|i| format!("request {i}")).collect();
+                let record =
+                    self.paced(LAB_PORT, "client", &requests, gap, timeout, out, |_, _| {
+                        Ok(())
+                    })?;
+                self.record.clients.push(record);
+                server.stop(libc::SIGTERM, Duration::from_secs(5));
+            }
+            Plan::Crash => self.crash(out)?,
+            Plan::RecvBug => self.recv_bug(out)?,
+            Plan::OneClientServer => self.one_client_server(out)?,
+            Plan::TicketsRace { clients, tickets } => self.tickets_race(clients, tickets, out)?,
+            Plan::SlowReader => self.slow_reader(out)?,
+        }
+        Ok(())
+    }
+
+    /// One client fed its requests through stdin, one at a time, `gap`
+    /// apart; `after(i, ctx)` runs after request `i` was answered.
+    #[allow(clippy::too_many_arguments)]
+    fn paced(
+        &mut self,
+        port: u16,
+        label: &str,
+        requests: &[String],
+        gap: Duration,
+        timeout: Duration,
+        out: &mut dyn Write,
+        mut after: impl FnMut(usize, &mut dyn Write) -> Result<(), ScenarioError>,
+    ) -> Result<ClientRecord, ScenarioError> {
+        let mut args = client_args(self.addr(port), &[]);
+        args.pop(); // no `--`: requests come on stdin
+        args.extend([
+            "--timeout".to_string(),
+            format!("{}", timeout.as_secs_f64()),
+        ]);
+        let cmd = self.client_cmd(&args);
+        let mut record = ClientRecord {
+            label: label.to_string(),
+            command: format!("{} < requests", process::display(&cmd)),
+            ..ClientRecord::default()
+        };
+        let _ = writeln!(out, "{label}: {}", record.command);
+        let (mut client, mut stdin) = Process::spawn_with_stdin("client", cmd)?;
+        self.start_clock();
+        for (i, request) in requests.iter().enumerate() {
+            check_interrupt()?;
+            record.requests.push(short(request));
+            if writeln!(stdin, "{request}")
+                .and_then(|()| stdin.flush())
+                .is_err()
+            {
+                break; // the client has gone: its error is read below
+            }
+            match client.wait_for_line("", timeout + MARGIN) {
+                Ok(response) => {
+                    let _ = writeln!(out, "  > {}\n  < {}", short(request), short(&response));
+                    record.responses.push(short(&response));
+                }
+                Err(ProcessError::Interrupted(s)) => return Err(ScenarioError::Interrupted(s)),
+                Err(_) => {
+                    let _ = writeln!(out, "  > {}\n  < (no response)", short(request));
+                    break;
+                }
+            }
+            after(i, out)?;
+            if i + 1 < requests.len() {
+                std::thread::sleep(gap);
+            }
+        }
+        drop(stdin);
+        let status = client.wait(timeout + MARGIN);
+        let error = client.stderr().trim().to_string();
+        let success = matches!(status, Ok(s) if s.success());
+        record.ok = success && record.responses.len() == requests.len();
+        if !error.is_empty() || !success {
+            record.error = Some(if error.is_empty() {
+                format!("{status:?}")
+            } else {
+                error
+            });
+        }
+        if let Some(e) = &record.error {
+            let _ = writeln!(out, "  {label} error: {e}");
+        }
+        Ok(record)
+    }
+
+    /// Runs a client with `messages` as arguments to its end.
+    fn once(
+        &self,
+        label: &str,
+        port: u16,
+        flags: &[&str],
+        messages: &[String],
+        expected: &[String],
+    ) -> Result<(Process, ClientRecord), ScenarioError> {
+        let mut args = vec!["client".to_string(), self.addr(port).to_string()];
+        args.extend(flags.iter().map(|f| f.to_string()));
+        args.push("--".to_string());
+        args.extend(messages.iter().cloned());
+        let cmd = self.client_cmd(&args);
+        let record = ClientRecord {
+            label: label.to_string(),
+            command: short(&process::display(&cmd)),
+            requests: messages.iter().map(|m| short(m)).collect(),
+            expected: expected.iter().map(|m| short(m)).collect(),
+            ..ClientRecord::default()
+        };
+        Ok((Process::spawn("client", cmd)?, record))
+    }
+
+    /// Waits for a client of [`Ctx::once`] and fills in its record.
+    fn finish(
+        mut client: Process,
+        mut record: ClientRecord,
+        limit: Duration,
+        full: &[String],
+    ) -> ClientRecord {
+        let status = client.wait(limit);
+        let responses = client.remaining_stdout();
+        let error = client.stderr().trim().to_string();
+        let success = matches!(status, Ok(s) if s.success());
+        let right = full.is_empty() || responses.iter().zip(full).all(|(r, e)| r == e);
+        record.ok = success && responses.len() == record.requests.len() && right;
+        record.responses = responses.iter().map(|r| short(r)).collect();
+        if !success {
+            record.error = Some(if error.is_empty() {
+                format!("{status:?}")
+            } else {
+                error
+            });
+        } else if !right {
+            record.error = Some("the answer is not the expected one".to_string());
+        }
+        record
+    }
+
+    fn crash(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
+        let mut server = self.server(LAB_PORT, LabService::Echo, 0, &[], out)?;
+        let requests = [
+            "before the crash".to_string(),
+            "after the crash".to_string(),
+        ];
+        let mut killed = None;
+        let record = self.paced(
+            LAB_PORT,
+            "client",
+            &requests,
+            Duration::from_millis(300),
+            Duration::from_secs(5),
+            out,
+            |i, out| {
+                if i == 0 {
+                    let pid = server.pid();
+                    killed = server.stop(libc::SIGKILL, Duration::from_secs(2));
+                    let _ = writeln!(out, "server killed (SIGKILL, pid {pid})");
+                }
+                Ok(())
+            },
+        )?;
+        if let Some(status) = killed {
+            self.record.notes.push(format!("server ended: {status}"));
+        }
+        self.record.clients.push(record);
+        let (client, record) = self.once(
+            "new client",
+            LAB_PORT,
+            &["--timeout", "3"],
+            &["hello?".to_string()],
+            &[],
+        )?;
+        let _ = writeln!(out, "new client: {}", record.command);
+        let record = Self::finish(client, record, Duration::from_secs(8), &[]);
+        if let Some(e) = &record.error {
+            let _ = writeln!(out, "  new client error: {e}");
+        }
+        self.record.clients.push(record);
+        Ok(())
+    }
+
+    fn recv_bug(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
+        self.start_clock();
+        // 3,000 bytes of readable text, numbered every 10 bytes.
+        let message: String = (0..300)
+            .map(|i| format!("{:>9}.", i * 10))
+            .collect::<String>()
+            .replace(' ', "-");
+        let expected = format!("Echo: {message}");
+        for (label, framing, port) in [
+            ("raw framing (recv(1024))", "raw", LAB_PORT),
+            ("line framing", "line", LAB_PORT + 1),
+        ] {
+            let extra = vec!["--framing".to_string(), framing.to_string()];
+            let mut server = self.server(port, LabService::Echo, 0, &extra, out)?;
+            let (client, record) = self.once(
+                label,
+                port,
+                &["--framing", framing, "--timeout", "3"],
+                std::slice::from_ref(&message),
+                std::slice::from_ref(&expected),
+            )?;
+            let _ = writeln!(out, "{label}: {}", record.command);
+            let record = Self::finish(
+                client,
+                record,
+                Duration::from_secs(8),
+                std::slice::from_ref(&expected),
+            );
+            let _ = writeln!(
+                out,
+                "  answer: {} bytes, {}",
+                record.responses.first().map_or(0, |r| r.len()),
+                if record.ok { "right" } else { "WRONG" }
+            );
+            self.record.clients.push(record);
+            server.stop(libc::SIGTERM, Duration::from_secs(5));
+        }
+        Ok(())
+    }
+
+    fn one_client_server(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
+        self.start_clock();
+        let script = self.out.join("lab-python-server.py");
+        std::fs::write(&script, PYTHON_SERVER).map_err(|source| ScenarioError::Output {
+            path: script.clone(),
+            source,
+        })?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.names.server.netns, "python3"])
+            .arg(&script)
+            .args([LAB_PORT.to_string(), self.names.server.ip.to_string()]);
+        let _ = writeln!(
+            out,
+            "server (the original lab's): {}",
+            process::display(&cmd)
+        );
+        let mut python = Process::spawn("python server", cmd).map_err(|e| {
+            ScenarioError::Missing(format!(
+                "{e}; one-client-server needs python3 (apt-get install python3)"
+            ))
+        })?;
+        python
+            .wait_for_line("Server listening on ", SERVER_START)
+            .map_err(|e| ScenarioError::Missing(format!("{e}; one-client-server needs python3")))?;
+        self.three_clients("python server", LAB_PORT, out)?;
+        python.stop(libc::SIGTERM, Duration::from_secs(2));
+        let extra = vec!["--framing".to_string(), "raw".to_string()];
+        let mut server = self.server(LAB_PORT + 1, LabService::Echo, 0, &extra, out)?;
+        self.three_clients("reqresp server", LAB_PORT + 1, out)?;
+        server.stop(libc::SIGTERM, Duration::from_secs(5));
+        Ok(())
+    }
+
+    fn three_clients(
+        &mut self,
+        server: &str,
+        port: u16,
+        out: &mut dyn Write,
+    ) -> Result<(), ScenarioError> {
+        let mut running = Vec::new();
+        for i in 1..=3 {
+            let message = format!("hello from client {i}");
+            let expected = format!("Echo: {message}");
+            running.push(self.once(
+                &format!("{server}, client {i}"),
+                port,
+                &["--framing", "raw", "--timeout", "3"],
+                &[message],
+                &[expected],
+            )?);
+        }
+        for (client, record) in running {
+            let expected = record.expected.clone();
+            let record = Self::finish(client, record, Duration::from_secs(8), &expected);
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                record.label,
+                record
+                    .error
+                    .as_deref()
+                    .unwrap_or(record.responses.first().map_or("", String::as_str))
+            );
+            self.record.clients.push(record);
+        }
+        Ok(())
+    }
+
+    fn tickets_race(
+        &mut self,
+        clients: usize,
+        tickets: u64,
+        out: &mut dyn Write,
+    ) -> Result<(), ScenarioError> {
+        let mut server = self.server(LAB_PORT, LabService::Tickets, tickets, &[], out)?;
+        self.start_clock();
+        let mut running = Vec::new();
+        for i in 1..=clients {
+            running.push(self.once(
+                &format!("client {i}"),
+                LAB_PORT,
+                &["--timeout", "10"],
+                &["book ticket".to_string()],
+                &[],
+            )?);
+        }
+        let mut booked = 0;
+        for (client, record) in running {
+            let record = Self::finish(client, record, Duration::from_secs(15), &[]);
+            if record
+                .responses
+                .first()
+                .is_some_and(|r| r.starts_with("Booked"))
+            {
+                booked += 1;
+            }
+            self.record.clients.push(record);
+        }
+        let note = format!("{booked} of {clients} clients booked a ticket (stock {tickets})");
+        let _ = writeln!(out, "{note}");
+        self.record.notes.push(note);
+        server.stop(libc::SIGTERM, Duration::from_secs(5));
+        Ok(())
+    }
+
+    fn slow_reader(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
+        let extra = vec![
+            "--idle-timeout".to_string(),
+            format!("{}", SLOW_READER_IDLE.as_secs()),
+        ];
+        let mut server = self.server(LAB_PORT, LabService::Echo, 0, &extra, out)?;
+        self.start_clock();
+        let netns = self.names.client.netns.clone();
+        let addr = self.addr(LAB_PORT);
+        let _ = writeln!(
+            out,
+            "slow reader: a client in {netns} that sends 16 KiB lines to {addr} and never reads"
+        );
+        let hold = SLOW_READER_IDLE + Duration::from_secs(2);
+        let sent = std::thread::spawn(move || slow_reader_client(&netns, addr, hold))
+            .join()
+            .map_err(|_| ScenarioError::Missing("the slow reader thread panicked".into()))?;
+        let (sent, note) = match sent {
+            Ok(sent) => (
+                sent,
+                format!("the slow reader sent {sent} bytes and read none"),
+            ),
+            Err(e) => (0, format!("the slow reader failed: {e}")),
+        };
+        let _ = writeln!(out, "  {note}");
+        self.record.notes.push(note);
+        self.record.clients.push(ClientRecord {
+            label: "slow reader".into(),
+            command: "(a socket in the client host that never reads)".into(),
+            requests: vec![format!("{sent} bytes of 16 KiB lines")],
+            ok: sent > 0,
+            ..ClientRecord::default()
+        });
+        server.stop(libc::SIGTERM, Duration::from_secs(5));
+        Ok(())
+    }
+}
+
+/// The slow reader: in the client host, sends lines until the server's
+/// window and its own buffer are full, holds the socket without reading
+/// for `hold`, then closes it. Returns the bytes sent.
+fn slow_reader_client(netns: &str, addr: SocketAddr, hold: Duration) -> std::io::Result<usize> {
+    super::faults::netns::enter(netns)?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+    // A small receive buffer fills sooner; the kernel doubles the value.
+    let size: libc::c_int = 16 * 1024;
+    // SAFETY: setsockopt on our own socket with a valid int.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    stream.set_nonblocking(true)?;
+    let mut line = vec![b'x'; 16 * 1024];
+    *line.last_mut().expect("not empty") = b'\n';
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let mut stalled_since: Option<Instant> = None;
+    let mut offset = 0;
+    while sent < SLOW_READER_MAX && started.elapsed() < hold {
+        match stream.write(&line[offset..]) {
+            Ok(n) => {
+                sent += n;
+                offset = (offset + n) % line.len();
+                stalled_since = None;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(500) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Hold the connection, reading nothing, while the server probes and times out.
+    while started.elapsed() < hold {
+        if signals::interrupted().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(sent)
+}
+
+/// `--scenario list`.
+pub fn list() -> String {
+    scenario::list()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_custom_fault_spreads_its_requests_over_the_partition() {
+        let spec: FaultSpec = "partition=8s@1s".parse().unwrap();
+        let Plan::Paced { messages, gap, .. } = custom_plan(&spec) else {
+            panic!("paced");
+        };
+        assert!(gap * messages as u32 >= Duration::from_secs(9));
+    }
+}
