@@ -1185,7 +1185,10 @@ fn analyze_refuses_what_is_not_a_capture_and_a_missing_file() {
     )));
     assert!(!ok);
     assert!(stdout.is_empty());
-    assert!(stderr.contains("not a pcap or pcapng file"), "{stderr}");
+    assert!(
+        stderr.contains("this is not a capture file: it starts with 5b 70 61 63"),
+        "{stderr}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.pcap");
     let (ok, _, stderr) = analyze_cli(&missing);
