@@ -46,10 +46,11 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::event::Event;
 use super::model::{
     Analysis, Close, CloseEvent, CloseKind, Connection, Gap, Handshake, Side, Timestamp,
 };
-use super::pairing::{FramingChoice, PairLimits, Pairer, side_name};
+use super::pairing::{FramingChoice, PairLimits, Pairer};
 use super::reassembly::{Chunk, ChunkData, Reassembler};
 use super::segment::TcpSegment;
 use crate::protocol::Framing;
@@ -192,12 +193,29 @@ struct Flow {
     rst: [bool; 2],
     /// A buffer-bound warning was given for this direction.
     warned_bound: [bool; 2],
+    /// Exchanges handed out as [`Event::Exchange`] so far.
+    reported: usize,
 }
 
-fn slot_of(side: Side) -> usize {
-    match side {
-        Side::Client => 0,
-        Side::Server => 1,
+/// What the analyzer owes its caller: the connections not taken yet, and
+/// the events of exchange settled (when asked for).
+#[derive(Debug, Default)]
+struct Output {
+    /// Connections not drained yet; the first is number `drained`.
+    connections: VecDeque<Connection>,
+    /// Per connection in `connections`: settled (see [`Slot::settled`]).
+    settled: VecDeque<bool>,
+    drained: usize,
+    /// [`Event::Opened`] and [`Event::Exchange`] not taken yet; `None`
+    /// when they are not asked for.
+    events: Option<VecDeque<Event>>,
+}
+
+impl Output {
+    /// The connection of `slot`, unless drained already.
+    fn get_mut(&mut self, conn: usize) -> Option<&mut Connection> {
+        conn.checked_sub(self.drained)
+            .and_then(|i| self.connections.get_mut(i))
     }
 }
 
@@ -224,11 +242,7 @@ pub struct Analyzer {
     now: Timestamp,
     /// Packets since the last sweep of the table.
     since_sweep: u64,
-    /// Connections not drained yet; the first is number `drained`.
-    connections: VecDeque<Connection>,
-    /// Per connection in `connections`: settled (see [`Slot::settled`]).
-    settled: VecDeque<bool>,
-    drained: usize,
+    out: Output,
     /// Framing of every drained connection with exchanges, if they agree:
     /// `None` before any, `Some(None)` once they disagree.
     framing_seen: Option<Option<Framing>>,
@@ -245,9 +259,7 @@ impl Analyzer {
             table: Table::default(),
             now: Timestamp(0),
             since_sweep: 0,
-            connections: VecDeque::new(),
-            settled: VecDeque::new(),
-            drained: 0,
+            out: Output::default(),
             framing_seen: None,
             warnings: Vec::new(),
             suppressed: 0,
@@ -255,14 +267,42 @@ impl Analyzer {
         }
     }
 
+    /// Also queue [`Event::Opened`] and [`Event::Exchange`] for
+    /// [`Analyzer::next_event`], so that a live view can show a connection
+    /// when it opens and each exchange as soon as it is settled. Off by
+    /// default: it costs a copy of every exchange.
+    pub fn with_exchange_events(mut self) -> Self {
+        self.out.events.get_or_insert_with(VecDeque::new);
+        self
+    }
+
+    /// The next event: the queued [`Event::Opened`] and [`Event::Exchange`]
+    /// first (when asked for), then the next connection over as
+    /// [`Event::Closed`] (see [`Analyzer::next_settled`]). Take them all
+    /// after each [`Analyzer::push`] or [`Analyzer::tick`].
+    pub fn next_event(&mut self) -> Option<Event> {
+        if let Some(event) = self.out.events.as_mut().and_then(VecDeque::pop_front) {
+            return Some(event);
+        }
+        self.next_settled().map(Event::Closed)
+    }
+
+    /// Time passes without packets (a live capture that is quiet): the
+    /// analyzer's clock moves to `now` if later, and the table forgets the
+    /// address pairs of drained connections quiet for [`LINGER`].
+    pub fn tick(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
+        self.sweep();
+    }
+
     /// Connections seen so far (drained ones included).
     pub fn connections(&self) -> usize {
-        self.drained + self.connections.len()
+        self.out.drained + self.out.connections.len()
     }
 
     /// Whether [`Analyzer::drain_settled`] has a connection to hand over.
     pub fn has_settled(&self) -> bool {
-        self.settled.front() == Some(&true)
+        self.out.settled.front() == Some(&true)
     }
 
     /// Takes the connections that are over, in order, up to the first one
@@ -281,9 +321,9 @@ impl Analyzer {
         if !self.has_settled() {
             return None;
         }
-        self.settled.pop_front();
-        self.drained += 1;
-        let c = self.connections.pop_front()?;
+        self.out.settled.pop_front();
+        self.out.drained += 1;
+        let c = self.out.connections.pop_front()?;
         self.note_framing(&c);
         Some(c)
     }
@@ -302,8 +342,8 @@ impl Analyzer {
 
     /// Marks the connection of `slot` settled if it is.
     fn settle(&mut self, slot_conn: usize, settled: bool) {
-        if settled && let Some(i) = slot_conn.checked_sub(self.drained) {
-            self.settled[i] = true;
+        if settled && let Some(i) = slot_conn.checked_sub(self.out.drained) {
+            self.out.settled[i] = true;
         }
     }
 
@@ -348,15 +388,7 @@ impl Analyzer {
         // The common case in one table lookup: a packet of a known connection.
         let applied = match self.table.get_mut(&k) {
             Some(slot) if !new_needed(slot) => {
-                apply(
-                    slot,
-                    &mut self.connections,
-                    &mut self.settled,
-                    self.drained,
-                    &self.opts,
-                    seg,
-                    &mut warnings,
-                );
+                apply(slot, &mut self.out, &self.opts, seg, &mut warnings);
                 true
             }
             _ => false,
@@ -369,15 +401,7 @@ impl Analyzer {
             }
             let slot = self.open(seg);
             let slot = self.table.entry(k).insert_entry(slot).into_mut();
-            apply(
-                slot,
-                &mut self.connections,
-                &mut self.settled,
-                self.drained,
-                &self.opts,
-                seg,
-                &mut warnings,
-            );
+            apply(slot, &mut self.out, &self.opts, seg, &mut warnings);
         }
         for w in warnings {
             self.warn(w);
@@ -397,8 +421,16 @@ impl Analyzer {
             ));
         }
         let pairer = Pairer::new(self.opts.framing, self.limits(), &mut conn);
-        self.connections.push_back(conn);
-        self.settled.push_back(false);
+        if let Some(events) = &mut self.out.events {
+            events.push_back(Event::Opened {
+                id,
+                client,
+                server,
+                time: seg.time,
+            });
+        }
+        self.out.connections.push_back(conn);
+        self.out.settled.push_back(false);
         Slot {
             conn: self.connections() - 1,
             client,
@@ -415,6 +447,7 @@ impl Analyzer {
                 fin: [false; 2],
                 rst: [false; 2],
                 warned_bound: [false; 2],
+                reported: 0,
             })),
         }
     }
@@ -425,7 +458,7 @@ impl Analyzer {
     fn sweep(&mut self) {
         self.since_sweep = 0;
         let linger = u64::try_from(LINGER.as_nanos()).unwrap_or(u64::MAX);
-        let (drained, now) = (self.drained, self.now);
+        let (drained, now) = (self.out.drained, self.now);
         self.table.retain(|_, slot| {
             slot.conn >= drained || slot.last_time.0.saturating_add(linger) >= now.0
         });
@@ -439,10 +472,7 @@ impl Analyzer {
 
     fn close_flow(&mut self, mut slot: Slot, time: Timestamp) {
         if let Some(flow) = slot.flow.take()
-            && let Some(conn) = slot
-                .conn
-                .checked_sub(self.drained)
-                .and_then(|i| self.connections.get_mut(i))
+            && let Some(conn) = self.out.get_mut(slot.conn)
         {
             finalize(*flow, conn, time, 0);
         }
@@ -456,12 +486,12 @@ impl Analyzer {
         for (_, slot) in std::mem::take(&mut self.table) {
             let time = slot
                 .conn
-                .checked_sub(self.drained)
-                .and_then(|i| self.connections.get(i))
+                .checked_sub(self.out.drained)
+                .and_then(|i| self.out.connections.get(i))
                 .map_or(Timestamp(0), |c| c.last_seen);
             self.close_flow(slot, time);
         }
-        let connections = std::mem::take(&mut self.connections);
+        let connections = std::mem::take(&mut self.out.connections);
         for c in &connections {
             self.note_framing(c);
         }
@@ -480,24 +510,23 @@ impl Analyzer {
 }
 
 /// Applies a segment to the connection of its address pair (`slot`), which
-/// is `connections[slot.conn - drained]` unless drained already; marks it in
-/// `settled` once it is over. (A function of the analyzer's fields rather
-/// than a method, so that the slot can stay borrowed from the table.)
+/// is `out.connections[slot.conn - drained]` unless drained already; marks
+/// it settled once it is over, and queues the events of exchanges it
+/// settled. (A function of the analyzer's fields rather than a method, so
+/// that the slot can stay borrowed from the table.)
 fn apply(
     slot: &mut Slot,
-    connections: &mut VecDeque<Connection>,
-    settled: &mut VecDeque<bool>,
-    drained: usize,
+    out: &mut Output,
     opts: &Options,
     seg: &TcpSegment<'_>,
     warnings: &mut Vec<String>,
 ) {
     slot.last_time = slot.last_time.max(seg.time);
-    let Some(i) = slot.conn.checked_sub(drained) else {
+    let Some(i) = slot.conn.checked_sub(out.drained) else {
         // Drained: over, nothing more to learn.
         return;
     };
-    let Some(conn) = connections.get_mut(i) else {
+    let Some(conn) = out.connections.get_mut(i) else {
         return;
     };
     conn.last_seen = conn.last_seen.max(seg.time);
@@ -506,22 +535,39 @@ fn apply(
     } else {
         Side::Server
     };
-    let peer = 1 - slot_of(side);
+    let peer = side.other().index();
     if seg.flags.ack
         && let Some(fin) = slot.fin_seq[peer]
         && (seg.ack.wrapping_sub(fin.wrapping_add(1)) as i32) >= 0
     {
         slot.fin_acked[peer] = true;
     }
-    if slot.flow.is_some()
-        && track(opts, slot, conn, side, seg, warnings)
-        && let Some(flow) = slot.flow.take()
-    {
-        finalize(*flow, conn, seg.time, seg.number);
+    if slot.flow.is_some() {
+        let closed = track(opts, slot, conn, side, seg, warnings);
+        if let (Some(events), Some(flow)) = (&mut out.events, &mut slot.flow) {
+            report_settled(flow, conn, events);
+        }
+        if closed && let Some(flow) = slot.flow.take() {
+            finalize(*flow, conn, seg.time, seg.number);
+        }
     }
     if slot.settled() {
-        settled[i] = true;
+        out.settled[i] = true;
     }
+}
+
+/// Queues an [`Event::Exchange`] for each exchange of `conn` settled since
+/// the last call.
+fn report_settled(flow: &mut Flow, conn: &Connection, events: &mut VecDeque<Event>) {
+    let answered = flow.pairer.answered().min(conn.exchanges.len());
+    for index in flow.reported..answered {
+        events.push_back(Event::Exchange {
+            connection: conn.id,
+            index,
+            exchange: conn.exchanges[index].clone(),
+        });
+    }
+    flow.reported = flow.reported.max(answered);
 }
 
 /// Decides client and server for a connection's first segment; the third
@@ -582,7 +628,7 @@ fn track(
     let Some(flow) = slot.flow.as_mut() else {
         return false;
     };
-    let s = slot_of(side);
+    let s = side.index();
     let f = seg.flags;
 
     if f.rst {
@@ -684,16 +730,13 @@ fn track(
             opts.max_buffered_per_flow,
             seg.number,
             outcome.given_up,
-            side_name(side),
+            side,
         ));
     }
     if outcome.ignored {
         warnings.push(format!(
             "packet #{}: sequence number {} is far outside the {} stream of connection {}; ignored",
-            seg.number,
-            seg.seq,
-            side_name(side),
-            conn.id
+            seg.number, seg.seq, side, conn.id
         ));
     }
     if f.fin && !flow.fin[s] {

@@ -30,6 +30,41 @@ pub enum Side {
     Server,
 }
 
+impl Side {
+    /// Both sides, client first (the order of [`Side::index`]).
+    pub const BOTH: [Side; 2] = [Side::Client, Side::Server];
+
+    /// The other end.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+
+    /// 0 for the client, 1 for the server: the index of per-side arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Side::Client => 0,
+            Side::Server => 1,
+        }
+    }
+
+    /// `client` or `server`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything found in one capture.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Analysis {

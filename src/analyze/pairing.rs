@@ -560,6 +560,13 @@ impl Pairer {
         }
     }
 
+    /// Exchanges of the connection that are settled: those before the
+    /// first one still waiting for its response. Nothing changes them any
+    /// more.
+    pub fn answered(&self) -> usize {
+        self.unanswered
+    }
+
     /// Bytes held while detecting, or buffered in decoders (for memory accounting).
     pub fn buffered(&self) -> usize {
         match &self.mode {

@@ -1310,3 +1310,80 @@ fn analyze_streams_a_large_capture_completely() {
     assert_eq!(doc["summary"]["exchanges"], 5_000);
     assert_eq!(doc["packets"], 40_000);
 }
+
+// ---------------------------------------------------------------------------
+// The pipeline on a live capture (`reqresp::analyze::source::LiveSource`).
+
+#[test]
+fn a_live_capture_hands_out_an_exchange_while_its_connection_is_open() {
+    use reqresp::analyze::source::LiveSource;
+    use reqresp::analyze::{Event, FramingChoice, Options, Pipeline};
+
+    if !support::is_root() {
+        return support::skip("live capture needs root");
+    }
+    // An echo server on loopback, answering one line per connection.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let filter = format!("tcp port {port}");
+    let source =
+        LiveSource::open("lo", Some(&filter), Duration::from_millis(50)).expect("capture on lo");
+    let stop = source.stop_handle();
+    let (events_tx, events) = mpsc::channel::<String>();
+    let analyzer = std::thread::spawn(move || {
+        let options = Options {
+            framing: FramingChoice::Line,
+            ..Options::default()
+        };
+        Pipeline::new(options).with_exchange_events().run(
+            source,
+            |_| {},
+            |event| {
+                let brief = match event {
+                    Event::Opened { .. } => "opened".to_string(),
+                    Event::Exchange { exchange, .. } => format!(
+                        "exchange {} -> {}",
+                        exchange.request_preview, exchange.response_preview
+                    ),
+                    Event::Closed(_) => "closed".to_string(),
+                };
+                events_tx
+                    .send(brief)
+                    .map_err(|_| "the test stopped listening")
+            },
+        )
+    });
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        (&stream)
+            .write_all(format!("Echo: {line}").as_bytes())
+            .unwrap();
+        // Hold the connection open until the client closes it.
+        let mut rest = Vec::new();
+        let _ = (&stream).read_to_end(&mut rest);
+    });
+    // The capture is running once the handle is open; connect now.
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client.write_all(b"hello live\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(&client).read_line(&mut answer).unwrap();
+    assert_eq!(answer, "Echo: hello live\n");
+    // With the connection still open, the exchange comes out.
+    let wait = Duration::from_secs(10);
+    assert_eq!(events.recv_timeout(wait).unwrap(), "opened");
+    assert_eq!(
+        events.recv_timeout(wait).unwrap(),
+        "exchange hello live -> Echo: hello live"
+    );
+    client.shutdown(Shutdown::Both).unwrap();
+    drop(client);
+    server.join().unwrap();
+    assert_eq!(events.recv_timeout(wait).unwrap(), "closed");
+    stop.stop();
+    let analysis = analyzer.join().unwrap().expect("the capture ends cleanly");
+    // SYN, SYN-ACK, ACK, request, response (maybe with ACKs), FIN, FIN, ACK.
+    assert!(analysis.packets >= 8, "{}", analysis.packets);
+    assert!(events.try_recv().is_err(), "nothing after the close");
+}

@@ -39,17 +39,17 @@
 //! structurally corrupt file is refused with [`ReadError::Corrupt`] naming the
 //! byte offset, as libpcap does.
 
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, Read};
 use std::ops::ControlFlow;
 
 use pcap_parser::PcapError;
 
-use super::decode::{Skip, decode};
 use super::model::Timestamp;
 use super::segment::{RawPacket, TcpSegment};
 
 pub mod pcap;
 pub mod pcapng;
+mod summary;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -57,13 +57,14 @@ mod tests;
 
 use pcap::PcapHeader;
 use pcapng::PcapNgParser;
+pub use summary::{MAX_WARNINGS, ReadSummary, SkipCounts};
 
 /// Largest captured packet accepted (libpcap's `MAXIMUM_SNAPLEN`, 256 KiB).
 pub const MAX_PACKET_LEN: u32 = 262_144;
 /// Size of the read buffer: the most memory the reader ever holds.
 pub const BUFFER_SIZE: usize = 1024 * 1024;
-/// Warnings kept in [`ReadSummary::warnings`]; later ones are only counted.
-pub const MAX_WARNINGS: usize = 100;
+/// Bytes of input between two calls of a progress callback.
+pub const PROGRESS_STEP: u64 = 1 << 20;
 
 /// The file formats [`CaptureReader`] understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,8 @@ pub enum CaptureFormat {
     },
     /// pcapng (byte order may change from section to section).
     PcapNg,
+    /// Packets from a live capture (libpcap), not from a file.
+    Live,
 }
 
 /// Why a capture could not be read. Every variant says where and what to do.
@@ -110,6 +113,14 @@ pub enum ReadError {
     UnknownFormat {
         /// The first bytes of the input (up to 16).
         head: Vec<u8>,
+    },
+    /// A live capture failed (see [`crate::analyze::source::LiveSource`]).
+    #[error("{what}: {source}")]
+    Live {
+        /// What was being done.
+        what: String,
+        /// libpcap's error.
+        source: ::pcap::Error,
     },
     /// The file is structurally broken; nothing after `offset` can be trusted.
     #[error("corrupt {format} at byte offset {offset}: {what}")]
@@ -234,76 +245,6 @@ pub enum Corruption {
     Parser(String),
 }
 
-/// What was read from a capture, besides the segments themselves.
-#[derive(Debug, Clone)]
-pub struct ReadSummary {
-    /// The file format.
-    pub format: CaptureFormat,
-    /// Packet records read (every link type, TCP or not).
-    pub packets: u64,
-    /// Packets decoded into TCP segments and handed to the callback.
-    pub tcp_segments: u64,
-    /// Packets skipped, by reason.
-    pub skipped: SkipCounts,
-    /// Bytes of the input consumed.
-    pub bytes: u64,
-    /// True when the file was cut short mid-record (see the warnings).
-    pub truncated: bool,
-    /// The first [`MAX_WARNINGS`] warnings, in order.
-    pub warnings: Vec<String>,
-    /// How many warnings there were in all (may exceed `warnings.len()`).
-    pub warnings_total: u64,
-}
-
-/// Skipped packets by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SkipCounts {
-    /// Link layer carries something else than IP (ARP, LLC, ...).
-    pub not_ip: u64,
-    /// IP packets that are not TCP (UDP, ICMP, ...).
-    pub not_tcp: u64,
-    /// IP fragments (TCP over fragmented IP is not reassembled).
-    pub fragments: u64,
-    /// Packets of an interface whose link type is not supported.
-    pub unsupported_link: u64,
-    /// Packets whose headers the snaplen cut off.
-    pub cut_by_snaplen: u64,
-    /// Packets with invalid headers (each named in a warning).
-    pub malformed: u64,
-}
-
-impl ReadSummary {
-    fn new(format: CaptureFormat) -> Self {
-        ReadSummary {
-            format,
-            packets: 0,
-            tcp_segments: 0,
-            skipped: SkipCounts::default(),
-            bytes: 0,
-            truncated: false,
-            warnings: Vec::new(),
-            warnings_total: 0,
-        }
-    }
-
-    fn warn(&mut self, message: String) {
-        self.warnings_total += 1;
-        if self.warnings.len() < MAX_WARNINGS {
-            self.warnings.push(message);
-        }
-    }
-
-    /// The warnings, with a last line counting those not kept, ready for a report.
-    pub fn into_warnings(self) -> Vec<String> {
-        let mut warnings = self.warnings;
-        let dropped = self.warnings_total - warnings.len() as u64;
-        if dropped > 0 {
-            warnings.push(format!("... and {dropped} more warnings not shown"));
-        }
-        warnings
-    }
-}
-
 /// Reads a whole capture, calling `on_segment` for each TCP segment in file order.
 ///
 /// Returns `Ok` with a summary (also for a file cut short mid-record, with a
@@ -340,10 +281,8 @@ pub fn read_capture_until<R: Read>(
     mut on_segment: impl FnMut(&TcpSegment<'_>) -> ControlFlow<()>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<ReadSummary, ReadError> {
-    const PROGRESS_STEP: u64 = 1 << 20;
     let mut reader = CaptureReader::new(input)?;
     let mut summary = ReadSummary::new(reader.format());
-    let mut unsupported_links: Vec<u32> = Vec::new();
     let mut next_progress = PROGRESS_STEP;
     loop {
         let consumed = reader.bytes_consumed();
@@ -354,72 +293,15 @@ pub fn read_capture_until<R: Read>(
         let Some(packet) = reader.next_packet()? else {
             break;
         };
-        summary.packets += 1;
-        let number = packet.number;
-        let skip = match decode(&packet) {
-            Ok(segment) => {
-                summary.tcp_segments += 1;
-                if on_segment(&segment).is_break() {
-                    break;
-                }
-                continue;
-            }
-            Err(skip) => skip,
-        };
-        let counts = &mut summary.skipped;
-        match skip {
-            Skip::NotIp => counts.not_ip += 1,
-            Skip::NotTcp => counts.not_tcp += 1,
-            Skip::Fragment => counts.fragments += 1,
-            Skip::UnsupportedLink(link) => {
-                counts.unsupported_link += 1;
-                if !unsupported_links.contains(&link) && unsupported_links.len() < 16 {
-                    unsupported_links.push(link);
-                    summary.warn(format!(
-                        "packet {number}: {skip}; packets with this link type are skipped"
-                    ));
-                }
-            }
-            Skip::CutBySnaplen(_) => {
-                counts.cut_by_snaplen += 1;
-                summary.warn(format!("packet {number} skipped: {skip}"));
-            }
-            Skip::Malformed(_) => {
-                counts.malformed += 1;
-                summary.warn(format!("packet {number} skipped: {skip}"));
-            }
+        if let Some(segment) = summary.decode(&packet)
+            && on_segment(&segment).is_break()
+        {
+            break;
         }
     }
-    if summary.skipped.fragments > 0 {
-        summary.warn(format!(
-            "{} IP fragments were skipped: IP reassembly is not supported, \
-             so data they carry is missing from the streams",
-            summary.skipped.fragments
-        ));
-    }
-    if let Some(warning) = reader.truncation() {
-        summary.truncated = true;
-        summary.warn(warning.to_string());
-    }
-    summary.bytes = reader.bytes_consumed();
+    summary.finish(reader.truncation(), reader.bytes_consumed());
     on_progress(summary.bytes);
     Ok(summary)
-}
-
-/// A progress bar over `total` input bytes, or `None` when stderr is not a
-/// terminal or the size is unknown (a pipe): progress output is for people.
-pub fn progress_bar(total: Option<u64>) -> Option<indicatif::ProgressBar> {
-    let total = total?;
-    if !io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} reading capture {bytes}/{total_bytes} [{wide_bar}] {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    Some(bar)
 }
 
 /// Where a capture file was cut short.
