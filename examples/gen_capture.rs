@@ -20,12 +20,14 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
 use etherparse::{PacketBuilder, TcpOptionElement};
+use reqresp::analyze::model::Timestamp;
+use reqresp::analyze::testing::{PcapFormat, PcapWriter};
 
 /// Generate a synthetic capture of many short request/response connections.
 #[derive(Parser)]
@@ -51,7 +53,7 @@ const SERVER_IP: [u8; 4] = [10, 0, 0, 1];
 const SERVER_PORT: u16 = 2222;
 const SERVER_MAC: [u8; 6] = [0x02, 0x42, 0x0a, 0x00, 0x00, 0x01];
 const CLIENT_ADDRESSES: u64 = 2000;
-const SNAPLEN: u32 = 262_144;
+const LINKTYPE_ETHERNET: u32 = 1;
 const WORDS: &[&str] = &[
     "hello", "ticket", "order", "status", "ping", "weather", "lab", "request", "response", "tcp",
     "socket", "server", "client", "echo", "message", "bytes", "stream", "frame",
@@ -297,38 +299,6 @@ fn message(rng: &mut Rng) -> Vec<u8> {
     line
 }
 
-/// The classic pcap file format (microseconds, little-endian), written by
-/// hand: the format is a 24-byte header and a 16-byte header per record,
-/// and libpcap's dumper (the `pcap` crate's `Savefile`) would need a
-/// C `pcap_pkthdr` and an FFI call per packet for the same bytes.
-struct PcapWriter<W: Write> {
-    out: W,
-}
-
-impl<W: Write> PcapWriter<W> {
-    fn new(mut out: W) -> std::io::Result<Self> {
-        out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-        out.write_all(&2u16.to_le_bytes())?;
-        out.write_all(&4u16.to_le_bytes())?;
-        out.write_all(&0i32.to_le_bytes())?; // thiszone
-        out.write_all(&0u32.to_le_bytes())?; // sigfigs
-        out.write_all(&SNAPLEN.to_le_bytes())?;
-        out.write_all(&1u32.to_le_bytes())?; // LINKTYPE_ETHERNET
-        Ok(PcapWriter { out })
-    }
-
-    fn write(&mut self, time_ns: u64, packet: &[u8]) -> std::io::Result<()> {
-        let len = packet.len() as u32;
-        self.out
-            .write_all(&((time_ns / 1_000_000_000) as u32).to_le_bytes())?;
-        self.out
-            .write_all(&((time_ns % 1_000_000_000 / 1000) as u32).to_le_bytes())?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(packet)
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
@@ -339,7 +309,8 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let file = File::create(&args.output)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.output.display()))?;
-    let mut pcap = PcapWriter::new(BufWriter::with_capacity(1 << 20, file))?;
+    let out = BufWriter::with_capacity(1 << 20, file);
+    let mut pcap = PcapWriter::new(out, PcapFormat::tcpdump(LINKTYPE_ETHERNET))?;
     let mut rng = Rng(args.seed);
 
     let mean_gap_ns = 1e9 / args.rate;
@@ -400,7 +371,7 @@ fn main() -> anyhow::Result<()> {
                         conns.remove(&id);
                     }
                 }
-                pcap.write(time, &packet)?;
+                pcap.packet(Timestamp(time), &packet)?;
                 written += 1;
                 bytes += packet.len() as u64;
             }
@@ -408,7 +379,7 @@ fn main() -> anyhow::Result<()> {
             (Some(_), None) => unreachable!("handled by the first arm"),
         }
     }
-    pcap.out.flush()?;
+    pcap.finish()?;
     eprintln!(
         "wrote {} packets ({} connections, {:.1} MB of packet data) to {} in {:.1} s",
         written,

@@ -26,6 +26,7 @@ pub mod reader;
 pub mod reassembly;
 pub mod segment;
 pub mod source;
+pub mod testing;
 
 pub use event::Event;
 pub use flows::{Analyzer, Options};

@@ -952,6 +952,9 @@ fn looks_length_framed(b: &[u8], whole: bool, max: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::Options;
+    use crate::analyze::model::Analysis;
+    use crate::analyze::testing::{Script, analyze};
 
     fn conn() -> Connection {
         Connection::new(
@@ -1227,5 +1230,157 @@ mod tests {
         let c = run(FramingChoice::Auto, 100, &[(C, Ok(b"only\n"))]);
         assert_eq!(c.framing, Framing::Line);
         assert_eq!(reqs(&c), [("only".into(), 4, false)]);
+    }
+
+    // Pairing through the whole analyzer, on conversations written by hand.
+
+    fn one(analysis: &Analysis) -> &Connection {
+        assert_eq!(analysis.connections.len(), 1, "{analysis:#?}");
+        &analysis.connections[0]
+    }
+
+    fn requests(c: &Connection) -> Vec<&str> {
+        c.exchanges
+            .iter()
+            .map(|e| e.request_preview.as_str())
+            .collect()
+    }
+
+    fn responses(c: &Connection) -> Vec<&str> {
+        c.exchanges
+            .iter()
+            .map(|e| e.response_preview.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn pipelined_requests_pair_in_order_and_merged_segment_is_a_pitfall() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.c(1_000, b"a\nb\nc\n");
+        w.s(1_100, b"Echo: a\n");
+        w.s(1_200, b"Echo: b\n");
+        w.s(1_300, b"Echo: c\n");
+        let a = analyze(
+            Options {
+                framing: FramingChoice::Line,
+                ..Options::default()
+            },
+            &w.segs,
+        );
+        let c = one(&a);
+        assert_eq!(requests(c), ["a", "b", "c"]);
+        assert_eq!(responses(c), ["Echo: a", "Echo: b", "Echo: c"]);
+        let lat: Vec<_> = c.exchanges.iter().map(|e| e.latency_us).collect();
+        assert_eq!(lat, [Some(100.0), Some(200.0), Some(300.0)]);
+        assert_eq!(c.recv_pitfalls.len(), 1);
+        let p = &c.recv_pitfalls[0];
+        assert_eq!(
+            (p.from, p.kind, p.message, p.count),
+            (Side::Client, PitfallKind::Merged, 0, 3)
+        );
+    }
+
+    #[test]
+    fn merged_and_split_pitfalls_on_the_server_side() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.c(1_000, b"a\n");
+        w.c(1_001, b"b\n");
+        // Responses: first one split, then one segment ending "a" and carrying all of "b".
+        w.s(1_100, b"Echo");
+        w.s(1_101, b": a\nEcho: b\n");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(responses(c), ["Echo: a", "Echo: b"]);
+        let p: Vec<_> = c
+            .recv_pitfalls
+            .iter()
+            .map(|p| (p.from, p.kind, p.message, p.count))
+            .collect();
+        assert_eq!(
+            p,
+            [
+                (Side::Server, PitfallKind::Split, 0, 2),
+                (Side::Server, PitfallKind::Merged, 0, 2)
+            ]
+        );
+    }
+
+    fn framed(msg: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Framing::Length.encode(msg, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn length_framing_is_decoded_and_auto_detected() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        let req = framed(b"bin\x00ary");
+        w.c(1_000, &req[..3]);
+        w.c(1_001, &req[3..]);
+        w.s(1_100, &framed(b"Echo: bin\x00ary"));
+        w.c(2_000, &framed(b""));
+        w.s(2_050, &framed(b"Echo: "));
+        for choice in [FramingChoice::Length, FramingChoice::Auto] {
+            let a = analyze(
+                Options {
+                    framing: choice,
+                    ..Options::default()
+                },
+                &w.segs,
+            );
+            let c = one(&a);
+            assert_eq!(c.framing, Framing::Length);
+            assert_eq!(requests(c), ["bin\\x00ary", ""]);
+            assert_eq!(responses(c), ["Echo: bin\\x00ary", "Echo: "]);
+            assert_eq!(c.exchanges[0].request_bytes, 7);
+            assert_eq!(c.exchanges[0].latency_us, Some(99.0));
+            assert_eq!(c.recv_pitfalls.len(), 1, "{:?}", c.recv_pitfalls);
+            assert_eq!(c.recv_pitfalls[0].kind, PitfallKind::Split);
+        }
+    }
+
+    #[test]
+    fn auto_falls_back_to_turn_taking_for_unframed_binary() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.c(1_000, b"\x01\x02");
+        w.c(1_010, b"\x03");
+        w.s(1_100, b"\xff");
+        w.s(1_150, b"\xfe\xfd");
+        w.c(2_000, b"\x04");
+        w.s(2_500, b"\xfc");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(c.framing, Framing::Raw);
+        assert_eq!(requests(c), ["\\x01\\x02\\x03", "\\x04"]);
+        assert_eq!(responses(c), ["\\xff\\xfe\\xfd", "\\xfc"]);
+        let e = &c.exchanges[0];
+        assert_eq!(e.request_time, Timestamp(1_010_000));
+        assert_eq!(e.response_first_time, Some(Timestamp(1_100_000)));
+        assert_eq!(e.response_last_time, Some(Timestamp(1_150_000)));
+        assert_eq!(e.latency_us, Some(140.0));
+        assert_eq!(c.exchanges[1].latency_us, Some(500.0));
+        // Turn-taking does not judge recv() pitfalls.
+        assert!(c.recv_pitfalls.is_empty());
+    }
+
+    #[test]
+    fn a_server_greeting_is_an_exchange_without_request() {
+        let mut w = Script::new(1, 1);
+        w.handshake(0, 50);
+        w.s(500, b"220 ready\n");
+        w.c(1_000, b"hello\n");
+        w.s(1_100, b"Echo: hello\n");
+        let a = analyze(Options::default(), &w.segs);
+        let c = one(&a);
+        assert_eq!(c.framing, Framing::Line);
+        assert_eq!(requests(c), ["", "hello"]);
+        assert_eq!(responses(c), ["220 ready", "Echo: hello"]);
+        assert_eq!(c.exchanges[0].request_bytes, 0);
+        assert_eq!(c.exchanges[0].latency_us, None);
+        assert_eq!(c.exchanges[1].latency_us, Some(100.0));
     }
 }

@@ -436,11 +436,9 @@ fn spawn<'scope, E: Send + 'scope, K: FnMut(Event) -> Result<(), E> + Send + 'sc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::decode;
-    use crate::analyze::flows::tests::{Script, Seg};
     use crate::analyze::model::Side;
     use crate::analyze::reader::CaptureReader;
-    use crate::analyze::reader::testing::pcap;
+    use crate::analyze::testing::{Script, Seg, segments_pcap};
     use crate::analyze::{AnalyzeError, FramingChoice, analyze_stream};
     use std::convert::Infallible;
 
@@ -475,45 +473,7 @@ mod tests {
 
     /// The segments as a raw-IPv4 pcap, as tcpdump would write them.
     fn capture(segs: &[Seg]) -> Vec<u8> {
-        let packets: Vec<(u32, u32, Vec<u8>)> =
-            segs.iter()
-                .map(|s| {
-                    let (std::net::SocketAddr::V4(src), std::net::SocketAddr::V4(dst)) =
-                        (s.src, s.dst)
-                    else {
-                        unreachable!("the scripts are IPv4");
-                    };
-                    let mut b =
-                        etherparse::PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64)
-                            .tcp(src.port(), dst.port(), s.seq, 65535);
-                    if s.flags.syn {
-                        b = b.syn();
-                    }
-                    if s.flags.ack {
-                        b = b.ack(s.ack);
-                    }
-                    if s.flags.fin {
-                        b = b.fin();
-                    }
-                    if s.flags.rst {
-                        b = b.rst();
-                    }
-                    let mut out = Vec::new();
-                    b.write_to_vec(&mut out, &s.payload).unwrap();
-                    // As `Seg::view` times it: microseconds, in nanoseconds.
-                    let time = s.time * 1_000;
-                    (
-                        (time / 1_000_000_000) as u32,
-                        (time % 1_000_000_000) as u32,
-                        out,
-                    )
-                })
-                .collect();
-        let records: Vec<(u32, u32, &[u8], u32)> = packets
-            .iter()
-            .map(|(s, f, d)| (*s, *f, &d[..], d.len() as u32))
-            .collect();
-        pcap(true, false, decode::linktype::RAW, 65535, &records)
+        segments_pcap(segs)
     }
 
     #[test]

@@ -1200,61 +1200,30 @@ fn analyze_refuses_what_is_not_a_capture_and_a_missing_file() {
     assert!(stderr.contains("No such file"), "{stderr}");
 }
 
-/// Writes a raw-IPv4 pcap of `n` complete echo connections.
+/// Writes a raw-IPv4 pcap of `n` complete echo connections, 10 µs apart.
 fn synthetic_capture(path: &Path, n: u32) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    // pcap header: magic, v2.4, zone, sigfigs, snaplen, LINKTYPE_RAW (101).
-    let mut header = Vec::new();
-    header.extend(0xa1b2_c3d4u32.to_le_bytes());
-    header.extend(2u16.to_le_bytes());
-    header.extend(4u16.to_le_bytes());
-    header.extend([0u8; 8]);
-    header.extend(65_535u32.to_le_bytes());
-    header.extend(101u32.to_le_bytes());
-    out.write_all(&header).unwrap();
+    use reqresp::analyze::model::{Side, Timestamp};
+    use reqresp::analyze::testing::{PcapFormat, PcapWriter, Script};
+
+    let out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut pcap = PcapWriter::new(out, PcapFormat::tcpdump(101)).unwrap();
     let mut t: u64 = 1_700_000_000_000_000;
-    let mut record =
-        |from_client: bool, port: u16, seq: u32, ack: u32, flags: &str, payload: &[u8]| {
-            let (src, dst, sport, dport) = if from_client {
-                ([10, 0, 0, 2], [10, 0, 0, 1], port, 2222)
-            } else {
-                ([10, 0, 0, 1], [10, 0, 0, 2], 2222, port)
-            };
-            let mut b =
-                etherparse::PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, seq, 65_535);
-            if flags.contains('S') {
-                b = b.syn();
-            }
-            if flags.contains('A') {
-                b = b.ack(ack);
-            }
-            if flags.contains('F') {
-                b = b.fin();
-            }
-            let mut packet = Vec::new();
-            b.write(&mut packet, payload).unwrap();
-            t += 10;
-            let mut rec = Vec::new();
-            rec.extend(((t / 1_000_000) as u32).to_le_bytes());
-            rec.extend(((t % 1_000_000) as u32).to_le_bytes());
-            rec.extend((packet.len() as u32).to_le_bytes());
-            rec.extend((packet.len() as u32).to_le_bytes());
-            rec.extend(packet);
-            out.write_all(&rec).unwrap();
-        };
     for i in 0..n {
-        let port = 10_000 + (i % 50_000) as u16;
-        let (c, s) = (1000u32, 5000u32);
-        record(true, port, c, 0, "S", b"");
-        record(false, port, s, c + 1, "SA", b"");
-        record(true, port, c + 1, s + 1, "A", b"");
-        record(true, port, c + 1, s + 1, "A", b"hello\n");
-        record(false, port, s + 1, c + 7, "A", b"Echo: hello\n");
-        record(true, port, c + 7, s + 13, "FA", b"");
-        record(false, port, s + 13, c + 8, "FA", b"");
-        record(true, port, c + 8, s + 14, "A", b"");
+        let mut w = Script::new(1000, 5000);
+        w.client.set_port(10_000 + (i % 50_000) as u16);
+        w.handshake(t + 10, 10);
+        w.c(t + 40, b"hello\n");
+        w.s(t + 50, b"Echo: hello\n");
+        w.fin(t + 60, Side::Client);
+        w.fin(t + 70, Side::Server);
+        w.ack(t + 80, Side::Client);
+        t += 80;
+        for seg in &w.segs {
+            pcap.packet(Timestamp(seg.time * 1_000), &seg.ip_packet())
+                .unwrap();
+        }
     }
-    out.flush().unwrap();
+    pcap.finish().unwrap();
 }
 
 #[test]

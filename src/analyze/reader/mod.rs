@@ -51,8 +51,6 @@ pub mod pcap;
 pub mod pcapng;
 mod summary;
 #[cfg(test)]
-pub(crate) mod testing;
-#[cfg(test)]
 mod tests;
 
 use pcap::PcapHeader;

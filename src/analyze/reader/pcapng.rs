@@ -435,8 +435,8 @@ fn ticks_to_time(ticks: u64, units_per_sec: u64, offset_secs: i64) -> Timestamp 
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::Ng;
     use super::*;
+    use crate::analyze::testing::Ng;
 
     #[test]
     fn blocks_in_pieces_ask_for_what_they_need_and_need_no_io() {

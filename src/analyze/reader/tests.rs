@@ -1,8 +1,8 @@
 //! Tests of the capture reader: formats, truncation, corruption, hostile input.
 
-use super::testing::*;
 use super::*;
 use crate::analyze::decode::testing::{ether_frame, tcp_v4, tcp_v6};
+use crate::analyze::testing::{Ng, pcap};
 use proptest::prelude::*;
 
 /// (number, time, src port, payload) of one segment.
