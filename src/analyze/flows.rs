@@ -42,7 +42,6 @@
 //!   about.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -54,6 +53,7 @@ use super::pairing::{FramingChoice, PairLimits, Pairer};
 use super::reassembly::{Chunk, ChunkData, Reassembler};
 use super::segment::TcpSegment;
 use crate::protocol::Framing;
+use key::{Key, key};
 
 /// The lab's server port, taken for the server side when nothing else tells.
 pub const LAB_PORT: u16 = 2222;
@@ -108,44 +108,6 @@ impl Default for Options {
             max_buffered_per_flow: 4 << 20,
             preview_len: 40,
         }
-    }
-}
-
-/// Address pair in a canonical order, the same for both directions.
-///
-/// IPv4 pairs (nearly every capture's) are two integers, address and port of
-/// each end packed into 48 bits, so building, hashing and comparing a key
-/// costs a few instructions; other pairs keep their `SocketAddr`s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Key {
-    /// Both ends IPv4: `ip << 16 | port` of each end, the lower first.
-    V4(u64, u64),
-    /// Anything else (IPv6), the lower end first.
-    Other(SocketAddr, SocketAddr),
-}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        match self {
-            Key::V4(a, b) => h.write_u128(u128::from(*a) << 64 | u128::from(*b)),
-            Key::Other(a, b) => {
-                a.hash(h);
-                b.hash(h);
-            }
-        }
-    }
-}
-
-fn key(a: SocketAddr, b: SocketAddr) -> Key {
-    match (a, b) {
-        (SocketAddr::V4(a), SocketAddr::V4(b)) => {
-            let pack =
-                |s: std::net::SocketAddrV4| u64::from(s.ip().to_bits()) << 16 | u64::from(s.port());
-            let (a, b) = (pack(a), pack(b));
-            Key::V4(a.min(b), a.max(b))
-        }
-        _ if a <= b => Key::Other(a, b),
-        _ => Key::Other(b, a),
     }
 }
 
@@ -630,7 +592,6 @@ fn track(
     };
     let s = side.index();
     let f = seg.flags;
-
     if f.rst {
         slot.reset = true;
         if !flow.rst[s] {
@@ -639,75 +600,104 @@ fn track(
         }
         return true;
     }
-
     if f.syn {
-        match (side, f.ack) {
-            (Side::Client, false) => {
-                if slot.client_isn.is_none() {
-                    slot.client_isn = Some(seg.seq);
-                }
-                flow.streams[0].syn(seg.seq);
-                flow.last_syn = Some(seg.time);
-                if conn.handshake.is_none() && flow.server_isn.is_none() {
-                    conn.handshake = Some(Handshake {
-                        syn: seg.time,
-                        syn_ack: None,
-                        ack: None,
-                        rtt_us: None,
-                    });
-                }
+        syn(flow, &mut slot.client_isn, conn, side, seg);
+    } else if side == Side::Client && f.ack {
+        handshake_ack(flow, conn, seg);
+    }
+    let data_seq = data(opts, flow, conn, side, seg, warnings);
+    if f.fin && !flow.fin[s] {
+        flow.fin[s] = true;
+        slot.fin_seq[s] = Some(data_seq.wrapping_add(seg.payload_len));
+        close_event(conn, side, CloseKind::Fin, seg.time);
+    }
+    flow.fin == [true, true] && flow.streams.iter().all(|r| r.is_complete())
+}
+
+/// A SYN or SYN-ACK: anchors the streams and times the handshake.
+fn syn(
+    flow: &mut Flow,
+    client_isn: &mut Option<u32>,
+    conn: &mut Connection,
+    side: Side,
+    seg: &TcpSegment<'_>,
+) {
+    match (side, seg.flags.ack) {
+        (Side::Client, false) => {
+            client_isn.get_or_insert(seg.seq);
+            flow.streams[0].syn(seg.seq);
+            flow.last_syn = Some(seg.time);
+            if conn.handshake.is_none() && flow.server_isn.is_none() {
+                conn.handshake = Some(Handshake {
+                    syn: seg.time,
+                    syn_ack: None,
+                    ack: None,
+                    rtt_us: None,
+                });
             }
-            (Side::Server, true) => {
-                if flow.server_isn.is_none() {
-                    flow.server_isn = Some(seg.seq);
-                    flow.streams[1].syn(seg.seq);
-                    let client_isn = seg.ack.wrapping_sub(1);
-                    if slot.client_isn.is_none() {
-                        slot.client_isn = Some(client_isn);
-                        flow.streams[0].syn(client_isn);
-                    }
-                    match &mut conn.handshake {
-                        Some(h) => {
-                            h.syn_ack = Some(seg.time);
-                            h.rtt_us = flow.last_syn.map(|t| seg.time.micros_since(t));
-                        }
-                        None => conn.notes.push(format!(
-                            "the SYN was not captured (SYN-ACK at packet #{}), so no handshake is shown",
-                            seg.number
-                        )),
-                    }
-                }
-            }
-            // A SYN the wrong way round (simultaneous open): only anchors.
-            _ => flow.streams[s].syn(seg.seq),
         }
-    } else if side == Side::Client
-        && f.ack
-        && let (Some(h), Some(isn)) = (&mut conn.handshake, flow.server_isn)
+        (Side::Server, true) => {
+            if flow.server_isn.is_some() {
+                return;
+            }
+            flow.server_isn = Some(seg.seq);
+            flow.streams[1].syn(seg.seq);
+            let isn = seg.ack.wrapping_sub(1);
+            if client_isn.is_none() {
+                *client_isn = Some(isn);
+                flow.streams[0].syn(isn);
+            }
+            match &mut conn.handshake {
+                Some(h) => {
+                    h.syn_ack = Some(seg.time);
+                    h.rtt_us = flow.last_syn.map(|t| seg.time.micros_since(t));
+                }
+                None => conn.notes.push(format!(
+                    "the SYN was not captured (SYN-ACK at packet #{}), so no handshake is shown",
+                    seg.number
+                )),
+            }
+        }
+        // A SYN the wrong way round (simultaneous open): only anchors.
+        _ => flow.streams[side.index()].syn(seg.seq),
+    }
+}
+
+/// The client's ACK of the SYN-ACK completes the handshake.
+fn handshake_ack(flow: &Flow, conn: &mut Connection, seg: &TcpSegment<'_>) {
+    if let (Some(h), Some(isn)) = (&mut conn.handshake, flow.server_isn)
         && h.syn_ack.is_some()
         && h.ack.is_none()
         && seg.ack == isn.wrapping_add(1)
     {
         h.ack = Some(seg.time);
     }
+}
 
+/// The segment's acknowledgment (delivering the other side's stream) and
+/// payload (into this side's); returns the sequence number of its first
+/// data byte.
+fn data(
+    opts: &Options,
+    flow: &mut Flow,
+    conn: &mut Connection,
+    side: Side,
+    seg: &TcpSegment<'_>,
+    warnings: &mut Vec<String>,
+) -> u32 {
+    let (s, o) = (side.index(), side.other().index());
+    let f = seg.flags;
     let Flow {
         streams, pairer, ..
-    } = &mut **flow;
+    } = flow;
     if f.ack {
         // What this side acknowledges, the other side's stream has delivered.
-        let other = match side {
-            Side::Client => Side::Server,
-            Side::Server => Side::Client,
-        };
-        streams[1 - s].acked(seg.ack, seg.time, seg.number, &mut |chunk| {
-            deliver(pairer, conn, other, &chunk)
+        streams[o].acked(seg.ack, seg.time, seg.number, &mut |chunk| {
+            deliver(pairer, conn, side.other(), &chunk)
         });
     }
-
     let data_seq = seg.seq.wrapping_add(u32::from(f.syn));
-    let other_held = streams[1 - s].held_bytes();
-    let budget = (opts.max_buffered_per_flow as u64).saturating_sub(other_held);
+    let budget = (opts.max_buffered_per_flow as u64).saturating_sub(streams[o].held_bytes());
     let outcome = streams[s].push(
         data_seq,
         seg.payload,
@@ -722,7 +712,7 @@ fn track(
         flow.warned_bound[s] = true;
         warnings.push(format!(
             "connection {} ({} -> {}): more than {} out-of-order bytes held at packet #{}; \
-             gave up waiting for {} {} bytes, reported as a gap (raise the per-flow buffer \
+             gave up waiting for {} {side} bytes, reported as a gap (raise the per-flow buffer \
              limit to wait longer; later ones on this connection are only reported as gaps)",
             conn.id,
             conn.client,
@@ -730,21 +720,15 @@ fn track(
             opts.max_buffered_per_flow,
             seg.number,
             outcome.given_up,
-            side,
         ));
     }
     if outcome.ignored {
         warnings.push(format!(
-            "packet #{}: sequence number {} is far outside the {} stream of connection {}; ignored",
-            seg.number, seg.seq, side, conn.id
+            "packet #{}: sequence number {} is far outside the {side} stream of connection {}; ignored",
+            seg.number, seg.seq, conn.id
         ));
     }
-    if f.fin && !flow.fin[s] {
-        flow.fin[s] = true;
-        slot.fin_seq[s] = Some(data_seq.wrapping_add(seg.payload_len));
-        close_event(conn, side, CloseKind::Fin, seg.time);
-    }
-    flow.fin == [true, true] && flow.streams.iter().all(|r| r.is_complete())
+    data_seq
 }
 
 /// Hands an in-order chunk to the pairer, recording a gap if bytes are missing.
@@ -780,8 +764,8 @@ fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, packet: u64)
     let Flow {
         streams, pairer, ..
     } = &mut flow;
-    for (s, side) in [(0, Side::Client), (1, Side::Server)] {
-        streams[s].flush(time, packet, &mut |chunk| {
+    for side in Side::BOTH {
+        streams[side.index()].flush(time, packet, &mut |chunk| {
             deliver(pairer, conn, side, &chunk)
         });
     }
@@ -790,5 +774,6 @@ fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, packet: u64)
     conn.bytes_server_to_client = streams[1].bytes();
 }
 
+mod key;
 #[cfg(test)]
 mod tests;
