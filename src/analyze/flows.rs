@@ -52,14 +52,12 @@ use super::model::{
 use super::pairing::{FramingChoice, PairLimits, Pairer};
 use super::reassembly::{Chunk, ChunkData, Reassembler};
 use super::segment::TcpSegment;
+use super::warnings::Warnings;
 use crate::protocol::Framing;
 use key::{Key, key};
 
 /// The lab's server port, taken for the server side when nothing else tells.
 pub const LAB_PORT: u16 = 2222;
-
-/// Most warnings kept; further ones are counted in a last warning.
-const MAX_WARNINGS: usize = 100;
 
 /// How long (capture time) the address pair of a drained connection is
 /// remembered, so that its stragglers (a retransmitted FIN whose ACK was
@@ -208,8 +206,7 @@ pub struct Analyzer {
     /// Framing of every drained connection with exchanges, if they agree:
     /// `None` before any, `Some(None)` once they disagree.
     framing_seen: Option<Option<Framing>>,
-    warnings: Vec<String>,
-    suppressed: u64,
+    warnings: Warnings,
     last_packet: u64,
 }
 
@@ -223,8 +220,7 @@ impl Analyzer {
             since_sweep: 0,
             out: Output::default(),
             framing_seen: None,
-            warnings: Vec::new(),
-            suppressed: 0,
+            warnings: Warnings::default(),
             last_packet: 0,
         }
     }
@@ -309,14 +305,14 @@ impl Analyzer {
         }
     }
 
-    /// Adds a warning (for the reader's own problems too), keeping at most
-    /// 100 and counting the rest.
+    /// Adds a warning, under the one cap of [`Warnings`].
     pub fn warn(&mut self, msg: String) {
-        if self.warnings.len() < MAX_WARNINGS {
-            self.warnings.push(msg);
-        } else {
-            self.suppressed += 1;
-        }
+        self.warnings.push(msg);
+    }
+
+    /// Adds the reader's warnings after the analyzer's, under the same cap.
+    pub fn warn_all(&mut self, warnings: Warnings) {
+        self.warnings.extend(warnings);
     }
 
     fn limits(&self) -> PairLimits {
@@ -458,15 +454,12 @@ impl Analyzer {
             self.note_framing(c);
         }
         let framing = self.opts.framing.fixed().or(self.framing_seen.flatten());
-        if self.suppressed > 0 {
-            self.warnings
-                .push(format!("{} more warnings not shown", self.suppressed));
-        }
         Analysis {
             packets: self.last_packet,
             framing,
             connections: connections.into(),
-            warnings: self.warnings,
+            warnings: self.warnings.into_lines(),
+            ..Analysis::default()
         }
     }
 }

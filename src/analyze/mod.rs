@@ -27,6 +27,7 @@ pub mod reassembly;
 pub mod segment;
 pub mod source;
 pub mod testing;
+pub mod warnings;
 
 pub use event::Event;
 pub use flows::{Analyzer, Options};

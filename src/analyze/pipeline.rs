@@ -192,12 +192,11 @@ fn finish<E>(
     while let Some(event) = analyzer.next_event() {
         sink(event)?;
     }
-    let packets = summary.packets;
-    for warning in summary.into_warnings() {
-        analyzer.warn(warning);
-    }
+    let mut summary = summary;
+    analyzer.warn_all(std::mem::take(&mut summary.warnings));
     let mut analysis = analyzer.finish();
-    analysis.packets = packets;
+    analysis.packets = summary.packets;
+    analysis.capture = summary.capture();
     for c in std::mem::take(&mut analysis.connections) {
         sink(Event::Closed(c))?;
     }
@@ -501,6 +500,9 @@ mod tests {
         .expect("the capture is fine");
         assert_eq!(progress, file.len() as u64);
         assert_eq!(analysis.packets, segs.len() as u64);
+        assert_eq!(analysis.capture.format, "pcap-ns");
+        assert_eq!(analysis.capture.tcp_segments, segs.len() as u64);
+        assert_eq!(analysis.capture.skipped.total(), 0);
         assert_eq!(streamed.len(), 2_000);
         assert!(
             streamed

@@ -123,11 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("reqresp: warning: {warning}");
     }
     writer
-        .finish(&Ending {
-            packets: analysis.packets,
-            framing: analysis.framing,
-            warnings: &analysis.warnings,
-        })
+        .finish(&Ending::of(&analysis))
         .context("cannot write the report")?
         .flush()
         .context("cannot write the report")?;

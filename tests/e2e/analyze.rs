@@ -1278,6 +1278,11 @@ fn analyze_streams_a_large_capture_completely() {
     assert_eq!(doc["summary"]["connections"], 5_000);
     assert_eq!(doc["summary"]["exchanges"], 5_000);
     assert_eq!(doc["packets"], 40_000);
+    let capture = &doc["summary"]["capture"];
+    assert_eq!(capture["format"], "pcap");
+    assert_eq!(capture["tcp_segments"], 40_000);
+    assert_eq!(capture["truncated"], false);
+    assert_eq!(capture["skipped"]["not_tcp"], 0);
 }
 
 // ---------------------------------------------------------------------------

@@ -4,10 +4,12 @@
 
 use super::{CaptureFormat, Truncation};
 use crate::analyze::decode::{Skip, decode};
+use crate::analyze::model::CaptureSummary;
+pub use crate::analyze::model::SkipCounts;
 use crate::analyze::segment::{RawPacket, TcpSegment};
 
-/// Warnings kept in [`ReadSummary::warnings`]; later ones are only counted.
-pub const MAX_WARNINGS: usize = 100;
+pub use crate::analyze::warnings::MAX_WARNINGS;
+use crate::analyze::warnings::Warnings;
 
 /// What was read from a capture, besides the segments themselves.
 #[derive(Debug, Clone)]
@@ -24,29 +26,10 @@ pub struct ReadSummary {
     pub bytes: u64,
     /// True when the file was cut short mid-record (see the warnings).
     pub truncated: bool,
-    /// The first [`MAX_WARNINGS`] warnings, in order.
-    pub warnings: Vec<String>,
-    /// How many warnings there were in all (may exceed `warnings.len()`).
-    pub warnings_total: u64,
+    /// The first [`MAX_WARNINGS`] warnings, in order, and their count.
+    pub warnings: Warnings,
     /// Unsupported link types warned about (at most 16, each once).
     unsupported_links: Vec<u32>,
-}
-
-/// Skipped packets by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SkipCounts {
-    /// Link layer carries something else than IP (ARP, LLC, ...).
-    pub not_ip: u64,
-    /// IP packets that are not TCP (UDP, ICMP, ...).
-    pub not_tcp: u64,
-    /// IP fragments (TCP over fragmented IP is not reassembled).
-    pub fragments: u64,
-    /// Packets of an interface whose link type is not supported.
-    pub unsupported_link: u64,
-    /// Packets whose headers the snaplen cut off.
-    pub cut_by_snaplen: u64,
-    /// Packets with invalid headers (each named in a warning).
-    pub malformed: u64,
 }
 
 impl ReadSummary {
@@ -59,8 +42,7 @@ impl ReadSummary {
             skipped: SkipCounts::default(),
             bytes: 0,
             truncated: false,
-            warnings: Vec::new(),
-            warnings_total: 0,
+            warnings: Warnings::default(),
             unsupported_links: Vec::new(),
         }
     }
@@ -128,19 +110,31 @@ impl ReadSummary {
     }
 
     fn warn(&mut self, message: String) {
-        self.warnings_total += 1;
-        if self.warnings.len() < MAX_WARNINGS {
-            self.warnings.push(message);
+        self.warnings.push(message);
+    }
+
+    /// What the analysis reports of this reading.
+    pub fn capture(&self) -> CaptureSummary {
+        CaptureSummary {
+            format: match self.format {
+                CaptureFormat::Pcap {
+                    nanosecond: false, ..
+                } => "pcap",
+                CaptureFormat::Pcap {
+                    nanosecond: true, ..
+                } => "pcap-ns",
+                CaptureFormat::PcapNg => "pcapng",
+                CaptureFormat::Live => "live",
+            }
+            .to_string(),
+            tcp_segments: self.tcp_segments,
+            skipped: self.skipped,
+            truncated: self.truncated,
         }
     }
 
     /// The warnings, with a last line counting those not kept, ready for a report.
     pub fn into_warnings(self) -> Vec<String> {
-        let mut warnings = self.warnings;
-        let dropped = self.warnings_total - warnings.len() as u64;
-        if dropped > 0 {
-            warnings.push(format!("... and {dropped} more warnings not shown"));
-        }
-        warnings
+        self.warnings.into_lines()
     }
 }

@@ -159,7 +159,7 @@ fn truncated_pcap_keeps_whole_packets_and_warns() {
         assert_eq!(segs.len(), 2);
         assert!(summary.truncated);
         assert_eq!(
-            summary.warnings,
+            summary.warnings[..],
             [format!(
                 "capture file truncated at byte offset {cut}: the last packet (record at byte \
                  offset {third}) is incomplete; the 2 packets before it were read"
@@ -420,7 +420,7 @@ fn warnings_are_bounded_but_counted() {
         .collect();
     let (_, summary) = segments(&pcap(false, false, 101, 0, &records)).unwrap();
     assert_eq!(summary.warnings.len(), MAX_WARNINGS);
-    assert_eq!(summary.warnings_total, MAX_WARNINGS as u64 + 50);
+    assert_eq!(summary.warnings.total(), MAX_WARNINGS as u64 + 50);
     let all = summary.into_warnings();
     assert_eq!(all.last().unwrap(), "... and 50 more warnings not shown");
 }
