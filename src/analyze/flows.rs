@@ -27,7 +27,7 @@
 //!   RST, or after both FINs once every byte before them was reassembled;
 //!   its buffers are then freed, it stays in the output, and later packets
 //!   on its address pair (final ACKs, retransmissions) only move `last_seen`
-//!   (until it is taken with [`Analyzer::drain_settled`]; after that they
+//!   (until it is taken with [`Analyzer::next_settled`]; after that they
 //!   are ignored). The table forgets the address pair of a drained
 //!   connection once it has been quiet for [`LINGER`] of capture time, so
 //!   the table follows the live connections, not the whole capture.
@@ -184,7 +184,7 @@ impl Output {
 /// Memory is the live connections' buffers plus the output (every
 /// connection with its exchanges). To keep the output from growing with the
 /// capture, take finished connections as you go with
-/// [`Analyzer::drain_settled`] (as [`crate::analyze::analyze_stream`] does);
+/// [`Analyzer::next_settled`] (as [`crate::analyze::analyze_stream`] does);
 /// the flow table then forgets their address pairs after [`LINGER`].
 ///
 /// ```
@@ -258,23 +258,17 @@ impl Analyzer {
         self.out.drained + self.out.connections.len()
     }
 
-    /// Whether [`Analyzer::drain_settled`] has a connection to hand over.
+    /// Whether [`Analyzer::next_settled`] has a connection to hand over.
     pub fn has_settled(&self) -> bool {
         self.out.settled.front() == Some(&true)
     }
 
-    /// Takes the connections that are over, in order, up to the first one
-    /// that is not: a connection is over after an RST, or once every FIN
-    /// sent was acknowledged (or when a new connection reused its ports).
-    /// They will not be in [`Analyzer::finish`]'s result; later packets of a
-    /// drained connection are ignored. One long-lived connection holds back
-    /// every later one, so memory then grows as without draining.
-    pub fn drain_settled(&mut self) -> Vec<Connection> {
-        std::iter::from_fn(|| self.next_settled()).collect()
-    }
-
-    /// The next connection [`Analyzer::drain_settled`] would hand over, one
-    /// at a time (no list to allocate).
+    /// Takes the next connection that is over, in order, if the first one
+    /// not taken yet is: a connection is over after an RST, or once every
+    /// FIN sent was acknowledged (or when a new connection reused its
+    /// ports). It will not be in [`Analyzer::finish`]'s result; later
+    /// packets of a taken connection are ignored. One long-lived connection
+    /// holds back every later one, so memory then grows as without taking.
     pub fn next_settled(&mut self) -> Option<Connection> {
         if !self.has_settled() {
             return None;
@@ -424,7 +418,8 @@ impl Analyzer {
 
     /// Address pairs the flow table holds (live, settled, or lingering
     /// after being drained).
-    pub fn tracked_pairs(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn tracked_pairs(&self) -> usize {
         self.table.len()
     }
 

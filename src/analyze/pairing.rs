@@ -181,8 +181,9 @@ impl Pairer {
         self.unanswered
     }
 
-    /// Bytes held while detecting, or buffered in decoders (for memory accounting).
-    pub fn buffered(&self) -> usize {
+    /// Bytes held while detecting, or buffered in decoders.
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
         match &self.mode {
             Mode::Detecting { bytes, .. } => *bytes,
             Mode::Framed(d) => d[0].buf.len() + d[1].buf.len(),

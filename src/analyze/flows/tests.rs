@@ -7,6 +7,11 @@ use crate::analyze::segment::TcpFlags;
 use crate::analyze::testing::{Script, Seg, analyze, flags};
 use proptest::prelude::*;
 
+/// Takes every connection that is over, in order.
+fn drain(an: &mut Analyzer) -> Vec<Connection> {
+    std::iter::from_fn(|| an.next_settled()).collect()
+}
+
 fn one(analysis: &Analysis) -> &Connection {
     assert_eq!(analysis.connections.len(), 1, "{analysis:#?}");
     &analysis.connections[0]
@@ -425,7 +430,7 @@ fn settled_connections_can_be_drained_in_order() {
     let mut drained = Vec::new();
     for (i, s) in segs.iter().enumerate() {
         an.push(&s.view(i as u64 + 1));
-        drained.extend(an.drain_settled());
+        drained.extend(drain(&mut an));
         if i + 1 < segs.len() {
             // The first is not over before its last FIN is acknowledged.
             assert!(drained.is_empty(), "drained at packet {}", i + 1);
@@ -439,7 +444,7 @@ fn settled_connections_can_be_drained_in_order() {
     let mut late = first.segs[first.segs.len() - 2].clone();
     late.time = 9_000;
     an.push(&late.view(99));
-    assert!(an.drain_settled().is_empty());
+    assert!(drain(&mut an).is_empty());
     let rest = an.finish();
     assert_eq!(rest.connections.len(), 1);
     assert_eq!(rest.connections[0].id, 2);
@@ -468,7 +473,7 @@ fn the_table_forgets_drained_pairs_so_memory_follows_live_connections() {
         for s in &w.segs {
             number += 1;
             an.push(&s.view(number));
-            drained += an.drain_settled().len();
+            drained += drain(&mut an).len();
         }
         most = most.max(an.tracked_pairs());
     }
@@ -495,7 +500,7 @@ fn a_reset_connection_is_settled_at_once() {
     for (i, s) in w.segs.iter().enumerate() {
         an.push(&s.view(i as u64 + 1));
     }
-    let drained = an.drain_settled();
+    let drained = drain(&mut an);
     assert_eq!(drained.len(), 1);
     assert_eq!(drained[0].close.as_ref().unwrap().kind, CloseKind::Rst);
     assert!(an.finish().connections.is_empty());

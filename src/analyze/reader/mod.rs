@@ -40,7 +40,6 @@
 //! byte offset, as libpcap does.
 
 use std::io::{self, Read};
-use std::ops::ControlFlow;
 
 use pcap_parser::PcapError;
 
@@ -259,24 +258,6 @@ pub fn read_capture<R: Read>(
 pub fn read_capture_with_progress<R: Read>(
     input: R,
     mut on_segment: impl FnMut(&TcpSegment<'_>),
-    on_progress: impl FnMut(u64),
-) -> Result<ReadSummary, ReadError> {
-    read_capture_until(
-        input,
-        |segment| {
-            on_segment(segment);
-            ControlFlow::Continue(())
-        },
-        on_progress,
-    )
-}
-
-/// [`read_capture_with_progress`], stopping early when `on_segment` says
-/// [`ControlFlow::Break`] (its consumer cannot go on, e.g. the output was
-/// closed); the summary then covers the packets read so far.
-pub fn read_capture_until<R: Read>(
-    input: R,
-    mut on_segment: impl FnMut(&TcpSegment<'_>) -> ControlFlow<()>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<ReadSummary, ReadError> {
     let mut reader = CaptureReader::new(input)?;
@@ -291,10 +272,8 @@ pub fn read_capture_until<R: Read>(
         let Some(packet) = reader.next_packet()? else {
             break;
         };
-        if let Some(segment) = summary.decode(&packet)
-            && on_segment(&segment).is_break()
-        {
-            break;
+        if let Some(segment) = summary.decode(&packet) {
+            on_segment(&segment);
         }
     }
     summary.finish(reader.truncation(), reader.bytes_consumed());
@@ -547,11 +526,6 @@ impl<R: Read> CaptureReader<R> {
     /// Bytes of the input consumed so far (for progress reporting).
     pub fn bytes_consumed(&self) -> u64 {
         self.input.offset + self.pending as u64
-    }
-
-    /// Packets returned so far.
-    pub fn packets(&self) -> u64 {
-        self.packets
     }
 
     /// Where the file was cut short, once [`Self::next_packet`] returned

@@ -132,9 +132,4 @@ impl ReadSummary {
             truncated: self.truncated,
         }
     }
-
-    /// The warnings, with a last line counting those not kept, ready for a report.
-    pub fn into_warnings(self) -> Vec<String> {
-        self.warnings.into_lines()
-    }
 }

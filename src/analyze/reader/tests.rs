@@ -421,7 +421,7 @@ fn warnings_are_bounded_but_counted() {
     let (_, summary) = segments(&pcap(false, false, 101, 0, &records)).unwrap();
     assert_eq!(summary.warnings.len(), MAX_WARNINGS);
     assert_eq!(summary.warnings.total(), MAX_WARNINGS as u64 + 50);
-    let all = summary.into_warnings();
+    let all = summary.warnings.into_lines();
     assert_eq!(all.last().unwrap(), "... and 50 more warnings not shown");
 }
 
