@@ -154,7 +154,7 @@ fn title_block(body: &mut String, report: &Report<'_>, title: &str, mut y: f64) 
         body,
         MARGIN,
         y,
-        &fit(&title, 18.0, true),
+        &fit(title, 18.0, true),
         18.0,
         SANS,
         "start",
