@@ -440,7 +440,65 @@ fn progress_reaches_the_file_size() {
     assert_eq!(*reports.last().unwrap(), file.len() as u64);
 }
 
+/// Drives a container parser alone over `data`, as the reader would but
+/// without any I/O, checking what it says of the bytes at hand.
+fn parse_alone(data: &[u8], pcapng: bool) {
+    use super::pcap::PcapHeader;
+    use super::pcapng::{MAX_PARSED_BLOCK, PcapNgParser};
+    let header = PcapHeader {
+        big_endian: false,
+        nanosecond: false,
+        modified: false,
+        snaplen: 0,
+        link_type: 1,
+    };
+    let mut ng = PcapNgParser::new();
+    let mut at = 0;
+    while at < data.len() {
+        let rest = &data[at..];
+        let parsed = if pcapng {
+            ng.next_block(rest, at as u64)
+        } else {
+            header.next_record(rest, at as u64)
+        };
+        let len = match parsed {
+            Err(ReadError::Corrupt { offset, .. }) => {
+                assert!(offset >= at as u64 && offset < data.len() as u64 + 12);
+                return;
+            }
+            Err(e) => panic!("a parser does no I/O: {e}"),
+            Ok(Parsed::Incomplete { needed, .. }) => {
+                assert!(needed > rest.len(), "asks for more than it has");
+                assert!(needed <= MAX_PARSED_BLOCK as usize, "bounded");
+                return;
+            }
+            Ok(Parsed::Packet(found)) => {
+                assert!(found.data_start + found.data_len <= found.record_len);
+                assert!(found.record_len <= rest.len());
+                found.record_len
+            }
+            Ok(Parsed::Block { len }) => len,
+            Ok(Parsed::Discard { length }) => length as usize,
+        };
+        assert!(len > 0, "always moves on");
+        at += len;
+    }
+}
+
 proptest! {
+    #[test]
+    fn the_parsers_alone_never_panic_and_ask_only_for_what_they_need(
+        pcapng in any::<bool>(),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+    ) {
+        let mut file = if pcapng { pcapng_two_sections() } else { three_records(true, false)[24..].to_vec() };
+        for (at, value) in flips {
+            let at = at % file.len();
+            file[at] = value;
+        }
+        parse_alone(&file, pcapng);
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = read_capture(&data[..], |_| {});
