@@ -31,6 +31,12 @@
 //!   are ignored). The table forgets the address pair of a drained
 //!   connection once it has been quiet for [`LINGER`] of capture time, so
 //!   the table follows the live connections, not the whole capture.
+//! - **Timeouts**, in capture time, as Zeek has them: a connection with no
+//!   packet for [`Options::inactivity_timeout`] (5 minutes), or for
+//!   [`Options::syn_timeout`] (5 s) when only its SYN was seen, is over:
+//!   flushed as at the end of the capture, noted on the connection, counted
+//!   in one warning. Checked at each sweep of the table (every
+//!   [`SWEEP_EVERY`] packets) and at each [`Analyzer::tick`].
 //! - **Acknowledged holes.** When one side acknowledges bytes of the other
 //!   side's stream beyond a hole, the receiver had them: no retransmission
 //!   will be captured, so the hole is reported as a gap at once (and the
@@ -94,6 +100,13 @@ pub struct Options {
     pub max_buffered_per_flow: usize,
     /// Characters of preview per message.
     pub preview_len: usize,
+    /// Capture time without a packet after which an open connection is
+    /// over: reported as timed out, with what was seen (Zeek's
+    /// `tcp_inactivity_timeout`, 5 minutes).
+    pub inactivity_timeout: Duration,
+    /// The same for a connection of which only SYNs were seen (a scan, a
+    /// flood, a refused or filtered port): Zeek's `tcp_SYN_timeout`, 5 s.
+    pub syn_timeout: Duration,
 }
 
 impl Default for Options {
@@ -105,6 +118,8 @@ impl Default for Options {
             max_message: 1 << 20,
             max_buffered_per_flow: 4 << 20,
             preview_len: 40,
+            inactivity_timeout: Duration::from_secs(300),
+            syn_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -124,6 +139,8 @@ struct Slot {
     fin_acked: [bool; 2],
     /// An RST was seen.
     reset: bool,
+    /// Closed by the inactivity timeout.
+    timed_out: bool,
     /// Live state; `None` once closed.
     flow: Option<Box<Flow>>,
     /// Capture time of the latest packet on the pair.
@@ -135,7 +152,9 @@ impl Slot {
     /// acknowledged.
     fn settled(&self) -> bool {
         self.flow.is_none()
-            && (self.reset || (0..2).all(|s| self.fin_seq[s].is_none() || self.fin_acked[s]))
+            && (self.reset
+                || self.timed_out
+                || (0..2).all(|s| self.fin_seq[s].is_none() || self.fin_acked[s]))
     }
 }
 
@@ -208,6 +227,8 @@ pub struct Analyzer {
     framing_seen: Option<Option<Framing>>,
     warnings: Warnings,
     last_packet: u64,
+    /// Connections closed by an inactivity timeout.
+    timed_out: u64,
 }
 
 impl Analyzer {
@@ -222,6 +243,7 @@ impl Analyzer {
             framing_seen: None,
             warnings: Warnings::default(),
             last_packet: 0,
+            timed_out: 0,
         }
     }
 
@@ -390,6 +412,7 @@ impl Analyzer {
             fin_seq: [None; 2],
             fin_acked: [false; 2],
             reset: false,
+            timed_out: false,
             last_time: seg.time,
             flow: Some(Box::new(Flow {
                 streams: [Reassembler::new(), Reassembler::new()],
@@ -409,11 +432,33 @@ impl Analyzer {
     /// thin, and pairs linger at most that many packets longer.
     fn sweep(&mut self) {
         self.since_sweep = 0;
-        let linger = u64::try_from(LINGER.as_nanos()).unwrap_or(u64::MAX);
-        let (drained, now) = (self.out.drained, self.now);
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let linger = nanos(LINGER);
+        let (inactive, syn_only) = (
+            nanos(self.opts.inactivity_timeout),
+            nanos(self.opts.syn_timeout),
+        );
+        let now = self.now;
+        let out = &mut self.out;
+        let mut timed_out = 0;
         self.table.retain(|_, slot| {
-            slot.conn >= drained || slot.last_time.0.saturating_add(linger) >= now.0
+            let idle = now.0.saturating_sub(slot.last_time.0);
+            if let Some(flow) = &slot.flow {
+                // A SYN and no answer: an attempt, given up on sooner.
+                let attempt = flow.last_syn.is_some() && flow.server_isn.is_none();
+                let limit = if attempt {
+                    syn_only.min(inactive)
+                } else {
+                    inactive
+                };
+                if idle > limit {
+                    time_out(slot, out, limit);
+                    timed_out += 1;
+                }
+            }
+            slot.conn >= out.drained || idle <= linger
         });
+        self.timed_out += timed_out;
     }
 
     /// Address pairs the flow table holds (live, settled, or lingering
@@ -449,6 +494,16 @@ impl Analyzer {
             self.note_framing(c);
         }
         let framing = self.opts.framing.fixed().or(self.framing_seen.flatten());
+        if self.timed_out > 0 {
+            self.warn(format!(
+                "{} connection(s) had no packet for longer than the inactivity timeout \
+                 ({} s, {} s with only a SYN seen) and were reported as timed out, \
+                 with what was seen (see each connection's notes)",
+                self.timed_out,
+                self.opts.inactivity_timeout.as_secs(),
+                self.opts.syn_timeout.as_secs()
+            ));
+        }
         Analysis {
             packets: self.last_packet,
             framing,
@@ -717,6 +772,28 @@ fn data(
         ));
     }
     data_seq
+}
+
+/// Ends the live connection of `slot`, quiet for more than its timeout of
+/// `limit` ns of capture time: flushed as at the end of a capture, noted,
+/// and settled.
+fn time_out(slot: &mut Slot, out: &mut Output, limit: u64) {
+    let Some(flow) = slot.flow.take() else {
+        return;
+    };
+    slot.timed_out = true;
+    let Some(i) = slot.conn.checked_sub(out.drained) else {
+        return;
+    };
+    if let Some(conn) = out.connections.get_mut(i) {
+        finalize(*flow, conn, slot.last_time, 0);
+        conn.notes.push(format!(
+            "no packet for more than {} s of capture time (the inactivity timeout): \
+             reported as timed out, with what was seen",
+            limit / 1_000_000_000
+        ));
+        out.settled[i] = true;
+    }
 }
 
 /// Hands an in-order chunk to the pairer, recording a gap if bytes are missing.

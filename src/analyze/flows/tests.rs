@@ -653,3 +653,95 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_idle_connection_times_out_in_capture_time_with_what_was_seen() {
+    let mut w = Script::new(1000, 5000);
+    w.handshake(0, 100);
+    w.c(1_000, b"hello\n");
+    w.s(1_200, b"Echo: hello\n");
+    w.c(2_000, b"unanswered\n");
+    // A SYN that gets no answer, on another pair.
+    let mut scan = Script::new(7, 0);
+    scan.client.set_port(40001);
+    scan.handshake(3_000, 0);
+    let syn = scan.segs[0].clone();
+    let mut an = Analyzer::new(Options::default());
+    for (i, s) in w.segs.iter().chain([&syn]).enumerate() {
+        an.push(&s.view(i as u64 + 1));
+    }
+    let start = Timestamp(0);
+    let at = |secs: u64| Timestamp(start.0 + secs * 1_000_000_000);
+    an.tick(at(4));
+    assert!(drain(&mut an).is_empty(), "nothing is over after 4 s");
+    an.tick(at(6));
+    // The SYN is given up on after 5 s, but it is the second connection:
+    // the first, still open, holds it back.
+    assert!(drain(&mut an).is_empty());
+    an.tick(at(299));
+    assert!(
+        drain(&mut an).is_empty(),
+        "5 minutes of inactivity not reached"
+    );
+    an.tick(at(301));
+    let over = drain(&mut an);
+    assert_eq!(over.len(), 2, "{over:#?}");
+    let (echo, attempt) = (&over[0], &over[1]);
+    assert!(echo.close.is_none());
+    assert_eq!(echo.exchanges.len(), 2);
+    assert_eq!(echo.exchanges[0].response_preview, "Echo: hello");
+    assert!(echo.exchanges[1].response_last_time.is_none());
+    assert!(
+        echo.notes
+            .iter()
+            .any(|n| n.starts_with("no packet for more than 300 s of capture time")),
+        "{:?}",
+        echo.notes
+    );
+    assert!(
+        attempt
+            .handshake
+            .as_ref()
+            .is_some_and(|h| h.syn_ack.is_none())
+    );
+    assert!(
+        attempt
+            .notes
+            .iter()
+            .any(|n| n.starts_with("no packet for more than 5 s")),
+        "{:?}",
+        attempt.notes
+    );
+    let analysis = an.finish();
+    assert!(analysis.connections.is_empty());
+    assert!(
+        analysis.warnings[0].starts_with("2 connection(s) had no packet for longer"),
+        "{:?}",
+        analysis.warnings
+    );
+}
+
+#[test]
+fn a_busy_connection_does_not_time_out() {
+    let mut w = Script::new(1000, 5000);
+    w.handshake(0, 100);
+    let mut an = Analyzer::new(Options::default());
+    let mut n = 0;
+    for s in &w.segs {
+        n += 1;
+        an.push(&s.view(n));
+    }
+    // One exchange a minute for ten minutes.
+    for minute in 1..=10u64 {
+        let t = minute * 60_000_000;
+        for s in [w.c(t, b"ping\n"), w.s(t + 100, b"Echo: ping\n")] {
+            n += 1;
+            an.push(&s.view(n));
+        }
+        an.tick(Timestamp((t + 200) * 1_000));
+    }
+    assert!(drain(&mut an).is_empty(), "still open");
+    let analysis = an.finish();
+    assert_eq!(analysis.connections[0].exchanges.len(), 10);
+    assert!(analysis.warnings.is_empty(), "{:?}", analysis.warnings);
+}
