@@ -45,6 +45,33 @@ struct Args {
     /// Mean rate of new connections per second.
     #[arg(long, default_value_t = 3000.0)]
     rate: f64,
+    /// What each connection does: `echo` (the lab's conversations),
+    /// `syn-only` (one SYN never answered: a scan or a SYN flood),
+    /// `never-close` (handshake and exchanges, then silence: no FIN).
+    #[arg(long, value_enum, default_value_t = Shape::Echo)]
+    shape: Shape,
+}
+
+/// What each generated connection does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum Shape {
+    /// Handshake, 1–5 exchanges, FIN/FIN/ACK.
+    Echo,
+    /// A SYN and nothing else.
+    SynOnly,
+    /// Handshake and 1–5 exchanges, never closed.
+    NeverClose,
+}
+
+impl Shape {
+    /// Packets of a connection with `exchanges` exchanges.
+    fn packets(self, exchanges: u64) -> u64 {
+        match self {
+            Shape::Echo => 6 + 3 * exchanges,
+            Shape::SynOnly => 1,
+            Shape::NeverClose => 3 + 3 * exchanges,
+        }
+    }
 }
 
 /// Start of the capture: 2024-05-01 10:00:00 UTC.
@@ -109,6 +136,7 @@ struct Conn {
     rtt_ns: u64,
     step: Step,
     request: Vec<u8>,
+    shape: Shape,
 }
 
 /// One packet: direction, flags, payload.
@@ -178,6 +206,11 @@ impl Conn {
                 self.rtt_ns,
             ),
             Step::LastAck => (Segment::control(true, false, false, true), None, 0),
+        };
+        let next = match (self.shape, self.step) {
+            (Shape::SynOnly, Step::Syn) => None,
+            (Shape::NeverClose, Step::ResponseAck) if self.exchanges_left == 0 => None,
+            _ => next,
         };
         let payload: Vec<u8> = match self.step {
             Step::Request => self.request.clone(),
@@ -325,19 +358,21 @@ fn main() -> anyhow::Result<()> {
         let next_event = queue.peek().map(|Reverse((t, _))| *t);
         match (next_arrival, next_event) {
             (Some(arrival), event) if event.is_none_or(|e| arrival <= e) => {
+                let shape = args.shape;
                 let remaining = args.packets - committed;
-                if remaining < 9 {
+                let least = shape.packets(1);
+                if remaining < least {
                     next_arrival = None;
                     continue;
                 }
-                let fits = (remaining - 6) / 3;
+                let fits = (remaining - shape.packets(0)) / 3;
                 let mut exchanges = rng.range(1, 5).min(fits);
-                if remaining - (6 + 3 * exchanges) < 9 {
+                if shape != Shape::SynOnly && remaining - shape.packets(exchanges) < least {
                     // Nothing would fit after this one: take up the rest.
                     exchanges = fits;
                 }
+                committed += shape.packets(exchanges);
                 let exchanges = exchanges as u32;
-                committed += 6 + 3 * u64::from(exchanges);
                 let address = rng.range(0, CLIENT_ADDRESSES - 1);
                 let port = next_ports
                     .entry(address)
@@ -356,6 +391,7 @@ fn main() -> anyhow::Result<()> {
                         rtt_ns: rng.range(100_000, 2_000_000),
                         step: Step::Syn,
                         request: Vec::new(),
+                        shape,
                     },
                 );
                 queue.push(Reverse((arrival, opened)));
