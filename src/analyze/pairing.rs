@@ -146,11 +146,11 @@ impl Pairer {
                 conn.framing = f;
                 Self::mode_for(f, limits)
             }
-            // Room for the first bursts of a typical text exchange, so
-            // they do not grow the buffers chunk by chunk.
+            // Nothing allocated before the first byte: a connection that
+            // never carries data (a SYN flood) costs no buffer.
             None => Mode::Detecting {
-                held: Vec::with_capacity(4),
-                buf: Vec::with_capacity(256),
+                held: Vec::new(),
+                buf: Vec::new(),
                 bytes: 0,
                 bursts: 0,
             },
@@ -203,6 +203,12 @@ impl Pairer {
             bursts,
         } = &mut self.mode
         {
+            if held.capacity() == 0 {
+                // Room for the first bursts of a typical text exchange, so
+                // they do not grow the buffers chunk by chunk.
+                held.reserve(4);
+                buf.reserve(256);
+            }
             if held.last().map(|h| h.side) != Some(side) && *bursts < 3 {
                 *bursts += 1;
             }
