@@ -36,7 +36,7 @@
 //!   [`Options::syn_timeout`] (5 s) when only its SYN was seen, is over:
 //!   flushed as at the end of the capture, noted on the connection, counted
 //!   in one warning. Checked at each sweep of the table (every
-//!   [`SWEEP_EVERY`] packets) and at each [`Analyzer::tick`].
+//!   65,536 packets) and at each [`Analyzer::tick`].
 //! - **Acknowledged holes.** When one side acknowledges bytes of the other
 //!   side's stream beyond a hole, the receiver had them: no retransmission
 //!   will be captured, so the hole is reported as a gap at once (and the

@@ -67,17 +67,9 @@ impl FramingChoice {
     }
 }
 
-/// Sizes that bound pairing.
-#[derive(Debug, Clone, Copy)]
-pub struct PairLimits {
-    /// Largest message buffered whole to decode it.
-    pub max_message: usize,
-    /// Characters of preview per message.
-    pub preview_len: usize,
-}
-
 mod decoder;
 
+pub use decoder::PairLimits;
 use decoder::{Decoder, Message};
 
 /// Messages of one side sharing a segment, for `merged` pitfalls.

@@ -24,7 +24,7 @@
 //! # Threads
 //! Two threads once the capture is bigger than one batch (or at the first
 //! packet of a live source): the caller's reads and decodes packets into
-//! [`Batch`]es, a second one runs the [`Analyzer`] and the sink, with a
+//! batches, a second one runs the [`Analyzer`] and the sink, with a
 //! bounded queue of reused batches between them (memory stays flat when one
 //! side is slower). A capture of one batch or less (the lab's, the fuzzer's)
 //! is analyzed on the caller's thread. A live source's batches are handed

@@ -5,11 +5,19 @@
 
 use std::collections::VecDeque;
 
-use super::PairLimits;
 use crate::analyze::model::Timestamp;
 use crate::analyze::preview::PreviewBuf;
 use crate::protocol::framing::LENGTH_PREFIX;
 use crate::protocol::{FrameError, Framing};
+
+/// Sizes that bound pairing.
+#[derive(Debug, Clone, Copy)]
+pub struct PairLimits {
+    /// Largest message buffered whole to decode it.
+    pub max_message: usize,
+    /// Characters of preview per message.
+    pub preview_len: usize,
+}
 
 /// A message (or a turn) found in one direction.
 #[derive(Debug, Clone)]

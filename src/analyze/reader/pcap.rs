@@ -11,7 +11,7 @@
 
 use pcap_parser::parse_pcap_frame_modified;
 
-use super::{Corruption, Found, MAX_PACKET_LEN, Parsed, ReadError, nom_message, read_u32};
+use super::record::{Corruption, Found, MAX_PACKET_LEN, Parsed, ReadError, nom_message, read_u32};
 use crate::analyze::model::Timestamp;
 
 /// Bytes of the file header.

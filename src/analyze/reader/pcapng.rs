@@ -17,7 +17,7 @@ use pcap_parser::pcapng::{
     parse_simplepacketblock_le,
 };
 
-use super::{
+use super::record::{
     Corruption, Found, MAX_PACKET_LEN, Parsed, ReadError, nom_message, read_u16, read_u32,
 };
 use crate::analyze::model::Timestamp;
@@ -25,7 +25,7 @@ use crate::analyze::model::Timestamp;
 /// Room allowed for the options of a packet block (libpcap allows 128 KiB).
 const MAX_OPTIONS_LEN: u32 = 131_072;
 /// Largest pcapng block that is parsed (and so buffered): an EPB with a
-/// [`MAX_PACKET_LEN`] packet and [`MAX_OPTIONS_LEN`] of options.
+/// [`MAX_PACKET_LEN`] packet and 128 KiB of options.
 pub const MAX_PARSED_BLOCK: u32 = 32 + MAX_PACKET_LEN + MAX_OPTIONS_LEN;
 /// Largest pcapng block that is skipped (streamed, never buffered whole);
 /// libpcap's initial limit for any block.

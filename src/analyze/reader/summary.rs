@@ -2,7 +2,7 @@
 //! the packets skipped, warnings, truncation. [`ReadSummary::decode`] is the
 //! one place a packet becomes a segment or a counted skip.
 
-use super::{CaptureFormat, Truncation};
+use super::record::{CaptureFormat, Truncation};
 use crate::analyze::decode::{Skip, decode};
 use crate::analyze::model::CaptureSummary;
 pub use crate::analyze::model::SkipCounts;
