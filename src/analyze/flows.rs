@@ -55,15 +55,14 @@ use super::event::Event;
 use super::model::{
     Analysis, Close, CloseEvent, CloseKind, Connection, Gap, Handshake, Side, Timestamp,
 };
-use super::pairing::{FramingChoice, PairLimits, Pairer};
+use super::pairing::{PairLimits, Pairer};
 use super::reassembly::{Chunk, ChunkData, Reassembler};
 use super::segment::TcpSegment;
 use super::warnings::Warnings;
 use crate::protocol::Framing;
 use key::{Key, key};
-
-/// The lab's server port, taken for the server side when nothing else tells.
-pub const LAB_PORT: u16 = 2222;
+use options::choose_sides;
+pub use options::{LAB_PORT, Options};
 
 /// How long (capture time) the address pair of a drained connection is
 /// remembered, so that its stragglers (a retransmitted FIN whose ACK was
@@ -82,47 +81,6 @@ const SWEEP_EVERY: u64 = 1 << 16;
 /// cannot predict collisions (an unseeded hasher such as FxHash would let
 /// one turn the table quadratic).
 type Table = HashMap<Key, Slot, foldhash::fast::RandomState>;
-
-/// How to analyze a capture. The defaults: `auto` framing, no server given,
-/// 1 MiB messages, 4 MiB held per connection, 40-character previews.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// How to cut streams into messages.
-    pub framing: FramingChoice,
-    /// The server's address, for connections whose SYN was not captured.
-    pub server: Option<SocketAddr>,
-    /// The server's port, for connections whose SYN was not captured.
-    pub port: Option<u16>,
-    /// Largest message decoded from a buffer; bigger ones are streamed past
-    /// (counted and previewed, not held whole).
-    pub max_message: usize,
-    /// Most out-of-order bytes held per connection before giving up on a hole.
-    pub max_buffered_per_flow: usize,
-    /// Characters of preview per message.
-    pub preview_len: usize,
-    /// Capture time without a packet after which an open connection is
-    /// over: reported as timed out, with what was seen (Zeek's
-    /// `tcp_inactivity_timeout`, 5 minutes).
-    pub inactivity_timeout: Duration,
-    /// The same for a connection of which only SYNs were seen (a scan, a
-    /// flood, a refused or filtered port): Zeek's `tcp_SYN_timeout`, 5 s.
-    pub syn_timeout: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            framing: FramingChoice::Auto,
-            server: None,
-            port: None,
-            max_message: 1 << 20,
-            max_buffered_per_flow: 4 << 20,
-            preview_len: 40,
-            inactivity_timeout: Duration::from_secs(300),
-            syn_timeout: Duration::from_secs(5),
-        }
-    }
-}
 
 /// The table entry of an address pair: its latest connection.
 #[derive(Debug)]
@@ -575,51 +533,6 @@ fn report_settled(flow: &mut Flow, conn: &Connection, events: &mut VecDeque<Even
     flow.reported = flow.reported.max(answered);
 }
 
-/// Decides client and server for a connection's first segment; the third
-/// value says how, when it was not a SYN or SYN-ACK.
-fn choose_sides(seg: &TcpSegment<'_>, opts: &Options) -> (SocketAddr, SocketAddr, Option<String>) {
-    let (a, b) = (seg.src, seg.dst);
-    if seg.flags.syn && !seg.flags.rst {
-        return if seg.flags.ack {
-            (b, a, None)
-        } else {
-            (a, b, None)
-        };
-    }
-    let server_is_src = |why: String| (b, a, Some(why));
-    let server_is_dst = |why: String| (a, b, Some(why));
-    if let Some(s) = opts.server {
-        if s == a {
-            return server_is_src(format!("by --server {s}"));
-        }
-        if s == b {
-            return server_is_dst(format!("by --server {s}"));
-        }
-    }
-    if let Some(p) = opts.port {
-        if a.port() == p && b.port() != p {
-            return server_is_src(format!("by --port {p}"));
-        }
-        if b.port() == p && a.port() != p {
-            return server_is_dst(format!("by --port {p}"));
-        }
-    }
-    let guess = "by a guess (say --server or --port to be sure)";
-    if a.port() == LAB_PORT && b.port() != LAB_PORT {
-        return server_is_src(format!("{guess}: port {LAB_PORT} is the lab's server port"));
-    }
-    if b.port() == LAB_PORT && a.port() != LAB_PORT {
-        return server_is_dst(format!("{guess}: port {LAB_PORT} is the lab's server port"));
-    }
-    if a.port() < b.port() {
-        return server_is_src(format!("{guess}: the lower port, {}", a.port()));
-    }
-    if b.port() < a.port() {
-        return server_is_dst(format!("{guess}: the lower port, {}", b.port()));
-    }
-    server_is_dst(format!("{guess}: the receiver of the first packet"))
-}
-
 /// Applies one segment to a live connection. Returns whether the connection
 /// is now closed.
 fn track(
@@ -840,5 +753,6 @@ fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, packet: u64)
 }
 
 mod key;
+mod options;
 #[cfg(test)]
 mod tests;

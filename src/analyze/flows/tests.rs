@@ -2,6 +2,7 @@
 //! draining and the table, on conversations written by hand.
 
 use super::*;
+use crate::analyze::FramingChoice;
 use crate::analyze::model::PitfallKind;
 use crate::analyze::segment::TcpFlags;
 use crate::analyze::testing::{Script, Seg, analyze, flags};
