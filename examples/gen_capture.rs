@@ -20,12 +20,14 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
 use etherparse::{PacketBuilder, TcpOptionElement};
+use reqresp::analyze::model::Timestamp;
+use reqresp::analyze::testing::{PcapFormat, PcapWriter};
 
 /// Generate a synthetic capture of many short request/response connections.
 #[derive(Parser)]
@@ -43,6 +45,33 @@ struct Args {
     /// Mean rate of new connections per second.
     #[arg(long, default_value_t = 3000.0)]
     rate: f64,
+    /// What each connection does: `echo` (the lab's conversations),
+    /// `syn-only` (one SYN never answered: a scan or a SYN flood),
+    /// `never-close` (handshake and exchanges, then silence: no FIN).
+    #[arg(long, value_enum, default_value_t = Shape::Echo)]
+    shape: Shape,
+}
+
+/// What each generated connection does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum Shape {
+    /// Handshake, 1–5 exchanges, FIN/FIN/ACK.
+    Echo,
+    /// A SYN and nothing else.
+    SynOnly,
+    /// Handshake and 1–5 exchanges, never closed.
+    NeverClose,
+}
+
+impl Shape {
+    /// Packets of a connection with `exchanges` exchanges.
+    fn packets(self, exchanges: u64) -> u64 {
+        match self {
+            Shape::Echo => 6 + 3 * exchanges,
+            Shape::SynOnly => 1,
+            Shape::NeverClose => 3 + 3 * exchanges,
+        }
+    }
 }
 
 /// Start of the capture: 2024-05-01 10:00:00 UTC.
@@ -51,7 +80,7 @@ const SERVER_IP: [u8; 4] = [10, 0, 0, 1];
 const SERVER_PORT: u16 = 2222;
 const SERVER_MAC: [u8; 6] = [0x02, 0x42, 0x0a, 0x00, 0x00, 0x01];
 const CLIENT_ADDRESSES: u64 = 2000;
-const SNAPLEN: u32 = 262_144;
+const LINKTYPE_ETHERNET: u32 = 1;
 const WORDS: &[&str] = &[
     "hello", "ticket", "order", "status", "ping", "weather", "lab", "request", "response", "tcp",
     "socket", "server", "client", "echo", "message", "bytes", "stream", "frame",
@@ -107,6 +136,7 @@ struct Conn {
     rtt_ns: u64,
     step: Step,
     request: Vec<u8>,
+    shape: Shape,
 }
 
 /// One packet: direction, flags, payload.
@@ -176,6 +206,11 @@ impl Conn {
                 self.rtt_ns,
             ),
             Step::LastAck => (Segment::control(true, false, false, true), None, 0),
+        };
+        let next = match (self.shape, self.step) {
+            (Shape::SynOnly, Step::Syn) => None,
+            (Shape::NeverClose, Step::ResponseAck) if self.exchanges_left == 0 => None,
+            _ => next,
         };
         let payload: Vec<u8> = match self.step {
             Step::Request => self.request.clone(),
@@ -297,38 +332,6 @@ fn message(rng: &mut Rng) -> Vec<u8> {
     line
 }
 
-/// The classic pcap file format (microseconds, little-endian), written by
-/// hand: the format is a 24-byte header and a 16-byte header per record,
-/// and libpcap's dumper (the `pcap` crate's `Savefile`) would need a
-/// C `pcap_pkthdr` and an FFI call per packet for the same bytes.
-struct PcapWriter<W: Write> {
-    out: W,
-}
-
-impl<W: Write> PcapWriter<W> {
-    fn new(mut out: W) -> std::io::Result<Self> {
-        out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-        out.write_all(&2u16.to_le_bytes())?;
-        out.write_all(&4u16.to_le_bytes())?;
-        out.write_all(&0i32.to_le_bytes())?; // thiszone
-        out.write_all(&0u32.to_le_bytes())?; // sigfigs
-        out.write_all(&SNAPLEN.to_le_bytes())?;
-        out.write_all(&1u32.to_le_bytes())?; // LINKTYPE_ETHERNET
-        Ok(PcapWriter { out })
-    }
-
-    fn write(&mut self, time_ns: u64, packet: &[u8]) -> std::io::Result<()> {
-        let len = packet.len() as u32;
-        self.out
-            .write_all(&((time_ns / 1_000_000_000) as u32).to_le_bytes())?;
-        self.out
-            .write_all(&((time_ns % 1_000_000_000 / 1000) as u32).to_le_bytes())?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(packet)
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
@@ -339,7 +342,8 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let file = File::create(&args.output)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", args.output.display()))?;
-    let mut pcap = PcapWriter::new(BufWriter::with_capacity(1 << 20, file))?;
+    let out = BufWriter::with_capacity(1 << 20, file);
+    let mut pcap = PcapWriter::new(out, PcapFormat::tcpdump(LINKTYPE_ETHERNET))?;
     let mut rng = Rng(args.seed);
 
     let mean_gap_ns = 1e9 / args.rate;
@@ -354,19 +358,21 @@ fn main() -> anyhow::Result<()> {
         let next_event = queue.peek().map(|Reverse((t, _))| *t);
         match (next_arrival, next_event) {
             (Some(arrival), event) if event.is_none_or(|e| arrival <= e) => {
+                let shape = args.shape;
                 let remaining = args.packets - committed;
-                if remaining < 9 {
+                let least = shape.packets(1);
+                if remaining < least {
                     next_arrival = None;
                     continue;
                 }
-                let fits = (remaining - 6) / 3;
+                let fits = (remaining - shape.packets(0)) / 3;
                 let mut exchanges = rng.range(1, 5).min(fits);
-                if remaining - (6 + 3 * exchanges) < 9 {
+                if shape != Shape::SynOnly && remaining - shape.packets(exchanges) < least {
                     // Nothing would fit after this one: take up the rest.
                     exchanges = fits;
                 }
+                committed += shape.packets(exchanges);
                 let exchanges = exchanges as u32;
-                committed += 6 + 3 * u64::from(exchanges);
                 let address = rng.range(0, CLIENT_ADDRESSES - 1);
                 let port = next_ports
                     .entry(address)
@@ -385,6 +391,7 @@ fn main() -> anyhow::Result<()> {
                         rtt_ns: rng.range(100_000, 2_000_000),
                         step: Step::Syn,
                         request: Vec::new(),
+                        shape,
                     },
                 );
                 queue.push(Reverse((arrival, opened)));
@@ -400,7 +407,7 @@ fn main() -> anyhow::Result<()> {
                         conns.remove(&id);
                     }
                 }
-                pcap.write(time, &packet)?;
+                pcap.packet(Timestamp(time), &packet)?;
                 written += 1;
                 bytes += packet.len() as u64;
             }
@@ -408,7 +415,7 @@ fn main() -> anyhow::Result<()> {
             (Some(_), None) => unreachable!("handled by the first arm"),
         }
     }
-    pcap.out.flush()?;
+    pcap.finish()?;
     eprintln!(
         "wrote {} packets ({} connections, {:.1} MB of packet data) to {} in {:.1} s",
         written,

@@ -18,8 +18,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use etherparse::err::{LenError, ip::LaxHeaderSliceError, tcp::HeaderSliceError};
 use etherparse::{Ethernet2Slice, IpNumber, LaxIpSlice, SingleVlanSlice, TcpSlice};
 
-use super::reader::RawPacket;
-use super::segment::{TcpFlags, TcpSegment};
+use super::segment::{RawPacket, TcpFlags, TcpSegment};
 
 /// `LINKTYPE_*` values (tcpdump.org/linktypes.html) this module decodes.
 pub mod linktype {
@@ -366,7 +365,7 @@ pub(crate) mod testing {
     use etherparse::PacketBuilder;
 
     use super::super::model::Timestamp;
-    use super::super::reader::RawPacket;
+    use super::super::segment::RawPacket;
 
     /// IPv4 + TCP, 10.0.0.1:40000 → 10.0.0.2:2222, seq 1000, ack 5000, PSH|ACK.
     pub fn tcp_v4(payload: &[u8]) -> Vec<u8> {

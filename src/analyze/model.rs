@@ -1,7 +1,10 @@
 //! The result of an analysis: connections, their handshake, exchanges and
 //! teardown. This is the contract between the analyzer and the report
-//! formats; its serde form *is* the documented JSON schema (`--format json`),
-//! so fields are only ever added, never renamed or removed.
+//! formats, so fields are only ever added, never renamed or removed. The
+//! JSON report (`report::json`, documented in docs/json-schema.md) is
+//! written from it by hand: the serde form of a connection is what it
+//! writes for each connection, but the document around them (key order,
+//! `schema_version`, `summary`) is the report's, not this module's.
 
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -32,6 +35,41 @@ pub enum Side {
     Server,
 }
 
+impl Side {
+    /// Both sides, client first (the order of [`Side::index`]).
+    pub const BOTH: [Side; 2] = [Side::Client, Side::Server];
+
+    /// The other end.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+
+    /// 0 for the client, 1 for the server: the index of per-side arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Side::Client => 0,
+            Side::Server => 1,
+        }
+    }
+
+    /// `client` or `server`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything found in one capture.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Analysis {
@@ -45,6 +83,52 @@ pub struct Analysis {
     pub connections: Vec<Connection>,
     /// Problems met while reading (truncated file, skipped packets, dropped data).
     pub warnings: Vec<String>,
+    /// What reading the packets found besides the connections.
+    pub capture: CaptureSummary,
+}
+
+/// What reading the packets found besides the connections: the format,
+/// the packets that were TCP, those skipped and why, a cut-short file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CaptureSummary {
+    /// `pcap`, `pcap-ns` (nanosecond timestamps), `pcapng` or `live`;
+    /// empty when not read from a source.
+    pub format: String,
+    /// Packets decoded into TCP segments.
+    pub tcp_segments: u64,
+    /// Packets skipped, by reason.
+    pub skipped: SkipCounts,
+    /// The file was cut short in the middle of a record (see the warnings).
+    pub truncated: bool,
+}
+
+/// Skipped packets by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SkipCounts {
+    /// Link layer carries something else than IP (ARP, LLC, ...).
+    pub not_ip: u64,
+    /// IP packets that are not TCP (UDP, ICMP, ...).
+    pub not_tcp: u64,
+    /// IP fragments (TCP over fragmented IP is not reassembled).
+    pub fragments: u64,
+    /// Packets of an interface whose link type is not supported.
+    pub unsupported_link: u64,
+    /// Packets whose headers the snaplen cut off.
+    pub cut_by_snaplen: u64,
+    /// Packets with invalid headers (each named in a warning).
+    pub malformed: u64,
+}
+
+impl SkipCounts {
+    /// Packets skipped in all.
+    pub fn total(&self) -> u64 {
+        self.not_ip
+            + self.not_tcp
+            + self.fragments
+            + self.unsupported_link
+            + self.cut_by_snaplen
+            + self.malformed
+    }
 }
 
 /// One TCP connection, seen from the capture.

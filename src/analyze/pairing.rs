@@ -34,13 +34,9 @@
 //!   (count: segments). Framing bytes (`\n`, the prefix) count as the
 //!   message's.
 
-use std::collections::VecDeque;
-
 use super::model::{Connection, Exchange, Frames, PitfallKind, RecvPitfall, Side, Timestamp};
-use super::preview::PreviewBuf;
 use super::reassembly::{Chunk, ChunkData};
-use crate::protocol::framing::LENGTH_PREFIX;
-use crate::protocol::{FrameError, Framing};
+use crate::protocol::Framing;
 
 /// Most bytes held per connection while `auto` decides on a framing.
 pub const DETECT_WINDOW: usize = 64 * 1024;
@@ -71,382 +67,10 @@ impl FramingChoice {
     }
 }
 
-/// Sizes that bound pairing.
-#[derive(Debug, Clone, Copy)]
-pub struct PairLimits {
-    /// Largest message buffered whole to decode it.
-    pub max_message: usize,
-    /// Characters of preview per message.
-    pub preview_len: usize,
-}
+mod decoder;
 
-/// A message (or a turn) found in one direction.
-#[derive(Debug, Clone)]
-struct Message {
-    /// Payload bytes, missing ones included.
-    len: u64,
-    first_time: Timestamp,
-    last_time: Timestamp,
-    preview: PreviewBuf,
-    /// Some bytes were not captured.
-    gap: bool,
-    /// The stream ended before the message did.
-    unterminated: bool,
-    /// First and last capture packet that carried bytes of it, and how many
-    /// distinct packets did (0 when all its bytes are missing).
-    first_packet: u64,
-    last_packet: u64,
-    segments: u32,
-    /// The frames that carried it, for the report's packet list.
-    frames: Frames,
-}
-
-impl Message {
-    fn new(time: Timestamp) -> Self {
-        Message {
-            len: 0,
-            first_time: time,
-            last_time: time,
-            preview: PreviewBuf::default(),
-            gap: false,
-            unterminated: false,
-            first_packet: 0,
-            last_packet: 0,
-            segments: 0,
-            frames: Frames::default(),
-        }
-    }
-
-    fn touch(&mut self, time: Timestamp, packet: u64) {
-        self.last_time = self.last_time.max(time);
-        if self.segments == 0 {
-            self.first_packet = packet;
-            self.segments = 1;
-        } else if packet != self.last_packet {
-            self.segments = self.segments.saturating_add(1);
-        }
-        self.last_packet = packet;
-        self.frames.push(packet);
-    }
-
-    /// Adds payload bytes (all of them count; at most `limit` are kept).
-    fn add(&mut self, bytes: &[u8], limit: usize) {
-        self.len += bytes.len() as u64;
-        self.preview.push(bytes, limit);
-    }
-
-    fn add_missing(&mut self, n: u64, time: Timestamp) {
-        self.len += n;
-        self.gap = true;
-        self.last_time = self.last_time.max(time);
-        self.preview.push_missing(n);
-    }
-
-    fn incomplete(&self) -> bool {
-        self.gap || self.unterminated
-    }
-}
-
-/// Bytes of the decode buffer that one packet delivered.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    packet: u64,
-    time: Timestamp,
-    len: usize,
-}
-
-/// What a streamed (not buffered) message runs until.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Until {
-    /// The next `\n` (line framing).
-    Newline,
-    /// This many more bytes (length framing, size known).
-    Remaining(u64),
-    /// The end of this side's burst (length framing, boundaries lost).
-    BurstEnd,
-}
-
-/// One direction decoded with line or length framing.
-#[derive(Debug)]
-struct Decoder {
-    framing: Framing,
-    limits: PairLimits,
-    /// Undecoded bytes are `buf[start..]`; always the start of a message.
-    buf: Vec<u8>,
-    start: usize,
-    runs: VecDeque<Run>,
-    /// A message being streamed past instead of buffered.
-    streaming: Option<(Until, Message)>,
-    /// Boundaries were lost at least once (for a note).
-    lost_sync: bool,
-}
-
-impl Decoder {
-    fn new(framing: Framing, limits: PairLimits) -> Self {
-        Decoder {
-            framing,
-            limits,
-            buf: Vec::new(),
-            start: 0,
-            runs: VecDeque::new(),
-            streaming: None,
-            lost_sync: false,
-        }
-    }
-
-    fn undecoded(&self) -> usize {
-        self.buf.len() - self.start
-    }
-
-    /// Builds a message from the first `consumed` undecoded bytes, whose
-    /// payload is `payload` (relative to the undecoded start), and drops them.
-    fn take(&mut self, payload: std::ops::Range<usize>, consumed: usize) -> Message {
-        let mut msg = Message::new(self.runs.front().map_or(Timestamp(0), |r| r.time));
-        let mut left = consumed;
-        while left > 0 {
-            let Some(run) = self.runs.front_mut() else {
-                break;
-            };
-            msg.touch(run.time, run.packet);
-            let n = run.len.min(left);
-            run.len -= n;
-            left -= n;
-            if run.len == 0 {
-                self.runs.pop_front();
-            }
-        }
-        let base = self.start;
-        msg.add(
-            &self.buf[base + payload.start..base + payload.end],
-            self.limits.preview_len,
-        );
-        self.start += consumed;
-        msg
-    }
-
-    /// Frees consumed bytes at the front of the buffer.
-    fn compact(&mut self) {
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-            if self.buf.capacity() > 64 * 1024 {
-                self.buf = Vec::new();
-            }
-        } else if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-    }
-
-    fn push(&mut self, mut data: &[u8], time: Timestamp, packet: u64, out: &mut Vec<Message>) {
-        // Fast path: nothing buffered, so whole messages at the start of
-        // this chunk are decoded where they lie, without copying them into
-        // the buffer (as they would be, one run of one packet). The rest
-        // (a partial or oversized message) takes the general path below.
-        if self.streaming.is_none() && self.undecoded() == 0 {
-            while let Ok(Some(frame)) = self.framing.decode(data, self.limits.max_message) {
-                let mut msg = Message::new(time);
-                msg.touch(time, packet);
-                msg.add(&data[frame.payload], self.limits.preview_len);
-                out.push(msg);
-                data = &data[frame.consumed..];
-            }
-        }
-        while !data.is_empty() {
-            if let Some((until, msg)) = &mut self.streaming {
-                msg.touch(time, packet);
-                let take = match until {
-                    Until::Newline => match data.iter().position(|&b| b == b'\n') {
-                        Some(nl) => {
-                            let end = if nl > 0 && data[nl - 1] == b'\r' {
-                                nl - 1
-                            } else {
-                                nl
-                            };
-                            msg.add(&data[..end], self.limits.preview_len);
-                            let msg = self.streaming.take().map(|(_, m)| m);
-                            out.extend(msg);
-                            data = &data[nl + 1..];
-                            continue;
-                        }
-                        None => data.len(),
-                    },
-                    Until::Remaining(r) => (*r).min(data.len() as u64) as usize,
-                    Until::BurstEnd => data.len(),
-                };
-                msg.add(&data[..take], self.limits.preview_len);
-                if let Until::Remaining(r) = until {
-                    *r -= take as u64;
-                    if *r == 0 {
-                        out.extend(self.streaming.take().map(|(_, m)| m));
-                    }
-                }
-                data = &data[take..];
-                continue;
-            }
-            // Buffer and decode, but never more than one message's worth.
-            self.compact();
-            self.buf.extend_from_slice(data);
-            self.runs.push_back(Run {
-                packet,
-                time,
-                len: data.len(),
-            });
-            // A line cannot end before a newline arrives: skip rescanning
-            // the buffered part of a long line for each new segment.
-            let waiting = self.framing == Framing::Line
-                && !data.contains(&b'\n')
-                && self.undecoded() <= self.limits.max_message.saturating_add(1);
-            data = &[];
-            if !waiting {
-                // Either leaves an incomplete message in the buffer, or
-                // starts streaming a big one with the whole buffer consumed.
-                self.decode(out);
-            }
-        }
-    }
-
-    /// Decodes every complete message in the buffer.
-    fn decode(&mut self, out: &mut Vec<Message>) {
-        loop {
-            let pending = &self.buf[self.start..];
-            match self.framing.decode(pending, self.limits.max_message) {
-                Ok(Some(frame)) => {
-                    let msg = self.take(frame.payload, frame.consumed);
-                    out.push(msg);
-                }
-                Ok(None) => return,
-                Err(FrameError::TooLarge { size, .. }) => {
-                    // Too big to buffer: stream it past.
-                    let have = pending.len();
-                    match self.framing {
-                        Framing::Length => {
-                            let total = LENGTH_PREFIX as u64 + size as u64;
-                            if total <= have as u64 {
-                                let msg = self.take(LENGTH_PREFIX..total as usize, total as usize);
-                                out.push(msg);
-                                continue;
-                            }
-                            let msg = self.take(LENGTH_PREFIX..have, have);
-                            self.streaming = Some((Until::Remaining(total - have as u64), msg));
-                        }
-                        _ => match pending.iter().position(|&b| b == b'\n') {
-                            Some(nl) => {
-                                let end = if nl > 0 && pending[nl - 1] == b'\r' {
-                                    nl - 1
-                                } else {
-                                    nl
-                                };
-                                let msg = self.take(0..end, nl + 1);
-                                out.push(msg);
-                                continue;
-                            }
-                            None => {
-                                let msg = self.take(0..have, have);
-                                self.streaming = Some((Until::Newline, msg));
-                            }
-                        },
-                    }
-                    self.compact();
-                    return;
-                }
-                // Decoding never reports this; stop rather than spin.
-                Err(FrameError::NewlineInLine) => return,
-            }
-        }
-    }
-
-    /// `n` bytes of this direction were not captured.
-    fn missing(&mut self, n: u64, time: Timestamp, out: &mut Vec<Message>) {
-        if let Some((until, msg)) = &mut self.streaming {
-            match until {
-                Until::Newline | Until::BurstEnd => msg.add_missing(n, time),
-                Until::Remaining(r) if n < *r => {
-                    *r -= n;
-                    msg.add_missing(n, time);
-                }
-                Until::Remaining(r) => {
-                    let r = *r;
-                    msg.add_missing(r, time);
-                    out.extend(self.streaming.take().map(|(_, m)| m));
-                    if n > r {
-                        self.lose_sync(n - r, time);
-                    }
-                }
-            }
-            return;
-        }
-        let have = self.undecoded();
-        match self.framing {
-            Framing::Length if have >= LENGTH_PREFIX => {
-                let p = &self.buf[self.start..self.start + LENGTH_PREFIX];
-                let total =
-                    LENGTH_PREFIX as u64 + u64::from(u32::from_be_bytes([p[0], p[1], p[2], p[3]]));
-                let mut msg = self.take(LENGTH_PREFIX..have, have);
-                let rest = total - have as u64;
-                msg.add_missing(n.min(rest), time);
-                if n < rest {
-                    self.streaming = Some((Until::Remaining(rest - n), msg));
-                } else {
-                    out.push(msg);
-                    if n > rest {
-                        self.lose_sync(n - rest, time);
-                    }
-                }
-            }
-            Framing::Length => {
-                // The prefix itself is (partly) missing: no way to know
-                // where this or the next messages end.
-                let mut msg = self.take(0..0, have);
-                msg.add_missing(n, time);
-                msg.len += have as u64;
-                self.lost_sync = true;
-                self.streaming = Some((Until::BurstEnd, msg));
-            }
-            _ => {
-                let mut msg = self.take(0..have, have);
-                msg.add_missing(n, time);
-                self.streaming = Some((Until::Newline, msg));
-            }
-        }
-        self.compact();
-    }
-
-    fn lose_sync(&mut self, n: u64, time: Timestamp) {
-        let mut msg = Message::new(time);
-        msg.add_missing(n, time);
-        self.lost_sync = true;
-        self.streaming = Some((Until::BurstEnd, msg));
-    }
-
-    /// The other side spoke: a message with lost boundaries ends here.
-    fn burst_end(&mut self, out: &mut Vec<Message>) {
-        if matches!(self.streaming, Some((Until::BurstEnd, _))) {
-            out.extend(self.streaming.take().map(|(_, m)| m));
-        }
-    }
-
-    /// The stream ended: whatever is left is an unterminated message.
-    fn finish(&mut self, out: &mut Vec<Message>) {
-        if let Some((until, mut msg)) = self.streaming.take() {
-            msg.unterminated = until != Until::BurstEnd;
-            out.push(msg);
-        }
-        let have = self.undecoded();
-        if have > 0 {
-            let payload = match self.framing {
-                Framing::Length => LENGTH_PREFIX.min(have)..have,
-                _ => 0..have,
-            };
-            let mut msg = self.take(payload, have);
-            msg.unterminated = true;
-            out.push(msg);
-        }
-        self.buf = Vec::new();
-        self.start = 0;
-        self.runs.clear();
-    }
-}
+pub use decoder::PairLimits;
+use decoder::{Decoder, Message};
 
 /// Messages of one side sharing a segment, for `merged` pitfalls.
 #[derive(Debug, Clone, Copy)]
@@ -506,28 +130,6 @@ pub struct Pairer {
     scratch: Vec<Message>,
 }
 
-fn slot(side: Side) -> usize {
-    match side {
-        Side::Client => 0,
-        Side::Server => 1,
-    }
-}
-
-/// `client` or `server`, for messages.
-pub fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Client => "client",
-        Side::Server => "server",
-    }
-}
-
-fn other(side: Side) -> Side {
-    match side {
-        Side::Client => Side::Server,
-        Side::Server => Side::Client,
-    }
-}
-
 impl Pairer {
     /// A pairer for one connection. With a fixed framing, sets `conn.framing`.
     pub fn new(choice: FramingChoice, limits: PairLimits, conn: &mut Connection) -> Self {
@@ -536,11 +138,11 @@ impl Pairer {
                 conn.framing = f;
                 Self::mode_for(f, limits)
             }
-            // Room for the first bursts of a typical text exchange, so
-            // they do not grow the buffers chunk by chunk.
+            // Nothing allocated before the first byte: a connection that
+            // never carries data (a SYN flood) costs no buffer.
             None => Mode::Detecting {
-                held: Vec::with_capacity(4),
-                buf: Vec::with_capacity(256),
+                held: Vec::new(),
+                buf: Vec::new(),
                 bytes: 0,
                 bursts: 0,
             },
@@ -564,8 +166,16 @@ impl Pairer {
         }
     }
 
-    /// Bytes held while detecting, or buffered in decoders (for memory accounting).
-    pub fn buffered(&self) -> usize {
+    /// Exchanges of the connection that are settled: those before the
+    /// first one still waiting for its response. Nothing changes them any
+    /// more.
+    pub fn answered(&self) -> usize {
+        self.unanswered
+    }
+
+    /// Bytes held while detecting, or buffered in decoders.
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
         match &self.mode {
             Mode::Detecting { bytes, .. } => *bytes,
             Mode::Framed(d) => d[0].buf.len() + d[1].buf.len(),
@@ -585,6 +195,12 @@ impl Pairer {
             bursts,
         } = &mut self.mode
         {
+            if held.capacity() == 0 {
+                // Room for the first bursts of a typical text exchange, so
+                // they do not grow the buffers chunk by chunk.
+                held.reserve(4);
+                buf.reserve(256);
+            }
             if held.last().map(|h| h.side) != Some(side) && *bursts < 3 {
                 *bursts += 1;
             }
@@ -634,10 +250,10 @@ impl Pairer {
             if let Some(p) = prev
                 && p != h.side
             {
-                done[slot(p)] = true;
+                done[p.index()] = true;
             }
             prev = Some(h.side);
-            let s = slot(h.side);
+            let s = h.side.index();
             if done[s] {
                 continue;
             }
@@ -690,7 +306,7 @@ impl Pairer {
         let mut out = std::mem::take(&mut self.scratch);
         match &mut self.mode {
             Mode::Framed(dec) => {
-                let d = &mut dec[slot(side)];
+                let d = &mut dec[side.index()];
                 match data {
                     ChunkData::Bytes(b) => d.push(b, time, packet, &mut out),
                     ChunkData::Missing(n) => d.missing(*n, time, &mut out),
@@ -700,12 +316,12 @@ impl Pairer {
                     conn.notes.push(format!(
                         "bytes missing from the {} stream hid where length-prefixed messages \
                          end; the rest of each such burst counts as one incomplete message",
-                        side_name(side)
+                        side.name()
                     ));
                 }
             }
             Mode::Turns(open) => {
-                let msg = open[slot(side)].get_or_insert_with(|| Message::new(time));
+                let msg = open[side.index()].get_or_insert_with(|| Message::new(time));
                 match data {
                     ChunkData::Bytes(b) => {
                         msg.touch(time, packet);
@@ -726,8 +342,8 @@ impl Pairer {
     fn burst_end(&mut self, side: Side, conn: &mut Connection) {
         let mut out = std::mem::take(&mut self.scratch);
         match &mut self.mode {
-            Mode::Framed(dec) => dec[slot(side)].burst_end(&mut out),
-            Mode::Turns(open) => out.extend(open[slot(side)].take()),
+            Mode::Framed(dec) => dec[side.index()].burst_end(&mut out),
+            Mode::Turns(open) => out.extend(open[side.index()].take()),
             Mode::Detecting { .. } => {}
         }
         for msg in out.drain(..) {
@@ -738,8 +354,8 @@ impl Pairer {
 
     /// A whole message (or turn) from `side`.
     fn message(&mut self, side: Side, mut msg: Message, conn: &mut Connection) {
-        let index = self.index[slot(side)];
-        self.index[slot(side)] += 1;
+        let index = self.index[side.index()];
+        self.index[side.index()] += 1;
         if matches!(self.mode, Mode::Framed(_)) {
             self.pitfalls(side, index, &msg, conn);
         }
@@ -798,7 +414,7 @@ impl Pairer {
     }
 
     fn pitfalls(&mut self, side: Side, index: u64, msg: &Message, conn: &mut Connection) {
-        let s = slot(side);
+        let s = side.index();
         if msg.gap || msg.segments == 0 {
             // Cannot judge what a reader would have received.
             self.close_group(side, conn);
@@ -836,7 +452,7 @@ impl Pairer {
     }
 
     fn close_group(&mut self, side: Side, conn: &mut Connection) {
-        if let Some(g) = self.merge[slot(side)].take()
+        if let Some(g) = self.merge[side.index()].take()
             && g.count > 1
         {
             conn.recv_pitfalls.push(RecvPitfall {
@@ -856,18 +472,18 @@ impl Pairer {
         }
         // The last speaker's burst ends first, then the other's.
         let order = match self.last_side {
-            Some(s) => [s, other(s)],
+            Some(s) => [s, s.other()],
             None => [Side::Client, Side::Server],
         };
         for side in order {
             let mut out = std::mem::take(&mut self.scratch);
             match &mut self.mode {
                 Mode::Framed(dec) => {
-                    let d = &mut dec[slot(side)];
+                    let d = &mut dec[side.index()];
                     d.burst_end(&mut out);
                     d.finish(&mut out);
                 }
-                Mode::Turns(open) => out.extend(open[slot(side)].take()),
+                Mode::Turns(open) => out.extend(open[side.index()].take()),
                 Mode::Detecting { .. } => {}
             }
             for msg in out.drain(..) {
@@ -878,7 +494,7 @@ impl Pairer {
         self.close_group(Side::Client, conn);
         self.close_group(Side::Server, conn);
         conn.recv_pitfalls
-            .sort_by_key(|p| (slot(p.from), p.message));
+            .sort_by_key(|p| (p.from.index(), p.message));
         self.scratch = Vec::new();
     }
 }
@@ -952,307 +568,4 @@ fn looks_length_framed(b: &[u8], whole: bool, max: usize) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conn() -> Connection {
-        Connection::new(
-            1,
-            "10.0.0.2:40000".parse().unwrap(),
-            "10.0.0.1:2222".parse().unwrap(),
-            Timestamp(0),
-        )
-    }
-
-    /// Feeds chunks to a pairer: (side, bytes or missing count), packet
-    /// numbers and times (µs) counting up from 1.
-    fn run(
-        choice: FramingChoice,
-        max_message: usize,
-        chunks: &[(Side, Result<&[u8], u64>)],
-    ) -> Connection {
-        let mut c = conn();
-        let limits = PairLimits {
-            max_message,
-            preview_len: 20,
-        };
-        let mut p = Pairer::new(choice, limits, &mut c);
-        let mut offset = [0u64; 2];
-        for (i, (side, data)) in chunks.iter().enumerate() {
-            let data = match data {
-                Ok(b) => ChunkData::Bytes(b),
-                Err(n) => ChunkData::Missing(*n),
-            };
-            let chunk = Chunk {
-                offset: offset[slot(*side)],
-                time: Timestamp((i as u64 + 1) * 1000),
-                packet: i as u64 + 1,
-                data,
-            };
-            offset[slot(*side)] += chunk.data.len();
-            p.push(*side, &chunk, &mut c);
-            assert!(p.buffered() <= max_message + 64 + DETECT_WINDOW);
-        }
-        p.finish(&mut c);
-        c
-    }
-
-    fn reqs(c: &Connection) -> Vec<(String, u64, bool)> {
-        c.exchanges
-            .iter()
-            .map(|e| (e.request_preview.clone(), e.request_bytes, e.incomplete))
-            .collect()
-    }
-
-    fn len_msg(payload: &[u8]) -> Vec<u8> {
-        let mut v = Vec::new();
-        Framing::Length.encode(payload, &mut v).unwrap();
-        v
-    }
-
-    use Side::{Client as C, Server as S};
-
-    fn whole<'a>(client: &'a [u8], server: &'a [u8]) -> [Sample<'a>; 2] {
-        [client, server].map(|b| Sample {
-            text: b,
-            clean: b,
-            whole: true,
-        })
-    }
-
-    #[test]
-    fn detection_of_line_length_and_turns() {
-        let none: &[u8] = b"";
-        assert_eq!(detect(whole(b"hi\n", b"Echo: hi\n"), 100), Framing::Line);
-        assert_eq!(detect(whole(b"h\xc3\xa9\r\n", none), 100), Framing::Line);
-        // Text without its newline, or with control bytes, is not lines.
-        assert_eq!(detect(whole(b"hi", none), 100), Framing::Raw);
-        assert_eq!(detect(whole(b"\x1b[0m\n", none), 100), Framing::Raw);
-        let m = [len_msg(b"ab"), len_msg(b"")].concat();
-        assert_eq!(detect(whole(&m, none), 100), Framing::Length);
-        // A claimed length beyond the limit, or not matching the burst, is not.
-        assert_eq!(detect(whole(&m[..5], none), 100), Framing::Raw);
-        let huge = [0x7f, 0, 0, 0, 1];
-        assert_eq!(detect(whole(&huge, none), 100), Framing::Raw);
-        // Both sides must agree.
-        assert_eq!(detect(whole(b"hi\n", &m), 100), Framing::Raw);
-        assert_eq!(detect(whole(none, none), 100), Framing::Raw);
-    }
-
-    #[test]
-    fn detection_of_a_burst_cut_by_the_window() {
-        let cut = |b: &'static [u8]| Sample {
-            text: b,
-            clean: b,
-            whole: false,
-        };
-        let none = cut(b"");
-        // Lines so far, the last one not finished yet (even mid-character).
-        assert_eq!(detect([cut(b"one\ntwo \xc3"), none], 100), Framing::Line);
-        assert_eq!(detect([cut(b"no newline yet"), none], 100), Framing::Raw);
-        assert_eq!(
-            detect([cut(b"\0\0\0\x02ab\0\0\0\x09abc"), none], 100),
-            Framing::Length
-        );
-        assert_eq!(detect([cut(b"\0\0\0\x02"), none], 100), Framing::Raw);
-    }
-
-    #[test]
-    fn a_line_longer_than_max_message_is_streamed_and_counted() {
-        let c = run(
-            FramingChoice::Line,
-            8,
-            &[
-                (C, Ok(b"0123456789")),
-                (C, Ok(b"abcdef\nok\n")),
-                (S, Ok(b"yes\n")),
-            ],
-        );
-        assert_eq!(
-            reqs(&c),
-            [
-                ("0123456789abcdef".into(), 16, false),
-                ("ok".into(), 2, false)
-            ]
-        );
-        assert_eq!(c.exchanges[0].response_preview, "yes");
-        assert_eq!(c.exchanges[0].request_time, Timestamp(2000));
-    }
-
-    #[test]
-    fn a_line_in_many_segments_is_one_split_message() {
-        let line: Vec<u8> = [b'z'; 999].iter().chain(b"\n").copied().collect();
-        let chunks: Vec<(Side, Result<&[u8], u64>)> = line.chunks(10).map(|c| (C, Ok(c))).collect();
-        let c = run(FramingChoice::Line, 2000, &chunks);
-        assert_eq!(c.exchanges.len(), 1);
-        assert_eq!(c.exchanges[0].request_bytes, 999);
-        assert_eq!(c.exchanges[0].request_time, Timestamp(100_000));
-        let p = &c.recv_pitfalls[..];
-        assert_eq!(p.len(), 1);
-        assert_eq!((p[0].kind, p[0].count), (PitfallKind::Split, 100));
-    }
-
-    #[test]
-    fn each_message_lists_the_frames_that_carried_it() {
-        // Frames 1-2: a request in two segments; 3: its response and the
-        // next response merged; 4: the second request (pipelined late).
-        let chunks: Vec<(Side, Result<&[u8], u64>)> = vec![
-            (C, Ok(b"he")),
-            (C, Ok(b"llo\n")),
-            (S, Ok(b"Echo: hello\nEcho: x\n")),
-            (C, Ok(b"x\n")),
-        ];
-        let c = run(FramingChoice::Line, 2000, &chunks);
-        let frames = |e: &Exchange| {
-            (
-                e.request_frames.iter().collect::<Vec<_>>(),
-                e.response_frames.iter().collect::<Vec<_>>(),
-            )
-        };
-        assert_eq!(frames(&c.exchanges[0]), (vec![1, 2], vec![3]));
-        assert_eq!(
-            frames(&c.exchanges[1]),
-            (vec![], vec![3]),
-            "a greeting-like response has no request"
-        );
-    }
-
-    #[test]
-    fn a_length_message_longer_than_max_message_is_streamed_and_counted() {
-        let big = len_msg(&[b'x'; 30]);
-        let next = len_msg(b"ok");
-        let c = run(
-            FramingChoice::Length,
-            8,
-            &[
-                (C, Ok(&big[..10])),
-                (C, Ok(&[&big[10..], &next[..]].concat())),
-            ],
-        );
-        assert_eq!(
-            reqs(&c),
-            [
-                ("xxxxxxxxxxxxxxxxxxxx…".into(), 30, false),
-                ("ok".into(), 2, false)
-            ]
-        );
-    }
-
-    #[test]
-    fn a_gap_inside_a_length_message_keeps_the_boundaries() {
-        let m = len_msg(b"0123456789");
-        let next = len_msg(b"ok");
-        let c = run(
-            FramingChoice::Length,
-            100,
-            &[
-                (C, Ok(&m[..6])),
-                (C, Err(4)),
-                (C, Ok(&[&m[10..], &next[..]].concat())),
-            ],
-        );
-        assert_eq!(
-            reqs(&c),
-            [
-                ("01[4 bytes missing]…".into(), 10, true),
-                ("ok".into(), 2, false)
-            ]
-        );
-        assert!(c.notes.is_empty());
-    }
-
-    #[test]
-    fn a_gap_hiding_a_length_prefix_loses_the_burst_but_not_the_next() {
-        let a = len_msg(b"first");
-        let b = len_msg(b"second");
-        let c = len_msg(b"third");
-        let conn = run(
-            FramingChoice::Length,
-            100,
-            &[
-                (C, Ok(&a)),
-                (C, Err(3)),
-                (C, Ok(&b[3..])),
-                (S, Ok(&len_msg(b"r1"))),
-                (C, Ok(&c)),
-                (S, Ok(&len_msg(b"r2"))),
-            ],
-        );
-        assert_eq!(
-            reqs(&conn),
-            [
-                ("first".into(), 5, false),
-                ("[3 bytes missing]…".into(), 10, true),
-                ("third".into(), 5, false)
-            ]
-        );
-        assert_eq!(conn.exchanges[0].response_preview, "r1");
-        assert_eq!(conn.exchanges[1].response_preview, "r2");
-        assert_eq!(conn.exchanges[2].response_bytes, 0);
-        assert_eq!(conn.notes.len(), 1);
-        assert!(conn.notes[0].contains("client"), "{}", conn.notes[0]);
-    }
-
-    #[test]
-    fn a_message_cut_by_the_end_of_the_stream_is_incomplete() {
-        let c = run(FramingChoice::Line, 100, &[(C, Ok(b"done\nhalf"))]);
-        assert_eq!(
-            reqs(&c),
-            [("done".into(), 4, false), ("half".into(), 4, true)]
-        );
-        let c = run(
-            FramingChoice::Length,
-            100,
-            &[(C, Ok(&len_msg(b"abcdef")[..7]))],
-        );
-        assert_eq!(reqs(&c), [("abc".into(), 3, true)]);
-    }
-
-    #[test]
-    fn auto_waits_for_both_first_bursts() {
-        // The client's first burst alone looks like lines, but the server
-        // answers in binary: turn-taking.
-        let c = run(
-            FramingChoice::Auto,
-            100,
-            &[
-                (C, Ok(b"hi\n")),
-                (S, Ok(b"\x00\x01")),
-                (C, Ok(b"again\n")),
-                (S, Ok(b"\x02")),
-            ],
-        );
-        assert_eq!(c.framing, Framing::Raw);
-        assert_eq!(
-            reqs(&c),
-            [("hi\\n".into(), 3, false), ("again\\n".into(), 6, false)]
-        );
-        assert_eq!(c.exchanges[1].response_preview, "\\x02");
-    }
-
-    #[test]
-    fn auto_decides_on_a_long_first_burst_once_the_window_is_full() {
-        let line = [b'y'; 999]
-            .iter()
-            .chain(b"\n")
-            .copied()
-            .collect::<Vec<u8>>();
-        let chunks: Vec<(Side, Result<&[u8], u64>)> =
-            (0..100).map(|_| (C, Ok(&line[..]))).collect();
-        let c = run(FramingChoice::Auto, 2000, &chunks);
-        assert_eq!(c.framing, Framing::Line);
-        assert_eq!(c.exchanges.len(), 100);
-        assert!(
-            c.exchanges
-                .iter()
-                .all(|e| e.request_bytes == 999 && !e.incomplete)
-        );
-    }
-
-    #[test]
-    fn auto_decides_at_the_end_of_a_short_connection() {
-        let c = run(FramingChoice::Auto, 100, &[(C, Ok(b"only\n"))]);
-        assert_eq!(c.framing, Framing::Line);
-        assert_eq!(reqs(&c), [("only".into(), 4, false)]);
-    }
-}
+mod tests;

@@ -151,11 +151,6 @@ impl Reassembler {
         }
     }
 
-    /// Whether the stream start was anchored on a captured SYN.
-    pub fn has_syn(&self) -> bool {
-        self.syn
-    }
-
     /// Payload bytes sent in this direction, each counted once: the highest
     /// offset reached by a segment (on-wire length) or by the FIN.
     pub fn bytes(&self) -> u64 {

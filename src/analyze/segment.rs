@@ -1,5 +1,7 @@
-//! A decoded TCP segment: the unit the capture reader hands to the flow
-//! tracker. Borrowed from the reader's buffer, so decoding allocates nothing.
+//! The two units of the pipeline: a [`RawPacket`] as a packet source
+//! hands it out (a capture record, borrowed from the reader's buffer) and
+//! the [`TcpSegment`] that [`super::decode`] makes of it for the flow
+//! tracker (borrowing the same bytes, so decoding allocates nothing).
 
 use std::net::SocketAddr;
 
@@ -46,4 +48,21 @@ pub struct TcpSegment<'a> {
     pub window: u16,
     /// The window scale option's shift, on a SYN that carries one.
     pub window_scale: Option<u8>,
+}
+
+/// One packet as stored in the capture (or delivered by a live capture),
+/// borrowed from the source's buffer.
+#[derive(Debug, Clone)]
+pub struct RawPacket<'a> {
+    /// 1-based packet number, as Wireshark numbers them.
+    pub number: u64,
+    /// Capture time.
+    pub time: Timestamp,
+    /// Link-layer header type (`LINKTYPE_*` value, e.g. 1 for Ethernet).
+    pub link_type: u32,
+    /// The captured bytes.
+    pub data: &'a [u8],
+    /// Length of the packet on the wire (may exceed `data.len()` when the
+    /// snaplen cut it).
+    pub orig_len: u32,
 }

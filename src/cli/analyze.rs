@@ -2,13 +2,13 @@
 //! around [`reqresp::analyze::analyze_stream`] and [`reqresp::report`].
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use reqresp::analyze::{self, AnalyzeError, FramingChoice, Options, reader};
+use reqresp::analyze::{self, AnalyzeError, FramingChoice, Options};
 use reqresp::report::{BackgroundWriter, Ending, Format, RenderOptions, ReportWriter};
 
 /// Arguments of `reqresp analyze`.
@@ -102,7 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )
         })?;
         let size = file.metadata().ok().map(|m| m.len());
-        let bar = reader::progress_bar(size);
+        let bar = progress_bar(size);
         let analysis = analyze::analyze_stream(
             file,
             options,
@@ -119,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         analysis
     };
     let analysis = match analysis {
-        Err(AnalyzeError::Output(_)) => {
+        Err(AnalyzeError::Sink(_)) => {
             // The writer thread stopped; its own error says why.
             let error = writer.finish().err();
             let error = error.unwrap_or_else(|| io::Error::other("the report writer stopped"));
@@ -133,11 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("reqresp: warning: {warning}");
     }
     writer
-        .finish(&Ending {
-            packets: analysis.packets,
-            framing: analysis.framing,
-            warnings: &analysis.warnings,
-        })
+        .finish(&Ending::of(&analysis))
         .context("cannot write the report")?
         .flush()
         .context("cannot write the report")?;
@@ -145,6 +141,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("wrote {format} report to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar over `total` input bytes, or `None` when stderr is not a
+/// terminal or the size is unknown (a pipe): progress output is for people.
+fn progress_bar(total: Option<u64>) -> Option<indicatif::ProgressBar> {
+    let total = total?;
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} reading capture {bytes}/{total_bytes} [{wide_bar}] {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 /// Asks Linux not to back this process's memory with transparent huge

@@ -99,11 +99,11 @@ mod tests {
             c.id = id;
             background.connection(c).unwrap();
         }
-        let ending = Ending {
+        let analysis = crate::analyze::model::Analysis {
             packets: 1,
-            framing: None,
-            warnings: &[],
+            ..Default::default()
         };
+        let ending = Ending::of(&analysis);
         let out = background.finish().unwrap().finish(&ending).unwrap();
         let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let ids: Vec<u64> = doc["connections"]

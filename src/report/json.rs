@@ -19,7 +19,9 @@ use serde_json::ser::{CompactFormatter, Formatter};
 
 use super::Ending;
 use super::stats::Summary;
-use crate::analyze::model::{CloseKind, Connection, Frames, PitfallKind, Side, Timestamp};
+use crate::analyze::model::{
+    CaptureSummary, CloseKind, Connection, Frames, PitfallKind, Side, Timestamp,
+};
 use crate::protocol::Framing;
 
 /// Version of the JSON schema; raised only when a field changes meaning or
@@ -382,8 +384,24 @@ pub fn end(
     field(out, "packets", &ending.packets)?;
     field(out, "framing", &ending.framing)?;
     field(out, "warnings", &ending.warnings)?;
-    field(out, "summary", summary)?;
+    field(
+        out,
+        "summary",
+        &WithCapture {
+            summary,
+            capture: ending.capture,
+        },
+    )?;
     out.write_all(b"\n}\n")
+}
+
+/// The `summary` object: totals over the connections, then what reading
+/// the packets found.
+#[derive(Serialize)]
+struct WithCapture<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    capture: &'a CaptureSummary,
 }
 
 /// Writes `,\n  "key": value` at the top level of the document.

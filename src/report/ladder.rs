@@ -342,18 +342,10 @@ pub fn gap_text(g: &Gap) -> String {
     format!(
         "{} from {} not captured (stream bytes {}–{})",
         super::stats::format_bytes(g.len),
-        side_name(g.from),
+        g.from.name(),
         g.offset,
         last
     )
-}
-
-/// `client` or `server`.
-pub fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Client => "client",
-        Side::Server => "server",
-    }
 }
 
 /// `FIN` or `RST`.
@@ -367,11 +359,7 @@ pub fn close_name(kind: CloseKind) -> &'static str {
 /// One line describing how the connection ended.
 pub fn close_summary(conn: &Connection) -> String {
     match &conn.close {
-        Some(c) => format!(
-            "closed by {} ({})",
-            side_name(c.initiator),
-            close_name(c.kind)
-        ),
+        Some(c) => format!("closed by {} ({})", c.initiator.name(), close_name(c.kind)),
         None => "still open at end of capture".to_owned(),
     }
 }
@@ -457,11 +445,11 @@ mod tests {
                 Row::Pitfall(_) => "pitfall".into(),
                 Row::More(n) => format!("more{n}"),
                 Row::NoExchanges => "none".into(),
-                Row::Close(e) => format!("{}-{}", side_name(e.from), close_name(e.kind)),
+                Row::Close(e) => format!("{}-{}", e.from.name(), close_name(e.kind)),
                 Row::StillOpen => "open".into(),
                 Row::Event(e) => e.kind.name().into(),
                 Row::MoreEvents(n) => format!("more-events{n}"),
-                Row::PureAck(a) => format!("{}-{}", side_name(a.from), ack_label(a, true)),
+                Row::PureAck(a) => format!("{}-{}", a.from.name(), ack_label(a, true)),
                 Row::AcksNotDrawn(n) => format!("acks-not-drawn{n}"),
             })
             .collect()

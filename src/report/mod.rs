@@ -20,7 +20,7 @@
 use std::fmt;
 use std::io::{self, Write};
 
-use crate::analyze::model::{Analysis, Connection};
+use crate::analyze::model::{Analysis, CaptureSummary, Connection};
 use crate::protocol::Framing;
 use stats::{Summary, SummaryBuilder};
 
@@ -146,11 +146,7 @@ pub fn render(
     for c in &analysis.connections {
         writer.connection(c.clone())?;
     }
-    writer.finish(&Ending {
-        packets: analysis.packets,
-        framing: analysis.framing,
-        warnings: &analysis.warnings,
-    })?;
+    writer.finish(&Ending::of(analysis))?;
     Ok(())
 }
 
@@ -164,6 +160,20 @@ pub struct Ending<'a> {
     pub framing: Option<Framing>,
     /// Problems met while reading and analyzing.
     pub warnings: &'a [String],
+    /// What reading the packets found (see [`Analysis::capture`]).
+    pub capture: &'a CaptureSummary,
+}
+
+impl<'a> Ending<'a> {
+    /// The ending of `analysis`: all of it but the connections.
+    pub fn of(analysis: &'a Analysis) -> Self {
+        Ending {
+            packets: analysis.packets,
+            framing: analysis.framing,
+            warnings: &analysis.warnings,
+            capture: &analysis.capture,
+        }
+    }
 }
 
 /// What the diagram formats draw: the connections kept for drawing (the
@@ -180,6 +190,8 @@ pub struct Report<'a> {
     pub warnings: &'a [String],
     /// Totals over every connection.
     pub summary: &'a Summary,
+    /// What reading the packets found.
+    pub capture: &'a CaptureSummary,
 }
 
 /// Writes a report while the analysis streams: give it each connection as
@@ -193,7 +205,7 @@ pub struct Report<'a> {
 /// let mut out = Vec::new();
 /// let writer = ReportWriter::new(Format::Json, RenderOptions::default(), &mut out)?;
 /// // for c in drained_connections { writer.connection(c)?; }
-/// writer.finish(&Ending { packets: 0, framing: None, warnings: &[] })?;
+/// writer.finish(&Ending::of(&Default::default()))?;
 /// assert!(String::from_utf8_lossy(&out).contains("\"connections\": []"));
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -271,6 +283,7 @@ impl<W: Write> ReportWriter<W> {
             total_connections,
             warnings: ending.warnings,
             summary: &summary,
+            capture: ending.capture,
         };
         match format {
             Format::Json => json::end(&mut out, total_connections > 0, ending, &summary),
@@ -382,13 +395,7 @@ mod tests {
             }
             let kept = writer.kept.len();
             assert_eq!(kept, if format == Format::Json { 0 } else { 2 }, "{format}");
-            let out = writer
-                .finish(&Ending {
-                    packets: a.packets,
-                    framing: a.framing,
-                    warnings: &a.warnings,
-                })
-                .expect("finish");
+            let out = writer.finish(&Ending::of(&a)).expect("finish");
             let mut whole = Vec::new();
             render(&a, format, &options, &mut whole).expect("render");
             assert_eq!(out, whole, "{format}: streamed and whole reports differ");

@@ -219,6 +219,16 @@ pub fn analysis() -> Analysis {
             ipv6_open_connection(),
         ],
         warnings: vec!["packet 17: TCP data offset 3 is below the minimum of 5; skipped".into()],
+        capture: CaptureSummary {
+            format: "pcap".into(),
+            tcp_segments: 38,
+            skipped: SkipCounts {
+                not_tcp: 3,
+                malformed: 1,
+                ..SkipCounts::default()
+            },
+            truncated: false,
+        },
     }
 }
 
@@ -244,5 +254,6 @@ pub fn many_exchanges(n: usize) -> Analysis {
         framing: Some(Framing::Line),
         connections: vec![c],
         warnings: vec![],
+        capture: CaptureSummary::default(),
     }
 }

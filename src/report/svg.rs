@@ -106,56 +106,12 @@ impl Ink {
 pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let mut body = String::new();
     let mut y = MARGIN;
-    let s = report.summary;
 
     let title = options
         .title
         .clone()
         .unwrap_or_else(|| "Request/response ladder".to_owned());
-    y += 22.0;
-    text(
-        &mut body,
-        MARGIN,
-        y,
-        &fit(&title, 18.0, true),
-        18.0,
-        SANS,
-        "start",
-        "font-weight=\"bold\" fill=\"#111827\"",
-    );
-    y += 22.0;
-    let sub = format!(
-        "{} connection{} · {} exchange{} · latency p50 {} · p99 {} · max {}",
-        s.connections,
-        plural(s.connections as usize),
-        s.exchanges,
-        plural(s.exchanges as usize),
-        format_opt_micros(s.latency.p50_us),
-        format_opt_micros(s.latency.p99_us),
-        format_opt_micros(s.latency.max_us),
-    );
-    text(
-        &mut body,
-        MARGIN,
-        y,
-        &fit(&sub, 13.0, false),
-        13.0,
-        SANS,
-        "start",
-        "fill=\"#374151\"",
-    );
-    y += 18.0;
-    text(
-        &mut body,
-        MARGIN,
-        y,
-        "Rows evenly spaced; times relative to each connection's first packet; latency from end of request to end of response.",
-        11.0,
-        SANS,
-        "start",
-        "fill=\"#6b7280\"",
-    );
-    y += 16.0;
+    y = title_block(&mut body, report, &title, y);
 
     let shown = shown_connections(report, options);
     if report.total_connections == 0 {
@@ -188,10 +144,70 @@ pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write)
             "fill=\"#92400e\"",
         );
     }
+    y = warnings_block(&mut body, report, y);
+    y = legend(&mut body, y + 34.0);
+    let height = (y + MARGIN).ceil();
+
+    write_document(out, &title, height, &body)
+}
+
+/// The title, the summary line and the reading hint; returns the y below.
+fn title_block(body: &mut String, report: &Report<'_>, title: &str, mut y: f64) -> f64 {
+    let s = report.summary;
+    y += 22.0;
+    text(
+        body,
+        MARGIN,
+        y,
+        &fit(title, 18.0, true),
+        18.0,
+        SANS,
+        "start",
+        "font-weight=\"bold\" fill=\"#111827\"",
+    );
+    y += 22.0;
+    let sub = format!(
+        "{} connection{} · {} exchange{} · latency p50 {} · p99 {} · max {}",
+        s.connections,
+        plural(s.connections as usize),
+        s.exchanges,
+        plural(s.exchanges as usize),
+        format_opt_micros(s.latency.p50_us),
+        format_opt_micros(s.latency.p99_us),
+        format_opt_micros(s.latency.max_us),
+    );
+    text(
+        body,
+        MARGIN,
+        y,
+        &fit(&sub, 13.0, false),
+        13.0,
+        SANS,
+        "start",
+        "fill=\"#374151\"",
+    );
+    y += 18.0;
+    text(
+        body,
+        MARGIN,
+        y,
+        "Rows evenly spaced; times relative to each connection's first packet; latency from end of request to end of response.",
+        11.0,
+        SANS,
+        "start",
+        "fill=\"#6b7280\"",
+    );
+    y += 16.0;
+
+    y
+}
+
+/// The first warnings and how many more; returns the y below.
+fn warnings_block(body: &mut String, report: &Report<'_>, mut y: f64) -> f64 {
     for w in report.warnings.iter().take(5) {
         y += 18.0;
         text(
-            &mut body,
+            body,
             MARGIN,
             y,
             &fit(&format!("! {w}"), 12.0, false),
@@ -205,7 +221,7 @@ pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write)
         y += 18.0;
         let more = report.warnings.len() - 5;
         text(
-            &mut body,
+            body,
             MARGIN,
             y,
             &format!("… {more} more warning{}", plural(more)),
@@ -215,15 +231,17 @@ pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write)
             "fill=\"#92400e\"",
         );
     }
-    y = legend(&mut body, y + 34.0);
-    let height = (y + MARGIN).ceil();
+    y
+}
 
+/// Writes the SVG document around `body`.
+fn write_document(out: &mut dyn Write, title: &str, height: f64, body: &str) -> io::Result<()> {
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="{SANS}">"#
     )?;
-    writeln!(out, "<title>{}</title>", xml(&title))?;
+    writeln!(out, "<title>{}</title>", xml(title))?;
     writeln!(out, "<defs>")?;
     for ink in Ink::ALL {
         writeln!(
@@ -244,7 +262,32 @@ pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write)
 
 /// Draws one connection from `top`; returns the y below it.
 fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f64) -> f64 {
-    let mut y = top;
+    let y = heading(b, conn, top);
+    let lifeline_top = address_boxes(b, conn, y);
+    let mut y = lifeline_top + 34.0;
+    let mut rows = String::new();
+    for row in ladder::rows_for(conn, options) {
+        if let Some(arrow) = arrow_of(conn, &row, options) {
+            let time = row.time().map(|t| ladder::relative(conn, t));
+            draw_arrow(&mut rows, &arrow, time.as_deref(), y);
+            y += ROW_H;
+        } else if let Some((note, [fill, stroke, colour])) = note_of(&row, options) {
+            y = note_box(&mut rows, &note, y - 14.0, fill, stroke, colour) + 22.0;
+        }
+    }
+    let bottom = y - 10.0;
+    for x in [CLIENT_X, SERVER_X] {
+        let _ = writeln!(
+            b,
+            r##"<line x1="{x}" y1="{lifeline_top}" x2="{x}" y2="{bottom}" stroke="#9ca3af" stroke-width="2"/>"##
+        );
+    }
+    b.push_str(&rows);
+    bottom
+}
+
+/// The connection's heading and detail line; returns the y below them.
+fn heading(b: &mut String, conn: &Connection, top: f64) -> f64 {
     let n = conn.exchanges.len();
     let heading = format!(
         "Connection {} · {} framing · {n} exchange{} · {}",
@@ -256,14 +299,13 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
     text(
         b,
         MARGIN,
-        y,
+        top,
         &fit(&heading, 15.0, true),
         15.0,
         SANS,
         "start",
         "font-weight=\"bold\" fill=\"#111827\"",
     );
-    y += 18.0;
     let rtt = conn
         .handshake
         .as_ref()
@@ -278,20 +320,22 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
     text(
         b,
         MARGIN,
-        y,
+        top + 18.0,
         &fit(&detail, 12.0, false),
         12.0,
         SANS,
         "start",
         "fill=\"#4b5563\"",
     );
-    y += 12.0;
+    top + 30.0
+}
 
-    // Address boxes and column headings.
-    let box_top = y;
-    for (x, role, addr) in [
-        (CLIENT_X, "client", conn.client),
-        (SERVER_X, "server", conn.server),
+/// The client and server boxes at `box_top` and the column headings under
+/// them; returns where the lifelines start.
+fn address_boxes(b: &mut String, conn: &Connection, box_top: f64) -> f64 {
+    for (x, side, addr) in [
+        (CLIENT_X, Side::Client, conn.client),
+        (SERVER_X, Side::Server, conn.server),
     ] {
         let _ = writeln!(
             b,
@@ -302,7 +346,7 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
             b,
             x,
             box_top + 16.0,
-            role,
+            side.name(),
             12.0,
             SANS,
             "middle",
@@ -320,19 +364,10 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
             "fill=\"#111827\"",
         );
     }
-    y = box_top + 40.0;
-    let lifeline_top = y;
+    let y = box_top + 40.0;
     // Column headings under the boxes, clear of them and of the first label.
-    text(
-        b,
-        TIME_X,
-        y + 14.0,
-        "time",
-        11.0,
-        SANS,
-        "end",
-        "font-style=\"italic\" fill=\"#6b7280\"",
-    );
+    let italic = "font-style=\"italic\" fill=\"#6b7280\"";
+    text(b, TIME_X, y + 14.0, "time", 11.0, SANS, "end", italic);
     text(
         b,
         LATENCY_X,
@@ -341,191 +376,163 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
         11.0,
         SANS,
         "start",
-        "font-style=\"italic\" fill=\"#6b7280\"",
+        italic,
     );
-    y += 34.0;
-
-    let mut rows = String::new();
-    for row in ladder::rows_for(conn, options) {
-        let time = row.time().map(|t| ladder::relative(conn, t));
-        let arrow = match &row {
-            Row::Syn(_) => Some((Side::Client, "SYN".to_owned(), Ink::Handshake, None)),
-            Row::SynAck(_) => Some((
-                Side::Server,
-                "SYN-ACK".to_owned(),
-                Ink::Handshake,
-                conn.handshake
-                    .as_ref()
-                    .and_then(|h| h.rtt_us)
-                    .map(|r| format!("RTT {}", format_micros(r))),
-            )),
-            Row::Ack(_) => Some((Side::Client, "ACK".to_owned(), Ink::Handshake, None)),
-            Row::Request { exchange, .. } => {
-                let unanswered =
-                    exchange.response_last_time.is_none() && exchange.response_first_time.is_none();
-                Some((
-                    Side::Client,
-                    ladder::message_label(
-                        &exchange.request_preview,
-                        exchange.request_bytes,
-                        label_room(),
-                    ),
-                    Ink::Request,
-                    unanswered.then(|| "no response".to_owned()),
-                ))
-            }
-            Row::Response { exchange, .. } => Some((
-                Side::Server,
-                ladder::message_label(
-                    &exchange.response_preview,
-                    exchange.response_bytes,
-                    label_room(),
-                ),
-                Ink::Response,
-                Some(format_opt_micros(exchange.latency_us)),
-            )),
-            Row::Close(e) => Some((
-                e.from,
-                ladder::close_name(e.kind).to_owned(),
-                if e.kind == CloseKind::Rst {
-                    Ink::Rst
-                } else {
-                    Ink::Fin
-                },
-                None,
-            )),
-            Row::Event(e) => Some((e.side, ladder::event_text(e), Ink::Event, None)),
-            Row::PureAck(a) => Some((
-                a.from,
-                ladder::ack_label(a, options.acks),
-                Ink::Handshake,
-                None,
-            )),
-            _ => None,
-        };
-        if let Some((from, label, ink, right)) = arrow {
-            let (x1, x2) = match from {
-                Side::Client => (CLIENT_X, SERVER_X),
-                Side::Server => (SERVER_X, CLIENT_X),
-            };
-            let dash = match ink {
-                Ink::Response => r#" stroke-dasharray="7 4""#,
-                Ink::Event => r#" stroke-dasharray="2 3""#,
-                _ => "",
-            };
-            let _ = writeln!(
-                rows,
-                r#"<line x1="{x1}" y1="{y}" x2="{x2}" y2="{}" stroke="{}" stroke-width="1.6"{dash} marker-end="url(#head-{})"/>"#,
-                y + SLANT,
-                ink.colour(),
-                ink.id()
-            );
-            text(
-                &mut rows,
-                (x1 + x2) / 2.0,
-                y - 5.0,
-                &label,
-                FONT,
-                MONO,
-                "middle",
-                &format!("fill=\"{}\"", ink.colour()),
-            );
-            if let Some(t) = time {
-                text(
-                    &mut rows,
-                    TIME_X,
-                    y + SLANT / 2.0 + 4.0,
-                    &t,
-                    11.0,
-                    MONO,
-                    "end",
-                    "fill=\"#374151\"",
-                );
-            }
-            if let Some(r) = right {
-                text(
-                    &mut rows,
-                    LATENCY_X,
-                    y + SLANT + 4.0,
-                    &r,
-                    11.0,
-                    MONO,
-                    "start",
-                    &format!("fill=\"{}\"", ink.colour()),
-                );
-            }
-            y += ROW_H;
-            continue;
-        }
-        let (note, fill, stroke, colour) = match &row {
-            Row::NoHandshake => (
-                "capture began mid-connection: no handshake seen".to_owned(),
-                "#f3f4f6",
-                "#9ca3af",
-                "#374151",
-            ),
-            Row::Gap(g) => (
-                format!("≈ {}", ladder::gap_text(g)),
-                "#fee2e2",
-                "#f87171",
-                "#991b1b",
-            ),
-            Row::Pitfall(p) => (
-                format!("! {}", ladder::pitfall_text(p)),
-                "#fef3c7",
-                "#f59e0b",
-                "#92400e",
-            ),
-            Row::More(n) => (
-                format!("… {n} more exchange{} (counted in the summary)", plural(*n)),
-                "#f3f4f6",
-                "#9ca3af",
-                "#374151",
-            ),
-            Row::NoExchanges => (
-                "no request or response seen".to_owned(),
-                "#f3f4f6",
-                "#9ca3af",
-                "#374151",
-            ),
-            Row::StillOpen => (
-                "still open at end of capture: no FIN or RST".to_owned(),
-                "#f3f4f6",
-                "#9ca3af",
-                "#374151",
-            ),
-            Row::MoreEvents(n) => (
-                format!(
-                    "… {n} more TCP event{} (all are in --format json)",
-                    plural(*n)
-                ),
-                "#f3f4f6",
-                "#9ca3af",
-                "#374151",
-            ),
-            Row::AcksNotDrawn(n) => (
-                ladder::acks_not_drawn_text(*n, options.acks),
-                "#f3f4f6",
-                "#9ca3af",
-                "#374151",
-            ),
-            _ => continue,
-        };
-        y = note_box(&mut rows, &note, y - 14.0, fill, stroke, colour) + 22.0;
-    }
-    let bottom = y - 10.0;
-    for x in [CLIENT_X, SERVER_X] {
-        let _ = writeln!(
-            b,
-            r##"<line x1="{x}" y1="{lifeline_top}" x2="{x}" y2="{bottom}" stroke="#9ca3af" stroke-width="2"/>"##
-        );
-    }
-    b.push_str(&rows);
-    bottom
+    y
 }
 
-/// A note between the lifelines, wrapped over as many lines as it needs;
-/// returns the y of its bottom edge.
+/// One arrow of the ladder: who sends, its label, its ink, and the text at
+/// its right end (RTT, latency, "no response").
+struct Arrow {
+    from: Side,
+    label: String,
+    ink: Ink,
+    right: Option<String>,
+}
+
+/// The arrow a row draws, `None` for rows drawn as notes.
+fn arrow_of(conn: &Connection, row: &Row<'_>, options: &RenderOptions) -> Option<Arrow> {
+    let arrow = |from, label: &str, ink, right| {
+        Some(Arrow {
+            from,
+            label: label.to_owned(),
+            ink,
+            right,
+        })
+    };
+    match row {
+        Row::Syn(_) => arrow(Side::Client, "SYN", Ink::Handshake, None),
+        Row::SynAck(_) => {
+            let rtt = conn.handshake.as_ref().and_then(|h| h.rtt_us);
+            let rtt = rtt.map(|r| format!("RTT {}", format_micros(r)));
+            arrow(Side::Server, "SYN-ACK", Ink::Handshake, rtt)
+        }
+        Row::Ack(_) => arrow(Side::Client, "ACK", Ink::Handshake, None),
+        Row::Request { exchange, .. } => {
+            let unanswered =
+                exchange.response_last_time.is_none() && exchange.response_first_time.is_none();
+            let label = ladder::message_label(
+                &exchange.request_preview,
+                exchange.request_bytes,
+                label_room(),
+            );
+            let right = unanswered.then(|| "no response".to_owned());
+            arrow(Side::Client, &label, Ink::Request, right)
+        }
+        Row::Response { exchange, .. } => {
+            let label = ladder::message_label(
+                &exchange.response_preview,
+                exchange.response_bytes,
+                label_room(),
+            );
+            let latency = Some(format_opt_micros(exchange.latency_us));
+            arrow(Side::Server, &label, Ink::Response, latency)
+        }
+        Row::Close(e) => {
+            let ink = if e.kind == CloseKind::Rst {
+                Ink::Rst
+            } else {
+                Ink::Fin
+            };
+            arrow(e.from, ladder::close_name(e.kind), ink, None)
+        }
+        Row::Event(e) => arrow(e.side, &ladder::event_text(e), Ink::Event, None),
+        Row::PureAck(a) => arrow(
+            a.from,
+            &ladder::ack_label(a, options.acks),
+            Ink::Handshake,
+            None,
+        ),
+        _ => None,
+    }
+}
+
+/// Draws `arrow` starting at `y`, with its time at the left.
+fn draw_arrow(rows: &mut String, arrow: &Arrow, time: Option<&str>, y: f64) {
+    let (x1, x2) = match arrow.from {
+        Side::Client => (CLIENT_X, SERVER_X),
+        Side::Server => (SERVER_X, CLIENT_X),
+    };
+    let ink = arrow.ink;
+    let dash = match ink {
+        Ink::Response => r#" stroke-dasharray="7 4""#,
+        Ink::Event => r#" stroke-dasharray="2 3""#,
+        _ => "",
+    };
+    let _ = writeln!(
+        rows,
+        r#"<line x1="{x1}" y1="{y}" x2="{x2}" y2="{}" stroke="{}" stroke-width="1.6"{dash} marker-end="url(#head-{})"/>"#,
+        y + SLANT,
+        ink.colour(),
+        ink.id()
+    );
+    let fill = format!("fill=\"{}\"", ink.colour());
+    text(
+        rows,
+        (x1 + x2) / 2.0,
+        y - 5.0,
+        &arrow.label,
+        FONT,
+        MONO,
+        "middle",
+        &fill,
+    );
+    if let Some(t) = time {
+        let y = y + SLANT / 2.0 + 4.0;
+        text(rows, TIME_X, y, t, 11.0, MONO, "end", "fill=\"#374151\"");
+    }
+    if let Some(r) = &arrow.right {
+        text(
+            rows,
+            LATENCY_X,
+            y + SLANT + 4.0,
+            r,
+            11.0,
+            MONO,
+            "start",
+            &fill,
+        );
+    }
+}
+
+/// The note a row draws, with its fill, stroke and text colours; `None`
+/// for rows drawn as arrows.
+fn note_of(row: &Row<'_>, options: &RenderOptions) -> Option<(String, [&'static str; 3])> {
+    const GREY: [&str; 3] = ["#f3f4f6", "#9ca3af", "#374151"];
+    Some(match row {
+        Row::NoHandshake => (
+            "capture began mid-connection: no handshake seen".to_owned(),
+            GREY,
+        ),
+        Row::Gap(g) => (
+            format!("≈ {}", ladder::gap_text(g)),
+            ["#fee2e2", "#f87171", "#991b1b"],
+        ),
+        Row::Pitfall(p) => (
+            format!("! {}", ladder::pitfall_text(p)),
+            ["#fef3c7", "#f59e0b", "#92400e"],
+        ),
+        Row::More(n) => (
+            format!("… {n} more exchange{} (counted in the summary)", plural(*n)),
+            GREY,
+        ),
+        Row::NoExchanges => ("no request or response seen".to_owned(), GREY),
+        Row::StillOpen => (
+            "still open at end of capture: no FIN or RST".to_owned(),
+            GREY,
+        ),
+        Row::MoreEvents(n) => (
+            format!(
+                "… {n} more TCP event{} (all are in --format json)",
+                plural(*n)
+            ),
+            GREY,
+        ),
+        Row::AcksNotDrawn(n) => (ladder::acks_not_drawn_text(*n, options.acks), GREY),
+        _ => return None,
+    })
+}
+
 fn note_box(b: &mut String, note: &str, top: f64, fill: &str, stroke: &str, colour: &str) -> f64 {
     let inner = SERVER_X - CLIENT_X - 40.0;
     let lines = wrap(note, (inner / CHAR_W) as usize);
@@ -700,209 +707,4 @@ pub fn xml(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::process::Command;
-
-    use super::*;
-    use crate::analyze::model::Analysis;
-    use crate::report::sample;
-
-    fn svg(analysis: &Analysis, options: &RenderOptions) -> String {
-        let mut out = Vec::new();
-        crate::report::render(analysis, crate::report::Format::Svg, options, &mut out)
-            .expect("render");
-        String::from_utf8(out).expect("utf-8")
-    }
-
-    /// The text content of every `<text>` element, in document order.
-    fn texts(doc: &roxmltree::Document<'_>) -> Vec<String> {
-        doc.descendants()
-            .filter(|n| n.has_tag_name("text"))
-            .map(|n| n.text().unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    fn position(texts: &[String], from: usize, needle: &str) -> usize {
-        from + texts[from..]
-            .iter()
-            .position(|t| t.contains(needle))
-            .unwrap_or_else(|| panic!("{needle:?} not found after text {from}"))
-    }
-
-    #[test]
-    fn well_formed_with_the_story_in_order() {
-        let out = svg(&sample::analysis(), &RenderOptions::default());
-        let doc = roxmltree::Document::parse(&out).expect("well-formed XML");
-        let root = doc.root_element();
-        assert_eq!(root.tag_name().name(), "svg");
-        let height: f64 = root
-            .attribute("height")
-            .expect("height")
-            .parse()
-            .expect("number");
-        let t = texts(&doc);
-        let mut i = position(
-            &t,
-            0,
-            "3 connections · 6 exchanges · latency p50 0.210 ms · p99 0.400 ms · max 0.400 ms",
-        );
-        i = position(&t, i, "Connection 1 · line framing");
-        i = position(&t, i, "10.0.0.2:51234");
-        i = position(&t, i, "10.0.0.3:2222");
-        i = position(&t, i, "SYN");
-        i = position(&t, i, "SYN-ACK");
-        i = position(&t, i, "RTT 0.045 ms");
-        i = position(&t, i, "ACK");
-        i = position(&t, i, "\"hello\" (5 B)");
-        i = position(&t, i, "+1.000 ms");
-        i = position(&t, i, "\"Echo: hello\" (11 B)");
-        i = position(&t, i, "0.150 ms");
-        i = position(&t, i, "2 requests arrived in one segment");
-        i = position(&t, i, "FIN");
-        i = position(&t, i, "Connection 2");
-        i = position(&t, i, "capture began mid-connection");
-        i = position(&t, i, "1,200 B from server not captured");
-        i = position(&t, i, "\"x;#<b>\"&%%y\" (11 B)");
-        i = position(&t, i, "RST");
-        i = position(&t, i, "[2001:db8:85a3::8a2e:370:7334]:50000");
-        i = position(&t, i, "no response");
-        i = position(&t, i, "still open at end of capture");
-        i = position(&t, i, "! packet 17");
-        position(&t, i, "Legend");
-
-        // Nothing is drawn outside the canvas.
-        for n in doc.descendants().filter(|n| n.is_element()) {
-            for attr in ["x", "x1", "x2"] {
-                if let Some(v) = n.attribute(attr).and_then(|v| v.parse::<f64>().ok()) {
-                    assert!((0.0..=WIDTH).contains(&v), "{attr}={v} outside");
-                }
-            }
-            for attr in ["y", "y1", "y2"] {
-                if let Some(v) = n.attribute(attr).and_then(|v| v.parse::<f64>().ok()) {
-                    assert!((0.0..=height).contains(&v), "{attr}={v} outside");
-                }
-            }
-        }
-        // Arrows: 3 handshake + 3 requests + 3 responses + 2 FIN (conn 1),
-        // 2 + 2 + RST + 2 TCP events (conn 2), 3 handshake + 1 request
-        // (conn 3), 6 in the legend.
-        let arrows = doc
-            .descendants()
-            .filter(|n| n.has_tag_name("line") && n.attribute("marker-end").is_some())
-            .count();
-        assert_eq!(arrows, 11 + 7 + 4 + 6);
-    }
-
-    #[test]
-    fn labels_stay_between_the_lifelines() {
-        let mut a = sample::analysis();
-        a.connections[0].exchanges[0].request_preview = "W".repeat(500);
-        let out = svg(&a, &RenderOptions::default());
-        let doc = roxmltree::Document::parse(&out).expect("well-formed XML");
-        for n in doc.descendants().filter(|n| n.has_tag_name("text")) {
-            let family = n.attribute("font-family").unwrap_or_default();
-            if family != MONO || n.attribute("text-anchor") != Some("middle") {
-                continue;
-            }
-            let x: f64 = n.attribute("x").expect("x").parse().expect("number");
-            let size: f64 = n
-                .attribute("font-size")
-                .expect("size")
-                .parse()
-                .expect("number");
-            let w = n.text().unwrap_or_default().chars().count() as f64 * size * 0.602;
-            if (x - (CLIENT_X + SERVER_X) / 2.0).abs() < 1.0 {
-                assert!(
-                    x - w / 2.0 >= CLIENT_X && x + w / 2.0 <= SERVER_X,
-                    "label too wide: {:?}",
-                    n.text()
-                );
-            }
-        }
-        assert!(out.contains("WWWW…&quot; (5 B)"));
-    }
-
-    #[test]
-    fn hostile_text_is_escaped() {
-        let mut a = sample::analysis();
-        a.connections[0].exchanges[0].request_preview =
-            "</text><script>x()</script>\u{1}&amp;".into();
-        let out = svg(
-            &a,
-            &RenderOptions {
-                title: Some("a <b> & \"c\"\u{1}".into()),
-                ..RenderOptions::default()
-            },
-        );
-        assert!(!out.contains("<script>"));
-        let doc = roxmltree::Document::parse(&out).expect("well-formed XML");
-        let t = texts(&doc);
-        assert!(
-            t.iter()
-                .any(|s| s.contains("</text><script>x()</script>\\x{1}&amp;"))
-        );
-        assert_eq!(t[0], "a <b> & \"c\"\u{FFFD}");
-    }
-
-    #[test]
-    fn caps_and_empty() {
-        let out = svg(
-            &sample::many_exchanges(200),
-            &RenderOptions {
-                max_exchanges: Some(20),
-                ..RenderOptions::default()
-            },
-        );
-        let doc = roxmltree::Document::parse(&out).expect("well-formed XML");
-        let t = texts(&doc);
-        assert!(t.iter().any(|s| s.contains("… 180 more exchanges")));
-        assert!(t.iter().any(|s| s.contains("1 connection · 200 exchanges")));
-        let out = svg(&Analysis::default(), &RenderOptions::default());
-        let doc = roxmltree::Document::parse(&out).expect("well-formed XML");
-        assert!(
-            texts(&doc)
-                .iter()
-                .any(|s| s == "No TCP connection in the capture.")
-        );
-    }
-
-    /// Renders with librsvg, as a student's report tool would.
-    #[test]
-    fn rsvg_convert_renders_it() {
-        if Command::new("rsvg-convert")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            return crate::test_support::skip(
-                "rsvg_convert_renders_it: rsvg-convert is not installed (Debian: librsvg2-bin)",
-            );
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let svg_path = dir.path().join("ladder.svg");
-        let png_path = dir.path().join("ladder.png");
-        std::fs::write(
-            &svg_path,
-            svg(&sample::analysis(), &RenderOptions::default()),
-        )
-        .expect("write svg");
-        let status = Command::new("rsvg-convert")
-            .arg("-o")
-            .arg(&png_path)
-            .arg(&svg_path)
-            .status()
-            .expect("run rsvg-convert");
-        assert!(status.success());
-        let png = std::fs::read(&png_path).expect("png written");
-        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        // PNG IHDR: width and height, big-endian, at bytes 16..24.
-        let w = u32::from_be_bytes(png[16..20].try_into().expect("4 bytes"));
-        let h = u32::from_be_bytes(png[20..24].try_into().expect("4 bytes"));
-        assert_eq!(w, WIDTH as u32);
-        assert!(h > 600, "three connections make a tall picture, got {h}");
-        if let Ok(keep) = std::env::var("REQRESP_KEEP_SVG") {
-            std::fs::copy(&svg_path, format!("{keep}.svg")).expect("keep svg");
-            std::fs::copy(&png_path, format!("{keep}.png")).expect("keep png");
-        }
-    }
-}
+mod tests;

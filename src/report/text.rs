@@ -14,7 +14,7 @@ use unicode_width::UnicodeWidthStr;
 use super::ladder::{self, Row, truncate};
 use super::stats::{format_bytes, format_micros, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
-use crate::analyze::model::{CloseKind, Connection, Side};
+use crate::analyze::model::{CaptureSummary, CloseKind, Connection, Side};
 
 /// The narrowest layout; a smaller [`RenderOptions::width`] is raised to it.
 pub const MIN_WIDTH: usize = 50;
@@ -388,7 +388,14 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
         }
     };
     let rows = [
-        ("packets", format!("{}", report.packets)),
+        (
+            "packets",
+            format!(
+                "{}{}",
+                report.packets,
+                paren(capture_details(report.capture))
+            ),
+        ),
         (
             "connections",
             format!("{}{}", s.connections, paren(details)),
@@ -462,6 +469,37 @@ fn event_counts(s: &crate::report::stats::Summary) -> String {
     } else {
         parts.join(" · ")
     }
+}
+
+/// What the summary says of the reading: packets skipped by reason
+/// (`12 non-TCP packets skipped`), a file cut short.
+fn capture_details(c: &CaptureSummary) -> Vec<String> {
+    let k = &c.skipped;
+    let reasons: Vec<String> = [
+        (k.not_tcp, "non-TCP"),
+        (k.not_ip, "non-IP"),
+        (k.fragments, "IP-fragment"),
+        (k.unsupported_link, "unsupported-link"),
+        (k.cut_by_snaplen, "snaplen-cut"),
+        (k.malformed, "malformed"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    let mut details = Vec::new();
+    if !reasons.is_empty() {
+        let total = k.total();
+        details.push(format!(
+            "{} packet{} skipped",
+            reasons.join(", "),
+            plural(total as usize)
+        ));
+    }
+    if c.truncated {
+        details.push("the file was cut short".to_owned());
+    }
+    details
 }
 
 /// Word-wraps `text` into lines of at most `max` columns; words longer than
@@ -708,6 +746,7 @@ mod tests {
             framing: c.framing.into(),
             connections: vec![c],
             warnings: vec![],
+            capture: Default::default(),
         };
         let expected = "\
 Connection 1 · line framing · 1 exchange · closed by client (FIN)
@@ -736,5 +775,28 @@ Summary
 ";
         let got = text(&a, &opts(80));
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_summary_says_which_packets_were_skipped() {
+        let mut a = sample::analysis();
+        let summary_line = |a: &Analysis| {
+            let got = text(a, &opts(100));
+            let line = got.lines().find(|l| l.starts_with("  packets"));
+            line.expect("a packets line").to_owned()
+        };
+        assert_eq!(
+            summary_line(&a),
+            "  packets      42 (3 non-TCP, 1 malformed packets skipped)"
+        );
+        a.capture.skipped = Default::default();
+        a.capture.skipped.not_tcp = 12;
+        a.capture.truncated = true;
+        assert_eq!(
+            summary_line(&a),
+            "  packets      42 (12 non-TCP packets skipped, the file was cut short)"
+        );
+        a.capture = Default::default();
+        assert_eq!(summary_line(&a), "  packets      42");
     }
 }

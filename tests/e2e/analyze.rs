@@ -1418,7 +1418,10 @@ fn analyze_refuses_what_is_not_a_capture_and_a_missing_file() {
     )));
     assert!(!ok);
     assert!(stdout.is_empty());
-    assert!(stderr.contains("not a pcap or pcapng file"), "{stderr}");
+    assert!(
+        stderr.contains("this is not a capture file: it starts with 5b 70 61 63"),
+        "{stderr}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.pcap");
     let (ok, _, stderr) = analyze_cli(&missing);
@@ -1430,61 +1433,30 @@ fn analyze_refuses_what_is_not_a_capture_and_a_missing_file() {
     assert!(stderr.contains("No such file"), "{stderr}");
 }
 
-/// Writes a raw-IPv4 pcap of `n` complete echo connections.
+/// Writes a raw-IPv4 pcap of `n` complete echo connections, 10 µs apart.
 fn synthetic_capture(path: &Path, n: u32) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    // pcap header: magic, v2.4, zone, sigfigs, snaplen, LINKTYPE_RAW (101).
-    let mut header = Vec::new();
-    header.extend(0xa1b2_c3d4u32.to_le_bytes());
-    header.extend(2u16.to_le_bytes());
-    header.extend(4u16.to_le_bytes());
-    header.extend([0u8; 8]);
-    header.extend(65_535u32.to_le_bytes());
-    header.extend(101u32.to_le_bytes());
-    out.write_all(&header).unwrap();
+    use reqresp::analyze::model::{Side, Timestamp};
+    use reqresp::analyze::testing::{PcapFormat, PcapWriter, Script};
+
+    let out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut pcap = PcapWriter::new(out, PcapFormat::tcpdump(101)).unwrap();
     let mut t: u64 = 1_700_000_000_000_000;
-    let mut record =
-        |from_client: bool, port: u16, seq: u32, ack: u32, flags: &str, payload: &[u8]| {
-            let (src, dst, sport, dport) = if from_client {
-                ([10, 0, 0, 2], [10, 0, 0, 1], port, 2222)
-            } else {
-                ([10, 0, 0, 1], [10, 0, 0, 2], 2222, port)
-            };
-            let mut b =
-                etherparse::PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, seq, 65_535);
-            if flags.contains('S') {
-                b = b.syn();
-            }
-            if flags.contains('A') {
-                b = b.ack(ack);
-            }
-            if flags.contains('F') {
-                b = b.fin();
-            }
-            let mut packet = Vec::new();
-            b.write(&mut packet, payload).unwrap();
-            t += 10;
-            let mut rec = Vec::new();
-            rec.extend(((t / 1_000_000) as u32).to_le_bytes());
-            rec.extend(((t % 1_000_000) as u32).to_le_bytes());
-            rec.extend((packet.len() as u32).to_le_bytes());
-            rec.extend((packet.len() as u32).to_le_bytes());
-            rec.extend(packet);
-            out.write_all(&rec).unwrap();
-        };
     for i in 0..n {
-        let port = 10_000 + (i % 50_000) as u16;
-        let (c, s) = (1000u32, 5000u32);
-        record(true, port, c, 0, "S", b"");
-        record(false, port, s, c + 1, "SA", b"");
-        record(true, port, c + 1, s + 1, "A", b"");
-        record(true, port, c + 1, s + 1, "A", b"hello\n");
-        record(false, port, s + 1, c + 7, "A", b"Echo: hello\n");
-        record(true, port, c + 7, s + 13, "FA", b"");
-        record(false, port, s + 13, c + 8, "FA", b"");
-        record(true, port, c + 8, s + 14, "A", b"");
+        let mut w = Script::new(1000, 5000);
+        w.client.set_port(10_000 + (i % 50_000) as u16);
+        w.handshake(t + 10, 10);
+        w.c(t + 40, b"hello\n");
+        w.s(t + 50, b"Echo: hello\n");
+        w.fin(t + 60, Side::Client);
+        w.fin(t + 70, Side::Server);
+        w.ack(t + 80, Side::Client);
+        t += 80;
+        for seg in &w.segs {
+            pcap.packet(Timestamp(seg.time * 1_000), &seg.ip_packet())
+                .unwrap();
+        }
     }
-    out.flush().unwrap();
+    pcap.finish().unwrap();
 }
 
 #[test]
@@ -1539,4 +1511,86 @@ fn analyze_streams_a_large_capture_completely() {
     assert_eq!(doc["summary"]["connections"], 5_000);
     assert_eq!(doc["summary"]["exchanges"], 5_000);
     assert_eq!(doc["packets"], 40_000);
+    let capture = &doc["summary"]["capture"];
+    assert_eq!(capture["format"], "pcap");
+    assert_eq!(capture["tcp_segments"], 40_000);
+    assert_eq!(capture["truncated"], false);
+    assert_eq!(capture["skipped"]["not_tcp"], 0);
+}
+
+// ---------------------------------------------------------------------------
+// The pipeline on a live capture (`reqresp::analyze::source::LiveSource`).
+
+#[test]
+fn a_live_capture_hands_out_an_exchange_while_its_connection_is_open() {
+    use reqresp::analyze::source::LiveSource;
+    use reqresp::analyze::{Event, FramingChoice, Options, Pipeline};
+
+    if !support::is_root() {
+        return support::skip("live capture needs root");
+    }
+    // An echo server on loopback, answering one line per connection.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let filter = format!("tcp port {port}");
+    let source =
+        LiveSource::open("lo", Some(&filter), Duration::from_millis(50)).expect("capture on lo");
+    let stop = source.stop_handle();
+    let (events_tx, events) = mpsc::channel::<String>();
+    let analyzer = std::thread::spawn(move || {
+        let options = Options {
+            framing: FramingChoice::Line,
+            ..Options::default()
+        };
+        Pipeline::new(options).with_exchange_events().run(
+            source,
+            |_| {},
+            |event| {
+                let brief = match event {
+                    Event::Opened { .. } => "opened".to_string(),
+                    Event::Exchange { exchange, .. } => format!(
+                        "exchange {} -> {}",
+                        exchange.request_preview, exchange.response_preview
+                    ),
+                    Event::Closed(_) => "closed".to_string(),
+                };
+                events_tx
+                    .send(brief)
+                    .map_err(|_| "the test stopped listening")
+            },
+        )
+    });
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        (&stream)
+            .write_all(format!("Echo: {line}").as_bytes())
+            .unwrap();
+        // Hold the connection open until the client closes it.
+        let mut rest = Vec::new();
+        let _ = (&stream).read_to_end(&mut rest);
+    });
+    // The capture is running once the handle is open; connect now.
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client.write_all(b"hello live\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(&client).read_line(&mut answer).unwrap();
+    assert_eq!(answer, "Echo: hello live\n");
+    // With the connection still open, the exchange comes out.
+    let wait = Duration::from_secs(10);
+    assert_eq!(events.recv_timeout(wait).unwrap(), "opened");
+    assert_eq!(
+        events.recv_timeout(wait).unwrap(),
+        "exchange hello live -> Echo: hello live"
+    );
+    client.shutdown(Shutdown::Both).unwrap();
+    drop(client);
+    server.join().unwrap();
+    assert_eq!(events.recv_timeout(wait).unwrap(), "closed");
+    stop.stop();
+    let analysis = analyzer.join().unwrap().expect("the capture ends cleanly");
+    // SYN, SYN-ACK, ACK, request, response (maybe with ACKs), FIN, FIN, ACK.
+    assert!(analysis.packets >= 8, "{}", analysis.packets);
+    assert!(events.try_recv().is_err(), "nothing after the close");
 }
