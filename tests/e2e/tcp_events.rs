@@ -92,7 +92,11 @@ fn wait_for_fins(file: &Path, fins: usize) {
 
 /// tshark's flags per frame, in one run: for each field, the frames (captured
 /// at or before `until`, ns since the epoch) where it is set.
-fn tshark_flags_until(file: &Path, fields: &[&str], until: u64) -> BTreeMap<String, BTreeSet<u64>> {
+fn tshark_flags_until(
+    file: &Path,
+    fields: &[&str],
+    until: &[u64],
+) -> BTreeMap<String, BTreeSet<u64>> {
     let mut cmd = Command::new("tshark");
     cmd.arg("-r").arg(file);
     cmd.args([
@@ -102,6 +106,8 @@ fn tshark_flags_until(file: &Path, fields: &[&str], until: u64) -> BTreeMap<Stri
         "frame.number",
         "-e",
         "frame.time_epoch",
+        "-e",
+        "tcp.stream",
     ]);
     for f in fields {
         cmd.args(["-e", f]);
@@ -121,12 +127,16 @@ fn tshark_flags_until(file: &Path, fields: &[&str], until: u64) -> BTreeMap<Stri
         let frac = format!("{frac:0<9}");
         let ns = secs.parse::<u64>().unwrap_or(0) * 1_000_000_000
             + frac[..9].parse::<u64>().unwrap_or(0);
-        if ns > until {
+        // tshark numbers TCP connections in order of first packet, as reqresp does.
+        let Some(stream) = cols.get(2).and_then(|s| s.parse::<usize>().ok()) else {
+            continue;
+        };
+        if ns > until.get(stream).copied().unwrap_or(u64::MAX) {
             continue;
         }
         let frame: u64 = frame.trim().parse().expect("frame number");
         for (i, f) in fields.iter().enumerate() {
-            let v = cols.get(i + 2).copied().unwrap_or("");
+            let v = cols.get(i + 3).copied().unwrap_or("");
             // Flags print `1`; counters (duplicate_ack_num) their number.
             if !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false") {
                 flags.get_mut(*f).expect("field").insert(frame);
@@ -192,18 +202,33 @@ pub(crate) fn assert_agrees_with_tshark(file: &Path, json: &serde_json::Value) {
             .flat_map(|k| ours.get(*k).cloned().unwrap_or_default())
             .collect()
     };
-    let over = json["connections"]
+    // When each connection was over for reqresp: at its first RST, or once
+    // both sides had sent a FIN; a half-closed one is never over.
+    let over: Vec<u64> = json["connections"]
         .as_array()
         .expect("connections")
         .iter()
         .map(|c| {
-            c["close"]["events"]
-                .as_array()
-                .and_then(|e| e.iter().filter_map(|e| e["time"].as_u64()).max())
-                .unwrap_or(u64::MAX)
+            let events = c["close"]["events"].as_array().cloned().unwrap_or_default();
+            let time = |e: &serde_json::Value| e["time"].as_u64().unwrap_or(u64::MAX);
+            let first = |kind: &str, from: Option<&str>| {
+                events
+                    .iter()
+                    .filter(|e| e["kind"] == kind && from.is_none_or(|f| e["from"] == f))
+                    .map(time)
+                    .min()
+            };
+            match (
+                first("rst", None),
+                first("fin", Some("client")),
+                first("fin", Some("server")),
+            ) {
+                (Some(rst), _, _) => rst,
+                (None, Some(a), Some(b)) => a.max(b),
+                _ => u64::MAX,
+            }
         })
-        .max()
-        .unwrap_or(u64::MAX);
+        .collect();
     let pairs: [(&str, &[&str]); 11] = [
         (
             "tcp.analysis.retransmission",
@@ -230,7 +255,7 @@ pub(crate) fn assert_agrees_with_tshark(file: &Path, json: &serde_json::Value) {
     ];
     let mut fields: Vec<&str> = pairs.iter().map(|(f, _)| *f).collect();
     fields.push("tcp.analysis.ack_lost_segment");
-    let theirs = tshark_flags_until(file, &fields, over);
+    let theirs = tshark_flags_until(file, &fields, &over);
     for (field, kinds) in pairs {
         assert_eq!(
             get(kinds),
