@@ -27,6 +27,7 @@ pub mod scenario_record;
 pub mod scenario_run;
 pub mod signals;
 pub mod topology;
+pub mod usercmd;
 
 use std::fmt::Write as _;
 use std::io::Write;
