@@ -53,6 +53,10 @@ const USER_CLIENT_LIMIT: Duration = Duration::from_secs(20);
 const EXIT_GRACE: Duration = Duration::from_millis(300);
 /// The default time a user's program has to exit after SIGTERM.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
+/// The user's server's output, in the run's folder.
+pub const SERVER_LOG: &str = "server.log";
+/// The user's client's output, in the run's folder.
+pub const CLIENT_LOG: &str = "client.log";
 /// The most restarts of a user's server in one run.
 const MAX_RESTARTS: usize = 40;
 
@@ -115,7 +119,7 @@ pub enum UserCmdError {
         /// The command.
         command: String,
         /// How it ended.
-        status: ExitStatus,
+        status: String,
         /// The port waited for.
         port: u16,
         /// Its output.
@@ -155,15 +159,24 @@ impl UserOutcome {
     /// failed and no finding about the client is a problem.
     pub fn passed(&self) -> bool {
         self.check.as_ref().is_none_or(CheckReport::passed)
-            && !self.client_findings.iter().any(|f| f.starts_with("problem"))
+            && !self
+                .client_findings
+                .iter()
+                .any(|f| f.starts_with("problem"))
     }
 }
 
 /// `sh -c CMD` on a lab host, in `dir`, with the server's address in the
-/// environment (`REQRESP_SERVER`, `REQRESP_PORT`).
-pub fn user_command(netns: &str, user: &UserCmd, server: SocketAddr) -> Command {
+/// environment (`REQRESP_SERVER`, `REQRESP_PORT`) and its output appended
+/// to `log` (a file, so a chatty program costs the lab no memory).
+pub fn user_command(netns: &str, user: &UserCmd, server: SocketAddr, log: &Path) -> Command {
+    let script = format!(
+        "exec >>{} 2>&1\n{}",
+        process::shell_quote(&log.to_string_lossy()),
+        user.command
+    );
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", netns, "sh", "-c", &user.command])
+    cmd.args(["netns", "exec", netns, "sh", "-c", &script])
         .env("REQRESP_SERVER", server.ip().to_string())
         .env("REQRESP_PORT", server.port().to_string());
     if let Some(dir) = &user.dir {
@@ -193,7 +206,12 @@ enum Ending {
 }
 
 impl UserProgram {
-    fn spawn(name: &'static str, cmd: Command, netns: &str, drain: Duration) -> Result<Self, UserCmdError> {
+    fn spawn(
+        name: &'static str,
+        cmd: Command,
+        netns: &str,
+        drain: Duration,
+    ) -> Result<Self, UserCmdError> {
         Ok(UserProgram {
             process: Process::spawn(name, cmd)?,
             netns: netns.to_string(),
@@ -206,34 +224,45 @@ impl UserProgram {
         self.process.wait(Duration::ZERO).ok()
     }
 
-    /// SIGTERM to its process group, SIGKILL after the drain, then every
-    /// process left in its namespace; returns how it ended and how many
-    /// stray processes were killed.
+    /// True when the program (`sh`, the group's leader) has exited; it is
+    /// not reaped, so its PID, which is the group's id, stays ours.
+    fn gone(&self) -> bool {
+        proc_stat(self.process.pid()).is_none_or(|(state, _)| state == "Z")
+    }
+
+    /// SIGTERM to its process group (`sh` and the program it started),
+    /// SIGKILL to the group once the drain timeout passed with a member
+    /// still alive, then every process left in its namespace (one that left
+    /// the group); returns how it ended and how many of those were killed.
     fn stop(&mut self) -> (Ending, usize) {
         self.stopped = true;
         let pgid = self.process.pid() as libc::pid_t;
-        let ending = if let Some(status) = self.exited() {
-            Ending::Exited(status.to_string())
+        let ending = if self.gone() && !group_alive(pgid) {
+            Ending::Exited(
+                self.exited()
+                    .map_or_else(|| "status unknown".to_string(), |s| s.to_string()),
+            )
         } else {
-            // SAFETY: kill on the process group of our own child, which we
-            // created with process_group(0) and have not reaped.
+            // SAFETY: kill on the process group our own child leads (made
+            // with process_group(0)); the sweep below catches anything that
+            // left it.
             unsafe { libc::kill(-pgid, libc::SIGTERM) };
             let begun = Instant::now();
-            match self.process.wait(self.drain) {
-                Ok(_) => Ending::Terminated,
-                Err(_) => {
-                    // SAFETY: as above; the leader has not been reaped, so
-                    // the group id is still ours.
+            let deadline = begun + self.drain;
+            loop {
+                if !group_alive(pgid) {
+                    let _ = self.exited();
+                    break Ending::Terminated;
+                }
+                if Instant::now() >= deadline {
+                    // SAFETY: as above.
                     unsafe { libc::kill(-pgid, libc::SIGKILL) };
                     let _ = self.process.wait(Duration::from_secs(5));
-                    Ending::Killed(begun.elapsed())
+                    break Ending::Killed(begun.elapsed());
                 }
+                std::thread::sleep(Duration::from_millis(20));
             }
         };
-        // The leader is gone; members of its group may not be.
-        // SAFETY: the group id was our child's; a group with no member left
-        // makes kill fail with ESRCH, which is ignored.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
         (ending, sweep_netns(&self.netns))
     }
 }
@@ -254,15 +283,10 @@ fn sweep_netns(netns: &str) -> usize {
         return 0;
     };
     let target = format!("net:[{}]", meta.ino());
-    let me = std::process::id();
-    let mut killed = 0;
-    for _round in 0..3 {
-        let pids: Vec<u32> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| pid != me)
+    let mut killed = std::collections::BTreeSet::new();
+    for _round in 0..20 {
+        let pids: Vec<u32> = live_pids()
+            .map(|(pid, _)| pid)
             .filter(|pid| {
                 std::fs::read_link(format!("/proc/{pid}/ns/net"))
                     .is_ok_and(|l| l.to_string_lossy() == target)
@@ -272,15 +296,45 @@ fn sweep_netns(netns: &str) -> usize {
             break;
         }
         for pid in pids {
-            // SAFETY: a process in a namespace this run created: the user's
-            // program or one of its children.
+            // SAFETY: a live process in a namespace this run created for
+            // the user's program: that program's own child.
             if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } == 0 {
-                killed += 1;
+                killed.insert(pid);
             }
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    killed
+    killed.len()
+}
+
+/// State letter and process group of `pid`, from `/proc/PID/stat`.
+fn proc_stat(pid: u32) -> Option<(String, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.to_string();
+    let _ppid = rest.next()?;
+    let pgrp = rest.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Every live (not zombie) process id on the machine, but this one.
+fn live_pids() -> impl Iterator<Item = (u32, i32)> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(move |&pid| pid != me)
+        .filter_map(|pid| {
+            let (state, pgrp) = proc_stat(pid)?;
+            (state != "Z").then_some((pid, pgrp))
+        })
+}
+
+/// True while a live process is in process group `pgid`.
+fn group_alive(pgid: i32) -> bool {
+    live_pids().any(|(_, pgrp)| pgrp == pgid)
 }
 
 /// True when `table` (the text of `/proc/PID/net/tcp` or `tcp6`) has a
@@ -312,20 +366,25 @@ fn start_server(
     user: &UserCmd,
     options: &UserOptions,
     server: SocketAddr,
+    log: &Path,
 ) -> Result<UserProgram, UserCmdError> {
-    let cmd = user_command(&names.server.netns, user, server);
+    let cmd = user_command(&names.server.netns, user, server, log);
     let mut program = UserProgram::spawn("server", cmd, &names.server.netns, options.drain)?;
     let deadline = Instant::now() + LISTEN_LIMIT;
     loop {
         if let Some(signal) = signals::interrupted() {
             return Err(LabError::Interrupted(signal).into());
         }
-        if let Some(status) = program.exited() {
+        if program.gone() {
+            let (ending, _) = program.stop();
             return Err(UserCmdError::ExitedEarly {
                 command: user.command.clone(),
-                status,
+                status: match ending {
+                    Ending::Exited(status) => status,
+                    other => format!("{other:?}"),
+                },
                 port: LAB_PORT,
-                stderr: output_of(&mut program.process),
+                stderr: tail(log),
             });
         }
         if namespace_listens(program.process.pid(), LAB_PORT) {
@@ -336,18 +395,25 @@ fn start_server(
                 command: user.command.clone(),
                 port: LAB_PORT,
                 limit: LISTEN_LIMIT,
-                stderr: output_of(&mut program.process),
+                stderr: tail(log),
             });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-fn output_of(process: &mut Process) -> String {
-    let mut text = process.remaining_stdout().join("\n");
-    text.push('\n');
-    text.push_str(&process.stderr());
-    text.trim().to_string()
+/// The end of a log (at most its last 4 KiB), for messages.
+fn tail(log: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const MAX: u64 = 4096;
+    let Ok(mut file) = std::fs::File::open(log) else {
+        return String::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(MAX)));
+    let mut bytes = Vec::new();
+    let _ = file.take(MAX).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).trim().to_string()
 }
 
 /// Runs the lab with a user's server or client.
@@ -383,7 +449,33 @@ pub fn run(
             run_user_client(lab, user, cmd, &names, server, &run_dir, out)?
         }
     };
+    let dir = run_dir.final_path();
     super::print_files(lab, run_dir, out)?;
+    let extras: Vec<String> = [
+        SERVER_LOG,
+        CLIENT_LOG,
+        "check.txt",
+        "check.json",
+        "client.txt",
+        "check",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .filter(|p| p.exists())
+    .map(|p| p.display().to_string())
+    .collect();
+    if !extras.is_empty() {
+        let _ = writeln!(
+            out,
+            "and, for your program: {}{}",
+            extras.join(", "),
+            if dir.join("check").exists() {
+                " (check/ holds each failed case's packets and ladder)"
+            } else {
+                ""
+            }
+        );
+    }
     let mut topology = topology;
     if let Some(err) = topology.teardown().into_iter().next() {
         return Err(LabError::from(err).into());
@@ -438,17 +530,19 @@ fn run_user_server(
     out: &mut dyn Write,
 ) -> Result<UserOutcome, UserCmdError> {
     let capture = start_capture(names, run_dir, out)?;
+    let log = run_dir.path().join(SERVER_LOG);
     let _ = writeln!(
         out,
-        "server: {} (in {}{})",
-        process::display(&user_command(&names.server.netns, cmd, server)),
+        "server: {} (sh -c, on the server host {}{}; its output goes to {})",
+        cmd.command,
         names.server.netns,
         cmd.dir
             .as_ref()
             .map(|d| format!(", in {}", d.display()))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        run_dir.final_path().join(SERVER_LOG).display()
     );
-    let mut program = start_server(names, cmd, user, server)?;
+    let mut program = start_server(names, cmd, user, server, &log)?;
     let _ = writeln!(
         out,
         "server listening on port {LAB_PORT} (pid {})",
@@ -473,11 +567,7 @@ fn run_user_server(
             let _ = writeln!(out, "client closed the connection");
         }
         Ok(s) => {
-            let _ = writeln!(
-                out,
-                "the client failed ({s}): {}",
-                client.stderr().trim()
-            );
+            let _ = writeln!(out, "the client failed ({s}): {}", client.stderr().trim());
         }
         Err(ProcessError::Interrupted(signal)) => return Err(LabError::Interrupted(signal).into()),
         Err(err) => {
@@ -507,34 +597,31 @@ fn run_user_server(
         user.framing
     );
     let mut reports: Vec<CheckReport> = Vec::new();
-    let mut restarts: Vec<(CaseId, String)> = Vec::new();
+    // Why the server went down, with the step after which it did.
+    let mut restarts: Vec<(String, String)> = Vec::new();
     for case in CaseId::plan(None, config.service) {
         super::check_interrupt()?;
         // Give a server that served its one client the moment to exit.
         let grace = Instant::now() + EXIT_GRACE;
-        while program.exited().is_none() && Instant::now() < grace && !reports.is_empty() {
+        while !program.gone() && Instant::now() < grace && !reports.is_empty() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let down = match program.exited() {
-            Some(status) => Some(format!("exited ({status})")),
-            None if !namespace_listens(program.process.pid(), LAB_PORT) => {
-                Some("stopped listening".to_string())
-            }
-            None => None,
-        };
-        if let Some(why) = down {
+        if program.gone() || !namespace_listens(program.process.pid(), LAB_PORT) {
             let after = reports
                 .last()
                 .and_then(|r| r.cases.last())
-                .map_or(CaseId::Echo, |c| c.case);
+                .map_or("the lab's client".to_string(), |c| format!("`{}`", c.case));
             if restarts.len() >= MAX_RESTARTS {
                 return Err(UserCmdError::Check(format!(
                     "the server went down {MAX_RESTARTS} times; stopped restarting it"
                 )));
             }
+            let why = match program.stop().0 {
+                Ending::Exited(status) => format!("exited ({status})"),
+                _ => "stopped listening (and was stopped)".to_string(),
+            };
             restarts.push((after, why));
-            program.stop();
-            program = start_server(names, cmd, user, server)?;
+            program = start_server(names, cmd, user, server, &log)?;
         }
         let config = CheckConfig {
             only: Some(vec![case]),
@@ -550,15 +637,12 @@ fn run_user_server(
     let (ending, strays) = program.stop();
     let mut report = merge(reports).ok_or_else(|| UserCmdError::Check("no case ran".into()))?;
     if !restarts.is_empty() {
-        let list = restarts
-            .iter()
-            .map(|(case, why)| format!("{why} after `{case}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        report.notes.push(format!(
-            "the server went down {} time(s) during the check and was started again before the next case: {list}. A server that exits after one client fails `sequential`; each case still saw a fresh server.",
-            restarts.len()
-        ));
+        report.notes.push(restart_note(&restarts));
+    }
+    // Each case had its own capture; the failed ones' packets are kept.
+    if let check::Evidence::Capture { interface, file } = &mut report.evidence {
+        *interface = format!("{interface} of the client host {}", names.client.netns);
+        *file = None;
     }
     relocate(&mut report, run_dir.path(), &run_dir.final_path());
     let text = check::text::render(&report, Lang::En);
@@ -571,7 +655,11 @@ fn run_user_server(
         );
     }
     write_file(run_dir, "check.txt", text.as_bytes())?;
-    write_file(run_dir, "check.json", check::json::render(&report).as_bytes())?;
+    write_file(
+        run_dir,
+        "check.json",
+        check::json::render(&report).as_bytes(),
+    )?;
     Ok(UserOutcome {
         check: Some(report),
         client_findings: Vec::new(),
@@ -581,6 +669,27 @@ fn run_user_server(
 fn write_file(run_dir: &RunDir, name: &str, bytes: &[u8]) -> Result<(), LabError> {
     let path = run_dir.path().join(name);
     std::fs::write(&path, bytes).map_err(|source| LabError::Output { path, source })
+}
+
+/// The report's note on restarts: why the server went down, after which
+/// steps.
+pub fn restart_note(restarts: &[(String, String)]) -> String {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (after, why) in restarts {
+        match groups.iter_mut().find(|(w, _)| w == why) {
+            Some((_, steps)) => steps.push(after),
+            None => groups.push((why, vec![after])),
+        }
+    }
+    let list = groups
+        .iter()
+        .map(|(why, steps)| format!("{why} after {}", steps.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!(
+        "the server went down {} time(s) and was started again before the next case (each case ran on its own, --only CASE): {list}. A server that exits after one client fails `sequential`; the other cases each saw a fresh server.",
+        restarts.len()
+    )
 }
 
 /// One report of the per-case reports, in their order; notes gathered.
@@ -673,16 +782,27 @@ fn run_user_client(
     let _ = writeln!(out, "server: {}", process::display(&server_cmd));
     let mut reqresp_server = Process::spawn("server", server_cmd)?;
     let line = reqresp_server.wait_for_line("listening on ", super::SERVER_START)?;
-    let _ = writeln!(out, "server listening on {line} (pid {})", reqresp_server.pid());
-
-    let messages = super::script(lab.service, lab.tickets, &lab.messages);
-    let client_cmd = user_command(&names.client.netns, cmd, server);
     let _ = writeln!(
         out,
-        "client: {} (REQRESP_SERVER={}, REQRESP_PORT={LAB_PORT}; the lab's {} requests on its stdin, one a line)",
-        process::display(&client_cmd),
+        "server listening on {line} (pid {})",
+        reqresp_server.pid()
+    );
+
+    let messages = super::script(lab.service, lab.tickets, &lab.messages);
+    let log = run_dir.path().join(CLIENT_LOG);
+    let client_cmd = user_command(&names.client.netns, cmd, server, &log);
+    let _ = writeln!(
+        out,
+        "client: {} (sh -c, on the client host {}{}; REQRESP_SERVER={}, REQRESP_PORT={LAB_PORT}; the lab's {} requests on its stdin, one a line; its output goes to {})",
+        cmd.command,
+        names.client.netns,
+        cmd.dir
+            .as_ref()
+            .map(|d| format!(", in {}", d.display()))
+            .unwrap_or_default(),
         server.ip(),
-        messages.len()
+        messages.len(),
+        run_dir.final_path().join(CLIENT_LOG).display()
     );
     let (process, mut stdin) = Process::spawn_with_stdin("client", client_cmd)?;
     let mut client = UserProgram {
@@ -704,12 +824,8 @@ fn run_user_client(
         Err(_) => None,
     };
     let (ending, strays) = client.stop();
-    for line in client.process.remaining_stdout() {
+    for line in tail(&log).lines().take(40) {
         let _ = writeln!(out, "  | {line}");
-    }
-    let stderr = client.process.stderr();
-    for line in stderr.lines().take(20) {
-        let _ = writeln!(out, "  ! {line}");
     }
     let ended = match (finished, &ending) {
         (Some(status), _) => format!("your client exited ({status})"),
@@ -720,7 +836,10 @@ fn run_user_client(
         ),
     };
     if strays > 0 {
-        let _ = writeln!(out, "{strays} process(es) it left in the client host were killed");
+        let _ = writeln!(
+            out,
+            "{strays} process(es) it left in the client host were killed"
+        );
     }
     super::check_interrupt()?;
     let stopped = reqresp_server.stop(libc::SIGTERM, super::SERVER_STOP);
@@ -789,9 +908,14 @@ pub fn judge_client(analysis: &Analysis, expected: Framing, requests: usize) -> 
             "problem: it did not frame its messages: no newline at the end and no length in front, so the server can only guess where one ends (it takes whatever one read returns; two messages sent close together arrive as one)".to_string(),
         ),
     }
-    if sent > 0 && conn.framing != expected && conn.framing != Framing::Raw {
+    if sent > 0 && conn.framing != expected {
+        let hint = if conn.framing == Framing::Raw {
+            " and waited for the end of a message that never came (--framing raw runs it the original lab's way: each read is a message)"
+        } else {
+            ""
+        };
         findings.push(format!(
-            "problem: the server expected {expected} framing, the client used {}",
+            "problem: the server expected {expected} framing, the client used {}{hint}",
             conn.framing
         ));
     }
@@ -832,7 +956,10 @@ mod tests {
     #[test]
     fn a_listening_socket_is_found_by_port_and_state() {
         assert!(listens_on(TABLE, 2222));
-        assert!(!listens_on(TABLE, 50000), "an established socket is not listening");
+        assert!(
+            !listens_on(TABLE, 50000),
+            "an established socket is not listening"
+        );
         assert!(!listens_on("", 2222));
         assert!(!listens_on("header\ngarbage line\n", 2222));
     }
@@ -843,10 +970,15 @@ mod tests {
             command: "python3 server.py".into(),
             dir: Some("/tmp".into()),
         };
-        let cmd = user_command("rr-1-srv", &user, "10.222.0.2:2222".parse().unwrap());
+        let cmd = user_command(
+            "rr-1-srv",
+            &user,
+            "10.222.0.2:2222".parse().unwrap(),
+            Path::new("/out/my server.log"),
+        );
         assert_eq!(
             process::display(&cmd),
-            "ip netns exec rr-1-srv sh -c 'python3 server.py'"
+            "ip netns exec rr-1-srv sh -c 'exec >>'\\''/out/my server.log'\\'' 2>&1\npython3 server.py'"
         );
         assert_eq!(cmd.get_current_dir(), Some(Path::new("/tmp")));
         let env: Vec<_> = cmd.get_envs().collect();
@@ -856,8 +988,12 @@ mod tests {
     #[test]
     fn ignored_sigterm_ends_in_sigkill_after_the_drain() {
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"]);
-        let mut program = UserProgram::spawn("server", cmd, "no-such-netns", Duration::from_millis(300)).unwrap();
+        cmd.args([
+            "-c",
+            "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+        ]);
+        let mut program =
+            UserProgram::spawn("server", cmd, "no-such-netns", Duration::from_millis(300)).unwrap();
         program
             .process
             .wait_for_line("ready", Duration::from_secs(5))
@@ -866,6 +1002,23 @@ mod tests {
         assert!(matches!(ending, Ending::Killed(_)), "{ending:?}");
         assert_eq!(strays, 0, "no namespace to sweep");
         assert!(program.exited().is_some());
+    }
+
+    #[test]
+    fn restarts_are_grouped_by_cause() {
+        let r = |a: &str, w: &str| (a.to_string(), w.to_string());
+        let note = restart_note(&[
+            r("the lab's client", "exited (0)"),
+            r("`echo`", "exited (0)"),
+            r("`abort`", "exited (1)"),
+        ]);
+        assert!(
+            note.contains("went down 3 time(s)")
+                && note.contains(
+                    "exited (0) after the lab's client, `echo`; exited (1) after `abort`"
+                ),
+            "{note}"
+        );
     }
 
     #[test]
