@@ -257,8 +257,15 @@ impl UserProgram {
                 if Instant::now() >= deadline {
                     // SAFETY: as above.
                     unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                    let killed = begun.elapsed();
+                    // SIGKILL is delivered, not yet done: wait for the
+                    // group to be gone, so the sweep counts only strays.
+                    let gone = Instant::now() + Duration::from_secs(5);
+                    while group_alive(pgid) && Instant::now() < gone {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                     let _ = self.process.wait(Duration::from_secs(5));
-                    break Ending::Killed(begun.elapsed());
+                    break Ending::Killed(killed);
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
