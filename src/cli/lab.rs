@@ -22,7 +22,9 @@ Everything is removed at the end, on error and on Ctrl-C, unless --keep.
 --down removes the lab's namespaces and veths; it leaves a bridge that the Docker lab has
 attached to (and says so) until that lab is down.
 Break it on purpose: `sudo reqresp lab --scenario list`, or compose faults with
---fault loss=15%,delay=50ms±10ms,partition=2s@1s (rules live in the lab's namespaces).")]
+--fault loss=15%,delay=50ms±10ms,partition=2s@1s (rules live in the lab's namespaces).
+Judge your own program: `sudo reqresp lab --server-cmd 'python3 server.py' --server-dir DIR`
+(the lab's client, then `reqresp check`, against it) or `--client-cmd 'python3 client.py'`.")]
 pub struct Args {
     /// Where to run: namespaces when root, else loopback.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
