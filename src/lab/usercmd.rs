@@ -458,7 +458,7 @@ pub fn run(
     };
     let dir = run_dir.final_path();
     super::print_files(lab, run_dir, out)?;
-    let extras: Vec<String> = [
+    let extras: Vec<PathBuf> = [
         SERVER_LOG,
         CLIENT_LOG,
         "check.txt",
@@ -469,8 +469,9 @@ pub fn run(
     .iter()
     .map(|f| dir.join(f))
     .filter(|p| p.exists())
-    .map(|p| p.display().to_string())
     .collect();
+    give_to_sudo_user(&extras);
+    let extras: Vec<String> = extras.iter().map(|p| p.display().to_string()).collect();
     if !extras.is_empty() {
         let _ = writeln!(
             out,
@@ -489,6 +490,26 @@ pub fn run(
     }
     let _ = writeln!(out, "topology removed");
     Ok(outcome)
+}
+
+/// Under sudo, hands the files written for the user's program (and those
+/// in `check/`) to the user who ran sudo, as the lab does with its reports.
+fn give_to_sudo_user(paths: &[PathBuf]) {
+    let id = |var| std::env::var(var).ok().and_then(|v| v.parse::<u32>().ok());
+    let (Some(uid), Some(gid)) = (id("SUDO_UID"), id("SUDO_GID")) else {
+        return;
+    };
+    for path in paths {
+        let inner: Vec<PathBuf> = std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        for p in inner.iter().chain(std::iter::once(path)) {
+            let _ = std::os::unix::fs::chown(p, Some(uid), Some(gid));
+        }
+    }
 }
 
 /// Starts the lab's capture on the bridge into the run's `reqresp.pcap`.

@@ -313,3 +313,17 @@ fn the_lab_python_client_is_judged_on_the_wire() {
     assert!(run.join("reqresp.pcap").exists());
     assert_nothing_left(&text, dir.path());
 }
+
+#[test]
+fn on_loopback_or_with_both_it_says_what_to_do() {
+    let out = lab(&["--mode", "loopback", "--server-cmd", "true"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run as root"), "{err}");
+    let out = lab(&["--server-cmd", "true", "--client-cmd", "true"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
+    let out = lab(&["--server-dir", "/tmp"]);
+    assert!(!out.status.success(), "--server-dir alone names no program");
+}
