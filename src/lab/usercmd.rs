@@ -94,11 +94,11 @@ pub enum UserCmdError {
         "--server-cmd and --client-cmd run the program on a lab host, a network namespace: run as root (sudo reqresp lab ...); loopback is not supported for them"
     )]
     NeedsNetns,
-    /// Both were given.
+    /// Both were given, or neither.
     #[error(
-        "give --server-cmd or --client-cmd, not both: the lab judges one program at a time against its own other side"
+        "give one of --server-cmd and --client-cmd: the lab judges one program at a time against its own other side"
     )]
-    Both,
+    OneProgram,
     /// The user's server never listened.
     #[error(
         "the server `{command}` did not listen on port {port} within {limit:?} (it must listen on 0.0.0.0:{port} or the server host's address){}", stderr_note(.stderr)
@@ -429,8 +429,8 @@ pub fn run(
     user: &UserOptions,
     out: &mut dyn Write,
 ) -> Result<UserOutcome, UserCmdError> {
-    if user.server.is_some() && user.client.is_some() {
-        return Err(UserCmdError::Both);
+    if user.server.is_some() == user.client.is_some() {
+        return Err(UserCmdError::OneProgram);
     }
     let _signals = signals::SignalGuard::install();
     // SAFETY: geteuid has no preconditions.
@@ -452,7 +452,7 @@ pub fn run(
     let outcome = match &user.server {
         Some(cmd) => run_user_server(lab, user, cmd, &names, server, &run_dir, out)?,
         None => {
-            let cmd = user.client.as_ref().ok_or(UserCmdError::Both)?;
+            let cmd = user.client.as_ref().ok_or(UserCmdError::OneProgram)?;
             run_user_client(lab, user, cmd, &names, server, &run_dir, out)?
         }
     };
