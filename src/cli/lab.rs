@@ -8,7 +8,9 @@ use anyhow::Context;
 use reqresp::lab::faults::FaultSpec;
 use reqresp::lab::scenario::{self, Lang};
 use reqresp::lab::scenario_run::{self, ScenarioError, ScenarioOptions};
+use reqresp::lab::usercmd::{self, UserCmd, UserCmdError, UserOptions};
 use reqresp::lab::{self, LabError, LabOptions, LabService, Mode, signals};
+use reqresp::protocol::Framing;
 
 /// Arguments of `reqresp lab`.
 #[derive(clap::Args)]
@@ -20,7 +22,9 @@ Everything is removed at the end, on error and on Ctrl-C, unless --keep.
 --down removes the lab's namespaces and veths; it leaves a bridge that the Docker lab has
 attached to (and says so) until that lab is down.
 Break it on purpose: `sudo reqresp lab --scenario list`, or compose faults with
---fault loss=15%,delay=50ms±10ms,partition=2s@1s (rules live in the lab's namespaces).")]
+--fault loss=15%,delay=50ms±10ms,partition=2s@1s (rules live in the lab's namespaces).
+Judge your own program: `sudo reqresp lab --server-cmd 'python3 server.py' --server-dir DIR`
+(the lab's client, then `reqresp check`, against it) or `--client-cmd 'python3 client.py'`.")]
 pub struct Args {
     /// Where to run: namespaces when root, else loopback.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
@@ -61,6 +65,35 @@ pub struct Args {
     /// Print every `ip` command run to build and remove the topology.
     #[arg(short, long)]
     verbose: bool,
+    /// Run your own server on the server host (port 2222, `sh -c`) in place of
+    /// `reqresp server`, then the lab's client and `reqresp check` against it; needs root.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["client_cmd", "keep", "down", "scenario", "fault"])]
+    server_cmd: Option<String>,
+    /// Working directory of --server-cmd.
+    #[arg(long, value_name = "DIR", requires = "server_cmd")]
+    server_dir: Option<PathBuf>,
+    /// Run your own client on the client host against `reqresp server` (the lab's
+    /// requests on its stdin, REQRESP_SERVER set), and say what it did on the wire; needs root.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["keep", "down", "scenario", "fault"])]
+    client_cmd: Option<String>,
+    /// Working directory of --client-cmd.
+    #[arg(long, value_name = "DIR", requires = "client_cmd")]
+    client_dir: Option<PathBuf>,
+    /// The framing your program speaks (with --server-cmd or --client-cmd).
+    #[arg(long, value_enum, default_value_t = Framing::Line)]
+    framing: Framing,
+    /// How long your program has to exit after SIGTERM before it is killed,
+    /// e.g. 5s or 500ms.
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_drain)]
+    drain_timeout: std::time::Duration,
+}
+
+fn parse_drain(text: &str) -> Result<std::time::Duration, String> {
+    let drain = reqresp::lab::faults::spec::parse_duration(text).map_err(|e| e.to_string())?;
+    if drain > std::time::Duration::from_secs(600) {
+        return Err("the drain timeout must be at most 600 s".into());
+    }
+    Ok(drain)
 }
 
 /// Runs `reqresp lab`.
@@ -81,6 +114,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return run_scenario(args);
     }
+    if args.server_cmd.is_some() || args.client_cmd.is_some() {
+        return run_user(args);
+    }
     let options = LabOptions {
         mode: args.mode,
         out: args.out,
@@ -96,6 +132,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match lab::run(&options, &mut stdout) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(LabError::Interrupted(signal)) => {
+            eprintln!("reqresp lab: interrupted; everything it created was removed");
+            Ok(ExitCode::from(signals::exit_status(signal)))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `reqresp lab --server-cmd CMD` / `--client-cmd CMD`: exit 1 when the
+/// user's program failed a check case or misbehaved on the wire.
+fn run_user(args: Args) -> anyhow::Result<ExitCode> {
+    let user = UserOptions {
+        server: args.server_cmd.map(|command| UserCmd {
+            command,
+            dir: args.server_dir,
+        }),
+        client: args.client_cmd.map(|command| UserCmd {
+            command,
+            dir: args.client_dir,
+        }),
+        framing: args.framing,
+        drain: args.drain_timeout,
+    };
+    let options = LabOptions {
+        mode: args.mode,
+        out: args.out,
+        service: args.service,
+        tickets: args.tickets,
+        messages: args.messages,
+        keep: false,
+        verbose: args.verbose,
+        server_args: args.server_args,
+        exe: std::env::current_exe()
+            .context("cannot find the reqresp binary to run as server and client")?,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match usercmd::run(&options, &user, &mut stdout) {
+        Ok(outcome) if outcome.passed() => Ok(ExitCode::SUCCESS),
+        Ok(_) => Ok(ExitCode::from(1)),
+        Err(UserCmdError::Lab(LabError::Interrupted(signal))) => {
             eprintln!("reqresp lab: interrupted; everything it created was removed");
             Ok(ExitCode::from(signals::exit_status(signal)))
         }

@@ -17,6 +17,9 @@
 //! [`process::Process`] children, the capture handle and the
 //! [`topology::Topology`]; Ctrl-C and SIGTERM are turned into an error by
 //! [`signals`] so that they unwind through those guards too.
+//!
+//! [`usercmd`] runs a user's own server or client on a lab host in place of
+//! reqresp's (`--server-cmd`, `--client-cmd`) and judges it.
 
 pub mod faults;
 pub mod names;
@@ -27,6 +30,7 @@ pub mod scenario_record;
 pub mod scenario_run;
 pub mod signals;
 pub mod topology;
+pub mod usercmd;
 
 use std::fmt::Write as _;
 use std::io::Write;

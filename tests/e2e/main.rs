@@ -13,6 +13,7 @@ mod compose;
 mod fuzz_corpus;
 mod html;
 mod lab;
+mod lab_usercmd;
 mod scenarios;
 mod server;
 mod snapshots;
