@@ -10,4 +10,5 @@ mod capture;
 mod client;
 mod compose;
 mod lab;
+mod protocols;
 mod server;

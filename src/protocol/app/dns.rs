@@ -121,6 +121,10 @@ impl Dns {
         Err(lost_sync(P, dir, n))
     }
 
+    pub(crate) fn partial(&self, dir: Direction) -> bool {
+        self.halves[idx(dir)].len > 0
+    }
+
     pub(crate) fn finish(&mut self, dir: Direction) -> Option<AppMessage> {
         let half = &mut self.halves[idx(dir)];
         if half.len == 0 {

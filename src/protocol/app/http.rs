@@ -393,6 +393,10 @@ impl Http {
         }
     }
 
+    pub(crate) fn partial(&self, dir: Direction) -> bool {
+        self.halves[idx(dir)].len > 0
+    }
+
     pub(crate) fn finish(&mut self, dir: Direction) -> Option<AppMessage> {
         let half = &mut self.halves[idx(dir)];
         match half.state {
@@ -522,10 +526,9 @@ fn parse_status_line(line: &[u8]) -> Option<(u16, &[u8])> {
     if !is_version(version) || rest.len() < 3 || !rest[..3].iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let status = (rest[..3]
+    let status = rest[..3]
         .iter()
-        .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0')))
-    .max(0);
+        .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
     if !(100..600).contains(&status) {
         return None;
     }

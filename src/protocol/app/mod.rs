@@ -431,6 +431,21 @@ impl Session {
         Some(m)
     }
 
+    /// Whether a message of `dir` has begun and not ended. A server may
+    /// answer a request before its end (an HTTP error before the body
+    /// came, or after `100 Continue` when the client then gives up): a
+    /// response that finds no request waiting while one is partial answers
+    /// that one.
+    pub fn partial(&self, dir: Direction) -> bool {
+        match &self.inner {
+            Inner::Http(s) => s.partial(dir),
+            Inner::Resp(s) => s.partial(dir),
+            Inner::Memcached(s) => s.partial(dir),
+            Inner::Dns(s) => s.partial(dir),
+            Inner::Postgres(s) => s.partial(dir),
+        }
+    }
+
     /// Whether `dir` stopped on an error.
     pub fn failed(&self, dir: Direction) -> Option<&AppError> {
         self.failed[slot(dir)].as_ref()
@@ -456,6 +471,85 @@ pub fn decode_stream(
         }
     }
     (out, None)
+}
+
+/// What a server message answers, by the pairing rules of the module doc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The final answer to the request of this id: its wait is over.
+    Final(u64),
+    /// One answer of several to the request of this id, or an interim one
+    /// (HTTP 1xx): the request still waits.
+    Partial(u64),
+    /// No waiting request (a push, a tunnel chunk, a greeting, or a
+    /// response that came with none waiting).
+    Unpaired,
+}
+
+/// Requests waiting for answers, in order: pairs each server message with
+/// the request it answers. The caller numbers requests with ids of its
+/// choice (an index in its list of exchanges, say).
+#[derive(Debug, Default)]
+pub struct Pairing {
+    /// id, answers still expected, pairing key.
+    waiting: std::collections::VecDeque<(u64, u32, Option<u32>)>,
+}
+
+/// Most requests held waiting; past this (a client that never gets
+/// answers) the oldest are dropped, so memory stays bounded.
+pub const MAX_WAITING: usize = 65_536;
+
+impl Pairing {
+    /// A request was sent. Returns the id of a request dropped to stay
+    /// under [`MAX_WAITING`], if any (it will never be paired).
+    pub fn request(&mut self, id: u64, message: &AppMessage) -> Option<u64> {
+        let Kind::Request { responses } = message.kind else {
+            return None;
+        };
+        if responses == 0 {
+            return None;
+        }
+        self.waiting.push_back((id, responses, message.key));
+        if self.waiting.len() > MAX_WAITING {
+            return self.waiting.pop_front().map(|(id, _, _)| id);
+        }
+        None
+    }
+
+    /// A server message arrived: which request it answers.
+    pub fn response(&mut self, message: &AppMessage) -> Answer {
+        match message.kind {
+            Kind::Response => {}
+            Kind::Interim => {
+                return self
+                    .waiting
+                    .front()
+                    .map_or(Answer::Unpaired, |w| Answer::Partial(w.0));
+            }
+            Kind::Push | Kind::Tunnel | Kind::Request { .. } => return Answer::Unpaired,
+        }
+        let at = match message.key {
+            Some(k) => self.waiting.iter().position(|w| w.2 == Some(k)),
+            None => (!self.waiting.is_empty()).then_some(0),
+        };
+        let Some(at) = at else {
+            return Answer::Unpaired;
+        };
+        let w = &mut self.waiting[at];
+        w.1 -= 1;
+        let id = w.0;
+        if w.1 == 0 {
+            self.waiting.remove(at);
+            Answer::Final(id)
+        } else {
+            Answer::Partial(id)
+        }
+    }
+
+    /// Requests still waiting.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
 }
 
 /// A protocol recognised on a connection, and why.
@@ -770,6 +864,41 @@ mod tests {
         cap_summary(&mut s);
         assert!(s.len() <= MAX_SUMMARY + '…'.len_utf8());
         assert!(s.ends_with('…'));
+    }
+
+    #[test]
+    fn pairing_in_order_by_key_and_with_interim_answers() {
+        let req = |responses, key| AppMessage {
+            key,
+            ..AppMessage::new(Kind::Request { responses })
+        };
+        let resp = |kind, key| AppMessage {
+            key,
+            ..AppMessage::new(kind)
+        };
+        let mut p = Pairing::default();
+        p.request(1, &req(1, None));
+        p.request(2, &req(0, None)); // noreply: never waits
+        p.request(3, &req(2, None)); // SUBSCRIBE a b
+        assert_eq!(p.response(&resp(Kind::Interim, None)), Answer::Partial(1));
+        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Final(1));
+        assert_eq!(p.response(&resp(Kind::Push, None)), Answer::Unpaired);
+        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Partial(3));
+        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Final(3));
+        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Unpaired);
+        // DNS: by key, out of order.
+        p.request(10, &req(1, Some(7)));
+        p.request(11, &req(1, Some(8)));
+        assert_eq!(
+            p.response(&resp(Kind::Response, Some(8))),
+            Answer::Final(11)
+        );
+        assert_eq!(p.response(&resp(Kind::Response, Some(9))), Answer::Unpaired);
+        assert_eq!(
+            p.response(&resp(Kind::Response, Some(7))),
+            Answer::Final(10)
+        );
+        assert_eq!(p.waiting(), 0);
     }
 
     #[test]

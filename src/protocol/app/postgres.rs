@@ -100,8 +100,10 @@ pub(crate) struct Postgres {
 
 impl Default for Postgres {
     fn default() -> Self {
-        let mut client = Half::default();
-        client.phase = Phase::Untyped;
+        let client = Half {
+            phase: Phase::Untyped,
+            ..Half::default()
+        };
         Postgres {
             halves: [client, Half::default()],
             ready_seen: false,
@@ -351,6 +353,10 @@ impl Postgres {
             return Ok(Some(m));
         }
         Err(lost_sync(P, dir, n))
+    }
+
+    pub(crate) fn partial(&self, dir: Direction) -> bool {
+        self.halves[idx(dir)].len > 0
     }
 
     pub(crate) fn finish(&mut self, dir: Direction) -> Option<AppMessage> {
@@ -630,7 +636,7 @@ mod tests {
         reqs.extend(typed(b'S', b""));
         reqs.extend(typed(b'X', b""));
         let mut resps = typed(b'R', &0u32.to_be_bytes());
-        resps.extend(typed(b'S', b"server_version\015\0"));
+        resps.extend(typed(b'S', b"server_version\x0015\0"));
         resps.extend(typed(b'K', &[0; 8]));
         resps.extend(ready());
         resps.extend(typed(b'T', &[0, 0]));

@@ -171,6 +171,10 @@ impl Resp {
         }
     }
 
+    pub(crate) fn partial(&self, dir: Direction) -> bool {
+        self.halves[idx(dir)].len > 0
+    }
+
     pub(crate) fn finish(&mut self, dir: Direction) -> Option<AppMessage> {
         let half = &mut self.halves[idx(dir)];
         if half.len == 0 {
