@@ -818,3 +818,60 @@ fn postgres_psql_startup_queries_and_an_error() {
         true
     });
 }
+
+#[test]
+fn lab_conversations_are_recognised_as_no_known_protocol() {
+    if !have_tools(&["tcpdump"]) {
+        return;
+    }
+    // The lab's own server, line and length framed, echo and tickets:
+    // `auto` must leave these to the lab's framings, whatever the port.
+    for (framing, service, messages) in [
+        (
+            "line",
+            "echo",
+            vec![b"hello\n".to_vec(), b"GET me a coffee\n".to_vec()],
+        ),
+        (
+            "line",
+            "tickets",
+            vec![b"book ticket\n".to_vec(), b"book ticket\n".to_vec()],
+        ),
+        (
+            "length",
+            "echo",
+            vec![b"\0\0\0\x05hello".to_vec(), b"\0\0\0\x03set".to_vec()],
+        ),
+    ] {
+        until_whole(|| {
+            let server = support::Server::start(&["--framing", framing, "--service", service]);
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("lab.pcap");
+            let capture = Tcpdump::start(&file, server.addr.port());
+            let mut conn = TcpStream::connect(server.addr).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            for m in &messages {
+                conn.write_all(m).unwrap();
+                let mut buf = [0u8; 256];
+                assert!(conn.read(&mut buf).unwrap() > 0, "the lab server answers");
+            }
+            drop(conn);
+            if !capture.stop() {
+                return false;
+            }
+            let convs = conversations(&file);
+            assert_eq!(convs.len(), 1);
+            let (client, server_burst) = convs[0].first_bursts();
+            assert!(!client.is_empty() && !server_burst.is_empty());
+            for port in [server.addr.port(), 80, 6379, 11211, 53, 5432] {
+                assert_eq!(
+                    recognize(&client, &server_burst, port),
+                    None,
+                    "{framing} {service} on port {port}"
+                );
+            }
+            true
+        });
+    }
+}
