@@ -151,7 +151,8 @@ fn until_whole(mut attempt: impl FnMut() -> bool) {
 struct Conversation {
     client: SocketAddr,
     server: SocketAddr,
-    chunks: Vec<(Direction, Vec<u8>)>,
+    /// Direction, bytes, capture time (ns).
+    chunks: Vec<(Direction, Vec<u8>, u64)>,
 }
 
 impl Conversation {
@@ -161,7 +162,7 @@ impl Conversation {
         let mut server = Vec::new();
         let mut turns = 0;
         let mut last = None;
-        for (dir, data) in &self.chunks {
+        for (dir, data, _) in &self.chunks {
             if last != Some(*dir) {
                 turns += 1;
                 last = Some(*dir);
@@ -236,7 +237,9 @@ fn conversations(file: &Path) -> Vec<Conversation> {
         } else {
             Direction::Response
         };
-        convs[at].chunks.push((dir, s.payload[skip..].to_vec()));
+        convs[at]
+            .chunks
+            .push((dir, s.payload[skip..].to_vec(), s.time.0));
     })
     .expect("the capture reads");
     convs
@@ -246,14 +249,17 @@ fn conversations(file: &Path) -> Vec<Conversation> {
 #[derive(Debug)]
 struct Exchange {
     request: AppMessage,
-    answers: Vec<AppMessage>,
+    /// Capture time of the request's last byte (ns).
+    request_end: u64,
+    /// Each answer with the capture times of its first and last bytes.
+    answers: Vec<(AppMessage, u64, u64)>,
 }
 
 impl Exchange {
     /// `request summary → final answer summary`, the way a report shows it.
     fn line(&self) -> String {
         match self.answers.last() {
-            Some(a) => format!("{} → {}", self.request.summary, a.summary),
+            Some((a, _, _)) => format!("{} → {}", self.request.summary, a.summary),
             None => format!("{} → (no answer)", self.request.summary),
         }
     }
@@ -267,44 +273,61 @@ fn pair(protocol: AppProtocol, conv: &Conversation) -> (Vec<Exchange>, Vec<AppMe
     let mut exchanges: Vec<Exchange> = Vec::new();
     let mut unpaired = Vec::new();
     // Answers that came while a request was still arriving: they answer it.
-    let mut early: Vec<AppMessage> = Vec::new();
-    let mut take =
-        |m: AppMessage, dir: Direction, partial: bool, exchanges: &mut Vec<Exchange>| match dir {
+    let mut early: Vec<(AppMessage, u64, u64)> = Vec::new();
+    // Capture time of the first byte of each side's current message.
+    let mut started: [Option<u64>; 2] = [None, None];
+    let mut take = |m: AppMessage,
+                    dir: Direction,
+                    first: u64,
+                    last: u64,
+                    partial: bool,
+                    exchanges: &mut Vec<Exchange>| {
+        match dir {
             Direction::Request => {
                 let answers = std::mem::take(&mut early);
-                if !answers.iter().any(|a| a.kind == Kind::Response) {
+                if !answers.iter().any(|a| a.0.kind == Kind::Response) {
                     assert!(pairing.request(exchanges.len() as u64, &m).is_none());
                 }
                 exchanges.push(Exchange {
                     request: m,
+                    request_end: last,
                     answers,
                 });
             }
             Direction::Response => match pairing.response(&m) {
-                Answer::Final(id) | Answer::Partial(id) => exchanges[id as usize].answers.push(m),
-                Answer::Unpaired if partial => early.push(m),
+                Answer::Final(id) | Answer::Partial(id) => {
+                    exchanges[id as usize].answers.push((m, first, last))
+                }
+                Answer::Unpaired if partial => early.push((m, first, last)),
                 Answer::Unpaired => unpaired.push(m),
             },
-        };
-    for (dir, data) in &conv.chunks {
+        }
+    };
+    let side = |dir: Direction| usize::from(dir == Direction::Response);
+    let mut last_time = 0;
+    for (dir, data, time) in &conv.chunks {
+        last_time = *time;
         let mut data = &data[..];
         while !data.is_empty() {
             let step = session
                 .feed(*dir, data)
                 .unwrap_or_else(|e| panic!("{e} (in {} {:?})", conv.client, dir));
             data = &data[step.consumed..];
+            let first = *started[side(*dir)].get_or_insert(*time);
             if let Some(m) = step.message {
+                started[side(*dir)] = None;
                 let partial = session.partial(Direction::Request);
-                take(m, *dir, partial, &mut exchanges);
+                take(m, *dir, first, *time, partial, &mut exchanges);
             }
         }
     }
     for dir in [Direction::Request, Direction::Response] {
         if let Some(m) = session.finish(dir) {
-            take(m, dir, false, &mut exchanges);
+            let first = started[side(dir)].unwrap_or(last_time);
+            take(m, dir, first, last_time, false, &mut exchanges);
         }
     }
-    unpaired.extend(early);
+    unpaired.extend(early.into_iter().map(|a| a.0));
     (exchanges, unpaired)
 }
 
@@ -325,6 +348,45 @@ fn lines(protocol: AppProtocol, conv: &Conversation) -> Vec<String> {
         "answers without a request: {unpaired:?}"
     );
     exchanges.iter().map(Exchange::line).collect()
+}
+
+/// Latencies of each exchange, request end to the last byte of its final
+/// answer, in µs.
+fn latencies(exchanges: &[Exchange]) -> Vec<f64> {
+    exchanges
+        .iter()
+        .filter_map(|e| {
+            let (_, _, last) = e.answers.last()?;
+            Some((last - e.request_end) as f64 / 1000.0)
+        })
+        .collect()
+}
+
+/// tshark's `http.time` (time since the request) of each HTTP response on
+/// the connection of `client_port`, in capture order, in µs.
+fn tshark_http_times(file: &Path, server_port: u16, client_port: u16) -> Vec<f64> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(["-d", &format!("tcp.port=={server_port},http")])
+        .args([
+            "-Y",
+            &format!("http.response && tcp.dstport == {client_port}"),
+        ])
+        .args(["-T", "fields", "-e", "http.time"])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run tshark");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            l.trim()
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("http.time {l:?}"))
+                * 1e6
+        })
+        .collect()
 }
 
 fn have_tools(tools: &[&str]) -> bool {
@@ -349,7 +411,7 @@ fn run(cmd: &mut Command) -> String {
 
 #[test]
 fn http_curl_keep_alive_post_and_continue_against_python_http_server() {
-    if !have_tools(&["tcpdump", "curl", "python3"]) {
+    if !have_tools(&["tcpdump", "tshark", "curl", "python3"]) {
         return;
     }
     until_whole(|| {
@@ -420,6 +482,16 @@ fn http_curl_keep_alive_post_and_continue_against_python_http_server() {
                 "GET /missing → 404 File not found, 335 B body",
             ]
         );
+        // Latency as HTTP means it, request end to the response's last
+        // byte, agrees with tshark's http.time (it pairs these correctly).
+        let (keep_alive, _) = pair(AppProtocol::Http, &convs[0]);
+        let ours = latencies(&keep_alive);
+        let tshark = tshark_http_times(&file, port, convs[0].client.port());
+        assert_eq!(ours.len(), 3);
+        assert_eq!(tshark.len(), 3, "{tshark:?}");
+        for (a, b) in ours.iter().zip(&tshark) {
+            assert!((a - b).abs() < 1.0, "ours {ours:?} tshark {tshark:?}");
+        }
         // 100 Continue is an interim answer.
         let (continued, unpaired) = pair(AppProtocol::Http, &convs[1]);
         assert!(unpaired.is_empty(), "{unpaired:?}");
@@ -427,7 +499,7 @@ fn http_curl_keep_alive_post_and_continue_against_python_http_server() {
         let answers: Vec<&str> = continued[0]
             .answers
             .iter()
-            .map(|a| a.summary.as_str())
+            .map(|a| a.0.summary.as_str())
             .collect();
         assert_eq!(
             answers,
@@ -436,8 +508,8 @@ fn http_curl_keep_alive_post_and_continue_against_python_http_server() {
                 "501 Unsupported method ('POST'), 357 B body"
             ]
         );
-        assert_eq!(continued[0].answers[0].kind, Kind::Interim);
-        assert!(continued[0].answers[1].error);
+        assert_eq!(continued[0].answers[0].0.kind, Kind::Interim);
+        assert!(continued[0].answers[1].0.error);
         // Whether curl sent its body before it read the 501 is a race.
         let request = &continued[0].request;
         if request.complete {
