@@ -31,6 +31,8 @@ const MAX_MESSAGE: u32 = 1 << 30;
 /// Largest startup packet PostgreSQL accepts.
 const MAX_STARTUP: u32 = 10_000;
 const PROTOCOL_3: u32 = 196_608;
+/// Protocol 3.x: 3.0, and 3.2 that PostgreSQL 18 clients may ask for.
+const PROTOCOL_3_X: std::ops::RangeInclusive<u32> = PROTOCOL_3..=PROTOCOL_3 + 99;
 const SSL_REQUEST: u32 = 80_877_103;
 const GSS_REQUEST: u32 = 80_877_104;
 const CANCEL_REQUEST: u32 = 80_877_102;
@@ -221,7 +223,7 @@ impl Postgres {
             let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
             let code = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
             let ok = match code {
-                PROTOCOL_3 => (9..=MAX_STARTUP).contains(&len),
+                c if PROTOCOL_3_X.contains(&c) => (9..=MAX_STARTUP).contains(&len),
                 SSL_REQUEST | GSS_REQUEST => len == 8,
                 CANCEL_REQUEST => len == 16,
                 _ => false,
@@ -273,7 +275,7 @@ impl Postgres {
             Direction::Request if untyped => {
                 let code = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
                 let (summary, op, responses) = match code {
-                    PROTOCOL_3 => {
+                    c if PROTOCOL_3_X.contains(&c) => {
                         half.phase = Phase::Typed;
                         let mut words = body.split(|&b| b == 0);
                         let mut s = String::from("startup");
@@ -581,15 +583,16 @@ pub(crate) fn evidence(client: &[u8], _server: &[u8]) -> Option<Evidence> {
     let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
     let code = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
     match code {
-        PROTOCOL_3
-            if (9..=MAX_STARTUP).contains(&len)
-                && client
-                    .get(8..12)
-                    .is_some_and(|p| p.iter().all(|b| b.is_ascii_graphic())) =>
+        c if PROTOCOL_3_X.contains(&c)
+            && (9..=MAX_STARTUP).contains(&len)
+            && client
+                .get(8..12)
+                .is_some_and(|p| p.iter().all(|b| b.is_ascii_graphic())) =>
         {
-            Some(Evidence::Strong(
-                "PostgreSQL: a startup message, protocol 3.0".into(),
-            ))
+            Some(Evidence::Strong(format!(
+                "PostgreSQL: a startup message, protocol 3.{}",
+                c - PROTOCOL_3
+            )))
         }
         SSL_REQUEST if len == 8 => Some(Evidence::Strong("PostgreSQL: an SSL request".into())),
         GSS_REQUEST if len == 8 => Some(Evidence::Strong(
