@@ -126,7 +126,11 @@ fn connection(
         out,
         "        Note over {c},{s}: {}",
         [
-            format!("Connection {} · {} framing", conn.id, conn.framing),
+            format!(
+                "Connection {} · {} framing",
+                conn.id,
+                ladder::framing_name(conn)
+            ),
             format!(
                 "{} client→server · {} server→client",
                 format_bytes(conn.bytes_client_to_server),

@@ -244,7 +244,7 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
     let heading = format!(
         "Connection {} · {} framing · {n} exchange{} · {}",
         conn.id,
-        conn.framing,
+        ladder::framing_name(conn),
         plural(n),
         ladder::close_summary(conn)
     );

@@ -199,13 +199,16 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
         &format!(
             "Connection {} · {} framing · {n} exchange{} · {}",
             conn.id,
-            conn.framing,
+            ladder::framing_name(conn),
             plural(n),
             ladder::close_summary(conn)
         ),
         0,
         Style::Bold,
     )?;
+    if let Some(reason) = &conn.framing_reason {
+        p.wrapped(&format!("framing: {reason}"), 2, Style::Plain)?;
+    }
     p.wrapped(&format!("client {}", conn.client), 2, Style::Plain)?;
     p.wrapped(&format!("server {}", conn.server), 2, Style::Plain)?;
     let rtt = conn
@@ -248,7 +251,8 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
                 (
                     l.arrow(
                         true,
-                        &ladder::message_label(
+                        &ladder::label(
+                            exchange.request_summary.as_deref(),
                             &exchange.request_preview,
                             exchange.request_bytes,
                             l.label_room(),
@@ -266,7 +270,8 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
             Row::Response { exchange, .. } => (
                 l.arrow(
                     false,
-                    &ladder::message_label(
+                    &ladder::label(
+                        exchange.response_summary.as_deref(),
                         &exchange.response_preview,
                         exchange.response_bytes,
                         l.label_room(),
@@ -661,6 +666,7 @@ mod tests {
         };
         let expected = "\
 Connection 1 · line framing · 1 exchange · closed by client (FIN)
+  framing: line: the first messages are text lines
   client 10.0.0.2:51234
   server 10.0.0.3:2222
   16 B client→server · 34 B server→client · handshake RTT 0.045 ms

@@ -357,7 +357,9 @@ fn latencies(exchanges: &[Exchange]) -> Vec<f64> {
         .iter()
         .filter_map(|e| {
             let (_, _, last) = e.answers.last()?;
-            Some((last - e.request_end) as f64 / 1000.0)
+            // An answer before the request ended (HTTP 100 Continue, then
+            // an error): 0, as the analyzer counts it.
+            Some(last.saturating_sub(e.request_end) as f64 / 1000.0)
         })
         .collect()
 }
@@ -387,6 +389,81 @@ fn tshark_http_times(file: &Path, server_port: u16, client_port: u16) -> Vec<f64
                 * 1e6
         })
         .collect()
+}
+
+/// `reqresp analyze FILE --format json` (framing `auto`), parsed.
+fn analyze_json(file: &Path) -> serde_json::Value {
+    let out = support::reqresp()
+        .arg("analyze")
+        .arg(file)
+        .args(["--format", "json"])
+        .output()
+        .expect("run reqresp analyze");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// What `reqresp analyze` found on connection `i` (0-based): its protocol
+/// and the exchanges as `request summary → response summary` lines.
+fn analyzed(v: &serde_json::Value, i: usize) -> (String, Vec<String>) {
+    let conn = &v["connections"][i];
+    let protocol = conn["protocol"].as_str().unwrap_or("(none)").to_owned();
+    assert!(
+        conn["framing_reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{conn}"
+    );
+    let lines = conn["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let request = e["request_summary"].as_str().unwrap_or("(none)");
+            let response = e["response_summary"].as_str().unwrap_or("(no answer)");
+            format!("{request} → {response}")
+        })
+        .collect();
+    (protocol, lines)
+}
+
+/// Latencies (request end to response end) `reqresp analyze` found on
+/// connection `i`, in µs.
+fn analyzed_latencies(v: &serde_json::Value, i: usize) -> Vec<f64> {
+    v["connections"][i]["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["latency_us"].as_f64())
+        .collect()
+}
+
+/// Checks that `reqresp analyze` (framing `auto`) pairs every connection of
+/// `file` as the codecs do here.
+fn assert_analyzer_agrees(file: &Path, protocol: AppProtocol, convs: &[Conversation]) {
+    let v = analyze_json(file);
+    assert_eq!(v["connections"].as_array().unwrap().len(), convs.len());
+    for (i, conv) in convs.iter().enumerate() {
+        let (p, got) = analyzed(&v, i);
+        assert_eq!(p, protocol.name());
+        let (exchanges, unpaired) = pair(protocol, conv);
+        let mut want: Vec<String> = exchanges.iter().map(Exchange::line).collect();
+        want.extend(unpaired.iter().map(|m| format!("(none) → {}", m.summary)));
+        assert_eq!(got, want, "connection {i}");
+        let ours = latencies(&exchanges);
+        let theirs = analyzed_latencies(&v, i);
+        assert_eq!(ours.len(), theirs.len(), "connection {i}");
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!(
+                (a - b).abs() < 0.01,
+                "connection {i}: {ours:?} vs {theirs:?}"
+            );
+        }
+    }
 }
 
 fn have_tools(tools: &[&str]) -> bool {
@@ -527,6 +604,7 @@ fn http_curl_keep_alive_post_and_continue_against_python_http_server() {
             post[0].starts_with("POST /form, 6 B body → 501 Unsupported method ('POST')"),
             "{post:?}"
         );
+        assert_analyzer_agrees(&file, AppProtocol::Http, &convs);
         true
     });
 }
@@ -582,6 +660,7 @@ fn http_pipelined_get_head_get_in_one_write() {
                 "GET /index.html → 200 OK, 6 B body",
             ]
         );
+        assert_analyzer_agrees(&file, AppProtocol::Http, &convs);
         true
     });
 }
@@ -664,6 +743,7 @@ fn redis_cli_sequential_and_a_pipelined_write() {
         let piped = lines(AppProtocol::Resp, &convs[1]);
         let want: Vec<String> = (1..=20).map(|n| format!("INCR p2 → :{n}")).collect();
         assert_eq!(piped, want);
+        assert_analyzer_agrees(&file, AppProtocol::Resp, &convs);
         true
     });
 }
@@ -728,6 +808,7 @@ fn memcached_storage_and_multi_line_answers() {
                 "bogus → ERROR",
             ]
         );
+        assert_analyzer_agrees(&file, AppProtocol::Memcached, &convs);
         true
     });
 }
@@ -789,6 +870,7 @@ fn dns_over_tcp_dig_against_dnsmasq() {
             "A b.example.test → NOERROR A b.example.test, 1 answer: 10.1.2.3"
         );
         assert!(all[2].starts_with("A other.invalid → REFUSED"), "{all:?}");
+        assert_analyzer_agrees(&file, AppProtocol::Dns, &convs);
         true
     });
 }
@@ -887,6 +969,7 @@ fn postgres_psql_startup_queries_and_an_error() {
                 "Terminate → (no answer)",
             ]
         );
+        assert_analyzer_agrees(&file, AppProtocol::Postgres, &convs);
         true
     });
 }
