@@ -519,7 +519,8 @@ mod tests {
                 for (k, child) in map {
                     match child {
                         Value::String(s)
-                            if ["from", "kind", "initiator", "framing", "protocol"].contains(&k.as_str()) =>
+                            if ["from", "kind", "initiator", "framing", "protocol"]
+                                .contains(&k.as_str()) =>
                         {
                             out.insert(s.clone());
                         }

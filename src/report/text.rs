@@ -15,6 +15,7 @@ use super::ladder::{self, Row, truncate};
 use super::stats::{format_bytes, format_micros, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
 use crate::analyze::model::{CloseKind, Connection, Side};
+use crate::protocol::app::AppProtocol;
 
 /// The narrowest layout; a smaller [`RenderOptions::width`] is raised to it.
 pub const MIN_WIDTH: usize = 50;
@@ -412,6 +413,43 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
     ];
     for (name, value) in rows {
         p.wrapped(&format!("{name:<12} {value}"), 2, Style::Plain)?;
+    }
+    if !s.operations.is_empty() {
+        p.wrapped("operations", 2, Style::Plain)?;
+    }
+    for o in &s.operations {
+        let errors = if o.errors > 0 {
+            format!(" · {} error{}", o.errors, plural(o.errors as usize))
+        } else {
+            String::new()
+        };
+        let latency = if o.latency.count == 0 {
+            " · no response".to_owned()
+        } else {
+            format!(
+                " · p50 {} · p99 {} · max {}",
+                format_opt_micros(o.latency.p50_us),
+                format_opt_micros(o.latency.p99_us),
+                format_opt_micros(o.latency.max_us)
+            )
+        };
+        // Time to first byte tells apart a slow server from a big body.
+        let first_byte = match o.first_byte_latency.p50_us {
+            Some(f) if o.protocol == AppProtocol::Http => {
+                format!(" · first byte p50 {}", format_micros(f))
+            }
+            _ => String::new(),
+        };
+        p.wrapped(
+            &format!(
+                "{} {} {}×{errors}{latency}{first_byte}",
+                o.protocol,
+                ladder::visible(&o.operation),
+                o.count
+            ),
+            4,
+            Style::Plain,
+        )?;
     }
     for w in report.warnings {
         p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;

@@ -744,6 +744,36 @@ fn redis_cli_sequential_and_a_pipelined_write() {
         let want: Vec<String> = (1..=20).map(|n| format!("INCR p2 → :{n}")).collect();
         assert_eq!(piped, want);
         assert_analyzer_agrees(&file, AppProtocol::Resp, &convs);
+        // The per-operation table: 2 INCR awaited and 20 pipelined.
+        let v = analyze_json(&file);
+        let ops = v["summary"]["operations"].as_array().unwrap();
+        let op = |name: &str| ops.iter().find(|o| o["operation"] == name).cloned();
+        let incr = op("INCR").expect("INCR in the operations");
+        assert_eq!(
+            (incr["protocol"].as_str(), incr["count"].as_u64()),
+            (Some("resp"), Some(22))
+        );
+        assert_eq!(incr["latency"]["count"], 22);
+        assert_eq!(incr["errors"], 0);
+        assert_eq!(op("NOSUCH").expect("NOSUCH")["errors"], 1);
+        assert_eq!(ops[0]["operation"], "INCR", "most frequent first");
+        let text = support::reqresp()
+            .arg("analyze")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("resp INCR 22× · p50 "), "{text}");
+        assert!(text.contains("resp NOSUCH 1× · 1 error · p50 "), "{text}");
+        assert!(
+            text.contains("Connection 1 · resp framing · 8 exchanges"),
+            "{text}"
+        );
+        assert!(
+            text.contains("framing: RESP: a command as an array of bulk strings"),
+            "{text}"
+        );
+        assert!(text.contains("INCR p1"), "{text}");
         true
     });
 }
