@@ -160,7 +160,8 @@ fn connection(
             Row::Request { exchange, .. } => writeln!(
                 out,
                 "        {c}->>{s}: {}",
-                escape(&ladder::message_label(
+                escape(&ladder::label(
+                    exchange.request_summary.as_deref(),
                     &exchange.request_preview,
                     exchange.request_bytes,
                     LABEL_MAX
@@ -170,7 +171,8 @@ fn connection(
                 writeln!(
                     out,
                     "        {s}-->>{c}: {}",
-                    escape(&ladder::message_label(
+                    escape(&ladder::label(
+                        exchange.response_summary.as_deref(),
                         &exchange.response_preview,
                         exchange.response_bytes,
                         LABEL_MAX

@@ -360,7 +360,8 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
                     exchange.response_last_time.is_none() && exchange.response_first_time.is_none();
                 Some((
                     Side::Client,
-                    ladder::message_label(
+                    ladder::label(
+                        exchange.request_summary.as_deref(),
                         &exchange.request_preview,
                         exchange.request_bytes,
                         label_room(),
@@ -371,7 +372,8 @@ fn connection(b: &mut String, conn: &Connection, options: &RenderOptions, top: f
             }
             Row::Response { exchange, .. } => Some((
                 Side::Server,
-                ladder::message_label(
+                ladder::label(
+                    exchange.response_summary.as_deref(),
                     &exchange.response_preview,
                     exchange.response_bytes,
                     label_room(),
