@@ -555,19 +555,25 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 
 /// Recognition: a request line with an HTTP/1.x version, or a status line.
 pub(crate) fn evidence(client: &[u8], server: &[u8]) -> Option<Evidence> {
-    let line = |b: &[u8]| -> Option<Vec<u8>> {
+    // Methods are upper case, status lines start `HTTP/`: most connections
+    // fail this at once.
+    let upper = client.first().is_some_and(u8::is_ascii_uppercase);
+    if !upper && !(client.is_empty() && server.starts_with(b"HTTP/")) {
+        return None;
+    }
+    fn line(b: &[u8]) -> Option<&[u8]> {
         let nl = memchr::memchr(b'\n', &b[..b.len().min(8192)])?;
-        Some(b[..nl].strip_suffix(b"\r").unwrap_or(&b[..nl]).to_vec())
-    };
+        Some(b[..nl].strip_suffix(b"\r").unwrap_or(&b[..nl]))
+    }
     if let Some(first) = line(client)
-        && let Some((_, _, version)) = parse_request_line(&first)
+        && let Some((_, _, version)) = parse_request_line(first)
     {
         let v = String::from_utf8_lossy(version);
         return Some(Evidence::Strong(format!("{v}: request line and headers")));
     }
     if client.is_empty()
         && let Some(first) = line(server)
-        && parse_status_line(&first).is_some()
+        && parse_status_line(first).is_some()
     {
         let v = String::from_utf8_lossy(&first[..8]);
         return Some(Evidence::Strong(format!("{v}: status line and headers")));

@@ -413,6 +413,9 @@ impl Half {
 /// storage commands) ended by CR LF, and, when the server spoke, a known
 /// answer. A command line alone is weak evidence.
 pub(crate) fn evidence(client: &[u8], server: &[u8]) -> Option<Evidence> {
+    if !client.first().is_some_and(u8::is_ascii_lowercase) {
+        return None;
+    }
     let nl = memchr::memchr(b'\n', &client[..client.len().min(MAX_LINE)])?;
     if nl == 0 || client[nl - 1] != b'\r' {
         return None;

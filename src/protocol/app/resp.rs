@@ -420,6 +420,13 @@ pub(crate) fn evidence(client: &[u8], server: &[u8]) -> Option<Evidence> {
             "RESP: a command as an array of bulk strings".into(),
         ));
     }
+    // The cheap test first: most connections fail it.
+    if !matches!(
+        server.first(),
+        Some(b'+' | b'-' | b':' | b'$' | b'*' | b'_' | b'%')
+    ) {
+        return None;
+    }
     let inline = client
         .iter()
         .take_while(|&&b| b != b'\r' && b != b'\n')
