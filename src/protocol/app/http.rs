@@ -558,7 +558,7 @@ pub(crate) fn evidence(client: &[u8], server: &[u8]) -> Option<Evidence> {
     // Methods are upper case, status lines start `HTTP/`: most connections
     // fail this at once.
     let upper = client.first().is_some_and(u8::is_ascii_uppercase);
-    if !upper && !(client.is_empty() && server.starts_with(b"HTTP/")) {
+    if !(upper || (client.is_empty() && server.starts_with(b"HTTP/"))) {
         return None;
     }
     fn line(b: &[u8]) -> Option<&[u8]> {
