@@ -6,6 +6,7 @@
 #   PACKETS=1000000 benches/analyze.sh
 #   FILE=/some/capture.pcap benches/analyze.sh   # a capture of your own
 #   REQRESP=/path/to/reqresp benches/analyze.sh  # another build of reqresp
+#   MIX=1 benches/analyze.sh           # echo, HTTP, RESP and memcached mixed
 #
 # Builds reqresp in release mode, generates the capture with
 # `examples/gen_capture.rs` if it is missing (target/bench/), runs each tool
@@ -16,7 +17,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKETS=${PACKETS:-2400000}
-FILE=${FILE:-target/bench/echo-${PACKETS}.pcap}
+MIX=${MIX:-}
+if [ -n "$MIX" ]; then
+  FILE=${FILE:-target/bench/mixed-${PACKETS}.pcap}
+  GEN_ARGS=(--mix)
+else
+  FILE=${FILE:-target/bench/echo-${PACKETS}.pcap}
+  GEN_ARGS=()
+fi
 TIMEOUT=${TIMEOUT:-900} # seconds per tool
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -35,7 +43,7 @@ GEN=target/release/examples/gen_capture
 if [ ! -s "$FILE" ]; then
   echo "== generating $FILE ($PACKETS packets)" >&2
   mkdir -p "$(dirname "$FILE")"
-  "$GEN" --packets "$PACKETS" -o "$FILE.partial"
+  "$GEN" --packets "$PACKETS" "${GEN_ARGS[@]}" -o "$FILE.partial"
   mv "$FILE.partial" "$FILE"
 fi
 if command -v capinfos >/dev/null; then

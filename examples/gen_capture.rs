@@ -16,6 +16,12 @@
 //! message. Sequence and acknowledgement numbers, IP and TCP checksums are
 //! all correct, so tshark and tcptrace read the file without complaint.
 //! The same `--seed` gives the same file.
+//!
+//! With `--mix`, connections speak one of four protocols in turn: the lab's
+//! echo lines, HTTP/1.1 (`GET` and a `Content-Length` body), RESP (`GET key`
+//! and a bulk string) and the memcached text protocol (`get key` and a
+//! `VALUE … END` answer), all on the same port: `reqresp analyze --framing
+//! auto` must recognise each by its content.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -50,6 +56,9 @@ struct Args {
     /// `never-close` (handshake and exchanges, then silence: no FIN).
     #[arg(long, value_enum, default_value_t = Shape::Echo)]
     shape: Shape,
+    /// Mix HTTP/1.1, RESP and memcached conversations in with the echo ones.
+    #[arg(long)]
+    mix: bool,
 }
 
 /// What each generated connection does.
@@ -137,6 +146,8 @@ struct Conn {
     step: Step,
     request: Vec<u8>,
     shape: Shape,
+    /// What it speaks: 0 echo lines, 1 HTTP/1.1, 2 RESP, 3 memcached.
+    protocol: u8,
 }
 
 /// One packet: direction, flags, payload.
@@ -171,7 +182,7 @@ impl Conn {
                 rng.range(50_000, 5_000_000),
             ),
             Step::Request => {
-                self.request = message(rng);
+                self.request = request(self.protocol, rng);
                 (
                     Segment::data(true),
                     Some(Step::Response),
@@ -214,7 +225,7 @@ impl Conn {
         };
         let payload: Vec<u8> = match self.step {
             Step::Request => self.request.clone(),
-            Step::Response => [b"Echo: ".as_slice(), &self.request].concat(),
+            Step::Response => response(self.protocol, &self.request),
             _ => Vec::new(),
         };
         let segment = Segment {
@@ -318,6 +329,42 @@ impl Segment<'static> {
     }
 }
 
+/// A request in `protocol` (see [`Conn::protocol`]).
+fn request(protocol: u8, rng: &mut Rng) -> Vec<u8> {
+    let word = WORDS[rng.range(0, WORDS.len() as u64 - 1) as usize];
+    let n = rng.range(1, 99_999);
+    match protocol {
+        1 => format!("GET /{word}/{n} HTTP/1.1\r\nHost: lab\r\n\r\n").into_bytes(),
+        2 => {
+            let key = format!("{word}:{n}");
+            format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).into_bytes()
+        }
+        3 => format!("get {word}:{n}\r\n").into_bytes(),
+        _ => message(rng),
+    }
+}
+
+/// The answer to `request` in `protocol`: the request echoed, as a body or
+/// value.
+fn response(protocol: u8, request: &[u8]) -> Vec<u8> {
+    let value = request.split(|&b| b == b'\r').next().unwrap_or_default();
+    match protocol {
+        1 => [
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", value.len()).as_bytes(),
+            value,
+        ]
+        .concat(),
+        2 => [format!("${}\r\n", value.len()).as_bytes(), value, b"\r\n"].concat(),
+        3 => [
+            format!("VALUE k 0 {}\r\n", value.len()).as_bytes(),
+            value,
+            b"\r\nEND\r\n",
+        ]
+        .concat(),
+        _ => [b"Echo: ".as_slice(), request].concat(),
+    }
+}
+
 /// A request line of 2–8 words, newline-terminated.
 fn message(rng: &mut Rng) -> Vec<u8> {
     let words = rng.range(2, 8);
@@ -392,6 +439,7 @@ fn main() -> anyhow::Result<()> {
                         step: Step::Syn,
                         request: Vec::new(),
                         shape,
+                        protocol: if args.mix { (opened % 4) as u8 } else { 0 },
                     },
                 );
                 queue.push(Reverse((arrival, opened)));

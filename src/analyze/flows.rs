@@ -272,6 +272,12 @@ impl Analyzer {
         if c.exchanges.is_empty() {
             return;
         }
+        // A connection read by an application protocol's codec has no lab
+        // framing: the capture-wide framing is then `null`.
+        if c.protocol.is_some() {
+            self.framing_seen = Some(None);
+            return;
+        }
         self.framing_seen = match self.framing_seen {
             None => Some(Some(c.framing)),
             Some(Some(f)) if f == c.framing => Some(Some(f)),

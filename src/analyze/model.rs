@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::net::SocketAddr;
 
 use crate::protocol::Framing;
+use crate::protocol::app::AppProtocol;
 
 pub use super::tcp_events::{TcpEvent, TcpEventKind};
 
@@ -155,8 +156,16 @@ pub struct Connection {
     pub bytes_server_to_client: u64,
     /// Stretches of the streams that were not captured.
     pub gaps: Vec<Gap>,
-    /// Framing used to pair messages on this connection.
+    /// Framing used to pair messages on this connection (`raw` when an
+    /// application protocol cut them: see `protocol`).
     pub framing: Framing,
+    /// The application protocol whose codec cut and paired the messages
+    /// (recognised by `auto`, or asked for with `--framing`); `null` for
+    /// the lab's framings.
+    pub protocol: Option<AppProtocol>,
+    /// Why this framing or protocol was chosen: "HTTP/1.1: request line and
+    /// headers", "line: the first messages are text lines".
+    pub framing_reason: Option<String>,
     /// Requests paired with their responses, in order.
     pub exchanges: Vec<Exchange>,
     /// Places where a reader taking one `recv()` per message would be wrong.
@@ -229,6 +238,8 @@ impl Connection {
             bytes_server_to_client: 0,
             gaps: Vec::new(),
             framing: Framing::Raw,
+            protocol: None,
+            framing_reason: None,
             exchanges: Vec::new(),
             recv_pitfalls: Vec::new(),
             close: None,
@@ -302,6 +313,21 @@ pub struct Exchange {
     /// `response_last_time - request_time` in microseconds (0 if the capture
     /// clock went backwards); `null` without response or without request.
     pub latency_us: Option<f64>,
+    /// `response_first_time - request_time` in microseconds: time to the
+    /// first byte of the response; `null` like `latency_us`.
+    pub first_byte_latency_us: Option<f64>,
+    /// The operation, for per-operation statistics (`GET /index.html`,
+    /// `INCR`, `SELECT`); `null` unless an application protocol was read.
+    pub operation: Option<String>,
+    /// One line saying what the request was (`GET /index.html`, `INCR
+    /// p1`); `null` unless an application protocol was read.
+    pub request_summary: Option<String>,
+    /// One line saying what the response was (`200 OK, 6 B body`, `:3`);
+    /// `null` without response or application protocol.
+    pub response_summary: Option<String>,
+    /// The response reports a failure (HTTP 4xx/5xx, a Redis or SQL error,
+    /// a DNS error code); always `false` for the lab's framings.
+    pub error: bool,
     /// The request or the response is not whole: bytes of it were not
     /// captured (a gap; its preview shows `[N bytes missing]` there), or the
     /// stream ended in the middle of it.

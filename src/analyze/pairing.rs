@@ -37,6 +37,9 @@
 use super::model::{Connection, Exchange, Frames, PitfallKind, RecvPitfall, Side, Timestamp};
 use super::reassembly::{Chunk, ChunkData};
 use crate::protocol::Framing;
+use crate::protocol::app::{
+    self, Answer, AppMessage, AppProtocol, Direction, Kind, Pairing, Session,
+};
 
 /// Most bytes held per connection while `auto` decides on a framing.
 pub const DETECT_WINDOW: usize = 64 * 1024;
@@ -50,7 +53,18 @@ pub enum FramingChoice {
     Length,
     /// Turn-taking: a client burst, then a server burst, is one exchange.
     Raw,
-    /// Recognise line or length framing per connection, else take turns.
+    /// HTTP/1.x requests and responses.
+    Http,
+    /// RESP (Redis) commands and replies.
+    Resp,
+    /// The memcached text protocol.
+    Memcached,
+    /// DNS over TCP.
+    Dns,
+    /// PostgreSQL frontend/backend messages.
+    Postgres,
+    /// Recognise a known protocol by its content (the port only a hint),
+    /// or line or length framing, per connection; else take turns.
     #[default]
     Auto,
 }
@@ -62,7 +76,19 @@ impl FramingChoice {
             FramingChoice::Line => Some(Framing::Line),
             FramingChoice::Length => Some(Framing::Length),
             FramingChoice::Raw => Some(Framing::Raw),
-            FramingChoice::Auto => None,
+            _ => None,
+        }
+    }
+
+    /// The application protocol asked for, or `None`.
+    pub fn protocol(self) -> Option<AppProtocol> {
+        match self {
+            FramingChoice::Http => Some(AppProtocol::Http),
+            FramingChoice::Resp => Some(AppProtocol::Resp),
+            FramingChoice::Memcached => Some(AppProtocol::Memcached),
+            FramingChoice::Dns => Some(AppProtocol::Dns),
+            FramingChoice::Postgres => Some(AppProtocol::Postgres),
+            _ => None,
         }
     }
 }
@@ -107,6 +133,89 @@ enum Mode {
     Framed(Box<[Decoder; 2]>),
     /// Turn-taking: the open burst of each side.
     Turns(Box<[Option<Message>; 2]>),
+    /// An application protocol's codec (`protocol::app`).
+    App(Box<AppMode>),
+}
+
+/// An application protocol's codec over both sides of a connection.
+#[derive(Debug)]
+struct AppMode {
+    session: Session,
+    pairing: Pairing,
+    /// The message each side is in the middle of (client, server).
+    open: [Option<Message>; 2],
+    /// Answers that came while a request was still arriving (an HTTP error
+    /// before the body): they answer that request once it ends.
+    early: Vec<(Message, AppMessage)>,
+}
+
+/// Most answers held for a request still arriving.
+const MAX_EARLY: usize = 64;
+
+fn direction(side: Side) -> Direction {
+    match side {
+        Side::Client => Direction::Request,
+        Side::Server => Direction::Response,
+    }
+}
+
+/// Why `auto` chose one of the lab's framings, for the report.
+fn detect_reason(framing: Framing) -> String {
+    match framing {
+        Framing::Line => "line: the first messages are text lines".into(),
+        Framing::Length => "length: the first messages are length-prefixed".into(),
+        Framing::Raw => "raw (turns): no known protocol or framing fits the first messages".into(),
+    }
+}
+
+/// Appends an exchange with nothing in it yet; returns its index.
+fn blank_exchange(conn: &mut Connection, time: Timestamp) -> usize {
+    conn.exchanges.push(Exchange {
+        request_bytes: 0,
+        response_bytes: 0,
+        request_preview: String::new(),
+        response_preview: String::new(),
+        request_time: time,
+        response_first_time: None,
+        response_last_time: None,
+        latency_us: None,
+        first_byte_latency_us: None,
+        incomplete: false,
+        operation: None,
+        request_summary: None,
+        response_summary: None,
+        error: false,
+        request_frames: Frames::default(),
+        response_frames: Frames::default(),
+    });
+    conn.exchanges.len() - 1
+}
+
+/// Records a server message in the exchange it answers (`paired`: the
+/// exchange has a request, so latencies mean something).
+fn answer(ex: &mut Exchange, msg: &Message, m: &AppMessage, preview_len: usize, paired: bool) {
+    ex.incomplete |= msg.incomplete() || !m.complete;
+    ex.error |= m.error;
+    ex.response_bytes += msg.len;
+    for frame in msg.frames.iter() {
+        ex.response_frames.push(frame);
+    }
+    if m.kind == Kind::Interim {
+        // `100 Continue`: its bytes count, its times are not the answer's.
+        return;
+    }
+    if ex.response_first_time.is_none() {
+        ex.response_first_time = Some(msg.first_time);
+        ex.response_preview = msg.preview.render(preview_len);
+        if paired {
+            ex.first_byte_latency_us = Some(msg.first_time.micros_since(ex.request_time));
+        }
+    }
+    ex.response_last_time = Some(msg.last_time);
+    if paired {
+        ex.latency_us = Some(msg.last_time.micros_since(ex.request_time));
+    }
+    ex.response_summary = Some(m.summary.clone());
 }
 
 /// Pairs the messages of one connection into exchanges, writing them into
@@ -133,14 +242,20 @@ pub struct Pairer {
 impl Pairer {
     /// A pairer for one connection. With a fixed framing, sets `conn.framing`.
     pub fn new(choice: FramingChoice, limits: PairLimits, conn: &mut Connection) -> Self {
-        let mode = match choice.fixed() {
-            Some(f) => {
+        let mode = match (choice.protocol(), choice.fixed()) {
+            (Some(p), _) => {
+                conn.protocol = Some(p);
+                conn.framing_reason = Some(format!("{p}: asked for with --framing"));
+                Self::app_mode(p)
+            }
+            (None, Some(f)) => {
                 conn.framing = f;
+                conn.framing_reason = Some(format!("{f}: asked for with --framing"));
                 Self::mode_for(f, limits)
             }
             // Nothing allocated before the first byte: a connection that
             // never carries data (a SYN flood) costs no buffer.
-            None => Mode::Detecting {
+            (None, None) => Mode::Detecting {
                 held: Vec::new(),
                 buf: Vec::new(),
                 bytes: 0,
@@ -157,6 +272,15 @@ impl Pairer {
             noted_lost_sync: false,
             scratch: Vec::new(),
         }
+    }
+
+    fn app_mode(p: AppProtocol) -> Mode {
+        Mode::App(Box::new(AppMode {
+            session: Session::new(p),
+            pairing: Pairing::default(),
+            open: [None, None],
+            early: Vec::new(),
+        }))
     }
 
     fn mode_for(f: Framing, limits: PairLimits) -> Mode {
@@ -179,7 +303,7 @@ impl Pairer {
         match &self.mode {
             Mode::Detecting { bytes, .. } => *bytes,
             Mode::Framed(d) => d[0].buf.len() + d[1].buf.len(),
-            Mode::Turns(_) => 0,
+            Mode::Turns(_) | Mode::App(_) => 0,
         }
     }
 
@@ -277,9 +401,16 @@ impl Pairer {
                 whole: done[s] || ended,
             }
         };
-        let framing = detect([sample(0), sample(1)], self.limits.max_message);
-        conn.framing = framing;
-        self.mode = Self::mode_for(framing, self.limits);
+        if let Some(r) = app::recognize(sample(0).text, sample(1).text, conn.server.port()) {
+            conn.protocol = Some(r.protocol);
+            conn.framing_reason = Some(r.reason);
+            self.mode = Self::app_mode(r.protocol);
+        } else {
+            let framing = detect([sample(0), sample(1)], self.limits.max_message);
+            conn.framing = framing;
+            conn.framing_reason = Some(detect_reason(framing));
+            self.mode = Self::mode_for(framing, self.limits);
+        }
         for h in held {
             let data = match &h.data {
                 Some(d) => ChunkData::Bytes(&buf[d.clone()]),
@@ -330,6 +461,10 @@ impl Pairer {
                     ChunkData::Missing(n) => msg.add_missing(*n, time),
                 }
             }
+            Mode::App(_) => {
+                self.scratch = out;
+                return self.process_app(side, data, time, packet, conn);
+            }
             Mode::Detecting { .. } => {}
         }
         for msg in out.drain(..) {
@@ -338,13 +473,151 @@ impl Pairer {
         self.scratch = out;
     }
 
+    /// Bytes (or a gap) of `side` under an application protocol's codec.
+    /// If the codec fails, the connection is paired by turns from there on,
+    /// with a note saying why.
+    fn process_app(
+        &mut self,
+        side: Side,
+        data: &ChunkData<'_>,
+        time: Timestamp,
+        packet: u64,
+        conn: &mut Connection,
+    ) {
+        let Mode::App(a) = &mut self.mode else {
+            return;
+        };
+        let s = side.index();
+        let dir = direction(side);
+        let preview_len = self.limits.preview_len;
+        let mut done: Vec<(Message, AppMessage)> = Vec::new();
+        let mut failed = None;
+        match data {
+            ChunkData::Bytes(b) => {
+                let mut b: &[u8] = b;
+                while !b.is_empty() {
+                    match a.session.feed(dir, b) {
+                        Ok(step) => {
+                            let msg = a.open[s].get_or_insert_with(|| Message::new(time));
+                            msg.touch(time, packet);
+                            msg.add(&b[..step.consumed], preview_len);
+                            b = &b[step.consumed..];
+                            if let Some(m) = step.message
+                                && let Some(msg) = a.open[s].take()
+                            {
+                                done.push((msg, m));
+                            }
+                        }
+                        Err(e) => {
+                            failed = Some((e, ChunkData::Bytes(b)));
+                            break;
+                        }
+                    }
+                }
+            }
+            ChunkData::Missing(n) => match a.session.missing(dir, *n) {
+                Ok(end) => {
+                    a.open[s]
+                        .get_or_insert_with(|| Message::new(time))
+                        .add_missing(*n, time);
+                    if let Some(m) = end
+                        && let Some(msg) = a.open[s].take()
+                    {
+                        done.push((msg, m));
+                    }
+                }
+                Err(e) => failed = Some((e, ChunkData::Missing(*n))),
+            },
+        }
+        for (msg, m) in done {
+            self.app_message(side, msg, m, conn);
+        }
+        if let Some((e, rest)) = failed {
+            conn.notes
+                .push(format!("{e}; from there on, paired by turns"));
+            let Mode::App(a) =
+                std::mem::replace(&mut self.mode, Mode::Turns(Box::new([None, None])))
+            else {
+                return;
+            };
+            let AppMode { open, early, .. } = *a;
+            for (msg, m) in early {
+                self.app_message(Side::Server, msg, m, conn);
+            }
+            self.mode = Mode::Turns(Box::new(open));
+            // Turns pair from here: nothing before waits for them.
+            self.unanswered = conn.exchanges.len();
+            self.process(side, &rest, time, packet, conn);
+        }
+    }
+
+    /// A whole message of `side` read by an application protocol's codec.
+    fn app_message(&mut self, side: Side, msg: Message, m: AppMessage, conn: &mut Connection) {
+        let index = self.index[side.index()];
+        self.index[side.index()] += 1;
+        self.pitfalls(side, index, &msg, conn);
+        let preview_len = self.limits.preview_len;
+        let app = match &mut self.mode {
+            Mode::App(a) => Some(a),
+            _ => None,
+        };
+        match side {
+            Side::Client => {
+                let id = blank_exchange(conn, msg.first_time);
+                let ex = &mut conn.exchanges[id];
+                ex.request_bytes = msg.len;
+                ex.request_preview = msg.preview.render(preview_len);
+                ex.request_time = msg.last_time;
+                ex.request_frames = msg.frames.clone();
+                ex.incomplete = msg.incomplete() || !m.complete;
+                ex.operation = Some(m.op.clone()).filter(|o| !o.is_empty());
+                ex.request_summary = Some(m.summary.clone());
+                let early = app.map(|a| {
+                    let early = std::mem::take(&mut a.early);
+                    // Answered already (early), or dropped past the bound of
+                    // waiting requests: either way not waiting.
+                    if !early.iter().any(|(_, e)| e.kind == Kind::Response) {
+                        let _ = a.pairing.request(id as u64, &m);
+                    }
+                    early
+                });
+                for (msg, m) in early.unwrap_or_default() {
+                    answer(&mut conn.exchanges[id], &msg, &m, preview_len, true);
+                }
+            }
+            Side::Server => {
+                let answered = app.map(|a| match a.pairing.response(&m) {
+                    Answer::Final(id) | Answer::Partial(id) => Some(id as usize),
+                    Answer::Unpaired
+                        if a.session.partial(Direction::Request) && a.early.len() < MAX_EARLY =>
+                    {
+                        a.early.push((msg.clone(), m.clone()));
+                        None
+                    }
+                    Answer::Unpaired => Some(usize::MAX),
+                });
+                match answered {
+                    Some(Some(id)) if id < conn.exchanges.len() => {
+                        answer(&mut conn.exchanges[id], &msg, &m, preview_len, true);
+                    }
+                    Some(None) => {}
+                    _ => {
+                        // Answers no request: an exchange of its own.
+                        let id = blank_exchange(conn, msg.first_time);
+                        answer(&mut conn.exchanges[id], &msg, &m, preview_len, false);
+                    }
+                }
+            }
+        }
+    }
+
     /// `side` stopped sending: the other side spoke.
     fn burst_end(&mut self, side: Side, conn: &mut Connection) {
         let mut out = std::mem::take(&mut self.scratch);
         match &mut self.mode {
             Mode::Framed(dec) => dec[side.index()].burst_end(&mut out),
             Mode::Turns(open) => out.extend(open[side.index()].take()),
-            Mode::Detecting { .. } => {}
+            Mode::App(_) | Mode::Detecting { .. } => {}
         }
         for msg in out.drain(..) {
             self.message(side, msg, conn);
@@ -371,9 +644,14 @@ impl Pairer {
                     response_first_time: None,
                     response_last_time: None,
                     latency_us: None,
+                    first_byte_latency_us: None,
                     incomplete: msg.incomplete(),
                     request_frames: std::mem::take(&mut msg.frames),
                     response_frames: Frames::default(),
+                    operation: None,
+                    request_summary: None,
+                    response_summary: None,
+                    error: false,
                 });
             }
             Side::Server => {
@@ -394,9 +672,14 @@ impl Pairer {
                             response_first_time: None,
                             response_last_time: None,
                             latency_us: None,
+                            first_byte_latency_us: None,
                             incomplete: false,
                             request_frames: Frames::default(),
                             response_frames: Frames::default(),
+                            operation: None,
+                            request_summary: None,
+                            response_summary: None,
+                            error: false,
                         });
                         self.unanswered = conn.exchanges.len();
                         (conn.exchanges.last_mut().expect("just pushed"), None)
@@ -407,6 +690,8 @@ impl Pairer {
                 ex.response_first_time = Some(msg.first_time);
                 ex.response_last_time = Some(msg.last_time);
                 ex.latency_us = latency;
+                ex.first_byte_latency_us =
+                    latency.map(|_| msg.first_time.micros_since(ex.request_time));
                 ex.incomplete |= msg.incomplete();
                 ex.response_frames = std::mem::take(&mut msg.frames);
             }
@@ -484,12 +769,33 @@ impl Pairer {
                     d.finish(&mut out);
                 }
                 Mode::Turns(open) => out.extend(open[side.index()].take()),
+                Mode::App(a) => {
+                    let open = a.open[side.index()].take();
+                    if let Some(m) = a.session.finish(direction(side)) {
+                        let mut msg = open.unwrap_or_else(|| Message::new(conn.last_seen));
+                        msg.unterminated = !m.complete;
+                        self.app_message(side, msg, m, conn);
+                    }
+                }
                 Mode::Detecting { .. } => {}
             }
             for msg in out.drain(..) {
                 self.message(side, msg, conn);
             }
             self.scratch = out;
+        }
+        if let Mode::App(a) = &mut self.mode {
+            // Answers to a request that never ended: exchanges of their own.
+            for (msg, m) in std::mem::take(&mut a.early) {
+                let id = blank_exchange(conn, msg.first_time);
+                answer(
+                    &mut conn.exchanges[id],
+                    &msg,
+                    &m,
+                    self.limits.preview_len,
+                    false,
+                );
+            }
         }
         self.close_group(Side::Client, conn);
         self.close_group(Side::Server, conn);

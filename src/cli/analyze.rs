@@ -23,8 +23,9 @@ pub struct Args {
     /// pcap or pcapng file to read; `-` reads standard input.
     #[arg(value_name = "FILE")]
     input: PathBuf,
-    /// How messages are delimited: `auto` recognises line or length framing
-    /// per connection, otherwise pairs turns (a client burst, then a server burst).
+    /// How messages are delimited: `auto` recognises, per connection, HTTP/1.x,
+    /// RESP, memcached, DNS over TCP or PostgreSQL by content, else line or
+    /// length framing, otherwise pairs turns (a client burst, then a server burst).
     #[arg(long, value_enum, default_value_t = FramingChoice::Auto)]
     framing: FramingChoice,
     /// Output format. Defaults to the extension of `-o` (.txt, .json, .mmd, .svg, .html; any

@@ -1,5 +1,6 @@
 //! The wire protocol: framings as pure codecs, and the buffered connection.
 
+pub mod app;
 pub mod connection;
 pub mod framing;
 

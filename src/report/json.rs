@@ -112,6 +112,13 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
         Framing::Length => b"\"length\"",
         Framing::Raw => b"\"raw\"",
     });
+    out.extend_from_slice(b",\n      \"protocol\": ");
+    match c.protocol {
+        Some(p) => string(out, p.name()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\n      \"framing_reason\": ");
+    opt_string(out, c.framing_reason.as_deref());
     out.extend_from_slice(b",\n      \"exchanges\": ");
     array(out, &c.exchanges, I4, I3, |out, e| {
         out.push(b'{');
@@ -131,6 +138,16 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
         opt_time(out, e.response_last_time);
         out.extend_from_slice(b",\n          \"latency_us\": ");
         opt_float(out, e.latency_us);
+        out.extend_from_slice(b",\n          \"first_byte_latency_us\": ");
+        opt_float(out, e.first_byte_latency_us);
+        out.extend_from_slice(b",\n          \"operation\": ");
+        opt_string(out, e.operation.as_deref());
+        out.extend_from_slice(b",\n          \"request_summary\": ");
+        opt_string(out, e.request_summary.as_deref());
+        out.extend_from_slice(b",\n          \"response_summary\": ");
+        opt_string(out, e.response_summary.as_deref());
+        out.extend_from_slice(b",\n          \"error\": ");
+        out.extend_from_slice(if e.error { b"true" } else { b"false" });
         out.extend_from_slice(b",\n          \"incomplete\": ");
         out.extend_from_slice(if e.incomplete { b"true" } else { b"false" });
         out.extend_from_slice(b",\n          \"request_frames\": ");
@@ -204,6 +221,14 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     out.extend_from_slice(b",\n      \"initial_rtt_us\": ");
     opt_float(out, c.initial_rtt_us);
     close(out, "\n    ", b'}');
+}
+
+/// A string, or `null`.
+fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 /// The closing bracket of a non-empty object or array, on its own line.
@@ -556,7 +581,8 @@ mod tests {
                 for (k, child) in map {
                     match child {
                         Value::String(s)
-                            if ["from", "kind", "initiator", "framing"].contains(&k.as_str()) =>
+                            if ["from", "kind", "initiator", "framing", "protocol"]
+                                .contains(&k.as_str()) =>
                         {
                             out.insert(s.clone());
                         }

@@ -372,6 +372,22 @@ pub fn relative(conn: &Connection, t: Timestamp) -> String {
     )
 }
 
+/// The framing a connection was read with, for headers: `line`, or the
+/// application protocol (`http`) when one was read.
+pub fn framing_name(conn: &Connection) -> String {
+    conn.protocol
+        .map_or_else(|| conn.framing.to_string(), |p| p.to_string())
+}
+
+/// The label of a message: its protocol summary when an application
+/// protocol was read (`GET /index.html`), else its preview and size.
+pub fn label(summary: Option<&str>, preview: &str, bytes: u64, max: usize) -> String {
+    match summary {
+        Some(s) => truncate(&visible(s), max),
+        None => message_label(preview, bytes, max),
+    }
+}
+
 /// `"preview" (N B)` in at most `max` columns: the preview is cut with `…`
 /// so the size stays visible; `(N B)` alone for an empty preview.
 pub fn message_label(preview: &str, bytes: u64, max: usize) -> String {

@@ -126,7 +126,11 @@ fn connection(
         out,
         "        Note over {c},{s}: {}",
         [
-            format!("Connection {} · {} framing", conn.id, conn.framing),
+            format!(
+                "Connection {} · {} framing",
+                conn.id,
+                ladder::framing_name(conn)
+            ),
             format!(
                 "{} client→server · {} server→client",
                 format_bytes(conn.bytes_client_to_server),
@@ -156,7 +160,8 @@ fn connection(
             Row::Request { exchange, .. } => writeln!(
                 out,
                 "        {c}->>{s}: {}",
-                escape(&ladder::message_label(
+                escape(&ladder::label(
+                    exchange.request_summary.as_deref(),
                     &exchange.request_preview,
                     exchange.request_bytes,
                     LABEL_MAX
@@ -166,7 +171,8 @@ fn connection(
                 writeln!(
                     out,
                     "        {s}-->>{c}: {}",
-                    escape(&ladder::message_label(
+                    escape(&ladder::label(
+                        exchange.response_summary.as_deref(),
                         &exchange.response_preview,
                         exchange.response_bytes,
                         LABEL_MAX

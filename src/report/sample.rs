@@ -34,9 +34,15 @@ pub fn exchange(
         response_first_time: response.map(|r| at(r.2)),
         response_last_time: response.map(|r| at(r.3)),
         latency_us: response.map(|r| ((r.3 - request_ms) * 1_000.0 * 1_000.0).round() / 1_000.0),
+        first_byte_latency_us: response
+            .map(|r| ((r.2 - request_ms) * 1_000.0 * 1_000.0).round() / 1_000.0),
         incomplete: false,
         request_frames: Frames::default(),
         response_frames: Frames::default(),
+        operation: None,
+        request_summary: None,
+        response_summary: None,
+        error: false,
     }
 }
 
@@ -66,6 +72,8 @@ pub fn echo_connection() -> Connection {
         bytes_server_to_client: 34,
         gaps: vec![],
         framing: Framing::Line,
+        protocol: None,
+        framing_reason: Some("line: the first messages are text lines".into()),
         exchanges: vec![
             exchange("hello", 1.0, Some(("Echo: hello", 11, 1.14, 1.15))),
             exchange("world", 2.0, Some(("Echo: world", 11, 2.2, 2.21))),
@@ -149,6 +157,8 @@ pub fn midstream_reset_connection() -> Connection {
             len: 1200,
         }],
         framing: Framing::Line,
+        protocol: None,
+        framing_reason: Some("line: the first messages are text lines".into()),
         exchanges: vec![
             exchange("status", 10.0, Some(("Echo: status", 12, 10.35, 10.4))),
             exchange(
@@ -202,6 +212,8 @@ pub fn ipv6_open_connection() -> Connection {
         bytes_server_to_client: 0,
         gaps: vec![],
         framing: Framing::Raw,
+        protocol: None,
+        framing_reason: None,
         exchanges: vec![exchange(&long, 21.0, None)],
         recv_pitfalls: vec![],
         close: None,

@@ -6,6 +6,13 @@ use serde::Serialize;
 
 use crate::analyze::model::{Analysis, CloseKind, Connection};
 use crate::analyze::tcp_events::EventCounts;
+use crate::protocol::app::AppProtocol;
+
+/// Most distinct operations counted one by one; the rest are summed up as
+/// [`OTHER_OPERATIONS`] (a capture of many distinct URLs stays bounded).
+pub const MAX_OPERATIONS: usize = 200;
+/// The operation name that sums up operations past [`MAX_OPERATIONS`].
+pub const OTHER_OPERATIONS: &str = "(other operations)";
 
 /// Totals over every connection of an analysis (never capped).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -37,6 +44,35 @@ pub struct Summary {
     pub tcp_events: EventCounts,
     /// TCP events beyond the per-connection cap, counted but not kept.
     pub tcp_events_dropped: u64,
+    /// Per operation of an application protocol (`GET /index.html`,
+    /// `INCR`), most frequent first: empty for the lab's framings.
+    pub operations: Vec<OperationSummary>,
+}
+
+/// Totals for one operation of one application protocol.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperationSummary {
+    /// The protocol.
+    pub protocol: AppProtocol,
+    /// The operation, as in each exchange's `operation`.
+    pub operation: String,
+    /// Exchanges of this operation.
+    pub count: u64,
+    /// Those whose response reported a failure.
+    pub errors: u64,
+    /// Request end to response end.
+    pub latency: LatencySummary,
+    /// Request end to the first byte of the response.
+    pub first_byte_latency: LatencySummary,
+}
+
+/// One operation while counting.
+#[derive(Debug, Clone, Default)]
+struct OperationCounts {
+    count: u64,
+    errors: u64,
+    latencies: Vec<f64>,
+    first_bytes: Vec<f64>,
 }
 
 /// Latency distribution, in microseconds; `null` values when no exchange had a latency.
@@ -70,6 +106,7 @@ impl Summary {
 pub struct SummaryBuilder {
     summary: Summary,
     latencies: Vec<f64>,
+    operations: std::collections::HashMap<(AppProtocol, String), OperationCounts>,
 }
 
 impl SummaryBuilder {
@@ -100,6 +137,20 @@ impl SummaryBuilder {
             s.exchanges_without_response += u64::from(e.response_last_time.is_none());
             self.latencies
                 .extend(e.latency_us.filter(|l| l.is_finite()));
+            if let (Some(protocol), Some(op)) = (c.protocol, &e.operation) {
+                let known = self.operations.contains_key(&(protocol, op.clone()));
+                let key = if known || self.operations.len() < MAX_OPERATIONS {
+                    (protocol, op.clone())
+                } else {
+                    (protocol, OTHER_OPERATIONS.to_owned())
+                };
+                let o = self.operations.entry(key).or_default();
+                o.count += 1;
+                o.errors += u64::from(e.error);
+                o.latencies.extend(e.latency_us.filter(|l| l.is_finite()));
+                o.first_bytes
+                    .extend(e.first_byte_latency_us.filter(|l| l.is_finite()));
+            }
         }
     }
 
@@ -111,16 +162,39 @@ impl SummaryBuilder {
     /// The totals, with the number of warnings of the analysis.
     pub fn finish(mut self, warnings: u64) -> Summary {
         let mut s = self.summary;
-        self.latencies.sort_unstable_by(f64::total_cmp);
-        let latencies = &self.latencies;
-        s.latency = LatencySummary {
-            count: latencies.len() as u64,
-            p50_us: percentile(latencies, 50.0),
-            p99_us: percentile(latencies, 99.0),
-            max_us: latencies.last().copied(),
-        };
+        s.latency = distribution(&mut self.latencies);
+        let mut operations: Vec<OperationSummary> = self
+            .operations
+            .into_iter()
+            .map(|((protocol, operation), mut o)| OperationSummary {
+                protocol,
+                operation,
+                count: o.count,
+                errors: o.errors,
+                latency: distribution(&mut o.latencies),
+                first_byte_latency: distribution(&mut o.first_bytes),
+            })
+            .collect();
+        operations.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.protocol.name().cmp(b.protocol.name()))
+                .then_with(|| a.operation.cmp(&b.operation))
+        });
+        s.operations = operations;
         s.warnings = warnings;
         s
+    }
+}
+
+/// p50, p99 and max of `values` (sorted in place).
+fn distribution(values: &mut [f64]) -> LatencySummary {
+    values.sort_unstable_by(f64::total_cmp);
+    LatencySummary {
+        count: values.len() as u64,
+        p50_us: percentile(values, 50.0),
+        p99_us: percentile(values, 99.0),
+        max_us: values.last().copied(),
     }
 }
 

@@ -292,7 +292,7 @@ fn heading(b: &mut String, conn: &Connection, top: f64) -> f64 {
     let heading = format!(
         "Connection {} · {} framing · {n} exchange{} · {}",
         conn.id,
-        conn.framing,
+        ladder::framing_name(conn),
         plural(n),
         ladder::close_summary(conn)
     );
@@ -411,7 +411,8 @@ fn arrow_of(conn: &Connection, row: &Row<'_>, options: &RenderOptions) -> Option
         Row::Request { exchange, .. } => {
             let unanswered =
                 exchange.response_last_time.is_none() && exchange.response_first_time.is_none();
-            let label = ladder::message_label(
+            let label = ladder::label(
+                exchange.request_summary.as_deref(),
                 &exchange.request_preview,
                 exchange.request_bytes,
                 label_room(),
@@ -420,7 +421,8 @@ fn arrow_of(conn: &Connection, row: &Row<'_>, options: &RenderOptions) -> Option
             arrow(Side::Client, &label, Ink::Request, right)
         }
         Row::Response { exchange, .. } => {
-            let label = ladder::message_label(
+            let label = ladder::label(
+                exchange.response_summary.as_deref(),
                 &exchange.response_preview,
                 exchange.response_bytes,
                 label_room(),

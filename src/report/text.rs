@@ -15,6 +15,7 @@ use super::ladder::{self, Row, truncate};
 use super::stats::{format_bytes, format_micros, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
 use crate::analyze::model::{CaptureSummary, CloseKind, Connection, Side};
+use crate::protocol::app::AppProtocol;
 
 /// The narrowest layout; a smaller [`RenderOptions::width`] is raised to it.
 pub const MIN_WIDTH: usize = 50;
@@ -201,13 +202,16 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
         &format!(
             "Connection {} · {} framing · {n} exchange{} · {}",
             conn.id,
-            conn.framing,
+            ladder::framing_name(conn),
             plural(n),
             ladder::close_summary(conn)
         ),
         0,
         Style::Bold,
     )?;
+    if let Some(reason) = &conn.framing_reason {
+        p.wrapped(&format!("framing: {reason}"), 2, Style::Plain)?;
+    }
     p.wrapped(&format!("client {}", conn.client), 2, Style::Plain)?;
     p.wrapped(&format!("server {}", conn.server), 2, Style::Plain)?;
     let rtt = conn
@@ -250,7 +254,8 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
                 (
                     l.arrow(
                         true,
-                        &ladder::message_label(
+                        &ladder::label(
+                            exchange.request_summary.as_deref(),
                             &exchange.request_preview,
                             exchange.request_bytes,
                             l.label_room(),
@@ -268,7 +273,8 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
             Row::Response { exchange, .. } => (
                 l.arrow(
                     false,
-                    &ladder::message_label(
+                    &ladder::label(
+                        exchange.response_summary.as_deref(),
                         &exchange.response_preview,
                         exchange.response_bytes,
                         l.label_room(),
@@ -446,6 +452,43 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
     ];
     for (name, value) in rows {
         p.wrapped(&format!("{name:<12} {value}"), 2, Style::Plain)?;
+    }
+    if !s.operations.is_empty() {
+        p.wrapped("operations", 2, Style::Plain)?;
+    }
+    for o in &s.operations {
+        let errors = if o.errors > 0 {
+            format!(" · {} error{}", o.errors, plural(o.errors as usize))
+        } else {
+            String::new()
+        };
+        let latency = if o.latency.count == 0 {
+            " · no response".to_owned()
+        } else {
+            format!(
+                " · p50 {} · p99 {} · max {}",
+                format_opt_micros(o.latency.p50_us),
+                format_opt_micros(o.latency.p99_us),
+                format_opt_micros(o.latency.max_us)
+            )
+        };
+        // Time to first byte tells apart a slow server from a big body.
+        let first_byte = match o.first_byte_latency.p50_us {
+            Some(f) if o.protocol == AppProtocol::Http => {
+                format!(" · first byte p50 {}", format_micros(f))
+            }
+            _ => String::new(),
+        };
+        p.wrapped(
+            &format!(
+                "{} {} {}×{errors}{latency}{first_byte}",
+                o.protocol,
+                ladder::visible(&o.operation),
+                o.count
+            ),
+            4,
+            Style::Plain,
+        )?;
     }
     for w in report.warnings {
         p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;
@@ -750,6 +793,7 @@ mod tests {
         };
         let expected = "\
 Connection 1 · line framing · 1 exchange · closed by client (FIN)
+  framing: line: the first messages are text lines
   client 10.0.0.2:51234
   server 10.0.0.3:2222
   16 B client→server · 34 B server→client · handshake RTT 0.045 ms

@@ -14,6 +14,7 @@ mod fuzz_corpus;
 mod html;
 mod lab;
 mod lab_usercmd;
+mod protocols;
 mod scenarios;
 mod server;
 mod snapshots;

@@ -456,3 +456,91 @@ fn each_message_lists_the_frames_that_carried_it() {
         "a greeting-like response has no request"
     );
 }
+
+fn summaries(c: &Connection) -> Vec<(Option<&str>, Option<&str>)> {
+    c.exchanges
+        .iter()
+        .map(|e| (e.request_summary.as_deref(), e.response_summary.as_deref()))
+        .collect()
+}
+
+#[test]
+fn auto_recognises_http_and_pairs_pipelined_requests_with_times() {
+    let c = run(
+        FramingChoice::Auto,
+        1000,
+        &[
+            (C, Ok(b"GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\n")),
+            (S, Ok(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")),
+            (S, Ok(b"okHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")),
+        ],
+    );
+    assert_eq!(c.protocol, Some(AppProtocol::Http));
+    assert_eq!(
+        c.framing_reason.as_deref(),
+        Some("HTTP/1.1: request line and headers")
+    );
+    assert_eq!(
+        summaries(&c),
+        [
+            (Some("GET /a"), Some("200 OK, 2 B body")),
+            (Some("HEAD /b"), Some("200 OK (HEAD)"))
+        ]
+    );
+    let e = &c.exchanges[0];
+    // Request complete at 1 µs; response from 2 µs (first byte) to 3 µs.
+    assert_eq!(
+        (e.first_byte_latency_us, e.latency_us),
+        (Some(1.0), Some(2.0))
+    );
+    assert_eq!(e.operation.as_deref(), Some("GET /a"));
+    assert_eq!(c.exchanges[1].latency_us, Some(2.0));
+}
+
+#[test]
+fn an_answer_before_the_request_ends_answers_it() {
+    let c = run(
+        FramingChoice::Http,
+        1000,
+        &[
+            (C, Ok(b"POST /u HTTP/1.1\r\nContent-Length: 5\r\n\r\n")),
+            (S, Ok(b"HTTP/1.1 100 Continue\r\n\r\n")),
+            (
+                S,
+                Ok(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n"),
+            ),
+            (C, Ok(b"ab")),
+        ],
+    );
+    assert_eq!(
+        summaries(&c),
+        [(
+            Some("POST /u, 2 B of body before the end"),
+            Some("413 Too Large, 0 B body")
+        )]
+    );
+    assert!(c.exchanges[0].error && c.exchanges[0].incomplete);
+}
+
+#[test]
+fn a_codec_error_falls_back_to_turns_with_a_note() {
+    let c = run(
+        FramingChoice::Resp,
+        1000,
+        &[
+            (C, Ok(b"*1\r\n$4\r\nPING\r\n")),
+            (S, Ok(b"+PONG\r\n")),
+            (C, Ok(b"*1\r\n$4\r\nPINGxx garbage")),
+            (S, Ok(b"whatever")),
+        ],
+    );
+    assert_eq!(c.exchanges.len(), 2);
+    assert_eq!(summaries(&c)[0], (Some("PING"), Some("+PONG")));
+    assert!(
+        c.notes[0].contains("bulk string not followed by CR LF"),
+        "{:?}",
+        c.notes
+    );
+    assert!(c.notes[0].ends_with("from there on, paired by turns"));
+    assert_eq!(c.exchanges[1].response_preview, "whatever");
+}

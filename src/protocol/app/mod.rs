@@ -1,0 +1,1026 @@
+//! Application protocols the analyzer can pair: HTTP/1.x, RESP (Redis),
+//! the memcached text protocol, DNS over TCP and PostgreSQL.
+//!
+//! Each protocol is a pure codec in its own file, with no I/O: it is fed the
+//! reassembled bytes of each direction of one connection, in order, and
+//! says where each message ends, what kind of message it is and a one-line
+//! summary of it (`GET /index.html`, `200 OK, 6 B body`, `INCR p1`, `:3`).
+//! A [`Session`] holds one connection's state for both directions, because
+//! some responses can only be read knowing their request (the response to a
+//! `HEAD` has no body; PostgreSQL answers an SSL request with one untyped
+//! byte).
+//!
+//! The codecs are *push* parsers: [`Session::feed`] takes whatever bytes
+//! arrived and consumes them up to the end of the next message, keeping only
+//! what a summary needs (a header block, a line, the first bytes of a
+//! value). Bodies and values are counted, never buffered, so a connection
+//! costs a few KiB whatever it carries, and a length a field claims is never
+//! allocated. Lines and header blocks are bounded ([`MAX_LINE`],
+//! [`MAX_HEAD`]), nesting too ([`MAX_DEPTH`]); past a bound the stream is
+//! [`AppError`] (not this protocol, or not one the analyzer can follow).
+//! Because the state machine sees each byte once and in order, the messages
+//! found do not depend on how the stream was split into chunks, which the
+//! property tests check for every protocol.
+//!
+//! # Pairing rules
+//!
+//! Each message has a [`Kind`]; the caller pairs them:
+//!
+//! - A [`Kind::Request`] expects `responses` answers (usually 1; 0 for
+//!   memcached's `noreply` or PostgreSQL's Terminate; one per channel for
+//!   Redis `SUBSCRIBE a b`). Requests are answered in order (pipelining),
+//!   except where a response carries a `key` (DNS message IDs), which pairs
+//!   it with the waiting request of the same key.
+//! - A [`Kind::Response`] answers the oldest waiting request.
+//! - A [`Kind::Interim`] (HTTP `100 Continue` and other 1xx) belongs to the
+//!   oldest waiting request but does not end its wait.
+//! - A [`Kind::Push`] is sent by the server unprompted (RESP3 push,
+//!   PostgreSQL notification) and answers nothing.
+//! - [`Kind::Tunnel`]: after an HTTP `101 Switching Protocols` or a
+//!   successful `CONNECT`, or PostgreSQL's switch to TLS, the bytes are
+//!   another protocol; each chunk fed is reported as one tunnel message.
+//!
+//! Per protocol:
+//!
+//! - **HTTP/1.x**: a message is a start line and headers, then a body by
+//!   `Transfer-Encoding: chunked`, `Content-Length`, or (responses only) the
+//!   close of the connection ([`Session::finish`]). Responses to `HEAD`, and
+//!   1xx, 204 and 304 responses, have no body.
+//! - **RESP**: a request is an array of bulk strings or an inline command
+//!   line; a response is one RESP2/RESP3 value, nested aggregates included
+//!   (null bulk strings and arrays too). A RESP3 attribute belongs to the
+//!   value after it.
+//! - **memcached text**: a request is a command line, followed by a data
+//!   block for storage commands (`set`, `add`, `replace`, `append`,
+//!   `prepend`, `cas`, meta `ms`); a response is one line, or `VALUE`
+//!   blocks (or `STAT` lines) up to `END`, or a meta `VA` line with its data.
+//! - **DNS over TCP**: a 2-byte length, then the message; responses pair by
+//!   message ID (RFC 7766 lets a server answer out of order).
+//! - **PostgreSQL**: a request is the startup message, a simple `Query`, an
+//!   extended-protocol batch up to `Sync`, a password/SASL message, or copy
+//!   data up to `CopyDone`; a response is every backend message up to
+//!   `ReadyForQuery`, or up to an authentication request that waits for the
+//!   client, or `CopyInResponse`.
+//!
+//! Limits: RESP `CLIENT REPLY OFF`, memcached meta commands with the quiet
+//! flag `q`, and PostgreSQL `Flush` without `Sync` make a server skip
+//! answers that these rules expect; pairing after them can be off.
+
+pub mod dns;
+pub mod http;
+pub mod memcached;
+pub mod postgres;
+pub mod resp;
+
+use std::fmt;
+
+/// Longest line read whole (RESP, memcached, HTTP chunk sizes): 64 KiB,
+/// Redis's own limit on an inline command.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Longest HTTP header block (start line and headers): 64 KiB. Servers
+/// refuse far less (nginx 8 KiB per line, Apache 8 KiB per field).
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Deepest nesting of RESP aggregates.
+pub const MAX_DEPTH: usize = 64;
+/// Longest summary, in characters.
+pub const MAX_SUMMARY: usize = 120;
+
+/// An application protocol with a codec here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppProtocol {
+    /// HTTP/1.0 and HTTP/1.1.
+    Http,
+    /// RESP, the Redis protocol (RESP2 and RESP3).
+    Resp,
+    /// The memcached text protocol (classic and meta commands).
+    Memcached,
+    /// DNS over TCP (RFC 1035 4.2.2, RFC 7766).
+    Dns,
+    /// The PostgreSQL frontend/backend protocol, version 3.
+    Postgres,
+}
+
+impl AppProtocol {
+    /// Every protocol, in the order recognition tries them.
+    pub const ALL: [AppProtocol; 5] = [
+        AppProtocol::Http,
+        AppProtocol::Resp,
+        AppProtocol::Memcached,
+        AppProtocol::Dns,
+        AppProtocol::Postgres,
+    ];
+
+    /// Lowercase name, as `--framing` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AppProtocol::Http => "http",
+            AppProtocol::Resp => "resp",
+            AppProtocol::Memcached => "memcached",
+            AppProtocol::Dns => "dns",
+            AppProtocol::Postgres => "postgres",
+        }
+    }
+
+    /// Server ports that hint at this protocol (a hint only: content decides).
+    pub fn hint_ports(self) -> &'static [u16] {
+        match self {
+            AppProtocol::Http => &[80, 8000, 8008, 8080, 8888],
+            AppProtocol::Resp => &[6379],
+            AppProtocol::Memcached => &[11211],
+            AppProtocol::Dns => &[53, 5353],
+            AppProtocol::Postgres => &[5432],
+        }
+    }
+}
+
+impl fmt::Display for AppProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which way bytes flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to server.
+    Request,
+    /// Server to client.
+    Response,
+}
+
+/// What a message is, for pairing (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A request that expects this many responses.
+    Request {
+        /// Responses the server will send (0: none).
+        responses: u32,
+    },
+    /// The (last) answer to the oldest waiting request.
+    Response,
+    /// An informational answer (HTTP 1xx) that does not end the wait.
+    Interim,
+    /// A server message that answers no request.
+    Push,
+    /// Bytes of another protocol after a switch (HTTP upgrade, TLS).
+    Tunnel,
+}
+
+/// One message found in a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppMessage {
+    /// Bytes of the stream it spans, framing included.
+    pub len: u64,
+    /// What it is, for pairing.
+    pub kind: Kind,
+    /// The operation, for a per-operation table: `GET /index.html`,
+    /// `INCR`, `get`, `A example.com`, `SELECT`. Empty for responses.
+    pub op: String,
+    /// One line for people: `GET /index.html`, `200 OK, 6 B body`, `:3`.
+    pub summary: String,
+    /// A response that reports a failure (HTTP status 400 and up, a RESP
+    /// error, memcached `ERROR`, a DNS error code, a PostgreSQL error).
+    pub error: bool,
+    /// Pairing key: a response pairs with the waiting request of the same
+    /// key (DNS message ID), not with the oldest one.
+    pub key: Option<u32>,
+    /// The whole message was seen. `false` only from [`Session::finish`],
+    /// for a message the stream ended in the middle of.
+    pub complete: bool,
+}
+
+impl AppMessage {
+    pub(crate) fn new(kind: Kind) -> Self {
+        AppMessage {
+            len: 0,
+            kind,
+            op: String::new(),
+            summary: String::new(),
+            error: false,
+            key: None,
+            complete: true,
+        }
+    }
+}
+
+/// The outcome of one [`Session::feed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Bytes of the input consumed: up to the end of `message` when there
+    /// is one, else all of them. Never 0 for a non-empty input.
+    pub consumed: usize,
+    /// The message that ended within the consumed bytes.
+    pub message: Option<AppMessage>,
+}
+
+/// Why a stream cannot be read as the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppError {
+    /// The bytes break the protocol's grammar.
+    #[error(
+        "{protocol} {direction}: {what}; the stream is not {protocol} from here (try another --framing, or raw)"
+    )]
+    Malformed {
+        /// The protocol tried.
+        protocol: AppProtocol,
+        /// `request` or `response` stream.
+        direction: &'static str,
+        /// What was wrong, with the offending value.
+        what: String,
+    },
+    /// A line, header block or nesting exceeds this reader's bound.
+    #[error(
+        "{protocol} {direction}: {what} exceeds the limit of {limit}; the analyzer does not follow such streams (try --framing raw)"
+    )]
+    TooLarge {
+        /// The protocol tried.
+        protocol: AppProtocol,
+        /// `request` or `response` stream.
+        direction: &'static str,
+        /// What grew too large.
+        what: &'static str,
+        /// The bound in force.
+        limit: usize,
+    },
+    /// Bytes were not captured where the protocol needs them to find
+    /// message boundaries.
+    #[error(
+        "{protocol} {direction}: {missing} bytes not captured inside a header or a length; message boundaries are lost"
+    )]
+    LostSync {
+        /// The protocol tried.
+        protocol: AppProtocol,
+        /// `request` or `response` stream.
+        direction: &'static str,
+        /// Bytes missing.
+        missing: u64,
+    },
+}
+
+fn dir_name(dir: Direction) -> &'static str {
+    match dir {
+        Direction::Request => "request",
+        Direction::Response => "response",
+    }
+}
+
+pub(crate) fn malformed(
+    protocol: AppProtocol,
+    dir: Direction,
+    what: impl Into<String>,
+) -> AppError {
+    AppError::Malformed {
+        protocol,
+        direction: dir_name(dir),
+        what: what.into(),
+    }
+}
+
+pub(crate) fn too_large(
+    protocol: AppProtocol,
+    dir: Direction,
+    what: &'static str,
+    limit: usize,
+) -> AppError {
+    AppError::TooLarge {
+        protocol,
+        direction: dir_name(dir),
+        what,
+        limit,
+    }
+}
+
+pub(crate) fn lost_sync(protocol: AppProtocol, dir: Direction, missing: u64) -> AppError {
+    AppError::LostSync {
+        protocol,
+        direction: dir_name(dir),
+        missing,
+    }
+}
+
+/// The codec state of one connection, both directions.
+#[derive(Debug)]
+pub struct Session {
+    inner: Inner,
+    /// A direction that failed stays failed: its error.
+    failed: [Option<AppError>; 2],
+}
+
+#[derive(Debug)]
+enum Inner {
+    Http(http::Http),
+    Resp(resp::Resp),
+    Memcached(memcached::Memcached),
+    Dns(dns::Dns),
+    Postgres(postgres::Postgres),
+}
+
+fn slot(dir: Direction) -> usize {
+    match dir {
+        Direction::Request => 0,
+        Direction::Response => 1,
+    }
+}
+
+impl Session {
+    /// A session at the start of a connection.
+    pub fn new(protocol: AppProtocol) -> Self {
+        let inner = match protocol {
+            AppProtocol::Http => Inner::Http(http::Http::default()),
+            AppProtocol::Resp => Inner::Resp(resp::Resp::default()),
+            AppProtocol::Memcached => Inner::Memcached(memcached::Memcached::default()),
+            AppProtocol::Dns => Inner::Dns(dns::Dns::default()),
+            AppProtocol::Postgres => Inner::Postgres(postgres::Postgres::default()),
+        };
+        Session {
+            inner,
+            failed: [None, None],
+        }
+    }
+
+    /// The protocol read.
+    pub fn protocol(&self) -> AppProtocol {
+        match self.inner {
+            Inner::Http(_) => AppProtocol::Http,
+            Inner::Resp(_) => AppProtocol::Resp,
+            Inner::Memcached(_) => AppProtocol::Memcached,
+            Inner::Dns(_) => AppProtocol::Dns,
+            Inner::Postgres(_) => AppProtocol::Postgres,
+        }
+    }
+
+    /// Takes the next bytes of `dir`'s stream: consumes them up to the end
+    /// of the next message and returns it, or consumes them all when no
+    /// message ends in them. Call again with the rest. After an error the
+    /// direction is not read further (the same error comes back).
+    pub fn feed(&mut self, dir: Direction, data: &[u8]) -> Result<Step, AppError> {
+        if let Some(e) = &self.failed[slot(dir)] {
+            return Err(e.clone());
+        }
+        if data.is_empty() {
+            return Ok(Step {
+                consumed: 0,
+                message: None,
+            });
+        }
+        let r = match &mut self.inner {
+            Inner::Http(s) => s.feed(dir, data),
+            Inner::Resp(s) => s.feed(dir, data),
+            Inner::Memcached(s) => s.feed(dir, data),
+            Inner::Dns(s) => s.feed(dir, data),
+            Inner::Postgres(s) => s.feed(dir, data),
+        };
+        match r {
+            Ok(mut step) => {
+                debug_assert!(step.consumed > 0 && step.consumed <= data.len());
+                if let Some(m) = &mut step.message {
+                    cap_summary(&mut m.summary);
+                    cap_summary(&mut m.op);
+                }
+                Ok(step)
+            }
+            Err(e) => {
+                self.failed[slot(dir)] = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// `n` bytes of `dir`'s stream were not captured. Inside a body or value
+    /// of known length they are counted and the reading goes on (returning
+    /// the message if they were its last bytes); elsewhere boundaries are
+    /// lost ([`AppError::LostSync`]) and the direction stops.
+    pub fn missing(&mut self, dir: Direction, n: u64) -> Result<Option<AppMessage>, AppError> {
+        if let Some(e) = &self.failed[slot(dir)] {
+            return Err(e.clone());
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        let r = match &mut self.inner {
+            Inner::Http(s) => s.missing(dir, n),
+            Inner::Resp(s) => s.missing(dir, n),
+            Inner::Memcached(s) => s.missing(dir, n),
+            Inner::Dns(s) => s.missing(dir, n),
+            Inner::Postgres(s) => s.missing(dir, n),
+        };
+        if let Err(e) = &r {
+            self.failed[slot(dir)] = Some(e.clone());
+        }
+        r
+    }
+
+    /// `dir`'s stream ended. Returns the message the end completes (an HTTP
+    /// body delimited by the close), or the one it cut short (with
+    /// `complete: false`), or nothing when the stream ended between
+    /// messages.
+    pub fn finish(&mut self, dir: Direction) -> Option<AppMessage> {
+        if self.failed[slot(dir)].is_some() {
+            return None;
+        }
+        let mut m = match &mut self.inner {
+            Inner::Http(s) => s.finish(dir),
+            Inner::Resp(s) => s.finish(dir),
+            Inner::Memcached(s) => s.finish(dir),
+            Inner::Dns(s) => s.finish(dir),
+            Inner::Postgres(s) => s.finish(dir),
+        }?;
+        cap_summary(&mut m.summary);
+        cap_summary(&mut m.op);
+        Some(m)
+    }
+
+    /// Whether a message of `dir` has begun and not ended. A server may
+    /// answer a request before its end (an HTTP error before the body
+    /// came, or after `100 Continue` when the client then gives up): a
+    /// response that finds no request waiting while one is partial answers
+    /// that one.
+    pub fn partial(&self, dir: Direction) -> bool {
+        match &self.inner {
+            Inner::Http(s) => s.partial(dir),
+            Inner::Resp(s) => s.partial(dir),
+            Inner::Memcached(s) => s.partial(dir),
+            Inner::Dns(s) => s.partial(dir),
+            Inner::Postgres(s) => s.partial(dir),
+        }
+    }
+
+    /// Whether `dir` stopped on an error.
+    pub fn failed(&self, dir: Direction) -> Option<&AppError> {
+        self.failed[slot(dir)].as_ref()
+    }
+}
+
+/// Decodes a whole stream of one direction: the messages and the error
+/// that stopped it, if any. Call for the requests before the responses.
+/// For tests and tools; the analyzer feeds chunks as they come.
+pub fn decode_stream(
+    session: &mut Session,
+    dir: Direction,
+    mut data: &[u8],
+) -> (Vec<AppMessage>, Option<AppError>) {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        match session.feed(dir, data) {
+            Ok(step) => {
+                out.extend(step.message);
+                data = &data[step.consumed..];
+            }
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}
+
+/// What a server message answers, by the pairing rules of the module doc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The final answer to the request of this id: its wait is over.
+    Final(u64),
+    /// One answer of several to the request of this id, or an interim one
+    /// (HTTP 1xx): the request still waits.
+    Partial(u64),
+    /// No waiting request (a push, a tunnel chunk, a greeting, or a
+    /// response that came with none waiting).
+    Unpaired,
+}
+
+/// Requests waiting for answers, in order: pairs each server message with
+/// the request it answers. The caller numbers requests with ids of its
+/// choice (an index in its list of exchanges, say).
+#[derive(Debug, Default)]
+pub struct Pairing {
+    /// id, answers still expected, pairing key.
+    waiting: std::collections::VecDeque<(u64, u32, Option<u32>)>,
+}
+
+/// Most requests held waiting; past this (a client that never gets
+/// answers) the oldest are dropped, so memory stays bounded.
+pub const MAX_WAITING: usize = 65_536;
+
+impl Pairing {
+    /// A request was sent. Returns the id of a request dropped to stay
+    /// under [`MAX_WAITING`], if any (it will never be paired).
+    pub fn request(&mut self, id: u64, message: &AppMessage) -> Option<u64> {
+        let Kind::Request { responses } = message.kind else {
+            return None;
+        };
+        if responses == 0 {
+            return None;
+        }
+        self.waiting.push_back((id, responses, message.key));
+        if self.waiting.len() > MAX_WAITING {
+            return self.waiting.pop_front().map(|(id, _, _)| id);
+        }
+        None
+    }
+
+    /// A server message arrived: which request it answers.
+    pub fn response(&mut self, message: &AppMessage) -> Answer {
+        match message.kind {
+            Kind::Response => {}
+            Kind::Interim => {
+                return self
+                    .waiting
+                    .front()
+                    .map_or(Answer::Unpaired, |w| Answer::Partial(w.0));
+            }
+            Kind::Push | Kind::Tunnel | Kind::Request { .. } => return Answer::Unpaired,
+        }
+        let at = match message.key {
+            Some(k) => self.waiting.iter().position(|w| w.2 == Some(k)),
+            None => (!self.waiting.is_empty()).then_some(0),
+        };
+        let Some(at) = at else {
+            return Answer::Unpaired;
+        };
+        let w = &mut self.waiting[at];
+        w.1 -= 1;
+        let id = w.0;
+        if w.1 == 0 {
+            self.waiting.remove(at);
+            Answer::Final(id)
+        } else {
+            Answer::Partial(id)
+        }
+    }
+
+    /// Requests still waiting.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+/// A protocol recognised on a connection, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recognition {
+    /// The protocol.
+    pub protocol: AppProtocol,
+    /// Why, for the report: "HTTP/1.1: request line and headers".
+    pub reason: String,
+}
+
+/// How sure a content check is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Evidence {
+    /// The content alone says so.
+    Strong(String),
+    /// Plausible; enough only with the protocol's port.
+    Weak(String),
+}
+
+/// Recognises the protocol of a connection from the first bytes each side
+/// sent (`client` first, `server` possibly empty or cut short) and the
+/// server's port, which is only a hint: it settles content that several
+/// protocols could have sent (a Redis inline `PING`), never overrides
+/// content. The bytes must also decode without error under the protocol's
+/// codec. `None`: no known protocol.
+pub fn recognize(client: &[u8], server: &[u8], server_port: u16) -> Option<Recognition> {
+    let mut weak = None;
+    for protocol in AppProtocol::ALL {
+        let evidence = match protocol {
+            AppProtocol::Http => http::evidence(client, server),
+            AppProtocol::Resp => resp::evidence(client, server),
+            AppProtocol::Memcached => memcached::evidence(client, server),
+            AppProtocol::Dns => dns::evidence(client, server),
+            AppProtocol::Postgres => postgres::evidence(client, server),
+        };
+        let Some(evidence) = evidence else { continue };
+        if !decodes(protocol, client, server) {
+            continue;
+        }
+        match evidence {
+            Evidence::Strong(reason) => return Some(Recognition { protocol, reason }),
+            Evidence::Weak(reason) => {
+                if weak.is_none() && protocol.hint_ports().contains(&server_port) {
+                    weak = Some(Recognition {
+                        protocol,
+                        reason: format!("{reason}, and port {server_port}"),
+                    });
+                }
+            }
+        }
+    }
+    weak
+}
+
+/// Both bursts decode without error, and the client's holds a message or
+/// the start of one.
+fn decodes(protocol: AppProtocol, client: &[u8], server: &[u8]) -> bool {
+    let mut s = Session::new(protocol);
+    let (_, e) = decode_stream(&mut s, Direction::Request, client);
+    if e.is_some() {
+        return false;
+    }
+    let (_, e) = decode_stream(&mut s, Direction::Response, server);
+    e.is_none()
+}
+
+/// Cuts a summary to [`MAX_SUMMARY`] characters, with an ellipsis.
+fn cap_summary(s: &mut String) {
+    if s.len() <= MAX_SUMMARY {
+        return;
+    }
+    let mut end = MAX_SUMMARY - 1;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push('…');
+}
+
+/// Bytes shown as text: printable ASCII as is, the rest escaped, at most
+/// `max` input bytes (then `…`).
+pub(crate) fn show(bytes: &[u8], max: usize) -> String {
+    let mut s = String::new();
+    for &b in bytes.iter().take(max) {
+        match b {
+            b' '..=b'~' => s.push(b as char),
+            b'\t' => s.push_str("\\t"),
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    if bytes.len() > max {
+        s.push('…');
+    }
+    s
+}
+
+/// A byte count for summaries: `6 B`, `12.3 KiB`, `4.0 MiB`.
+pub(crate) fn size(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    }
+}
+
+/// A line being read: bytes up to `\n`, bounded.
+#[derive(Debug, Default)]
+pub(crate) struct Line {
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl Line {
+    /// Takes bytes from `data` up to and including `\n`: returns how many,
+    /// and whether the line is now complete ([`Line::text`]). A line longer
+    /// than `limit` is an error.
+    pub(crate) fn feed(
+        &mut self,
+        data: &[u8],
+        limit: usize,
+        protocol: AppProtocol,
+        dir: Direction,
+        what: &'static str,
+    ) -> Result<(usize, bool), AppError> {
+        debug_assert!(!self.done, "Line::clear after a complete line");
+        let room = limit.saturating_add(2).saturating_sub(self.buf.len());
+        match memchr::memchr(b'\n', &data[..data.len().min(room)]) {
+            Some(nl) => {
+                self.buf.extend_from_slice(&data[..nl]);
+                if self.buf.last() == Some(&b'\r') {
+                    self.buf.pop();
+                }
+                if self.buf.len() > limit {
+                    return Err(too_large(protocol, dir, what, limit));
+                }
+                self.done = true;
+                Ok((nl + 1, true))
+            }
+            None if data.len() >= room => Err(too_large(protocol, dir, what, limit)),
+            None => {
+                self.buf.extend_from_slice(data);
+                Ok((data.len(), false))
+            }
+        }
+    }
+
+    /// The complete line, without `\r\n` or `\n`.
+    pub(crate) fn text(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Ready for the next line. Keeps a small buffer, frees a big one.
+    pub(crate) fn clear(&mut self) {
+        self.done = false;
+        if self.buf.capacity() > 4096 {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
+    }
+}
+
+/// Parses an unsigned decimal number (no sign, no spaces).
+pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// Parses a signed decimal number.
+pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
+    match s.split_first() {
+        Some((b'-', rest)) => parse_u64(rest).and_then(|n| 0i64.checked_sub_unsigned(n)),
+        Some((b'+', rest)) => parse_u64(rest).and_then(|n| i64::try_from(n).ok()),
+        _ => parse_u64(s).and_then(|n| i64::try_from(n).ok()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! Helpers shared by the codecs' tests.
+
+    use super::*;
+
+    /// Feeds `requests` then `responses` in the chunks `cuts` gives (as
+    /// reads from a socket would arrive) and returns the messages of each
+    /// direction. Panics on an error.
+    pub(crate) fn split_decode(
+        protocol: AppProtocol,
+        requests: &[u8],
+        responses: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<AppMessage>, Vec<AppMessage>) {
+        let mut s = Session::new(protocol);
+        let reqs = feed_cut(&mut s, Direction::Request, requests, cuts);
+        let resps = feed_cut(&mut s, Direction::Response, responses, cuts);
+        (reqs, resps)
+    }
+
+    fn feed_cut(s: &mut Session, dir: Direction, stream: &[u8], cuts: &[usize]) -> Vec<AppMessage> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+        points.push(stream.len());
+        points.sort_unstable();
+        let mut out = Vec::new();
+        let mut fed = 0;
+        for p in points {
+            let mut chunk = &stream[fed..p.max(fed)];
+            fed = p.max(fed);
+            while !chunk.is_empty() {
+                let step = s
+                    .feed(dir, chunk)
+                    .unwrap_or_else(|e| panic!("{e} at byte {}", fed - chunk.len()));
+                assert!(step.consumed > 0);
+                out.extend(step.message);
+                chunk = &chunk[step.consumed..];
+            }
+        }
+        out.extend(s.finish(dir));
+        out
+    }
+
+    /// The whole stream in one piece.
+    pub(crate) fn decode(
+        protocol: AppProtocol,
+        requests: &[u8],
+        responses: &[u8],
+    ) -> (Vec<AppMessage>, Vec<AppMessage>) {
+        split_decode(protocol, requests, responses, &[])
+    }
+
+    /// Summaries, for short assertions.
+    pub(crate) fn summaries(msgs: &[AppMessage]) -> Vec<&str> {
+        msgs.iter().map(|m| m.summary.as_str()).collect()
+    }
+
+    /// Feeds arbitrary bytes to both directions: must not panic, must make
+    /// progress, and what it consumes stays within the input.
+    pub(crate) fn robust(protocol: AppProtocol, requests: &[u8], responses: &[u8], cut: usize) {
+        let mut s = Session::new(protocol);
+        for (dir, data) in [
+            (Direction::Request, requests),
+            (Direction::Response, responses),
+        ] {
+            let mid = cut % (data.len() + 1);
+            for mut chunk in [&data[..mid], &data[mid..]] {
+                while !chunk.is_empty() {
+                    match s.feed(dir, chunk) {
+                        Ok(step) => {
+                            assert!(step.consumed > 0 && step.consumed <= chunk.len());
+                            if let Some(m) = &step.message {
+                                assert!(m.summary.chars().count() <= MAX_SUMMARY);
+                            }
+                            chunk = &chunk[step.consumed..];
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            let _ = s.finish(dir);
+        }
+        let _ = s.missing(Direction::Request, 7);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_is_bounded_and_split_safe() {
+        let mut l = Line::default();
+        let p = AppProtocol::Resp;
+        let d = Direction::Request;
+        assert_eq!(l.feed(b"PI", 10, p, d, "line").unwrap(), (2, false));
+        assert_eq!(l.feed(b"NG\r\nrest", 10, p, d, "line").unwrap(), (4, true));
+        assert_eq!(l.text(), b"PING");
+        l.clear();
+        assert!(l.feed(&[b'a'; 13], 10, p, d, "line").is_err());
+        let mut l = Line::default();
+        let mut exact = vec![b'a'; 10];
+        exact.extend_from_slice(b"\r\n");
+        assert_eq!(l.feed(&exact, 10, p, d, "line").unwrap(), (12, true));
+    }
+
+    #[test]
+    fn numbers_refuse_overflow_and_junk() {
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+        assert_eq!(parse_u64(b"1a"), None);
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_i64(b"-1"), Some(-1));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+    }
+
+    #[test]
+    fn summaries_are_capped_on_a_char_boundary() {
+        let mut s = "é".repeat(100);
+        cap_summary(&mut s);
+        assert!(s.len() <= MAX_SUMMARY + '…'.len_utf8());
+        assert!(s.ends_with('…'));
+    }
+
+    /// Valid conversations of each protocol, to mutate.
+    fn seeds() -> Vec<(AppProtocol, Vec<u8>, Vec<u8>)> {
+        let mut pg_req = vec![0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f, 0, 0, 0, 27, 0, 3, 0, 0];
+        pg_req.extend_from_slice(b"user\0u\0database\0d\0\0Q\0\0\0\rSELECT 1\0");
+        let mut pg_resp = b"NR\0\0\0\x08\0\0\0\0Z\0\0\0\x05I".to_vec();
+        pg_resp.extend_from_slice(b"T\0\0\0\x06\0\0D\0\0\0\x06\0\0C\0\0\0\rSELECT 1\0Z\0\0\0\x05I");
+        let dns_q =
+            b"\0\x1e\0\x07\x01\0\0\x01\0\0\0\0\0\0\x07example\x04test\0\0\x01\0\x01".to_vec();
+        let mut dns_r = dns_q.clone();
+        dns_r[0..2].copy_from_slice(&[0, 0x2e]);
+        dns_r[4] = 0x81;
+        dns_r[5] = 0x80;
+        dns_r[9] = 1;
+        dns_r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]);
+        vec![
+            (
+                AppProtocol::Http,
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nHEAD / HTTP/1.1\r\n\r\n".to_vec(),
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nT: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n".to_vec(),
+            ),
+            (
+                AppProtocol::Resp,
+                b"*2\r\n$4\r\nINCR\r\n$2\r\np1\r\nPING\r\n*1\r\n$4\r\nKEYS\r\n".to_vec(),
+                b":3\r\n+PONG\r\n*2\r\n$1\r\na\r\n*1\r\n%1\r\n+k\r\n$-1\r\n|1\r\n+a\r\n:1\r\n>1\r\n_\r\n".to_vec(),
+            ),
+            (
+                AppProtocol::Memcached,
+                b"set k 0 0 5\r\nhello\r\nget k n\r\nms k 2 T0\r\nhi\r\nincr n 1 noreply\r\n".to_vec(),
+                b"STORED\r\nVALUE k 0 5\r\nhello\r\nEND\r\nVA 2 f\r\nhi\r\nSTAT a 1\r\nEND\r\n".to_vec(),
+            ),
+            (AppProtocol::Dns, dns_q, dns_r),
+            (AppProtocol::Postgres, pg_req, pg_resp),
+        ]
+    }
+
+    fn mutate(data: &mut Vec<u8>, edits: &[(usize, u8, u8)]) {
+        for &(at, op, byte) in edits {
+            let at = at % (data.len() + 1);
+            match op % 4 {
+                0 if at < data.len() => data[at] = byte,
+                1 => data.insert(at, byte),
+                2 if at < data.len() => {
+                    data.remove(at);
+                }
+                _ if at < data.len() => data[at] ^= 1 << (byte % 8),
+                _ => {}
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Fuzz-style: valid conversations with a few bytes changed,
+        /// inserted or removed reach deep states; nothing panics, every
+        /// feed makes progress, and any split still gives the same result.
+        #[test]
+        fn mutated_conversations_never_panic(
+            which in 0usize..5,
+            edits_req in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), proptest::prelude::any::<u8>()), 0..4),
+            edits_resp in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), proptest::prelude::any::<u8>()), 0..4),
+            cut in proptest::prelude::any::<usize>(),
+        ) {
+            let (protocol, mut req, mut resp) = seeds().swap_remove(which);
+            mutate(&mut req, &edits_req);
+            mutate(&mut resp, &edits_resp);
+            testkit::robust(protocol, &req, &resp, cut);
+            let _ = recognize(&req, &resp, 80);
+        }
+    }
+
+    #[test]
+    fn seeds_decode_whole() {
+        for (protocol, req, resp) in seeds() {
+            let mut s = Session::new(protocol);
+            let (r, e) = decode_stream(&mut s, Direction::Request, &req);
+            assert!(e.is_none() && !r.is_empty(), "{protocol}: {e:?}");
+            let (r, e) = decode_stream(&mut s, Direction::Response, &resp);
+            assert!(e.is_none() && !r.is_empty(), "{protocol}: {e:?}");
+            assert!(
+                !s.partial(Direction::Request) && !s.partial(Direction::Response),
+                "{protocol}"
+            );
+        }
+    }
+
+    #[test]
+    fn pairing_in_order_by_key_and_with_interim_answers() {
+        let req = |responses, key| AppMessage {
+            key,
+            ..AppMessage::new(Kind::Request { responses })
+        };
+        let resp = |kind, key| AppMessage {
+            key,
+            ..AppMessage::new(kind)
+        };
+        let mut p = Pairing::default();
+        p.request(1, &req(1, None));
+        p.request(2, &req(0, None)); // noreply: never waits
+        p.request(3, &req(2, None)); // SUBSCRIBE a b
+        assert_eq!(p.response(&resp(Kind::Interim, None)), Answer::Partial(1));
+        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Final(1));
+        assert_eq!(p.response(&resp(Kind::Push, None)), Answer::Unpaired);
+        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Partial(3));
+        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Final(3));
+        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Unpaired);
+        // DNS: by key, out of order.
+        p.request(10, &req(1, Some(7)));
+        p.request(11, &req(1, Some(8)));
+        assert_eq!(
+            p.response(&resp(Kind::Response, Some(8))),
+            Answer::Final(11)
+        );
+        assert_eq!(p.response(&resp(Kind::Response, Some(9))), Answer::Unpaired);
+        assert_eq!(
+            p.response(&resp(Kind::Response, Some(7))),
+            Answer::Final(10)
+        );
+        assert_eq!(p.waiting(), 0);
+    }
+
+    #[test]
+    fn recognition_by_content_with_port_as_hint() {
+        let r = recognize(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n",
+            12345,
+        )
+        .unwrap();
+        assert_eq!(r.protocol, AppProtocol::Http);
+        assert_eq!(r.reason, "HTTP/1.1: request line and headers");
+        let r = recognize(b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n", 7000).unwrap();
+        assert_eq!(r.protocol, AppProtocol::Resp);
+        // An inline PING could be many things: the port settles it.
+        assert_eq!(recognize(b"PING\r\n", b"+PONG\r\n", 7000), None);
+        assert_eq!(
+            recognize(b"PING\r\n", b"+PONG\r\n", 6379).map(|r| r.protocol),
+            Some(AppProtocol::Resp)
+        );
+        let r = recognize(b"get k\r\n", b"END\r\n", 4000).unwrap();
+        assert_eq!(r.protocol, AppProtocol::Memcached);
+        // The lab's line framing stays unrecognised, whatever the port.
+        for port in [80, 6379, 11211, 53, 5432, 7878] {
+            assert_eq!(recognize(b"hello\n", b"hello\n", port), None);
+            assert_eq!(
+                recognize(b"book\n", b"Booked one ticket, 9 left\n", port),
+                None
+            );
+            assert_eq!(
+                recognize(b"\0\0\0\x05hello", b"\0\0\0\x05hello", port),
+                None
+            );
+        }
+        // Content wins over the port.
+        assert_eq!(
+            recognize(b"GET / HTTP/1.0\r\n\r\n", b"", 6379).map(|r| r.protocol),
+            Some(AppProtocol::Http)
+        );
+    }
+}
