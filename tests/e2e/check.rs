@@ -322,7 +322,14 @@ fn reqresp_server_passes_every_case_in_each_framing() {
 
 #[test]
 fn tickets_race_books_exactly_the_stock() {
-    let server = Server::start(&["--service", "tickets", "--tickets", "40"]);
+    let server = Server::start(&[
+        "--service",
+        "tickets",
+        "--tickets",
+        "40",
+        "--tickets-db",
+        ":memory:",
+    ]);
     let (out, v) = check_json(&server.addr.to_string(), &["--service", "tickets"]);
     assert!(out.status.success(), "{}", stdout(&out));
     // tickets runs first, before other cases could touch the stock.
