@@ -173,7 +173,7 @@ fn lab_into(base: &Path, args: &[&str]) -> (String, PathBuf) {
     let shown = run.display().to_string();
     let listed: Vec<&str> = stdout
         .lines()
-        .skip_while(|l| *l != format!("this run's files, in {shown}/"))
+        .skip_while(|l| *l != format!("this run's files, in {shown}/:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
         .collect();
