@@ -187,25 +187,6 @@ pub fn packet_ladder(pcap: &Path, server: SocketAddr, framing: Framing) -> Resul
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_is_captured_on_lo() {
-        assert_eq!(interface_for("127.0.0.1:2222".parse().unwrap()), "lo");
-        assert_eq!(interface_for("[::1]:2222".parse().unwrap()), "lo");
-    }
-
-    #[test]
-    fn the_filter_names_host_and_port() {
-        assert_eq!(
-            server_filter("10.0.0.2:2222".parse().unwrap()),
-            "tcp and host 10.0.0.2 and port 2222"
-        );
-    }
-}
-
 /// `pcap` analysed as `reqresp analyze` would, with the check's server
 /// and framing.
 fn analyze_file(
@@ -247,4 +228,23 @@ pub fn write_html(
     let path = dir.join("report.html");
     std::fs::write(&path, html).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_captured_on_lo() {
+        assert_eq!(interface_for("127.0.0.1:2222".parse().unwrap()), "lo");
+        assert_eq!(interface_for("[::1]:2222".parse().unwrap()), "lo");
+    }
+
+    #[test]
+    fn the_filter_names_host_and_port() {
+        assert_eq!(
+            server_filter("10.0.0.2:2222".parse().unwrap()),
+            "tcp and host 10.0.0.2 and port 2222"
+        );
+    }
 }

@@ -147,9 +147,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // path comes first (on standard error when standard output is for a
     // program).
     let html = match (&report.evidence, &config.out) {
-        (check::Evidence::Capture { file: Some(pcap), .. }, Some(dir)) => Some(
-            check::capture::write_html(pcap, report.server, report.framing, dir),
-        ),
+        (
+            check::Evidence::Capture {
+                file: Some(pcap), ..
+            },
+            Some(dir),
+        ) => Some(check::capture::write_html(
+            pcap,
+            report.server,
+            report.framing,
+            dir,
+        )),
         _ => None,
     };
     if let Some(html) = html {

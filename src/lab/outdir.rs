@@ -133,7 +133,9 @@ pub fn describe(file: &str) -> &'static str {
         "report.txt" => "  (the ladder and summary as printed above)",
         "report.json" => "  (the analysis for programs; docs/json-schema.md)",
         "ladder.svg" => "  (the ladder as a picture)",
-        "scenario.json" => "  (what each client sent, got and printed, and how each fault was made)",
+        "scenario.json" => {
+            "  (what each client sent, got and printed, and how each fault was made)"
+        }
         _ => "",
     }
 }
@@ -151,7 +153,10 @@ pub(crate) fn give_to_sudo_user(base: &Path, dir: &Path, latest: &Path) {
         .flatten()
         .filter_map(Result::ok)
         .map(|entry| entry.path());
-    for path in [base.to_path_buf(), dir.to_path_buf()].into_iter().chain(files) {
+    for path in [base.to_path_buf(), dir.to_path_buf()]
+        .into_iter()
+        .chain(files)
+    {
         let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
     }
     let _ = std::os::unix::fs::lchown(latest, Some(uid), Some(gid));

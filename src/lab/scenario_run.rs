@@ -353,7 +353,9 @@ fn print_files(base: &Path, run_dir: RunDir, out: &mut dyn Write) -> Result<(), 
     let _ = writeln!(out, "\nthis run's files, in {shown}/:");
     for file in SCENARIO_FILES {
         let what = match file {
-            "report.txt" => "  (the ladder and summary, then what happened in English and Indonesian)",
+            "report.txt" => {
+                "  (the ladder and summary, then what happened in English and Indonesian)"
+            }
             other => outdir::describe(other),
         };
         let _ = writeln!(out, "  {shown}/{file}{what}");

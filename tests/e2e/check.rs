@@ -724,7 +724,10 @@ fn with_a_capture_and_out_the_check_writes_report_html_first() {
     assert_schema(&v);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.starts_with(&format!("report: {}", dir.path().join("report.html").display())),
+        stderr.starts_with(&format!(
+            "report: {}",
+            dir.path().join("report.html").display()
+        )),
         "{stderr}"
     );
     assert!(dir.path().join("report.html").is_file());

@@ -137,9 +137,12 @@ fn visible_entries(dir: &Path) -> Vec<String> {
 
 /// True when a `.partial` folder (a run being written) is in `base`.
 fn has_partial(base: &Path) -> bool {
-    std::fs::read_dir(base)
-        .unwrap()
-        .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".partial"))
+    std::fs::read_dir(base).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".partial")
+    })
 }
 
 /// Runs `reqresp lab ARGS --out BASE` once and checks that it succeeded,
@@ -642,7 +645,10 @@ fn scenario_runs_get_their_own_folders_and_an_interrupted_one_adds_none() {
         line.clear();
     }
     assert!(seen.contains("client: "), "the run did not start:\n{seen}");
-    assert!(has_partial(base.path()), "the run writes into a partial folder");
+    assert!(
+        has_partial(base.path()),
+        "the run writes into a partial folder"
+    );
     std::thread::sleep(std::time::Duration::from_millis(600));
     // SAFETY: kill on our own child's PID.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };

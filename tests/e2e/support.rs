@@ -235,8 +235,8 @@ fn no_skip_makes_a_skip_fail_and_without_it_the_skip_is_visible() {
 /// `src` or `href`), and its embedded data holds the same connections as
 /// `analysis` (the `--format json` of the same capture).
 pub fn assert_html_report(path: &std::path::Path, analysis: &serde_json::Value) {
-    let page = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{} missing: {e}", path.display()));
+    let page =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{} missing: {e}", path.display()));
     assert!(
         page.starts_with("<!DOCTYPE html>"),
         "{} is not HTML",
@@ -277,7 +277,8 @@ pub fn assert_html_report(path: &std::path::Path, analysis: &serde_json::Value) 
         path.display()
     );
     assert_eq!(
-        data["summary"]["connections"], analysis["summary"]["connections"],
+        data["summary"]["connections"],
+        analysis["summary"]["connections"],
         "{}: summary.connections differs from the JSON report",
         path.display()
     );
