@@ -574,9 +574,9 @@ expect_output "the client after unpause" $'Echo: hello\nEcho: world' "$out"
 step "break it: a crashed host (kill, start)"
 doc 'docker compose -f compose/reqresp.yml kill reqresp-server'
 wait_exit "$server_pid" "the step 3 server's docker compose exec, after kill" 30
+# Docker's DNS forgets a stopped container's name: the lookup fails first.
 doc_fails 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client --timeout 3 reqresp-server:2222 "hello?"' \
-    'cannot '
-say "the client of a killed server said: $out"
+    'cannot resolve reqresp-server:2222'
 doc 'docker compose -f compose/reqresp.yml start reqresp-server'
 
 step "is your server correct? reqresp check against the original python server.py"
@@ -601,9 +601,9 @@ printf '%s\n' "$out" | sed -n '1,/^15 cases/p' >&2
 
 step "break it: a cut cable (network disconnect, connect)"
 doc 'docker network disconnect compose_lab $(docker compose -f compose/reqresp.yml ps -q reqresp-client)'
+# Docker's DNS is reached through the lab network too: no answer at all.
 doc_fails 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client --timeout 3 reqresp-server:2222 "anyone?"' \
-    'cannot '
-say "the client without a network said: $out"
+    'cannot resolve reqresp-server:2222: no answer from the resolver within 3 s'
 doc 'docker network connect compose_lab $(docker compose -f compose/reqresp.yml ps -q reqresp-client)'
 out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2222 hello world') ||
     die "the client after network connect failed (its error is above)"
