@@ -8,6 +8,10 @@
 #      3,000-byte message; tcpdump on br-reqresp and the capture profile; the
 #      server; the client (scripted and from stdin); the same two clients and
 #      long message with reqresp; the tickets race; stop the captures; down
+#      the "Break it" faults (pause, kill, network disconnect, packet loss
+#      through nsenter and iptables), the failing commands asserted by their
+#      error text; `reqresp check` against python server.py (fails) and
+#      reqresp server (passes)
 #   3. check each capture with `reqresp analyze --format json`: handshake,
 #      every request and response, teardown, between the two containers'
 #      addresses; and with tshark and the Lua dissector
@@ -171,11 +175,24 @@ trap 'exit 130' INT TERM
 #   - `docker compose` becomes docker-compose when Compose v2 is missing;
 #   - `exec` gets -T: there is no terminal;
 #   - `sudo` is dropped: this runs as root;
+#   - `compose_lab`, the lab network's name when Compose names the project
+#     after the compose file's folder, becomes this run's `<project>_lab`;
+#   - `docker compose` inside `$(...)` is translated too;
 #   - `reqresp:latest` (the image) becomes this run's image;
 #   - `cargo build --release` builds in the repository (the scratch folder
 #     has no sources) and is skipped when REQRESP_BIN names the binary.
 translate() {
     local -a words out
+    # For `$(docker compose ...)` inside the command, run by the eval below
+    # (translate runs in a subshell: the function goes with it).
+    docker() {
+        if [[ ${1:-} == compose ]]; then
+            shift
+            command "${compose[@]}" "$@"
+        else
+            command docker "$@"
+        fi
+    }
     eval "words=($1)"
     if [[ ${words[0]} == sudo ]]; then
         words=("${words[@]:1}")
@@ -197,6 +214,7 @@ translate() {
         case $w in
         exec) out+=(exec -T) ;;
         reqresp:latest) out+=("$image") ;;
+        compose_lab) out+=("${project}_lab") ;;
         *) out+=("$w") ;;
         esac
     done
@@ -209,6 +227,20 @@ doc() {
     mapfile -d '' argv < <(cd "$work" && translate "$1")
     say "\$ $1"
     (cd "$work" && timeout "$step_timeout" "${argv[@]}")
+}
+
+# doc_fails 'COMMAND' TEXT...: runs a tutorial command that must fail (a fault
+# is on) and checks that its output holds each TEXT; the output is in $out.
+doc_fails() {
+    local command=$1 text
+    shift
+    if out=$(doc "$command" 2>&1); then
+        die "\`$command\` should fail, but it succeeded and printed:
+$out"
+    fi
+    for text in "$@"; do
+        expect_in "\`$command\` (failing as it should)" "$text" "$out"
+    done
 }
 
 # doc_bg LOG 'COMMAND': starts a tutorial command in the background (the
@@ -483,6 +515,7 @@ say "ok: the capture container says how to stop it"
 
 step "3. server"
 doc_bg server.log 'docker compose -f compose/reqresp.yml exec reqresp-server reqresp server'
+server_pid=$bg_pid
 wait_for server.log 'listening on ' 30 'reqresp server in reqresp-server'
 
 step "4. client: scripted, then reading stdin"
@@ -525,6 +558,63 @@ expect_in "bench against the tickets server" '35 mismatches' "$out"
 out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2223 "book ticket"') ||
     die "the tickets client failed: $out"
 expect_output "a client after the race" 'Sorry, no tickets left' "$out"
+
+# ---------------------------------------------------------------- break it
+# The tutorials' "Break it" section, with the server of step 3 running. The
+# captures are stopped: their checks above count the exchanges of steps 3-4.
+step "break it: a frozen server (pause)"
+doc 'docker compose -f compose/reqresp.yml pause reqresp-server'
+doc_fails 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2222 "are you there?"' \
+    'no response from 10.222.22.' ':2222 within 5 s'
+doc 'docker compose -f compose/reqresp.yml unpause reqresp-server'
+out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2222 hello world') ||
+    die "the client after unpause failed (its error is above)"
+expect_output "the client after unpause" $'Echo: hello\nEcho: world' "$out"
+
+step "break it: a crashed host (kill, start)"
+doc 'docker compose -f compose/reqresp.yml kill reqresp-server'
+wait_exit "$server_pid" "the step 3 server's docker compose exec, after kill" 30
+# Docker's DNS forgets a stopped container's name: the lookup fails first.
+doc_fails 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client --timeout 3 reqresp-server:2222 "hello?"' \
+    'cannot resolve reqresp-server:2222'
+doc 'docker compose -f compose/reqresp.yml start reqresp-server'
+
+step "is your server correct? reqresp check against the original python server.py"
+# The restarted container runs no server yet: the original one first.
+doc_bg pycheck.log 'docker compose -f compose/reqresp.yml exec reqresp-server python server.py'
+pyserver_pid=$bg_pid
+wait_for pycheck.log 'Server listening on' 30 'python server.py'
+doc_fails 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp check reqresp-server:2222' \
+    'reqresp check reqresp-server:2222' 'sequential  FAIL' 'large       FAIL' \
+    'does it exit after one client?'
+printf '%s\n' "$out" | sed -n '1,/^15 cases/p' >&2
+wait_exit "$pyserver_pid" "python server.py (it serves one client)" 20
+
+step "is your server correct? reqresp check against reqresp server (step 3 again)"
+doc_bg server2.log 'docker compose -f compose/reqresp.yml exec reqresp-server reqresp server'
+wait_for server2.log 'listening on ' 30 'reqresp server in the restarted reqresp-server'
+out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp check reqresp-server:2222' 2>&1) ||
+    die "reqresp check against reqresp server failed:
+$out"
+expect_in "reqresp check against reqresp server" ' 0 FAIL' "$out"
+printf '%s\n' "$out" | sed -n '1,/^15 cases/p' >&2
+
+step "break it: a cut cable (network disconnect, connect)"
+doc 'docker network disconnect compose_lab $(docker compose -f compose/reqresp.yml ps -q reqresp-client)'
+# Docker's DNS is reached through the lab network too: no answer at all.
+doc_fails 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client --timeout 3 reqresp-server:2222 "anyone?"' \
+    'cannot resolve reqresp-server:2222: no answer from the resolver within 3 s'
+doc 'docker network connect compose_lab $(docker compose -f compose/reqresp.yml ps -q reqresp-client)'
+out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client reqresp-server:2222 hello world') ||
+    die "the client after network connect failed (its error is above)"
+expect_output "the client after network connect" $'Echo: hello\nEcho: world' "$out"
+
+step "break it: lost packets (iptables in the server's namespace through nsenter)"
+doc 'sudo nsenter -n -t $(docker inspect --format {{.State.Pid}} $(docker compose -f compose/reqresp.yml ps -q reqresp-server)) iptables -A INPUT -p tcp --dport 2222 -m statistic --mode random --probability 0.2 -j DROP'
+out=$(doc 'docker compose -f compose/reqresp.yml exec reqresp-client reqresp client --timeout 10 reqresp-server:2222 one two three four five six seven eight') ||
+    die "the client under 20% loss failed: $out"
+expect_output "the client under 20% loss" $'Echo: one\nEcho: two\nEcho: three\nEcho: four\nEcho: five\nEcho: six\nEcho: seven\nEcho: eight' "$out"
+doc 'sudo nsenter -n -t $(docker inspect --format {{.State.Pid}} $(docker compose -f compose/reqresp.yml ps -q reqresp-server)) iptables -D INPUT -p tcp --dport 2222 -m statistic --mode random --probability 0.2 -j DROP'
 
 step "5. down"
 doc 'docker compose -f compose/reqresp.yml down'

@@ -172,18 +172,7 @@ impl Finished {
 /// The packets of `pcap` analysed and drawn as `reqresp analyze` draws
 /// them (text, no colour, a few connections).
 pub fn packet_ladder(pcap: &Path, server: SocketAddr, framing: Framing) -> Result<String, String> {
-    let file = std::fs::File::open(pcap).map_err(|e| e.to_string())?;
-    let options = analyze::Options {
-        server: Some(server),
-        framing: match framing {
-            Framing::Line => FramingChoice::Line,
-            Framing::Length => FramingChoice::Length,
-            Framing::Raw => FramingChoice::Raw,
-        },
-        ..analyze::Options::default()
-    };
-    let analysis = analyze::analyze_capture(std::io::BufReader::new(file), options, |_| {})
-        .map_err(|e| e.to_string())?;
+    let analysis = analyze_file(pcap, server, framing)?;
     let render = RenderOptions {
         width: 100,
         color: false,
@@ -196,6 +185,49 @@ pub fn packet_ladder(pcap: &Path, server: SocketAddr, framing: Framing) -> Resul
     report::render(&analysis, report::Format::Text, &render, &mut out)
         .map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `pcap` analysed as `reqresp analyze` would, with the check's server
+/// and framing.
+fn analyze_file(
+    pcap: &Path,
+    server: SocketAddr,
+    framing: Framing,
+) -> Result<analyze::model::Analysis, String> {
+    let file = std::fs::File::open(pcap).map_err(|e| format!("{}: {e}", pcap.display()))?;
+    let options = analyze::Options {
+        server: Some(server),
+        framing: match framing {
+            Framing::Line => FramingChoice::Line,
+            Framing::Length => FramingChoice::Length,
+            Framing::Raw => FramingChoice::Raw,
+        },
+        ..analyze::Options::default()
+    };
+    analyze::analyze_capture(std::io::BufReader::new(file), options, |_| {})
+        .map_err(|e| format!("{}: {e}", pcap.display()))
+}
+
+/// Writes `report.html` (the interactive report of `reqresp analyze
+/// --format html`) of the whole run's capture `pcap` into `dir`, beside
+/// it; returns its path.
+pub fn write_html(
+    pcap: &Path,
+    server: SocketAddr,
+    framing: Framing,
+    dir: &Path,
+) -> Result<std::path::PathBuf, String> {
+    let analysis = analyze_file(pcap, server, framing)?;
+    let options = RenderOptions {
+        title: Some(pcap.display().to_string()),
+        ..RenderOptions::default()
+    };
+    let mut html = Vec::new();
+    report::render(&analysis, report::Format::Html, &options, &mut html)
+        .map_err(|e| e.to_string())?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, html).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -73,7 +73,9 @@ pub struct Args {
     #[arg(long, value_name = "MS", value_parser = parse_ms, default_value = "50")]
     latency_warn: Duration,
     /// Directory for the evidence of failed cases: their captures
-    /// (`<case>.pcap`, with root) and client-side ladders (`<case>.ladder.txt`).
+    /// (`<case>.pcap`, with root) and client-side ladders (`<case>.ladder.txt`);
+    /// with a capture also the whole run's (`check.pcap`) and its
+    /// interactive report (`report.html`).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Do not capture, even when allowed; evidence comes from the client's view.
@@ -141,6 +143,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }))?;
+    // The whole run's capture as the interactive report, beside it; its
+    // path comes first (on standard error when standard output is for a
+    // program).
+    let html = match (&report.evidence, &config.out) {
+        (
+            check::Evidence::Capture {
+                file: Some(pcap), ..
+            },
+            Some(dir),
+        ) => Some(check::capture::write_html(
+            pcap,
+            report.server,
+            report.framing,
+            dir,
+        )),
+        _ => None,
+    };
+    if let Some(html) = html {
+        let line = match html {
+            Ok(path) => format!("report: {}  (open it in a browser)\n", path.display()),
+            Err(why) => format!("report.html not written: {why}\n"),
+        };
+        if args.format == Format::Text {
+            io::stdout().lock().write_all(line.as_bytes())?;
+        } else {
+            let _ = io::stderr().write_all(line.as_bytes());
+        }
+    }
     let text = match args.format {
         Format::Text => check::text::render(&report, lang),
         Format::Json => check::json::render(&report),

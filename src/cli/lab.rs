@@ -29,9 +29,9 @@ pub struct Args {
     /// Where to run: namespaces when root, else loopback.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
-    /// Base directory: each run writes reqresp.pcap, report.txt, report.json
-    /// and ladder.svg into a new DIR/<time>/ and points DIR/latest at it;
-    /// earlier runs are never touched.
+    /// Base directory: each run (scenarios too) writes report.html,
+    /// reqresp.pcap, report.txt, report.json and ladder.svg into a new
+    /// DIR/<time>/ and points DIR/latest at it; earlier runs are never touched.
     #[arg(long, value_name = "DIR", default_value = "reqresp-lab")]
     out: PathBuf,
     /// Service of the server.

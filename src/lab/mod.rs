@@ -618,8 +618,15 @@ fn stop_capture(capture: CaptureHandle) -> Result<crate::capture::CaptureStats, 
     Ok(capture.stop()?)
 }
 
-/// The files a run writes into its folder `--out/<stamp>/`.
-pub const OUTPUT_FILES: [&str; 4] = ["reqresp.pcap", "report.txt", "report.json", "ladder.svg"];
+/// The files a run writes into its folder `--out/<stamp>/`, the HTML
+/// report (the one to open first) first.
+pub const OUTPUT_FILES: [&str; 5] = [
+    "report.html",
+    "reqresp.pcap",
+    "report.txt",
+    "report.json",
+    "ladder.svg",
+];
 
 /// Reads the capture back and analyses it; `server` says which side is
 /// the server should the capture have missed the SYN.
@@ -637,7 +644,7 @@ pub fn analyze_capture(pcap: &Path, server: SocketAddr) -> Result<Analysis, LabE
         .map_err(|e| err(e.to_string()))
 }
 
-/// Analyses the run's capture, writes the three reports next to it and
+/// Analyses the run's capture, writes the four reports next to it and
 /// prints the text one.
 fn report(run_dir: &RunDir, server: SocketAddr, out: &mut dyn Write) -> Result<(), LabError> {
     let analysis = analyze_capture(&run_dir.path().join("reqresp.pcap"), server)?;
@@ -656,6 +663,7 @@ fn report(run_dir: &RunDir, server: SocketAddr, out: &mut dyn Write) -> Result<(
     write("report.txt", Format::Text, &files)?;
     write("report.json", Format::Json, &files)?;
     write("ladder.svg", Format::Svg, &files)?;
+    write("report.html", Format::Html, &outdir::html_options(&pcap))?;
     let _ = writeln!(out);
     report::render(&analysis, Format::Text, &RenderOptions::for_stdout(), out).map_err(|source| {
         LabError::Output {
@@ -672,11 +680,11 @@ fn print_files(options: &LabOptions, run_dir: RunDir, out: &mut dyn Write) -> Re
         path: options.out.clone(),
         source,
     })?;
-    give_to_sudo_user(&options.out, &dir, &latest);
+    outdir::give_to_sudo_user(&options.out, &dir, &latest);
     let shown = dir.display();
     let _ = writeln!(out, "\nthis run's files, in {shown}/:");
     for file in OUTPUT_FILES {
-        let _ = writeln!(out, "  {shown}/{file}");
+        let _ = writeln!(out, "  {shown}/{file}{}", outdir::describe(file));
     }
     if outdir::latest_run(&options.out).as_deref() == Some(dir.as_path()) {
         let _ = writeln!(
@@ -698,23 +706,6 @@ fn print_files(options: &LabOptions, run_dir: RunDir, out: &mut dyn Write) -> Re
         options.exe.display()
     );
     Ok(())
-}
-
-/// Under sudo, hands the output to the user who ran sudo, so Wireshark
-/// opens it without root.
-fn give_to_sudo_user(base: &Path, dir: &Path, latest: &Path) {
-    let id = |var| std::env::var(var).ok().and_then(|v| v.parse::<u32>().ok());
-    let (Some(uid), Some(gid)) = (id("SUDO_UID"), id("SUDO_GID")) else {
-        return;
-    };
-    let paths = [base.to_path_buf(), dir.to_path_buf()]
-        .into_iter()
-        .chain(OUTPUT_FILES.iter().map(|f| dir.join(f)))
-        .chain(std::iter::once(dir.join(TICKETS_DB)));
-    for path in paths {
-        let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
-    }
-    let _ = std::os::unix::fs::lchown(latest, Some(uid), Some(gid));
 }
 
 fn print_keep_help(names: &names::LabNames, exe: &Path, out: &mut dyn Write) {

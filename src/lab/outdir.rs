@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! reqresp-lab/
-//!   2026-11-30T071502Z/   reqresp.pcap report.txt report.json ladder.svg
+//!   2026-11-30T071502Z/   report.html reqresp.pcap report.txt report.json ladder.svg
 //!   2026-11-30T072253Z/   ...
 //!   latest -> 2026-11-30T072253Z
 //! ```
@@ -112,6 +112,54 @@ impl Drop for RunDir {
             let _ = std::fs::remove_dir_all(&self.partial);
         }
     }
+}
+
+/// How to render a run's `report.html`: titled with the capture's final
+/// path, which the page's "open in Wireshark" commands use (`wireshark -r
+/// PATH`).
+pub fn html_options(pcap: &Path) -> crate::report::RenderOptions {
+    crate::report::RenderOptions {
+        title: Some(pcap.display().to_string()),
+        ..crate::report::RenderOptions::default()
+    }
+}
+
+/// What a run's file is for, as printed after its path ("" when it says
+/// itself).
+pub fn describe(file: &str) -> &'static str {
+    match file {
+        "report.html" => "  (open this one in a browser: the interactive report)",
+        "reqresp.pcap" => "  (the capture, for Wireshark or tcpdump -r)",
+        "report.txt" => "  (the ladder and summary as printed above)",
+        "report.json" => "  (the analysis for programs; docs/json-schema.md)",
+        "ladder.svg" => "  (the ladder as a picture)",
+        "scenario.json" => {
+            "  (what each client sent, got and printed, and how each fault was made)"
+        }
+        _ => "",
+    }
+}
+
+/// Under sudo, hands a complete run to the user who ran sudo (the base
+/// folder, the run's folder, every file in it and the `latest` link), so
+/// Wireshark and a browser open it without root.
+pub(crate) fn give_to_sudo_user(base: &Path, dir: &Path, latest: &Path) {
+    let id = |var| std::env::var(var).ok().and_then(|v| v.parse::<u32>().ok());
+    let (Some(uid), Some(gid)) = (id("SUDO_UID"), id("SUDO_GID")) else {
+        return;
+    };
+    let files = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path());
+    for path in [base.to_path_buf(), dir.to_path_buf()]
+        .into_iter()
+        .chain(files)
+    {
+        let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+    }
+    let _ = std::os::unix::fs::lchown(latest, Some(uid), Some(gid));
 }
 
 /// The folder `latest` points at in `base`, if it is a link to a folder.

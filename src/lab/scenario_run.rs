@@ -2,6 +2,12 @@
 //! topology, capture, faults, server(s) and clients as the scenario's
 //! [`Plan`] says, then the analysis, the reports and the explanation.
 //!
+//! The files go where a plain `reqresp lab` run puts them ([`super::outdir`]):
+//! built in a hidden `--out/.<time>.partial/`, renamed to `--out/<time>/`
+//! once all are written, and `--out/latest` pointed at it. A failed or
+//! interrupted run removes its partial folder, so a folder with a plain
+//! name is always a complete run, and a scenario run twice keeps both.
+//!
 //! Besides the lab's usual files, a run writes `scenario.json`: what each
 //! client sent, got and printed as its error, how each fault was made, and
 //! the retransmission runs (the same segment sent again and again, with the
@@ -21,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use super::faults::{self, FaultError, FaultSpec, Faults};
 use super::names::{LAB_PORT, LabNames};
+use super::outdir::{self, RunDir};
 use super::process::{self, Process, ProcessError};
 use super::scenario::{self, CUSTOM_EN, CUSTOM_ID, Lang, Plan, Scenario};
 use super::scenario_record::{
@@ -33,6 +40,8 @@ use crate::report::{self, Format, RenderOptions};
 
 /// The original lab's Python server, run by `one-client-server`.
 const PYTHON_SERVER: &str = include_str!("../../contrib/lab-python/server.py");
+/// Its file name in the run's folder.
+const PYTHON_SERVER_FILE: &str = "lab-python-server.py";
 /// How long a server may take to say it listens.
 const SERVER_START: Duration = Duration::from_secs(10);
 /// Margin over the client's own timeout before the lab stops waiting.
@@ -53,7 +62,8 @@ pub struct ScenarioOptions {
     pub fault: Option<FaultSpec>,
     /// Language of the explanation on standard output (report.txt has both).
     pub lang: Lang,
-    /// Output directory.
+    /// Base output directory: the run's files go to a new `out/<time>/`
+    /// and `out/latest` points at it ([`super::outdir`]).
     pub out: PathBuf,
     /// Print every command.
     pub verbose: bool,
@@ -151,10 +161,14 @@ pub fn run(
             .to_string(),
         ..ScenarioRecord::default()
     };
-    std::fs::create_dir_all(&options.out).map_err(|source| ScenarioError::Output {
+    let run_dir = RunDir::create(&options.out).map_err(|source| ScenarioError::Output {
         path: options.out.clone(),
         source,
     })?;
+    // Everything is written into the partial folder; paths shown to the
+    // user (and the reports' titles) are where the files end up.
+    let dir = run_dir.path().to_path_buf();
+    let final_pcap = run_dir.final_path().join("reqresp.pcap");
     let say = |out: &mut dyn Write, text: &str| {
         let _ = writeln!(out, "{text}");
         let _ = out.flush();
@@ -182,13 +196,17 @@ pub fn run(
             names.client.veth
         ),
     );
-    let pcap = options.out.join("reqresp.pcap");
+    let pcap = dir.join("reqresp.pcap");
     let mut config = CaptureConfig::new(names.bridge.clone(), pcap.clone());
     config.promiscuous = true;
     let capture = Capture::start(config)?;
     say(
         out,
-        &format!("capturing on {} into {}", names.bridge, pcap.display()),
+        &format!(
+            "capturing on {} into {}",
+            names.bridge,
+            final_pcap.display()
+        ),
     );
 
     let hosts = [names.server.netns.clone(), names.client.netns.clone()];
@@ -215,7 +233,7 @@ pub fn run(
     let mut ctx = Ctx {
         names: &names,
         exe: &options.exe,
-        out: &options.out,
+        out: &dir,
         faults: faults.as_mut(),
         record: &mut record,
         started: None,
@@ -251,7 +269,7 @@ pub fn run(
         &mut json,
     )
     .map_err(|source| ScenarioError::Output {
-        path: options.out.join("report.json"),
+        path: dir.join("report.json"),
         source,
     })?;
     let value: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
@@ -262,7 +280,7 @@ pub fn run(
         title: Some(format!(
             "reqresp lab --scenario {}: {}",
             record.scenario,
-            pcap.display()
+            final_pcap.display()
         )),
         ..RenderOptions::default()
     };
@@ -270,30 +288,33 @@ pub fn run(
     let rendered = report::render(&analysis, Format::Text, &files, &mut text)
         .and_then(|()| {
             text.extend_from_slice(scenario_section(&record, None).as_bytes());
-            write_file(&options.out.join("report.txt"), &text)
+            write_file(&dir.join("report.txt"), &text)
         })
-        .and_then(|()| write_file(&options.out.join("report.json"), &json))
+        .and_then(|()| write_file(&dir.join("report.json"), &json))
         .and_then(|()| {
             let mut svg = Vec::new();
             report::render(&analysis, Format::Svg, &files, &mut svg)?;
-            write_file(&options.out.join("ladder.svg"), &svg)
+            write_file(&dir.join("ladder.svg"), &svg)
+        })
+        .and_then(|()| {
+            let mut html = Vec::new();
+            let options = outdir::html_options(&final_pcap);
+            report::render(&analysis, Format::Html, &options, &mut html)?;
+            write_file(&dir.join("report.html"), &html)
         })
         .and_then(|()| {
             let scenario_json = serde_json::to_vec_pretty(&record).expect("record serializes");
-            write_file(&options.out.join("scenario.json"), &scenario_json)
+            write_file(&dir.join("scenario.json"), &scenario_json)
         });
     rendered.map_err(|source| ScenarioError::Output {
-        path: options.out.clone(),
+        path: dir.clone(),
         source,
     })?;
     let _ = writeln!(out);
     let _ = report::render(&analysis, Format::Text, &RenderOptions::for_stdout(), out);
     let _ = write!(out, "{}", scenario_section(&record, Some(options.lang)));
-    let dir = options.out.display();
-    let _ = writeln!(
-        out,
-        "\nfiles in {dir}/: reqresp.pcap, report.txt (both languages), report.json, ladder.svg, scenario.json"
-    );
+    check_interrupt()?;
+    print_files(&options.out, run_dir, out)?;
 
     let mut topology = topology;
     let errors = topology.teardown();
@@ -308,6 +329,52 @@ pub fn run(
         ),
     );
     Ok(record)
+}
+
+/// The files of a scenario run, the HTML report first.
+const SCENARIO_FILES: [&str; 6] = [
+    "report.html",
+    "reqresp.pcap",
+    "report.txt",
+    "report.json",
+    "ladder.svg",
+    "scenario.json",
+];
+
+/// Moves the complete run into place and says which folder holds what.
+fn print_files(base: &Path, run_dir: RunDir, out: &mut dyn Write) -> Result<(), ScenarioError> {
+    let latest = run_dir.latest();
+    let dir = run_dir.commit().map_err(|source| ScenarioError::Output {
+        path: base.to_path_buf(),
+        source,
+    })?;
+    outdir::give_to_sudo_user(base, &dir, &latest);
+    let shown = dir.display();
+    let _ = writeln!(out, "\nthis run's files, in {shown}/:");
+    for file in SCENARIO_FILES {
+        let what = match file {
+            "report.txt" => {
+                "  (the ladder and summary, then what happened in English and Indonesian)"
+            }
+            other => outdir::describe(other),
+        };
+        let _ = writeln!(out, "  {shown}/{file}{what}");
+    }
+    if dir.join(PYTHON_SERVER_FILE).exists() {
+        let _ = writeln!(
+            out,
+            "  {shown}/{PYTHON_SERVER_FILE}  (the original lab's server, as run)"
+        );
+    }
+    if outdir::latest_run(base).as_deref() == Some(dir.as_path()) {
+        let _ = writeln!(
+            out,
+            "{} points at it; earlier runs stay in their own folders in {}/",
+            latest.display(),
+            base.display()
+        );
+    }
+    Ok(())
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -614,7 +681,7 @@ impl Ctx<'_> {
 
     fn one_client_server(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
         self.start_clock();
-        let script = self.out.join("lab-python-server.py");
+        let script = self.out.join(PYTHON_SERVER_FILE);
         std::fs::write(&script, PYTHON_SERVER).map_err(|source| ScenarioError::Output {
             path: script.clone(),
             source,

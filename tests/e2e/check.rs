@@ -673,3 +673,83 @@ fn prefix_and_expect_describe_other_servers() {
     let (out, _) = check_json(&addr, &["--expect", "Re:", "--only", "echo,merged,large"]);
     assert!(out.status.success(), "{}", stdout(&out));
 }
+
+/// With a capture and `--out`, the check writes the whole run's interactive
+/// report beside `check.pcap` and names it first: on stdout before the
+/// table, or on stderr when stdout is JSON for a program.
+#[test]
+fn with_a_capture_and_out_the_check_writes_report_html_first() {
+    if !support::is_root() {
+        return support::skip("capturing needs root");
+    }
+    let server = Server::start(&[]);
+    let addr = server.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = check(&[
+        &addr,
+        "--only",
+        "echo,merged,concurrent",
+        "--latency-warn",
+        LATENCY_WARN_MS,
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let html = dir.path().join("report.html");
+    assert_eq!(
+        text.lines().next(),
+        Some(format!("report: {}  (open it in a browser)", html.display()).as_str()),
+        "{text}"
+    );
+    let pcap = dir.path().join("check.pcap");
+    let analyzed = support::reqresp()
+        .args(["analyze", "--format", "json", "--server", &addr])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(analyzed.status.success(), "{analyzed:?}");
+    let analysis: Value = serde_json::from_slice(&analyzed.stdout).unwrap();
+    // echo: 1, merged: 1, concurrent: 2 + 10 + 100 clients and a slow one.
+    let conns = analysis["connections"].as_array().unwrap().len();
+    assert!(conns >= 100, "{conns} connections in {}", pcap.display());
+    support::assert_html_report(&html, &analysis);
+
+    // JSON on stdout stays JSON; the path goes to stderr.
+    let dir = tempfile::tempdir().unwrap();
+    let out = check(&[
+        &addr,
+        "--only",
+        "echo",
+        "--format",
+        "json",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_str(stdout(&out)).unwrap();
+    assert_schema(&v);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "report: {}",
+            dir.path().join("report.html").display()
+        )),
+        "{stderr}"
+    );
+    assert!(dir.path().join("report.html").is_file());
+
+    // Without a capture there is no report.html.
+    let dir = tempfile::tempdir().unwrap();
+    let out = check(&[
+        &addr,
+        "--only",
+        "echo",
+        "--no-capture",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!dir.path().join("report.html").exists());
+    assert!(!stdout(&out).starts_with("report: "), "{}", stdout(&out));
+}

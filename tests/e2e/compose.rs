@@ -439,7 +439,8 @@ fn doc_commands(path: &Path) -> Vec<String> {
     commands
 }
 
-/// Commands the e2e script runs as `doc '...'` or `doc_bg LOG '...'`.
+/// Commands the e2e script runs as `doc '...'`, `doc_fails '...'` or
+/// `doc_bg LOG '...'`.
 fn script_doc_commands() -> Vec<String> {
     let script = std::fs::read_to_string(repo().join("scripts/compose-e2e.sh")).unwrap();
     let mut commands = Vec::new();
@@ -449,6 +450,8 @@ fn script_doc_commands() -> Vec<String> {
             let after = &rest[at + 3..];
             let before_ok = at == 0 || !rest.as_bytes()[at - 1].is_ascii_alphanumeric();
             let quoted = if let Some(q) = after.strip_prefix(" '") {
+                Some(q)
+            } else if let Some(q) = after.strip_prefix("_fails '") {
                 Some(q)
             } else if let Some(bg) = after.strip_prefix("_bg ") {
                 bg.split_once(" '").map(|(_, q)| q)

@@ -400,7 +400,13 @@ fn report_json(dir: &Path) -> serde_json::Value {
 }
 
 fn assert_reports(dir: &Path, exchanges: usize) {
-    for file in ["reqresp.pcap", "report.txt", "report.json", "ladder.svg"] {
+    for file in [
+        "report.html",
+        "reqresp.pcap",
+        "report.txt",
+        "report.json",
+        "ladder.svg",
+    ] {
         let len = std::fs::metadata(dir.join(file))
             .map(|m| m.len())
             .unwrap_or(0);
@@ -418,6 +424,7 @@ fn assert_reports(dir: &Path, exchanges: usize) {
     assert!(!conns[0]["close"].is_null(), "close");
     let svg = std::fs::read_to_string(dir.join("ladder.svg")).unwrap();
     assert!(svg.contains("<svg"), "ladder.svg is not SVG");
+    crate::support::assert_html_report(&dir.join("report.html"), &json);
 }
 
 fn netns_ready() -> bool {
@@ -461,8 +468,17 @@ fn netns_lab_captures_the_whole_conversation_and_leaves_nothing() {
     assert_reports(&first, 3);
     assert_ladder_accounts_for_every_ack(&first);
     // The printed report and the commands to open the capture, in the
-    // run's own folder.
+    // run's own folder; the file list starts with the HTML report.
     let shown = first.display().to_string();
+    let listed = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("this run's files, in "))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        listed.starts_with(&format!("  {shown}/report.html")),
+        "report.html is not listed first:\n{stdout}"
+    );
     assert!(
         stdout.contains(&format!("wireshark {shown}/reqresp.pcap")),
         "{stdout}"

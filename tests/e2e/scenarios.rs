@@ -6,7 +6,7 @@
 //! after a SIGKILL followed by `reqresp lab --down`.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crate::support::{have, is_root, reqresp, skip};
@@ -124,14 +124,36 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Runs `reqresp lab` with `args` into a temporary directory, checks it
-/// succeeded and left nothing, and reads its reports.
-fn lab(args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
+/// Names in a folder that do not start with a dot: what looks like a result.
+fn visible_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+/// True when a `.partial` folder (a run being written) is in `base`.
+fn has_partial(base: &Path) -> bool {
+    std::fs::read_dir(base).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".partial")
+    })
+}
+
+/// Runs `reqresp lab ARGS --out BASE` once and checks that it succeeded,
+/// left nothing of the lab, and put its files in a new `BASE/<time>/`
+/// that `BASE/latest` points at (and that the output names, the HTML
+/// report first); returns its stdout and that folder.
+fn lab_into(base: &Path, args: &[&str]) -> (String, PathBuf) {
     let out: Output = reqresp()
         .arg("lab")
         .args(args)
-        .args(["--out", dir.path().to_str().unwrap()])
+        .args(["--out", base.to_str().unwrap()])
         .output()
         .unwrap();
     let stdout = text(&out.stdout);
@@ -142,8 +164,54 @@ fn lab(args: &[&str]) -> Run {
         text(&out.stderr)
     );
     created(&stdout).assert_gone();
+    let target = std::fs::read_link(base.join("latest"))
+        .unwrap_or_else(|e| panic!("no latest link in {}: {e}\n{stdout}", base.display()));
+    assert_eq!(target.components().count(), 1, "{target:?}");
+    let run = base.join(target);
+    assert!(run.is_dir(), "{}", run.display());
+    assert!(
+        !has_partial(base),
+        "a partial folder is left after a complete run"
+    );
+    let shown = run.display().to_string();
+    let listed: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| *l != format!("this run's files, in {shown}/:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert!(
+        listed
+            .first()
+            .is_some_and(|l| l.starts_with(&format!("  {shown}/report.html"))),
+        "the run's folder and report.html are not listed first:\n{stdout}"
+    );
+    for file in [
+        "reqresp.pcap",
+        "report.txt",
+        "report.json",
+        "ladder.svg",
+        "scenario.json",
+    ] {
+        assert!(
+            listed
+                .iter()
+                .any(|l| l.starts_with(&format!("  {shown}/{file}"))),
+            "{file} not listed:\n{stdout}"
+        );
+        assert!(run.join(file).is_file(), "{file} missing in {shown}");
+    }
+    (stdout, run)
+}
+
+/// Runs `reqresp lab` with `args` into a temporary directory, checks it
+/// succeeded and left nothing, and reads its reports.
+fn lab(args: &[&str]) -> Run {
+    let base = tempfile::tempdir().unwrap();
+    let (stdout, dir) = lab_into(base.path(), args);
+    assert_eq!(visible_entries(base.path()).len(), 2, "the run and latest");
     let read = |name: &str| -> serde_json::Value {
-        let path = dir.path().join(name);
+        let path = dir.join(name);
         serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}")))
             .unwrap()
     };
@@ -151,13 +219,14 @@ fn lab(args: &[&str]) -> Run {
     // `tcp.analysis` flags, frame by frame, on the scenario's capture.
     if have("tshark") {
         crate::tcp_events::assert_agrees_with_tshark(
-            &dir.path().join("reqresp.pcap"),
+            &dir.join("reqresp.pcap"),
             &read("report.json"),
         );
     } else {
         skip("tshark missing: scenario events not compared with tshark");
     }
-    let report_txt = std::fs::read_to_string(dir.path().join("report.txt")).unwrap();
+    let report_txt = std::fs::read_to_string(dir.join("report.txt")).unwrap();
+    crate::support::assert_html_report(&dir.join("report.html"), &read("report.json"));
     assert!(report_txt.contains("What happened:"), "{report_txt}");
     assert!(report_txt.contains("Apa yang terjadi:"), "{report_txt}");
     Run {
@@ -519,6 +588,84 @@ fn a_killed_scenario_leaves_only_what_down_removes() {
         text(&down.stdout)
     );
     made.assert_gone();
+    assert!(
+        visible_entries(dir.path()).is_empty(),
+        "a killed run leaves nothing that looks like a result: {:?}",
+        visible_entries(dir.path())
+    );
+}
+
+/// Two runs of one scenario into one base folder keep both, each in its own
+/// folder, and `latest` names the second; an interrupted one (Ctrl-C) adds
+/// nothing that looks like a result and leaves `latest` alone.
+#[test]
+fn scenario_runs_get_their_own_folders_and_an_interrupted_one_adds_none() {
+    if !ready() {
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let (_, first) = lab_into(base.path(), &["--scenario", "happy"]);
+    let first_pcap = std::fs::read(first.join("reqresp.pcap")).unwrap();
+    let (_, second) = lab_into(base.path(), &["--scenario", "happy"]);
+    assert_ne!(first, second);
+    assert_eq!(
+        std::fs::read(first.join("reqresp.pcap")).unwrap(),
+        first_pcap,
+        "the first run's capture is untouched"
+    );
+    for run in [&first, &second] {
+        let json = std::fs::read(run.join("report.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(json["summary"]["exchanges"], 5, "{}", run.display());
+    }
+    let mut expected = vec![
+        first.file_name().unwrap().to_string_lossy().into_owned(),
+        second.file_name().unwrap().to_string_lossy().into_owned(),
+        "latest".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(visible_entries(base.path()), expected);
+
+    // Ctrl-C while a partition holds the client: exit 130, nothing new.
+    let mut child = reqresp()
+        .args(["lab", "--fault", "partition=20s@100ms", "--out"])
+        .arg(base.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.starts_with("client: ") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("client: "), "the run did not start:\n{seen}");
+    assert!(
+        has_partial(base.path()),
+        "the run writes into a partial folder"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    // SAFETY: kill on our own child's PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    created(&seen).assert_gone();
+    assert_eq!(visible_entries(base.path()), expected, "{seen}{rest}");
+    assert!(
+        !has_partial(base.path()),
+        "the interrupted run's partial folder is left"
+    );
+    assert_eq!(
+        std::fs::read_link(base.path().join("latest")).unwrap(),
+        Path::new(second.file_name().unwrap())
+    );
 }
 
 #[test]

@@ -229,3 +229,57 @@ fn no_skip_makes_a_skip_fail_and_without_it_the_skip_is_visible() {
     assert!(out.contains("SKIPPED: probe"), "{out}");
     assert!(out.contains("1 passed"), "{out}");
 }
+
+/// Checks a `report.html` that a command wrote beside other files: it is the
+/// interactive report, loads nothing from the network (no `http(s)://` in a
+/// `src` or `href`), and its embedded data holds the same connections as
+/// `analysis` (the `--format json` of the same capture).
+pub fn assert_html_report(path: &std::path::Path, analysis: &serde_json::Value) {
+    let page =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{} missing: {e}", path.display()));
+    assert!(
+        page.starts_with("<!DOCTYPE html>"),
+        "{} is not HTML",
+        path.display()
+    );
+    let lower = page.to_ascii_lowercase();
+    for attr in ["src", "href"] {
+        for quote in ["", "\"", "'"] {
+            for scheme in ["http://", "https://", "//"] {
+                let remote = format!("{attr}={quote}{scheme}");
+                assert!(
+                    !lower.contains(&remote),
+                    "{} loads something from the network ({remote})",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(
+        !lower.contains("url(http"),
+        "{}: a stylesheet loads from the network",
+        path.display()
+    );
+    let open = "<script id=\"reqresp-data\" type=\"application/json\">";
+    let start = page
+        .find(open)
+        .unwrap_or_else(|| panic!("{}: no embedded data", path.display()))
+        + open.len();
+    let end = start + page[start..].find("</script>").expect("closed data script");
+    let data: serde_json::Value =
+        serde_json::from_str(&page[start..end]).expect("the embedded data is JSON");
+    let conns = |v: &serde_json::Value| v["connections"].as_array().map(Vec::len);
+    assert!(conns(analysis).is_some(), "no connections in {analysis}");
+    assert_eq!(
+        conns(&data),
+        conns(analysis),
+        "{}: connections differ from the JSON report",
+        path.display()
+    );
+    assert_eq!(
+        data["summary"]["connections"],
+        analysis["summary"]["connections"],
+        "{}: summary.connections differs from the JSON report",
+        path.display()
+    );
+}
