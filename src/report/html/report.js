@@ -168,9 +168,9 @@
 
   function connText(c) {
     if (c._text === undefined) {
-      var parts = ["#" + c.id, c.client, c.server, c._state, c.framing, c.handshake ? "handshake" : "no-handshake"];
+      var parts = ["#" + c.id, c.client, c.server, c._state, c.framing, c.protocol || "", c.handshake ? "handshake" : "no-handshake"];
       if (c.close && c.close.kind === "rst") parts.push("reset");
-      (c.exchanges || []).forEach(function (e) { parts.push(e.request_preview, e.response_preview); });
+      (c.exchanges || []).forEach(function (e) { parts.push(e.request_preview, e.response_preview, e.request_summary || "", e.response_summary || ""); });
       (c.notes || []).forEach(function (n) { parts.push(n); });
       c._text = parts.join("\n").toLowerCase();
     }
@@ -221,11 +221,11 @@
       var n = exNumber(c, k);
       if ((e.request_frames && e.request_frames.length) || e.request_bytes > 0) {
         push({ t: e.request_time, dir: "c2s", cls: "req" + (e.incomplete ? " bad" : ""), ex: k,
-          label: "#" + n + " " + e.request_preview, size: e.request_bytes });
+          label: "#" + n + " " + (e.request_summary || e.request_preview), size: e.request_bytes });
       }
       if (e.response_last_time !== null && e.response_last_time !== undefined) {
         push({ t: e.response_first_time, dir: "s2c", cls: "resp" + (e.latency_us > slowBound ? " slow" : "") + (e.incomplete ? " bad" : ""), ex: k,
-          label: "#" + n + " " + e.response_preview, size: e.response_bytes, lat: e.latency_us });
+          label: "#" + n + " " + (e.response_summary || e.response_preview), size: e.response_bytes, lat: e.latency_us });
       }
     });
     // TCP events (retransmissions, zero windows, ...); the RST is a close row.
@@ -274,7 +274,7 @@
     ladderTitle.textContent = "Connection #" + id;
     var total = exTotal(curConn);
     ladderInfo.textContent = plural(total, "exchange") + (total > curConn.exchanges.length ? " (" + fmtNum(curConn.exchanges.length) + " on this page)" : "") +
-      " · " + curConn.framing + " framing · " + plural(rows.length, "row");
+      " · " + (curConn.protocol || curConn.framing) + " framing" + (curConn.framing_reason ? " (" + curConn.framing_reason + ")" : "") + " · " + plural(rows.length, "row");
     ends.children[1].textContent = "client " + curConn.client;
     ends.children[2].textContent = "server " + curConn.server;
     layout();
