@@ -474,7 +474,8 @@ where
     tokio::pin!(flush);
     // Most answers fit in the socket's send buffer at once: then no timer is
     // made. Polling here registers this task's waker, as the select would.
-    if let Poll::Ready(result) = std::future::poll_fn(|cx| Poll::Ready(flush.as_mut().poll(cx))).await
+    if let Poll::Ready(result) =
+        std::future::poll_fn(|cx| Poll::Ready(flush.as_mut().poll(cx))).await
     {
         return result.map_err(Close::Io);
     }
