@@ -1,35 +1,42 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): `reqresp server` beside a reference echo server
-# (Python asyncio, written below), both loaded by `reqresp bench` with the
-# same settings in the same run.
+# Benchmark (not a test): `reqresp server` against the servers a user would
+# pick instead, side by side in one run, interleaved round by round:
 #
-#   benches/server.sh                          # 16 connections, 5 s per run
-#   DURATION=10 CONNECTIONS=64 benches/server.sh
-#   SIZE=1024 benches/server.sh                # request payload bytes
-#   REQRESP=/path/to/reqresp benches/server.sh # another build of reqresp
+#   - a plain tokio echo server (benches/tokio_echo.rs, the 30 lines a Rust
+#     user writes: #[tokio::main], a task per connection, read_until, write_all),
+#   - sockperf ping-pong with its own server (`sockperf sr` / `sockperf pp`),
+#   - redis-server (inline `PING`, answered `+PONG`).
 #
-# For each framing (line, length) and pipeline depth (1, 16), starts a fresh
-# server on 127.0.0.1 (reqresp, then the reference), runs
-# `reqresp bench --warmup W --duration D -c C --pipeline P` against it under
-# /usr/bin/time, and prints a Markdown table: req/s, p50, p99, errors, CPU
-# used by the server and by the generator, and the server's peak resident
-# memory (VmHWM from /proc/PID/status), then reqresp's ratios to the
-# reference. See docs/benchmark-server.md.
+#   benches/server.sh                        # 3 rounds, 5 s per load
+#   ROUNDS=5 DURATION=10 benches/server.sh
+#   REQRESP=/path/to/reqresp benches/server.sh   # another build of reqresp
+#   ONLY=ping benches/server.sh              # only the 1-connection part (ping|many)
 #
-# The original lab server (Python, one blocking socket, one client at a
-# time) cannot serve 16 connections at all, so the reference is a plain
-# asyncio echo server: what a student would write next.
+# Loads (64-byte line requests, `reqresp bench` as the generator):
+#   1. one connection, ping-pong, closed loop: server and generator on the
+#      same CPU ("same core", CPU 0) and on different CPUs ("split", server
+#      on CPU 1, generator on CPU 0): reqresp, tokio echo, sockperf
+#      (`sockperf pp --full-rtt`, its own client and server, 64-byte messages).
+#   2. 64 connections without pipelining, and 64 x 16 pipelined (server on
+#      CPU 1, generator on CPU 0): reqresp, tokio echo, redis-server.
+#   3. for every load, the server's CPU time (user + system, all threads)
+#      from /proc/PID/stat, divided by the requests answered.
+#
+# Each server is started fresh per load on 127.0.0.1, stopped by its PID;
+# every load runs under `timeout`. `reqresp server` runs with its defaults
+# (limits, request/first-byte/idle timeouts, slot reclaim, drain all on),
+# only --max-connections raised to 4096 and --listen set.
+# Prints the machine, one line per load as it runs, then Markdown tables of
+# medians over the rounds and of reqresp's ratios. See docs/benchmark-server.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-5}
-WARMUP=${WARMUP:-1}
-CONNECTIONS=${CONNECTIONS:-16}
-SIZE=${SIZE:-16}
-PIPELINES=${PIPELINES:-"1 16"}
-FRAMINGS=${FRAMINGS:-"line length"}
-# Seconds one run may take before it is killed: warmup + duration + a minute.
-LIMIT=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { printf "%d", w + d + 60 }')
+ROUNDS=${ROUNDS:-3}
+SIZE=${SIZE:-64}
+ONLY=${ONLY:-all}
+# Seconds one load may take before it is killed.
+LIMIT=$((DURATION + 30))
 WORK=$(mktemp -d)
 SERVER_PID=
 
@@ -40,77 +47,54 @@ cleanup() {
 trap cleanup EXIT
 
 die() { echo "server.sh: $*" >&2; exit 1; }
-[ -x /usr/bin/time ] || die "/usr/bin/time is missing: apt-get install time"
-command -v python3 >/dev/null || die "python3 is missing"
+for tool in sockperf redis-server taskset python3 timeout; do
+  command -v "$tool" >/dev/null || die "$tool is missing (Debian: apt-get install sockperf redis-server util-linux python3 coreutils)"
+done
+[ "$(nproc)" -ge 2 ] || die "needs 2 CPUs to pin server and generator apart (nproc says $(nproc))"
 
 echo "== building (release)" >&2
-cargo build --release --quiet --bin reqresp
+cargo build --release --quiet --bin reqresp --example tokio_echo
 REQRESP=${REQRESP:-target/release/reqresp}
+TOKIO_ECHO=target/release/examples/tokio_echo
 
-# The reference: asyncio, one coroutine per connection, `Echo: <request>`
-# in line or length framing, printing the same `listening on` line.
-cat >"$WORK/ref_echo.py" <<'EOF'
-import asyncio, sys
+# A free loopback TCP port (for servers that cannot take port 0).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
-FRAMING = sys.argv[1]
-MAX = 1 << 20
-
-async def line(reader, writer):
-    while True:
-        request = await reader.readline()
-        if not request.endswith(b"\n"):
-            break
-        writer.write(b"Echo: " + request)
-        await writer.drain()
-
-async def length(reader, writer):
-    while True:
-        try:
-            size = int.from_bytes(await reader.readexactly(4), "big")
-            if size > MAX:
-                break
-            request = await reader.readexactly(size)
-        except asyncio.IncompleteReadError:
-            break
-        response = b"Echo: " + request
-        writer.write(len(response).to_bytes(4, "big") + response)
-        await writer.drain()
-
-async def serve(reader, writer):
-    try:
-        await (line if FRAMING == "line" else length)(reader, writer)
-    except (ConnectionError, asyncio.LimitOverrunError, ValueError):
-        pass
-    finally:
-        writer.close()
-
-async def main():
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=1024)
-    host, port = server.sockets[0].getsockname()[:2]
-    print(f"listening on {host}:{port}", flush=True)
-    async with server:
-        await server.serve_forever()
-
-asyncio.run(main())
-EOF
-
-# start_server KIND FRAMING: starts it in the background, sets SERVER_PID
-# and SERVER_ADDR from its `listening on` line.
+# start_server KIND CPU: starts it pinned to CPU, sets SERVER_PID and PORT.
 start_server() {
-  local kind=$1 framing=$2 out="$WORK/server.out"
+  local kind=$1 cpu=$2 out="$WORK/server.out"
   : >"$out"
   case $kind in
-    reqresp) "$REQRESP" server --listen 127.0.0.1:0 --framing "$framing" \
-               --max-connections 4096 >"$out" 2>"$WORK/server.err" & ;;
-    reference) python3 "$WORK/ref_echo.py" "$framing" >"$out" 2>"$WORK/server.err" & ;;
+    reqresp)
+      taskset -c "$cpu" "$REQRESP" server --listen 127.0.0.1:0 --max-connections 4096 \
+        >"$out" 2>"$WORK/server.err" & ;;
+    tokio)
+      taskset -c "$cpu" "$TOKIO_ECHO" 127.0.0.1:0 >"$out" 2>"$WORK/server.err" & ;;
+    redis)
+      PORT=$(free_port)
+      taskset -c "$cpu" redis-server --bind 127.0.0.1 --port "$PORT" --save '' --appendonly no \
+        --protected-mode no --maxclients 4096 --dir "$WORK" >"$out" 2>"$WORK/server.err" & ;;
+    sockperf)
+      PORT=$(free_port)
+      taskset -c "$cpu" sockperf sr --tcp -i 127.0.0.1 -p "$PORT" >"$out" 2>"$WORK/server.err" & ;;
   esac
   SERVER_PID=$!
   for _ in $(seq 100); do
-    SERVER_ADDR=$(sed -n 's/^listening on //p' "$out")
-    [ -n "$SERVER_ADDR" ] && return
+    case $kind in
+      reqresp | tokio)
+        PORT=$(sed -n 's/^listening on 127.0.0.1://p' "$out")
+        [ -n "$PORT" ] && return ;;
+      redis) grep -q 'Ready to accept' "$out" && return ;;
+      sockperf)
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1).close()" \
+          2>/dev/null && return ;;
+    esac
+    kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
-  die "$kind server did not start: $(head -c 300 "$WORK/server.err")"
+  die "$kind server did not start: $(head -c 300 "$WORK/server.err") $(head -c 300 "$out")"
 }
 
 stop_server() {
@@ -119,85 +103,132 @@ stop_server() {
   SERVER_PID=
 }
 
-# CPU seconds (user + system) a process has used, from /proc/PID/stat.
-cpu_secs() {
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$1/stat"
+# CPU ticks (user + system, all threads) a process has used, from /proc/PID/stat.
+cpu_ticks() {
+  awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 
-# measure KIND FRAMING PIPELINE: one run; appends a result line.
-measure() {
-  local kind=$1 framing=$2 pipeline=$3 name="$1-$2-p$3"
-  start_server "$kind" "$framing"
-  echo "== $name: $SERVER_ADDR" >&2
-  local cpu0 cpu1 status=0
-  cpu0=$(cpu_secs "$SERVER_PID")
-  timeout "$LIMIT" /usr/bin/time -f "%e %U %S" -o "$WORK/$name.time" \
-    "$REQRESP" bench "$SERVER_ADDR" --framing "$framing" -c "$CONNECTIONS" \
-    --pipeline "$pipeline" --size "$SIZE" --warmup "$WARMUP" --duration "$DURATION" \
-    --format json >"$WORK/$name.json" 2>"$WORK/$name.err" || status=$?
-  cpu1=$(cpu_secs "$SERVER_PID")
-  local hwm
-  hwm=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status")
-  stop_server
-  if [ ! -s "$WORK/$name.json" ]; then
-    echo "$kind $framing $pipeline FAILED exit $status: $(head -c 200 "$WORK/$name.err")" >>"$WORK/results"
-    return
+# run LOAD KIND ROUND SERVER_CPU CLIENT_CPU CONNECTIONS PIPELINE:
+# one load against a fresh server; appends a line to $WORK/results:
+# load kind round p50_us p99_us req_per_sec answered server_cpu_secs errors
+run() {
+  local load=$1 kind=$2 round=$3 scpu=$4 ccpu=$5 conns=$6 pipeline=$7
+  local name="$load-$kind-$round" status=0 t0 t1
+  start_server "$kind" "$scpu"
+  t0=$(cpu_ticks "$SERVER_PID")
+  if [ "$kind" = sockperf ]; then
+    timeout "$LIMIT" taskset -c "$ccpu" sockperf pp --tcp -i 127.0.0.1 -p "$PORT" \
+      -t "$DURATION" -m "$SIZE" --full-rtt >"$WORK/$name.out" 2>&1 || status=$?
+  else
+    local msg=(--size "$SIZE")
+    [ "$kind" = redis ] && msg=(--message PING --expect +PONG)
+    timeout "$LIMIT" taskset -c "$ccpu" "$REQRESP" bench "127.0.0.1:$PORT" -c "$conns" \
+      --pipeline "$pipeline" "${msg[@]}" --duration "$DURATION" \
+      --format json >"$WORK/$name.out" 2>"$WORK/$name.err" || status=$?
   fi
-  python3 - "$WORK/$name.json" "$WORK/$name.time" "$kind" "$framing" "$pipeline" \
-    "$cpu0" "$cpu1" "$hwm" >>"$WORK/results" <<'EOF'
-import json, sys
-report_path, time_path, kind, framing, pipeline, cpu0, cpu1, hwm = sys.argv[1:]
-r = json.load(open(report_path))
-wall, user, system = (float(x) for x in open(time_path).read().split()[-3:])
-lat = r["latency"] or {}
-print(kind, framing, pipeline,
-      round(r["throughput"]["requests_per_sec"]),
-      lat.get("p50_us", 0), lat.get("p99_us", 0),
-      r["errors"]["total"],
-      round(100 * (float(cpu1) - float(cpu0)) / wall),
-      round(100 * (user + system) / wall),
-      hwm)
+  t1=$(cpu_ticks "$SERVER_PID")
+  stop_server
+  python3 - "$WORK/$name.out" "$load" "$kind" "$round" "$t0" "$t1" "$(getconf CLK_TCK)" "$status" \
+    >>"$WORK/results" <<'EOF'
+import json, re, sys
+path, load, kind, rnd, t0, t1, hz, status = sys.argv[1:]
+cpu = (int(t1) - int(t0)) / int(hz)
+text = open(path, errors="replace").read()
+try:
+    if kind == "sockperf":
+        p50 = float(re.search(r"percentile 50\.000 =\s*([\d.]+)", text).group(1))
+        p99 = float(re.search(r"percentile 99\.000 =\s*([\d.]+)", text).group(1))
+        m = re.search(r"\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=(\d+); ReceivedMessages=(\d+)", text)
+        secs, answered = float(m.group(1)), int(m.group(3))
+        # Counted over the whole run, warm-up included, like the CPU.
+        total = re.search(r"\[Total Run\] RunTime=[\d.]+ sec; Warm up time=\d+ msec; SentMessages=(\d+); ReceivedMessages=(\d+)", text)
+        all_answered = int(total.group(2)) if total else answered
+        print(load, kind, rnd, p50, p99, round(answered / secs), all_answered, cpu, 0)
+    else:
+        r = json.loads(text)
+        lat = r["latency"] or {}
+        print(load, kind, rnd, lat.get("p50_us", 0), lat.get("p99_us", 0),
+              round(r["throughput"]["requests_per_sec"]), r["responses"], cpu, r["errors"]["total"])
+except Exception as e:  # a failed load is shown, not hidden
+    print(load, kind, rnd, "FAILED", f"exit={status}", repr(e)[:80].replace(" ", "_"))
 EOF
+  tail -n 1 "$WORK/results" >&2
 }
+
+echo "== machine"
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "cpus: $(nproc) x $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "memory: $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); kernel $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "reqresp $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes'); $(rustc --version); tokio $(awk '/^name = "tokio"$/ {getline; print $3; exit}' Cargo.lock | tr -d '"')"
+echo "$(redis-server --version | cut -d' ' -f1-3); $(sockperf --version 2>&1 | head -1)"
+echo "loads: ${DURATION} s each, ${ROUNDS} rounds interleaved, ${SIZE}-byte line requests"
+echo
 
 : >"$WORK/results"
-for framing in $FRAMINGS; do
-  for pipeline in $PIPELINES; do
-    measure reqresp "$framing" "$pipeline"
-    measure reference "$framing" "$pipeline"
-  done
-done
-
-fmt_us() {
-  awk -v us="$1" 'BEGIN {
-    if (us >= 1000) printf "%.2f ms", us / 1000; else printf "%.0f µs", us }'
-}
-
-echo
-echo "$(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "reqresp bench -c $CONNECTIONS --size $SIZE --warmup $WARMUP --duration $DURATION; reference: Python $(python3 -c 'import sys; print(sys.version.split()[0])') asyncio"
-echo
-echo "| server | framing | pipeline | req/s | p50 | p99 | errors | server CPU | bench CPU | server peak RSS |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-while read -r kind framing pipeline rps p50 p99 errors scpu bcpu hwm rest; do
-  if [ "$rps" = FAILED ]; then
-    echo "| $kind | $framing | $pipeline | – | – | – | – | – | – | – ($errors $p50 $p99 $rest) |"
-    continue
+for round in $(seq "$ROUNDS"); do
+  if [ "$ONLY" != many ]; then
+    for kind in reqresp tokio sockperf; do run ping-same "$kind" "$round" 0 0 1 1; done
+    for kind in reqresp tokio sockperf; do run ping-split "$kind" "$round" 1 0 1 1; done
   fi
-  echo "| $kind | $framing | $pipeline | $rps | $(fmt_us "$p50") | $(fmt_us "$p99") | $errors | $scpu % | $bcpu % | $hwm MB |"
-done <"$WORK/results"
-
-echo
-for framing in $FRAMINGS; do
-  for pipeline in $PIPELINES; do
-    mine=$(awk -v f="$framing" -v p="$pipeline" '$1 == "reqresp" && $2 == f && $3 == p && $4 != "FAILED"' "$WORK/results")
-    ref=$(awk -v f="$framing" -v p="$pipeline" '$1 == "reference" && $2 == f && $3 == p && $4 != "FAILED"' "$WORK/results")
-    if [ -z "$mine" ] || [ -z "$ref" ]; then
-      echo "$framing, pipeline $pipeline: no ratio (a run failed)"
-      continue
-    fi
-    echo "$mine $ref" | awk '{
-      printf "%s, pipeline %s: reqresp/reference = %.1f× the req/s, %.2f× the p50, %.2f× the p99, %.2f× the peak RSS\n",
-        $2, $3, $4 / $14, $5 / $15, $6 / $16, $10 / $20 }'
-  done
+  if [ "$ONLY" != ping ]; then
+    for kind in reqresp tokio redis; do run c64 "$kind" "$round" 1 0 64 1; done
+    for kind in reqresp tokio redis; do run c64x16 "$kind" "$round" 1 0 64 16; done
+  fi
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+
+python3 - "$WORK/results" <<'EOF'
+import statistics, sys
+rows = {}
+failed = []
+for line in open(sys.argv[1]):
+    f = line.split()
+    if f[3] == "FAILED":
+        failed.append(line.strip()); continue
+    load, kind = f[0], f[1]
+    p50, p99, rps, answered, cpu, errors = float(f[3]), float(f[4]), int(f[5]), int(f[6]), float(f[7]), int(f[8])
+    rows.setdefault((load, kind), []).append(
+        dict(p50=p50, p99=p99, rps=rps, cpu_us=1e6 * cpu / max(answered, 1), errors=errors))
+LOADS = {"ping-same": "1 conn, same core", "ping-split": "1 conn, split cores",
+         "c64": "64 conns", "c64x16": "64 conns x 16 pipelined"}
+med = lambda xs: statistics.median(xs)
+def m(load, kind, key):
+    rs = rows.get((load, kind))
+    return med([r[key] for r in rs]) if rs else None
+print("Medians over the rounds (server CPU per request = server user+system CPU / requests answered):")
+print()
+print("| load | server | p50 | p99 | req/s | server CPU / request | errors |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for load, name in LOADS.items():
+    for kind in ("reqresp", "tokio", "sockperf", "redis"):
+        if (load, kind) not in rows: continue
+        rs = rows[(load, kind)]
+        print(f"| {name} | {kind} | {m(load, kind, 'p50'):.1f} µs | {m(load, kind, 'p99'):.1f} µs | "
+              f"{m(load, kind, 'rps'):.0f} | {m(load, kind, 'cpu_us'):.2f} µs | {sum(r['errors'] for r in rs)} |")
+print()
+print("reqresp / reference (medians; target in brackets):")
+print()
+print("| load | figure | / tokio echo | / sockperf | / redis |")
+print("|---|---|---:|---:|---:|")
+def ratio(load, key, ref):
+    a, b = m(load, "reqresp", key), m(load, ref, key)
+    return f"{a / b:.2f}" if a is not None and b else "–"
+for load, key, figure, targets in (
+        ("ping-same", "p50", "p50 round trip", ("≤ 1.05", "≤ 1.10", "")),
+        ("ping-split", "p50", "p50 round trip", ("≤ 1.05", "≤ 1.10", "")),
+        ("ping-same", "cpu_us", "server CPU / request", ("", "", "")),
+        ("ping-split", "cpu_us", "server CPU / request", ("", "", "")),
+        ("c64", "cpu_us", "server CPU / request", ("≤ 0.8", "", "≤ 0.8")),
+        ("c64", "rps", "req/s", ("", "", "")),
+        ("c64x16", "cpu_us", "server CPU / request", ("", "", "≤ 0.7")),
+        ("c64x16", "rps", "req/s", ("", "", ""))):
+    cells = []
+    for ref, target in zip(("tokio", "sockperf", "redis"), targets):
+        r = ratio(load, key, ref)
+        cells.append(f"{r} ({target})" if target and r != "–" else r)
+    print(f"| {LOADS[load]} | {figure} | " + " | ".join(cells) + " |")
+for line in failed:
+    print("FAILED:", line)
+EOF

@@ -27,6 +27,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -298,7 +299,10 @@ where
     let timer = tokio::time::sleep_until(at.wait(config, 0).deadline);
     tokio::pin!(timer);
     loop {
-        if stop.seen {
+        // The flags are set before the stop signal is sent, so reading them
+        // here sees a stop even when the select below never polls it (the
+        // read wins first while data keeps coming).
+        if stop.seen || entry.reclaimed() || registry.draining() {
             return stopped(registry, entry);
         }
         let buffered = conn.buffered();
@@ -312,8 +316,14 @@ where
             timer.as_mut().reset(wake);
         }
         entry.set_waiting(registry, at.answered);
+        // The read first: when it is ready on a wake-up (the usual case),
+        // neither the stop signal nor the timer is polled, which saves a
+        // lock and a clock read per request. Both stay armed: the stop is
+        // checked through its flags at the top of the loop, the deadline
+        // right after the read.
         let filled = tokio::select! {
             biased;
+            filled = conn.fill() => filled,
             _ = stop.wait(), if !stop.seen => return stopped(registry, entry),
             _ = &mut timer => {
                 let now = Instant::now();
@@ -334,10 +344,13 @@ where
                 }
                 continue;
             }
-            filled = conn.fill() => filled,
         };
         entry.set_busy();
         let now = Instant::now();
+        if now >= wait.deadline {
+            // The deadline passed while the read kept winning the select.
+            return timed_out(conn, config, wait.kind, buffered);
+        }
         match filled {
             Ok(Fill::Eof) => return Close::PeerClosed,
             Ok(Fill::Data(_)) => {
@@ -459,6 +472,13 @@ where
     // would send its first bytes twice.
     let flush = conn.flush();
     tokio::pin!(flush);
+    // Most answers fit in the socket's send buffer at once: then no timer is
+    // made. Polling here registers this task's waker, as the select would.
+    if let Poll::Ready(result) =
+        std::future::poll_fn(|cx| Poll::Ready(flush.as_mut().poll(cx))).await
+    {
+        return result.map_err(Close::Io);
+    }
     loop {
         tokio::select! {
             biased;
