@@ -15,6 +15,8 @@
 //! - [`report`]: renders an analysis as text, JSON, Mermaid or SVG.
 //! - [`check`]: `reqresp check`, a suite of cases that judges any
 //!   request/response server on the wire, with ladders as evidence.
+//! - [`watch`]: `reqresp watch`, the live terminal view (and replay and
+//!   stepping) over the analyze pipeline, drawn with the report's ladder.
 //! - [`lab`]: the whole lab on one machine: namespaces, bridge, capture,
 //!   server, client and report.
 //!
@@ -32,6 +34,7 @@ pub mod lab;
 pub mod protocol;
 pub mod report;
 pub mod server;
+pub mod watch;
 
 #[cfg(test)]
 pub(crate) mod test_support;

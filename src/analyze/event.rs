@@ -4,7 +4,42 @@
 
 use std::net::SocketAddr;
 
-use super::model::{Connection, Exchange, Timestamp};
+use super::model::{Connection, Exchange, Side, TcpEvent, Timestamp};
+use super::segment::TcpFlags;
+
+/// Payload bytes a [`SegmentSeen`] carries: enough for a live view to show
+/// what the packet held, without an allocation per packet.
+pub const SEGMENT_HEAD: usize = 48;
+
+/// One segment of a connection as the analyzer took it (only with packet
+/// events on): what a live view needs to draw the handshake, closes and
+/// each packet's size as they happen.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentSeen {
+    /// Id of its connection.
+    pub connection: u32,
+    /// Who sent it.
+    pub from: Side,
+    /// Packet number in the capture.
+    pub number: u64,
+    /// Capture time.
+    pub time: Timestamp,
+    /// Its control flags.
+    pub flags: TcpFlags,
+    /// Payload length on the wire.
+    pub payload_len: u32,
+    /// The first captured payload bytes (`head_len` of them).
+    pub head: [u8; SEGMENT_HEAD],
+    /// How many bytes of `head` are payload.
+    pub head_len: u8,
+}
+
+impl SegmentSeen {
+    /// The payload bytes kept (at most [`SEGMENT_HEAD`]).
+    pub fn head(&self) -> &[u8] {
+        &self.head[..usize::from(self.head_len)]
+    }
+}
 
 /// One step of an analysis as it happens.
 #[derive(Debug, Clone)]
@@ -31,6 +66,18 @@ pub enum Event {
         /// The exchange, as it will be in the connection.
         exchange: Exchange,
     },
+    /// A TCP event (retransmission, RST, zero window, …) as it is found,
+    /// while its connection is open (only with exchange events on). It is
+    /// also in its connection's [`Connection::events`] at the close.
+    Tcp {
+        /// Id of its connection.
+        connection: u32,
+        /// The event.
+        event: TcpEvent,
+    },
+    /// A segment of a connection not yet handed out (only with packet
+    /// events on), before the events it caused.
+    Segment(SegmentSeen),
     /// A connection is over (or the capture ended): the whole record, every
     /// exchange included, also those already handed out one by one.
     Closed(Connection),

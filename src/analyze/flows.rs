@@ -51,7 +51,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::event::Event;
+use super::event::{Event, SEGMENT_HEAD, SegmentSeen};
 use super::model::{
     AckEvent, Analysis, Close, CloseEvent, CloseKind, Connection, Gap, Handshake, MAX_ACKS_KEPT,
     MAX_EVENTS, Side, Timestamp,
@@ -150,9 +150,11 @@ struct Output {
     /// Per connection in `connections`: settled (see [`Slot::settled`]).
     settled: VecDeque<bool>,
     drained: usize,
-    /// [`Event::Opened`] and [`Event::Exchange`] not taken yet; `None`
-    /// when they are not asked for.
+    /// [`Event::Opened`], [`Event::Exchange`], [`Event::Tcp`] and
+    /// [`Event::Segment`] not taken yet; `None` when they are not asked for.
     events: Option<VecDeque<Event>>,
+    /// Queue [`Event::Segment`] too.
+    segments: bool,
 }
 
 impl Output {
@@ -219,6 +221,14 @@ impl Analyzer {
     pub fn with_exchange_events(mut self) -> Self {
         self.out.events.get_or_insert_with(VecDeque::new);
         self
+    }
+
+    /// Exchange events, and also [`Event::Segment`] for every segment of a
+    /// connection not handed out yet: for a live view that draws the
+    /// handshake and each packet as it comes. Costs a small copy per segment.
+    pub fn with_packet_events(mut self) -> Self {
+        self.out.segments = true;
+        self.with_exchange_events()
     }
 
     /// The next event: the queued [`Event::Opened`] and [`Event::Exchange`]
@@ -530,8 +540,24 @@ fn apply(
     }
     let handshake_ack = |conn: &Connection| conn.handshake.as_ref().and_then(|h| h.ack);
     let before = handshake_ack(conn);
+    if out.segments
+        && let Some(events) = &mut out.events
+    {
+        events.push_back(Event::Segment(segment_seen(conn.id, side, seg)));
+    }
     if slot.flow.is_some() {
+        let events_before = conn.events.len();
         let closed = track(opts, slot, conn, side, seg, warnings);
+        if let Some(events) = &mut out.events {
+            events.extend(
+                conn.events[events_before.min(conn.events.len())..]
+                    .iter()
+                    .map(|e| Event::Tcp {
+                        connection: conn.id,
+                        event: e.clone(),
+                    }),
+            );
+        }
         if let Some(flow) = &mut slot.flow {
             slot.server_isn = slot.server_isn.or(flow.server_isn);
             if let Some(events) = &mut out.events {
@@ -547,6 +573,23 @@ fn apply(
     }
     if slot.settled() {
         out.settled[i] = true;
+    }
+}
+
+/// What a live view is told of a segment.
+fn segment_seen(connection: u32, from: Side, seg: &TcpSegment<'_>) -> SegmentSeen {
+    let mut head = [0; SEGMENT_HEAD];
+    let n = seg.payload.len().min(SEGMENT_HEAD);
+    head[..n].copy_from_slice(&seg.payload[..n]);
+    SegmentSeen {
+        connection,
+        from,
+        number: seg.number,
+        time: seg.time,
+        flags: seg.flags,
+        payload_len: seg.payload_len,
+        head,
+        head_len: n as u8,
     }
 }
 

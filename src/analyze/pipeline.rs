@@ -95,6 +95,7 @@ pub type AnalyzeError = PipelineError<io::Error>;
 pub struct Pipeline {
     options: Options,
     exchange_events: bool,
+    packet_events: bool,
 }
 
 impl Pipeline {
@@ -103,6 +104,7 @@ impl Pipeline {
         Pipeline {
             options,
             exchange_events: false,
+            packet_events: false,
         }
     }
 
@@ -110,6 +112,14 @@ impl Pipeline {
     pub fn with_exchange_events(mut self) -> Self {
         self.exchange_events = true;
         self
+    }
+
+    /// Also hands out [`Event::Opened`], [`Event::Exchange`], [`Event::Tcp`]
+    /// and an [`Event::Segment`] per segment (see
+    /// [`Analyzer::with_packet_events`]).
+    pub fn with_packet_events(mut self) -> Self {
+        self.packet_events = true;
+        self.with_exchange_events()
     }
 
     /// Reads `source` to its end and analyzes it as it goes, calling `sink`
@@ -130,7 +140,9 @@ impl Pipeline {
         K: FnMut(Event) -> Result<(), E> + Send,
     {
         let mut analyzer = Analyzer::new(self.options);
-        if self.exchange_events {
+        if self.packet_events {
+            analyzer = analyzer.with_packet_events();
+        } else if self.exchange_events {
             analyzer = analyzer.with_exchange_events();
         }
         thread::scope(|scope| {
@@ -600,6 +612,8 @@ mod tests {
                         exchange.request_preview, exchange.response_preview
                     ),
                     Event::Closed(c) => format!("closed {}", c.id),
+                    Event::Tcp { event, .. } => format!("tcp {}", event.kind.name()),
+                    Event::Segment(s) => format!("segment {}", s.number),
                 };
                 (*n, what)
             })
@@ -657,6 +671,7 @@ mod tests {
                             assert_eq!(index, s.0, "exchanges in order");
                             s.0 += 1;
                         }
+                        Event::Tcp { .. } | Event::Segment(_) => {}
                         Event::Closed(c) => {
                             let s = state.get_mut(&c.id).expect("opened first");
                             assert!(!s.1, "closed once");

@@ -95,7 +95,28 @@ pub struct LiveSource {
     /// The current packet, copied out of libpcap's ring.
     buf: Vec<u8>,
     stop: Arc<AtomicBool>,
+    /// Every packet is also written here (`watch -w`), flushed when idle.
+    savefile: Option<pcap::Savefile>,
+    unflushed: bool,
+    stats: Arc<LiveStats>,
+    /// When `stats` were last updated from libpcap.
+    stats_at: std::time::Instant,
 }
+
+/// Counts of a [`LiveSource`] another thread can read while it runs:
+/// packets read, and libpcap's counts, updated a few times a second.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    /// Packets read from the capture.
+    pub packets: std::sync::atomic::AtomicU64,
+    /// Packets the kernel dropped because the buffer was full (`ps_drop`).
+    pub dropped: std::sync::atomic::AtomicU64,
+    /// Packets that passed the filter, as libpcap counted them (`ps_recv`).
+    pub received: std::sync::atomic::AtomicU64,
+}
+
+/// How often [`LiveStats`] are refreshed from libpcap.
+const STATS_EVERY: Duration = Duration::from_millis(250);
 
 /// Ends a [`LiveSource`] from another thread: its next call after
 /// [`StopHandle::stop`] (at most one poll interval later) is [`Next::End`].
@@ -134,15 +155,60 @@ impl LiveSource {
             cap.filter(filter, true)
                 .map_err(live("cannot set the capture filter"))?;
         }
+        Ok(Self::from_active(cap, poll, None))
+    }
+
+    /// A source over a capture already opened, filtered and made
+    /// non-blocking (as [`crate::capture`] opens them, with its errors),
+    /// writing every packet to `savefile` too if given.
+    pub fn from_active(
+        cap: pcap::Capture<pcap::Active>,
+        poll: Duration,
+        savefile: Option<pcap::Savefile>,
+    ) -> Self {
         let link_type = cap.get_datalink().0 as u32;
-        Ok(LiveSource {
+        LiveSource {
             cap,
             link_type,
             poll,
             packets: 0,
             buf: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
-        })
+            savefile,
+            unflushed: false,
+            stats: Arc::default(),
+            stats_at: std::time::Instant::now(),
+        }
+    }
+
+    /// The counts, readable from another thread while the source runs.
+    pub fn stats(&self) -> Arc<LiveStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Refreshes [`LiveStats`] from libpcap (at most every [`STATS_EVERY`]
+    /// unless `now`), and flushes the savefile when idle.
+    fn refresh(&mut self, idle: bool) {
+        if idle && self.unflushed {
+            if let Some(file) = &mut self.savefile {
+                // A failing disk shows in the file; the view goes on.
+                let _ = file.flush();
+            }
+            self.unflushed = false;
+        }
+        if !idle && self.stats_at.elapsed() < STATS_EVERY {
+            return;
+        }
+        self.stats_at = std::time::Instant::now();
+        self.stats.packets.store(self.packets, Ordering::Relaxed);
+        if let Ok(s) = self.cap.stats() {
+            self.stats
+                .dropped
+                .store(u64::from(s.dropped), Ordering::Relaxed);
+            self.stats
+                .received
+                .store(u64::from(s.received), Ordering::Relaxed);
+        }
     }
 
     /// A handle that ends this source from another thread.
@@ -177,22 +243,31 @@ impl PacketSource for LiveSource {
     fn next_packet(&mut self) -> Result<Next<'_>, ReadError> {
         for waited in [false, true] {
             if self.stop.load(Ordering::Acquire) {
+                self.refresh(true);
                 return Ok(Next::End);
             }
             // The packet is copied out of libpcap's ring, whose borrow
             // could not be returned from inside this loop.
             let header = match self.cap.next_packet() {
                 Ok(packet) => {
+                    if let Some(file) = &mut self.savefile {
+                        file.write(&packet);
+                        self.unflushed = true;
+                    }
                     self.buf.clear();
                     self.buf.extend_from_slice(packet.data);
                     *packet.header
                 }
                 Err(pcap::Error::TimeoutExpired) if !waited => {
+                    self.refresh(true);
                     self.wait();
                     continue;
                 }
                 Err(pcap::Error::TimeoutExpired) => return Ok(Next::Idle(now())),
-                Err(pcap::Error::NoMorePackets) => return Ok(Next::End),
+                Err(pcap::Error::NoMorePackets) => {
+                    self.refresh(true);
+                    return Ok(Next::End);
+                }
                 Err(source) => {
                     return Err(ReadError::Live {
                         what: "reading the live capture failed".into(),
@@ -201,6 +276,9 @@ impl PacketSource for LiveSource {
                 }
             };
             self.packets += 1;
+            if self.packets.is_multiple_of(1024) {
+                self.refresh(false);
+            }
             // Nanosecond precision: tv_usec holds nanoseconds.
             let secs = u64::try_from(header.ts.tv_sec).unwrap_or(0);
             let nanos = u64::try_from(header.ts.tv_usec).unwrap_or(0);

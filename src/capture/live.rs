@@ -93,6 +93,34 @@ impl Capture {
     }
 }
 
+/// Opens `config.interface` for a reader of its own (`reqresp watch`): the
+/// same handle as [`Capture::start`] (snaplen, buffer, precision, filter,
+/// with its errors), non-blocking, and when `write` the savefile
+/// `config.output`, created as [`Capture::start`] creates it.
+pub fn open_live(
+    config: &CaptureConfig,
+    write: bool,
+) -> Result<(pcap::Capture<Active>, Option<Savefile>), CaptureError> {
+    let mut cap = open(config)?;
+    if let Some(filter) = &config.filter {
+        cap.filter(filter, true)
+            .map_err(|err| CaptureError::BadFilter {
+                filter: filter.clone(),
+                message: pcap_message(&err),
+            })?;
+    }
+    let savefile = if write {
+        Some(open_output(&cap, &config.output)?)
+    } else {
+        None
+    };
+    let cap = cap.setnonblock().map_err(|err| CaptureError::Open {
+        interface: config.interface.clone(),
+        message: pcap_message(&err),
+    })?;
+    Ok((cap, savefile))
+}
+
 impl CaptureHandle {
     /// Packets written so far.
     pub fn captured(&self) -> u64 {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use errors::CaptureError;
-pub use live::{Capture, CaptureHandle};
+pub use live::{Capture, CaptureHandle, open_live};
 
 /// Default snapshot length: as much of each packet as tcpdump keeps.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;

@@ -14,6 +14,7 @@ mod client;
 mod lab;
 mod logging;
 mod server;
+mod watch;
 
 /// reqresp: the request/response pattern over TCP — serve it, drive it,
 /// capture it and see it.
@@ -38,6 +39,8 @@ enum Command {
     Bench(bench::Args),
     /// Judge a request/response server: framing, concurrency, close; pass/fail with evidence.
     Check(check::Args),
+    /// Watch request/response exchanges live in the terminal, or replay and step through a capture.
+    Watch(watch::Args),
     /// Run the whole lab on this machine: topology, capture, server, client, report.
     Lab(lab::Args),
 }
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => lab::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Check(args) => check::run(args),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(code) => code,

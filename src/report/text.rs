@@ -51,17 +51,41 @@ pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write)
     summary(&mut p, report)
 }
 
+/// Writes only the summary of `report`, as [`render`] ends: what
+/// `reqresp watch` prints on quit.
+pub fn render_summary(
+    report: &Report<'_>,
+    options: &RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut p = Printer {
+        out,
+        width: options.width.max(MIN_WIDTH),
+        color: options.color,
+    };
+    summary(&mut p, report)
+}
+
 /// A piece of output's colour.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Style {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// No colour.
     Plain,
+    /// Headers.
     Bold,
+    /// SYN, SYN-ACK, ACK.
     Handshake,
+    /// A request.
     Request,
+    /// A response.
     Response,
+    /// A FIN.
     Fin,
+    /// A RST.
     Rst,
+    /// A note between the lifelines.
     Note,
+    /// A TCP event.
     Event,
 }
 
@@ -233,8 +257,41 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
 
     let l = Ladder::new(p.width);
     p.line(&l.header(), Style::Bold)?;
+    for line in ladder_lines(conn, options, p.width) {
+        p.styled(&line.time, &line.body, line.style)?;
+    }
+    Ok(())
+}
+
+/// One line of a connection's ladder: the time column, the drawing (arrow,
+/// latency in the margin, or a note between the lifelines) and its colour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LadderLine {
+    /// The time column (`+1.150 ms`, or blank), its trailing space included.
+    pub time: String,
+    /// The lifelines with the arrow or note, then the latency if any.
+    pub body: String,
+    /// How it is coloured.
+    pub style: Style,
+}
+
+/// The header above a ladder `width` columns wide (`client … server`).
+pub fn ladder_header(width: usize) -> String {
+    Ladder::new(width.max(MIN_WIDTH)).header()
+}
+
+/// The lines of `conn`'s ladder in `width` columns (at least
+/// [`MIN_WIDTH`]), as `analyze` prints them under the header: the empty
+/// lifelines, then one line per arrow or note line. `reqresp watch` draws
+/// the same lines.
+pub fn ladder_lines(conn: &Connection, options: &RenderOptions, width: usize) -> Vec<LadderLine> {
+    let l = Ladder::new(width.max(MIN_WIDTH));
     let blank_time = " ".repeat(TIME_W);
-    p.styled(&blank_time, &l.idle(), Style::Plain)?;
+    let mut out = vec![LadderLine {
+        time: blank_time,
+        body: l.idle(),
+        style: Style::Plain,
+    }];
     for row in ladder::rows_for(conn, options) {
         let time = time_col(conn, row.time());
         let (body, latency, style) = match &row {
@@ -300,41 +357,49 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
             ),
             Row::MoreEvents(n) => {
                 notes(
-                    p,
+                    &mut out,
                     &l,
                     &format!(
                         "… {n} more TCP event{} (all are in --format json)",
                         plural(*n)
                     ),
-                )?;
+                );
                 continue;
             }
             Row::NoHandshake => {
-                notes(p, &l, "(capture began mid-connection: no handshake seen)")?;
+                notes(
+                    &mut out,
+                    &l,
+                    "(capture began mid-connection: no handshake seen)",
+                );
                 continue;
             }
             Row::Gap(g) => {
-                notes(p, &l, &format!("≈ {}", ladder::gap_text(g)))?;
+                notes(&mut out, &l, &format!("≈ {}", ladder::gap_text(g)));
                 continue;
             }
             Row::Pitfall(pf) => {
-                notes(p, &l, &format!("! {}", ladder::pitfall_text(pf)))?;
+                notes(&mut out, &l, &format!("! {}", ladder::pitfall_text(pf)));
                 continue;
             }
             Row::More(n) => {
                 notes(
-                    p,
+                    &mut out,
                     &l,
                     &format!("… {n} more exchange{} (counted in the summary)", plural(*n)),
-                )?;
+                );
                 continue;
             }
             Row::NoExchanges => {
-                notes(p, &l, "(no request or response seen)")?;
+                notes(&mut out, &l, "(no request or response seen)");
                 continue;
             }
             Row::StillOpen => {
-                notes(p, &l, "(still open at end of capture: no FIN or RST)")?;
+                notes(
+                    &mut out,
+                    &l,
+                    "(still open at end of capture: no FIN or RST)",
+                );
                 continue;
             }
             Row::PureAck(a) => (
@@ -347,7 +412,7 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
                 Style::Handshake,
             ),
             Row::AcksNotDrawn(n) => {
-                notes(p, &l, &ladder::acks_not_drawn_text(*n, options.acks))?;
+                notes(&mut out, &l, &ladder::acks_not_drawn_text(*n, options.acks));
                 continue;
             }
         };
@@ -356,18 +421,20 @@ fn connection(p: &mut Printer<'_>, conn: &Connection, options: &RenderOptions) -
         } else {
             format!("{body}  {latency:>LAT_W$}")
         };
-        p.styled(&time, &body, style)?;
+        out.push(LadderLine { time, body, style });
     }
-    Ok(())
+    out
 }
 
 /// Wrapped note rows between the lifelines.
-fn notes(p: &mut Printer<'_>, l: &Ladder, text: &str) -> io::Result<()> {
-    let blank_time = " ".repeat(TIME_W);
+fn notes(out: &mut Vec<LadderLine>, l: &Ladder, text: &str) {
     for line in l.note(text) {
-        p.styled(&blank_time, &line, Style::Note)?;
+        out.push(LadderLine {
+            time: " ".repeat(TIME_W),
+            body: line,
+            style: Style::Note,
+        });
     }
-    Ok(())
 }
 
 fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {

@@ -1553,6 +1553,8 @@ fn a_live_capture_hands_out_an_exchange_while_its_connection_is_open() {
                         exchange.request_preview, exchange.response_preview
                     ),
                     Event::Closed(_) => "closed".to_string(),
+                    Event::Tcp { event, .. } => format!("tcp {}", event.kind.name()),
+                    Event::Segment(_) => "segment".to_string(),
                 };
                 events_tx
                     .send(brief)

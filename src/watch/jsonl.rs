@@ -1,0 +1,171 @@
+//! The non-terminal mode of `reqresp watch`: one JSON object per line per
+//! event, flushed at once, for scripts and log collectors.
+//!
+//! | `event` | fields |
+//! | --- | --- |
+//! | `connection_opened` | `id`, `client`, `server`, `time` |
+//! | `exchange` | `connection`, `index`, then the exchange's fields |
+//! | `tcp_event` | `connection`, then the TCP event's fields |
+//! | `connection_closed` | the connection's fields |
+//!
+//! The exchange, TCP event and connection fields are those of
+//! `analyze --format json` (the same serde form of the same model).
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::analyze::Event;
+use crate::analyze::model::Timestamp;
+
+/// One line: the event's name, then its fields.
+#[derive(Serialize)]
+struct Line<T: Serialize> {
+    event: &'static str,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(Serialize)]
+struct Opened {
+    id: u32,
+    client: String,
+    server: String,
+    time: Timestamp,
+}
+
+#[derive(Serialize)]
+struct Of<T: Serialize> {
+    connection: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    #[serde(flatten)]
+    body: T,
+}
+
+/// Writes `event` as one line to `out` and flushes (packet events are not
+/// written). `buf` is reused between calls.
+pub fn write_event(out: &mut dyn Write, buf: &mut Vec<u8>, event: &Event) -> io::Result<()> {
+    buf.clear();
+    let addr = |a: &SocketAddr| a.to_string();
+    let written = match event {
+        Event::Opened {
+            id,
+            client,
+            server,
+            time,
+        } => serde_json::to_writer(
+            &mut *buf,
+            &Line {
+                event: "connection_opened",
+                body: Opened {
+                    id: *id,
+                    client: addr(client),
+                    server: addr(server),
+                    time: *time,
+                },
+            },
+        ),
+        Event::Exchange {
+            connection,
+            index,
+            exchange,
+        } => serde_json::to_writer(
+            &mut *buf,
+            &Line {
+                event: "exchange",
+                body: Of {
+                    connection: *connection,
+                    index: Some(*index),
+                    body: exchange,
+                },
+            },
+        ),
+        Event::Tcp { connection, event } => serde_json::to_writer(
+            &mut *buf,
+            &Line {
+                event: "tcp_event",
+                body: Of {
+                    connection: *connection,
+                    index: None,
+                    body: event,
+                },
+            },
+        ),
+        Event::Closed(c) => serde_json::to_writer(
+            &mut *buf,
+            &Line {
+                event: "connection_closed",
+                body: c,
+            },
+        ),
+        Event::Segment(_) => return Ok(()),
+    };
+    written.map_err(io::Error::from)?;
+    buf.push(b'\n');
+    out.write_all(buf)?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::model::Side;
+    use crate::analyze::testing::Script;
+    use crate::analyze::{Analyzer, Options};
+
+    #[test]
+    fn every_event_is_one_line_with_the_analyze_fields() {
+        let mut w = Script::new(1000, 5000);
+        w.handshake(0, 100);
+        w.c(1_000, b"hi\x1b[2J\n");
+        w.s(1_200, b"Echo: hi\n");
+        w.rst(2_000, Side::Server);
+        let mut analyzer = Analyzer::new(Options {
+            framing: crate::analyze::FramingChoice::Line,
+            ..Options::default()
+        })
+        .with_exchange_events();
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        let mut closed = None;
+        for (i, s) in w.segs.iter().enumerate() {
+            analyzer.push(&s.view(i as u64 + 1));
+            while let Some(e) = analyzer.next_event() {
+                write_event(&mut out, &mut buf, &e).unwrap();
+                if let Event::Closed(c) = e {
+                    closed = Some(c);
+                }
+            }
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\x1b'), "escapes are JSON-escaped");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let names: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "connection_opened",
+                "exchange",
+                "tcp_event",
+                "connection_closed"
+            ]
+        );
+        assert_eq!(lines[0]["client"], "10.0.0.2:40000");
+        assert_eq!(lines[1]["connection"], 1);
+        assert_eq!(lines[1]["index"], 0);
+        let closed = serde_json::to_value(closed.unwrap()).unwrap();
+        for (k, v) in closed["exchanges"][0].as_object().unwrap() {
+            assert_eq!(&lines[1][k], v, "exchange field {k}");
+        }
+        assert_eq!(lines[2]["kind"], "rst");
+        assert_eq!(lines[2]["side"], "server");
+        for (k, v) in closed.as_object().unwrap() {
+            assert_eq!(&lines[3][k], v, "connection field {k}");
+        }
+    }
+}

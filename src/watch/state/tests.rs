@@ -1,0 +1,122 @@
+use super::*;
+use crate::analyze::testing::Script;
+use crate::analyze::{Analyzer, Options};
+
+/// The state after the analyzer (with packet events) took `w`'s segments.
+pub(crate) fn state_of(w: &Script) -> State {
+    let mut analyzer = Analyzer::new(line()).with_packet_events();
+    let mut state = State::default();
+    for (i, s) in w.segs.iter().enumerate() {
+        analyzer.push(&s.view(i as u64 + 1));
+        while let Some(e) = analyzer.next_event() {
+            state.apply(e);
+        }
+    }
+    state
+}
+
+/// Line framing: each exchange is settled as soon as its response is
+/// whole (`auto` waits for the framing to be known).
+pub(crate) fn line() -> Options {
+    Options {
+        framing: crate::analyze::FramingChoice::Line,
+        ..Options::default()
+    }
+}
+
+/// An echo conversation: handshake, two exchanges, `close` or still open.
+pub(crate) fn echo(close: bool) -> Script {
+    let mut w = Script::new(1000, 5000);
+    w.handshake(0, 100);
+    w.c(1_000, b"hello\n");
+    w.s(1_200, b"Echo: hello\n");
+    w.c(2_000, b"second\n");
+    w.s(2_300, b"Echo: second\n");
+    if close {
+        w.fin(4_000, Side::Client);
+        w.fin(4_100, Side::Server);
+        w.ack(4_150, Side::Client);
+    }
+    w
+}
+
+#[test]
+fn an_open_connection_grows_as_its_packets_come() {
+    let mut w = Script::new(1000, 5000);
+    w.handshake(0, 100);
+    let s = state_of(&w);
+    let c = &s.conns[&1];
+    assert_eq!(c.status, Status::Open);
+    let h = c.model.handshake.as_ref().expect("handshake drawn live");
+    assert!(h.syn_ack.is_some() && h.ack.is_some());
+    assert_eq!(c.packets_seen, 3);
+
+    let s = state_of(&echo(false));
+    let c = &s.conns[&1];
+    assert!(!c.done);
+    assert_eq!(c.exchanges, 2);
+    assert_eq!(c.model.exchanges[1].request_preview, "second");
+    assert_eq!(c.model.bytes_client_to_server, 13);
+    assert_eq!(s.latencies.len(), 2);
+    assert!(c.last_latency_us.is_some());
+    assert_eq!(s.exchanges, 2);
+}
+
+#[test]
+fn the_closed_record_replaces_the_live_model() {
+    let w = echo(true);
+    let s = state_of(&w);
+    let c = &s.conns[&1];
+    assert!(c.done);
+    assert_eq!(c.status, Status::Closed);
+    let reference = crate::analyze::testing::analyze(line(), &w.segs);
+    assert_eq!(
+        serde_json::to_value(&c.model).unwrap(),
+        serde_json::to_value(&reference.connections[0]).unwrap()
+    );
+    assert_eq!(s.summary.connections(), 1);
+    // Nothing counted twice.
+    assert_eq!(s.exchanges, 2);
+    assert_eq!(s.latencies.len(), 2);
+}
+
+#[test]
+fn a_reset_shows_in_the_status_and_the_strip() {
+    let mut w = echo(false);
+    w.rst(3_000, Side::Server);
+    let s = state_of(&w);
+    assert_eq!(s.conns[&1].status, Status::Reset);
+    assert_eq!(s.strip.len(), 1);
+    assert_eq!(s.strip[0].event.kind.name(), "rst");
+}
+
+#[test]
+fn memory_is_bounded_by_the_caps() {
+    let mut w = Script::new(1000, 5000);
+    w.handshake(0, 100);
+    let n = MAX_EXCHANGES + 50;
+    for i in 0..n as u64 {
+        w.c(1_000 + i * 100, b"ping\n");
+        w.s(1_050 + i * 100, b"pong\n");
+    }
+    let s = state_of(&w);
+    let c = &s.conns[&1];
+    assert_eq!(c.exchanges, n as u64);
+    assert_eq!(c.model.exchanges.len(), MAX_EXCHANGES);
+    assert_eq!(c.exchanges_hidden, 50);
+    assert!(c.packets.len() <= MAX_PACKETS);
+    assert_eq!(s.latencies.len(), MAX_LATENCIES);
+
+    let mut many = State::default();
+    for id in 1..=(MAX_CONNECTIONS as u32 + 10) {
+        many.apply(Event::Opened {
+            id,
+            client: "10.0.0.2:1".parse().unwrap(),
+            server: "10.0.0.1:2".parse().unwrap(),
+            time: Timestamp(u64::from(id)),
+        });
+    }
+    assert_eq!(many.conns.len(), MAX_CONNECTIONS);
+    assert_eq!(many.connections_seen, MAX_CONNECTIONS as u64 + 10);
+    assert!(many.conns.contains_key(&(MAX_CONNECTIONS as u32 + 10)));
+}
