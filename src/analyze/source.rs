@@ -164,9 +164,13 @@ impl LiveSource {
     pub fn from_active(
         cap: pcap::Capture<pcap::Active>,
         poll: Duration,
-        savefile: Option<pcap::Savefile>,
+        mut savefile: Option<pcap::Savefile>,
     ) -> Self {
         let link_type = cap.get_datalink().0 as u32;
+        if let Some(file) = &mut savefile {
+            // The file header at once: the file is a capture from the start.
+            let _ = file.flush();
+        }
         LiveSource {
             cap,
             link_type,

@@ -61,13 +61,7 @@ impl Capture {
     /// before any thread starts.
     pub fn start(config: CaptureConfig) -> Result<CaptureHandle, CaptureError> {
         let mut cap = open(&config)?;
-        if let Some(filter) = &config.filter {
-            cap.filter(filter, true)
-                .map_err(|err| CaptureError::BadFilter {
-                    filter: filter.clone(),
-                    message: pcap_message(&err),
-                })?;
-        }
+        apply_filter(&mut cap, &config)?;
         let savefile = open_output(&cap, &config.output)?;
         let link_type = link_type_name(cap.get_datalink());
 
@@ -102,13 +96,7 @@ pub fn open_live(
     write: bool,
 ) -> Result<(pcap::Capture<Active>, Option<Savefile>), CaptureError> {
     let mut cap = open(config)?;
-    if let Some(filter) = &config.filter {
-        cap.filter(filter, true)
-            .map_err(|err| CaptureError::BadFilter {
-                filter: filter.clone(),
-                message: pcap_message(&err),
-            })?;
-    }
+    apply_filter(&mut cap, config)?;
     let savefile = if write {
         Some(open_output(&cap, &config.output)?)
     } else {
@@ -175,6 +163,21 @@ impl Drop for CaptureHandle {
             let _ = self.finish();
         }
     }
+}
+
+/// Compiles and sets `config.filter`, if any.
+fn apply_filter(
+    cap: &mut pcap::Capture<Active>,
+    config: &CaptureConfig,
+) -> Result<(), CaptureError> {
+    if let Some(filter) = &config.filter {
+        cap.filter(filter, true)
+            .map_err(|err| CaptureError::BadFilter {
+                filter: filter.clone(),
+                message: pcap_message(&err),
+            })?;
+    }
+    Ok(())
 }
 
 /// Creates and activates the pcap handle, sorting libpcap's failures into

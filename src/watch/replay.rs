@@ -41,14 +41,37 @@ impl Speed {
     }
 }
 
-/// A packet held until its time comes.
+/// A packet held: until its time comes, or for stepping.
 #[derive(Debug, Default)]
-struct Held {
+pub(crate) struct Held {
     number: u64,
-    time: Timestamp,
+    pub(crate) time: Timestamp,
     link_type: u32,
     data: Vec<u8>,
     orig_len: u32,
+}
+
+impl Held {
+    /// A copy of `p`, into `self`'s buffer.
+    pub(crate) fn set(&mut self, p: &RawPacket<'_>) {
+        self.number = p.number;
+        self.time = p.time;
+        self.link_type = p.link_type;
+        self.orig_len = p.orig_len;
+        self.data.clear();
+        self.data.extend_from_slice(p.data);
+    }
+
+    /// The packet, borrowed.
+    pub(crate) fn raw(&self) -> RawPacket<'_> {
+        RawPacket {
+            number: self.number,
+            time: self.time,
+            link_type: self.link_type,
+            data: &self.data,
+            orig_len: self.orig_len,
+        }
+    }
 }
 
 /// A capture read at a [`Speed`].
@@ -98,12 +121,7 @@ impl<R: Read> PacketSource for Paced<R> {
                 return Ok(Next::End);
             };
             let mut held = std::mem::take(&mut self.out);
-            held.number = p.number;
-            held.time = p.time;
-            held.link_type = p.link_type;
-            held.orig_len = p.orig_len;
-            held.data.clear();
-            held.data.extend_from_slice(p.data);
+            held.set(&p);
             self.held = Some(held);
         }
         let held = self.held.as_ref().expect("held above");
@@ -119,13 +137,7 @@ impl<R: Read> PacketSource for Paced<R> {
             }
         }
         self.out = self.held.take().expect("held above");
-        Ok(Next::Packet(RawPacket {
-            number: self.out.number,
-            time: self.out.time,
-            link_type: self.out.link_type,
-            data: &self.out.data,
-            orig_len: self.out.orig_len,
-        }))
+        Ok(Next::Packet(self.out.raw()))
     }
 
     fn format(&self) -> CaptureFormat {

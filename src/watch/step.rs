@@ -9,12 +9,12 @@
 use std::io::Read;
 
 use crate::analyze::decode::decode;
-use crate::analyze::model::Timestamp;
 use crate::analyze::reader::{CaptureReader, ReadError};
-use crate::analyze::segment::{RawPacket, TcpFlags};
+use crate::analyze::segment::TcpFlags;
 use crate::analyze::{Analyzer, Options};
 use crate::report::stats::format_bytes;
 
+use super::replay::Held;
 use super::state::State;
 
 /// Most packets a stepped capture may hold.
@@ -35,28 +35,6 @@ pub enum StepError {
         MAX_STEP_BYTES >> 20
     )]
     TooBig,
-}
-
-/// A packet of the capture, held.
-#[derive(Debug)]
-struct Held {
-    number: u64,
-    time: Timestamp,
-    link_type: u32,
-    data: Vec<u8>,
-    orig_len: u32,
-}
-
-impl Held {
-    fn raw(&self) -> RawPacket<'_> {
-        RawPacket {
-            number: self.number,
-            time: self.time,
-            link_type: self.link_type,
-            data: &self.data,
-            orig_len: self.orig_len,
-        }
-    }
 }
 
 /// A capture being stepped through.
@@ -81,13 +59,9 @@ impl Stepper {
             if packets.len() == MAX_STEP_PACKETS || bytes > MAX_STEP_BYTES {
                 return Err(StepError::TooBig);
             }
-            packets.push(Held {
-                number: p.number,
-                time: p.time,
-                link_type: p.link_type,
-                data: p.data.to_vec(),
-                orig_len: p.orig_len,
-            });
+            let mut held = Held::default();
+            held.set(&p);
+            packets.push(held);
         }
         Ok(Stepper {
             analyzer: Analyzer::new(options.clone()).with_packet_events(),

@@ -20,3 +20,4 @@ mod server;
 mod snapshots;
 mod tcp_events;
 mod tickets;
+mod watch;
