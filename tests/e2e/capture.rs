@@ -553,14 +553,7 @@ fn without_privilege_the_error_names_cap_net_raw() {
         return skip("needs root and setpriv to run the binary as nobody");
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(support::bin())
+    let out = support::reqresp_as_nobody()
         .args(["capture", "-i", "lo", "-w"])
         .arg(dir.path().join("x.pcap"))
         .output()

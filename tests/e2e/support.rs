@@ -31,6 +31,20 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// `setpriv` running the binary under test as user `nobody`, without any
+/// capability: a user without capture privilege. Needs root.
+pub fn reqresp_as_nobody() -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ])
+    .arg(bin());
+    c
+}
+
 /// The environment variable that turns every skip into a failure. `.ci/run`
 /// sets it: CI runs as root with every tool installed, so a skip there means
 /// the environment is broken (a tshark without Lua, a missing package).

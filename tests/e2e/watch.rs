@@ -335,15 +335,8 @@ fn without_capture_privilege_watch_says_how_to_get_it() {
     if !support::is_root() || !support::have("setpriv") {
         return support::skip("dropping privilege needs root and setpriv");
     }
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .args([support::bin(), "watch", "-i", "lo", "--port", "2222"])
+    let out = support::reqresp_as_nobody()
+        .args(["watch", "-i", "lo", "--port", "2222"])
         .stdout(Stdio::piped())
         .output()
         .unwrap();
