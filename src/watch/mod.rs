@@ -144,6 +144,7 @@ pub fn run(config: WatchConfig) -> anyhow::Result<()> {
         outcome?;
         let summary = lock(&running.state).summary.clone();
         print!("{}", summary_text(summary, &analysis));
+        capture_line(running.stats.as_ref());
         return Ok(());
     }
     let summary = Arc::new(Mutex::new(SummaryBuilder::default()));
@@ -154,10 +155,23 @@ pub fn run(config: WatchConfig) -> anyhow::Result<()> {
         }
         thread::sleep(Duration::from_millis(50));
     }
+    capture_line(running.stats.as_ref());
     let analysis = join(running.pipeline)?;
     let summary = lock(&summary).clone();
     eprint!("{}", summary_text(summary, &analysis));
     Ok(())
+}
+
+/// After a live capture, on stderr: packets read and the kernel's drops
+/// (as tcpdump ends).
+fn capture_line(stats: Option<&Arc<LiveStats>>) {
+    if let Some(stats) = stats {
+        eprintln!(
+            "reqresp watch: {} packets captured, {} dropped by kernel",
+            stats.packets.load(Ordering::Relaxed),
+            stats.dropped.load(Ordering::Relaxed)
+        );
+    }
 }
 
 /// Where the events go.

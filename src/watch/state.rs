@@ -23,7 +23,8 @@ use crate::report::stats::SummaryBuilder;
 
 /// Connections kept on screen.
 pub const MAX_CONNECTIONS: usize = 256;
-/// Exchanges kept per connection for its ladder (the newest).
+/// Exchanges kept per connection for its ladder: the newest, between this
+/// and twice as many.
 pub const MAX_EXCHANGES: usize = 400;
 /// TCP events kept per connection for its ladder.
 pub const MAX_CONN_EVENTS: usize = 200;
@@ -201,9 +202,12 @@ impl Conn {
             self.last_latency_us = exchange.latency_us;
         }
         self.model.exchanges.push(exchange);
-        if self.model.exchanges.len() > MAX_EXCHANGES {
-            self.model.exchanges.remove(0);
-            self.exchanges_hidden += 1;
+        // Cut in halves, not one by one: a busy connection settles
+        // thousands of exchanges a second.
+        if self.model.exchanges.len() >= 2 * MAX_EXCHANGES {
+            let cut = self.model.exchanges.len() - MAX_EXCHANGES;
+            self.model.exchanges.drain(..cut);
+            self.exchanges_hidden += cut as u64;
         }
     }
 

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): does `reqresp watch` keep up with a loaded
+# loopback server, and how late does an exchange reach the screen?
+#
+#   sudo benches/watch.sh                  # 64 connections, 10 s
+#   CONNS=16 SECS=5 sudo benches/watch.sh
+#
+# In one run, against one `reqresp server` on loopback under
+# `reqresp bench -c CONNS --duration SECS`: `tcpdump -w /dev/null` and
+# `reqresp watch` (full screen, in a tmux pane 120×40) capture the same
+# port at the same time. Prints a Markdown table: packets each captured,
+# kernel drops each (their own counts), watch's CPU seconds (from /proc),
+# and the delay from each newest response's capture timestamp to the frame
+# that first showed it (p50/p99/max, written by watch where
+# REQRESP_WATCH_DELAYS says). Needs root (capture), tmux and tcpdump.
+# Every step is bounded in time. See docs/benchmark.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNS=${CONNS:-64}
+SECS=${SECS:-10}
+die() { echo "watch.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root (live capture)"
+command -v tmux >/dev/null || die "tmux is missing"
+command -v tcpdump >/dev/null || die "tcpdump is missing"
+
+echo "== building (release)" >&2
+cargo build --release --quiet --bin reqresp
+REQRESP=$(pwd)/target/release/reqresp
+WORK=$(mktemp -d)
+SESSION=reqresp-watch-bench-$$
+SERVER=""
+TCPDUMP=""
+cleanup() {
+  tmux kill-session -t "$SESSION" 2>/dev/null || true
+  [ -n "$TCPDUMP" ] && kill "$TCPDUMP" 2>/dev/null || true
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A free loopback port, then the server on it.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$REQRESP" server --listen "127.0.0.1:$PORT" >"$WORK/server.out" 2>"$WORK/server.log" &
+SERVER=$!
+for _ in $(seq 100); do grep -q "listening on" "$WORK/server.out" && break; sleep 0.05; done
+grep -q "listening on" "$WORK/server.out" || die "the server did not start"
+
+tcpdump -i lo -n -w /dev/null "tcp port $PORT" 2>"$WORK/tcpdump.err" &
+TCPDUMP=$!
+tmux new-session -d -s "$SESSION" -x 120 -y 40 \
+  "REQRESP_WATCH_DELAYS=$WORK/delays '$REQRESP' watch -i lo --port $PORT --framing line 2>'$WORK/watch.err'; echo WATCH-DONE; sleep 600"
+for _ in $(seq 200); do
+  tmux capture-pane -p -t "$SESSION" | grep -q "waiting for a TCP connection" && break
+  sleep 0.05
+done
+grep -q "listening on" "$WORK/tcpdump.err" || sleep 0.5
+WATCH_PID=$(pgrep -f -n "watch -i lo --port $PORT" || true)
+[ -n "$WATCH_PID" ] || die "watch did not start"
+
+echo "== reqresp bench -c $CONNS --duration $SECS" >&2
+timeout $((SECS + 30)) "$REQRESP" bench "127.0.0.1:$PORT" -c "$CONNS" --duration "$SECS" \
+  --format json >"$WORK/bench.json" 2>"$WORK/bench.err" || die "bench failed: $(head -3 "$WORK/bench.err")"
+
+# Let both drain what the kernel holds, then stop them.
+sleep 2
+cpu_of() { awk '{print ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
+CPU=$(cpu_of "$WATCH_PID")
+TD_CPU=$(cpu_of "$TCPDUMP")
+tmux send-keys -t "$SESSION" q
+for _ in $(seq 200); do
+  tmux capture-pane -p -t "$SESSION" | grep -q WATCH-DONE && break
+  sleep 0.05
+done
+kill -INT "$TCPDUMP"
+wait "$TCPDUMP" 2>/dev/null || true
+TCPDUMP=""
+
+td_captured=$(awk '/packets captured/ {print $1}' "$WORK/tcpdump.err")
+td_dropped=$(awk '/dropped by kernel/ {print $1}' "$WORK/tcpdump.err")
+w_line=$(grep "packets captured" "$WORK/watch.err" || echo "? packets captured, ? dropped")
+w_captured=$(echo "$w_line" | sed -E 's/.*: ([0-9?]+) packets captured.*/\1/')
+w_dropped=$(echo "$w_line" | sed -E 's/.*, ([0-9?]+) dropped by kernel.*/\1/')
+requests=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("requests", d.get("completed", "?")))' "$WORK/bench.json" 2>/dev/null || echo "?")
+delays=$(python3 - "$WORK/delays" <<'EOF'
+import sys
+try:
+    d = sorted(float(l) for l in open(sys.argv[1]) if l.strip())
+except FileNotFoundError:
+    d = []
+if not d:
+    print("n/a | n/a | n/a | 0")
+else:
+    q = lambda p: d[min(len(d) - 1, int(p / 100 * len(d)))]
+    print(f"{q(50)/1000:.1f} | {q(99)/1000:.1f} | {d[-1]/1000:.1f} | {len(d)}")
+EOF
+)
+
+echo
+echo "reqresp bench -c $CONNS --duration $SECS on loopback: $requests requests"
+echo
+echo "| tool | packets captured | dropped by kernel |"
+echo "| --- | ---: | ---: |"
+echo "| tcpdump -w /dev/null | $td_captured | $td_dropped |"
+echo "| reqresp watch (full screen) | $w_captured | $w_dropped |"
+echo
+per_packet() { python3 -c 'import sys; c, n = sys.argv[1:]; print(f"{float(c) * 1e6 / int(n):.2f}" if n.isdigit() and int(n) else "?")' "$1" "$2"; }
+echo "| CPU time | tcpdump | reqresp watch |"
+echo "| --- | ---: | ---: |"
+echo "| seconds over the run | $TD_CPU | $CPU |"
+echo "| µs per packet captured | $(per_packet "$TD_CPU" "$td_captured") | $(per_packet "$CPU" "$w_captured") |"
+echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+echo
+echo "| capture → screen delay p50 (ms) | p99 (ms) | max (ms) | frames measured |"
+echo "| ---: | ---: | ---: | ---: |"
+echo "| $delays |"
