@@ -513,6 +513,12 @@ docker logs "$capture_id" 2>&1 | grep -q 'stop it with: docker compose -f compos
     die "the capture container's log does not say how to stop it: $(docker logs "$capture_id" 2>&1 | head -3)"
 say "ok: the capture container says how to stop it"
 
+step "the live view: the watch profile"
+# Not a terminal here, so watch writes JSON lines (a terminal gets the ladder).
+doc_bg watch.log 'docker compose -f compose/reqresp.yml run --rm reqresp-watch'
+watch_pid=$bg_pid
+wait_for watch.log 'reqresp watch: capturing on eth0' 60 'reqresp watch in the watch profile'
+
 step "3. server"
 doc_bg server.log 'docker compose -f compose/reqresp.yml exec reqresp-server reqresp server'
 server_pid=$bg_pid
@@ -532,6 +538,15 @@ expected='[[["hello", "Echo: hello"], ["world", "Echo: world"]],
 step "stop the captures"
 # libpcap hands packets over in blocks (up to 1 s late); let the last ones in.
 sleep 2
+for line in '"response_preview":"Echo: hello"' '"response_preview":"Echo: bye"' '"event":"connection_closed"'; do
+    grep -q -- "$line" "$tmp/watch.log" || {
+        sed 's/^/    /' "$tmp/watch.log" >&2
+        die "the watch profile did not show $line (its output is above)"
+    }
+done
+stop_bg "$watch_pid" "reqresp watch"
+grep -q 'exchanges    4' "$tmp/watch.log" || die "reqresp watch's summary does not count 4 exchanges: $(tail -12 "$tmp/watch.log")"
+say "ok: the watch profile showed both clients' exchanges live"
 stop_bg "$tcpdump_pid" tcpdump
 doc 'docker compose -f compose/reqresp.yml stop reqresp-capture'
 

@@ -149,6 +149,12 @@ pub fn run(config: WatchConfig) -> anyhow::Result<()> {
     }
     let summary = Arc::new(Mutex::new(SummaryBuilder::default()));
     let running = start(&config, Sink::Json(Arc::clone(&summary)))?;
+    if running.stats.is_some() {
+        eprintln!(
+            "reqresp watch: capturing on {}: one JSON line per event on stdout; Ctrl-C stops",
+            running.name
+        );
+    }
     while !running.pipeline.is_finished() {
         if signals::interrupted().is_some() {
             running.stop();
