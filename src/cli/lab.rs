@@ -62,6 +62,10 @@ pub struct Args {
     /// Language of a scenario's explanation (report.txt has both).
     #[arg(long, value_enum, default_value_t = Lang::En)]
     lang: Lang,
+    /// Show the live ladder (reqresp watch) while the lab's client talks;
+    /// the lab's own output follows when you quit the view with q.
+    #[arg(long, conflicts_with_all = ["keep", "down", "scenario", "fault", "server_cmd", "client_cmd"])]
+    watch: bool,
     /// Print every `ip` command run to build and remove the topology.
     #[arg(short, long)]
     verbose: bool,
@@ -128,8 +132,50 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server_args: args.server_args,
         exe: std::env::current_exe()
             .context("cannot find the reqresp binary to run as server and client")?,
+        on_capture: None,
     };
+    if args.watch {
+        return run_watched(options);
+    }
     match lab::run(&options, &mut stdout) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(LabError::Interrupted(signal)) => {
+            eprintln!("reqresp lab: interrupted; everything it created was removed");
+            Ok(ExitCode::from(signals::exit_status(signal)))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `reqresp lab --watch`: the lab on its own thread, its output held until
+/// the live view (on this thread, in the terminal) is closed with `q`.
+fn run_watched(mut options: LabOptions) -> anyhow::Result<ExitCode> {
+    use std::io::{IsTerminal, Write};
+    anyhow::ensure!(
+        std::io::stdout().is_terminal(),
+        "--watch draws the live ladder in a terminal; standard output is not one"
+    );
+    let watch_options = reqresp::analyze::Options {
+        framing: reqresp::analyze::FramingChoice::Line,
+        ..reqresp::analyze::Options::default()
+    };
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let shown = reqresp::watch::run_beside(watch_options, color, |hook| {
+        options.on_capture = Some(hook);
+        let mut out = Vec::new();
+        let result = lab::run(&options, &mut out);
+        (result, out)
+    })?;
+    let (result, out) = shown.job;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&out)?;
+    if let Some(why) = shown.not_shown {
+        writeln!(stdout, "no live view: {why}")?;
+    }
+    if let Some(summary) = shown.summary {
+        writeln!(stdout, "\nWhat the live view saw:\n{summary}")?;
+    }
+    match result {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(LabError::Interrupted(signal)) => {
             eprintln!("reqresp lab: interrupted; everything it created was removed");
@@ -165,6 +211,7 @@ fn run_user(args: Args) -> anyhow::Result<ExitCode> {
         server_args: args.server_args,
         exe: std::env::current_exe()
             .context("cannot find the reqresp binary to run as server and client")?,
+        on_capture: None,
     };
     let mut stdout = std::io::stdout().lock();
     match usercmd::run(&options, &user, &mut stdout) {

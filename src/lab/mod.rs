@@ -22,6 +22,7 @@
 //! reqresp's (`--server-cmd`, `--client-cmd`) and judges it.
 
 pub mod faults;
+pub mod hook;
 pub mod names;
 pub mod outdir;
 pub mod process;
@@ -112,6 +113,8 @@ pub struct LabOptions {
     pub server_args: Vec<String>,
     /// The `reqresp` binary to run as server and client.
     pub exe: PathBuf,
+    /// Called once the capture runs, before the client talks (`--watch`).
+    pub on_capture: Option<hook::CaptureHook>,
 }
 
 /// Why a lab run failed.
@@ -391,7 +394,11 @@ fn run_netns(
     // own device; in promiscuous mode it shows it every frame, as tcpdump
     // (promiscuous by default) sees them in the original lab.
     config.promiscuous = true;
+    let watched = config.clone();
     let capture = Capture::start(config)?;
+    if let Some(hook) = &options.on_capture {
+        hook.call(&watched);
+    }
     let _ = writeln!(
         out,
         "capturing on {} into {}",
@@ -493,8 +500,12 @@ fn run_loopback(
 
     let mut config = CaptureConfig::new("lo", pcap.clone());
     config.filter = Some(format!("tcp port {}", addr.port()));
+    let watched = config.clone();
     let capture = match Capture::start(config) {
         Ok(capture) => {
+            if let Some(hook) = &options.on_capture {
+                hook.call(&watched);
+            }
             let _ = writeln!(
                 out,
                 "capturing on lo (tcp port {}) into {}",

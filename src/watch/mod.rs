@@ -15,6 +15,7 @@
 //! On quit the same summary as `analyze` is printed.
 
 pub mod app;
+pub mod beside;
 pub mod jsonl;
 pub mod keys;
 pub mod replay;
@@ -43,6 +44,7 @@ use crate::lab::signals;
 use crate::report::stats::SummaryBuilder;
 use crate::report::{RenderOptions, Report};
 
+pub use beside::{Beside, run_beside};
 pub use replay::Speed;
 
 /// How long the live capture waits for a packet before telling the

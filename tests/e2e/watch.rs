@@ -349,3 +349,30 @@ fn without_capture_privilege_watch_says_how_to_get_it() {
     );
     assert!(err.contains("reqresp watch -r FILE"), "{err}");
 }
+
+#[test]
+fn lab_watch_shows_the_labs_conversation_live_then_its_report() {
+    if !support::have("tmux") {
+        return support::skip("tmux is not installed");
+    }
+    if !support::is_root() {
+        return support::skip("the lab's capture needs root");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(
+        "lab-watch",
+        &format!(
+            "cd {} && {} lab --watch --mode loopback -m hello -m 'apa kabar'",
+            dir.path().display(),
+            support::bin()
+        ),
+        (110, 32),
+    );
+    let screen = tmux.wait_for(&["\"hello\" (5 B)", "\"Echo: apa kabar\" (15 B)", "FIN"]);
+    assert!(screen.contains("reqresp watch · lo 'tcp port"), "{screen}");
+    tmux.keys(&["q"]);
+    let after = tmux.wait_for(&["WATCH-EXITED 0", "What the live view saw"]);
+    assert!(after.contains("exchanges    2"), "{after}");
+    assert!(!tmux.alternate(), "the alternate screen was left");
+    assert!(dir.path().join("reqresp-lab/latest/reqresp.pcap").exists());
+}
