@@ -66,6 +66,10 @@ pub struct Args {
     /// the lab's own output follows when you quit the view with q.
     #[arg(long, conflicts_with_all = ["keep", "down", "scenario", "fault", "server_cmd", "client_cmd"])]
     watch: bool,
+    /// Like --watch, with the client's prompt under the live ladder: type a
+    /// request, press Enter, watch its arrows appear; Esc ends the client.
+    #[arg(long, conflicts_with_all = ["keep", "down", "scenario", "fault", "server_cmd", "client_cmd", "messages"])]
+    interactive: bool,
     /// Print every `ip` command run to build and remove the topology.
     #[arg(short, long)]
     verbose: bool,
@@ -133,9 +137,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe()
             .context("cannot find the reqresp binary to run as server and client")?,
         on_capture: None,
+        client_lines: None,
     };
-    if args.watch {
-        return run_watched(options);
+    if args.watch || args.interactive {
+        return run_watched(options, args.interactive);
     }
     match lab::run(&options, &mut stdout) {
         Ok(_) => Ok(ExitCode::SUCCESS),
@@ -149,7 +154,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// `reqresp lab --watch`: the lab on its own thread, its output held until
 /// the live view (on this thread, in the terminal) is closed with `q`.
-fn run_watched(mut options: LabOptions) -> anyhow::Result<ExitCode> {
+/// With `interactive`, a prompt under the ladder: each line entered there is
+/// a request of the lab's client, and quitting the view ends the client.
+fn run_watched(mut options: LabOptions, interactive: bool) -> anyhow::Result<ExitCode> {
     use std::io::{IsTerminal, Write};
     anyhow::ensure!(
         std::io::stdout().is_terminal(),
@@ -160,8 +167,9 @@ fn run_watched(mut options: LabOptions) -> anyhow::Result<ExitCode> {
         ..reqresp::analyze::Options::default()
     };
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let shown = reqresp::watch::run_beside(watch_options, color, |hook| {
+    let shown = reqresp::watch::run_beside(watch_options, color, interactive, |hook, lines| {
         options.on_capture = Some(hook);
+        options.client_lines = lines;
         let mut out = Vec::new();
         let result = lab::run(&options, &mut out);
         (result, out)
@@ -212,6 +220,7 @@ fn run_user(args: Args) -> anyhow::Result<ExitCode> {
         exe: std::env::current_exe()
             .context("cannot find the reqresp binary to run as server and client")?,
         on_capture: None,
+        client_lines: None,
     };
     let mut stdout = std::io::stdout().lock();
     match usercmd::run(&options, &user, &mut stdout) {

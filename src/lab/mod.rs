@@ -23,6 +23,7 @@
 
 pub mod faults;
 pub mod hook;
+mod mode;
 pub mod names;
 pub mod outdir;
 pub mod process;
@@ -33,6 +34,7 @@ pub mod signals;
 pub mod topology;
 pub mod usercmd;
 
+use mode::choose_mode;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -115,6 +117,8 @@ pub struct LabOptions {
     pub exe: PathBuf,
     /// Called once the capture runs, before the client talks (`--watch`).
     pub on_capture: Option<hook::CaptureHook>,
+    /// Requests typed live, sent by the client instead of the script.
+    pub client_lines: Option<hook::ClientLines>,
 }
 
 /// Why a lab run failed.
@@ -251,50 +255,6 @@ pub struct LabOutcome {
     pub captured: bool,
 }
 
-/// The effective capabilities of this process (`CapEff` in /proc/self/status).
-fn effective_caps() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(0)
-}
-
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_SYS_ADMIN: u32 = 21;
-
-/// Chooses the mode for `auto`, with the reason to print.
-fn choose_mode(requested: Mode) -> (Mode, String) {
-    match requested {
-        Mode::Netns => (Mode::Netns, "network namespaces (--mode netns)".into()),
-        Mode::Loopback => (Mode::Loopback, "loopback (--mode loopback)".into()),
-        Mode::Auto => {
-            let caps = effective_caps();
-            let has = |cap: u32| caps & (1 << cap) != 0;
-            // `ip netns` needs CAP_SYS_ADMIN (namespaces, mounts) besides
-            // CAP_NET_ADMIN, and the `ip` child must inherit both: that is root.
-            // SAFETY: geteuid has no preconditions.
-            let root = unsafe { libc::geteuid() } == 0;
-            if root && has(CAP_NET_ADMIN) && has(CAP_SYS_ADMIN) {
-                (Mode::Netns, "network namespaces (running as root)".into())
-            } else if root {
-                (
-                    Mode::Loopback,
-                    "loopback: root without CAP_NET_ADMIN and CAP_SYS_ADMIN (a restricted container?) cannot build namespaces".into(),
-                )
-            } else {
-                (
-                    Mode::Loopback,
-                    "loopback: not root and no CAP_NET_ADMIN, so no network namespaces (`sudo reqresp lab` builds them)".into(),
-                )
-            }
-        }
-    }
-}
-
 /// Runs the lab, printing progress and the report to `out`.
 pub fn run(options: &LabOptions, out: &mut dyn Write) -> Result<LabOutcome, LabError> {
     let _signals = signals::SignalGuard::install();
@@ -429,6 +389,7 @@ fn run_netns(
                 ),
             )
         },
+        options.client_lines.as_ref(),
         out,
     );
     let stats = stop_capture(capture);
@@ -525,7 +486,7 @@ fn run_loopback(
         addr,
         &script(options.service, options.tickets, &options.messages),
     ));
-    let served = run_client(client_cmd, &mut server, out);
+    let served = run_client(client_cmd, options.client_lines.as_ref(), &mut server, out);
     let stats = capture.map(stop_capture);
     served?;
     let Some(stats) = stats else {
@@ -561,13 +522,14 @@ fn run_loopback(
 fn exchange(
     server_cmd: Command,
     client_cmd: impl FnOnce(SocketAddr) -> Command,
+    lines: Option<&hook::ClientLines>,
     out: &mut dyn Write,
 ) -> Result<(), LabError> {
     let _ = writeln!(out, "server: {}", process::display(&server_cmd));
     let mut server = Process::spawn("server", server_cmd)?;
     let addr = server_address(&mut server)?;
     let _ = writeln!(out, "server listening on {addr} (pid {})", server.pid());
-    run_client(client_cmd(addr), &mut server, out)
+    run_client(client_cmd(addr), lines, &mut server, out)
 }
 
 fn server_address(server: &mut Process) -> Result<SocketAddr, LabError> {
@@ -586,6 +548,7 @@ fn server_address(server: &mut Process) -> Result<SocketAddr, LabError> {
 /// stops the server gracefully (SIGTERM) so its side of the teardown is seen.
 fn run_client(
     client_cmd: Command,
+    lines: Option<&hook::ClientLines>,
     server: &mut Process,
     out: &mut dyn Write,
 ) -> Result<(), LabError> {
@@ -596,8 +559,14 @@ fn run_client(
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let _ = writeln!(out, "client: {}", process::display(&client_cmd));
-    let mut client = Process::spawn("client", client_cmd)?;
-    let status = client.wait(CLIENT_LIMIT)?;
+    let (mut client, status, requests) = match lines.and_then(hook::ClientLines::take) {
+        Some(lines) => hook::talk(&client_cmd, &lines)?,
+        None => {
+            let mut client = Process::spawn("client", client_cmd)?;
+            let status = client.wait(CLIENT_LIMIT)?;
+            (client, status, requests)
+        }
+    };
     let responses = client.remaining_stdout();
     for (i, request) in requests.iter().enumerate() {
         let response = responses.get(i).map_or("(no response)", String::as_str);

@@ -84,9 +84,17 @@ impl Delays {
 }
 
 /// Runs the view over a live or replayed capture until the user quits.
-pub(crate) fn run_live(running: &Running, color: bool) -> anyhow::Result<()> {
+/// With `input`, a prompt under the ladder sends each line entered there.
+pub(crate) fn run_live(
+    running: &Running,
+    color: bool,
+    mut input: Option<std::sync::mpsc::Sender<String>>,
+) -> anyhow::Result<()> {
     let mut guard = TerminalGuard::enter()?;
     let mut view = View::following();
+    if input.is_some() {
+        view.prompt = Some(String::new());
+    }
     let mut frozen: Option<State> = None;
     let mut rate = Rate::new();
     let mut delays = Delays::default();
@@ -139,10 +147,19 @@ pub(crate) fn run_live(running: &Running, color: bool) -> anyhow::Result<()> {
         if event::poll(wait)? {
             match event::read()? {
                 TermEvent::Key(k) => {
-                    if let Some(a) = keys::action(k, view.typing.is_some()) {
+                    let typing = view.typing.is_some() || view.prompt.is_some();
+                    if let Some(a) = keys::action(k, typing) {
                         let state = lock(&running.state);
                         view.handle(a, frozen.as_ref().unwrap_or(&state));
                         dirty = true;
+                    }
+                    if let (Some(line), Some(input)) = (view.send.take(), &input) {
+                        // The client is gone once the lab ended: nothing to send to.
+                        let _ = input.send(line);
+                    }
+                    if view.prompt.is_none() {
+                        // Closes the client's input: it sends FIN.
+                        input = None;
                     }
                 }
                 TermEvent::Resize(..) => dirty = true,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{Input, Running, Sink, WatchConfig, app, join, lock, start, summary_text};
 use crate::analyze::Options;
-use crate::lab::hook::CaptureHook;
+use crate::lab::hook::{CaptureHook, ClientLines};
 
 /// What [`run_beside`] hands back.
 #[derive(Debug)]
@@ -25,12 +25,21 @@ pub struct Beside<T> {
 }
 
 /// Runs `job` with a hook that starts the live view, and the view on this
-/// thread while it runs; the view stays (marked ended) until `q`.
+/// thread while it runs; the view stays (marked ended) until `q`. With
+/// `interactive`, the view has a prompt and `job` gets the lines entered
+/// there (closed when the view is).
 pub fn run_beside<T: Send>(
     options: Options,
     color: bool,
-    job: impl FnOnce(CaptureHook) -> T + Send,
+    interactive: bool,
+    job: impl FnOnce(CaptureHook, Option<ClientLines>) -> T + Send,
 ) -> anyhow::Result<Beside<T>> {
+    let (mut input, lines) = if interactive {
+        let (tx, rx) = mpsc::channel();
+        (Some(tx), Some(ClientLines::new(rx)))
+    } else {
+        (None, None)
+    };
     let (tx, rx) = mpsc::sync_channel::<Result<Running, String>>(1);
     let hook = CaptureHook::new(move |capture| {
         let mut capture = capture.clone();
@@ -47,7 +56,7 @@ pub fn run_beside<T: Send>(
         let _ = tx.send(start(&config, Sink::State).map_err(|e| format!("{e:#}")));
     });
     thread::scope(|scope| {
-        let handle = scope.spawn(move || job(hook));
+        let handle = scope.spawn(move || job(hook, lines));
         let mut started = None;
         while started.is_none() && !handle.is_finished() {
             match rx.recv_timeout(Duration::from_millis(50)) {
@@ -58,10 +67,10 @@ pub fn run_beside<T: Send>(
         }
         let (summary, not_shown) = match started.or_else(|| rx.try_recv().ok()) {
             Some(Ok(running)) => {
-                let shown = app::run_live(&running, color);
+                let shown = app::run_live(&running, color, input.take());
                 running.stop();
-                let summary = lock(&running.state).summary.clone();
                 let analysis = join(running.pipeline)?;
+                let summary = lock(&running.state).summary.clone();
                 shown?;
                 (Some(summary_text(summary, &analysis)), None)
             }

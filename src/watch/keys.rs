@@ -38,11 +38,13 @@ pub enum Action {
 
 /// The one-line help at the bottom of the screen.
 pub const HELP: &str = "↑↓/jk select · Enter detail · f follow · p pause · / filter · q quit";
+/// The line under the ladder with `lab --interactive`.
+pub const PROMPT_HELP: &str = "Enter sends · ↑↓ select · Esc ends the client (then q quits)";
 /// The same with `--step`.
 pub const STEP_HELP: &str = "→/← step · ↑↓ select · Enter detail · f follow · / filter · q quit";
 
-/// The action of `key`; `typing` while a filter is being typed (letters
-/// then go into it).
+/// The action of `key`; `typing` while a filter or a request is being
+/// typed (letters then go into it; arrows still move).
 pub fn action(key: KeyEvent, typing: bool) -> Option<Action> {
     if key.kind == KeyEventKind::Release {
         return None;
@@ -53,6 +55,10 @@ pub fn action(key: KeyEvent, typing: bool) -> Option<Action> {
     }
     if typing {
         return match key.code {
+            KeyCode::Up => Some(Action::Up),
+            KeyCode::Down => Some(Action::Down),
+            KeyCode::PageUp => Some(Action::PageUp),
+            KeyCode::PageDown => Some(Action::PageDown),
             KeyCode::Enter => Some(Action::Enter),
             KeyCode::Esc => Some(Action::Back),
             KeyCode::Backspace => Some(Action::Backspace),

@@ -140,7 +140,7 @@ pub fn run(config: WatchConfig) -> anyhow::Result<()> {
     let _signals = signals::SignalGuard::install();
     if config.tui {
         let running = start(&config, Sink::State)?;
-        let outcome = app::run_live(&running, config.color);
+        let outcome = app::run_live(&running, config.color, None);
         running.stop();
         let analysis = join(running.pipeline)?;
         outcome?;

@@ -36,6 +36,10 @@ pub struct View {
     pub scroll: usize,
     /// The user asked to quit.
     pub quit: bool,
+    /// A request being typed (`lab --interactive`); `None` without a prompt.
+    pub prompt: Option<String>,
+    /// A request typed and entered, for the caller to send.
+    pub send: Option<String>,
 }
 
 impl View {
@@ -65,6 +69,25 @@ impl View {
             }
             return;
         }
+        if let Some(typed) = &mut self.prompt {
+            match action {
+                Action::Char(c) => typed.push(c),
+                Action::Backspace => {
+                    typed.pop();
+                }
+                Action::Enter => self.send = Some(std::mem::take(typed)),
+                // The client ends; the view stays until q.
+                Action::Back | Action::Quit => self.prompt = None,
+                // Arrows and pages still move.
+                _ => return self.navigate(action, state),
+            }
+            return;
+        }
+        self.navigate(action, state);
+    }
+
+    /// Moves the selection, scroll and detail, and the other keys.
+    fn navigate(&mut self, action: Action, state: &State) {
         match action {
             Action::Up | Action::Down => {
                 if let Some(i) = self.detail {
@@ -258,9 +281,10 @@ impl Screen {
             strip: strip(state),
             sparkline: state.latencies.iter().map(|l| l.round() as u64).collect(),
             latency_title: latency_title(state),
-            status: match &view.typing {
-                Some(t) => format!("filter: {}▏ (Enter apply · Esc cancel)", visible(t)),
-                None => help.to_owned(),
+            status: match (&view.typing, &view.prompt) {
+                (Some(t), _) => format!("filter: {}▏ (Enter apply · Esc cancel)", visible(t)),
+                (None, Some(p)) => format!("> {}▏   {}", visible(p), super::keys::PROMPT_HELP),
+                (None, None) => help.to_owned(),
             },
             ..Screen::default()
         };

@@ -47,8 +47,18 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
+        self.capture(&[])
+    }
+
+    /// The screen and the lines scrolled off it.
+    fn history(&self) -> String {
+        self.capture(&["-S", "-2000"])
+    }
+
+    fn capture(&self, extra: &[&str]) -> String {
         let out = Command::new("tmux")
             .args(["capture-pane", "-p", "-J", "-t", &self.name])
+            .args(extra)
             .output()
             .expect("tmux capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -375,4 +385,40 @@ fn lab_watch_shows_the_labs_conversation_live_then_its_report() {
     assert!(after.contains("exchanges    2"), "{after}");
     assert!(!tmux.alternate(), "the alternate screen was left");
     assert!(dir.path().join("reqresp-lab/latest/reqresp.pcap").exists());
+}
+
+#[test]
+fn lab_interactive_sends_what_is_typed_under_the_live_ladder() {
+    if !support::have("tmux") {
+        return support::skip("tmux is not installed");
+    }
+    if !support::is_root() {
+        return support::skip("the lab's capture needs root");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(
+        "lab-interactive",
+        &format!(
+            "cd {} && {} lab --interactive --mode loopback",
+            dir.path().display(),
+            support::bin()
+        ),
+        (110, 32),
+    );
+    tmux.wait_for(&["> ▏", "Enter sends"]);
+    tmux.keys(&["-l", "hello there"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["\"Echo: hello there\" (17 B)"]);
+    tmux.keys(&["-l", "second"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["\"Echo: second\" (12 B)"]);
+    // Esc ends the client: its FIN appears, and q then quits.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for(&["FIN", "closed"]);
+    tmux.keys(&["q"]);
+    tmux.wait_for(&["WATCH-EXITED 0", "What the live view saw"]);
+    let after = tmux.history();
+    assert!(after.contains("  > hello there"), "{after}");
+    assert!(after.contains("  < Echo: second"), "{after}");
+    assert!(after.contains("exchanges    2"), "{after}");
 }
