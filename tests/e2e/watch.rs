@@ -360,6 +360,18 @@ fn without_capture_privilege_watch_says_how_to_get_it() {
     assert!(err.contains("reqresp watch -r FILE"), "{err}");
 }
 
+/// `reqresp lab --mode loopback ARGS` in a tmux pane, in a fresh folder.
+fn lab_in_tmux(tag: &str, args: &str) -> (tempfile::TempDir, Tmux) {
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "cd {} && {} lab --mode loopback {args}",
+        dir.path().display(),
+        support::bin()
+    );
+    let tmux = Tmux::start(tag, &command, (110, 32));
+    (dir, tmux)
+}
+
 #[test]
 fn lab_watch_shows_the_labs_conversation_live_then_its_report() {
     if !support::have("tmux") {
@@ -368,16 +380,7 @@ fn lab_watch_shows_the_labs_conversation_live_then_its_report() {
     if !support::is_root() {
         return support::skip("the lab's capture needs root");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start(
-        "lab-watch",
-        &format!(
-            "cd {} && {} lab --watch --mode loopback -m hello -m 'apa kabar'",
-            dir.path().display(),
-            support::bin()
-        ),
-        (110, 32),
-    );
+    let (dir, tmux) = lab_in_tmux("lab-watch", "--watch -m hello -m 'apa kabar'");
     let screen = tmux.wait_for(&["\"hello\" (5 B)", "\"Echo: apa kabar\" (15 B)", "FIN"]);
     assert!(screen.contains("reqresp watch · lo 'tcp port"), "{screen}");
     tmux.keys(&["q"]);
@@ -395,16 +398,7 @@ fn lab_interactive_sends_what_is_typed_under_the_live_ladder() {
     if !support::is_root() {
         return support::skip("the lab's capture needs root");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start(
-        "lab-interactive",
-        &format!(
-            "cd {} && {} lab --interactive --mode loopback",
-            dir.path().display(),
-            support::bin()
-        ),
-        (110, 32),
-    );
+    let (_dir, tmux) = lab_in_tmux("lab-interactive", "--interactive");
     tmux.wait_for(&["> ▏", "Enter sends"]);
     tmux.keys(&["-l", "hello there"]);
     tmux.keys(&["Enter"]);
