@@ -57,7 +57,7 @@ pub struct Args {
 /// Runs `reqresp analyze`: the capture streams through the analyzer into a
 /// [`ReportWriter`], so memory follows the live connections, not the file.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    no_huge_pages();
+    super::no_huge_pages();
     let format = match args.format {
         Some(format) => format,
         None => format_from_extension(args.output.as_deref()).map_err(anyhow::Error::msg)?,
@@ -158,21 +158,6 @@ fn progress_bar(total: Option<u64>) -> Option<indicatif::ProgressBar> {
         bar.set_style(style);
     }
     Some(bar)
-}
-
-/// Asks Linux not to back this process's memory with transparent huge
-/// pages. The allocator spreads the analysis over many small pages on three
-/// threads; with 2 MiB pages each one touched costs 2 MiB of resident
-/// memory, which put the benchmark's peak at 70–87 MB instead of about 47
-/// MB, for no gain in speed. Failing is harmless (older kernels): nothing
-/// but memory use changes.
-fn no_huge_pages() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes
-    // nothing but a flag of this process's memory map.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
 }
 
 /// The format named by the output file's extension: text for standard

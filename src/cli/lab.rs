@@ -162,6 +162,7 @@ fn run_watched(mut options: LabOptions, interactive: bool) -> anyhow::Result<Exi
         std::io::stdout().is_terminal(),
         "--watch draws the live ladder in a terminal; standard output is not one"
     );
+    super::no_huge_pages();
     let watch_options = reqresp::analyze::Options {
         framing: reqresp::analyze::FramingChoice::Line,
         ..reqresp::analyze::Options::default()

@@ -49,11 +49,13 @@ impl Areas {
         }
     }
 
-    /// Columns and lines the ladder has (below its title and header).
-    pub fn ladder_size(&self) -> (usize, usize) {
+    /// Columns and lines the ladder has (below its title and header), and
+    /// the rows the connection list shows (below its header).
+    pub fn ladder_size(&self) -> (usize, usize, usize) {
         (
             usize::from(self.ladder.width),
             usize::from(self.ladder.height.saturating_sub(2)),
+            usize::from(self.table.height.saturating_sub(1)),
         )
     }
 }

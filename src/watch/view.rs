@@ -253,7 +253,7 @@ impl Screen {
         counters: Counters,
         source: &str,
         help: &str,
-        (width, ladder_rows): (usize, usize),
+        (width, ladder_rows, table_rows): (usize, usize, usize),
     ) -> Screen {
         let ids = visible_ids(state, &view.filter);
         if view.follow || view.selected.is_none_or(|s| !ids.contains(&s)) {
@@ -263,14 +263,20 @@ impl Screen {
             }
             view.selected = newest;
         }
+        // Only the rows in sight are made (a busy capture has hundreds of
+        // connections): the window that keeps the selected one in view.
+        let selected = view
+            .selected
+            .and_then(|s| ids.iter().position(|id| *id == s));
+        let first = selected.map_or(0, |i| (i + 1).saturating_sub(table_rows.max(1)));
         let rows: Vec<ConnRow> = ids
             .iter()
+            .skip(first)
+            .take(table_rows.max(1))
             .filter_map(|id| state.conns.get(id))
             .map(conn_row)
             .collect();
-        let selected_row = view
-            .selected
-            .and_then(|s| ids.iter().position(|id| *id == s));
+        let selected_row = selected.map(|i| i - first);
         let conn = view.selected.and_then(|id| state.conns.get(&id));
         let mut screen = Screen {
             title: title(state, counters, source),

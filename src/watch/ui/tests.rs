@@ -127,3 +127,26 @@ fn the_filter_and_selection_choose_the_connection() {
     );
     assert!(!text.contains("40000"), "{text}");
 }
+
+#[test]
+fn a_long_connection_list_keeps_the_selected_row_in_sight() {
+    let mut state = State::default();
+    for id in 1..=30u32 {
+        state.apply(crate::analyze::Event::Opened {
+            id,
+            client: format!("10.0.0.2:{}", 40_000 + id).parse().unwrap(),
+            server: "10.0.0.1:2222".parse().unwrap(),
+            time: crate::analyze::model::Timestamp(u64::from(id)),
+        });
+    }
+    let mut view = View::following();
+    let text = render(&state, &mut view, (80, 24));
+    assert!(text.contains("10.0.0.2:40030"), "follow shows the newest: {text}");
+    assert!(!text.contains("10.0.0.2:40001 "), "{text}");
+    for _ in 0..29 {
+        view.handle(Action::Up, &state);
+    }
+    let text = render(&state, &mut view, (80, 24));
+    assert!(text.contains("10.0.0.2:40001"), "the first, selected: {text}");
+    assert!(!text.contains("10.0.0.2:40030"), "{text}");
+}
