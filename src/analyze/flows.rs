@@ -54,7 +54,7 @@ use std::time::Duration;
 use super::event::Event;
 use super::model::{
     AckEvent, Analysis, Close, CloseEvent, CloseKind, Connection, Gap, Handshake, MAX_ACKS_KEPT,
-    MAX_EVENTS, Side, Timestamp,
+    MAX_EVENTS, PacketRecord, Side, Timestamp,
 };
 use super::pairing::{PairLimits, Pairer};
 use super::reassembly::{Chunk, ChunkData, Reassembler};
@@ -65,6 +65,7 @@ use crate::protocol::Framing;
 use key::{Key, key};
 use options::choose_sides;
 pub use options::{LAB_PORT, Options};
+use request_acks::RequestAcks;
 
 /// How long (capture time) the address pair of a drained connection is
 /// remembered, so that its stragglers (a retransmitted FIN whose ACK was
@@ -139,6 +140,8 @@ struct Flow {
     reported: usize,
     /// Finds retransmissions, duplicate ACKs, zero windows and the like.
     events: EventDetector,
+    /// When the server acknowledged each request.
+    request_acks: RequestAcks,
 }
 
 /// What the analyzer owes its caller: the connections not taken yet, and
@@ -306,6 +309,7 @@ impl Analyzer {
         PairLimits {
             max_message: self.opts.max_message,
             preview_len: self.opts.preview_len,
+            packets: self.opts.keep_packets,
         }
     }
 
@@ -396,6 +400,7 @@ impl Analyzer {
                 warned_bound: [false; 2],
                 reported: 0,
                 events: EventDetector::new(),
+                request_acks: RequestAcks::default(),
             })),
         }
     }
@@ -644,7 +649,31 @@ fn track(
     } else if side == Side::Client && f.ack {
         handshake_ack(flow, conn, seg);
     }
-    let data_seq = data(opts, flow, conn, side, seg, warnings);
+    let own_isn = match side {
+        Side::Client => slot.client_isn,
+        Side::Server => flow.server_isn,
+    };
+    let peer_isn = match side {
+        Side::Client => flow.server_isn,
+        Side::Server => slot.client_isn,
+    };
+    let pkt = PacketRecord {
+        frame: seg.number,
+        time: seg.time,
+        flags: f.bits,
+        seq: own_isn.map(|isn| seg.seq.wrapping_sub(isn)),
+        ack: peer_isn
+            .filter(|_| f.ack)
+            .map(|isn| seg.ack.wrapping_sub(isn)),
+        len: seg.payload_len,
+    };
+    let data_seq = data(opts, flow, conn, side, seg, &pkt, warnings);
+    if side == Side::Server
+        && let Some(ack) = pkt.ack
+    {
+        flow.request_acks.server_ack(ack, seg.time);
+    }
+    flow.request_acks.settle(conn);
     if f.fin && !flow.fin[s] {
         flow.fin[s] = true;
         slot.fin_seq[s] = Some(data_seq.wrapping_add(seg.payload_len));
@@ -722,6 +751,7 @@ fn data(
     conn: &mut Connection,
     side: Side,
     seg: &TcpSegment<'_>,
+    pkt: &PacketRecord,
     warnings: &mut Vec<String>,
 ) -> u32 {
     let (s, o) = (side.index(), side.other().index());
@@ -742,8 +772,7 @@ fn data(
         seg.payload,
         seg.payload_len,
         f.fin,
-        seg.time,
-        seg.number,
+        pkt,
         budget,
         &mut |chunk| deliver(pairer, conn, side, &chunk),
     );
@@ -823,7 +852,10 @@ fn close_event(conn: &mut Connection, from: Side, kind: CloseKind, time: Timesta
 /// byte counts and frees its buffers (by consuming the flow).
 fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, packet: u64) {
     let Flow {
-        streams, pairer, ..
+        streams,
+        pairer,
+        request_acks,
+        ..
     } = &mut flow;
     for side in Side::BOTH {
         streams[side.index()].flush(time, packet, &mut |chunk| {
@@ -831,11 +863,13 @@ fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, packet: u64)
         });
     }
     pairer.finish(conn);
+    request_acks.settle(conn);
     conn.bytes_client_to_server = streams[0].bytes();
     conn.bytes_server_to_client = streams[1].bytes();
 }
 
 mod key;
 mod options;
+mod request_acks;
 #[cfg(test)]
 mod tests;

@@ -34,7 +34,9 @@
 //!   (count: segments). Framing bytes (`\n`, the prefix) count as the
 //!   message's.
 
-use super::model::{Connection, Exchange, Frames, PitfallKind, RecvPitfall, Side, Timestamp};
+use super::model::{
+    Connection, Exchange, Frames, PacketRecord, PitfallKind, RecvPitfall, Side, Timestamp,
+};
 use super::reassembly::{Chunk, ChunkData};
 use crate::protocol::Framing;
 use crate::protocol::app::{
@@ -113,8 +115,7 @@ struct Held {
     /// Where its bytes are in the held buffer; `None` for missing bytes.
     data: Option<std::ops::Range<usize>>,
     missing: u64,
-    time: Timestamp,
-    packet: u64,
+    pkt: PacketRecord,
 }
 
 #[derive(Debug)]
@@ -187,6 +188,8 @@ fn blank_exchange(conn: &mut Connection, time: Timestamp) -> usize {
         error: false,
         request_frames: Frames::default(),
         response_frames: Frames::default(),
+        request_ack_time: None,
+        request_end_seq: None,
     });
     conn.exchanges.len() - 1
 }
@@ -197,9 +200,7 @@ fn answer(ex: &mut Exchange, msg: &Message, m: &AppMessage, preview_len: usize, 
     ex.incomplete |= msg.incomplete() || !m.complete;
     ex.error |= m.error;
     ex.response_bytes += msg.len;
-    for frame in msg.frames.iter() {
-        ex.response_frames.push(frame);
-    }
+    ex.response_frames.extend(&msg.frames);
     if m.kind == Kind::Interim {
         // `100 Continue`: its bytes count, its times are not the answer's.
         return;
@@ -341,15 +342,14 @@ impl Pairer {
                 side,
                 data,
                 missing: chunk.data.len(),
-                time: chunk.time,
-                packet: chunk.packet,
+                pkt: chunk.pkt,
             });
             if *bursts >= 3 || *bytes >= DETECT_WINDOW {
                 self.decide(conn, false);
             }
             return;
         }
-        self.process(side, &chunk.data, chunk.time, chunk.packet, conn);
+        self.process(side, &chunk.data, &chunk.pkt, conn);
     }
 
     /// Chooses a framing from the held bytes, then replays them. `ended`:
@@ -416,7 +416,7 @@ impl Pairer {
                 Some(d) => ChunkData::Bytes(&buf[d.clone()]),
                 None => ChunkData::Missing(h.missing),
             };
-            self.process(h.side, &data, h.time, h.packet, conn);
+            self.process(h.side, &data, &h.pkt, conn);
         }
     }
 
@@ -424,10 +424,10 @@ impl Pairer {
         &mut self,
         side: Side,
         data: &ChunkData<'_>,
-        time: Timestamp,
-        packet: u64,
+        pkt: &PacketRecord,
         conn: &mut Connection,
     ) {
+        let time = pkt.time;
         if let Some(prev) = self.last_side
             && prev != side
         {
@@ -439,7 +439,7 @@ impl Pairer {
             Mode::Framed(dec) => {
                 let d = &mut dec[side.index()];
                 match data {
-                    ChunkData::Bytes(b) => d.push(b, time, packet, &mut out),
+                    ChunkData::Bytes(b) => d.push(b, pkt, &mut out),
                     ChunkData::Missing(n) => d.missing(*n, time, &mut out),
                 }
                 if d.lost_sync && !self.noted_lost_sync {
@@ -455,7 +455,7 @@ impl Pairer {
                 let msg = open[side.index()].get_or_insert_with(|| Message::new(time));
                 match data {
                     ChunkData::Bytes(b) => {
-                        msg.touch(time, packet);
+                        msg.touch(pkt, self.limits.packets);
                         msg.add(b, self.limits.preview_len);
                     }
                     ChunkData::Missing(n) => msg.add_missing(*n, time),
@@ -463,7 +463,7 @@ impl Pairer {
             }
             Mode::App(_) => {
                 self.scratch = out;
-                return self.process_app(side, data, time, packet, conn);
+                return self.process_app(side, data, pkt, conn);
             }
             Mode::Detecting { .. } => {}
         }
@@ -480,10 +480,11 @@ impl Pairer {
         &mut self,
         side: Side,
         data: &ChunkData<'_>,
-        time: Timestamp,
-        packet: u64,
+        pkt: &PacketRecord,
         conn: &mut Connection,
     ) {
+        let time = pkt.time;
+        let keep = self.limits.packets;
         let Mode::App(a) = &mut self.mode else {
             return;
         };
@@ -499,7 +500,7 @@ impl Pairer {
                     match a.session.feed(dir, b) {
                         Ok(step) => {
                             let msg = a.open[s].get_or_insert_with(|| Message::new(time));
-                            msg.touch(time, packet);
+                            msg.touch(pkt, keep);
                             msg.add(&b[..step.consumed], preview_len);
                             b = &b[step.consumed..];
                             if let Some(m) = step.message
@@ -547,7 +548,7 @@ impl Pairer {
             self.mode = Mode::Turns(Box::new(open));
             // Turns pair from here: nothing before waits for them.
             self.unanswered = conn.exchanges.len();
-            self.process(side, &rest, time, packet, conn);
+            self.process(side, &rest, pkt, conn);
         }
     }
 
@@ -569,6 +570,7 @@ impl Pairer {
                 ex.request_preview = msg.preview.render(preview_len);
                 ex.request_time = msg.last_time;
                 ex.request_frames = msg.frames.clone();
+                ex.request_end_seq = msg.end_seq;
                 ex.incomplete = msg.incomplete() || !m.complete;
                 ex.operation = Some(m.op.clone()).filter(|o| !o.is_empty());
                 ex.request_summary = Some(m.summary.clone());
@@ -648,6 +650,8 @@ impl Pairer {
                     incomplete: msg.incomplete(),
                     request_frames: std::mem::take(&mut msg.frames),
                     response_frames: Frames::default(),
+                    request_ack_time: None,
+                    request_end_seq: msg.end_seq,
                     operation: None,
                     request_summary: None,
                     response_summary: None,
@@ -676,6 +680,8 @@ impl Pairer {
                             incomplete: false,
                             request_frames: Frames::default(),
                             response_frames: Frames::default(),
+                            request_ack_time: None,
+                            request_end_seq: None,
                             operation: None,
                             request_summary: None,
                             response_summary: None,

@@ -121,6 +121,7 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     opt_string(out, c.framing_reason.as_deref());
     out.extend_from_slice(b",\n      \"exchanges\": ");
     array(out, &c.exchanges, I4, I3, |out, e| {
+        let split = c.latency_split(e);
         out.push(b'{');
         out.extend_from_slice(b"\n          \"request_bytes\": ");
         uint(out, e.request_bytes);
@@ -154,6 +155,22 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
         frames(out, &e.request_frames);
         out.extend_from_slice(b",\n          \"response_frames\": ");
         frames(out, &e.response_frames);
+        out.extend_from_slice(b",\n          \"request_ack_time\": ");
+        opt_time(out, e.request_ack_time);
+        out.extend_from_slice(b",\n          \"request_packets\": ");
+        packets(out, &e.request_frames);
+        out.extend_from_slice(b",\n          \"request_packets_not_kept\": ");
+        uint(out, e.request_frames.packets_not_kept());
+        out.extend_from_slice(b",\n          \"response_packets\": ");
+        packets(out, &e.response_frames);
+        out.extend_from_slice(b",\n          \"response_packets_not_kept\": ");
+        uint(out, e.response_frames.packets_not_kept());
+        out.extend_from_slice(b",\n          \"network_us\": ");
+        opt_float(out, split.map(|s| s.network_us));
+        out.extend_from_slice(b",\n          \"server_us\": ");
+        opt_float(out, split.map(|s| s.server_us));
+        out.extend_from_slice(b",\n          \"rtt_from\": ");
+        opt_string(out, split.map(|s| s.rtt_from.name()));
         close(out, I4, b'}');
     });
     out.extend_from_slice(b",\n      \"recv_pitfalls\": ");
@@ -262,19 +279,53 @@ fn array<T>(
 
 /// A list of frame numbers, one per line at the depth of an exchange's field.
 fn frames(out: &mut Vec<u8>, f: &Frames) {
-    if f.is_empty() {
-        out.extend_from_slice(b"[]");
-        return;
+    exchange_list(out, f.iter(), uint);
+}
+
+/// A message's packet records, one compact object per line (a message may
+/// list up to 64).
+fn packets(out: &mut Vec<u8>, f: &Frames) {
+    exchange_list(out, f.packets().iter(), |out, p| {
+        out.extend_from_slice(b"{\"frame\": ");
+        uint(out, p.frame);
+        out.extend_from_slice(b", \"time\": ");
+        uint(out, p.time.0);
+        out.extend_from_slice(b", \"flags\": ");
+        uint(out, u64::from(p.flags));
+        out.extend_from_slice(b", \"seq\": ");
+        opt_uint(out, p.seq);
+        out.extend_from_slice(b", \"ack\": ");
+        opt_uint(out, p.ack);
+        out.extend_from_slice(b", \"len\": ");
+        uint(out, u64::from(p.len));
+        out.push(b'}');
+    });
+}
+
+/// An array in an exchange's field: `[]`, or one item per line.
+fn exchange_list<T>(
+    out: &mut Vec<u8>,
+    items: impl Iterator<Item = T>,
+    mut item: impl FnMut(&mut Vec<u8>, T),
+) {
+    let mut any = false;
+    for (i, t) in items.enumerate() {
+        out.extend_from_slice(if i > 0 {
+            b",\n            "
+        } else {
+            b"[\n            "
+        });
+        item(out, t);
+        any = true;
     }
-    out.push(b'[');
-    for (i, n) in f.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\n            ");
-        uint(out, n);
+    out.extend_from_slice(if any { b"\n          ]" } else { b"[]" });
+}
+
+fn opt_uint(out: &mut Vec<u8>, v: Option<u32>) {
+    match v {
+        Some(v) => uint(out, u64::from(v)),
+        None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b"\n          ]");
 }
 
 fn uint(out: &mut Vec<u8>, v: u64) {
@@ -536,7 +587,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::analyze::model::Analysis;
+    use crate::analyze::model::{Analysis, PacketRecord};
     use crate::report::sample;
 
     const SCHEMA_DOC: &str = include_str!("../../docs/json-schema.md");
@@ -693,6 +744,18 @@ mod tests {
                 e.request_frames.push(3);
                 e.request_frames.push(5);
                 e.response_frames.push(7);
+                e.request_frames.push_packet(
+                    &PacketRecord {
+                        frame: 8,
+                        time: Timestamp(5),
+                        flags: 0x018,
+                        seq: Some(1),
+                        ack: None,
+                        len: 6,
+                    },
+                    true,
+                );
+                e.request_ack_time = Some(e.request_time);
             }
         }
         analyses.push(odd);
@@ -702,13 +765,62 @@ mod tests {
                 write_connection(&mut ours, c);
                 let mut theirs = Vec::new();
                 value(&mut theirs, c, 2).expect("serialize");
+                let ours = String::from_utf8(ours).expect("utf-8");
+                check_derived_fields(c, &ours);
                 assert_eq!(
-                    String::from_utf8(ours).expect("utf-8"),
+                    without_derived_fields(&ours),
                     String::from_utf8(theirs).expect("utf-8"),
                     "connection {}",
                     c.id
                 );
             }
+        }
+    }
+
+    /// The exchange fields that are not the model's serde form: packet
+    /// records and the latency split (written after `request_ack_time`,
+    /// last in each exchange).
+    fn without_derived_fields(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find(",\n          \"request_packets\": ") {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at..];
+            let rtt = tail.find("\"rtt_from\": ").expect("rtt_from follows");
+            let end = tail[rtt..].find('\n').map_or(tail.len(), |n| rtt + n);
+            rest = &tail[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The derived fields hold the model's packet records and split.
+    fn check_derived_fields(c: &Connection, text: &str) {
+        let v: Value = serde_json::from_str(text).expect("a connection parses as JSON");
+        for (e, j) in c
+            .exchanges
+            .iter()
+            .zip(v["exchanges"].as_array().expect("exchanges"))
+        {
+            for (frames, key) in [
+                (&e.request_frames, "request_packets"),
+                (&e.response_frames, "response_packets"),
+            ] {
+                let want: Vec<Value> = frames
+                    .packets()
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({"frame": p.frame, "time": p.time.0, "flags": p.flags,
+                            "seq": p.seq, "ack": p.ack, "len": p.len})
+                    })
+                    .collect();
+                assert_eq!(j[key], Value::Array(want), "{key}");
+                assert_eq!(j[format!("{key}_not_kept")], frames.packets_not_kept());
+            }
+            let split = c.latency_split(e);
+            assert_eq!(j["network_us"].as_f64(), split.map(|s| s.network_us));
+            assert_eq!(j["server_us"].as_f64(), split.map(|s| s.server_us));
+            assert_eq!(j["rtt_from"].as_str(), split.map(|s| s.rtt_from.name()));
         }
     }
 
