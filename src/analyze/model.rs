@@ -101,6 +101,9 @@ pub struct CaptureSummary {
     pub skipped: SkipCounts,
     /// The file was cut short in the middle of a record (see the warnings).
     pub truncated: bool,
+    /// Time of the capture's first packet (Wireshark's `frame.time_relative`
+    /// counts from it); `None` when no packet was read.
+    pub first_packet_time: Option<Timestamp>,
 }
 
 /// Skipped packets by reason.

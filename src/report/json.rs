@@ -854,7 +854,21 @@ mod tests {
 
     #[test]
     fn schema_document_names_every_key_and_value() {
-        let v = json(&sample::analysis());
+        let mut a = sample::analysis();
+        // Packet records are kept only when asked for: give the sample some.
+        let e = &mut a.connections[0].exchanges[0];
+        for (frames, frame) in [(&mut e.request_frames, 4), (&mut e.response_frames, 6)] {
+            let p = PacketRecord {
+                frame,
+                time: Timestamp(sample::BASE_NS),
+                flags: 0x018,
+                seq: Some(1),
+                ack: Some(1),
+                len: 6,
+            };
+            frames.push_packet(&p, true);
+        }
+        let v = json(&a);
         let mut found = BTreeSet::new();
         keys(&v, "", &mut found);
         // Sanity: the sample exercises the nested objects.
@@ -864,6 +878,8 @@ mod tests {
             "connections.close.events.time",
             "connections.recv_pitfalls.count",
             "summary.latency.count",
+            "connections.exchanges.request_packets.seq",
+            "connections.exchanges.response_packets.len",
         ] {
             assert!(found.contains(must), "sample lacks {must}");
         }

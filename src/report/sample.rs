@@ -242,6 +242,7 @@ pub fn analysis() -> Analysis {
                 ..SkipCounts::default()
             },
             truncated: false,
+            first_packet_time: Some(at(0.0)),
         },
     }
 }
