@@ -42,7 +42,15 @@ impl RequestAcks {
 
     /// Gives each new request of `conn` the time of the first kept
     /// acknowledgment covering it, captured after the request was.
+    #[inline]
     pub(super) fn settle(&mut self, conn: &mut Connection) {
+        // Called for every segment: nearly always nothing to do.
+        if self.next < conn.exchanges.len() && !self.pending.is_empty() {
+            self.match_requests(conn);
+        }
+    }
+
+    fn match_requests(&mut self, conn: &mut Connection) {
         while let Some(ex) = conn.exchanges.get_mut(self.next) {
             let Some(end) = ex.request_end_seq.filter(|_| ex.request_bytes > 0) else {
                 self.next += 1;
