@@ -22,6 +22,10 @@ pub(super) struct RequestAcks {
     pending: VecDeque<(u32, Timestamp)>,
     /// Exchanges before this one are settled (matched or skipped).
     next: usize,
+    /// Exchanges of the connection at the last try, and whether an
+    /// acknowledgment came since: nothing new, nothing to try.
+    seen: usize,
+    acked: bool,
 }
 
 impl RequestAcks {
@@ -33,6 +37,7 @@ impl RequestAcks {
             .back()
             .is_none_or(|&(last, _)| (ack.wrapping_sub(last) as i32) > 0);
         if forward {
+            self.acked = true;
             if self.pending.len() == MAX_PENDING {
                 self.pending.pop_front();
             }
@@ -44,10 +49,13 @@ impl RequestAcks {
     /// acknowledgment covering it, captured after the request was.
     #[inline]
     pub(super) fn settle(&mut self, conn: &mut Connection) {
-        // Called for every segment: nearly always nothing to do.
-        if self.next < conn.exchanges.len() && !self.pending.is_empty() {
+        // Called for every segment: nearly always nothing new.
+        let len = conn.exchanges.len();
+        if (self.acked || len != self.seen) && self.next < len && !self.pending.is_empty() {
             self.match_requests(conn);
         }
+        self.seen = len;
+        self.acked = false;
     }
 
     fn match_requests(&mut self, conn: &mut Connection) {
