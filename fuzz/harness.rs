@@ -53,13 +53,7 @@ pub fn analyze(data: &[u8]) {
         width: 40 + usize::from(pick >> 4) * 8,
         ..RenderOptions::default()
     };
-    for format in [
-        Format::Text,
-        Format::Json,
-        Format::Mermaid,
-        Format::Svg,
-        Format::Html,
-    ] {
+    for format in Format::ALL {
         let mut out = Vec::new();
         render(&analysis, format, &render_options, &mut out).expect("writing to memory");
         if format == Format::Json {
