@@ -34,9 +34,7 @@
 //!   (count: segments). Framing bytes (`\n`, the prefix) count as the
 //!   message's.
 
-use super::model::{
-    Connection, Exchange, Frames, PacketRecord, PitfallKind, RecvPitfall, Side, Timestamp,
-};
+use super::model::{Connection, Exchange, Frames, PacketRecord, PitfallKind, RecvPitfall, Side};
 use super::reassembly::{Chunk, ChunkData};
 use crate::protocol::Framing;
 use crate::protocol::app::{
@@ -96,9 +94,14 @@ impl FramingChoice {
 }
 
 mod decoder;
+mod detect;
+mod exchange;
 
 pub use decoder::PairLimits;
 use decoder::{Decoder, Message};
+use detect::detect_reason;
+pub use detect::{Sample, detect};
+use exchange::{answer, blank_exchange};
 
 /// Messages of one side sharing a segment, for `merged` pitfalls.
 #[derive(Debug, Clone, Copy)]
@@ -158,65 +161,6 @@ fn direction(side: Side) -> Direction {
         Side::Client => Direction::Request,
         Side::Server => Direction::Response,
     }
-}
-
-/// Why `auto` chose one of the lab's framings, for the report.
-fn detect_reason(framing: Framing) -> String {
-    match framing {
-        Framing::Line => "line: the first messages are text lines".into(),
-        Framing::Length => "length: the first messages are length-prefixed".into(),
-        Framing::Raw => "raw (turns): no known protocol or framing fits the first messages".into(),
-    }
-}
-
-/// Appends an exchange with nothing in it yet; returns its index.
-fn blank_exchange(conn: &mut Connection, time: Timestamp) -> usize {
-    conn.exchanges.push(Exchange {
-        request_bytes: 0,
-        response_bytes: 0,
-        request_preview: String::new(),
-        response_preview: String::new(),
-        request_time: time,
-        response_first_time: None,
-        response_last_time: None,
-        latency_us: None,
-        first_byte_latency_us: None,
-        incomplete: false,
-        operation: None,
-        request_summary: None,
-        response_summary: None,
-        error: false,
-        request_frames: Frames::default(),
-        response_frames: Frames::default(),
-        request_ack_time: None,
-        request_end_seq: None,
-    });
-    conn.exchanges.len() - 1
-}
-
-/// Records a server message in the exchange it answers (`paired`: the
-/// exchange has a request, so latencies mean something).
-fn answer(ex: &mut Exchange, msg: &Message, m: &AppMessage, preview_len: usize, paired: bool) {
-    ex.incomplete |= msg.incomplete() || !m.complete;
-    ex.error |= m.error;
-    ex.response_bytes += msg.len;
-    ex.response_frames.extend(&msg.frames);
-    if m.kind == Kind::Interim {
-        // `100 Continue`: its bytes count, its times are not the answer's.
-        return;
-    }
-    if ex.response_first_time.is_none() {
-        ex.response_first_time = Some(msg.first_time);
-        ex.response_preview = msg.preview.render(preview_len);
-        if paired {
-            ex.first_byte_latency_us = Some(msg.first_time.micros_since(ex.request_time));
-        }
-    }
-    ex.response_last_time = Some(msg.last_time);
-    if paired {
-        ex.latency_us = Some(msg.last_time.micros_since(ex.request_time));
-    }
-    ex.response_summary = Some(m.summary.clone());
 }
 
 /// Pairs the messages of one connection into exchanges, writing them into
@@ -809,74 +753,6 @@ impl Pairer {
             .sort_by_key(|p| (p.from.index(), p.message));
         self.scratch = Vec::new();
     }
-}
-
-/// The first burst of one side, as `auto` sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct Sample<'a> {
-    /// Every captured byte of the burst, gaps left out.
-    pub text: &'a [u8],
-    /// The bytes before its first gap.
-    pub clean: &'a [u8],
-    /// Whether the burst ended (the other side spoke, or the connection
-    /// ended) rather than the detection window filled up in its middle.
-    pub whole: bool,
-}
-
-/// Picks a framing from the first burst of each side (see the module doc).
-/// A burst cut by the detection window passes the line test with at least
-/// one `\n`, and the length test with at least one whole message and a
-/// plausible start of the next.
-pub fn detect(sides: [Sample<'_>; 2], max_message: usize) -> Framing {
-    let speaking = || sides.iter().filter(|s| !s.text.is_empty());
-    if speaking().next().is_none() {
-        return Framing::Raw;
-    }
-    if speaking().all(|s| looks_like_lines(s.text, s.whole)) {
-        return Framing::Line;
-    }
-    if speaking().all(|s| looks_length_framed(s.clean, s.whole, max_message)) {
-        Framing::Length
-    } else {
-        Framing::Raw
-    }
-}
-
-/// Printable UTF-8 text (tabs and line ends allowed) ending in `\n` (or,
-/// when cut, containing one).
-fn looks_like_lines(b: &[u8], whole: bool) -> bool {
-    let lines = if whole {
-        b.last() == Some(&b'\n')
-    } else {
-        b.contains(&b'\n')
-    };
-    if !lines {
-        return false;
-    }
-    // Fast path: printable ASCII and line ends (the usual text protocol)
-    // need neither UTF-8 decoding nor a walk over `char`s.
-    if b.iter()
-        .all(|&c| (0x20..0x7f).contains(&c) || matches!(c, b'\n' | b'\r' | b'\t'))
-    {
-        return true;
-    }
-    // A cut burst may end in the middle of a UTF-8 character.
-    let text = match std::str::from_utf8(b) {
-        Ok(t) => t,
-        Err(e) if !whole && e.error_len().is_none() => {
-            std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default()
-        }
-        Err(_) => return false,
-    };
-    text.chars()
-        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
-}
-
-/// A whole number (at least one) of length-prefixed messages, each within
-/// `max` (when cut: at least one, then the start of one within `max`).
-fn looks_length_framed(b: &[u8], whole: bool, max: usize) -> bool {
-    let (msgs, consumed, err) = Framing::Length.decode_all(b, max);
-    err.is_none() && !msgs.is_empty() && (consumed == b.len() || !whole)
 }
 
 #[cfg(test)]

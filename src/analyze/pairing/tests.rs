@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::analyze::Options;
-use crate::analyze::model::Analysis;
+use crate::analyze::model::{Analysis, Timestamp};
 use crate::analyze::testing::{Script, analyze};
 
 fn conn() -> Connection {
