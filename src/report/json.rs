@@ -20,7 +20,7 @@ use serde_json::ser::{CompactFormatter, Formatter};
 use super::Ending;
 use super::stats::Summary;
 use crate::analyze::model::{
-    CaptureSummary, CloseKind, Connection, Frames, PitfallKind, Side, Timestamp,
+    CaptureSummary, CloseKind, Connection, Exchange, Frames, PitfallKind, Side, Timestamp,
 };
 use crate::protocol::Framing;
 
@@ -52,6 +52,11 @@ pub fn connection(
     out.write_all(scratch)
 }
 
+// Indentation of the connection's fields' items, at 3, 4 and 5 levels.
+const I3: &str = "\n      ";
+const I4: &str = "\n        ";
+const I5: &str = "\n          ";
+
 /// Appends `c` to `out` exactly as serde_json's pretty printer would at the
 /// depth of the `connections` array (a test holds the two byte for byte).
 ///
@@ -61,9 +66,6 @@ pub fn connection(
 /// integers are formatted directly, and only the previews and notes (text
 /// from the capture) go through serde_json's string escaping.
 fn write_connection(out: &mut Vec<u8>, c: &Connection) {
-    const I3: &str = "\n      ";
-    const I4: &str = "\n        ";
-    const I5: &str = "\n          ";
     out.extend_from_slice(b"{");
     out.extend_from_slice(b"\n      \"id\": ");
     uint(out, u64::from(c.id));
@@ -120,59 +122,7 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     out.extend_from_slice(b",\n      \"framing_reason\": ");
     opt_string(out, c.framing_reason.as_deref());
     out.extend_from_slice(b",\n      \"exchanges\": ");
-    array(out, &c.exchanges, I4, I3, |out, e| {
-        let split = c.latency_split(e);
-        out.push(b'{');
-        out.extend_from_slice(b"\n          \"request_bytes\": ");
-        uint(out, e.request_bytes);
-        out.extend_from_slice(b",\n          \"response_bytes\": ");
-        uint(out, e.response_bytes);
-        out.extend_from_slice(b",\n          \"request_preview\": ");
-        string(out, &e.request_preview);
-        out.extend_from_slice(b",\n          \"response_preview\": ");
-        string(out, &e.response_preview);
-        out.extend_from_slice(b",\n          \"request_time\": ");
-        uint(out, e.request_time.0);
-        out.extend_from_slice(b",\n          \"response_first_time\": ");
-        opt_time(out, e.response_first_time);
-        out.extend_from_slice(b",\n          \"response_last_time\": ");
-        opt_time(out, e.response_last_time);
-        out.extend_from_slice(b",\n          \"latency_us\": ");
-        opt_float(out, e.latency_us);
-        out.extend_from_slice(b",\n          \"first_byte_latency_us\": ");
-        opt_float(out, e.first_byte_latency_us);
-        out.extend_from_slice(b",\n          \"operation\": ");
-        opt_string(out, e.operation.as_deref());
-        out.extend_from_slice(b",\n          \"request_summary\": ");
-        opt_string(out, e.request_summary.as_deref());
-        out.extend_from_slice(b",\n          \"response_summary\": ");
-        opt_string(out, e.response_summary.as_deref());
-        out.extend_from_slice(b",\n          \"error\": ");
-        out.extend_from_slice(if e.error { b"true" } else { b"false" });
-        out.extend_from_slice(b",\n          \"incomplete\": ");
-        out.extend_from_slice(if e.incomplete { b"true" } else { b"false" });
-        out.extend_from_slice(b",\n          \"request_frames\": ");
-        frames(out, &e.request_frames);
-        out.extend_from_slice(b",\n          \"response_frames\": ");
-        frames(out, &e.response_frames);
-        out.extend_from_slice(b",\n          \"request_ack_time\": ");
-        opt_time(out, e.request_ack_time);
-        out.extend_from_slice(b",\n          \"request_packets\": ");
-        packets(out, &e.request_frames);
-        out.extend_from_slice(b",\n          \"request_packets_not_kept\": ");
-        uint(out, e.request_frames.packets_not_kept());
-        out.extend_from_slice(b",\n          \"response_packets\": ");
-        packets(out, &e.response_frames);
-        out.extend_from_slice(b",\n          \"response_packets_not_kept\": ");
-        uint(out, e.response_frames.packets_not_kept());
-        out.extend_from_slice(b",\n          \"network_us\": ");
-        opt_float(out, split.map(|s| s.network_us));
-        out.extend_from_slice(b",\n          \"server_us\": ");
-        opt_float(out, split.map(|s| s.server_us));
-        out.extend_from_slice(b",\n          \"rtt_from\": ");
-        opt_string(out, split.map(|s| s.rtt_from.name()));
-        close(out, I4, b'}');
-    });
+    array(out, &c.exchanges, I4, I3, |out, e| exchange(out, c, e));
     out.extend_from_slice(b",\n      \"recv_pitfalls\": ");
     array(out, &c.recv_pitfalls, I4, I3, |out, p| {
         out.push(b'{');
@@ -238,6 +188,61 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     out.extend_from_slice(b",\n      \"initial_rtt_us\": ");
     opt_float(out, c.initial_rtt_us);
     close(out, "\n    ", b'}');
+}
+
+/// One element of a connection's `exchanges` array.
+fn exchange(out: &mut Vec<u8>, c: &Connection, e: &Exchange) {
+    let split = c.latency_split(e);
+    out.push(b'{');
+    out.extend_from_slice(b"\n          \"request_bytes\": ");
+    uint(out, e.request_bytes);
+    out.extend_from_slice(b",\n          \"response_bytes\": ");
+    uint(out, e.response_bytes);
+    out.extend_from_slice(b",\n          \"request_preview\": ");
+    string(out, &e.request_preview);
+    out.extend_from_slice(b",\n          \"response_preview\": ");
+    string(out, &e.response_preview);
+    out.extend_from_slice(b",\n          \"request_time\": ");
+    uint(out, e.request_time.0);
+    out.extend_from_slice(b",\n          \"response_first_time\": ");
+    opt_time(out, e.response_first_time);
+    out.extend_from_slice(b",\n          \"response_last_time\": ");
+    opt_time(out, e.response_last_time);
+    out.extend_from_slice(b",\n          \"latency_us\": ");
+    opt_float(out, e.latency_us);
+    out.extend_from_slice(b",\n          \"first_byte_latency_us\": ");
+    opt_float(out, e.first_byte_latency_us);
+    out.extend_from_slice(b",\n          \"operation\": ");
+    opt_string(out, e.operation.as_deref());
+    out.extend_from_slice(b",\n          \"request_summary\": ");
+    opt_string(out, e.request_summary.as_deref());
+    out.extend_from_slice(b",\n          \"response_summary\": ");
+    opt_string(out, e.response_summary.as_deref());
+    out.extend_from_slice(b",\n          \"error\": ");
+    out.extend_from_slice(if e.error { b"true" } else { b"false" });
+    out.extend_from_slice(b",\n          \"incomplete\": ");
+    out.extend_from_slice(if e.incomplete { b"true" } else { b"false" });
+    out.extend_from_slice(b",\n          \"request_frames\": ");
+    frames(out, &e.request_frames);
+    out.extend_from_slice(b",\n          \"response_frames\": ");
+    frames(out, &e.response_frames);
+    out.extend_from_slice(b",\n          \"request_ack_time\": ");
+    opt_time(out, e.request_ack_time);
+    out.extend_from_slice(b",\n          \"request_packets\": ");
+    packets(out, &e.request_frames);
+    out.extend_from_slice(b",\n          \"request_packets_not_kept\": ");
+    uint(out, e.request_frames.packets_not_kept());
+    out.extend_from_slice(b",\n          \"response_packets\": ");
+    packets(out, &e.response_frames);
+    out.extend_from_slice(b",\n          \"response_packets_not_kept\": ");
+    uint(out, e.response_frames.packets_not_kept());
+    out.extend_from_slice(b",\n          \"network_us\": ");
+    opt_float(out, split.map(|s| s.network_us));
+    out.extend_from_slice(b",\n          \"server_us\": ");
+    opt_float(out, split.map(|s| s.server_us));
+    out.extend_from_slice(b",\n          \"rtt_from\": ");
+    opt_string(out, split.map(|s| s.rtt_from.name()));
+    close(out, I4, b'}');
 }
 
 /// A string, or `null`.

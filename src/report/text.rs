@@ -463,6 +463,17 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
         }
         p.wrapped(&format!("{name:<12} {value}"), 2, Style::Plain)?;
     }
+    operations(p, s)?;
+    for w in report.warnings {
+        p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;
+    }
+    Ok(())
+}
+
+/// The summary's TCP events line: "none", or each kind seen with its count
+/// ("3 retransmission · 6 duplicate ACK").
+/// The per-operation table of an application protocol's exchanges.
+fn operations(p: &mut Printer<'_>, s: &crate::report::stats::Summary) -> io::Result<()> {
     if !s.operations.is_empty() {
         p.wrapped("operations", 2, Style::Plain)?;
     }
@@ -500,14 +511,9 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
             Style::Plain,
         )?;
     }
-    for w in report.warnings {
-        p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;
-    }
     Ok(())
 }
 
-/// The summary's TCP events line: "none", or each kind seen with its count
-/// ("3 retransmission · 6 duplicate ACK").
 /// One share of the latency split (the network's or the server's), like
 /// the latency row; "" when no exchange could be split.
 fn split_summary(d: &crate::report::stats::LatencySummary) -> String {
