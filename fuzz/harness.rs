@@ -41,6 +41,9 @@ pub fn analyze(data: &[u8]) {
         port: (pick & 8 != 0).then_some(2222),
         max_message: if small { 16 } else { 1 << 20 },
         max_buffered_per_flow: if small { 64 } else { 4 << 20 },
+        // Packet records and pure ACKs, as the JSON, HTML and --acks keep them.
+        keep_packets: true,
+        keep_acks: true,
         ..Options::default()
     };
     let Ok(analysis) = analyze_capture(capture, options, |_| {}) else {
@@ -50,7 +53,7 @@ pub fn analyze(data: &[u8]) {
         width: 40 + usize::from(pick >> 4) * 8,
         ..RenderOptions::default()
     };
-    for format in [Format::Text, Format::Json, Format::Mermaid, Format::Svg] {
+    for format in Format::ALL {
         let mut out = Vec::new();
         render(&analysis, format, &render_options, &mut out).expect("writing to memory");
         if format == Format::Json {

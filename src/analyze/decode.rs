@@ -230,13 +230,7 @@ fn ipv4_tcp<'a>(packet: &RawPacket<'a>, ip: &'a [u8]) -> Option<TcpSegment<'a>> 
         )),
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
         ack: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
-        flags: TcpFlags {
-            syn: flags & 0x02 != 0,
-            ack: flags & 0x10 != 0,
-            fin: flags & 0x01 != 0,
-            rst: flags & 0x04 != 0,
-            psh: flags & 0x08 != 0,
-        },
+        flags: TcpFlags::from_bits(u16::from_be_bytes([tcp[12], tcp[13]])),
         payload,
         // `total` is at most 65 535.
         payload_len: payload.len() as u32,
@@ -341,13 +335,10 @@ fn ip_tcp_general<'a>(
         dst,
         seq: tcp.sequence_number(),
         ack: tcp.acknowledgment_number(),
-        flags: TcpFlags {
-            syn: tcp.syn(),
-            ack: tcp.ack(),
-            fin: tcp.fin(),
-            rst: tcp.rst(),
-            psh: tcp.psh(),
-        },
+        flags: TcpFlags::from_bits({
+            let h = tcp.header_slice();
+            u16::from_be_bytes([h[12], h[13]])
+        }),
         payload: tcp.payload(),
         payload_len: payload_len as u32,
         window: tcp.window_size(),

@@ -53,8 +53,8 @@ use std::time::Duration;
 
 use super::event::{Event, SEGMENT_HEAD, SegmentSeen};
 use super::model::{
-    AckEvent, Analysis, Close, CloseEvent, CloseKind, Connection, Gap, Handshake, MAX_ACKS_KEPT,
-    MAX_EVENTS, Side, Timestamp,
+    Analysis, Close, CloseEvent, CloseKind, Connection, Gap, MAX_EVENTS, PacketRecord, Side,
+    Timestamp,
 };
 use super::pairing::{PairLimits, Pairer};
 use super::reassembly::{Chunk, ChunkData, Reassembler};
@@ -62,9 +62,12 @@ use super::segment::TcpSegment;
 use super::tcp_events::EventDetector;
 use super::warnings::Warnings;
 use crate::protocol::Framing;
+use handshake::{handshake_ack, syn};
 use key::{Key, key};
 use options::choose_sides;
 pub use options::{LAB_PORT, Options};
+use pure_acks::count_pure_ack;
+use request_acks::RequestAcks;
 
 /// How long (capture time) the address pair of a drained connection is
 /// remembered, so that its stragglers (a retransmitted FIN whose ACK was
@@ -139,6 +142,8 @@ struct Flow {
     reported: usize,
     /// Finds retransmissions, duplicate ACKs, zero windows and the like.
     events: EventDetector,
+    /// When the server acknowledged each request.
+    request_acks: RequestAcks,
 }
 
 /// What the analyzer owes its caller: the connections not taken yet, and
@@ -316,6 +321,7 @@ impl Analyzer {
         PairLimits {
             max_message: self.opts.max_message,
             preview_len: self.opts.preview_len,
+            packets: self.opts.keep_packets,
         }
     }
 
@@ -406,6 +412,7 @@ impl Analyzer {
                 warned_bound: [false; 2],
                 reported: 0,
                 events: EventDetector::new(),
+                request_acks: RequestAcks::default(),
             })),
         }
     }
@@ -593,37 +600,6 @@ fn segment_seen(connection: u32, from: Side, seg: &TcpSegment<'_>) -> SegmentSee
     }
 }
 
-/// Counts a pure ACK (`--acks` keeps it too); the teardown's last one has a
-/// field of its own, and so has the handshake's (`handshake.ack`).
-fn count_pure_ack(
-    slot: &Slot,
-    conn: &mut Connection,
-    opts: &Options,
-    side: Side,
-    seg: &TcpSegment<'_>,
-    last_ack: bool,
-    handshake_ack_before: Option<Timestamp>,
-) {
-    let isn = match side {
-        Side::Client => slot.server_isn,
-        Side::Server => slot.client_isn,
-    };
-    let event = AckEvent {
-        from: side,
-        time: seg.time,
-        ack: isn.map(|isn| seg.ack.wrapping_sub(isn)),
-    };
-    let handshake_ack = conn.handshake.as_ref().and_then(|h| h.ack);
-    if last_ack && conn.last_ack.is_none() {
-        conn.last_ack = Some(event);
-    } else if handshake_ack_before.is_some() || handshake_ack.is_none() {
-        conn.pure_acks += 1;
-    }
-    if opts.keep_acks && conn.acks.len() < MAX_ACKS_KEPT {
-        conn.acks.push(event);
-    }
-}
-
 /// Runs the segment through the connection's TCP event detector, keeping at
 /// most [`MAX_EVENTS`] events and counting the rest.
 fn record_events(
@@ -687,73 +663,37 @@ fn track(
     } else if side == Side::Client && f.ack {
         handshake_ack(flow, conn, seg);
     }
-    let data_seq = data(opts, flow, conn, side, seg, warnings);
+    let own_isn = match side {
+        Side::Client => slot.client_isn,
+        Side::Server => flow.server_isn,
+    };
+    let peer_isn = match side {
+        Side::Client => flow.server_isn,
+        Side::Server => slot.client_isn,
+    };
+    let pkt = PacketRecord {
+        frame: seg.number,
+        time: seg.time,
+        flags: f.bits,
+        seq: own_isn.map(|isn| seg.seq.wrapping_sub(isn)),
+        ack: peer_isn
+            .filter(|_| f.ack)
+            .map(|isn| seg.ack.wrapping_sub(isn)),
+        len: seg.payload_len,
+    };
+    let data_seq = data(opts, flow, conn, side, seg, &pkt, warnings);
+    if side == Side::Server
+        && let Some(ack) = pkt.ack
+    {
+        flow.request_acks.server_ack(ack, seg.time);
+    }
+    flow.request_acks.settle(conn);
     if f.fin && !flow.fin[s] {
         flow.fin[s] = true;
         slot.fin_seq[s] = Some(data_seq.wrapping_add(seg.payload_len));
         close_event(conn, side, CloseKind::Fin, seg.time);
     }
     flow.fin == [true, true] && flow.streams.iter().all(|r| r.is_complete())
-}
-
-/// A SYN or SYN-ACK: anchors the streams and times the handshake.
-fn syn(
-    flow: &mut Flow,
-    client_isn: &mut Option<u32>,
-    conn: &mut Connection,
-    side: Side,
-    seg: &TcpSegment<'_>,
-) {
-    match (side, seg.flags.ack) {
-        (Side::Client, false) => {
-            client_isn.get_or_insert(seg.seq);
-            flow.streams[0].syn(seg.seq);
-            flow.last_syn = Some(seg.time);
-            if conn.handshake.is_none() && flow.server_isn.is_none() {
-                conn.handshake = Some(Handshake {
-                    syn: seg.time,
-                    syn_ack: None,
-                    ack: None,
-                    rtt_us: None,
-                });
-            }
-        }
-        (Side::Server, true) => {
-            if flow.server_isn.is_some() {
-                return;
-            }
-            flow.server_isn = Some(seg.seq);
-            flow.streams[1].syn(seg.seq);
-            let isn = seg.ack.wrapping_sub(1);
-            if client_isn.is_none() {
-                *client_isn = Some(isn);
-                flow.streams[0].syn(isn);
-            }
-            match &mut conn.handshake {
-                Some(h) => {
-                    h.syn_ack = Some(seg.time);
-                    h.rtt_us = flow.last_syn.map(|t| seg.time.micros_since(t));
-                }
-                None => conn.notes.push(format!(
-                    "the SYN was not captured (SYN-ACK at packet #{}), so no handshake is shown",
-                    seg.number
-                )),
-            }
-        }
-        // A SYN the wrong way round (simultaneous open): only anchors.
-        _ => flow.streams[side.index()].syn(seg.seq),
-    }
-}
-
-/// The client's ACK of the SYN-ACK completes the handshake.
-fn handshake_ack(flow: &Flow, conn: &mut Connection, seg: &TcpSegment<'_>) {
-    if let (Some(h), Some(isn)) = (&mut conn.handshake, flow.server_isn)
-        && h.syn_ack.is_some()
-        && h.ack.is_none()
-        && seg.ack == isn.wrapping_add(1)
-    {
-        h.ack = Some(seg.time);
-    }
 }
 
 /// The segment's acknowledgment (delivering the other side's stream) and
@@ -765,6 +705,7 @@ fn data(
     conn: &mut Connection,
     side: Side,
     seg: &TcpSegment<'_>,
+    pkt: &PacketRecord,
     warnings: &mut Vec<String>,
 ) -> u32 {
     let (s, o) = (side.index(), side.other().index());
@@ -785,8 +726,7 @@ fn data(
         seg.payload,
         seg.payload_len,
         f.fin,
-        seg.time,
-        seg.number,
+        pkt,
         budget,
         &mut |chunk| deliver(pairer, conn, side, &chunk),
     );
@@ -866,7 +806,10 @@ fn close_event(conn: &mut Connection, from: Side, kind: CloseKind, time: Timesta
 /// byte counts and frees its buffers (by consuming the flow).
 fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, packet: u64) {
     let Flow {
-        streams, pairer, ..
+        streams,
+        pairer,
+        request_acks,
+        ..
     } = &mut flow;
     for side in Side::BOTH {
         streams[side.index()].flush(time, packet, &mut |chunk| {
@@ -874,11 +817,15 @@ fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, packet: u64)
         });
     }
     pairer.finish(conn);
+    request_acks.settle(conn);
     conn.bytes_client_to_server = streams[0].bytes();
     conn.bytes_server_to_client = streams[1].bytes();
 }
 
+mod handshake;
 mod key;
 mod options;
+mod pure_acks;
+mod request_acks;
 #[cfg(test)]
 mod tests;

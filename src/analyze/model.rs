@@ -101,6 +101,9 @@ pub struct CaptureSummary {
     pub skipped: SkipCounts,
     /// The file was cut short in the middle of a record (see the warnings).
     pub truncated: bool,
+    /// Time of the capture's first packet (Wireshark's `frame.time_relative`
+    /// counts from it); `None` when no packet was read.
+    pub first_packet_time: Option<Timestamp>,
 }
 
 /// Skipped packets by reason.
@@ -337,17 +340,139 @@ pub struct Exchange {
     pub request_frames: Frames,
     /// Same for the response.
     pub response_frames: Frames,
+    /// Time of the first segment from the server acknowledging the whole
+    /// request (a bare ACK, or the response carrying the acknowledgment);
+    /// `null` when none was captured, or without a captured handshake (the
+    /// relative sequence numbers are unknown). See [`Connection::latency_split`].
+    pub request_ack_time: Option<Timestamp>,
+    /// Relative sequence number just past the request's last segment: the
+    /// acknowledgment number that covers it (for finding `request_ack_time`).
+    #[serde(skip)]
+    pub request_end_seq: Option<u32>,
+}
+
+/// An exchange's latency split into the network's share and the server's
+/// (see [`Connection::latency_split`]). The two add up to the latency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencySplit {
+    /// The round trip between the capture point and the server, plus the
+    /// time the response took to arrive after its first byte, in µs.
+    pub network_us: f64,
+    /// Time to first byte less that round trip: the time the server spent
+    /// before answering, in µs.
+    pub server_us: f64,
+    /// What gave the round trip.
+    pub rtt_from: RttSource,
+}
+
+/// Where an exchange's network round trip was taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RttSource {
+    /// The server's acknowledgment of the request.
+    Ack,
+    /// The handshake: the client's SYN to the server's SYN-ACK.
+    Handshake,
+}
+
+impl RttSource {
+    /// `ack` or `handshake`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RttSource::Ack => "ack",
+            RttSource::Handshake => "handshake",
+        }
+    }
+}
+
+impl Connection {
+    /// Splits `ex`'s latency into network and server time, from what the
+    /// capture shows of the round trip between the capture point and the
+    /// server: the handshake's SYN to SYN-ACK, and the request to the
+    /// server's acknowledgment of it. The smaller of the two is taken (a
+    /// delayed ACK only ever adds time), and never more than the time to
+    /// the response's first byte. Server time is the time to first byte less
+    /// that round trip; network time is the rest of the latency (the round
+    /// trip and the response's own transfer). `None` without a paired
+    /// response, or when neither the handshake nor the ACK was captured.
+    pub fn latency_split(&self, ex: &Exchange) -> Option<LatencySplit> {
+        let latency = ex.latency_us?;
+        let first_byte = ex.first_byte_latency_us?;
+        let handshake = self.handshake.as_ref().and_then(|h| h.rtt_us);
+        let ack = ex.request_ack_time.map(|t| t.micros_since(ex.request_time));
+        let (rtt, rtt_from) = match (ack, handshake) {
+            (Some(a), Some(h)) if h < a => (h, RttSource::Handshake),
+            (Some(a), _) => (a, RttSource::Ack),
+            (None, Some(h)) => (h, RttSource::Handshake),
+            (None, None) => return None,
+        };
+        let server_us = (first_byte - rtt.min(first_byte)).max(0.0);
+        Some(LatencySplit {
+            network_us: (latency - server_us).max(0.0),
+            server_us,
+            rtt_from,
+        })
+    }
+}
+
+/// One packet that carried bytes of a message, with the fields Wireshark
+/// shows for it (`frame.number`, `frame.time`, `tcp.flags`, `tcp.seq`,
+/// `tcp.ack`, `tcp.len`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PacketRecord {
+    /// Wireshark's frame number (1-based).
+    pub frame: u64,
+    /// Capture time.
+    pub time: Timestamp,
+    /// The TCP header's 12 flag bits, as Wireshark's `tcp.flags`
+    /// (0x018 for PSH+ACK).
+    pub flags: u16,
+    /// Sequence number relative to the sender's initial sequence number,
+    /// as Wireshark shows it (the SYN is 0, the first data byte 1); `None`
+    /// when the handshake was not captured.
+    pub seq: Option<u32>,
+    /// Acknowledgment number relative to the receiver's initial sequence
+    /// number; `None` without the ACK flag or a captured handshake.
+    pub ack: Option<u32>,
+    /// Payload bytes on the wire (`tcp.len`).
+    pub len: u32,
+}
+
+impl PacketRecord {
+    /// A record that knows only the packet's number and time (for bytes
+    /// given up on, which no packet carried).
+    pub fn at(frame: u64, time: Timestamp) -> Self {
+        PacketRecord {
+            frame,
+            time,
+            ..Self::default()
+        }
+    }
 }
 
 /// Frame numbers that carried a message: the first [`Frames::MAX`] distinct
 /// ones, in order. Serialized as a JSON array of integers. A message in one
 /// segment (nearly all) allocates nothing.
+///
+/// With packet records asked for ([`Frames::push_packet`] with `keep`),
+/// it also holds the first [`Frames::MAX`] packets' [`PacketRecord`]s and
+/// counts the distinct packets beyond them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Frames {
     /// The first frame, 0 for none (frame numbers start at 1).
     first: u64,
     /// The following ones, at most `MAX - 1`.
     rest: Vec<u64>,
+    /// The packets' records, when kept (boxed: one pointer when not).
+    packets: Option<Box<Packets>>,
+}
+
+/// Packet records of one message: at most [`Frames::MAX`], and how many
+/// distinct packets carried it in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Packets {
+    list: Vec<PacketRecord>,
+    total: u64,
+    last: u64,
 }
 
 impl Frames {
@@ -367,6 +492,36 @@ impl Frames {
         }
     }
 
+    /// Adds the packet's frame number, and with `keep` its record too (the
+    /// first [`Frames::MAX`] distinct packets; later ones only counted).
+    pub fn push_packet(&mut self, p: &PacketRecord, keep: bool) {
+        self.push(p.frame);
+        if !keep {
+            return;
+        }
+        let k = self.packets.get_or_insert_with(Box::default);
+        if k.total > 0 && k.last == p.frame {
+            return;
+        }
+        k.total += 1;
+        k.last = p.frame;
+        if k.list.len() < Self::MAX {
+            k.list.push(*p);
+        }
+    }
+
+    /// The packet records kept (empty unless asked for).
+    pub fn packets(&self) -> &[PacketRecord] {
+        self.packets.as_deref().map_or(&[], |k| &k.list)
+    }
+
+    /// Distinct packets that carried the message beyond those kept.
+    pub fn packets_not_kept(&self) -> u64 {
+        self.packets
+            .as_deref()
+            .map_or(0, |k| k.total - k.list.len() as u64)
+    }
+
     /// The frames, in order.
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
         (self.first != 0)
@@ -383,6 +538,25 @@ impl Frames {
     /// No frame listed (a message whose bytes were all missing, or no message).
     pub fn is_empty(&self) -> bool {
         self.first == 0
+    }
+
+    /// Appends `other`'s frames and records (a response read in parts).
+    pub fn extend(&mut self, other: &Frames) {
+        match other.packets.as_deref() {
+            Some(k) => {
+                for p in &k.list {
+                    self.push_packet(p, true);
+                }
+                if let Some(mine) = self.packets.as_deref_mut() {
+                    mine.total += k.total - k.list.len() as u64;
+                }
+            }
+            None => {
+                for n in other.iter() {
+                    self.push(n);
+                }
+            }
+        }
     }
 }
 

@@ -34,7 +34,7 @@
 //!   (count: segments). Framing bytes (`\n`, the prefix) count as the
 //!   message's.
 
-use super::model::{Connection, Exchange, Frames, PitfallKind, RecvPitfall, Side, Timestamp};
+use super::model::{Connection, Exchange, Frames, PacketRecord, PitfallKind, RecvPitfall, Side};
 use super::reassembly::{Chunk, ChunkData};
 use crate::protocol::Framing;
 use crate::protocol::app::{
@@ -94,9 +94,14 @@ impl FramingChoice {
 }
 
 mod decoder;
+mod detect;
+mod exchange;
 
 pub use decoder::PairLimits;
 use decoder::{Decoder, Message};
+use detect::detect_reason;
+pub use detect::{Sample, detect};
+use exchange::{answer, blank_exchange};
 
 /// Messages of one side sharing a segment, for `merged` pitfalls.
 #[derive(Debug, Clone, Copy)]
@@ -113,8 +118,7 @@ struct Held {
     /// Where its bytes are in the held buffer; `None` for missing bytes.
     data: Option<std::ops::Range<usize>>,
     missing: u64,
-    time: Timestamp,
-    packet: u64,
+    pkt: PacketRecord,
 }
 
 #[derive(Debug)]
@@ -157,65 +161,6 @@ fn direction(side: Side) -> Direction {
         Side::Client => Direction::Request,
         Side::Server => Direction::Response,
     }
-}
-
-/// Why `auto` chose one of the lab's framings, for the report.
-fn detect_reason(framing: Framing) -> String {
-    match framing {
-        Framing::Line => "line: the first messages are text lines".into(),
-        Framing::Length => "length: the first messages are length-prefixed".into(),
-        Framing::Raw => "raw (turns): no known protocol or framing fits the first messages".into(),
-    }
-}
-
-/// Appends an exchange with nothing in it yet; returns its index.
-fn blank_exchange(conn: &mut Connection, time: Timestamp) -> usize {
-    conn.exchanges.push(Exchange {
-        request_bytes: 0,
-        response_bytes: 0,
-        request_preview: String::new(),
-        response_preview: String::new(),
-        request_time: time,
-        response_first_time: None,
-        response_last_time: None,
-        latency_us: None,
-        first_byte_latency_us: None,
-        incomplete: false,
-        operation: None,
-        request_summary: None,
-        response_summary: None,
-        error: false,
-        request_frames: Frames::default(),
-        response_frames: Frames::default(),
-    });
-    conn.exchanges.len() - 1
-}
-
-/// Records a server message in the exchange it answers (`paired`: the
-/// exchange has a request, so latencies mean something).
-fn answer(ex: &mut Exchange, msg: &Message, m: &AppMessage, preview_len: usize, paired: bool) {
-    ex.incomplete |= msg.incomplete() || !m.complete;
-    ex.error |= m.error;
-    ex.response_bytes += msg.len;
-    for frame in msg.frames.iter() {
-        ex.response_frames.push(frame);
-    }
-    if m.kind == Kind::Interim {
-        // `100 Continue`: its bytes count, its times are not the answer's.
-        return;
-    }
-    if ex.response_first_time.is_none() {
-        ex.response_first_time = Some(msg.first_time);
-        ex.response_preview = msg.preview.render(preview_len);
-        if paired {
-            ex.first_byte_latency_us = Some(msg.first_time.micros_since(ex.request_time));
-        }
-    }
-    ex.response_last_time = Some(msg.last_time);
-    if paired {
-        ex.latency_us = Some(msg.last_time.micros_since(ex.request_time));
-    }
-    ex.response_summary = Some(m.summary.clone());
 }
 
 /// Pairs the messages of one connection into exchanges, writing them into
@@ -341,15 +286,14 @@ impl Pairer {
                 side,
                 data,
                 missing: chunk.data.len(),
-                time: chunk.time,
-                packet: chunk.packet,
+                pkt: chunk.pkt,
             });
             if *bursts >= 3 || *bytes >= DETECT_WINDOW {
                 self.decide(conn, false);
             }
             return;
         }
-        self.process(side, &chunk.data, chunk.time, chunk.packet, conn);
+        self.process(side, &chunk.data, &chunk.pkt, conn);
     }
 
     /// Chooses a framing from the held bytes, then replays them. `ended`:
@@ -416,7 +360,7 @@ impl Pairer {
                 Some(d) => ChunkData::Bytes(&buf[d.clone()]),
                 None => ChunkData::Missing(h.missing),
             };
-            self.process(h.side, &data, h.time, h.packet, conn);
+            self.process(h.side, &data, &h.pkt, conn);
         }
     }
 
@@ -424,10 +368,10 @@ impl Pairer {
         &mut self,
         side: Side,
         data: &ChunkData<'_>,
-        time: Timestamp,
-        packet: u64,
+        pkt: &PacketRecord,
         conn: &mut Connection,
     ) {
+        let time = pkt.time;
         if let Some(prev) = self.last_side
             && prev != side
         {
@@ -439,7 +383,7 @@ impl Pairer {
             Mode::Framed(dec) => {
                 let d = &mut dec[side.index()];
                 match data {
-                    ChunkData::Bytes(b) => d.push(b, time, packet, &mut out),
+                    ChunkData::Bytes(b) => d.push(b, pkt, &mut out),
                     ChunkData::Missing(n) => d.missing(*n, time, &mut out),
                 }
                 if d.lost_sync && !self.noted_lost_sync {
@@ -455,7 +399,7 @@ impl Pairer {
                 let msg = open[side.index()].get_or_insert_with(|| Message::new(time));
                 match data {
                     ChunkData::Bytes(b) => {
-                        msg.touch(time, packet);
+                        msg.touch(pkt, self.limits.packets);
                         msg.add(b, self.limits.preview_len);
                     }
                     ChunkData::Missing(n) => msg.add_missing(*n, time),
@@ -463,7 +407,7 @@ impl Pairer {
             }
             Mode::App(_) => {
                 self.scratch = out;
-                return self.process_app(side, data, time, packet, conn);
+                return self.process_app(side, data, pkt, conn);
             }
             Mode::Detecting { .. } => {}
         }
@@ -480,10 +424,11 @@ impl Pairer {
         &mut self,
         side: Side,
         data: &ChunkData<'_>,
-        time: Timestamp,
-        packet: u64,
+        pkt: &PacketRecord,
         conn: &mut Connection,
     ) {
+        let time = pkt.time;
+        let keep = self.limits.packets;
         let Mode::App(a) = &mut self.mode else {
             return;
         };
@@ -499,7 +444,7 @@ impl Pairer {
                     match a.session.feed(dir, b) {
                         Ok(step) => {
                             let msg = a.open[s].get_or_insert_with(|| Message::new(time));
-                            msg.touch(time, packet);
+                            msg.touch(pkt, keep);
                             msg.add(&b[..step.consumed], preview_len);
                             b = &b[step.consumed..];
                             if let Some(m) = step.message
@@ -547,7 +492,7 @@ impl Pairer {
             self.mode = Mode::Turns(Box::new(open));
             // Turns pair from here: nothing before waits for them.
             self.unanswered = conn.exchanges.len();
-            self.process(side, &rest, time, packet, conn);
+            self.process(side, &rest, pkt, conn);
         }
     }
 
@@ -569,6 +514,7 @@ impl Pairer {
                 ex.request_preview = msg.preview.render(preview_len);
                 ex.request_time = msg.last_time;
                 ex.request_frames = msg.frames.clone();
+                ex.request_end_seq = msg.end_seq;
                 ex.incomplete = msg.incomplete() || !m.complete;
                 ex.operation = Some(m.op.clone()).filter(|o| !o.is_empty());
                 ex.request_summary = Some(m.summary.clone());
@@ -648,6 +594,8 @@ impl Pairer {
                     incomplete: msg.incomplete(),
                     request_frames: std::mem::take(&mut msg.frames),
                     response_frames: Frames::default(),
+                    request_ack_time: None,
+                    request_end_seq: msg.end_seq,
                     operation: None,
                     request_summary: None,
                     response_summary: None,
@@ -676,6 +624,8 @@ impl Pairer {
                             incomplete: false,
                             request_frames: Frames::default(),
                             response_frames: Frames::default(),
+                            request_ack_time: None,
+                            request_end_seq: None,
                             operation: None,
                             request_summary: None,
                             response_summary: None,
@@ -803,74 +753,6 @@ impl Pairer {
             .sort_by_key(|p| (p.from.index(), p.message));
         self.scratch = Vec::new();
     }
-}
-
-/// The first burst of one side, as `auto` sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct Sample<'a> {
-    /// Every captured byte of the burst, gaps left out.
-    pub text: &'a [u8],
-    /// The bytes before its first gap.
-    pub clean: &'a [u8],
-    /// Whether the burst ended (the other side spoke, or the connection
-    /// ended) rather than the detection window filled up in its middle.
-    pub whole: bool,
-}
-
-/// Picks a framing from the first burst of each side (see the module doc).
-/// A burst cut by the detection window passes the line test with at least
-/// one `\n`, and the length test with at least one whole message and a
-/// plausible start of the next.
-pub fn detect(sides: [Sample<'_>; 2], max_message: usize) -> Framing {
-    let speaking = || sides.iter().filter(|s| !s.text.is_empty());
-    if speaking().next().is_none() {
-        return Framing::Raw;
-    }
-    if speaking().all(|s| looks_like_lines(s.text, s.whole)) {
-        return Framing::Line;
-    }
-    if speaking().all(|s| looks_length_framed(s.clean, s.whole, max_message)) {
-        Framing::Length
-    } else {
-        Framing::Raw
-    }
-}
-
-/// Printable UTF-8 text (tabs and line ends allowed) ending in `\n` (or,
-/// when cut, containing one).
-fn looks_like_lines(b: &[u8], whole: bool) -> bool {
-    let lines = if whole {
-        b.last() == Some(&b'\n')
-    } else {
-        b.contains(&b'\n')
-    };
-    if !lines {
-        return false;
-    }
-    // Fast path: printable ASCII and line ends (the usual text protocol)
-    // need neither UTF-8 decoding nor a walk over `char`s.
-    if b.iter()
-        .all(|&c| (0x20..0x7f).contains(&c) || matches!(c, b'\n' | b'\r' | b'\t'))
-    {
-        return true;
-    }
-    // A cut burst may end in the middle of a UTF-8 character.
-    let text = match std::str::from_utf8(b) {
-        Ok(t) => t,
-        Err(e) if !whole && e.error_len().is_none() => {
-            std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default()
-        }
-        Err(_) => return false,
-    };
-    text.chars()
-        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
-}
-
-/// A whole number (at least one) of length-prefixed messages, each within
-/// `max` (when cut: at least one, then the start of one within `max`).
-fn looks_length_framed(b: &[u8], whole: bool, max: usize) -> bool {
-    let (msgs, consumed, err) = Framing::Length.decode_all(b, max);
-    err.is_none() && !msgs.is_empty() && (consumed == b.len() || !whole)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::Timestamp;
+use super::model::{PacketRecord, Timestamp};
 
 /// How far ahead of the next expected byte a segment may start before it is
 /// taken for garbage (a bogus or foreign sequence number).
@@ -49,11 +49,10 @@ const MAX_AHEAD: u64 = 1 << 30;
 pub struct Chunk<'a> {
     /// Stream offset of the first byte.
     pub offset: u64,
-    /// Capture time of the segment that carried these bytes (for missing
-    /// bytes: of the segment whose processing gave up on them).
-    pub time: Timestamp,
-    /// Capture packet number of that segment.
-    pub packet: u64,
+    /// The segment that carried these bytes: its number, time and TCP
+    /// header as Wireshark shows it (for missing bytes: only the number and
+    /// time of the segment whose processing gave up on them).
+    pub pkt: PacketRecord,
     /// The bytes, or how many are missing.
     pub data: ChunkData<'a>,
 }
@@ -98,8 +97,7 @@ struct Held {
     end: u64,
     /// `None`: the bytes were not captured (snaplen).
     data: Option<Vec<u8>>,
-    time: Timestamp,
-    packet: u64,
+    pkt: PacketRecord,
 }
 
 /// Reassembles one direction of a TCP connection.
@@ -185,7 +183,8 @@ impl Reassembler {
     /// byte (after the SYN, if it carries one), `payload` the captured bytes,
     /// `wire_len` the payload length on the wire, `fin` whether it carries
     /// FIN. Bytes that become contiguous are handed to `out` in order.
-    /// `budget` is how many out-of-order bytes this side may hold.
+    /// `budget` is how many out-of-order bytes this side may hold. `pkt`
+    /// describes the segment; it comes back with each chunk of its bytes.
     #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
@@ -193,8 +192,7 @@ impl Reassembler {
         payload: &[u8],
         wire_len: u32,
         fin: bool,
-        time: Timestamp,
-        packet: u64,
+        pkt: &PacketRecord,
         budget: u64,
         out: &mut dyn FnMut(Chunk<'_>),
     ) -> PushOutcome {
@@ -242,12 +240,12 @@ impl Reassembler {
             let from = self.delivered();
             let missing = hole_end - from;
             outcome.given_up += missing;
-            self.emit_missing(missing, time, packet, out);
+            self.emit_missing(missing, pkt, out);
             self.drain(out);
         }
 
         if start > self.delivered() {
-            self.hold(start, captured_end, end, payload, time, packet);
+            self.hold(start, captured_end, end, payload, pkt);
             return outcome;
         }
 
@@ -273,12 +271,11 @@ impl Reassembler {
                 self.advance(to - cur);
                 out(Chunk {
                     offset: cur,
-                    time,
-                    packet,
+                    pkt: *pkt,
                     data: ChunkData::Bytes(bytes),
                 });
             } else {
-                self.emit_missing(stop - cur, time, packet, out);
+                self.emit_missing(stop - cur, pkt, out);
             }
         }
         self.drain(out);
@@ -306,6 +303,7 @@ impl Reassembler {
             return 0;
         }
         let target = (ack_off as u64).min(self.end).min(from + MAX_AHEAD);
+        let pkt = PacketRecord::at(packet, time);
         let mut given_up = 0;
         while self.delivered() < target {
             let cur = self.delivered();
@@ -314,7 +312,7 @@ impl Reassembler {
                 Some((&k, _)) => {
                     let n = k.min(target) - cur;
                     given_up += n;
-                    self.emit_missing(n, time, packet, out);
+                    self.emit_missing(n, &pkt, out);
                 }
                 None => break,
             }
@@ -326,17 +324,18 @@ impl Reassembler {
     /// holes between them, and the bytes up to the FIN, as missing. Called
     /// when the connection is closed or the capture ends; frees the buffers.
     pub fn flush(&mut self, time: Timestamp, packet: u64, out: &mut dyn FnMut(Chunk<'_>)) {
+        let pkt = PacketRecord::at(packet, time);
         while let Some((&k, _)) = self.held.first_key_value() {
             let from = self.delivered();
             if k > from {
-                self.emit_missing(k - from, time, packet, out);
+                self.emit_missing(k - from, &pkt, out);
             }
             self.drain(out);
         }
         let target = self.bytes();
         let from = self.delivered();
         if target > from && self.next.is_some() {
-            self.emit_missing(target - from, time, packet, out);
+            self.emit_missing(target - from, &pkt, out);
         }
         self.held = BTreeMap::new();
         self.held_bytes = 0;
@@ -349,13 +348,7 @@ impl Reassembler {
         }
     }
 
-    fn emit_missing(
-        &mut self,
-        n: u64,
-        time: Timestamp,
-        packet: u64,
-        out: &mut dyn FnMut(Chunk<'_>),
-    ) {
+    fn emit_missing(&mut self, n: u64, pkt: &PacketRecord, out: &mut dyn FnMut(Chunk<'_>)) {
         if n == 0 {
             return;
         }
@@ -363,8 +356,7 @@ impl Reassembler {
         self.advance(n);
         out(Chunk {
             offset,
-            time,
-            packet,
+            pkt: PacketRecord::at(pkt.frame, pkt.time),
             data: ChunkData::Missing(n),
         });
     }
@@ -394,8 +386,7 @@ impl Reassembler {
             };
             out(Chunk {
                 offset: cur,
-                time: piece.time,
-                packet: piece.packet,
+                pkt: piece.pkt,
                 data,
             });
         }
@@ -409,8 +400,7 @@ impl Reassembler {
         captured_end: u64,
         end: u64,
         payload: &[u8],
-        time: Timestamp,
-        packet: u64,
+        pkt: &PacketRecord,
     ) {
         // Uncovered stretches of [start, end).
         let mut free = Vec::new();
@@ -434,23 +424,16 @@ impl Reassembler {
             if a < captured_end {
                 let to = b.min(captured_end);
                 let bytes = payload[(a - start) as usize..(to - start) as usize].to_vec();
-                self.insert(a, to, Some(bytes), time, packet);
+                self.insert(a, to, Some(bytes), pkt);
             }
             if b > captured_end {
                 let from = a.max(captured_end);
-                self.insert(from, b, None, time, packet);
+                self.insert(from, b, None, pkt);
             }
         }
     }
 
-    fn insert(
-        &mut self,
-        start: u64,
-        end: u64,
-        data: Option<Vec<u8>>,
-        time: Timestamp,
-        packet: u64,
-    ) {
+    fn insert(&mut self, start: u64, end: u64, data: Option<Vec<u8>>, pkt: &PacketRecord) {
         if end <= start {
             return;
         }
@@ -460,8 +443,7 @@ impl Reassembler {
             Held {
                 end,
                 data,
-                time,
-                packet,
+                pkt: *pkt,
             },
         );
     }
@@ -504,8 +486,7 @@ mod tests {
             data,
             data.len() as u32,
             false,
-            Timestamp(0),
-            1,
+            &PacketRecord::at(1, Timestamp(0)),
             u64::MAX,
             &mut |c| out.take(c),
         )
@@ -530,7 +511,15 @@ mod tests {
         r.syn(u32::MAX);
         // Offset 0 is ISN + 1, which wraps to 0.
         push(&mut r, &mut out, 0, b"ab");
-        r.push(2, b"", 0, true, Timestamp(0), 2, 0, &mut |c| out.take(c));
+        r.push(
+            2,
+            b"",
+            0,
+            true,
+            &PacketRecord::at(2, Timestamp(0)),
+            0,
+            &mut |c| out.take(c),
+        );
         assert_eq!(out.bytes, b"ab");
         assert_eq!(r.bytes(), 2);
         assert!(r.is_complete());
@@ -542,7 +531,15 @@ mod tests {
         let mut out = Out::default();
         r.syn(10);
         push(&mut r, &mut out, 11, b"hi\n");
-        r.push(14, b"", 0, true, Timestamp(0), 2, 0, &mut |c| out.take(c));
+        r.push(
+            14,
+            b"",
+            0,
+            true,
+            &PacketRecord::at(2, Timestamp(0)),
+            0,
+            &mut |c| out.take(c),
+        );
         // The next segment from this side carries seq FIN + 1.
         push(&mut r, &mut out, 15, b"");
         r.flush(Timestamp(0), 4, &mut |c| out.take(c));
@@ -605,9 +602,25 @@ mod tests {
         let mut r = Reassembler::new();
         let mut out = Out::default();
         r.syn(0);
-        let o = r.push(4, b"cd", 2, false, Timestamp(0), 1, 3, &mut |c| out.take(c));
+        let o = r.push(
+            4,
+            b"cd",
+            2,
+            false,
+            &PacketRecord::at(1, Timestamp(0)),
+            3,
+            &mut |c| out.take(c),
+        );
         assert_eq!(o.given_up, 0);
-        let o = r.push(7, b"fg", 2, false, Timestamp(0), 2, 3, &mut |c| out.take(c));
+        let o = r.push(
+            7,
+            b"fg",
+            2,
+            false,
+            &PacketRecord::at(2, Timestamp(0)),
+            3,
+            &mut |c| out.take(c),
+        );
         // Giving up the first hole is enough to make room.
         assert_eq!(o.given_up, 3);
         assert_eq!(out.bytes, b"???cd");
@@ -622,9 +635,15 @@ mod tests {
         let mut r = Reassembler::new();
         let mut out = Out::default();
         r.syn(0);
-        r.push(1, b"abc", 10, false, Timestamp(0), 1, 0, &mut |c| {
-            out.take(c)
-        });
+        r.push(
+            1,
+            b"abc",
+            10,
+            false,
+            &PacketRecord::at(1, Timestamp(0)),
+            0,
+            &mut |c| out.take(c),
+        );
         // A later full copy does not replace what was first seen missing.
         push(&mut r, &mut out, 1, b"abcdefghij");
         push(&mut r, &mut out, 11, b"k");
@@ -720,7 +739,7 @@ mod tests {
             r.syn(isn);
             for &(a, b) in &sent {
                 let seq = isn.wrapping_add(1).wrapping_add(a as u32);
-                r.push(seq, &stream[a..b], (b - a) as u32, false, Timestamp(0), 0, budget, &mut |c| out.take(c));
+                r.push(seq, &stream[a..b], (b - a) as u32, false, &PacketRecord::at(0, Timestamp(0)), budget, &mut |c| out.take(c));
                 prop_assert!(r.held_bytes() <= budget.max((b - a) as u64));
             }
             r.flush(Timestamp(0), 0, &mut |c| out.take(c));

@@ -20,6 +20,25 @@ pub struct TcpFlags {
     pub rst: bool,
     /// PSH: the sender pushed this data.
     pub psh: bool,
+    /// All 12 flag bits of the header as Wireshark's `tcp.flags` shows them
+    /// (URG, ECE, CWR and AE included).
+    pub bits: u16,
+}
+
+impl TcpFlags {
+    /// The flags of a header whose 12 flag bits are `bits` (bytes 12 and
+    /// 13 of the TCP header, the data offset masked off).
+    pub fn from_bits(bits: u16) -> Self {
+        let bits = bits & 0x0fff;
+        TcpFlags {
+            syn: bits & 0x02 != 0,
+            ack: bits & 0x10 != 0,
+            fin: bits & 0x01 != 0,
+            rst: bits & 0x04 != 0,
+            psh: bits & 0x08 != 0,
+            bits,
+        }
+    }
 }
 
 /// One TCP segment as captured.

@@ -585,13 +585,13 @@ mod tests {
             dst,
             seq,
             ack,
-            flags: TcpFlags {
-                syn: flags.contains('S'),
-                ack: flags.contains('A'),
-                fin: flags.contains('F'),
-                rst: flags.contains('R'),
-                psh: flags.contains('P'),
-            },
+            flags: TcpFlags::from_bits(
+                u16::from(flags.contains('S')) << 1
+                    | u16::from(flags.contains('A')) << 4
+                    | u16::from(flags.contains('F'))
+                    | u16::from(flags.contains('R')) << 2
+                    | u16::from(flags.contains('P')) << 3,
+            ),
             payload: &[],
             payload_len: len,
             window,

@@ -268,13 +268,9 @@ pub struct Script {
 
 /// TCP flags without PSH.
 pub fn flags(syn: bool, ack: bool, fin: bool, rst: bool) -> TcpFlags {
-    TcpFlags {
-        syn,
-        ack,
-        fin,
-        rst,
-        psh: false,
-    }
+    TcpFlags::from_bits(
+        u16::from(syn) << 1 | u16::from(ack) << 4 | u16::from(fin) | u16::from(rst) << 2,
+    )
 }
 
 impl Script {

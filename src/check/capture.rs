@@ -202,6 +202,8 @@ fn analyze_file(
             Framing::Length => FramingChoice::Length,
             Framing::Raw => FramingChoice::Raw,
         },
+        // The HTML report lists each message's packets.
+        keep_packets: true,
         ..analyze::Options::default()
     };
     analyze::analyze_capture(std::io::BufReader::new(file), options, |_| {})

@@ -75,6 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server: args.server,
         port: args.port,
         keep_acks: args.acks,
+        // Only the JSON and HTML reports list each message's packets.
+        keep_packets: matches!(format, Format::Json | Format::Html),
         ..Options::default()
     };
     let mut render_options = if args.output.is_some() {

@@ -618,6 +618,8 @@ pub fn analyze_capture(pcap: &Path, server: SocketAddr) -> Result<Analysis, LabE
     let file = std::fs::File::open(pcap).map_err(|e| err(e.to_string()))?;
     let options = AnalyzeOptions {
         server: Some(server),
+        // The JSON and HTML reports list each message's packets.
+        keep_packets: true,
         ..AnalyzeOptions::default()
     };
     crate::analyze::analyze_capture(std::io::BufReader::new(file), options, |_| {})

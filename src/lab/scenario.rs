@@ -93,8 +93,8 @@ pub const SCENARIOS: &[Scenario] = &[
         fault: "delay=50ms±10ms",
         server_delay_ms: 0,
         plan: PACED_5,
-        explain_en: "Every packet waited about 50 ms on its way into a host. The capture sits on the bridge, in the middle: it sees the SYN-ACK and each answer about 50 ms after the SYN or request (the way to the server), and the initial RTT, SYN to the client's ACK, about 100 ms (both ways). The time is spent in the network, not in the server: the server answered as soon as the request reached it. There are no retransmissions: late is not lost. Compare with slow-server.",
-        explain_id: "Setiap paket menunggu sekitar 50 ms saat masuk ke host. Capture berada di bridge, di tengah: ia melihat SYN-ACK dan setiap jawaban sekitar 50 ms setelah SYN atau permintaan (perjalanan ke server), dan initial RTT, dari SYN sampai ACK klien, sekitar 100 ms (dua arah). Waktunya habis di jaringan, bukan di server: server menjawab begitu permintaan sampai. Tidak ada retransmisi: terlambat bukan berarti hilang. Bandingkan dengan slow-server.",
+        explain_en: "Every packet waited about 50 ms on its way into a host. The capture sits on the bridge, in the middle: it sees the SYN-ACK and each answer about 50 ms after the SYN or request (the way to the server), and the initial RTT, SYN to the client's ACK, about 100 ms (both ways). The time is spent in the network, not in the server: the server answered as soon as the request reached it (the line under each answer splits its latency: about 50 ms network, nearly no server time). There are no retransmissions: late is not lost. Compare with slow-server.",
+        explain_id: "Setiap paket menunggu sekitar 50 ms saat masuk ke host. Capture berada di bridge, di tengah: ia melihat SYN-ACK dan setiap jawaban sekitar 50 ms setelah SYN atau permintaan (perjalanan ke server), dan initial RTT, dari SYN sampai ACK klien, sekitar 100 ms (dua arah). Waktunya habis di jaringan, bukan di server: server menjawab begitu permintaan sampai (baris di bawah setiap jawaban membagi latensinya: sekitar 50 ms jaringan, hampir tanpa waktu server). Tidak ada retransmisi: terlambat bukan berarti hilang. Bandingkan dengan slow-server.",
     },
     Scenario {
         name: "slow-server",
@@ -102,8 +102,8 @@ pub const SCENARIOS: &[Scenario] = &[
         fault: "",
         server_delay_ms: 300,
         plan: PACED_5,
-        explain_en: "The server (`reqresp server --delay 300ms`) took 300 ms per answer. The handshake RTT stays a fraction of a millisecond, and the server's kernel acknowledged each request at once (the bare ACK right after it), yet the answer came 300 ms later: the time is spent in the server, not in the network. Compare with delay, where the RTT itself grows.",
-        explain_id: "Server (`reqresp server --delay 300ms`) butuh 300 ms untuk setiap jawaban. RTT handshake tetap di bawah satu milidetik, dan kernel server langsung meng-ACK setiap permintaan (ACK kosong tepat setelahnya), tetapi jawabannya baru datang 300 ms kemudian: waktunya habis di server, bukan di jaringan. Bandingkan dengan delay, di mana RTT-nya sendiri yang membesar.",
+        explain_en: "The server (`reqresp server --delay 300ms`) took 300 ms per answer. The handshake RTT stays a fraction of a millisecond, and the server's kernel acknowledged each request at once (the bare ACK right after it), yet the answer came 300 ms later: the time is spent in the server, not in the network (the line under each answer: network a fraction of a millisecond, server 300 ms). Compare with delay, where the RTT itself grows.",
+        explain_id: "Server (`reqresp server --delay 300ms`) butuh 300 ms untuk setiap jawaban. RTT handshake tetap di bawah satu milidetik, dan kernel server langsung meng-ACK setiap permintaan (ACK kosong tepat setelahnya), tetapi jawabannya baru datang 300 ms kemudian: waktunya habis di server, bukan di jaringan (baris di bawah setiap jawaban: jaringan di bawah satu milidetik, server 300 ms). Bandingkan dengan delay, di mana RTT-nya sendiri yang membesar.",
     },
     Scenario {
         name: "crash",

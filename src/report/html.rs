@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::stats::Summary;
 use super::{Ending, RenderOptions, json};
-use crate::analyze::model::{Connection, Exchange};
+use crate::analyze::model::{AckEvent, Connection, Exchange, Side};
 
 /// Exchanges the page holds in full; past this it keeps a selection.
 pub const MAX_EXCHANGES: usize = 50_000;
@@ -45,6 +45,8 @@ pub const FAILED: usize = 1_000;
 pub const MAX_CONNECTIONS: usize = 10_000;
 /// With a selection: recv pitfalls, gaps and notes kept per connection.
 const LISTS_PER_CONNECTION: usize = 200;
+/// Pure ACKs drawn per connection with `--acks`.
+const MAX_ACKS_PER_CONNECTION: usize = 2_000;
 
 const CSS: &str = include_str!("html/report.css");
 const JS: &str = include_str!("html/report.js");
@@ -226,6 +228,8 @@ impl Collector {
                 })
                 .collect(),
             title: None,
+            acks: Vec::new(),
+            acks_all: false,
             version: env!("CARGO_PKG_VERSION"),
         };
         (self.kept, meta)
@@ -244,7 +248,57 @@ struct Meta {
     /// Per connection with a selection: original indices of its exchanges.
     kept: Vec<KeptIndex>,
     title: Option<String>,
+    /// Per connection with pure ACKs: those the ladder draws (the
+    /// teardown's last one; every one kept with `--acks`) and how many not.
+    acks: Vec<ConnAcks>,
+    /// `--acks`: every pure ACK kept is drawn, with its number.
+    acks_all: bool,
     version: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct ConnAcks {
+    id: u32,
+    not_drawn: u64,
+    acks: Vec<AckRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct AckRow {
+    from: &'static str,
+    time: u64,
+    ack: Option<u32>,
+}
+
+/// The pure ACKs the page draws for `c`: every one the analysis kept with
+/// `--acks` (`all`) but the handshake's, else only the teardown's last.
+fn conn_acks(c: &Connection, all: bool) -> Option<ConnAcks> {
+    let handshake_ack = c.handshake.as_ref().and_then(|h| h.ack);
+    let drawn: Vec<&AckEvent> = if all {
+        c.acks
+            .iter()
+            .filter(|a| !(a.from == Side::Client && Some(a.time) == handshake_ack))
+            .take(MAX_ACKS_PER_CONNECTION)
+            .collect()
+    } else {
+        c.last_ack.iter().collect()
+    };
+    let total = c.pure_acks + u64::from(c.last_ack.is_some());
+    if total == 0 && drawn.is_empty() {
+        return None;
+    }
+    Some(ConnAcks {
+        id: c.id,
+        not_drawn: total.saturating_sub(drawn.len() as u64),
+        acks: drawn
+            .into_iter()
+            .map(|a| AckRow {
+                from: a.from.name(),
+                time: a.time.0,
+                ack: a.ack,
+            })
+            .collect(),
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -273,6 +327,11 @@ pub(crate) fn render(
 ) -> io::Result<()> {
     let (kept, mut meta) = collector.into_kept();
     meta.title = options.title.clone();
+    meta.acks_all = options.acks;
+    meta.acks = kept
+        .iter()
+        .filter_map(|k| conn_acks(&k.conn, options.acks))
+        .collect();
     let mut doc = Vec::new();
     json::begin(&mut doc)?;
     let mut scratch = Vec::new();

@@ -20,7 +20,7 @@ use serde_json::ser::{CompactFormatter, Formatter};
 use super::Ending;
 use super::stats::Summary;
 use crate::analyze::model::{
-    CaptureSummary, CloseKind, Connection, Frames, PitfallKind, Side, Timestamp,
+    CaptureSummary, CloseKind, Connection, Exchange, Frames, PitfallKind, Side, Timestamp,
 };
 use crate::protocol::Framing;
 
@@ -52,6 +52,11 @@ pub fn connection(
     out.write_all(scratch)
 }
 
+// Indentation of the connection's fields' items, at 3, 4 and 5 levels.
+const I3: &str = "\n      ";
+const I4: &str = "\n        ";
+const I5: &str = "\n          ";
+
 /// Appends `c` to `out` exactly as serde_json's pretty printer would at the
 /// depth of the `connections` array (a test holds the two byte for byte).
 ///
@@ -61,9 +66,6 @@ pub fn connection(
 /// integers are formatted directly, and only the previews and notes (text
 /// from the capture) go through serde_json's string escaping.
 fn write_connection(out: &mut Vec<u8>, c: &Connection) {
-    const I3: &str = "\n      ";
-    const I4: &str = "\n        ";
-    const I5: &str = "\n          ";
     out.extend_from_slice(b"{");
     out.extend_from_slice(b"\n      \"id\": ");
     uint(out, u64::from(c.id));
@@ -120,42 +122,7 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     out.extend_from_slice(b",\n      \"framing_reason\": ");
     opt_string(out, c.framing_reason.as_deref());
     out.extend_from_slice(b",\n      \"exchanges\": ");
-    array(out, &c.exchanges, I4, I3, |out, e| {
-        out.push(b'{');
-        out.extend_from_slice(b"\n          \"request_bytes\": ");
-        uint(out, e.request_bytes);
-        out.extend_from_slice(b",\n          \"response_bytes\": ");
-        uint(out, e.response_bytes);
-        out.extend_from_slice(b",\n          \"request_preview\": ");
-        string(out, &e.request_preview);
-        out.extend_from_slice(b",\n          \"response_preview\": ");
-        string(out, &e.response_preview);
-        out.extend_from_slice(b",\n          \"request_time\": ");
-        uint(out, e.request_time.0);
-        out.extend_from_slice(b",\n          \"response_first_time\": ");
-        opt_time(out, e.response_first_time);
-        out.extend_from_slice(b",\n          \"response_last_time\": ");
-        opt_time(out, e.response_last_time);
-        out.extend_from_slice(b",\n          \"latency_us\": ");
-        opt_float(out, e.latency_us);
-        out.extend_from_slice(b",\n          \"first_byte_latency_us\": ");
-        opt_float(out, e.first_byte_latency_us);
-        out.extend_from_slice(b",\n          \"operation\": ");
-        opt_string(out, e.operation.as_deref());
-        out.extend_from_slice(b",\n          \"request_summary\": ");
-        opt_string(out, e.request_summary.as_deref());
-        out.extend_from_slice(b",\n          \"response_summary\": ");
-        opt_string(out, e.response_summary.as_deref());
-        out.extend_from_slice(b",\n          \"error\": ");
-        out.extend_from_slice(if e.error { b"true" } else { b"false" });
-        out.extend_from_slice(b",\n          \"incomplete\": ");
-        out.extend_from_slice(if e.incomplete { b"true" } else { b"false" });
-        out.extend_from_slice(b",\n          \"request_frames\": ");
-        frames(out, &e.request_frames);
-        out.extend_from_slice(b",\n          \"response_frames\": ");
-        frames(out, &e.response_frames);
-        close(out, I4, b'}');
-    });
+    array(out, &c.exchanges, I4, I3, |out, e| exchange(out, c, e));
     out.extend_from_slice(b",\n      \"recv_pitfalls\": ");
     array(out, &c.recv_pitfalls, I4, I3, |out, p| {
         out.push(b'{');
@@ -223,6 +190,61 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     close(out, "\n    ", b'}');
 }
 
+/// One element of a connection's `exchanges` array.
+fn exchange(out: &mut Vec<u8>, c: &Connection, e: &Exchange) {
+    let split = c.latency_split(e);
+    out.push(b'{');
+    out.extend_from_slice(b"\n          \"request_bytes\": ");
+    uint(out, e.request_bytes);
+    out.extend_from_slice(b",\n          \"response_bytes\": ");
+    uint(out, e.response_bytes);
+    out.extend_from_slice(b",\n          \"request_preview\": ");
+    string(out, &e.request_preview);
+    out.extend_from_slice(b",\n          \"response_preview\": ");
+    string(out, &e.response_preview);
+    out.extend_from_slice(b",\n          \"request_time\": ");
+    uint(out, e.request_time.0);
+    out.extend_from_slice(b",\n          \"response_first_time\": ");
+    opt_time(out, e.response_first_time);
+    out.extend_from_slice(b",\n          \"response_last_time\": ");
+    opt_time(out, e.response_last_time);
+    out.extend_from_slice(b",\n          \"latency_us\": ");
+    opt_float(out, e.latency_us);
+    out.extend_from_slice(b",\n          \"first_byte_latency_us\": ");
+    opt_float(out, e.first_byte_latency_us);
+    out.extend_from_slice(b",\n          \"operation\": ");
+    opt_string(out, e.operation.as_deref());
+    out.extend_from_slice(b",\n          \"request_summary\": ");
+    opt_string(out, e.request_summary.as_deref());
+    out.extend_from_slice(b",\n          \"response_summary\": ");
+    opt_string(out, e.response_summary.as_deref());
+    out.extend_from_slice(b",\n          \"error\": ");
+    out.extend_from_slice(if e.error { b"true" } else { b"false" });
+    out.extend_from_slice(b",\n          \"incomplete\": ");
+    out.extend_from_slice(if e.incomplete { b"true" } else { b"false" });
+    out.extend_from_slice(b",\n          \"request_frames\": ");
+    frames(out, &e.request_frames);
+    out.extend_from_slice(b",\n          \"response_frames\": ");
+    frames(out, &e.response_frames);
+    out.extend_from_slice(b",\n          \"request_ack_time\": ");
+    opt_time(out, e.request_ack_time);
+    out.extend_from_slice(b",\n          \"request_packets\": ");
+    packets(out, &e.request_frames);
+    out.extend_from_slice(b",\n          \"request_packets_not_kept\": ");
+    uint(out, e.request_frames.packets_not_kept());
+    out.extend_from_slice(b",\n          \"response_packets\": ");
+    packets(out, &e.response_frames);
+    out.extend_from_slice(b",\n          \"response_packets_not_kept\": ");
+    uint(out, e.response_frames.packets_not_kept());
+    out.extend_from_slice(b",\n          \"network_us\": ");
+    opt_float(out, split.map(|s| s.network_us));
+    out.extend_from_slice(b",\n          \"server_us\": ");
+    opt_float(out, split.map(|s| s.server_us));
+    out.extend_from_slice(b",\n          \"rtt_from\": ");
+    opt_string(out, split.map(|s| s.rtt_from.name()));
+    close(out, I4, b'}');
+}
+
 /// A string, or `null`.
 fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
@@ -262,19 +284,53 @@ fn array<T>(
 
 /// A list of frame numbers, one per line at the depth of an exchange's field.
 fn frames(out: &mut Vec<u8>, f: &Frames) {
-    if f.is_empty() {
-        out.extend_from_slice(b"[]");
-        return;
+    exchange_list(out, f.iter(), uint);
+}
+
+/// A message's packet records, one compact object per line (a message may
+/// list up to 64).
+fn packets(out: &mut Vec<u8>, f: &Frames) {
+    exchange_list(out, f.packets().iter(), |out, p| {
+        out.extend_from_slice(b"{\"frame\": ");
+        uint(out, p.frame);
+        out.extend_from_slice(b", \"time\": ");
+        uint(out, p.time.0);
+        out.extend_from_slice(b", \"flags\": ");
+        uint(out, u64::from(p.flags));
+        out.extend_from_slice(b", \"seq\": ");
+        opt_uint(out, p.seq);
+        out.extend_from_slice(b", \"ack\": ");
+        opt_uint(out, p.ack);
+        out.extend_from_slice(b", \"len\": ");
+        uint(out, u64::from(p.len));
+        out.push(b'}');
+    });
+}
+
+/// An array in an exchange's field: `[]`, or one item per line.
+fn exchange_list<T>(
+    out: &mut Vec<u8>,
+    items: impl Iterator<Item = T>,
+    mut item: impl FnMut(&mut Vec<u8>, T),
+) {
+    let mut any = false;
+    for (i, t) in items.enumerate() {
+        out.extend_from_slice(if i > 0 {
+            b",\n            "
+        } else {
+            b"[\n            "
+        });
+        item(out, t);
+        any = true;
     }
-    out.push(b'[');
-    for (i, n) in f.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\n            ");
-        uint(out, n);
+    out.extend_from_slice(if any { b"\n          ]" } else { b"[]" });
+}
+
+fn opt_uint(out: &mut Vec<u8>, v: Option<u32>) {
+    match v {
+        Some(v) => uint(out, u64::from(v)),
+        None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b"\n          ]");
 }
 
 fn uint(out: &mut Vec<u8>, v: u64) {
@@ -536,7 +592,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::analyze::model::Analysis;
+    use crate::analyze::model::{Analysis, PacketRecord};
     use crate::report::sample;
 
     const SCHEMA_DOC: &str = include_str!("../../docs/json-schema.md");
@@ -693,6 +749,18 @@ mod tests {
                 e.request_frames.push(3);
                 e.request_frames.push(5);
                 e.response_frames.push(7);
+                e.request_frames.push_packet(
+                    &PacketRecord {
+                        frame: 8,
+                        time: Timestamp(5),
+                        flags: 0x018,
+                        seq: Some(1),
+                        ack: None,
+                        len: 6,
+                    },
+                    true,
+                );
+                e.request_ack_time = Some(e.request_time);
             }
         }
         analyses.push(odd);
@@ -702,13 +770,62 @@ mod tests {
                 write_connection(&mut ours, c);
                 let mut theirs = Vec::new();
                 value(&mut theirs, c, 2).expect("serialize");
+                let ours = String::from_utf8(ours).expect("utf-8");
+                check_derived_fields(c, &ours);
                 assert_eq!(
-                    String::from_utf8(ours).expect("utf-8"),
+                    without_derived_fields(&ours),
                     String::from_utf8(theirs).expect("utf-8"),
                     "connection {}",
                     c.id
                 );
             }
+        }
+    }
+
+    /// The exchange fields that are not the model's serde form: packet
+    /// records and the latency split (written after `request_ack_time`,
+    /// last in each exchange).
+    fn without_derived_fields(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find(",\n          \"request_packets\": ") {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at..];
+            let rtt = tail.find("\"rtt_from\": ").expect("rtt_from follows");
+            let end = tail[rtt..].find('\n').map_or(tail.len(), |n| rtt + n);
+            rest = &tail[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The derived fields hold the model's packet records and split.
+    fn check_derived_fields(c: &Connection, text: &str) {
+        let v: Value = serde_json::from_str(text).expect("a connection parses as JSON");
+        for (e, j) in c
+            .exchanges
+            .iter()
+            .zip(v["exchanges"].as_array().expect("exchanges"))
+        {
+            for (frames, key) in [
+                (&e.request_frames, "request_packets"),
+                (&e.response_frames, "response_packets"),
+            ] {
+                let want: Vec<Value> = frames
+                    .packets()
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({"frame": p.frame, "time": p.time.0, "flags": p.flags,
+                            "seq": p.seq, "ack": p.ack, "len": p.len})
+                    })
+                    .collect();
+                assert_eq!(j[key], Value::Array(want), "{key}");
+                assert_eq!(j[format!("{key}_not_kept")], frames.packets_not_kept());
+            }
+            let split = c.latency_split(e);
+            assert_eq!(j["network_us"].as_f64(), split.map(|s| s.network_us));
+            assert_eq!(j["server_us"].as_f64(), split.map(|s| s.server_us));
+            assert_eq!(j["rtt_from"].as_str(), split.map(|s| s.rtt_from.name()));
         }
     }
 
@@ -742,7 +859,21 @@ mod tests {
 
     #[test]
     fn schema_document_names_every_key_and_value() {
-        let v = json(&sample::analysis());
+        let mut a = sample::analysis();
+        // Packet records are kept only when asked for: give the sample some.
+        let e = &mut a.connections[0].exchanges[0];
+        for (frames, frame) in [(&mut e.request_frames, 4), (&mut e.response_frames, 6)] {
+            let p = PacketRecord {
+                frame,
+                time: Timestamp(sample::BASE_NS),
+                flags: 0x018,
+                seq: Some(1),
+                ack: Some(1),
+                len: 6,
+            };
+            frames.push_packet(&p, true);
+        }
+        let v = json(&a);
         let mut found = BTreeSet::new();
         keys(&v, "", &mut found);
         // Sanity: the sample exercises the nested objects.
@@ -752,6 +883,8 @@ mod tests {
             "connections.close.events.time",
             "connections.recv_pitfalls.count",
             "summary.latency.count",
+            "connections.exchanges.request_packets.seq",
+            "connections.exchanges.response_packets.len",
         ] {
             assert!(found.contains(must), "sample lacks {must}");
         }

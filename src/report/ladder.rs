@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::analyze::model::{
-    AckEvent, CloseEvent, CloseKind, Connection, Exchange, Gap, PitfallKind, RecvPitfall, Side,
-    TcpEvent, TcpEventKind, Timestamp,
+    AckEvent, CloseEvent, CloseKind, Connection, Exchange, Gap, LatencySplit, PitfallKind,
+    RecvPitfall, Side, TcpEvent, TcpEventKind, Timestamp,
 };
 use crate::report::stats::format_micros;
 
@@ -441,6 +441,15 @@ pub fn truncate(s: &str, max: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// One exchange's latency split, short: `network 0.120 ms · server 300.020 ms`.
+pub fn split_text(s: &LatencySplit) -> String {
+    format!(
+        "network {} · server {}",
+        format_micros(s.network_us),
+        format_micros(s.server_us)
+    )
 }
 
 #[cfg(test)]

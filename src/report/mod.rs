@@ -55,6 +55,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order of `--format`'s list.
+    pub const ALL: [Format; 5] = [
+        Format::Text,
+        Format::Json,
+        Format::Mermaid,
+        Format::Svg,
+        Format::Html,
+    ];
+
     /// The usual file extension of the format, without the dot.
     pub fn extension(self) -> &'static str {
         match self {
@@ -329,13 +338,7 @@ mod tests {
 
     #[test]
     fn every_format_renders_the_sample_and_an_empty_analysis() {
-        for format in [
-            Format::Text,
-            Format::Json,
-            Format::Mermaid,
-            Format::Svg,
-            Format::Html,
-        ] {
+        for format in Format::ALL {
             for analysis in [sample::analysis(), Analysis::default()] {
                 let mut out = Vec::new();
                 render(&analysis, format, &RenderOptions::default(), &mut out)

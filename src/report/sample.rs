@@ -39,6 +39,8 @@ pub fn exchange(
         incomplete: false,
         request_frames: Frames::default(),
         response_frames: Frames::default(),
+        request_ack_time: None,
+        request_end_seq: None,
         operation: None,
         request_summary: None,
         response_summary: None,
@@ -240,6 +242,7 @@ pub fn analysis() -> Analysis {
                 ..SkipCounts::default()
             },
             truncated: false,
+            first_packet_time: Some(at(0.0)),
         },
     }
 }

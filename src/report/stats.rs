@@ -37,6 +37,11 @@ pub struct Summary {
     pub gap_bytes: u64,
     /// Latency percentiles over every exchange that has a latency.
     pub latency: LatencySummary,
+    /// The network's share of those latencies (see
+    /// [`Connection::latency_split`]), over the exchanges it could be told for.
+    pub network: LatencySummary,
+    /// The server's share, over the same exchanges.
+    pub server: LatencySummary,
     /// Number of warnings of the analysis.
     pub warnings: u64,
     /// TCP events over all connections, by kind (every kind listed, zeros
@@ -106,6 +111,8 @@ impl Summary {
 pub struct SummaryBuilder {
     summary: Summary,
     latencies: Vec<f64>,
+    network: Vec<f64>,
+    server: Vec<f64>,
     operations: std::collections::HashMap<(AppProtocol, String), OperationCounts>,
 }
 
@@ -137,6 +144,13 @@ impl SummaryBuilder {
             s.exchanges_without_response += u64::from(e.response_last_time.is_none());
             self.latencies
                 .extend(e.latency_us.filter(|l| l.is_finite()));
+            if let Some(split) = c.latency_split(e)
+                && split.network_us.is_finite()
+                && split.server_us.is_finite()
+            {
+                self.network.push(split.network_us);
+                self.server.push(split.server_us);
+            }
             if let (Some(protocol), Some(op)) = (c.protocol, &e.operation) {
                 let known = self.operations.contains_key(&(protocol, op.clone()));
                 let key = if known || self.operations.len() < MAX_OPERATIONS {
@@ -163,6 +177,8 @@ impl SummaryBuilder {
     pub fn finish(mut self, warnings: u64) -> Summary {
         let mut s = self.summary;
         s.latency = distribution(&mut self.latencies);
+        s.network = distribution(&mut self.network);
+        s.server = distribution(&mut self.server);
         let mut operations: Vec<OperationSummary> = self
             .operations
             .into_iter()

@@ -422,6 +422,11 @@ pub fn ladder_lines(conn: &Connection, options: &RenderOptions, width: usize) ->
             format!("{body}  {latency:>LAT_W$}")
         };
         out.push(LadderLine { time, body, style });
+        if let Row::Response { exchange, .. } = &row
+            && let Some(split) = conn.latency_split(exchange)
+        {
+            notes(&mut out, &l, &ladder::split_text(&split));
+        }
     }
     out
 }
@@ -514,12 +519,28 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
                 )
             },
         ),
+        ("network", split_summary(&s.network)),
+        ("server", split_summary(&s.server)),
         ("tcp events", event_counts(s)),
         ("warnings", format!("{}", s.warnings)),
     ];
     for (name, value) in rows {
+        if value.is_empty() {
+            continue;
+        }
         p.wrapped(&format!("{name:<12} {value}"), 2, Style::Plain)?;
     }
+    operations(p, s)?;
+    for w in report.warnings {
+        p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;
+    }
+    Ok(())
+}
+
+/// The summary's TCP events line: "none", or each kind seen with its count
+/// ("3 retransmission · 6 duplicate ACK").
+/// The per-operation table of an application protocol's exchanges.
+fn operations(p: &mut Printer<'_>, s: &crate::report::stats::Summary) -> io::Result<()> {
     if !s.operations.is_empty() {
         p.wrapped("operations", 2, Style::Plain)?;
     }
@@ -557,14 +578,25 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
             Style::Plain,
         )?;
     }
-    for w in report.warnings {
-        p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;
-    }
     Ok(())
 }
 
-/// The summary's TCP events line: "none", or each kind seen with its count
-/// ("3 retransmission · 6 duplicate ACK").
+/// One share of the latency split (the network's or the server's), like
+/// the latency row; "" when no exchange could be split.
+fn split_summary(d: &crate::report::stats::LatencySummary) -> String {
+    if d.count == 0 {
+        return String::new();
+    }
+    format!(
+        "p50 {} · p99 {} · max {} ({} latenc{} split)",
+        format_opt_micros(d.p50_us),
+        format_opt_micros(d.p99_us),
+        format_opt_micros(d.max_us),
+        d.count,
+        if d.count == 1 { "y" } else { "ies" }
+    )
+}
+
 fn event_counts(s: &crate::report::stats::Summary) -> String {
     let mut parts: Vec<String> = s
         .tcp_events
@@ -872,6 +904,7 @@ Connection 1 · line framing · 1 exchange · closed by client (FIN)
   +0.060 ms ├──────────────────────── ACK ───────────────────────▶│
   +1.000 ms ├─ \"hello\" (5 B) ────────────────────────────────────▶│
   +1.150 ms │◀───────────────────────────── \"Echo: hello\" (11 B) ─┤     0.150 ms
+            │ network 0.055 ms · server 0.095 ms                  │
   +3.000 ms ├──────────────────────── FIN ───────────────────────▶│
   +3.050 ms │◀─────────────────────── FIN ────────────────────────┤
 
@@ -881,6 +914,8 @@ Summary
   exchanges    1
   bytes        16 B client→server · 34 B server→client
   latency      p50 0.150 ms · p99 0.150 ms · max 0.150 ms (over 1 exchange)
+  network      p50 0.055 ms · p99 0.055 ms · max 0.055 ms (1 latency split)
+  server       p50 0.095 ms · p99 0.095 ms · max 0.095 ms (1 latency split)
   tcp events   none
   warnings     0
 ";

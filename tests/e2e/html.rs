@@ -250,6 +250,13 @@ impl Browser {
         }
     }
 
+    /// Shows the ladder view with connection `id` selected.
+    async fn show_ladder_of(&self, id: u64) {
+        self.click("#tab-ladder").await;
+        self.click(&format!("#conn-list .conn[data-conn='{id}']"))
+            .await;
+    }
+
     async fn js(&self, script: &str) -> Value {
         self.c()
             .execute(script, vec![])
@@ -435,11 +442,17 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// `reqresp analyze FILE -o OUT.html` (the format from the extension).
 fn analyze_html(capture: &Path, out: &Path) {
+    analyze_html_with(capture, out, &[]);
+}
+
+/// `reqresp analyze FILE -o OUT.html ARGS`.
+fn analyze_html_with(capture: &Path, out: &Path, args: &[&str]) {
     let run = support::reqresp()
         .arg("analyze")
         .arg(capture)
         .arg("-o")
         .arg(out)
+        .args(args)
         .output()
         .expect("run reqresp analyze");
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -584,6 +597,103 @@ fn tshark_line_frames(capture: &Path, filter: &str) -> Vec<(String, Vec<u64>)> {
         }
     }
     lines
+}
+
+/// The relative ack numbers of the pure ACKs of the connection from client
+/// port `port` (no data, SYN, FIN or RST), but the handshake's, as tshark
+/// shows them.
+fn tshark_pure_acks(capture: &Path, port: u16) -> Vec<u64> {
+    let filter = format!(
+        "tcp.port == {port} && tcp.len == 0 && tcp.flags.syn == 0 && tcp.flags.fin == 0 \
+         && tcp.flags.reset == 0 && !(tcp.srcport == {port} && tcp.ack == 1)"
+    );
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(capture)
+        .args(["-Y", &filter, "-T", "fields", "-e", "tcp.ack"])
+        .output()
+        .expect("run tshark");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().expect("ack number"))
+        .collect()
+}
+
+/// What Wireshark shows of these frames: `tshark -T fields -e frame.number
+/// -e frame.time_relative -e tcp.flags -e tcp.seq -e tcp.ack -e tcp.len`,
+/// one row of six fields per frame, in frame order.
+fn tshark_packets(capture: &Path, frames: &[u64]) -> Vec<Vec<String>> {
+    let list: Vec<String> = frames.iter().map(u64::to_string).collect();
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(capture)
+        .args(["-Y", &format!("frame.number in {{{}}}", list.join(", "))])
+        .args(["-T", "fields"])
+        .args([
+            "-e",
+            "frame.number",
+            "-e",
+            "frame.time_relative",
+            "-e",
+            "tcp.flags",
+        ])
+        .args(["-e", "tcp.seq", "-e", "tcp.ack", "-e", "tcp.len"])
+        .output()
+        .expect("run tshark");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// The page's packet table of one side of the exchange in the detail
+/// panel matches tshark's fields for those frames: frame, time (to the
+/// microsecond the page shows), flags, relative seq and ack, length.
+async fn assert_packet_table_is_tsharks(b: &Browser, capture: &Path, side: &str) {
+    let rows = b
+        .js(&format!(
+            "return Array.from(document.querySelectorAll(\"#detail .msg[data-side='{side}'] table.packets tbody tr\")).map(r => Array.from(r.cells).map(c => c.textContent))"
+        ))
+        .await;
+    let rows: Vec<Vec<String>> = serde_json::from_value(rows).expect("rows of cells");
+    assert!(!rows.is_empty(), "no packet table for the {side}");
+    let frames: Vec<u64> = rows.iter().map(|r| r[0].parse().expect("frame")).collect();
+    let theirs = tshark_packets(capture, &frames);
+    assert_eq!(theirs.len(), rows.len(), "{side}: {rows:?} vs {theirs:?}");
+    for (ours, theirs) in rows.iter().zip(&theirs) {
+        assert_eq!(ours[0], theirs[0], "frame");
+        let (t_ours, t_theirs): (f64, f64) = (
+            ours[1].parse().expect("time"),
+            theirs[1].parse().expect("tshark time"),
+        );
+        assert!(
+            (t_ours - t_theirs).abs() < 1.5e-6,
+            "frame {}: time {t_ours} vs tshark {t_theirs}",
+            ours[0]
+        );
+        let hex = |s: &str| {
+            let s = s.split_whitespace().next().expect("flags");
+            u16::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex flags")
+        };
+        assert_eq!(
+            hex(&ours[2]),
+            hex(&theirs[2]),
+            "frame {}: flags {}",
+            ours[0],
+            ours[2]
+        );
+        assert_eq!(ours[3..6], theirs[3..6], "frame {}: seq, ack, len", ours[0]);
+    }
 }
 
 /// A synthetic pcap: one line-framed connection with `n` exchanges; the
@@ -774,7 +884,22 @@ fn html_report_of_a_real_capture_in_chromium() {
             let cmd = b.contents("#detail .msg[data-side='client'] code.wireshark").await;
             let first = requests[k].1[0];
             assert!(cmd[0].contains("frame.number") && cmd[0].contains(&first.to_string()), "{cmd:?}");
+            // The packets of each message, as tshark shows them.
+            assert_packet_table_is_tsharks(&b, &capture, "client").await;
+            assert_packet_table_is_tsharks(&b, &capture, "server").await;
+            // The latency split into network and server time adds up.
+            let e = &c_plain["exchanges"][k];
+            let shown = b.contents("#detail dd.network, #detail dd.server").await;
+            assert_eq!(shown.len(), 2, "network and server time shown: {shown:?}");
+            let (net, srv) = (e["network_us"].as_f64().expect("network"), e["server_us"].as_f64().expect("server"));
+            let latency = e["latency_us"].as_f64().expect("latency");
+            assert!((net + srv - latency).abs() < 0.01, "{net} + {srv} != {latency}");
         }
+        // The split line: one recv(1024) stops after the first segment.
+        let cut = b.contents("#detail .msg[data-side='client'] .recv-cut").await;
+        assert!(cut.iter().any(|n| n.contains("recv(1024)") && n.contains(&format!("frame {}", requests[2].1[0]))), "{cut:?}");
+        let marked = b.contents("#detail .msg[data-side='client'] table.packets tr.cut td.num").await;
+        assert_eq!(marked, [requests[2].1[0].to_string()], "the first segment is where recv stops");
         let split_note = b.contents("#detail .msg[data-side='client'] .note.warn").await;
         assert!(split_note.iter().any(|n| n.contains("2 segments")), "{split_note:?}");
         b.screenshot("html-ladder.png").await;
@@ -871,6 +996,25 @@ fn html_report_of_a_real_capture_in_chromium() {
         b.click("#slowest tbody tr button.go").await;
         let on_ladder = b.js("return document.getElementById('view-ladder').classList.contains('on') && document.getElementById('detail').dataset.ex !== undefined").await;
         assert_eq!(on_ladder, json!(true), "the slowest link opens the exchange");
+
+        // Pure ACKs: without --acks only the teardown's last is drawn and
+        // the others are counted; with it, every one tshark sees but the
+        // handshake's, with its relative ack number.
+        let pure = tshark_pure_acks(&capture, plain);
+        assert!(pure.len() >= 2, "the split message was acknowledged on its own: {pure:?}");
+        let id = c_plain["id"].as_u64().expect("id");
+        b.show_ladder_of(id).await;
+        let drawn = b.contents("#ladder .arrow.pack .label").await;
+        assert_eq!(drawn.len(), 1, "only the teardown's last ACK: {drawn:?}");
+        let info = b.contents("#ladder-info").await.join("");
+        assert!(info.contains(&format!("plus {} pure ACK", pure.len() - 1)) && info.contains("--acks"), "{info}");
+        let with_acks = dir.path().join("acks.html");
+        analyze_html_with(&capture, &with_acks, &["--acks"]);
+        b.open(&with_acks).await;
+        b.show_ladder_of(id).await;
+        let drawn = b.contents("#ladder .arrow.pack .label").await;
+        let expected: Vec<String> = pure.iter().map(|a| format!("ACK ack={a}")).collect();
+        assert_eq!(drawn, expected, "every pure ACK, in capture order");
         b.finish().await;
     });
 }
@@ -919,7 +1063,11 @@ fn html_ladder_of_ten_thousand_exchanges_in_chromium() {
         let info = b.contents("#ladder-info").await;
         assert!(info[0].contains("10,000 exchanges"), "{info:?}");
         let rows = b.js("return window.__reqresp.rows()").await;
-        assert_eq!(rows, json!(3 + 2 * N + 2), "handshake, two arrows per exchange, two FINs");
+        assert_eq!(
+            rows,
+            json!(3 + 2 * N + 2 + 1),
+            "handshake, two arrows per exchange, two FINs, the teardown's last ACK"
+        );
         let in_dom = b.js("return document.querySelectorAll('#ladder .row').length").await;
         let in_dom = in_dom.as_u64().expect("count");
         assert!(in_dom > 10 && in_dom < 200, "only the rows in view are drawn: {in_dom}");

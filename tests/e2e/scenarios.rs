@@ -352,6 +352,14 @@ fn delay_grows_the_round_trip_without_loss() {
     // Two delays of 50 ms ± 10 ms: SYN to the client's ACK.
     assert!((70.0..=400.0).contains(&rtt_ms), "initial RTT {rtt_ms} ms");
     assert_eq!(run.tcp_events("retransmission"), 0, "{}", run.stdout);
+    // The latency is network time, not server time.
+    for x in conn["exchanges"].as_array().unwrap() {
+        let (net, srv) = (
+            x["network_us"].as_f64().unwrap(),
+            x["server_us"].as_f64().unwrap(),
+        );
+        assert!(net > srv, "network {net} µs, server {srv} µs: {x}");
+    }
 }
 
 #[test]
@@ -369,6 +377,15 @@ fn slow_server_is_server_time_not_network_time() {
         assert!(
             latency_ms >= 300.0,
             "each answer waits 300 ms: {latency_ms} ms"
+        );
+        // The latency is server time, not network time.
+        let (net, srv) = (
+            x["network_us"].as_f64().unwrap(),
+            x["server_us"].as_f64().unwrap(),
+        );
+        assert!(
+            srv >= 250_000.0 && net < srv,
+            "network {net} µs, server {srv} µs: {x}"
         );
     }
 }

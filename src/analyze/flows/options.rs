@@ -38,6 +38,11 @@ pub struct Options {
     /// Keep every pure ACK in [`Connection::acks`](crate::analyze::model::Connection::acks)
     /// (`--acks`), not only their count.
     pub keep_acks: bool,
+    /// Keep, for each message, the records of the packets that carried it
+    /// (frame, time, flags, relative seq/ack, length; at most
+    /// [`Frames::MAX`](crate::analyze::model::Frames::MAX) per message), for
+    /// the JSON and HTML reports. Without it only the frame numbers are kept.
+    pub keep_packets: bool,
 }
 
 impl Default for Options {
@@ -52,6 +57,7 @@ impl Default for Options {
             inactivity_timeout: Duration::from_secs(300),
             syn_timeout: Duration::from_secs(5),
             keep_acks: false,
+            keep_packets: false,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::analyze::FramingChoice;
-use crate::analyze::model::PitfallKind;
+use crate::analyze::model::{Frames, PitfallKind, RttSource};
 use crate::analyze::segment::TcpFlags;
 use crate::analyze::testing::{Script, Seg, analyze, flags};
 use proptest::prelude::*;
@@ -631,7 +631,7 @@ proptest! {
                 number: i as u64 + 1,
                 time: Timestamp(i as u64 * 1000),
                 src, dst, seq: *seq % 256, ack: *ack % 256,
-                flags: TcpFlags { syn: f & 1 != 0, ack: f & 2 != 0, fin: f & 4 != 0, rst: f & 8 != 0, psh: f & 16 != 0 },
+                flags: TcpFlags::from_bits(u16::from(f & 1) << 1 | u16::from(f & 2 != 0) << 4 | u16::from(f & 4 != 0) | u16::from(f & 8 != 0) << 2 | u16::from(f & 16 != 0) << 3),
                 payload,
                 payload_len: payload.len() as u32 + extra % 3,
                 window: (*ack % 3) as u16,
@@ -803,4 +803,127 @@ fn a_reset_connection_has_no_last_ack() {
     let c = one(&a);
     assert!(c.last_ack.is_none());
     assert_eq!(c.pure_acks, 0);
+}
+
+#[test]
+fn packet_records_say_what_wireshark_shows_and_only_when_asked() {
+    let mut w = Script::new(1000, 5000);
+    w.handshake(0, 100);
+    w.c(1_000, b"hel");
+    w.c(1_100, b"lo\n");
+    w.s(1_300, b"Echo: hello\n");
+    let with = Options {
+        keep_packets: true,
+        ..Options::default()
+    };
+    let a = analyze(with, &w.segs);
+    let e = &one(&a).exchanges[0];
+    type Row = (u64, u64, u16, Option<u32>, Option<u32>, u32);
+    let rows = |p: &[PacketRecord]| -> Vec<Row> {
+        p.iter()
+            .map(|p| (p.frame, p.time.0, p.flags, p.seq, p.ack, p.len))
+            .collect()
+    };
+    // Frames 4 and 5 carry the request (after the three of the
+    // handshake), 6 the response; sequence numbers relative, as Wireshark.
+    assert_eq!(
+        rows(e.request_frames.packets()),
+        [
+            (4, 1_000_000, 0x010, Some(1), Some(1), 3),
+            (5, 1_100_000, 0x010, Some(4), Some(1), 3)
+        ]
+    );
+    assert_eq!(
+        rows(e.response_frames.packets()),
+        [(6, 1_300_000, 0x010, Some(1), Some(7), 12)]
+    );
+    assert_eq!(e.request_frames.packets_not_kept(), 0);
+    let a = analyze(Options::default(), &w.segs);
+    let e = &one(&a).exchanges[0];
+    assert_eq!(e.request_frames.iter().collect::<Vec<_>>(), [4, 5]);
+    assert!(e.request_frames.packets().is_empty());
+}
+
+#[test]
+fn a_message_of_many_packets_keeps_the_first_records_and_counts_the_rest() {
+    let mut w = Script::new(1000, 5000);
+    w.handshake(0, 100);
+    for i in 0..100 {
+        w.c(1_000 + i, b"x");
+    }
+    w.c(2_000, b"\n");
+    w.s(2_100, b"ok\n");
+    let opts = Options {
+        keep_packets: true,
+        ..Options::default()
+    };
+    let a = analyze(opts, &w.segs);
+    let e = &one(&a).exchanges[0];
+    assert_eq!(e.request_frames.packets().len(), Frames::MAX);
+    assert_eq!(
+        e.request_frames.packets_not_kept(),
+        101 - Frames::MAX as u64
+    );
+}
+
+/// A request at 1 s answered at 1 s + `answer` µs, after a handshake of
+/// `rtt` µs, the server's bare ACK `ack` µs after the request (if any).
+fn timed(rtt: u64, ack: Option<u64>, answer: u64) -> Connection {
+    let mut w = Script::new(1000, 5000);
+    w.handshake(0, rtt);
+    w.c(1_000_000, b"hello\n");
+    if let Some(ack) = ack {
+        w.ack(1_000_000 + ack, Side::Server);
+    }
+    w.s(1_000_000 + answer, b"Echo: hello\n");
+    w.c(2_000_000, b"bye\n");
+    w.s(2_000_000 + answer, b"Echo: bye\n");
+    let a = analyze(Options::default(), &w.segs);
+    a.connections.into_iter().next().expect("one connection")
+}
+
+#[test]
+fn a_slow_network_and_a_slow_server_split_their_latency_differently() {
+    // `delay`: 50 ms each way, the server answers at once (its ACK rides
+    // on the answer).
+    let delay = timed(100_000, None, 100_200);
+    // `slow-server`: a tiny round trip, the kernel's bare ACK at once, the
+    // answer 300 ms later.
+    let slow = timed(100, Some(100), 300_000);
+    for e in &delay.exchanges {
+        let s = delay.latency_split(e).expect("split");
+        assert_eq!((s.network_us, s.server_us), (100_000.0, 200.0), "{e:?}");
+        assert_eq!(s.rtt_from, RttSource::Handshake);
+    }
+    let first = &slow.exchanges[0];
+    assert_eq!(first.request_ack_time, Some(Timestamp(1_000_100_000)));
+    let s = slow.latency_split(first).expect("split");
+    assert_eq!((s.network_us, s.server_us), (100.0, 299_900.0));
+    assert_eq!(s.rtt_from, RttSource::Ack);
+    // The second request was acknowledged only by the answer: the
+    // handshake gives the round trip.
+    let s = slow.latency_split(&slow.exchanges[1]).expect("split");
+    assert_eq!((s.network_us, s.server_us), (100.0, 299_900.0));
+    assert_eq!(s.rtt_from, RttSource::Handshake);
+}
+
+#[test]
+fn a_delayed_ack_does_not_count_as_network_time() {
+    // The server's kernel held its ACK 40 ms (delayed ACK): the handshake's
+    // 200 µs round trip is the better measure.
+    let c = timed(200, Some(40_000), 300_000);
+    let s = c.latency_split(&c.exchanges[0]).expect("split");
+    assert_eq!((s.network_us, s.server_us), (200.0, 299_800.0));
+    assert_eq!(s.rtt_from, RttSource::Handshake);
+}
+
+#[test]
+fn without_handshake_or_ack_there_is_no_split() {
+    let segs = mid_connection(40000, 2222);
+    let a = analyze(Options::default(), &segs);
+    for c in &a.connections {
+        for e in &c.exchanges {
+            assert_eq!(c.latency_split(e), None, "{e:?}");
+        }
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use crate::analyze::model::{Frames, Timestamp};
+use crate::analyze::model::{Frames, PacketRecord, Timestamp};
 use crate::analyze::preview::PreviewBuf;
 use crate::protocol::framing::LENGTH_PREFIX;
 use crate::protocol::{FrameError, Framing};
@@ -17,6 +17,8 @@ pub struct PairLimits {
     pub max_message: usize,
     /// Characters of preview per message.
     pub preview_len: usize,
+    /// Keep each message's packet records, not only its frame numbers.
+    pub packets: bool,
 }
 
 /// A message (or a turn) found in one direction.
@@ -38,6 +40,9 @@ pub(super) struct Message {
     pub(super) segments: u32,
     /// The frames that carried it, for the report's packet list.
     pub(super) frames: Frames,
+    /// Relative sequence number just past the last packet that carried it
+    /// (`None` without a captured handshake).
+    pub(super) end_seq: Option<u32>,
 }
 
 impl Message {
@@ -53,11 +58,14 @@ impl Message {
             last_packet: 0,
             segments: 0,
             frames: Frames::default(),
+            end_seq: None,
         }
     }
 
-    pub(super) fn touch(&mut self, time: Timestamp, packet: u64) {
-        self.last_time = self.last_time.max(time);
+    /// Packet `pkt` carried bytes of this message; `keep`: keep its record.
+    pub(super) fn touch(&mut self, pkt: &PacketRecord, keep: bool) {
+        let packet = pkt.frame;
+        self.last_time = self.last_time.max(pkt.time);
         if self.segments == 0 {
             self.first_packet = packet;
             self.segments = 1;
@@ -65,7 +73,8 @@ impl Message {
             self.segments = self.segments.saturating_add(1);
         }
         self.last_packet = packet;
-        self.frames.push(packet);
+        self.end_seq = pkt.seq.map(|s| s.wrapping_add(pkt.len));
+        self.frames.push_packet(pkt, keep);
     }
 
     /// Adds payload bytes (all of them count; at most `limit` are kept).
@@ -89,8 +98,7 @@ impl Message {
 /// Bytes of the decode buffer that one packet delivered.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Run {
-    pub(super) packet: u64,
-    pub(super) time: Timestamp,
+    pub(super) pkt: PacketRecord,
     pub(super) len: usize,
 }
 
@@ -140,13 +148,13 @@ impl Decoder {
     /// Builds a message from the first `consumed` undecoded bytes, whose
     /// payload is `payload` (relative to the undecoded start), and drops them.
     pub(super) fn take(&mut self, payload: std::ops::Range<usize>, consumed: usize) -> Message {
-        let mut msg = Message::new(self.runs.front().map_or(Timestamp(0), |r| r.time));
+        let mut msg = Message::new(self.runs.front().map_or(Timestamp(0), |r| r.pkt.time));
         let mut left = consumed;
         while left > 0 {
             let Some(run) = self.runs.front_mut() else {
                 break;
             };
-            msg.touch(run.time, run.packet);
+            msg.touch(&run.pkt, self.limits.packets);
             let n = run.len.min(left);
             run.len -= n;
             left -= n;
@@ -177,21 +185,16 @@ impl Decoder {
         }
     }
 
-    pub(super) fn push(
-        &mut self,
-        mut data: &[u8],
-        time: Timestamp,
-        packet: u64,
-        out: &mut Vec<Message>,
-    ) {
+    pub(super) fn push(&mut self, mut data: &[u8], pkt: &PacketRecord, out: &mut Vec<Message>) {
+        let keep = self.limits.packets;
         // Fast path: nothing buffered, so whole messages at the start of
         // this chunk are decoded where they lie, without copying them into
         // the buffer (as they would be, one run of one packet). The rest
         // (a partial or oversized message) takes the general path below.
         if self.streaming.is_none() && self.undecoded() == 0 {
             while let Ok(Some(frame)) = self.framing.decode(data, self.limits.max_message) {
-                let mut msg = Message::new(time);
-                msg.touch(time, packet);
+                let mut msg = Message::new(pkt.time);
+                msg.touch(pkt, keep);
                 msg.add(&data[frame.payload], self.limits.preview_len);
                 out.push(msg);
                 data = &data[frame.consumed..];
@@ -199,7 +202,7 @@ impl Decoder {
         }
         while !data.is_empty() {
             if let Some((until, msg)) = &mut self.streaming {
-                msg.touch(time, packet);
+                msg.touch(pkt, keep);
                 let take = match until {
                     Until::Newline => match data.iter().position(|&b| b == b'\n') {
                         Some(nl) => {
@@ -233,8 +236,7 @@ impl Decoder {
             self.compact();
             self.buf.extend_from_slice(data);
             self.runs.push_back(Run {
-                packet,
-                time,
+                pkt: *pkt,
                 len: data.len(),
             });
             // A line cannot end before a newline arrives: skip rescanning

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::analyze::Options;
-use crate::analyze::model::Analysis;
+use crate::analyze::model::{Analysis, Timestamp};
 use crate::analyze::testing::{Script, analyze};
 
 fn conn() -> Connection {
@@ -25,6 +25,7 @@ fn run(
     let limits = PairLimits {
         max_message,
         preview_len: 20,
+        packets: true,
     };
     let mut p = Pairer::new(choice, limits, &mut c);
     let mut offset = [0u64; 2];
@@ -35,8 +36,7 @@ fn run(
         };
         let chunk = Chunk {
             offset: offset[side.index()],
-            time: Timestamp((i as u64 + 1) * 1000),
-            packet: i as u64 + 1,
+            pkt: PacketRecord::at(i as u64 + 1, Timestamp((i as u64 + 1) * 1000)),
             data,
         };
         offset[side.index()] += chunk.data.len();

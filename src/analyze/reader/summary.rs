@@ -28,6 +28,8 @@ pub struct ReadSummary {
     pub truncated: bool,
     /// The first [`MAX_WARNINGS`] warnings, in order, and their count.
     pub warnings: Warnings,
+    /// Time of the first packet read.
+    pub first_time: Option<crate::analyze::model::Timestamp>,
     /// Unsupported link types warned about (at most 16, each once).
     unsupported_links: Vec<u32>,
 }
@@ -43,6 +45,7 @@ impl ReadSummary {
             bytes: 0,
             truncated: false,
             warnings: Warnings::default(),
+            first_time: None,
             unsupported_links: Vec::new(),
         }
     }
@@ -52,6 +55,9 @@ impl ReadSummary {
     /// malformed, cut, or of a link type not seen before).
     #[inline]
     pub fn decode<'a>(&mut self, packet: &RawPacket<'a>) -> Option<TcpSegment<'a>> {
+        if self.packets == 0 {
+            self.first_time = Some(packet.time);
+        }
         self.packets += 1;
         match decode(packet) {
             Ok(segment) => {
@@ -130,6 +136,7 @@ impl ReadSummary {
             tcp_segments: self.tcp_segments,
             skipped: self.skipped,
             truncated: self.truncated,
+            first_packet_time: self.first_time,
         }
     }
 }

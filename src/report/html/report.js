@@ -66,6 +66,9 @@
   var byId = {};
   var keptIndex = {};
   (M.kept || []).forEach(function (k) { keptIndex[k.id] = k; });
+  // Pure ACKs to draw per connection (the teardown's last; all with --acks).
+  var ackIndex = {};
+  (M.acks || []).forEach(function (a) { ackIndex[a.id] = a; });
   var captureStart = Infinity;
   conns.forEach(function (c) {
     byId[c.id] = c;
@@ -84,6 +87,8 @@
   var LAT = S.latency || {};
   var slowBound = LAT.p99_us !== null && LAT.p99_us !== undefined && LAT.count >= 20 ? LAT.p99_us : Infinity;
   var title = M.title || "capture";
+  // With --acks every pure ACK kept is drawn, numbered as the text ladder does.
+  var acksNumbered = M.acks_all === true;
 
   // ---------- state ----------
   var st = { conn: conns.length ? conns[0].id : null, ex: null, filter: "", sort: "start", rowH: 30, view: "ladder" };
@@ -104,6 +109,8 @@
       stat("latency p50", fmtDur(LAT.p50_us)),
       stat("latency p99", fmtDur(LAT.p99_us)),
       stat("latency max", fmtDur(LAT.max_us)),
+      S.server && S.server.count ? stat("server p50", fmtDur(S.server.p50_us)) : null,
+      S.network && S.network.count ? stat("network p50", fmtDur(S.network.p50_us)) : null,
       stat("client → server", fmtBytes(S.bytes_client_to_server || 0)),
       stat("server → client", fmtBytes(S.bytes_server_to_client || 0)),
       stat("warnings", fmtNum((D.warnings || []).length), (D.warnings || []).length > 0)));
@@ -237,6 +244,10 @@
     if (c.close) (c.close.events || []).forEach(function (ev) {
       push({ t: ev.time, dir: ev.from === "server" ? "s2c" : "c2s", cls: "ctl" + (ev.kind === "rst" ? " rst" : ""), label: ev.kind.toUpperCase() });
     });
+    var acks = ackIndex[c.id];
+    if (acks) acks.acks.forEach(function (a) {
+      push({ t: a.time, dir: a.from === "server" ? "s2c" : "c2s", cls: "ctl pack", label: a.ack !== null && acksNumbered ? "ACK ack=" + a.ack : "ACK" });
+    });
     r.sort(function (a, b) { return a.t - b.t || a.seq - b.seq; });
     return r;
   }
@@ -274,7 +285,8 @@
     ladderTitle.textContent = "Connection #" + id;
     var total = exTotal(curConn);
     ladderInfo.textContent = plural(total, "exchange") + (total > curConn.exchanges.length ? " (" + fmtNum(curConn.exchanges.length) + " on this page)" : "") +
-      " · " + (curConn.protocol || curConn.framing) + " framing" + (curConn.framing_reason ? " (" + curConn.framing_reason + ")" : "") + " · " + plural(rows.length, "row");
+      " · " + (curConn.protocol || curConn.framing) + " framing" + (curConn.framing_reason ? " (" + curConn.framing_reason + ")" : "") + " · " + plural(rows.length, "row") +
+      (ackIndex[id] && ackIndex[id].not_drawn > 0 ? " · plus " + plural(ackIndex[id].not_drawn, "pure ACK") + " not drawn" + (M.acks_all ? " (more than the analysis keeps)" : " (--acks draws them)") : "");
     ends.children[1].textContent = "client " + curConn.client;
     ends.children[2].textContent = "server " + curConn.server;
     layout();
@@ -461,9 +473,14 @@
     box.appendChild(h("div", { class: "frames" }, frames.map(function (f) { return h("span", { class: "frame", "data-frame": f, text: f }); })));
     if (frames.length >= 64) box.appendChild(h("div", { class: "note", text: "The first 64 frames are listed." }));
     if (frames.length) {
-      var filter = frames.length === 1 ? "frame.number == " + frames[0] : "frame.number in {" + frames.join(" ") + "}";
+      var filter = frames.length === 1 ? "frame.number == " + frames[0] : "frame.number in {" + frames.join(", ") + "}";
       var cmd = "wireshark -r " + shellQuote(title) + " -Y '" + filter + "'";
       box.appendChild(h("div", { class: "cmd" }, h("code", { class: "wireshark", text: cmd }), copyButton(cmd)));
+    }
+    var packets = (req ? e.request_packets : e.response_packets) || [];
+    if (packets.length) {
+      box.appendChild(h("div", { class: "note", text: "The packets it came in:" }));
+      box.appendChild(packetTable(packets, size, (req ? e.request_packets_not_kept : e.response_packets_not_kept) || 0));
     }
     // Where one recv() per message would have gone wrong.
     var idx = sideIndex(c, k, side);
@@ -480,6 +497,47 @@
     box.appendChild(h("div", { class: "note", text: "Hex of the " + pb.bytes.length + " byte" + (pb.bytes.length === 1 ? "" : "s") + " shown" +
       (pb.bytes.length < size ? " (of " + size + "; the whole message is in the frames above)" : "") + (pb.missing ? "; then " + pb.missing + " bytes missing from the capture" : "") + ":" }));
     box.appendChild(hexView(pb.bytes));
+    return box;
+  }
+  // The latency as a bar: the network's share, then the server's.
+  function splitBar(e) {
+    var net = Math.max(0, Math.min(100, 100 * e.network_us / e.latency_us));
+    var bar = h("div", { class: "split", title: "network " + fmtDur(e.network_us) + " · server " + fmtDur(e.server_us) });
+    var a = h("span", { class: "net" }), b = h("span", { class: "srv" });
+    a.style.width = net + "%"; b.style.width = (100 - net) + "%";
+    bar.appendChild(a); bar.appendChild(b);
+    return bar;
+  }
+  var FLAG_NAMES = [[0x100, "AE"], [0x080, "CWR"], [0x040, "ECE"], [0x020, "URG"], [0x010, "ACK"], [0x008, "PSH"], [0x004, "RST"], [0x002, "SYN"], [0x001, "FIN"]];
+  function flagText(f) {
+    var names = FLAG_NAMES.filter(function (x) { return f & x[0]; }).map(function (x) { return x[1]; });
+    return "0x" + ("00" + f.toString(16)).slice(-3) + (names.length ? " " + names.reverse().join(", ") : "");
+  }
+  // The packets a message came in, as Wireshark lists them, and where the
+  // original lab's single recv(1024) would have stopped reading.
+  function packetTable(packets, size, more) {
+    var start = D.summary && D.summary.capture ? D.summary.capture.first_packet_time : null;
+    var firstRecv = packets.length ? Math.min(1024, packets[0].len) : 0;
+    var whole = packets.length === 1 && more === 0 && packets[0].len <= 1024;
+    var table = h("table", { class: "packets" },
+      h("thead", null, h("tr", null, ["frame", "time", "flags", "seq", "ack", "len", "recv(1024)"].map(function (t) { return h("th", { text: t }); }))),
+      h("tbody", null, packets.map(function (p, i) {
+        var recv = i > 0 ? "later" : whole ? "all " + p.len + " B" : "✂ " + firstRecv + " B";
+        return h("tr", { "data-frame": p.frame, class: i === 0 && !whole ? "cut" : "" },
+          h("td", { class: "num", text: String(p.frame) }),
+          h("td", { class: "time", title: "frame.time_relative: seconds since the capture's first packet", text: start === null || start === undefined ? "–" : ((p.time - start) / 1e9).toFixed(6) }),
+          h("td", { class: "flags", text: flagText(p.flags) }),
+          h("td", { class: "seq", text: p.seq === null ? "–" : String(p.seq) }),
+          h("td", { class: "ack", text: p.ack === null ? "–" : String(p.ack) }),
+          h("td", { class: "len", text: String(p.len) }),
+          h("td", { class: "recv", text: recv }));
+      })));
+    var box = h("div", { class: "packet-list" }, table);
+    if (more > 0) box.appendChild(h("div", { class: "note", text: "and " + plural(more, "more packet") + ", not listed (the first 64 are)." }));
+    if (!whole && packets.length) {
+      box.appendChild(h("p", { class: "note warn recv-cut", text: "The original lab's server reads each message with one recv(1024): here it would get only the first " + firstRecv + " of the " + size + " bytes (frame " + packets[0].frame + ")" +
+        (packets[0].len > 1024 ? ", the most one call returns" : ", what had arrived when it read") + ", and treat that as the whole message." }));
+    }
     return box;
   }
   function drawDetail() {
@@ -500,8 +558,12 @@
     detail.appendChild(h("h2", { text: "Exchange #" + exNumber(c, k) + " of connection #" + c.id }));
     detail.appendChild(h("dl", { class: "kv" },
       h("dt", { text: "latency" }), h("dd", { class: "latency", text: e.latency_us === null ? "– (no response)" : fmtDur(e.latency_us) }),
+      e.network_us !== null && e.network_us !== undefined ? [
+        h("dt", { text: "network" }), h("dd", { class: "network", text: fmtDur(e.network_us) + " (round trip from the " + (e.rtt_from === "ack" ? "request's ACK" : "handshake") + ", and the response's transfer)" }),
+        h("dt", { text: "server" }), h("dd", { class: "server", text: fmtDur(e.server_us) + " (time to first byte less that round trip)" })] : [],
       h("dt", { text: "client" }), h("dd", { text: c.client }),
       h("dt", { text: "server" }), h("dd", { text: c.server })));
+    if (e.network_us !== null && e.network_us !== undefined && e.latency_us > 0) detail.appendChild(splitBar(e));
     if (e.incomplete) detail.appendChild(h("p", { class: "note warn", text: "Incomplete: bytes of this exchange were not captured, or the stream ended inside it." }));
     detail.appendChild(message(c, k, e, "client"));
     detail.appendChild(message(c, k, e, "server"));
