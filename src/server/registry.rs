@@ -207,6 +207,11 @@ impl Registry {
         true
     }
 
+    /// Connections open: served, closing, or waiting for a slot.
+    pub(crate) fn connections(&self) -> usize {
+        self.lock().per_ip.values().sum()
+    }
+
     /// Connections reclaimed so far.
     pub(crate) fn reclaims(&self) -> u64 {
         self.reclaims.load(Ordering::Relaxed)
