@@ -195,3 +195,63 @@ impl PerCore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use tokio::sync::oneshot;
+
+    #[test]
+    fn every_listener_shares_one_port_and_a_port_in_use_is_refused() {
+        let server = PerCore::new(2).unwrap();
+        let listeners = server.bind("127.0.0.1:0").unwrap();
+        assert_eq!(listeners.listeners.len(), 2);
+        for listener in &listeners.listeners {
+            assert_eq!(listener.local_addr().unwrap(), listeners.local_addr());
+        }
+        // Another server, which would set SO_REUSEPORT too, must not join.
+        let addr = listeners.local_addr().to_string();
+        let other = PerCore::new(2).unwrap();
+        let err = other.bind(&addr).err().expect("the port is in use");
+        assert!(matches!(err, ServerError::AddrInUse { .. }), "{err}");
+    }
+
+    #[test]
+    fn serves_on_every_runtime_and_stops_on_its_shutdown_future() {
+        let server = PerCore::new(2).unwrap();
+        let listeners = server.bind("127.0.0.1:0").unwrap();
+        let addr = listeners.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = std::thread::spawn(move || server.run(listeners, Config::default(), stopped));
+        // Sixteen connections from as many ports: the kernel spreads them
+        // over both listeners; every one is answered.
+        let mut clients: Vec<_> = (0..16)
+            .map(|_| {
+                let stream = std::net::TcpStream::connect(addr).unwrap();
+                // A runtime that missed the stop fails the test, not hangs it.
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                BufReader::new(stream)
+            })
+            .collect();
+        for (i, client) in clients.iter_mut().enumerate() {
+            client
+                .get_mut()
+                .write_all(format!("{i}\n").as_bytes())
+                .unwrap();
+            let mut line = String::new();
+            client.read_line(&mut line).unwrap();
+            assert_eq!(line, format!("Echo: {i}\n"));
+        }
+        stop.send(()).unwrap();
+        // Every connection, on either runtime, is closed by the drain.
+        for client in &mut clients {
+            let mut line = String::new();
+            assert_eq!(client.read_line(&mut line).unwrap(), 0);
+        }
+        running.join().unwrap().unwrap();
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    }
+}
