@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::runtime::{EnterGuard, Runtime};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::error;
 
 use super::{Config, Report, ServerError, Shared, accept_loop, bind_error, drain, listen};
@@ -149,6 +149,8 @@ impl PerCore {
         super::log_listening(listeners.local, &config, Some(self.runtimes.len()));
         let shared = Shared::new(config);
         let (stop, stopped) = watch::channel(false);
+        // Each runtime holds a sender until its listener is closed.
+        let (listening, mut all_closed) = mpsc::channel::<()>(1);
         let mut runtimes = self.runtimes.into_iter();
         let mut listeners = listeners.listeners.into_iter();
         let (Some(main), Some(first)) = (runtimes.next(), listeners.next()) else {
@@ -158,12 +160,14 @@ impl PerCore {
         for (n, (runtime, listener)) in runtimes.zip(listeners).enumerate() {
             let shared = shared.clone();
             let mut stopped = stopped.clone();
+            let listening = listening.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("reqresp-server-{}", n + 1))
                 .spawn(move || {
                     runtime.block_on(async {
                         let tasks =
                             accept_loop(listener, &shared, stopped.wait_for(|s| *s), None).await;
+                        drop(listening);
                         drain(tasks, shared.drain_deadline()).await;
                     });
                     runtime.shutdown_timeout(RUNTIME_EXIT);
@@ -181,8 +185,11 @@ impl PerCore {
         let mut report = Report::new();
         main.block_on(async {
             let tasks = accept_loop(first, &shared, shutdown, Some(&mut report)).await;
-            let deadline = shared.begin_shutdown(&mut report);
             let _ = stop.send(true);
+            // The log says "not accepting": true once every listener is closed.
+            drop(listening);
+            while all_closed.recv().await.is_some() {}
+            let deadline = shared.begin_shutdown(&mut report);
             drain(tasks, deadline).await;
         });
         for worker in workers {
