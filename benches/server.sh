@@ -53,7 +53,10 @@ done
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs to pin server and generator apart (nproc says $(nproc))"
 
 echo "== building (release)" >&2
-cargo build --release --quiet --bin reqresp --example tokio_echo
+# Two builds: an example brings in the dev-dependencies, whose tokio has
+# `test-util` (a slower clock); reqresp is measured as users build it.
+cargo build --release --quiet --example tokio_echo
+cargo build --release --quiet --bin reqresp
 REQRESP=${REQRESP:-target/release/reqresp}
 TOKIO_ECHO=target/release/examples/tokio_echo
 
@@ -160,7 +163,12 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "cpus: $(nproc) x $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "memory: $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); kernel $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "reqresp $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes'); $(rustc --version); tokio $(awk '/^name = "tokio"$/ {getline; print $3; exit}' Cargo.lock | tr -d '"')"
+if [ "$REQRESP" = target/release/reqresp ]; then
+  version="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes')"
+else
+  version="$REQRESP"
+fi
+echo "reqresp $version; $(rustc --version); tokio $(awk '/^name = "tokio"$/ {getline; print $3; exit}' Cargo.lock | tr -d '"')"
 echo "$(redis-server --version | cut -d' ' -f1-3); $(sockperf --version 2>&1 | head -1)"
 echo "loads: ${DURATION} s each, ${ROUNDS} rounds interleaved, ${SIZE}-byte line requests"
 echo

@@ -1,6 +1,7 @@
 //! `reqresp server`: arguments and dispatch.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use anyhow::Context;
 use reqresp::protocol::Framing;
 use reqresp::protocol::connection::DEFAULT_RAW_READ_SIZE;
 use reqresp::server::service::TicketsDb;
+use reqresp::server::threads::{self, PerCore};
 use reqresp::server::{self, Config, ServiceKind, ServiceOptions, config, service};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
@@ -142,26 +144,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
     }
+    if config.service.blocks() {
+        serve_multi_threaded(&args.listen, config)
+    } else {
+        serve_per_core(&args.listen, config)
+    }
+}
+
+/// Serves on one single-threaded runtime per CPU (see `server::threads`).
+fn serve_per_core(listen: &str, config: Config) -> anyhow::Result<ExitCode> {
+    let server = PerCore::new(threads::cpus()).context("cannot start the async runtime")?;
+    // Handlers first: a signal arriving right after the "listening on"
+    // line must start a graceful shutdown, not kill the process.
+    let shutdown = {
+        let _runtime = server.enter();
+        shutdown_signal()?
+    };
+    let listeners = server.bind(listen)?;
+    say_listening(listeners.local_addr())?;
+    server.run(listeners, config, shutdown)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serves on tokio's multi-threaded runtime, for a service whose answers
+/// may wait: a waiting connection does not stall the others.
+fn serve_multi_threaded(listen: &str, config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        // Handlers first: a signal arriving right after the "listening on"
-        // line must start a graceful shutdown, not kill the process.
         let shutdown = shutdown_signal()?;
-        let listener = server::bind(&args.listen).await?;
-        let addr = listener
-            .local_addr()
-            .context("cannot read the listening address")?;
-        let mut stdout = std::io::stdout().lock();
-        // The default listens on every interface, with no authentication:
-        // say so where the operator looks.
-        let scope = if addr.ip().is_unspecified() {
-            " (all interfaces)"
-        } else {
-            ""
-        };
-        writeln!(stdout, "listening on {addr}{scope}")?;
-        stdout.flush()?;
-        drop(stdout);
+        let listener = server::bind(listen).await?;
+        say_listening(
+            listener
+                .local_addr()
+                .context("cannot read the listening address")?,
+        )?;
         server::run(listener, config, shutdown).await?;
         Ok(ExitCode::SUCCESS)
     });
@@ -169,6 +185,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // idle runtime threads.
     runtime.shutdown_timeout(Duration::from_millis(100));
     outcome
+}
+
+/// Prints `listening on ADDR` on stdout, where scripts and tests read the
+/// real address.
+fn say_listening(addr: SocketAddr) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    // The default listens on every interface, with no authentication:
+    // say so where the operator looks.
+    let scope = if addr.ip().is_unspecified() {
+        " (all interfaces)"
+    } else {
+        ""
+    };
+    writeln!(stdout, "listening on {addr}{scope}")?;
+    stdout.flush()?;
+    Ok(())
 }
 
 /// A future that completes on the first SIGINT (Ctrl-C) or SIGTERM.

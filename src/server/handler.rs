@@ -399,7 +399,15 @@ where
             if !config.delay.is_zero() && delayed > 0 {
                 tokio::time::sleep(config.delay.saturating_mul(delayed)).await;
             }
-            if let Err(close) = flush(conn, config, registry, stop, now, answered).await {
+            if !more {
+                // Ranked as waiting before the write, not after it: a client
+                // that has its answer (and opens another connection) must
+                // never find this one still counted busy, whatever the
+                // scheduler does between the write and the next read.
+                let since = if *requests > before { now } else { at.answered };
+                entry.set_waiting(registry, since);
+            }
+            if let Err(close) = flush(conn, config, registry, entry, stop, now, answered).await {
                 return close;
             }
             // Draining: requests read but not yet answered stay unanswered
@@ -457,6 +465,7 @@ async fn flush<S>(
     conn: &mut Connection<S>,
     config: &Config,
     registry: &Registry,
+    entry: &Entry,
     stop: &mut Stop<'_, '_>,
     now: Instant,
     answers: usize,
@@ -479,6 +488,8 @@ where
     {
         return result.map_err(Close::Io);
     }
+    // A connection whose client does not read is busy, never reclaimed.
+    entry.set_busy();
     loop {
         tokio::select! {
             biased;

@@ -23,6 +23,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -36,6 +37,7 @@ mod handler;
 pub mod os;
 mod registry;
 pub mod service;
+pub mod threads;
 
 pub use config::{Config, ConfigError};
 pub use service::{Service, ServiceKind, ServiceOptions};
@@ -105,41 +107,71 @@ pub enum ServerError {
     /// The listener's own address could not be read.
     #[error("cannot read the listening address: {0}")]
     LocalAddr(io::Error),
+    /// A thread of the server could not be started.
+    #[error("cannot start a server thread: {0} (is the system out of threads or memory?)")]
+    Thread(io::Error),
 }
 
 /// Binds a listener on `addr` (`HOST:PORT`; port 0 picks a free port), with
 /// errors that say what to do.
 pub async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
-    let error = |source: io::Error| {
-        let addr = addr.to_owned();
-        match source.kind() {
-            io::ErrorKind::AddrInUse => ServerError::AddrInUse { addr },
-            io::ErrorKind::PermissionDenied => ServerError::PermissionDenied { addr },
-            io::ErrorKind::AddrNotAvailable => ServerError::AddrNotAvailable { addr },
-            _ => ServerError::Bind { addr, source },
-        }
-    };
+    let candidates = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| bind_error(addr, e))?;
+    bind_first(addr, candidates, |candidate| listen(candidate, false))
+}
+
+/// The first of `candidates` (the addresses `addr` names) that `bind`
+/// succeeds on, or the error of the last one tried.
+fn bind_first<T>(
+    addr: &str,
+    candidates: impl Iterator<Item = SocketAddr>,
+    mut bind: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> Result<T, ServerError> {
     let mut last = None;
-    for candidate in tokio::net::lookup_host(addr).await.map_err(error)? {
-        match listen(candidate) {
-            Ok(listener) => return Ok(listener),
+    for candidate in candidates {
+        match bind(candidate) {
+            Ok(bound) => return Ok(bound),
             Err(e) => last = Some(e),
         }
     }
-    Err(error(last.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the name has no address")
-    })))
+    Err(bind_error(
+        addr,
+        last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "the name has no address")
+        }),
+    ))
 }
 
-/// Listens on one address with [`LISTEN_BACKLOG`].
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
+/// The error for a failed bind on `addr`, by what the system said.
+fn bind_error(addr: &str, source: io::Error) -> ServerError {
+    let addr = addr.to_owned();
+    match source.kind() {
+        io::ErrorKind::AddrInUse => ServerError::AddrInUse { addr },
+        io::ErrorKind::PermissionDenied => ServerError::PermissionDenied { addr },
+        io::ErrorKind::AddrNotAvailable => ServerError::AddrNotAvailable { addr },
+        _ => ServerError::Bind { addr, source },
+    }
+}
+
+/// A TCP socket of `addr`'s family.
+fn socket_for(addr: SocketAddr) -> io::Result<TcpSocket> {
+    match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+}
+
+/// Listens on one address with [`LISTEN_BACKLOG`]; `reuseport` lets the
+/// listeners of one [`threads::PerCore`] server share it.
+fn listen(addr: SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
+    let socket = socket_for(addr)?;
     // As std and tokio do: a restarted server can bind while old
     // connections sit in TIME_WAIT.
     socket.set_reuseaddr(true)?;
+    if reuseport {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
@@ -181,38 +213,104 @@ impl Refusals {
     }
 }
 
-/// Counts for the once-a-second summary in the log.
+/// What every accept loop of one server shares: the settings, the slots,
+/// the refusal lines, and the refusals counted for the log.
+struct Shared {
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    refusals: Arc<Refusals>,
+    lingering: Arc<Semaphore>,
+    refused_busy: AtomicU64,
+    refused_per_ip: AtomicU64,
+}
+
+impl Shared {
+    fn new(config: Config) -> Arc<Shared> {
+        let registry = Registry::new(config.max_connections, config.max_connections_per_ip);
+        Arc::new(Shared {
+            refusals: Arc::new(Refusals::new(&config)),
+            config: Arc::new(config),
+            registry,
+            lingering: Arc::new(Semaphore::new(MAX_REFUSALS_LINGERING)),
+            refused_busy: AtomicU64::new(0),
+            refused_per_ip: AtomicU64::new(0),
+        })
+    }
+
+    fn count(&self, why: Refusal) {
+        let counter = match why {
+            Refusal::Busy | Refusal::ShuttingDown => &self.refused_busy,
+            Refusal::PerIp => &self.refused_per_ip,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stops taking connections everywhere: logs the last summary and
+    /// starts the drain. Returns the drain deadline.
+    fn begin_shutdown(&self, report: &mut Report) -> Instant {
+        report.log(self);
+        self.registry
+            .start_drain(Instant::now() + self.config.drain_timeout);
+        info!(
+            open = self.registry.connections(),
+            drain_timeout_s = self.config.drain_timeout.as_secs_f64(),
+            "shutting down: not accepting; connections take no new request, deliver the answers they owe, and close"
+        );
+        self.drain_deadline()
+    }
+
+    fn drain_deadline(&self) -> Instant {
+        self.registry
+            .drain_deadline()
+            .unwrap_or_else(|| Instant::now() + self.config.drain_timeout)
+    }
+
+    /// The last log lines, once every connection has ended.
+    fn log_stopped(&self) {
+        let (unsent, unacked) = self.registry.dropped();
+        if unsent > 0 || unacked > 0 {
+            warn!(
+                answers_not_sent = unsent,
+                unacked_bytes = unacked,
+                "drain timeout reached before some clients read their answers: {unsent} answers already made were never sent, \
+                 and {unacked} bytes of answers sent were not yet acknowledged (they are lost if the client sends more); \
+                 a longer --drain-timeout lets slow readers finish"
+            );
+        }
+        info!("server stopped");
+    }
+}
+
+/// The once-a-second summary in the log, kept by one accept loop.
 #[derive(Debug, Default)]
 struct Report {
-    busy: u64,
-    per_ip: u64,
     reclaims_seen: u64,
     overflows: Option<u64>,
 }
 
 impl Report {
-    fn count(&mut self, why: Refusal) {
-        match why {
-            Refusal::Busy | Refusal::ShuttingDown => self.busy += 1,
-            Refusal::PerIp => self.per_ip += 1,
+    fn new() -> Self {
+        Report {
+            overflows: os::listen_overflows(),
+            ..Report::default()
         }
     }
 
     /// Logs what happened since the last call.
-    fn log(&mut self, registry: &Registry, config: &Config) {
-        if self.busy + self.per_ip > 0 {
+    fn log(&mut self, shared: &Shared) {
+        let busy = shared.refused_busy.swap(0, Ordering::Relaxed);
+        let per_ip = shared.refused_per_ip.swap(0, Ordering::Relaxed);
+        if busy + per_ip > 0 {
             warn!(
-                at_limit = self.busy,
-                over_per_ip_limit = self.per_ip,
-                max_connections = config.max_connections,
+                at_limit = busy,
+                over_per_ip_limit = per_ip,
+                max_connections = shared.config.max_connections,
                 "refused {} connections in the last {} s (each was told why)",
-                self.busy + self.per_ip,
+                busy + per_ip,
                 REPORT_EVERY.as_secs()
             );
-            self.busy = 0;
-            self.per_ip = 0;
         }
-        let reclaims = registry.reclaims();
+        let reclaims = shared.registry.reclaims();
         if reclaims > self.reclaims_seen {
             info!(
                 reclaimed = reclaims - self.reclaims_seen,
@@ -294,6 +392,19 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     config.validate()?;
     let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
+    log_listening(local, &config, None);
+    let shared = Shared::new(config);
+    let mut report = Report::new();
+    let tasks = accept_loop(listener, &shared, shutdown, Some(&mut report)).await;
+    let deadline = shared.begin_shutdown(&mut report);
+    drain(tasks, deadline).await;
+    shared.log_stopped();
+    Ok(())
+}
+
+/// The start-up log line; `threads` is the number of single-threaded
+/// runtimes (none for one multi-threaded runtime).
+fn log_listening(local: SocketAddr, config: &Config, threads: Option<usize>) {
     info!(
         addr = %local,
         framing = %config.framing,
@@ -304,89 +415,92 @@ pub async fn run(
         first_byte_timeout_s = config.first_byte_timeout.as_secs_f64(),
         request_timeout_s = config.request_timeout.as_secs_f64(),
         idle_timeout_s = config.idle_timeout.as_secs_f64(),
+        threads,
         "listening"
     );
-    let config = Arc::new(config);
-    let registry = Registry::new(config.max_connections, config.max_connections_per_ip);
-    let refusals = Arc::new(Refusals::new(&config));
-    let lingering = Arc::new(Semaphore::new(MAX_REFUSALS_LINGERING));
-    let mut report = Report {
-        overflows: os::listen_overflows(),
-        ..Report::default()
-    };
+}
+
+/// Accepts from `listener` until `shutdown` completes (the listener is
+/// closed on return) and returns the tasks of the connections still open.
+/// The loop given `report` also writes the once-a-second summary.
+async fn accept_loop(
+    listener: TcpListener,
+    shared: &Arc<Shared>,
+    shutdown: impl Future,
+    mut report: Option<&mut Report>,
+) -> JoinSet<()> {
     let mut tick = tokio::time::interval(REPORT_EVERY);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut tasks = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
-
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => return tasks,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => log_task_end(done),
-            _ = tick.tick() => report.log(&registry, &config),
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        warn!(error = %e, "accept failed; retrying");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
+            _ = tick.tick(), if report.is_some() => {
+                if let Some(report) = report.as_deref_mut() {
+                    report.log(shared);
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => admit(stream, peer, shared, &mut tasks),
+                Err(e) => {
+                    warn!(error = %e, "accept failed; retrying");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+    }
+}
+
+/// Serves, queues or refuses one accepted connection.
+fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, tasks: &mut JoinSet<()>) {
+    // Responses are batched by the connection; Nagle would only delay them.
+    let _ = stream.set_nodelay(true);
+    match shared.registry.admit(peer.ip()) {
+        Admission::Now(ticket) => {
+            let config = shared.config.clone();
+            tasks.spawn(async move {
+                handler::serve(stream, peer, &config, ticket).await;
+            });
+        }
+        Admission::AfterReclaim(pending) => {
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                match pending.wait().await {
+                    Some(ticket) => {
+                        handler::serve(stream, peer, &shared.config, ticket).await;
                     }
-                };
-                // Responses are batched by the connection; Nagle would only delay them.
-                let _ = stream.set_nodelay(true);
-                match registry.admit(peer.ip()) {
-                    Admission::Now(ticket) => {
-                        let config = config.clone();
-                        tasks.spawn(async move {
-                            handler::serve(stream, peer, &config, ticket).await;
-                        });
-                    }
-                    Admission::AfterReclaim(pending) => {
-                        let (config, refusals) = (config.clone(), refusals.clone());
-                        let registry = registry.clone();
-                        tasks.spawn(async move {
-                            match pending.wait().await {
-                                Some(ticket) => {
-                                    handler::serve(stream, peer, &config, ticket).await;
-                                }
-                                None => {
-                                    debug!(%peer, "connection refused: no slot came free");
-                                    let why = if registry.draining() {
-                                        Refusal::ShuttingDown
-                                    } else {
-                                        Refusal::Busy
-                                    };
-                                    linger(refuse(stream, peer, refusals.message(why))).await;
-                                }
-                            }
-                        });
-                    }
-                    Admission::Refused(why) => {
-                        report.count(why);
-                        debug!(%peer, ?why, "connection refused");
-                        let stream = refuse(stream, peer, refusals.message(why));
-                        if let Ok(permit) = lingering.clone().try_acquire_owned() {
-                            tasks.spawn(async move {
-                                linger(stream).await;
-                                drop(permit);
-                            });
-                        }
+                    None => {
+                        debug!(%peer, "connection refused: no slot came free");
+                        let why = if shared.registry.draining() {
+                            Refusal::ShuttingDown
+                        } else {
+                            Refusal::Busy
+                        };
+                        linger(refuse(stream, peer, shared.refusals.message(why))).await;
                     }
                 }
+            });
+        }
+        Admission::Refused(why) => {
+            shared.count(why);
+            debug!(%peer, ?why, "connection refused");
+            let stream = refuse(stream, peer, shared.refusals.message(why));
+            if let Ok(permit) = shared.lingering.clone().try_acquire_owned() {
+                tasks.spawn(async move {
+                    linger(stream).await;
+                    drop(permit);
+                });
             }
         }
     }
+}
 
-    drop(listener);
-    report.log(&registry, &config);
-    let deadline = Instant::now() + config.drain_timeout;
-    registry.start_drain(deadline);
-    info!(
-        open = tasks.len(),
-        drain_timeout_s = config.drain_timeout.as_secs_f64(),
-        "shutting down: not accepting; connections take no new request, deliver the answers they owe, and close"
-    );
+/// Waits for the connection tasks of one accept loop, which deliver what
+/// they owe and close by `deadline`; cuts those still running a grace
+/// period later.
+async fn drain(mut tasks: JoinSet<()>, deadline: Instant) {
     let drained = tokio::time::timeout_at(deadline + DRAIN_GRACE, async {
         while let Some(done) = tasks.join_next().await {
             log_task_end(done);
@@ -400,18 +514,6 @@ pub async fn run(
         );
         tasks.shutdown().await;
     }
-    let (unsent, unacked) = registry.dropped();
-    if unsent > 0 || unacked > 0 {
-        warn!(
-            answers_not_sent = unsent,
-            unacked_bytes = unacked,
-            "drain timeout reached before some clients read their answers: {unsent} answers already made were never sent, \
-             and {unacked} bytes of answers sent were not yet acknowledged (they are lost if the client sends more); \
-             a longer --drain-timeout lets slow readers finish"
-        );
-    }
-    info!("server stopped");
-    Ok(())
 }
 
 fn log_task_end(done: Result<(), tokio::task::JoinError>) {

@@ -10,7 +10,9 @@
 //! its oldest keep-alive connections when it runs out: a connection that
 //! never sent anything, or that trickles a request byte by byte, makes no
 //! progress and goes first; a client answered a moment ago goes last, and a
-//! connection busy answering or writing is never picked.
+//! connection busy answering, or writing to a client that does not read, is
+//! never picked. (Its last answer's write counts as waiting when it goes out
+//! at once: a client that has its answer never finds its connection busy.)
 //!
 //! Under pressure it does not wait for the last slot: once fewer than a
 //! sixteenth of the slots are free, each new connection also reclaims one,
@@ -55,7 +57,8 @@ impl Entry {
         self.since.store(registry.micros(at), Ordering::Relaxed);
     }
 
-    /// The connection is working (answering or writing): not reclaimable.
+    /// The connection is working (answering, or waiting for its client to
+    /// read): not reclaimable.
     pub(crate) fn set_busy(&self) {
         self.since.store(BUSY, Ordering::Relaxed);
     }
@@ -205,6 +208,11 @@ impl Registry {
         entry.stop.notify_one();
         self.reclaims.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// Connections open: served, closing, or waiting for a slot.
+    pub(crate) fn connections(&self) -> usize {
+        self.lock().per_ip.values().sum()
     }
 
     /// Connections reclaimed so far.

@@ -807,3 +807,33 @@ fn answers_a_client_never_read_by_the_drain_deadline_are_counted_in_the_log() {
     assert!(status.success(), "exit status {status:?}");
     drop(stuck);
 }
+
+#[test]
+fn one_runtime_per_cpu_shares_the_per_address_cap() {
+    // The server runs one runtime per CPU, each with its own listener on
+    // the same port; the kernel spreads connections over them by their
+    // ports. The caps must hold for the server as a whole.
+    let server = LoggedServer::start(&["--log-format", "json", "--max-connections-per-ip", "3"]);
+    let listening: serde_json::Value =
+        serde_json::from_str(&server.wait_log("\"listening\"")).unwrap();
+    let cpus = thread::available_parallelism().unwrap().get();
+    assert_eq!(listening["threads"], cpus, "{listening}");
+    let addr = server.server.addr;
+    let mut served: Vec<LineClient> = (0..3).map(|_| LineClient::new(addr)).collect();
+    for (i, client) in served.iter_mut().enumerate() {
+        assert_eq!(client.ask(&i.to_string()), format!("Echo: {i}"));
+    }
+    // Twelve more, from as many ports: on two listeners, all twelve land
+    // on one with a chance of 1 in 2048; every one is refused.
+    for _ in 0..12 {
+        let mut extra = LineClient::new(addr);
+        let refusal = extra.recv().expect("a refusal message");
+        assert!(
+            refusal.contains("too many connections from your address (3"),
+            "{refusal}"
+        );
+    }
+    for (i, client) in served.iter_mut().enumerate() {
+        assert_eq!(client.ask(&i.to_string()), format!("Echo: {i}"));
+    }
+}

@@ -30,6 +30,15 @@ pub trait Service: Send + Sync + 'static {
     /// append only, never clear. With line framing the response must not
     /// contain `\n` (the connection refuses to send it).
     fn respond(&self, request: &[u8], response: &mut Vec<u8>);
+
+    /// True when [`Service::respond`] may wait (for example for a disk
+    /// write). `reqresp server` then serves on tokio's multi-threaded
+    /// runtime, which hands the waiting thread's other connections to another
+    /// thread; otherwise on one single-threaded runtime per CPU, which costs
+    /// less per request.
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 /// The services `reqresp server --service` can run.

@@ -208,6 +208,11 @@ impl Service for Tickets {
             ),
         };
     }
+
+    /// A booking in the ledger waits for its commit (an fsync).
+    fn blocks(&self) -> bool {
+        matches!(self.store, Store::Ledger(_))
+    }
 }
 
 #[cfg(test)]
