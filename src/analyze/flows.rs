@@ -63,8 +63,8 @@ use super::tcp_events::EventDetector;
 use super::warnings::Warnings;
 use crate::protocol::Framing;
 use key::{Key, key};
+pub use options::Options;
 use options::choose_sides;
-pub use options::{LAB_PORT, Options};
 
 /// How long (capture time) the address pair of a drained connection is
 /// remembered, so that its stragglers (a retransmitted FIN whose ACK was

@@ -19,20 +19,20 @@ pub mod scripted;
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::protocol::{FrameError, Framing};
+use crate::protocol::{DEFAULT_PORT, FrameError, Framing};
 
-/// The port used when an address names no port: the lab's port.
-pub const DEFAULT_PORT: u16 = 2222;
-
-/// The address `reqresp client` connects to when none is given.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:2222";
+/// The address `reqresp client`, `bench` and `check` connect to when none
+/// is given: [`DEFAULT_PORT`] on 127.0.0.1.
+pub fn default_addr() -> String {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)).to_string()
+}
 
 /// How long connecting and each request may take unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -44,7 +44,7 @@ use crate::analyze::model::Analysis;
 use crate::capture::{Capture, CaptureConfig, CaptureError, CaptureHandle};
 use crate::report::{self, Format, RenderOptions};
 
-use names::LAB_PORT;
+use crate::protocol::DEFAULT_PORT;
 use outdir::RunDir;
 use process::{Process, ProcessError};
 use topology::{Topology, TopologyError};
@@ -399,7 +399,7 @@ fn run_netns(
         run_dir.final_path().join("reqresp.pcap").display()
     );
 
-    let listen = SocketAddr::from((names.server.ip, LAB_PORT));
+    let listen = SocketAddr::from((names.server.ip, DEFAULT_PORT));
     let served = exchange(
         in_netns(
             &names.server.netns,
@@ -473,16 +473,16 @@ fn run_loopback(
         let addr = server_address(&mut server)?;
         Ok((server, addr, line))
     };
-    let free = TcpListener::bind((Ipv4Addr::LOCALHOST, LAB_PORT)).is_ok();
+    let free = TcpListener::bind((Ipv4Addr::LOCALHOST, DEFAULT_PORT)).is_ok();
     // The port can be taken between the check and the server's bind (another
     // lab, a test): then the server fails and a free port is used instead.
-    let (mut server, addr, line) = match free.then(|| start(LAB_PORT)) {
+    let (mut server, addr, line) = match free.then(|| start(DEFAULT_PORT)) {
         Some(Ok(started)) => started,
         Some(Err(err)) if !err.to_string().contains("in use") => return Err(err),
         Some(Err(_)) | None => {
             let _ = writeln!(
                 out,
-                "port {LAB_PORT} is in use on 127.0.0.1: using a free port"
+                "port {DEFAULT_PORT} is in use on 127.0.0.1: using a free port"
             );
             start(0)?
         }
@@ -727,7 +727,7 @@ when done, remove it:              sudo {exe} lab --down",
         sns = srv.netns,
         cns = cli.netns,
         sip = srv.ip,
-        port = LAB_PORT,
+        port = DEFAULT_PORT,
     );
 }
 

@@ -30,9 +30,6 @@ pub const MAX_SLOT: u8 = 63;
 /// Name of the interface inside each host namespace, as in a container.
 pub const HOST_IFACE: &str = "eth0";
 
-/// The lab's TCP port (the original lab's server listens on 2222).
-pub const LAB_PORT: u16 = 2222;
-
 /// Which host of the lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

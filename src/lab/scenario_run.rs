@@ -26,7 +26,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::faults::{self, FaultError, FaultSpec, Faults};
-use super::names::{LAB_PORT, LabNames};
+use super::names::LabNames;
 use super::outdir::{self, RunDir};
 use super::process::{self, Process, ProcessError};
 use super::scenario::{self, CUSTOM_EN, CUSTOM_ID, Lang, Plan, Scenario};
@@ -36,6 +36,7 @@ use super::scenario_record::{
 use super::topology::{Topology, TopologyError};
 use super::{LabService, analyze_capture, client_args, in_netns, server_args, signals};
 use crate::capture::{Capture, CaptureConfig, CaptureError};
+use crate::protocol::DEFAULT_PORT;
 use crate::report::{self, Format, RenderOptions};
 
 /// The original lab's Python server, run by `one-client-server`.
@@ -259,7 +260,7 @@ pub fn run(
     let stats = stats?;
     say(out, &format!("capture stopped: {stats}"));
 
-    let server = SocketAddr::from((names.server.ip, LAB_PORT));
+    let server = SocketAddr::from((names.server.ip, DEFAULT_PORT));
     let analysis = analyze_capture(&pcap, server)?;
     let mut json = Vec::new();
     report::render(
@@ -456,13 +457,18 @@ impl Ctx<'_> {
                 } else {
                     Vec::new()
                 };
-                let mut server = self.server(LAB_PORT, LabService::Echo, 0, &extra, out)?;
+                let mut server = self.server(DEFAULT_PORT, LabService::Echo, 0, &extra, out)?;
                 let requests: Vec<String> =
                     (1..=messages).map(|i| format!("request {i}")).collect();
-                let record =
-                    self.paced(LAB_PORT, "client", &requests, gap, timeout, out, |_, _| {
-                        Ok(())
-                    })?;
+                let record = self.paced(
+                    DEFAULT_PORT,
+                    "client",
+                    &requests,
+                    gap,
+                    timeout,
+                    out,
+                    |_, _| Ok(()),
+                )?;
                 self.record.clients.push(record);
                 server.stop(libc::SIGTERM, Duration::from_secs(5));
             }
@@ -597,14 +603,14 @@ impl Ctx<'_> {
     }
 
     fn crash(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
-        let mut server = self.server(LAB_PORT, LabService::Echo, 0, &[], out)?;
+        let mut server = self.server(DEFAULT_PORT, LabService::Echo, 0, &[], out)?;
         let requests = [
             "before the crash".to_string(),
             "after the crash".to_string(),
         ];
         let mut killed = None;
         let record = self.paced(
-            LAB_PORT,
+            DEFAULT_PORT,
             "client",
             &requests,
             Duration::from_millis(300),
@@ -625,7 +631,7 @@ impl Ctx<'_> {
         self.record.clients.push(record);
         let (client, record) = self.once(
             "new client",
-            LAB_PORT,
+            DEFAULT_PORT,
             &["--timeout", "3"],
             &["hello?".to_string()],
             &[],
@@ -648,8 +654,8 @@ impl Ctx<'_> {
             .replace(' ', "-");
         let expected = format!("Echo: {message}");
         for (label, framing, port) in [
-            ("raw framing (recv(1024))", "raw", LAB_PORT),
-            ("line framing", "line", LAB_PORT + 1),
+            ("raw framing (recv(1024))", "raw", DEFAULT_PORT),
+            ("line framing", "line", DEFAULT_PORT + 1),
         ] {
             let extra = vec!["--framing".to_string(), framing.to_string()];
             let mut server = self.server(port, LabService::Echo, 0, &extra, out)?;
@@ -689,7 +695,7 @@ impl Ctx<'_> {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.names.server.netns, "python3"])
             .arg(&script)
-            .args([LAB_PORT.to_string(), self.names.server.ip.to_string()]);
+            .args([DEFAULT_PORT.to_string(), self.names.server.ip.to_string()]);
         let _ = writeln!(
             out,
             "server (the original lab's): {}",
@@ -703,11 +709,11 @@ impl Ctx<'_> {
         python
             .wait_for_line("Server listening on ", SERVER_START)
             .map_err(|e| ScenarioError::Missing(format!("{e}; one-client-server needs python3")))?;
-        self.three_clients("python server", LAB_PORT, out)?;
+        self.three_clients("python server", DEFAULT_PORT, out)?;
         python.stop(libc::SIGTERM, Duration::from_secs(2));
         let extra = vec!["--framing".to_string(), "raw".to_string()];
-        let mut server = self.server(LAB_PORT + 1, LabService::Echo, 0, &extra, out)?;
-        self.three_clients("reqresp server", LAB_PORT + 1, out)?;
+        let mut server = self.server(DEFAULT_PORT + 1, LabService::Echo, 0, &extra, out)?;
+        self.three_clients("reqresp server", DEFAULT_PORT + 1, out)?;
         server.stop(libc::SIGTERM, Duration::from_secs(5));
         Ok(())
     }
@@ -753,13 +759,13 @@ impl Ctx<'_> {
         tickets: u64,
         out: &mut dyn Write,
     ) -> Result<(), ScenarioError> {
-        let mut server = self.server(LAB_PORT, LabService::Tickets, tickets, &[], out)?;
+        let mut server = self.server(DEFAULT_PORT, LabService::Tickets, tickets, &[], out)?;
         self.start_clock();
         let mut running = Vec::new();
         for i in 1..=clients {
             running.push(self.once(
                 &format!("client {i}"),
-                LAB_PORT,
+                DEFAULT_PORT,
                 &["--timeout", "10"],
                 &["book ticket".to_string()],
                 &[],
@@ -789,10 +795,10 @@ impl Ctx<'_> {
             "--idle-timeout".to_string(),
             format!("{}", SLOW_READER_IDLE.as_secs()),
         ];
-        let mut server = self.server(LAB_PORT, LabService::Echo, 0, &extra, out)?;
+        let mut server = self.server(DEFAULT_PORT, LabService::Echo, 0, &extra, out)?;
         self.start_clock();
         let netns = self.names.client.netns.clone();
-        let addr = self.addr(LAB_PORT);
+        let addr = self.addr(DEFAULT_PORT);
         let _ = writeln!(
             out,
             "slow reader: a client in {netns} that sends 16 KiB lines to {addr} and never reads"

@@ -3,7 +3,7 @@
 //! `reqresp client`.
 //!
 //! - **A user's server** runs on the server host (its namespace, port
-//!   [`LAB_PORT`], working directory `--server-dir`) through `sh -c`. The
+//!   [`DEFAULT_PORT`](crate::protocol::DEFAULT_PORT), working directory `--server-dir`) through `sh -c`. The
 //!   lab waits until something in that namespace listens on the port (read
 //!   from `/proc/PID/net/tcp`, so no probe connection spends the only client
 //!   of a server that serves one), runs the lab's client against it (its
@@ -38,11 +38,12 @@ use crate::capture::{Capture, CaptureConfig};
 use crate::check::{self, CaseId, CheckConfig, CheckReport, Lang};
 use crate::protocol::Framing;
 
-use super::names::{LAB_PORT, LabNames};
+use super::names::LabNames;
 use super::outdir::RunDir;
 use super::process::{self, Process, ProcessError};
 use super::topology::Topology;
 use super::{LabError, LabOptions, signals};
+use crate::protocol::DEFAULT_PORT;
 
 /// How long a user's server may take to listen on the lab's port.
 const LISTEN_LIMIT: Duration = Duration::from_secs(10);
@@ -390,17 +391,17 @@ fn start_server(
                     Ending::Exited(status) => status,
                     other => format!("{other:?}"),
                 },
-                port: LAB_PORT,
+                port: DEFAULT_PORT,
                 stderr: tail(log),
             });
         }
-        if namespace_listens(program.process.pid(), LAB_PORT) {
+        if namespace_listens(program.process.pid(), DEFAULT_PORT) {
             return Ok(program);
         }
         if Instant::now() >= deadline {
             return Err(UserCmdError::NotListening {
                 command: user.command.clone(),
-                port: LAB_PORT,
+                port: DEFAULT_PORT,
                 limit: LISTEN_LIMIT,
                 stderr: tail(log),
             });
@@ -448,7 +449,7 @@ pub fn run(
         "mode: network namespaces\n  bridge {}, server host {} ({}), client host {} ({})",
         names.bridge, names.server.netns, names.server.ip, names.client.netns, names.client.ip
     );
-    let server = SocketAddr::from((names.server.ip, LAB_PORT));
+    let server = SocketAddr::from((names.server.ip, DEFAULT_PORT));
     let outcome = match &user.server {
         Some(cmd) => run_user_server(lab, user, cmd, &names, server, &run_dir, out)?,
         None => {
@@ -573,7 +574,7 @@ fn run_user_server(
     let mut program = start_server(names, cmd, user, server, &log)?;
     let _ = writeln!(
         out,
-        "server listening on port {LAB_PORT} (pid {})",
+        "server listening on port {DEFAULT_PORT} (pid {})",
         program.process.pid()
     );
 
@@ -634,7 +635,7 @@ fn run_user_server(
         while !program.gone() && Instant::now() < grace && !reports.is_empty() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        if program.gone() || !namespace_listens(program.process.pid(), LAB_PORT) {
+        if program.gone() || !namespace_listens(program.process.pid(), DEFAULT_PORT) {
             let after = reports
                 .last()
                 .and_then(|r| r.cases.last())
@@ -821,7 +822,7 @@ fn run_user_client(
     let client_cmd = user_command(&names.client.netns, cmd, server, &log);
     let _ = writeln!(
         out,
-        "client: {} (sh -c, on the client host {}{}; REQRESP_SERVER={}, REQRESP_PORT={LAB_PORT}; the lab's {} requests on its stdin, one a line; its output goes to {})",
+        "client: {} (sh -c, on the client host {}{}; REQRESP_SERVER={}, REQRESP_PORT={DEFAULT_PORT}; the lab's {} requests on its stdin, one a line; its output goes to {})",
         cmd.command,
         names.client.netns,
         cmd.dir
@@ -904,7 +905,7 @@ pub fn judge_client(analysis: &Analysis, expected: Framing, requests: usize) -> 
     let mut findings = Vec::new();
     let Some(conn) = analysis.connections.first() else {
         findings.push(format!(
-            "problem: no connection to the server was seen (does the client connect to $REQRESP_SERVER port {LAB_PORT}?)"
+            "problem: no connection to the server was seen (does the client connect to $REQRESP_SERVER port {DEFAULT_PORT}?)"
         ));
         return findings;
     };
