@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 
 use super::runner::LADDER_CONNECTIONS;
-use super::trace::{self, format_time};
+use super::trace;
 use super::{CheckReport, Evidence, Lang, Outcome};
+use crate::human::format_duration;
 
 /// The fixed words of the report in one language.
 struct Words {
@@ -92,18 +93,18 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
         .max(w.case.len());
     let _ = writeln!(
         out,
-        "  {:<name_w$}  {:<6}  {:>9}  {}",
+        "  {:<name_w$}  {:<6}  {:>10}  {}",
         w.case, w.result, w.time, w.reason
     );
     for c in &report.cases {
         let time = if c.outcome == Outcome::Skip {
             "-".to_string()
         } else {
-            format_time(c.duration)
+            format_duration(c.duration)
         };
         let _ = writeln!(
             out,
-            "  {:<name_w$}  {:<6}  {:>9}  {}",
+            "  {:<name_w$}  {:<6}  {:>10}  {}",
             c.case.name(),
             c.outcome.word(lang),
             time,
@@ -129,7 +130,7 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
         Outcome::Fail.word(lang),
         counts.skip,
         Outcome::Skip.word(lang),
-        format_time(report.duration)
+        format_duration(report.duration)
     );
     match &report.evidence {
         Evidence::Client { why } => {

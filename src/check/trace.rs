@@ -11,6 +11,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::human::format_duration;
+
 /// Characters of payload shown per event.
 pub const PREVIEW_CHARS: usize = 48;
 
@@ -142,19 +144,6 @@ pub fn preview(bytes: &[u8], limit: usize) -> String {
     out
 }
 
-/// Formats a duration since the case start for the ladder: `0.482 ms`,
-/// `12.3 ms`, `2.001 s`.
-pub fn format_time(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1e3;
-    if ms < 100.0 {
-        format!("{ms:.3} ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{:.3} s", d.as_secs_f64())
-    }
-}
-
 /// Draws the connections of one case as a ladder: one line per event, by
 /// time, the client on the left and the server on the right, arrows for
 /// what crossed the wire. At most `max_conns` connections are drawn, the
@@ -193,7 +182,7 @@ pub fn ladder(conns: &[ConnTrace], server: &str, max_conns: usize) -> String {
         let _ = writeln!(
             out,
             "  {:>10}  {:<label_w$}  {arrow}  {what}",
-            format_time(at),
+            format_duration(at),
             conn.label
         );
     }
@@ -234,7 +223,7 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
             " … ",
             format!(
                 "nothing for {}, waiting for {waiting_for}",
-                format_time(*waited)
+                format_duration(*waited)
             ),
         ),
         EventKind::ShutdownWrite => ("──▶", "shutdown(write): the client's FIN".into()),

@@ -26,6 +26,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::human::format_duration;
 use crate::protocol::{DEFAULT_PORT, FrameError, Framing};
 
 /// The address `reqresp client`, `bench` and `check` connect to when none
@@ -543,7 +544,12 @@ impl fmt::Display for Response {
     /// The payload as text (invalid UTF-8 replaced), control characters
     /// escaped so network bytes cannot drive the terminal, then the RTT.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}   ({})", printable(&self.bytes), format_rtt(self.rtt))
+        write!(
+            f,
+            "{}   ({})",
+            printable(&self.bytes),
+            format_duration(self.rtt)
+        )
     }
 }
 
@@ -561,18 +567,6 @@ pub fn printable(bytes: &[u8]) -> String {
         }
     }
     out
-}
-
-/// A round-trip time for people: `0.21 ms`, `12.3 ms`, `1.52 s`.
-pub fn format_rtt(rtt: Duration) -> String {
-    let ms = rtt.as_secs_f64() * 1e3;
-    if ms < 10.0 {
-        format!("{ms:.2} ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{:.2} s", rtt.as_secs_f64())
-    }
 }
 
 #[cfg(test)]
@@ -842,12 +836,5 @@ mod tests {
         assert_eq!(printable(b"a\tb"), "a\tb");
         assert_eq!(printable(b"\x1b[2Jx\n"), "\\u{1b}[2Jx\\n");
         assert_eq!(printable(&[b'a', 0xff]), "a\u{fffd}");
-    }
-
-    #[test]
-    fn rtt_is_shown_with_sensible_units() {
-        assert_eq!(format_rtt(Duration::from_micros(210)), "0.21 ms");
-        assert_eq!(format_rtt(Duration::from_micros(12_345)), "12.3 ms");
-        assert_eq!(format_rtt(Duration::from_millis(1520)), "1.52 s");
     }
 }

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::scenario::Lang;
+use crate::human::format_micros;
 
 /// One client's run, as `scenario.json` records it.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -105,7 +106,7 @@ pub fn scenario_section(record: &ScenarioRecord, lang: Option<Lang>) -> String {
         );
     }
     if let Some((began, ended)) = record.partition_ms {
-        let show = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{:.0} ms", t));
+        let show = |t: Option<f64>| t.map_or("-".to_string(), |ms| format_micros(ms * 1e3));
         let _ = writeln!(
             s,
             "  partition: from {} to {} after the client started",
@@ -131,7 +132,11 @@ pub fn scenario_section(record: &ScenarioRecord, lang: Option<Lang>) -> String {
         let _ = writeln!(s, "  {line}");
     }
     for run in &record.retransmission_runs {
-        let gaps: Vec<String> = run.gaps_ms.iter().map(|g| format!("{g:.0} ms")).collect();
+        let gaps: Vec<String> = run
+            .gaps_ms
+            .iter()
+            .map(|ms| format_micros(ms * 1e3))
+            .collect();
         let _ = writeln!(
             s,
             "  connection {}: {} seq {} sent {} times, gaps {}",
@@ -266,7 +271,7 @@ pub fn exchanges_hit(report: &serde_json::Value) -> Vec<String> {
             let latency = x["latency_us"]
                 .as_f64()
                 .map_or("no response".to_string(), |us| {
-                    format!("latency {:.1} ms", us / 1e3)
+                    format!("latency {}", format_micros(us))
                 });
             lines.push(format!(
                 "connection {} exchange {} ({:?}): {n} retransmission(s), {latency}",
@@ -319,7 +324,7 @@ mod tests {
         let hit = exchanges_hit(&report());
         assert_eq!(hit.len(), 1, "{hit:?}");
         assert!(
-            hit[0].contains("exchange 2 (\"b\"): 3 retransmission(s), latency 990.0 ms"),
+            hit[0].contains("exchange 2 (\"b\"): 3 retransmission(s), latency 990.000 ms"),
             "{hit:?}"
         );
     }

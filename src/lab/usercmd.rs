@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use crate::analyze::model::{Analysis, CloseKind, Side};
 use crate::capture::{Capture, CaptureConfig};
 use crate::check::{self, CaseId, CheckConfig, CheckReport, Lang};
+use crate::human::format_duration;
 use crate::protocol::Framing;
 
 use super::names::LabNames;
@@ -541,9 +542,9 @@ fn describe(ending: &Ending, drain: Duration) -> String {
         Ending::Exited(status) => format!("had already exited ({status})"),
         Ending::Terminated => "stopped on SIGTERM".to_string(),
         Ending::Killed(after) => format!(
-            "ignored SIGTERM for the drain timeout ({:.1} s): killed (SIGKILL) after {:.1} s",
-            drain.as_secs_f64(),
-            after.as_secs_f64()
+            "ignored SIGTERM for the drain timeout ({}): killed (SIGKILL) after {}",
+            format_duration(drain),
+            format_duration(*after)
         ),
     }
 }

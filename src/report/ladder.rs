@@ -11,7 +11,7 @@ use crate::analyze::model::{
     AckEvent, CloseEvent, CloseKind, Connection, Exchange, Gap, PitfallKind, RecvPitfall, Side,
     TcpEvent, TcpEventKind, Timestamp,
 };
-use crate::report::stats::format_micros;
+use crate::human::format_micros;
 
 /// TCP event rows drawn per connection when exchanges are capped: the
 /// events of a long lossy run would otherwise bury the conversation.
@@ -366,10 +366,7 @@ pub fn close_summary(conn: &Connection) -> String {
 
 /// Milliseconds from the connection's first packet to `t`, e.g. `+1.150 ms`.
 pub fn relative(conn: &Connection, t: Timestamp) -> String {
-    format!(
-        "+{}",
-        super::stats::format_micros(t.micros_since(conn.first_seen))
-    )
+    format!("+{}", format_micros(t.micros_since(conn.first_seen)))
 }
 
 /// The framing a connection was read with, for headers: `line`, or the

@@ -19,9 +19,10 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use super::ladder::{self, Row};
-use super::stats::{format_bytes, format_micros, format_opt_micros};
+use super::stats::{format_bytes, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
 use crate::analyze::model::{CloseKind, Connection, Side};
+use crate::human::format_micros;
 
 /// Message labels are cut to this many columns: Mermaid does not wrap them.
 const LABEL_MAX: usize = 48;

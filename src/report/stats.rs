@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::analyze::model::{Analysis, CloseKind, Connection};
 use crate::analyze::tcp_events::EventCounts;
+use crate::human::format_micros;
 use crate::protocol::app::AppProtocol;
 
 /// Most distinct operations counted one by one; the rest are summed up as
@@ -211,23 +212,8 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank.clamp(1, n) - 1])
 }
 
-/// Formats a duration given in microseconds for people: `0.150 ms`,
-/// `12.345 s`; the unit is chosen so the number stays short.
-pub fn format_micros(us: f64) -> String {
-    if !us.is_finite() {
-        return "n/a".to_owned();
-    }
-    let ms = us / 1_000.0;
-    if ms.abs() < 1_000.0 {
-        format!("{ms:.3} ms")
-    } else if ms.abs() < 1_000_000.0 {
-        format!("{:.3} s", ms / 1_000.0)
-    } else {
-        format!("{:.0} s", ms / 1_000.0)
-    }
-}
-
-/// Formats an optional duration in microseconds; `n/a` when absent.
+/// Formats an optional duration in microseconds as
+/// [`format_micros`] does; `n/a` when absent.
 pub fn format_opt_micros(us: Option<f64>) -> String {
     us.map_or_else(|| "n/a".to_owned(), format_micros)
 }
@@ -306,9 +292,7 @@ mod tests {
 
     #[test]
     fn durations_and_bytes_read_well() {
-        assert_eq!(format_micros(150.0), "0.150 ms");
-        assert_eq!(format_micros(999_999.0), "999.999 ms");
-        assert_eq!(format_micros(12_345_678.0), "12.346 s");
+        assert_eq!(format_opt_micros(Some(150.0)), "0.150 ms");
         assert_eq!(format_bytes(0), "0 B");
         assert_eq!(format_bytes(999), "999 B");
         assert_eq!(format_bytes(1_234_567), "1,234,567 B");

@@ -21,9 +21,10 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::ladder::{self, Row, truncate};
-use super::stats::{format_bytes, format_micros, format_opt_micros};
+use super::stats::{format_bytes, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
 use crate::analyze::model::{CloseKind, Connection, Side};
+use crate::human::format_micros;
 
 const WIDTH: f64 = 900.0;
 const MARGIN: f64 = 20.0;

@@ -12,9 +12,10 @@ use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
 
 use super::ladder::{self, Row, truncate};
-use super::stats::{format_bytes, format_micros, format_opt_micros};
+use super::stats::{format_bytes, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
 use crate::analyze::model::{CaptureSummary, CloseKind, Connection, Side};
+use crate::human::format_micros;
 use crate::protocol::app::AppProtocol;
 
 /// The narrowest layout; a smaller [`RenderOptions::width`] is raised to it.
