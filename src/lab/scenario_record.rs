@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::scenario::Lang;
 use crate::human::format_micros;
+use crate::report::ladder;
 
 /// One client's run, as `scenario.json` records it.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -167,22 +168,14 @@ pub fn scenario_section(record: &ScenarioRecord, lang: Option<Lang>) -> String {
 
 /// Wraps text at 78 columns, indented by two.
 fn wrap(text: &str) -> String {
-    let mut out = String::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > 76 {
-            let _ = writeln!(out, "  {line}");
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if words.is_empty() {
+        return String::new();
     }
-    if !line.is_empty() {
-        let _ = writeln!(out, "  {line}");
-    }
-    out
+    ladder::wrap(&words, 76)
+        .iter()
+        .map(|line| format!("  {line}\n"))
+        .collect()
 }
 
 const RESEND_KINDS: [&str; 4] = [

@@ -440,6 +440,31 @@ pub fn truncate(s: &str, max: usize) -> String {
     out
 }
 
+/// Word-wraps `text` at single spaces into lines of at most `max` terminal
+/// columns (display width, so a CJK character counts two); a word longer
+/// than a line is cut with `…`. The one wrap of the text, SVG and lab
+/// outputs. Hand-written rather than textwrap: textwrap would break a long
+/// word over several lines, where a ladder note wants it cut, and would fold
+/// runs of spaces that a quoted payload may hold.
+pub fn wrap(text: &str, max: usize) -> Vec<String> {
+    let max = max.max(1);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let word = truncate(word, max);
+        if cur.is_empty() {
+            cur = word;
+        } else if cur.width() + 1 + word.width() <= max {
+            cur.push(' ');
+            cur.push_str(&word);
+        } else {
+            lines.push(std::mem::replace(&mut cur, word));
+        }
+    }
+    lines.push(cur);
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,5 +693,14 @@ mod tests {
         assert_eq!(truncate("漢字漢字", 5), "漢字…");
         assert_eq!(visible("a\x1b[2J\u{7f}b"), "a\\x{1b}[2J\\x{7f}b");
         assert_eq!(message_label("\r\n", 2, 40), "\"\\x{d}\\x{a}\" (2 B)");
+    }
+    #[test]
+    fn wrap_counts_display_width_and_cuts_long_words() {
+        assert_eq!(wrap("one two three", 7), ["one two", "three"]);
+        // Each CJK character is two columns wide: "漢字 漢字" is 9, not 5.
+        assert_eq!(wrap("漢字 漢字 漢", 7), ["漢字", "漢字 漢"]);
+        assert_eq!(wrap("ab abcdefghij", 5), ["ab", "abcd…"]);
+        assert!(wrap("漢字漢字漢字 x", 7).iter().all(|l| l.width() <= 7));
+        assert_eq!(wrap("", 5), [""]);
     }
 }

@@ -20,7 +20,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::ladder::{self, Row, truncate};
+use super::ladder::{self, Row, truncate, wrap};
 use super::stats::{format_bytes, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
 use crate::analyze::model::{CloseKind, Connection, Side};
@@ -650,25 +650,6 @@ fn label_room() -> usize {
 fn fit(s: &str, size: f64, bold: bool) -> String {
     let em = if bold { 0.66 } else { 0.6 };
     truncate(s, ((WIDTH - 2.0 * MARGIN) / (size * em)) as usize)
-}
-
-/// Word-wraps `s` into lines of at most `max` columns (long words are cut).
-fn wrap(s: &str, max: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut cur = String::new();
-    for word in s.split(' ') {
-        let word = truncate(word, max);
-        if cur.is_empty() {
-            cur = word;
-        } else if cur.chars().count() + 1 + word.chars().count() <= max {
-            cur.push(' ');
-            cur.push_str(&word);
-        } else {
-            lines.push(std::mem::replace(&mut cur, word));
-        }
-    }
-    lines.push(cur);
-    lines
 }
 
 /// Appends a `<text>` element.

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 
 use unicode_width::UnicodeWidthStr;
 
-use super::ladder::{self, Row, truncate};
+use super::ladder::{self, Row, truncate, wrap};
 use super::stats::{format_bytes, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
 use crate::analyze::model::{CaptureSummary, CloseKind, Connection, Side};
@@ -544,27 +544,6 @@ fn capture_details(c: &CaptureSummary) -> Vec<String> {
         details.push("the file was cut short".to_owned());
     }
     details
-}
-
-/// Word-wraps `text` into lines of at most `max` columns; words longer than
-/// a line are cut.
-fn wrap(text: &str, max: usize) -> Vec<String> {
-    let max = max.max(1);
-    let mut lines = Vec::new();
-    let mut cur = String::new();
-    for word in text.split(' ') {
-        let word = truncate(word, max);
-        if cur.is_empty() {
-            cur = word;
-        } else if cur.width() + 1 + word.width() <= max {
-            cur.push(' ');
-            cur.push_str(&word);
-        } else {
-            lines.push(std::mem::replace(&mut cur, word));
-        }
-    }
-    lines.push(cur);
-    lines
 }
 
 #[cfg(test)]
