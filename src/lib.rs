@@ -3,7 +3,11 @@
 //! The pieces, and which way they depend on each other:
 //!
 //! - [`protocol`]: message framings (line, length, raw) as pure codecs over
-//!   bytes, and the buffered async connection that uses them.
+//!   bytes, the application codecs the analyzer pairs (HTTP, RESP, ...), and
+//!   the server's buffered async connection. What server, client, bench and
+//!   analyzer share is the codec ([`protocol::Framing`]); the client and
+//!   bench drive their sockets with loops of their own (one request at a
+//!   time, a pipelined `select!`) rather than that connection.
 //! - [`server`]: the accept loop, limits, graceful shutdown, and the services
 //!   (echo, tickets) behind a small trait.
 //! - [`client`]: the scripted and interactive client.

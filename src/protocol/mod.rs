@@ -1,4 +1,7 @@
-//! The wire protocol: framings as pure codecs, and the buffered connection.
+//! The wire protocol: framings as pure codecs (shared by the server, the
+//! client, the load generator and the analyzer), the application codecs in
+//! [`app`], and the buffered [`connection::Connection`] the server's handler
+//! reads and writes through.
 
 pub mod app;
 pub mod connection;
