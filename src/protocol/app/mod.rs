@@ -66,11 +66,16 @@
 //! flag `q`, and PostgreSQL `Flush` without `Sync` make a server skip
 //! answers that these rules expect; pairing after them can be off.
 
+mod bytes;
 pub mod dns;
 pub mod http;
 pub mod memcached;
 pub mod postgres;
 pub mod resp;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+pub(crate) use bytes::{Line, parse_i64, parse_u64, show, size};
 
 use std::fmt;
 
@@ -628,203 +633,6 @@ fn cap_summary(s: &mut String) {
     }
     s.truncate(end);
     s.push('…');
-}
-
-/// Bytes shown as text: printable ASCII as is, the rest escaped, at most
-/// `max` input bytes (then `…`).
-pub(crate) fn show(bytes: &[u8], max: usize) -> String {
-    let mut s = String::new();
-    for &b in bytes.iter().take(max) {
-        match b {
-            b' '..=b'~' => s.push(b as char),
-            b'\t' => s.push_str("\\t"),
-            b'\r' => s.push_str("\\r"),
-            b'\n' => s.push_str("\\n"),
-            _ => s.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    if bytes.len() > max {
-        s.push('…');
-    }
-    s
-}
-
-/// A byte count for summaries: `6 B`, `12.3 KiB`, `4.0 MiB`.
-pub(crate) fn size(n: u64) -> String {
-    if n < 1024 {
-        format!("{n} B")
-    } else if n < 1024 * 1024 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
-    }
-}
-
-/// A line being read: bytes up to `\n`, bounded.
-#[derive(Debug, Default)]
-pub(crate) struct Line {
-    buf: Vec<u8>,
-    done: bool,
-}
-
-impl Line {
-    /// Takes bytes from `data` up to and including `\n`: returns how many,
-    /// and whether the line is now complete ([`Line::text`]). A line longer
-    /// than `limit` is an error.
-    pub(crate) fn feed(
-        &mut self,
-        data: &[u8],
-        limit: usize,
-        protocol: AppProtocol,
-        dir: Direction,
-        what: &'static str,
-    ) -> Result<(usize, bool), AppError> {
-        debug_assert!(!self.done, "Line::clear after a complete line");
-        let room = limit.saturating_add(2).saturating_sub(self.buf.len());
-        match memchr::memchr(b'\n', &data[..data.len().min(room)]) {
-            Some(nl) => {
-                self.buf.extend_from_slice(&data[..nl]);
-                if self.buf.last() == Some(&b'\r') {
-                    self.buf.pop();
-                }
-                if self.buf.len() > limit {
-                    return Err(too_large(protocol, dir, what, limit));
-                }
-                self.done = true;
-                Ok((nl + 1, true))
-            }
-            None if data.len() >= room => Err(too_large(protocol, dir, what, limit)),
-            None => {
-                self.buf.extend_from_slice(data);
-                Ok((data.len(), false))
-            }
-        }
-    }
-
-    /// The complete line, without `\r\n` or `\n`.
-    pub(crate) fn text(&self) -> &[u8] {
-        &self.buf
-    }
-
-    /// Ready for the next line. Keeps a small buffer, frees a big one.
-    pub(crate) fn clear(&mut self) {
-        self.done = false;
-        if self.buf.capacity() > 4096 {
-            self.buf = Vec::new();
-        } else {
-            self.buf.clear();
-        }
-    }
-}
-
-/// Parses an unsigned decimal number (no sign, no spaces).
-pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in s {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(n)
-}
-
-/// Parses a signed decimal number.
-pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
-    match s.split_first() {
-        Some((b'-', rest)) => parse_u64(rest).and_then(|n| 0i64.checked_sub_unsigned(n)),
-        Some((b'+', rest)) => parse_u64(rest).and_then(|n| i64::try_from(n).ok()),
-        _ => parse_u64(s).and_then(|n| i64::try_from(n).ok()),
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod testkit {
-    //! Helpers shared by the codecs' tests.
-
-    use super::*;
-
-    /// Feeds `requests` then `responses` in the chunks `cuts` gives (as
-    /// reads from a socket would arrive) and returns the messages of each
-    /// direction. Panics on an error.
-    pub(crate) fn split_decode(
-        protocol: AppProtocol,
-        requests: &[u8],
-        responses: &[u8],
-        cuts: &[usize],
-    ) -> (Vec<AppMessage>, Vec<AppMessage>) {
-        let mut s = Session::new(protocol);
-        let reqs = feed_cut(&mut s, Direction::Request, requests, cuts);
-        let resps = feed_cut(&mut s, Direction::Response, responses, cuts);
-        (reqs, resps)
-    }
-
-    fn feed_cut(s: &mut Session, dir: Direction, stream: &[u8], cuts: &[usize]) -> Vec<AppMessage> {
-        let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
-        points.push(stream.len());
-        points.sort_unstable();
-        let mut out = Vec::new();
-        let mut fed = 0;
-        for p in points {
-            let mut chunk = &stream[fed..p.max(fed)];
-            fed = p.max(fed);
-            while !chunk.is_empty() {
-                let step = s
-                    .feed(dir, chunk)
-                    .unwrap_or_else(|e| panic!("{e} at byte {}", fed - chunk.len()));
-                assert!(step.consumed > 0);
-                out.extend(step.message);
-                chunk = &chunk[step.consumed..];
-            }
-        }
-        out.extend(s.finish(dir));
-        out
-    }
-
-    /// The whole stream in one piece.
-    pub(crate) fn decode(
-        protocol: AppProtocol,
-        requests: &[u8],
-        responses: &[u8],
-    ) -> (Vec<AppMessage>, Vec<AppMessage>) {
-        split_decode(protocol, requests, responses, &[])
-    }
-
-    /// Summaries, for short assertions.
-    pub(crate) fn summaries(msgs: &[AppMessage]) -> Vec<&str> {
-        msgs.iter().map(|m| m.summary.as_str()).collect()
-    }
-
-    /// Feeds arbitrary bytes to both directions: must not panic, must make
-    /// progress, and what it consumes stays within the input.
-    pub(crate) fn robust(protocol: AppProtocol, requests: &[u8], responses: &[u8], cut: usize) {
-        let mut s = Session::new(protocol);
-        for (dir, data) in [
-            (Direction::Request, requests),
-            (Direction::Response, responses),
-        ] {
-            let mid = cut % (data.len() + 1);
-            for mut chunk in [&data[..mid], &data[mid..]] {
-                while !chunk.is_empty() {
-                    match s.feed(dir, chunk) {
-                        Ok(step) => {
-                            assert!(step.consumed > 0 && step.consumed <= chunk.len());
-                            if let Some(m) = &step.message {
-                                assert!(m.summary.chars().count() <= MAX_SUMMARY);
-                            }
-                            chunk = &chunk[step.consumed..];
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            let _ = s.finish(dir);
-        }
-        let _ = s.missing(Direction::Request, 7);
-    }
 }
 
 #[cfg(test)]
