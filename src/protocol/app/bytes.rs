@@ -1,5 +1,6 @@
-//! Byte-level pieces the codecs share: a bounded line reader, decimal
-//! numbers, and bytes or sizes shown in summaries.
+//! Byte-level pieces the codecs share: a bounded line reader, a counted
+//! block that ends in CR LF, decimal numbers, and bytes or sizes shown in
+//! summaries.
 
 use super::{AppError, AppProtocol, Direction, too_large};
 
@@ -87,6 +88,62 @@ impl Line {
         } else {
             self.buf.clear();
         }
+    }
+}
+
+/// A counted block of bytes whose last two must be CR LF: a RESP bulk
+/// string or a memcached data block, announced by a line before it.
+#[derive(Debug)]
+pub(crate) struct Block {
+    /// Bytes left, the CR LF included.
+    left: u64,
+    /// The last two bytes, as they arrive.
+    tail: [u8; 2],
+}
+
+impl Block {
+    /// A block of `content` bytes and its CR LF.
+    pub(crate) fn new(content: u64) -> Self {
+        Block {
+            left: content.saturating_add(2),
+            tail: [0; 2],
+        }
+    }
+
+    /// Takes the block's bytes from the front of `data`: how many, and the
+    /// part of them that is content (the CR LF left out).
+    pub(crate) fn feed<'a>(&mut self, data: &'a [u8]) -> (usize, &'a [u8]) {
+        let before = self.left;
+        let n = before.min(data.len() as u64) as usize;
+        for (i, &b) in data[..n].iter().enumerate() {
+            let pos = before - i as u64;
+            if pos <= 2 {
+                self.tail[2 - pos as usize] = b;
+            }
+        }
+        self.left -= n as u64;
+        let content = before.saturating_sub(2).min(n as u64) as usize;
+        (n, &data[..content])
+    }
+
+    /// Every byte has arrived.
+    pub(crate) fn complete(&self) -> bool {
+        self.left == 0
+    }
+
+    /// A complete block ended in CR LF.
+    pub(crate) fn well_ended(&self) -> bool {
+        self.tail == *b"\r\n"
+    }
+
+    /// Skips `n` content bytes that the capture lost; `false` when they
+    /// would reach into the CR LF (which must be seen to be checked).
+    pub(crate) fn skip(&mut self, n: u64) -> bool {
+        if n.saturating_add(2) > self.left {
+            return false;
+        }
+        self.left -= n;
+        true
     }
 }
 

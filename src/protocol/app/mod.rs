@@ -75,7 +75,7 @@ pub mod resp;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub(crate) use bytes::{Line, parse_i64, parse_u64, show, size};
+pub(crate) use bytes::{Block, Line, parse_i64, parse_u64, show, size};
 
 use std::fmt;
 
@@ -321,7 +321,8 @@ enum Inner {
     Postgres(postgres::Postgres),
 }
 
-fn slot(dir: Direction) -> usize {
+/// Index of a direction in a codec's pair of halves.
+pub(crate) fn slot(dir: Direction) -> usize {
     match dir {
         Direction::Request => 0,
         Direction::Response => 1,

@@ -19,6 +19,29 @@ fn line_is_bounded_and_split_safe() {
 }
 
 #[test]
+fn block_checks_its_cr_lf_across_any_split() {
+    // "hello\r\n" in pieces of 2: content only before the CR LF.
+    let mut b = Block::new(5);
+    let mut content = Vec::new();
+    for piece in [&b"he"[..], b"ll", b"o\r", b"\nnext"] {
+        let (n, c) = b.feed(piece);
+        content.extend_from_slice(c);
+        assert!(n <= piece.len());
+    }
+    assert_eq!(content, b"hello");
+    assert!(b.complete() && b.well_ended());
+    let mut b = Block::new(2);
+    assert_eq!(b.feed(b"abXY").0, 4);
+    assert!(b.complete() && !b.well_ended());
+    // Lost bytes may cover the content, never the CR LF.
+    let mut b = Block::new(10);
+    assert!(!b.skip(11));
+    assert!(b.skip(10));
+    assert_eq!(b.feed(b"\r\n"), (2, &b""[..]));
+    assert!(b.complete() && b.well_ended());
+}
+
+#[test]
 fn numbers_refuse_overflow_and_junk() {
     assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
     assert_eq!(parse_u64(b"18446744073709551616"), None);
