@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use crate::protocol::Framing;
 use crate::protocol::app::AppProtocol;
 
-pub use super::tcp_events::{TcpEvent, TcpEventKind};
+mod events;
+pub use events::{EventCounts, TcpEvent, TcpEventKind};
 
 /// A capture time: nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]

@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
+use crate::analyze::model::EventCounts;
 use crate::analyze::model::{Analysis, CloseKind, Connection};
-use crate::analyze::tcp_events::EventCounts;
 use crate::human::format_micros;
 use crate::protocol::app::AppProtocol;
 
