@@ -45,6 +45,8 @@ use super::process::{self, Process, ProcessError};
 use super::topology::Topology;
 use super::{LabError, LabOptions, signals};
 use crate::protocol::DEFAULT_PORT;
+pub use program::listens_on;
+use program::{Ending, UserProgram, describe, namespace_listens};
 
 /// How long a user's server may take to listen on the lab's port.
 const LISTEN_LIMIT: Duration = Duration::from_secs(10);
@@ -185,188 +187,6 @@ pub fn user_command(netns: &str, user: &UserCmd, server: SocketAddr, log: &Path)
         cmd.current_dir(dir);
     }
     cmd
-}
-
-/// A user's program on a lab host: stopped (group SIGTERM, SIGKILL after
-/// the drain) and its namespace swept when dropped.
-struct UserProgram {
-    process: Process,
-    netns: String,
-    drain: Duration,
-    stopped: bool,
-}
-
-/// How a user's program ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Ending {
-    /// It had exited by itself.
-    Exited(String),
-    /// It exited on SIGTERM within the drain timeout.
-    Terminated,
-    /// It ignored SIGTERM and was killed after the drain timeout.
-    Killed(Duration),
-}
-
-impl UserProgram {
-    fn spawn(
-        name: &'static str,
-        cmd: Command,
-        netns: &str,
-        drain: Duration,
-    ) -> Result<Self, UserCmdError> {
-        Ok(UserProgram {
-            process: Process::spawn(name, cmd)?,
-            netns: netns.to_string(),
-            drain,
-            stopped: false,
-        })
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.process.wait(Duration::ZERO).ok()
-    }
-
-    /// True when the program (`sh`, the group's leader) has exited; it is
-    /// not reaped, so its PID, which is the group's id, stays ours.
-    fn gone(&self) -> bool {
-        proc_stat(self.process.pid()).is_none_or(|(state, _)| state == "Z")
-    }
-
-    /// SIGTERM to its process group (`sh` and the program it started),
-    /// SIGKILL to the group once the drain timeout passed with a member
-    /// still alive, then every process left in its namespace (one that left
-    /// the group); returns how it ended and how many of those were killed.
-    fn stop(&mut self) -> (Ending, usize) {
-        self.stopped = true;
-        let pgid = self.process.pid() as libc::pid_t;
-        let ending = if self.gone() && !group_alive(pgid) {
-            Ending::Exited(
-                self.exited()
-                    .map_or_else(|| "status unknown".to_string(), |s| s.to_string()),
-            )
-        } else {
-            // SAFETY: kill on the process group our own child leads (made
-            // with process_group(0)); the sweep below catches anything that
-            // left it.
-            unsafe { libc::kill(-pgid, libc::SIGTERM) };
-            let begun = Instant::now();
-            let deadline = begun + self.drain;
-            loop {
-                if !group_alive(pgid) {
-                    let _ = self.exited();
-                    break Ending::Terminated;
-                }
-                if Instant::now() >= deadline {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-                    let killed = begun.elapsed();
-                    // SIGKILL is delivered, not yet done: wait for the
-                    // group to be gone, so the sweep counts only strays.
-                    let gone = Instant::now() + Duration::from_secs(5);
-                    while group_alive(pgid) && Instant::now() < gone {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    let _ = self.process.wait(Duration::from_secs(5));
-                    break Ending::Killed(killed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        };
-        (ending, sweep_netns(&self.netns))
-    }
-}
-
-impl Drop for UserProgram {
-    fn drop(&mut self) {
-        if !self.stopped {
-            self.stop();
-        }
-    }
-}
-
-/// Kills (SIGKILL, by PID) every process whose network namespace is the
-/// lab host `netns`: they are all the user's program's, since the lab made
-/// the namespace for this run. Returns how many there were.
-fn sweep_netns(netns: &str) -> usize {
-    let Ok(meta) = std::fs::metadata(Path::new("/run/netns").join(netns)) else {
-        return 0;
-    };
-    let target = format!("net:[{}]", meta.ino());
-    let mut killed = std::collections::BTreeSet::new();
-    for _round in 0..20 {
-        let pids: Vec<u32> = live_pids()
-            .map(|(pid, _)| pid)
-            .filter(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/ns/net"))
-                    .is_ok_and(|l| l.to_string_lossy() == target)
-            })
-            .collect();
-        if pids.is_empty() {
-            break;
-        }
-        for pid in pids {
-            // SAFETY: a live process in a namespace this run created for
-            // the user's program: that program's own child.
-            if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } == 0 {
-                killed.insert(pid);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    killed.len()
-}
-
-/// State letter and process group of `pid`, from `/proc/PID/stat`.
-fn proc_stat(pid: u32) -> Option<(String, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
-    let state = rest.next()?.to_string();
-    let _ppid = rest.next()?;
-    let pgrp = rest.next()?.parse().ok()?;
-    Some((state, pgrp))
-}
-
-/// Every live (not zombie) process id on the machine, but this one.
-fn live_pids() -> impl Iterator<Item = (u32, i32)> {
-    let me = std::process::id();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(move |&pid| pid != me)
-        .filter_map(|pid| {
-            let (state, pgrp) = proc_stat(pid)?;
-            (state != "Z").then_some((pid, pgrp))
-        })
-}
-
-/// True while a live process is in process group `pgid`.
-fn group_alive(pgid: i32) -> bool {
-    live_pids().any(|(_, pgrp)| pgrp == pgid)
-}
-
-/// True when `table` (the text of `/proc/PID/net/tcp` or `tcp6`) has a
-/// socket listening on `port`.
-pub fn listens_on(table: &str, port: u16) -> bool {
-    table.lines().skip(1).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.len() > 3
-            && fields[3] == "0A"
-            && fields[1]
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok())
-                == Some(port)
-    })
-}
-
-/// True when something in the namespace of `pid` listens on `port`.
-fn namespace_listens(pid: u32, port: u16) -> bool {
-    ["tcp", "tcp6"].iter().any(|t| {
-        std::fs::read_to_string(format!("/proc/{pid}/net/{t}"))
-            .is_ok_and(|table| listens_on(&table, port))
-    })
 }
 
 /// Starts the user's server and waits until it listens.
@@ -537,16 +357,50 @@ fn framing_arg(framing: Framing) -> [String; 2] {
     ["--framing".to_string(), framing.to_string()]
 }
 
-fn describe(ending: &Ending, drain: Duration) -> String {
-    match ending {
-        Ending::Exited(status) => format!("had already exited ({status})"),
-        Ending::Terminated => "stopped on SIGTERM".to_string(),
-        Ending::Killed(after) => format!(
-            "ignored SIGTERM for the drain timeout ({}): killed (SIGKILL) after {}",
-            format_duration(drain),
-            format_duration(*after)
-        ),
+/// Points the merged report at its evidence: each case had its own capture
+/// on the client host (the failed ones' packets are kept), and the files
+/// are where the run folder ends up.
+fn place_evidence(report: &mut CheckReport, names: &LabNames, run_dir: &RunDir) {
+    if let check::Evidence::Capture { interface, file } = &mut report.evidence {
+        *interface = format!("{interface} of the client host {}", names.client.netns);
+        *file = None;
     }
+    relocate(report, run_dir.path(), &run_dir.final_path());
+}
+
+/// The lab's own client against the user's server, its exchange printed.
+fn run_lab_client(
+    lab: &LabOptions,
+    user: &UserOptions,
+    names: &LabNames,
+    server: SocketAddr,
+    out: &mut dyn Write,
+) -> Result<(), UserCmdError> {
+    let messages = super::script(lab.service, lab.tickets, &lab.messages);
+    let mut args = super::client_args(server, &messages);
+    args.splice(1..1, framing_arg(user.framing));
+    let client_cmd = super::in_netns(&names.client.netns, &lab.exe, &args);
+    let _ = writeln!(out, "client: {}", process::display(&client_cmd));
+    let mut client = Process::spawn("client", client_cmd)?;
+    let status = client.wait(super::CLIENT_LIMIT);
+    let responses = client.remaining_stdout();
+    for (i, request) in messages.iter().enumerate() {
+        let response = responses.get(i).map_or("(no response)", String::as_str);
+        let _ = writeln!(out, "  > {request}\n  < {response}");
+    }
+    match status {
+        Ok(s) if s.success() => {
+            let _ = writeln!(out, "client closed the connection");
+        }
+        Ok(s) => {
+            let _ = writeln!(out, "the client failed ({s}): {}", client.stderr().trim());
+        }
+        Err(ProcessError::Interrupted(signal)) => return Err(LabError::Interrupted(signal).into()),
+        Err(err) => {
+            let _ = writeln!(out, "the client did not finish: {err}");
+        }
+    }
+    Ok(())
 }
 
 /// `--server-cmd`: the lab's client, then the check, against the user's server.
@@ -580,31 +434,7 @@ fn run_user_server(
     );
 
     // The lab's own client, as in a plain run: its exchange is the ladder.
-    let messages = super::script(lab.service, lab.tickets, &lab.messages);
-    let mut args = super::client_args(server, &messages);
-    args.splice(1..1, framing_arg(user.framing));
-    let client_cmd = super::in_netns(&names.client.netns, &lab.exe, &args);
-    let _ = writeln!(out, "client: {}", process::display(&client_cmd));
-    let mut client = Process::spawn("client", client_cmd)?;
-    let status = client.wait(super::CLIENT_LIMIT);
-    let responses = client.remaining_stdout();
-    for (i, request) in messages.iter().enumerate() {
-        let response = responses.get(i).map_or("(no response)", String::as_str);
-        let _ = writeln!(out, "  > {request}\n  < {response}");
-    }
-    match status {
-        Ok(s) if s.success() => {
-            let _ = writeln!(out, "client closed the connection");
-        }
-        Ok(s) => {
-            let _ = writeln!(out, "the client failed ({s}): {}", client.stderr().trim());
-        }
-        Err(ProcessError::Interrupted(signal)) => return Err(LabError::Interrupted(signal).into()),
-        Err(err) => {
-            let _ = writeln!(out, "the client did not finish: {err}");
-        }
-    }
-    drop(client);
+    run_lab_client(lab, user, names, server, out)?;
     let stats = super::stop_capture(capture)?;
     let _ = writeln!(out, "capture stopped: {stats}");
     super::report(run_dir, server, out)?;
@@ -669,12 +499,7 @@ fn run_user_server(
     if !restarts.is_empty() {
         report.notes.push(restart_note(&restarts));
     }
-    // Each case had its own capture; the failed ones' packets are kept.
-    if let check::Evidence::Capture { interface, file } = &mut report.evidence {
-        *interface = format!("{interface} of the client host {}", names.client.netns);
-        *file = None;
-    }
-    relocate(&mut report, run_dir.path(), &run_dir.final_path());
+    place_evidence(&mut report, names, run_dir);
     let text = check::text::render(&report, Lang::En);
     let _ = writeln!(out, "\n{text}");
     let _ = writeln!(out, "your server {}", describe(&ending, user.drain));
@@ -835,12 +660,7 @@ fn run_user_client(
         run_dir.final_path().join(CLIENT_LOG).display()
     );
     let (process, mut stdin) = Process::spawn_with_stdin("client", client_cmd)?;
-    let mut client = UserProgram {
-        process,
-        netns: names.client.netns.clone(),
-        drain: user.drain,
-        stopped: false,
-    };
+    let mut client = UserProgram::of(process, &names.client.netns, user.drain);
     let script: String = messages.iter().map(|m| format!("{m}\n")).collect();
     // A client that never reads its stdin must not block the lab: the pipe
     // holds the short script; a failed write is only noted.
@@ -974,5 +794,6 @@ pub fn judge_client(analysis: &Analysis, expected: Framing, requests: usize) -> 
     findings
 }
 
+mod program;
 #[cfg(test)]
 mod tests;
