@@ -192,10 +192,7 @@ fn connection(
             )?,
             Row::NoExchanges => note(out, "no request or response seen")?,
             Row::Close(e) => {
-                let (from, to) = match e.from {
-                    Side::Client => (c, s),
-                    Side::Server => (s, c),
-                };
+                let (from, to) = sender_first(e.from, c, s);
                 let arrow = match e.kind {
                     CloseKind::Fin => "-)",
                     CloseKind::Rst => "-x",
@@ -208,10 +205,7 @@ fn connection(
             }
             Row::StillOpen => note(out, "still open at end of capture: no FIN or RST")?,
             Row::Event(e) => {
-                let (from, to) = match e.side {
-                    Side::Client => (c, s),
-                    Side::Server => (s, c),
-                };
+                let (from, to) = sender_first(e.side, c, s);
                 writeln!(
                     out,
                     "        {from}--x{to}: {}",
@@ -220,10 +214,7 @@ fn connection(
             }
             Row::MoreEvents(n) => note(out, &format!("… {n} more TCP events (see --format json)"))?,
             Row::PureAck(a) => {
-                let (from, to) = match a.from {
-                    Side::Client => (c, s),
-                    Side::Server => (s, c),
-                };
+                let (from, to) = sender_first(a.from, c, s);
                 writeln!(
                     out,
                     "        {from}->>{to}: {}",
@@ -234,6 +225,14 @@ fn connection(
         }
     }
     Ok(())
+}
+
+/// The participants of an arrow sent by `side`: sender, then receiver.
+fn sender_first<'a>(side: Side, c: &'a str, s: &'a str) -> (&'a str, &'a str) {
+    match side {
+        Side::Client => (c, s),
+        Side::Server => (s, c),
+    }
 }
 
 /// `text` with every character Mermaid could misread written as an entity

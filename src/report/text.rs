@@ -458,43 +458,45 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
         p.wrapped("operations", 2, Style::Plain)?;
     }
     for o in &s.operations {
-        let errors = if o.errors > 0 {
-            format!(" · {} error{}", o.errors, plural(o.errors as usize))
-        } else {
-            String::new()
-        };
-        let latency = if o.latency.count == 0 {
-            " · no response".to_owned()
-        } else {
-            format!(
-                " · p50 {} · p99 {} · max {}",
-                format_opt_micros(o.latency.p50_us),
-                format_opt_micros(o.latency.p99_us),
-                format_opt_micros(o.latency.max_us)
-            )
-        };
-        // Time to first byte tells apart a slow server from a big body.
-        let first_byte = match o.first_byte_latency.p50_us {
-            Some(f) if o.protocol == AppProtocol::Http => {
-                format!(" · first byte p50 {}", format_micros(f))
-            }
-            _ => String::new(),
-        };
-        p.wrapped(
-            &format!(
-                "{} {} {}×{errors}{latency}{first_byte}",
-                o.protocol,
-                ladder::visible(&o.operation),
-                o.count
-            ),
-            4,
-            Style::Plain,
-        )?;
+        p.wrapped(&operation_line(o), 4, Style::Plain)?;
     }
     for w in report.warnings {
         p.wrapped(&format!("! {}", ladder::visible(w)), 4, Style::Note)?;
     }
     Ok(())
+}
+
+/// One operation's line in the summary: count, errors, latency and, for
+/// HTTP, the time to first byte.
+fn operation_line(o: &crate::report::stats::OperationSummary) -> String {
+    let errors = if o.errors > 0 {
+        format!(" · {} error{}", o.errors, plural(o.errors as usize))
+    } else {
+        String::new()
+    };
+    let latency = if o.latency.count == 0 {
+        " · no response".to_owned()
+    } else {
+        format!(
+            " · p50 {} · p99 {} · max {}",
+            format_opt_micros(o.latency.p50_us),
+            format_opt_micros(o.latency.p99_us),
+            format_opt_micros(o.latency.max_us)
+        )
+    };
+    // Time to first byte tells apart a slow server from a big body.
+    let first_byte = match o.first_byte_latency.p50_us {
+        Some(f) if o.protocol == AppProtocol::Http => {
+            format!(" · first byte p50 {}", format_micros(f))
+        }
+        _ => String::new(),
+    };
+    format!(
+        "{} {} {}×{errors}{latency}{first_byte}",
+        o.protocol,
+        ladder::visible(&o.operation),
+        o.count
+    )
 }
 
 /// The summary's TCP events line: "none", or each kind seen with its count
