@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Formats a duration given in microseconds: `0.150 ms`, `999.999 ms`,
 /// `12.346 s`, `4521 s` from 1,000 s on; `n/a` for a value that is not a
 /// number.
-pub fn format_micros(us: f64) -> String {
+pub(crate) fn format_micros(us: f64) -> String {
     if !us.is_finite() {
         return "n/a".to_owned();
     }
@@ -30,7 +30,7 @@ pub fn format_micros(us: f64) -> String {
 }
 
 /// Formats a [`Duration`] as [`format_micros`] does: `0.210 ms`, `1.520 s`.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     format_micros(d.as_secs_f64() * 1e6)
 }
 

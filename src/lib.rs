@@ -21,7 +21,7 @@
 //!   request/response server on the wire, with ladders as evidence.
 //! - [`lab`]: the whole lab on one machine: namespaces, bridge, capture,
 //!   server, client and report.
-//! - [`human`]: durations for people, one style for every output.
+//! - `human` (internal): durations for people, one style for every output.
 //!
 //! `protocol` ← `server`, `client`, `bench`; `protocol` ← `analyze` ← `report`;
 //! `lab` uses all of them. Only the binary's `cli` sees everything.
@@ -33,7 +33,7 @@ pub mod bench;
 pub mod capture;
 pub mod check;
 pub mod client;
-pub mod human;
+pub(crate) mod human;
 pub mod lab;
 pub mod protocol;
 pub mod report;

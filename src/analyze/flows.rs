@@ -73,7 +73,7 @@ use options::choose_sides;
 /// few timeouts (200 ms, doubling); TCP's own TIME_WAIT is longer (60 s on
 /// Linux) but would keep a busy capture's every pair. A SYN on the pair
 /// still opens a new connection at any time.
-pub const LINGER: Duration = Duration::from_secs(5);
+pub(crate) const LINGER: Duration = Duration::from_secs(5);
 
 /// Packets between two sweeps of the table for pairs to forget.
 const SWEEP_EVERY: u64 = 1 << 16;

@@ -15,20 +15,20 @@
 //! [`analyze_capture`] collects every connection into one
 //! [`model::Analysis`] for small captures.
 
-pub mod decode;
-pub mod event;
+pub(crate) mod decode;
+pub(crate) mod event;
 pub mod flows;
 pub mod model;
-pub mod pairing;
-pub mod pipeline;
-pub mod preview;
+pub(crate) mod pairing;
+pub(crate) mod pipeline;
+pub(crate) mod preview;
 pub mod reader;
-pub mod reassembly;
-pub mod segment;
+pub(crate) mod reassembly;
+pub(crate) mod segment;
 pub mod source;
-pub mod tcp_events;
+pub(crate) mod tcp_events;
 pub mod testing;
-pub mod warnings;
+pub(crate) mod warnings;
 
 pub use event::Event;
 pub use flows::{Analyzer, Options};

@@ -13,7 +13,7 @@ use crate::protocol::Framing;
 use crate::protocol::app::AppProtocol;
 
 mod events;
-pub use events::{EventCounts, TcpEvent, TcpEventKind};
+pub(crate) use events::{EventCounts, TcpEvent, TcpEventKind};
 
 /// A capture time: nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
@@ -204,7 +204,7 @@ pub struct Connection {
 }
 
 /// Most ACKs kept per connection for `--acks`; later ones are only counted.
-pub const MAX_ACKS_KEPT: usize = 10_000;
+pub(crate) const MAX_ACKS_KEPT: usize = 10_000;
 
 /// A segment that only acknowledges: no data, no SYN, FIN or RST.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +221,7 @@ pub struct AckEvent {
 
 /// Most TCP events kept per connection: enough for any lab run, bounded for
 /// a capture of a connection that retransmits for hours.
-pub const MAX_EVENTS: usize = 10_000;
+pub(crate) const MAX_EVENTS: usize = 10_000;
 
 impl Connection {
     /// A connection with nothing seen yet but its first packet: no

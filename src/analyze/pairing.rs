@@ -42,7 +42,7 @@ use crate::protocol::app::{
 };
 
 /// Most bytes held per connection while `auto` decides on a framing.
-pub const DETECT_WINDOW: usize = 64 * 1024;
+pub(crate) const DETECT_WINDOW: usize = 64 * 1024;
 
 /// The `--framing` choice: a framing, or `auto` to recognise it per connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
@@ -95,7 +95,7 @@ impl FramingChoice {
 
 mod decoder;
 
-pub use decoder::PairLimits;
+pub(crate) use decoder::PairLimits;
 use decoder::{Decoder, Message};
 
 /// Messages of one side sharing a segment, for `merged` pitfalls.
@@ -221,7 +221,7 @@ fn answer(ex: &mut Exchange, msg: &Message, m: &AppMessage, preview_len: usize, 
 /// Pairs the messages of one connection into exchanges, writing them into
 /// its [`Connection`].
 #[derive(Debug)]
-pub struct Pairer {
+pub(crate) struct Pairer {
     limits: PairLimits,
     mode: Mode,
     /// Side of the last data (or gap) handed in, to see turns.
@@ -807,7 +807,7 @@ impl Pairer {
 
 /// The first burst of one side, as `auto` sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample<'a> {
+pub(crate) struct Sample<'a> {
     /// Every captured byte of the burst, gaps left out.
     pub text: &'a [u8],
     /// The bytes before its first gap.
@@ -821,7 +821,7 @@ pub struct Sample<'a> {
 /// A burst cut by the detection window passes the line test with at least
 /// one `\n`, and the length test with at least one whole message and a
 /// plausible start of the next.
-pub fn detect(sides: [Sample<'_>; 2], max_message: usize) -> Framing {
+pub(crate) fn detect(sides: [Sample<'_>; 2], max_message: usize) -> Framing {
     let speaking = || sides.iter().filter(|s| !s.text.is_empty());
     if speaking().next().is_none() {
         return Framing::Raw;

@@ -132,7 +132,7 @@ fn lt(a: u32, b: u32) -> bool {
 
 /// Finds the TCP events of one connection, one segment at a time, in capture order.
 #[derive(Debug, Clone, Default)]
-pub struct EventDetector {
+pub(crate) struct EventDetector {
     /// Client's direction, then server's.
     dirs: [Direction; 2],
     /// Time of the client's latest SYN, for the initial round trip.

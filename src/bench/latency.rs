@@ -15,7 +15,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 /// Significant decimal digits the histogram keeps.
-pub const SIGNIFICANT_DIGITS: u8 = 3;
+pub(crate) const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// The highest latency tracked exactly: a day, in nanoseconds. A run is at
 /// most an hour of warmup, an hour of measuring and an hour of timeout.
@@ -26,7 +26,7 @@ const BATCH: usize = 1024;
 
 /// The run's histogram of latencies in nanoseconds, shared by every connection.
 #[derive(Debug)]
-pub struct Latencies {
+pub(crate) struct Latencies {
     histogram: Mutex<Histogram<u64>>,
 }
 
@@ -73,7 +73,7 @@ impl Latencies {
 /// Gathers one connection's samples and hands them to [`Latencies`] in
 /// batches; the rest on drop.
 #[derive(Debug)]
-pub struct Recorder<'a> {
+pub(crate) struct Recorder<'a> {
     shared: &'a Latencies,
     batch: Vec<u64>,
 }
@@ -148,7 +148,7 @@ impl LatencySummary {
 
 /// A number with 3 significant digits (no exponent): `1.25`, `31.2`, `180`,
 /// `4521` (integers of 4 digits or more are shown whole).
-pub fn three_digits(value: f64) -> String {
+pub(crate) fn three_digits(value: f64) -> String {
     if value >= 99.95 {
         format!("{value:.0}")
     } else if value >= 9.995 {

@@ -16,7 +16,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use errors::CaptureError;
+pub(crate) use errors::CaptureError;
 pub use live::{Capture, CaptureHandle};
 
 /// Default snapshot length: as much of each packet as tcpdump keeps.

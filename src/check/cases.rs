@@ -123,7 +123,7 @@ impl Ctx {
 }
 
 /// Runs one case.
-pub(crate) async fn run(case: CaseId, ctx: &Ctx) -> Verdict {
+pub async fn run(case: CaseId, ctx: &Ctx) -> Verdict {
     let result = match case {
         CaseId::Echo => echo(ctx).await,
         CaseId::Empty => single(ctx, b"", "the empty message").await,

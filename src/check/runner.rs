@@ -21,11 +21,11 @@ use super::{
 use crate::client::with_default_port;
 
 /// Connections drawn per failed case in a ladder.
-pub const LADDER_CONNECTIONS: usize = 4;
+pub(crate) const LADDER_CONNECTIONS: usize = 4;
 
 /// The time bound of one case: generous for a failing server (every wait
 /// of a case may time out), yet finite.
-pub fn case_bound(timeout: Duration) -> Duration {
+pub(crate) fn case_bound(timeout: Duration) -> Duration {
     timeout * 8 + Duration::from_secs(5)
 }
 

@@ -14,10 +14,10 @@ use std::time::Duration;
 use crate::human::format_duration;
 
 /// Characters of payload shown per event.
-pub const PREVIEW_CHARS: usize = 48;
+pub(crate) const PREVIEW_CHARS: usize = 48;
 
 /// The most events kept per connection; the rest are counted.
-pub const MAX_EVENTS: usize = 400;
+pub(crate) const MAX_EVENTS: usize = 400;
 
 /// What happened on one connection, in order.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -133,7 +133,7 @@ impl ConnTrace {
 
 /// `bytes` as printable text of at most `limit` characters: control
 /// characters escaped (`\n`, `\u{0}`), invalid UTF-8 as U+FFFD, `…` when cut.
-pub fn preview(bytes: &[u8], limit: usize) -> String {
+pub(crate) fn preview(bytes: &[u8], limit: usize) -> String {
     // Looking at a bounded prefix keeps a 64 KB payload cheap to preview.
     let head = &bytes[..bytes.len().min(limit.saturating_mul(4))];
     let text = crate::client::printable(head);
@@ -148,7 +148,7 @@ pub fn preview(bytes: &[u8], limit: usize) -> String {
 /// time, the client on the left and the server on the right, arrows for
 /// what crossed the wire. At most `max_conns` connections are drawn, the
 /// failed ones first; the rest are announced in one line.
-pub fn ladder(conns: &[ConnTrace], server: &str, max_conns: usize) -> String {
+pub(crate) fn ladder(conns: &[ConnTrace], server: &str, max_conns: usize) -> String {
     let mut shown: Vec<(usize, &ConnTrace)> = conns.iter().enumerate().collect();
     // Failed connections first, then in the order they were made.
     shown.sort_by_key(|(i, c)| (!c.failed, *i));

@@ -23,7 +23,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{Client, ClientError};
 
 /// The prompt shown before each request.
-pub const PROMPT: &str = "> ";
+pub(crate) const PROMPT: &str = "> ";
 
 /// Why an interactive session ended with an error.
 #[derive(Debug, thiserror::Error)]

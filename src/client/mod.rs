@@ -35,9 +35,6 @@ pub fn default_addr() -> String {
     SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)).to_string()
 }
 
-/// How long connecting and each request may take unless told otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The largest response accepted unless told otherwise (16 MiB). A length
 /// prefix claiming more is refused before anything is buffered.
 pub const DEFAULT_MAX_RESPONSE: usize = 16 << 20;
@@ -224,7 +221,7 @@ fn secs(d: Duration) -> String {
 /// Adds [`DEFAULT_PORT`] to an address that names none: `localhost`,
 /// `10.0.0.2`, `::1` and `[::1]` become `localhost:2222`, `10.0.0.2:2222`,
 /// `[::1]:2222` and `[::1]:2222`. Anything else is returned as given.
-pub fn with_default_port(addr: &str) -> String {
+pub(crate) fn with_default_port(addr: &str) -> String {
     if addr.parse::<SocketAddr>().is_ok() {
         return addr.to_string();
     }
@@ -556,7 +553,7 @@ impl fmt::Display for Response {
 /// The payload as text safe to print on a terminal: invalid UTF-8 becomes
 /// U+FFFD and control characters (escape sequences included) are escaped
 /// as `\n`, `\u{1b}` and so on. Tabs are kept.
-pub fn printable(bytes: &[u8]) -> String {
+pub(crate) fn printable(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -22,14 +22,14 @@
 //! reqresp's (`--server-cmd`, `--client-cmd`) and judges it.
 
 pub mod faults;
-pub mod names;
-pub mod outdir;
-pub mod process;
+pub(crate) mod names;
+pub(crate) mod outdir;
+pub(crate) mod process;
 pub mod scenario;
-pub mod scenario_record;
+pub(crate) mod scenario_record;
 pub mod scenario_run;
 pub mod signals;
-pub mod topology;
+pub(crate) mod topology;
 pub mod usercmd;
 
 use std::fmt::Write as _;
@@ -172,7 +172,7 @@ impl From<ProcessError> for LabError {
 /// The requests the client sends: `messages` when given, else the
 /// service's default script (three echo messages, or one booking more than
 /// the stock so the last one finds it sold out).
-pub fn script(service: LabService, tickets: u64, messages: &[String]) -> Vec<String> {
+pub(crate) fn script(service: LabService, tickets: u64, messages: &[String]) -> Vec<String> {
     if !messages.is_empty() {
         return messages.to_vec();
     }
@@ -189,14 +189,14 @@ pub fn script(service: LabService, tickets: u64, messages: &[String]) -> Vec<Str
 }
 
 /// The ticket ledger's file name in the lab's output directory.
-pub const TICKETS_DB: &str = "tickets.db";
+pub(crate) const TICKETS_DB: &str = "tickets.db";
 
 /// The arguments of `reqresp server` for the lab; `extra` comes last.
 ///
 /// The tickets service keeps its ledger in `out` ([`TICKETS_DB`]) and starts
 /// each run with a fresh stock (`--reset-tickets`), so the script finds the
 /// stock it expects, unless `extra` names its own `--tickets-db`.
-pub fn server_args(
+pub(crate) fn server_args(
     listen: SocketAddr,
     service: LabService,
     tickets: u64,
@@ -226,14 +226,14 @@ pub fn server_args(
 
 /// The arguments of `reqresp client` for the lab; `--` keeps messages that
 /// start with `-` from being read as flags.
-pub fn client_args(server: SocketAddr, messages: &[String]) -> Vec<String> {
+pub(crate) fn client_args(server: SocketAddr, messages: &[String]) -> Vec<String> {
     let mut args = vec!["client".to_string(), server.to_string(), "--".to_string()];
     args.extend(messages.iter().cloned());
     args
 }
 
 /// `ip netns exec <netns> <exe> <args...>`: runs `exe` inside a host.
-pub fn in_netns(netns: &str, exe: &Path, args: &[String]) -> Command {
+pub(crate) fn in_netns(netns: &str, exe: &Path, args: &[String]) -> Command {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", netns]).arg(exe).args(args);
     cmd
@@ -620,7 +620,7 @@ fn stop_capture(capture: CaptureHandle) -> Result<crate::capture::CaptureStats, 
 
 /// The files a run writes into its folder `--out/<stamp>/`, the HTML
 /// report (the one to open first) first.
-pub const OUTPUT_FILES: [&str; 5] = [
+pub(crate) const OUTPUT_FILES: [&str; 5] = [
     "report.html",
     "reqresp.pcap",
     "report.txt",
@@ -630,7 +630,7 @@ pub const OUTPUT_FILES: [&str; 5] = [
 
 /// Reads the capture back and analyses it; `server` says which side is
 /// the server should the capture have missed the SYN.
-pub fn analyze_capture(pcap: &Path, server: SocketAddr) -> Result<Analysis, LabError> {
+pub(crate) fn analyze_capture(pcap: &Path, server: SocketAddr) -> Result<Analysis, LabError> {
     let err = |message: String| LabError::Analyze {
         path: pcap.into(),
         message,

@@ -82,7 +82,7 @@ pub struct ScenarioRecord {
 
 /// The end of the report: faults, clients, what was hit, the explanation
 /// (`lang` `None`: both languages).
-pub fn scenario_section(record: &ScenarioRecord, lang: Option<Lang>) -> String {
+pub(crate) fn scenario_section(record: &ScenarioRecord, lang: Option<Lang>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -187,7 +187,7 @@ const RESEND_KINDS: [&str; 4] = [
 
 /// Groups the retransmission events of report.json by segment: each run
 /// is the original send (its time minus `detail`) and every resend.
-pub fn retransmission_runs(report: &serde_json::Value) -> Vec<RetransmissionRun> {
+pub(crate) fn retransmission_runs(report: &serde_json::Value) -> Vec<RetransmissionRun> {
     let mut runs: Vec<RetransmissionRun> = Vec::new();
     let empty = Vec::new();
     for conn in report["connections"].as_array().unwrap_or(&empty) {
@@ -238,7 +238,7 @@ pub fn retransmission_runs(report: &serde_json::Value) -> Vec<RetransmissionRun>
 
 /// One line per exchange that a retransmission delayed: the first exchange
 /// of its connection that ended after the resend.
-pub fn exchanges_hit(report: &serde_json::Value) -> Vec<String> {
+pub(crate) fn exchanges_hit(report: &serde_json::Value) -> Vec<String> {
     let mut lines = Vec::new();
     let empty = Vec::new();
     for conn in report["connections"].as_array().unwrap_or(&empty) {

@@ -45,7 +45,6 @@ use super::process::{self, Process, ProcessError};
 use super::topology::Topology;
 use super::{LabError, LabOptions, signals};
 use crate::protocol::DEFAULT_PORT;
-pub use program::listens_on;
 use program::{Ending, UserProgram, describe, namespace_listens};
 
 /// How long a user's server may take to listen on the lab's port.
@@ -55,12 +54,10 @@ const USER_CLIENT_LIMIT: Duration = Duration::from_secs(20);
 /// After a case, how long a server that is about to exit (it served its one
 /// client) is given to do so before the next case starts.
 const EXIT_GRACE: Duration = Duration::from_millis(300);
-/// The default time a user's program has to exit after SIGTERM.
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 /// The user's server's output, in the run's folder.
-pub const SERVER_LOG: &str = "server.log";
+pub(crate) const SERVER_LOG: &str = "server.log";
 /// The user's client's output, in the run's folder.
-pub const CLIENT_LOG: &str = "client.log";
+pub(crate) const CLIENT_LOG: &str = "client.log";
 /// The most restarts of a user's server in one run.
 const MAX_RESTARTS: usize = 40;
 
@@ -173,7 +170,7 @@ impl UserOutcome {
 /// `sh -c CMD` on a lab host, in `dir`, with the server's address in the
 /// environment (`REQRESP_SERVER`, `REQRESP_PORT`) and its output appended
 /// to `log` (a file, so a chatty program costs the lab no memory).
-pub fn user_command(netns: &str, user: &UserCmd, server: SocketAddr, log: &Path) -> Command {
+pub(crate) fn user_command(netns: &str, user: &UserCmd, server: SocketAddr, log: &Path) -> Command {
     let script = format!(
         "exec >>{} 2>&1\n{}",
         process::shell_quote(&log.to_string_lossy()),
@@ -528,7 +525,7 @@ fn write_file(run_dir: &RunDir, name: &str, bytes: &[u8]) -> Result<(), LabError
 
 /// The report's note on restarts: why the server went down, after which
 /// steps.
-pub fn restart_note(restarts: &[(String, String)]) -> String {
+pub(crate) fn restart_note(restarts: &[(String, String)]) -> String {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
     for (after, why) in restarts {
         match groups.iter_mut().find(|(w, _)| w == why) {
@@ -548,7 +545,7 @@ pub fn restart_note(restarts: &[(String, String)]) -> String {
 }
 
 /// One report of the per-case reports, in their order; notes gathered.
-pub fn merge(reports: Vec<CheckReport>) -> Option<CheckReport> {
+pub(crate) fn merge(reports: Vec<CheckReport>) -> Option<CheckReport> {
     let mut reports = reports.into_iter();
     let mut merged = reports.next()?;
     for report in reports {
@@ -722,7 +719,7 @@ fn run_user_client(
 /// What a client did, in plain words, from the capture's analysis: whether
 /// it connected, framed its messages the way the server expects, got its
 /// answers and closed with FIN. Lines that start with `problem` are faults.
-pub fn judge_client(analysis: &Analysis, expected: Framing, requests: usize) -> Vec<String> {
+pub(crate) fn judge_client(analysis: &Analysis, expected: Framing, requests: usize) -> Vec<String> {
     let mut findings = Vec::new();
     let Some(conn) = analysis.connections.first() else {
         findings.push(format!(

@@ -317,12 +317,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.framing.encode(payload, &mut self.write)
     }
 
-    /// Frames what `build` appends as one message into the write buffer.
-    /// Fails, leaving the buffer as it was, when that payload cannot be framed.
-    pub fn queue_with(&mut self, build: impl FnOnce(&mut Vec<u8>)) -> Result<(), FrameError> {
-        encode_with(self.framing, &mut self.write, build)
-    }
-
     /// Bytes waiting in the write buffer.
     pub fn unflushed(&self) -> usize {
         self.write.len()

@@ -5,7 +5,7 @@
 
 pub mod app;
 pub mod connection;
-pub mod framing;
+pub(crate) mod framing;
 
 pub use framing::{FrameError, Framing};
 

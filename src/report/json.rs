@@ -26,10 +26,10 @@ use crate::protocol::Framing;
 
 /// Version of the JSON schema; raised only when a field changes meaning or
 /// disappears (adding fields keeps the version).
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Writes the opening of the document, up to the `connections` array.
-pub fn begin(out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn begin(out: &mut dyn Write) -> io::Result<()> {
     write!(
         out,
         "{{\n  \"schema_version\": {SCHEMA_VERSION},\n  \"connections\": ["
@@ -40,7 +40,7 @@ pub fn begin(out: &mut dyn Write) -> io::Result<()> {
 /// one. `scratch` is a reusable buffer: the connection is serialized into it
 /// and written in one piece (serde_json's many tiny writes are much cheaper
 /// into a `Vec` than through a `dyn Write`).
-pub fn connection(
+pub(crate) fn connection(
     out: &mut dyn Write,
     connection: &Connection,
     first: bool,
@@ -399,7 +399,7 @@ fn address(out: &mut Vec<u8>, a: SocketAddr) {
 
 /// Closes the `connections` array (`any`: it has elements) and writes the
 /// rest of the document and a final newline.
-pub fn end(
+pub(crate) fn end(
     out: &mut dyn Write,
     any: bool,
     ending: &Ending<'_>,

@@ -34,7 +34,11 @@ const BR: &str = "<br/>";
 const SHADES: [&str; 2] = ["rgb(236, 244, 255)", "rgb(240, 250, 236)"];
 
 /// Writes the diagram.
-pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render(
+    report: &Report<'_>,
+    options: &RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let shown = &report.connections[..shown_connections(report, options)];
     let s = report.summary;
     writeln!(out, "sequenceDiagram")?;
@@ -238,7 +242,7 @@ fn sender_first<'a>(side: Side, c: &'a str, s: &'a str) -> (&'a str, &'a str) {
 /// `text` with every character Mermaid could misread written as an entity
 /// code (`#59;`). Safe: ASCII letters and digits, space, `.,_-+*/()!?'=$^~|\`,
 /// and printable non-ASCII characters.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
         let safe = ch.is_ascii_alphanumeric()

@@ -24,14 +24,14 @@ use crate::analyze::model::{Analysis, CaptureSummary, Connection};
 use crate::protocol::Framing;
 use stats::{Summary, SummaryBuilder};
 
-pub mod background;
-pub mod html;
-pub mod json;
-pub mod ladder;
-pub mod mermaid;
-pub mod stats;
-pub mod svg;
-pub mod text;
+pub(crate) mod background;
+pub(crate) mod html;
+pub(crate) mod json;
+pub(crate) mod ladder;
+pub(crate) mod mermaid;
+pub(crate) mod stats;
+pub(crate) mod svg;
+pub(crate) mod text;
 
 pub use background::BackgroundWriter;
 
@@ -179,7 +179,7 @@ impl<'a> Ending<'a> {
 /// What the diagram formats draw: the connections kept for drawing (the
 /// first `max_connections`), and totals over all of them.
 #[derive(Debug, Clone, Copy)]
-pub struct Report<'a> {
+pub(crate) struct Report<'a> {
     /// Packets read from the capture.
     pub packets: u64,
     /// The connections to draw, in order.

@@ -4,16 +4,18 @@
 
 use serde::Serialize;
 
+#[cfg(test)]
+use crate::analyze::model::Analysis;
 use crate::analyze::model::EventCounts;
-use crate::analyze::model::{Analysis, CloseKind, Connection};
+use crate::analyze::model::{CloseKind, Connection};
 use crate::human::format_micros;
 use crate::protocol::app::AppProtocol;
 
 /// Most distinct operations counted one by one; the rest are summed up as
 /// [`OTHER_OPERATIONS`] (a capture of many distinct URLs stays bounded).
-pub const MAX_OPERATIONS: usize = 200;
+pub(crate) const MAX_OPERATIONS: usize = 200;
 /// The operation name that sums up operations past [`MAX_OPERATIONS`].
-pub const OTHER_OPERATIONS: &str = "(other operations)";
+pub(crate) const OTHER_OPERATIONS: &str = "(other operations)";
 
 /// Totals over every connection of an analysis (never capped).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -52,7 +54,7 @@ pub struct Summary {
 
 /// Totals for one operation of one application protocol.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OperationSummary {
+pub(crate) struct OperationSummary {
     /// The protocol.
     pub protocol: AppProtocol,
     /// The operation, as in each exchange's `operation`.
@@ -91,6 +93,7 @@ pub struct LatencySummary {
 
 impl Summary {
     /// Computes the totals of `analysis`.
+    #[cfg(test)]
     pub fn of(analysis: &Analysis) -> Summary {
         let mut builder = SummaryBuilder::default();
         for c in &analysis.connections {
@@ -104,7 +107,7 @@ impl Summary {
 /// never holds its connections: counters, plus every latency (8 bytes per
 /// exchange, so percentiles stay exact rather than estimated).
 #[derive(Debug, Clone, Default)]
-pub struct SummaryBuilder {
+pub(crate) struct SummaryBuilder {
     summary: Summary,
     latencies: Vec<f64>,
     operations: std::collections::HashMap<(AppProtocol, String), OperationCounts>,
@@ -203,7 +206,7 @@ fn distribution(values: &mut [f64]) -> LatencySummary {
 /// ascending: the smallest value such that at least `p`% of the values are
 /// less than or equal to it. `None` for an empty slice. An exact value of
 /// the data, never interpolated.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -214,13 +217,13 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 
 /// Formats an optional duration in microseconds as
 /// [`format_micros`] does; `n/a` when absent.
-pub fn format_opt_micros(us: Option<f64>) -> String {
+pub(crate) fn format_opt_micros(us: Option<f64>) -> String {
     us.map_or_else(|| "n/a".to_owned(), format_micros)
 }
 
 /// Formats a byte count: `512 B`, `1,234,567 B`. Exact, with digit grouping,
 /// because students compare it with Wireshark's numbers.
-pub fn format_bytes(n: u64) -> String {
+pub(crate) fn format_bytes(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 2);
     for (i, ch) in digits.chars().enumerate() {

@@ -104,7 +104,11 @@ impl Ink {
 }
 
 /// Writes the SVG document.
-pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render(
+    report: &Report<'_>,
+    options: &RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut body = String::new();
     let mut y = MARGIN;
 
@@ -673,7 +677,7 @@ fn text(
 
 /// `s` escaped for XML text and attributes. Characters XML 1.0 forbids
 /// (controls other than tab and newline) become `�`.
-pub fn xml(s: &str) -> String {
+pub(crate) fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

@@ -19,7 +19,7 @@ use crate::human::format_micros;
 use crate::protocol::app::AppProtocol;
 
 /// The narrowest layout; a smaller [`RenderOptions::width`] is raised to it.
-pub const MIN_WIDTH: usize = 50;
+pub(crate) const MIN_WIDTH: usize = 50;
 
 /// Columns of the time column, its trailing space included.
 const TIME_W: usize = 12;
@@ -27,7 +27,11 @@ const TIME_W: usize = 12;
 const LAT_W: usize = 11;
 
 /// Writes the ladder diagrams and the summary.
-pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render(
+    report: &Report<'_>,
+    options: &RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut p = Printer {
         out,
         width: options.width.max(MIN_WIDTH),

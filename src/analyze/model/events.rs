@@ -113,7 +113,7 @@ impl TcpEventKind {
 /// How many events of each kind; serialized as an object with every kind's
 /// JSON name, zeros included, so consumers need not guess missing keys.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EventCounts(pub [u64; TcpEventKind::ALL.len()]);
+pub(crate) struct EventCounts(pub [u64; TcpEventKind::ALL.len()]);
 
 impl EventCounts {
     /// Counts one more event of `kind`.
@@ -124,11 +124,6 @@ impl EventCounts {
     /// The count for `kind`.
     pub fn get(&self, kind: TcpEventKind) -> u64 {
         self.0[kind as usize]
-    }
-
-    /// All events counted.
-    pub fn total(&self) -> u64 {
-        self.0.iter().sum()
     }
 
     /// The kinds with a non-zero count, in report order.

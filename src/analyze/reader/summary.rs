@@ -5,10 +5,9 @@
 use super::record::{CaptureFormat, Truncation};
 use crate::analyze::decode::{Skip, decode};
 use crate::analyze::model::CaptureSummary;
-pub use crate::analyze::model::SkipCounts;
+use crate::analyze::model::SkipCounts;
 use crate::analyze::segment::{RawPacket, TcpSegment};
 
-pub use crate::analyze::warnings::MAX_WARNINGS;
 use crate::analyze::warnings::Warnings;
 
 /// What was read from a capture, besides the segments themselves.

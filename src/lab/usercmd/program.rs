@@ -171,7 +171,7 @@ fn group_alive(pgid: i32) -> bool {
 
 /// True when `table` (the text of `/proc/PID/net/tcp` or `tcp6`) has a
 /// socket listening on `port`.
-pub fn listens_on(table: &str, port: u16) -> bool {
+pub(crate) fn listens_on(table: &str, port: u16) -> bool {
     table.lines().skip(1).any(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         fields.len() > 3

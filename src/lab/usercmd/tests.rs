@@ -1,5 +1,6 @@
 //! Tests of `lab::usercmd`.
 
+use super::program::listens_on;
 use super::*;
 
 const TABLE: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

@@ -67,11 +67,11 @@
 //! answers that these rules expect; pairing after them can be off.
 
 mod bytes;
-pub mod dns;
-pub mod http;
-pub mod memcached;
-pub mod postgres;
-pub mod resp;
+pub(crate) mod dns;
+pub(crate) mod http;
+pub(crate) mod memcached;
+pub(crate) mod postgres;
+pub(crate) mod resp;
 #[cfg(test)]
 pub(crate) mod testkit;
 
@@ -81,14 +81,14 @@ use std::fmt;
 
 /// Longest line read whole (RESP, memcached, HTTP chunk sizes): 64 KiB,
 /// Redis's own limit on an inline command.
-pub const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 /// Longest HTTP header block (start line and headers): 64 KiB. Servers
 /// refuse far less (nginx 8 KiB per line, Apache 8 KiB per field).
-pub const MAX_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// Deepest nesting of RESP aggregates.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 /// Longest summary, in characters.
-pub const MAX_SUMMARY: usize = 120;
+pub(crate) const MAX_SUMMARY: usize = 120;
 
 /// An application protocol with a codec here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
@@ -461,7 +461,7 @@ impl Session {
 /// Decodes a whole stream of one direction: the messages and the error
 /// that stopped it, if any. Call for the requests before the responses.
 /// For tests and tools; the analyzer feeds chunks as they come.
-pub fn decode_stream(
+pub(crate) fn decode_stream(
     session: &mut Session,
     dir: Direction,
     mut data: &[u8],
@@ -503,7 +503,7 @@ pub struct Pairing {
 
 /// Most requests held waiting; past this (a client that never gets
 /// answers) the oldest are dropped, so memory stays bounded.
-pub const MAX_WAITING: usize = 65_536;
+pub(crate) const MAX_WAITING: usize = 65_536;
 
 impl Pairing {
     /// A request was sent. Returns the id of a request dropped to stay
