@@ -11,7 +11,7 @@
 //! - [`server`]: the accept loop, limits, graceful shutdown, and the services
 //!   (echo, tickets) behind a small trait.
 //! - [`client`]: the scripted and interactive client.
-//! - [`bench`]: the load generator behind `reqresp bench`: many connections,
+//! - [`bench`](mod@bench): the load generator behind `reqresp bench`: many connections,
 //!   pipelining, open-loop rates and HDR latency percentiles.
 //! - [`capture`]: live capture through libpcap into standard pcap files.
 //! - [`analyze`]: reads pcap/pcapng, decodes packets, reassembles TCP and pairs

@@ -29,7 +29,7 @@
 //!   on its address pair (final ACKs, retransmissions) only move `last_seen`
 //!   (until it is taken with [`Analyzer::next_settled`]; after that they
 //!   are ignored). The table forgets the address pair of a drained
-//!   connection once it has been quiet for [`LINGER`] of capture time, so
+//!   connection once it has been quiet for `LINGER` of capture time, so
 //!   the table follows the live connections, not the whole capture.
 //! - **Timeouts**, in capture time, as Zeek has them: a connection with no
 //!   packet for [`Options::inactivity_timeout`] (5 minutes), or for
@@ -169,7 +169,7 @@ impl Output {
 /// connection with its exchanges). To keep the output from growing with the
 /// capture, take finished connections as you go with
 /// [`Analyzer::next_settled`] (as [`crate::analyze::analyze_stream`] does);
-/// the flow table then forgets their address pairs after [`LINGER`].
+/// the flow table then forgets their address pairs after `LINGER`.
 ///
 /// ```
 /// use reqresp::analyze::flows::{Analyzer, Options};
@@ -234,7 +234,7 @@ impl Analyzer {
 
     /// Time passes without packets (a live capture that is quiet): the
     /// analyzer's clock moves to `now` if later, and the table forgets the
-    /// address pairs of drained connections quiet for [`LINGER`].
+    /// address pairs of drained connections quiet for `LINGER`.
     pub fn tick(&mut self, now: Timestamp) {
         self.now = self.now.max(now);
         self.sweep();
@@ -292,7 +292,7 @@ impl Analyzer {
         }
     }
 
-    /// Adds a warning, under the one cap of [`Warnings`].
+    /// Adds a warning, under the one cap of `Warnings`.
     pub fn warn(&mut self, msg: String) {
         self.warnings.push(msg);
     }

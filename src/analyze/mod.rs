@@ -2,13 +2,13 @@
 //!
 //! A [`source::PacketSource`] yields packets: [`reader::CaptureReader`]
 //! frames a pcap/pcapng byte stream (a file or a pipe) with the container
-//! parsers of [`reader::pcap`] and [`reader::pcapng`], [`source::LiveSource`]
-//! captures live. [`decode`] turns each packet into a
-//! [`segment::TcpSegment`]; [`flows`] tracks connections, [`reassembly`]
-//! rebuilds each direction's byte stream and [`pairing`] cuts it into
+//! parsers of `reader::pcap` and `reader::pcapng`, [`source::LiveSource`]
+//! captures live. `decode` turns each packet into a
+//! `segment::TcpSegment`; [`flows`] tracks connections, `reassembly`
+//! rebuilds each direction's byte stream and `pairing` cuts it into
 //! messages and pairs requests with responses into the [`model`].
 //!
-//! [`pipeline`] runs all of it on two threads and hands out [`Event`]s as
+//! `pipeline` runs all of it on two threads and hands out [`Event`]s as
 //! they happen: connections as they are over (so memory follows the live
 //! connections, not the file) and, for a live view, each exchange as soon
 //! as it is settled. [`analyze_stream`] is the pipeline for a report;

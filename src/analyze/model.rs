@@ -178,10 +178,10 @@ pub struct Connection {
     /// after a gap, and the like.
     pub notes: Vec<String>,
     /// TCP events (retransmissions, duplicate ACKs, zero windows, resets, …)
-    /// in capture order; at most [`MAX_EVENTS`] are kept, later ones are
+    /// in capture order; at most `MAX_EVENTS` are kept, later ones are
     /// only counted in `events_dropped`.
     pub events: Vec<TcpEvent>,
-    /// Events found beyond [`MAX_EVENTS`] and not kept.
+    /// Events found beyond `MAX_EVENTS` and not kept.
     pub events_dropped: u64,
     /// Initial round trip as the capture saw it: the client's SYN to its ACK
     /// completing the handshake (Wireshark's iRTT), in microseconds; `null`
@@ -194,7 +194,7 @@ pub struct Connection {
     pub pure_acks: u64,
     /// Every pure ACK (the handshake's and the teardown's last included),
     /// kept only when [`crate::analyze::Options::keep_acks`] asks for them
-    /// (`--acks`), at most [`MAX_ACKS_KEPT`] per connection.
+    /// (`--acks`), at most `MAX_ACKS_KEPT` per connection.
     #[serde(skip)]
     pub acks: Vec<AckEvent>,
     /// The teardown's last packet: the pure ACK of the second FIN, from the

@@ -1,6 +1,6 @@
 //! Builders for tests, examples and fuzzing: TCP conversations written by
 //! hand ([`Script`], [`Seg`]), the one pcap writer ([`PcapWriter`], with
-//! [`pcap()`] for a whole file in memory) and pcapng blocks ([`Ng`]).
+//! `pcap()` for a whole file in memory) and pcapng blocks (`Ng`, both in unit tests only).
 //!
 //! Public so that the end-to-end tests and `examples/gen_capture.rs` write
 //! captures the same way the unit tests do; nothing in the analyzer uses it.

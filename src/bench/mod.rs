@@ -4,18 +4,18 @@
 //!
 //! [`run`] takes a [`BenchConfig`], opens every connection first (a run
 //! where some cannot connect is refused, with how many failed and why),
-//! then drives each from its own task ([`load`]) and returns a
-//! [`BenchReport`]. A run is always bounded: by a number of requests or by
-//! a duration (at most [`MAX_DURATION`]), and each request by a timeout.
+//! then drives each from its own task (`load`) and returns a
+//! `BenchReport`. A run is always bounded: by a number of requests or by
+//! a duration (at most `MAX_DURATION`), and each request by a timeout.
 //!
-//! - [`latency`]: the HDR histogram and its summary.
-//! - [`pacer`]: the open-loop schedule and the thread that keeps it.
-//! - [`report`]: the report and its text and JSON forms.
+//! - `latency`: the HDR histogram and its summary.
+//! - `pacer`: the open-loop schedule and the thread that keeps it.
+//! - `report`: the report and its text and JSON forms.
 //!
 //! Closed loop (the default) measures from each request's write to its
 //! response. Open loop (`rate`) schedules requests at fixed intervals and
 //! measures from when each was due, so a stalled server is not hidden by
-//! the generator politely waiting for it (see [`load`] and
+//! the generator politely waiting for it (see `load` and
 //! docs/benchmark-server.md).
 
 pub(crate) mod latency;

@@ -7,12 +7,12 @@
 //! capture when one is possible (root or CAP_NET_RAW), otherwise from the
 //! client's own view (what was written, what each read returned).
 //!
-//! - [`catalog`]: the cases, their rules (English and Indonesian), when
+//! - `catalog`: the cases, their rules (English and Indonesian), when
 //!   they apply.
 //! - `cases`: what each case does on the wire (private).
-//! - [`expect`]: what a good answer is, and why a bad one is bad.
-//! - [`trace`]: the client-side trace and its ladder.
-//! - [`runner`]: runs the suite, applies `--strict`, gathers evidence.
+//! - `expect`: what a good answer is, and why a bad one is bad.
+//! - `trace`: the client-side trace and its ladder.
+//! - `runner`: runs the suite, applies `--strict`, gathers evidence.
 //! - [`capture`]: the capture on the interface that reaches the server and
 //!   the per-case cuts of it.
 //! - [`text`], [`json`], [`junit`]: the report formats.

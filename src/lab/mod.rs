@@ -5,7 +5,7 @@
 //!
 //! - **Network namespaces** (root): a server host and a client host, each a
 //!   network namespace with its own `eth0`, IP and MAC on a bridge
-//!   `br-reqresp` in the root namespace ([`topology`]), like the lab's Docker
+//!   `br-reqresp` in the root namespace (`topology`), like the lab's Docker
 //!   bridge. The capture runs on the bridge, the server inside the server
 //!   host, the client inside the client host.
 //! - **Loopback** (no privilege to build namespaces): server and client on
@@ -14,8 +14,8 @@
 //! Server and client are this very binary, started as children (inside a
 //! host by `ip netns exec`), so the lab runs exactly what a student runs by
 //! hand. Every resource is owned by a guard whose `Drop` releases it: the
-//! [`process::Process`] children, the capture handle and the
-//! [`topology::Topology`]; Ctrl-C and SIGTERM are turned into an error by
+//! `process::Process` children, the capture handle and the
+//! `topology::Topology`; Ctrl-C and SIGTERM are turned into an error by
 //! [`signals`] so that they unwind through those guards too.
 //!
 //! [`usercmd`] runs a user's own server or client on a lab host in place of
@@ -96,7 +96,7 @@ pub struct LabOptions {
     /// Where to run.
     pub mode: Mode,
     /// Base directory of the results: each run gets its own folder in it
-    /// and a `latest` link ([`outdir`]).
+    /// and a `latest` link (`outdir`).
     pub out: PathBuf,
     /// Server service.
     pub service: LabService,

@@ -2,7 +2,7 @@
 //! topology, capture, faults, server(s) and clients as the scenario's
 //! [`Plan`] says, then the analysis, the reports and the explanation.
 //!
-//! The files go where a plain `reqresp lab` run puts them ([`super::outdir`]):
+//! The files go where a plain `reqresp lab` run puts them (`super::outdir`):
 //! built in a hidden `--out/.<time>.partial/`, renamed to `--out/<time>/`
 //! once all are written, and `--out/latest` pointed at it. A failed or
 //! interrupted run removes its partial folder, so a folder with a plain
@@ -11,11 +11,11 @@
 //! Besides the lab's usual files, a run writes `scenario.json`: what each
 //! client sent, got and printed as its error, how each fault was made, and
 //! the retransmission runs (the same segment sent again and again, with the
-//! gaps between the sends; see [`super::scenario_record`]). The end-to-end
+//! gaps between the sends; see `super::scenario_record`). The end-to-end
 //! tests read it together with `report.json`'s `events`.
 //!
 //! Every resource is a guard dropped in reverse order: clients and servers
-//! ([`Process`]), the faults ([`Faults`]), the capture, the topology. The
+//! (`Process`), the faults (`Faults`), the capture, the topology. The
 //! faults live in the lab's namespaces, so a SIGKILL leaves nothing that
 //! `reqresp lab --down` does not remove.
 
@@ -65,7 +65,7 @@ pub struct ScenarioOptions {
     /// Language of the explanation on standard output (report.txt has both).
     pub lang: Lang,
     /// Base output directory: the run's files go to a new `out/<time>/`
-    /// and `out/latest` points at it ([`super::outdir`]).
+    /// and `out/latest` points at it (`super::outdir`).
     pub out: PathBuf,
     /// Print every command.
     pub verbose: bool,

@@ -2,7 +2,7 @@
 //!
 //! The handler only records the signal. Every wait of the lab (for the
 //! server's `listening on` line, for the client, for the server to stop)
-//! polls [`interrupted`] and returns an error, so the run unwinds through
+//! polls `interrupted` and returns an error, so the run unwinds through
 //! the normal path and the `Drop` of each guard (children, capture,
 //! topology) cleans up before the process exits with 130. A second Ctrl-C
 //! during cleanup changes nothing: cleanup runs to its end.

@@ -3,7 +3,7 @@
 //! `reqresp client`.
 //!
 //! - **A user's server** runs on the server host (its namespace, port
-//!   [`DEFAULT_PORT`](crate::protocol::DEFAULT_PORT), working directory `--server-dir`) through `sh -c`. The
+//!   [`DEFAULT_PORT`], working directory `--server-dir`) through `sh -c`. The
 //!   lab waits until something in that namespace listens on the port (read
 //!   from `/proc/PID/net/tcp`, so no probe connection spends the only client
 //!   of a server that serves one), runs the lab's client against it (its

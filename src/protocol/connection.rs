@@ -10,7 +10,7 @@
 //!   flush. A client that pipelines many requests gets all the answers to the
 //!   requests already buffered in one write, not one write per answer.
 //!
-//! The framing itself is the pure codec of [`crate::protocol::framing`]; this
+//! The framing itself is the pure codec of `crate::protocol::framing`; this
 //! module only moves bytes between it and the socket.
 
 use std::future::poll_fn;

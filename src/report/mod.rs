@@ -5,8 +5,8 @@
 //!
 //! Like hyperfine's exporters: one file per format, each a function from the
 //! data model to bytes. No analysis happens here; the only computation is the
-//! [`stats::Summary`] (totals and latency percentiles) that every format
-//! shares. [`ladder`] orders the rows of one connection's diagram so the three
+//! `stats::Summary` (totals and latency percentiles) that every format
+//! shares. `ladder` orders the rows of one connection's diagram so the three
 //! drawings agree.
 //!
 //! ```no_run
@@ -84,7 +84,7 @@ impl fmt::Display for Format {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderOptions {
     /// Text: maximum line width in terminal columns (at least
-    /// [`text::MIN_WIDTH`] is used).
+    /// `text::MIN_WIDTH` is used).
     pub width: usize,
     /// Text: ANSI colours. Only when writing to a terminal.
     pub color: bool,

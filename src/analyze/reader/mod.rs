@@ -2,8 +2,8 @@
 //! packet record at a time, in a bounded buffer.
 //!
 //! The entry point for the analyzer is [`read_capture`] (or
-//! [`read_capture_with_progress`]): it reads records with a
-//! [`CaptureReader`], decodes each with [`super::decode::decode`] and hands
+//! `read_capture_with_progress`): it reads records with a
+//! [`CaptureReader`], decodes each with `super::decode::decode` and hands
 //! every TCP segment to a callback, counting what it skipped.
 //!
 //! # Formats
@@ -15,7 +15,7 @@
 //!   Blocks; every other block is checked and skipped.
 //!
 //! # Who does what
-//! [`pcap`] and [`pcapng`] are the container parsers: they do no I/O, they
+//! `pcap` and `pcapng` are the container parsers: they do no I/O, they
 //! take the bytes at hand and say "a packet, this long", "a block to skip",
 //! "need N bytes" or "corrupt at byte offset X". [`CaptureReader`] owns the
 //! one buffer and all the reads. The `pcap-parser` crate parses the contents
@@ -33,7 +33,7 @@
 //!
 //! # Untrusted input
 //! Nothing is allocated from a length field: the buffer starts at
-//! [`BUFFER_SIZE`] and no record larger than that is ever buffered (blocks
+//! `BUFFER_SIZE` and no record larger than that is ever buffered (blocks
 //! that are skipped stream through it). A file cut short mid-record ends the
 //! read normally with a warning ([`CaptureReader::truncation`]); a
 //! structurally corrupt file is refused with [`ReadError::Corrupt`] naming the

@@ -25,7 +25,7 @@ pub struct ReadSummary {
     pub bytes: u64,
     /// True when the file was cut short mid-record (see the warnings).
     pub truncated: bool,
-    /// The first [`MAX_WARNINGS`] warnings, in order, and their count.
+    /// The first `MAX_WARNINGS` warnings, in order, and their count.
     pub warnings: Warnings,
     /// Unsupported link types warned about (at most 16, each once).
     unsupported_links: Vec<u32>,

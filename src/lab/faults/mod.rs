@@ -3,13 +3,13 @@
 //!
 //! | fault     | mechanism                                                    | file             |
 //! |-----------|--------------------------------------------------------------|------------------|
-//! | loss      | iptables `statistic` DROP in each host's INPUT               | [`loss`]         |
-//! | delay     | netem on each host's `eth0`, else NFQUEUE held in userspace  | [`delay`]        |
-//! | partition | iptables DROP in both hosts from a start, for a length       | [`partition`]    |
+//! | loss      | iptables `statistic` DROP in each host's INPUT               | `loss`         |
+//! | delay     | netem on each host's `eth0`, else NFQUEUE held in userspace  | `delay`        |
+//! | partition | iptables DROP in both hosts from a start, for a length       | `partition`    |
 //!
-//! Everything lives inside the lab's two namespaces (see [`rules`]): the
+//! Everything lives inside the lab's two namespaces (see `rules`): the
 //! machine's own tables are never touched, and deleting the namespaces
-//! deletes every rule and qdisc with them. [`Faults`] removes them itself
+//! deletes every rule and qdisc with them. `Faults` removes them itself
 //! when dropped (normal end, error, Ctrl-C); after a SIGKILL, `reqresp lab
 //! --down` deletes the namespaces and so the rules.
 //!

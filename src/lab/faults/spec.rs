@@ -61,7 +61,7 @@ pub enum FaultSpecError {
     /// A duration that cannot be read.
     #[error("`{0}` is not a duration; write e.g. 50ms, 1.5s or 0")]
     BadDuration(String),
-    /// A duration over [`MAX_DURATION`].
+    /// A duration over `MAX_DURATION`.
     #[error("`{0}` is longer than the 60 s a lab fault may last")]
     TooLong(String),
     /// Jitter larger than the delay.

@@ -15,8 +15,8 @@
 //! what a summary needs (a header block, a line, the first bytes of a
 //! value). Bodies and values are counted, never buffered, so a connection
 //! costs a few KiB whatever it carries, and a length a field claims is never
-//! allocated. Lines and header blocks are bounded ([`MAX_LINE`],
-//! [`MAX_HEAD`]), nesting too ([`MAX_DEPTH`]); past a bound the stream is
+//! allocated. Lines and header blocks are bounded (`MAX_LINE`,
+//! `MAX_HEAD`), nesting too (`MAX_DEPTH`); past a bound the stream is
 //! [`AppError`] (not this protocol, or not one the analyzer can follow).
 //! Because the state machine sees each byte once and in order, the messages
 //! found do not depend on how the stream was split into chunks, which the
@@ -507,7 +507,7 @@ pub(crate) const MAX_WAITING: usize = 65_536;
 
 impl Pairing {
     /// A request was sent. Returns the id of a request dropped to stay
-    /// under [`MAX_WAITING`], if any (it will never be paired).
+    /// under `MAX_WAITING`, if any (it will never be paired).
     pub fn request(&mut self, id: u64, message: &AppMessage) -> Option<u64> {
         let Kind::Request { responses } = message.kind else {
             return None;
