@@ -21,7 +21,7 @@ use etherparse::{Ethernet2Slice, IpNumber, LaxIpSlice, SingleVlanSlice, TcpSlice
 use super::segment::{RawPacket, TcpFlags, TcpSegment};
 
 /// `LINKTYPE_*` values (tcpdump.org/linktypes.html) this module decodes.
-pub mod linktype {
+pub(crate) mod linktype {
     /// BSD loopback: 4-byte address family in the writer's byte order.
     pub const NULL: u32 = 0;
     /// Ethernet II.
@@ -42,7 +42,7 @@ pub mod linktype {
 
 /// Why a packet yields no TCP segment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Skip {
+pub(crate) enum Skip {
     /// The interface's link type is not one this module decodes.
     #[error(
         "link type {0} is not supported (Ethernet, Linux cooked v1/v2, loopback and raw IP are)"
@@ -74,7 +74,7 @@ const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 const MAX_VLAN_TAGS: usize = 4;
 
 /// Decodes one packet into a TCP segment, or says why it has none.
-pub fn decode<'a>(packet: &RawPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
+pub(crate) fn decode<'a>(packet: &RawPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
     let data = packet.data;
     // True when the snaplen shortened this packet: a header running past the
     // captured bytes is then a cut, not a lie.

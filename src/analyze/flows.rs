@@ -29,7 +29,7 @@
 //!   on its address pair (final ACKs, retransmissions) only move `last_seen`
 //!   (until it is taken with [`Analyzer::next_settled`]; after that they
 //!   are ignored). The table forgets the address pair of a drained
-//!   connection once it has been quiet for [`LINGER`] of capture time, so
+//!   connection once it has been quiet for `LINGER` of capture time, so
 //!   the table follows the live connections, not the whole capture.
 //! - **Timeouts**, in capture time, as Zeek has them: a connection with no
 //!   packet for [`Options::inactivity_timeout`] (5 minutes), or for
@@ -64,8 +64,8 @@ use super::warnings::Warnings;
 use crate::protocol::Framing;
 use handshake::{handshake_ack, syn};
 use key::{Key, key};
+pub use options::Options;
 use options::choose_sides;
-pub use options::{LAB_PORT, Options};
 use pure_acks::count_pure_ack;
 use request_acks::RequestAcks;
 
@@ -76,7 +76,7 @@ use request_acks::RequestAcks;
 /// few timeouts (200 ms, doubling); TCP's own TIME_WAIT is longer (60 s on
 /// Linux) but would keep a busy capture's every pair. A SYN on the pair
 /// still opens a new connection at any time.
-pub const LINGER: Duration = Duration::from_secs(5);
+pub(crate) const LINGER: Duration = Duration::from_secs(5);
 
 /// Packets between two sweeps of the table for pairs to forget.
 const SWEEP_EVERY: u64 = 1 << 16;
@@ -176,7 +176,7 @@ impl Output {
 /// connection with its exchanges). To keep the output from growing with the
 /// capture, take finished connections as you go with
 /// [`Analyzer::next_settled`] (as [`crate::analyze::analyze_stream`] does);
-/// the flow table then forgets their address pairs after [`LINGER`].
+/// the flow table then forgets their address pairs after `LINGER`.
 ///
 /// ```
 /// use reqresp::analyze::flows::{Analyzer, Options};
@@ -249,7 +249,7 @@ impl Analyzer {
 
     /// Time passes without packets (a live capture that is quiet): the
     /// analyzer's clock moves to `now` if later, and the table forgets the
-    /// address pairs of drained connections quiet for [`LINGER`].
+    /// address pairs of drained connections quiet for `LINGER`.
     pub fn tick(&mut self, now: Timestamp) {
         self.now = self.now.max(now);
         self.sweep();
@@ -307,7 +307,7 @@ impl Analyzer {
         }
     }
 
-    /// Adds a warning, under the one cap of [`Warnings`].
+    /// Adds a warning, under the one cap of `Warnings`.
     pub fn warn(&mut self, msg: String) {
         self.warnings.push(msg);
     }

@@ -2,33 +2,33 @@
 //!
 //! A [`source::PacketSource`] yields packets: [`reader::CaptureReader`]
 //! frames a pcap/pcapng byte stream (a file or a pipe) with the container
-//! parsers of [`reader::pcap`] and [`reader::pcapng`], [`source::LiveSource`]
-//! captures live. [`decode`] turns each packet into a
-//! [`segment::TcpSegment`]; [`flows`] tracks connections, [`reassembly`]
-//! rebuilds each direction's byte stream and [`pairing`] cuts it into
+//! parsers of `reader::pcap` and `reader::pcapng`, [`source::LiveSource`]
+//! captures live. `decode` turns each packet into a
+//! `segment::TcpSegment`; [`flows`] tracks connections, `reassembly`
+//! rebuilds each direction's byte stream and `pairing` cuts it into
 //! messages and pairs requests with responses into the [`model`].
 //!
-//! [`pipeline`] runs all of it on two threads and hands out [`Event`]s as
+//! `pipeline` runs all of it on two threads and hands out [`Event`]s as
 //! they happen: connections as they are over (so memory follows the live
 //! connections, not the file) and, for a live view, each exchange as soon
 //! as it is settled. [`analyze_stream`] is the pipeline for a report;
 //! [`analyze_capture`] collects every connection into one
 //! [`model::Analysis`] for small captures.
 
-pub mod decode;
-pub mod event;
+pub(crate) mod decode;
+pub(crate) mod event;
 pub mod flows;
 pub mod model;
-pub mod pairing;
-pub mod pipeline;
-pub mod preview;
+pub(crate) mod pairing;
+pub(crate) mod pipeline;
+pub(crate) mod preview;
 pub mod reader;
-pub mod reassembly;
-pub mod segment;
+pub(crate) mod reassembly;
+pub(crate) mod segment;
 pub mod source;
-pub mod tcp_events;
+pub(crate) mod tcp_events;
 pub mod testing;
-pub mod warnings;
+pub(crate) mod warnings;
 
 pub use event::Event;
 pub use flows::{Analyzer, Options};

@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use crate::protocol::Framing;
 use crate::protocol::app::AppProtocol;
 
-pub use super::tcp_events::{TcpEvent, TcpEventKind};
+mod events;
+pub(crate) use events::{EventCounts, TcpEvent, TcpEventKind};
 
 /// A capture time: nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
@@ -180,10 +181,10 @@ pub struct Connection {
     /// after a gap, and the like.
     pub notes: Vec<String>,
     /// TCP events (retransmissions, duplicate ACKs, zero windows, resets, …)
-    /// in capture order; at most [`MAX_EVENTS`] are kept, later ones are
+    /// in capture order; at most `MAX_EVENTS` are kept, later ones are
     /// only counted in `events_dropped`.
     pub events: Vec<TcpEvent>,
-    /// Events found beyond [`MAX_EVENTS`] and not kept.
+    /// Events found beyond `MAX_EVENTS` and not kept.
     pub events_dropped: u64,
     /// Initial round trip as the capture saw it: the client's SYN to its ACK
     /// completing the handshake (Wireshark's iRTT), in microseconds; `null`
@@ -196,7 +197,7 @@ pub struct Connection {
     pub pure_acks: u64,
     /// Every pure ACK (the handshake's and the teardown's last included),
     /// kept only when [`crate::analyze::Options::keep_acks`] asks for them
-    /// (`--acks`), at most [`MAX_ACKS_KEPT`] per connection.
+    /// (`--acks`), at most `MAX_ACKS_KEPT` per connection.
     #[serde(skip)]
     pub acks: Vec<AckEvent>,
     /// The teardown's last packet: the pure ACK of the second FIN, from the
@@ -206,7 +207,7 @@ pub struct Connection {
 }
 
 /// Most ACKs kept per connection for `--acks`; later ones are only counted.
-pub const MAX_ACKS_KEPT: usize = 10_000;
+pub(crate) const MAX_ACKS_KEPT: usize = 10_000;
 
 /// A segment that only acknowledges: no data, no SYN, FIN or RST.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +224,7 @@ pub struct AckEvent {
 
 /// Most TCP events kept per connection: enough for any lab run, bounded for
 /// a capture of a connection that retransmits for hours.
-pub const MAX_EVENTS: usize = 10_000;
+pub(crate) const MAX_EVENTS: usize = 10_000;
 
 impl Connection {
     /// A connection with nothing seen yet but its first packet: no

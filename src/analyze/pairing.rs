@@ -42,7 +42,7 @@ use crate::protocol::app::{
 };
 
 /// Most bytes held per connection while `auto` decides on a framing.
-pub const DETECT_WINDOW: usize = 64 * 1024;
+pub(crate) const DETECT_WINDOW: usize = 64 * 1024;
 
 /// The `--framing` choice: a framing, or `auto` to recognise it per connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
@@ -97,7 +97,7 @@ mod decoder;
 mod detect;
 mod exchange;
 
-pub use decoder::PairLimits;
+pub(crate) use decoder::PairLimits;
 use decoder::{Decoder, Message};
 use detect::detect_reason;
 pub use detect::{Sample, detect};
@@ -166,7 +166,7 @@ fn direction(side: Side) -> Direction {
 /// Pairs the messages of one connection into exchanges, writing them into
 /// its [`Connection`].
 #[derive(Debug)]
-pub struct Pairer {
+pub(crate) struct Pairer {
     limits: PairLimits,
     mode: Mode,
     /// Side of the last data (or gap) handed in, to see turns.

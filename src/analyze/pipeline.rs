@@ -58,7 +58,7 @@ const BATCHES_QUEUED: usize = 4;
 const BATCHES_IN_ALL: usize = BATCHES_QUEUED + 2;
 /// Longest a live source's packet waits in a batch before the analyzer
 /// sees it.
-pub const LIVE_LATENCY: Duration = Duration::from_millis(20);
+pub(crate) const LIVE_LATENCY: Duration = Duration::from_millis(20);
 
 /// Why a pipeline stopped early.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 /// The first bytes of a message, collected while the message streams past,
 /// so a preview never needs the whole message in memory.
 #[derive(Debug, Clone, Default)]
-pub struct PreviewBuf {
+pub(crate) struct PreviewBuf {
     /// The first captured bytes, up to the limit given to [`PreviewBuf::push`].
     head: Head,
     /// Whether bytes after `head` and before any gap exist (cut by the limit).
@@ -130,7 +130,7 @@ impl PreviewBuf {
 /// Escapes `bytes` for printing and cuts the result at `limit` characters,
 /// ending it with `…` when something was left out. An escape sequence is
 /// never cut in half.
-pub fn escape(bytes: &[u8], limit: usize) -> String {
+pub(crate) fn escape(bytes: &[u8], limit: usize) -> String {
     // Built as bytes (only ASCII and `…` go in) and checked once at the end.
     let mut out = Vec::with_capacity(bytes.len().min(limit) + 3);
     let mut chars = 0;

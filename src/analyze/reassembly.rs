@@ -46,7 +46,7 @@ const MAX_AHEAD: u64 = 1 << 30;
 
 /// Bytes of one direction handed out in stream order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk<'a> {
+pub(crate) struct Chunk<'a> {
     /// Stream offset of the first byte.
     pub offset: u64,
     /// The segment that carried these bytes: its number, time and TCP
@@ -59,7 +59,7 @@ pub struct Chunk<'a> {
 
 /// Captured bytes or a stretch that was not captured.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChunkData<'a> {
+pub(crate) enum ChunkData<'a> {
     /// Bytes as captured.
     Bytes(&'a [u8]),
     /// This many bytes were sent but not captured: a gap.
@@ -83,7 +83,7 @@ impl ChunkData<'_> {
 
 /// What [`Reassembler::push`] did with a segment, beyond handing out bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PushOutcome {
+pub(crate) struct PushOutcome {
     /// Bytes given up on (handed out as missing) because holding the segment
     /// would have exceeded the budget.
     pub given_up: u64,
@@ -102,7 +102,7 @@ struct Held {
 
 /// Reassembles one direction of a TCP connection.
 #[derive(Debug, Default)]
-pub struct Reassembler {
+pub(crate) struct Reassembler {
     /// Next expected byte as (sequence number, stream offset); `None` until
     /// the first packet from this side.
     next: Option<(u32, u64)>,

@@ -1,6 +1,6 @@
 //! Builders for tests, examples and fuzzing: TCP conversations written by
 //! hand ([`Script`], [`Seg`]), the one pcap writer ([`PcapWriter`], with
-//! [`pcap()`] for a whole file in memory) and pcapng blocks ([`Ng`]).
+//! `pcap()` for a whole file in memory) and pcapng blocks (`Ng`, both in unit tests only).
 //!
 //! Public so that the end-to-end tests and `examples/gen_capture.rs` write
 //! captures the same way the unit tests do; nothing in the analyzer uses it.
@@ -8,8 +8,11 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
+#[cfg(test)]
 use super::flows::{Analyzer, Options};
-use super::model::{Analysis, Side, Timestamp};
+#[cfg(test)]
+use super::model::Analysis;
+use super::model::{Side, Timestamp};
 use super::segment::{TcpFlags, TcpSegment};
 
 /// The header fields of a classic pcap file.
@@ -125,9 +128,10 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
+#[cfg(test)]
 /// A pcap file in memory: `records` are (seconds, fraction, captured data,
 /// original length).
-pub fn pcap(
+pub(crate) fn pcap(
     nanosecond: bool,
     big_endian: bool,
     link_type: u32,
@@ -149,7 +153,8 @@ pub fn pcap(
 }
 
 /// Runs segments through an [`Analyzer`], numbered from 1 in order.
-pub fn analyze(options: Options, segs: &[Seg]) -> Analysis {
+#[cfg(test)]
+pub(crate) fn analyze(options: Options, segs: &[Seg]) -> Analysis {
     let mut a = Analyzer::new(options);
     for (i, s) in segs.iter().enumerate() {
         a.push(&s.view(i as u64 + 1));
@@ -159,7 +164,8 @@ pub fn analyze(options: Options, segs: &[Seg]) -> Analysis {
 
 /// Segments as a raw-IP pcap (`LINKTYPE_RAW`, nanoseconds), each with
 /// correct IP and TCP headers, timed as [`Seg::view`] times them.
-pub fn segments_pcap(segs: &[Seg]) -> Vec<u8> {
+#[cfg(test)]
+pub(crate) fn segments_pcap(segs: &[Seg]) -> Vec<u8> {
     let format = PcapFormat {
         nanosecond: true,
         big_endian: false,
@@ -267,7 +273,7 @@ pub struct Script {
 }
 
 /// TCP flags without PSH.
-pub fn flags(syn: bool, ack: bool, fin: bool, rst: bool) -> TcpFlags {
+pub(crate) fn flags(syn: bool, ack: bool, fin: bool, rst: bool) -> TcpFlags {
     TcpFlags::from_bits(
         u16::from(syn) << 1 | u16::from(ack) << 4 | u16::from(fin) | u16::from(rst) << 2,
     )
@@ -350,11 +356,13 @@ impl Script {
 }
 
 /// pcapng building blocks, in one byte order.
-pub struct Ng {
+#[cfg(test)]
+pub(crate) struct Ng {
     /// Write big-endian.
     pub big_endian: bool,
 }
 
+#[cfg(test)]
 impl Ng {
     fn u16(&self, v: u16) -> [u8; 2] {
         if self.big_endian {

@@ -5,7 +5,7 @@
 use std::ops::Deref;
 
 /// Warnings kept; later ones are only counted.
-pub const MAX_WARNINGS: usize = 100;
+pub(crate) const MAX_WARNINGS: usize = 100;
 
 /// Warnings, the first [`MAX_WARNINGS`] kept in order, every one counted.
 /// Reads as the slice of those kept.

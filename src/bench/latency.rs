@@ -15,7 +15,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 /// Significant decimal digits the histogram keeps.
-pub const SIGNIFICANT_DIGITS: u8 = 3;
+pub(crate) const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// The highest latency tracked exactly: a day, in nanoseconds. A run is at
 /// most an hour of warmup, an hour of measuring and an hour of timeout.
@@ -26,7 +26,7 @@ const BATCH: usize = 1024;
 
 /// The run's histogram of latencies in nanoseconds, shared by every connection.
 #[derive(Debug)]
-pub struct Latencies {
+pub(crate) struct Latencies {
     histogram: Mutex<Histogram<u64>>,
 }
 
@@ -73,7 +73,7 @@ impl Latencies {
 /// Gathers one connection's samples and hands them to [`Latencies`] in
 /// batches; the rest on drop.
 #[derive(Debug)]
-pub struct Recorder<'a> {
+pub(crate) struct Recorder<'a> {
     shared: &'a Latencies,
     batch: Vec<u64>,
 }
@@ -146,27 +146,9 @@ impl LatencySummary {
     }
 }
 
-/// Formats microseconds with 3 significant digits and a fitting unit:
-/// `850 ns`, `31.2 µs`, `180 µs`, `1.25 ms`, `2.50 s`.
-pub fn format_us(us: f64) -> String {
-    if !us.is_finite() || us < 0.0 {
-        return "-".to_string();
-    }
-    let (value, unit) = if us < 1.0 {
-        (us * 1000.0, "ns")
-    } else if us < 1000.0 {
-        (us, "µs")
-    } else if us < 1_000_000.0 {
-        (us / 1000.0, "ms")
-    } else {
-        (us / 1_000_000.0, "s")
-    };
-    format!("{} {unit}", three_digits(value))
-}
-
 /// A number with 3 significant digits (no exponent): `1.25`, `31.2`, `180`,
 /// `4521` (integers of 4 digits or more are shown whole).
-pub fn three_digits(value: f64) -> String {
+pub(crate) fn three_digits(value: f64) -> String {
     if value >= 99.95 {
         format!("{value:.0}")
     } else if value >= 9.995 {
@@ -179,18 +161,6 @@ pub fn three_digits(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn units_switch_at_each_thousand() {
-        assert_eq!(format_us(0.85), "850 ns");
-        assert_eq!(format_us(31.23), "31.2 µs");
-        assert_eq!(format_us(180.4), "180 µs");
-        assert_eq!(format_us(999.0), "999 µs");
-        assert_eq!(format_us(1250.0), "1.25 ms");
-        assert_eq!(format_us(2_500_000.0), "2.50 s");
-        assert_eq!(format_us(4_521_000_000.0), "4521 s");
-        assert_eq!(format_us(f64::NAN), "-");
-    }
 
     #[test]
     fn rounding_never_shows_four_digits_below_a_hundred() {

@@ -4,24 +4,24 @@
 //!
 //! [`run`] takes a [`BenchConfig`], opens every connection first (a run
 //! where some cannot connect is refused, with how many failed and why),
-//! then drives each from its own task ([`load`]) and returns a
-//! [`BenchReport`]. A run is always bounded: by a number of requests or by
-//! a duration (at most [`MAX_DURATION`]), and each request by a timeout.
+//! then drives each from its own task (`load`) and returns a
+//! `BenchReport`. A run is always bounded: by a number of requests or by
+//! a duration (at most `MAX_DURATION`), and each request by a timeout.
 //!
-//! - [`latency`]: the HDR histogram and its summary.
-//! - [`pacer`]: the open-loop schedule and the thread that keeps it.
-//! - [`report`]: the report and its text and JSON forms.
+//! - `latency`: the HDR histogram and its summary.
+//! - `pacer`: the open-loop schedule and the thread that keeps it.
+//! - `report`: the report and its text and JSON forms.
 //!
 //! Closed loop (the default) measures from each request's write to its
 //! response. Open loop (`rate`) schedules requests at fixed intervals and
 //! measures from when each was due, so a stalled server is not hidden by
-//! the generator politely waiting for it (see [`load`] and
+//! the generator politely waiting for it (see `load` and
 //! docs/benchmark-server.md).
 
-pub mod latency;
-pub mod load;
-pub mod pacer;
-pub mod report;
+pub(crate) mod latency;
+pub(crate) mod load;
+pub(crate) mod pacer;
+pub(crate) mod report;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,9 +32,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-pub use latency::LatencySummary;
 pub use load::Live;
-pub use report::{BenchReport, ErrorCounts, LatencyFrom, Mode, Throughput};
+pub(crate) use report::{BenchReport, ErrorCounts, LatencyFrom, Mode, Throughput};
 
 use crate::client::with_default_port;
 use crate::protocol::Framing;
@@ -47,24 +46,24 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// Request payload size unless told otherwise.
 pub const DEFAULT_SIZE: usize = 16;
 /// How long a connection attempt and each request may take.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The response an echo server gives starts with this.
-pub const DEFAULT_ECHO_PREFIX: &str = "Echo: ";
+pub(crate) const DEFAULT_ECHO_PREFIX: &str = "Echo: ";
 
 /// The longest run (measured part), and the cap on `-n` runs too.
-pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(3600);
 /// The most requests one run may ask for.
-pub const MAX_REQUESTS: u64 = 1_000_000_000;
+pub(crate) const MAX_REQUESTS: u64 = 1_000_000_000;
 /// The most connections one run may open.
-pub const MAX_CONNECTIONS: usize = 10_000;
+pub(crate) const MAX_CONNECTIONS: usize = 10_000;
 /// The deepest pipeline.
-pub const MAX_PIPELINE: usize = 4096;
+pub(crate) const MAX_PIPELINE: usize = 4096;
 /// The largest request payload.
-pub const MAX_MESSAGE: usize = 1 << 20;
+pub(crate) const MAX_MESSAGE: usize = 1 << 20;
 /// The most request bytes one connection may have in flight.
-pub const MAX_INFLIGHT_BYTES: usize = 16 << 20;
+pub(crate) const MAX_INFLIGHT_BYTES: usize = 16 << 20;
 /// The highest open-loop rate.
-pub const MAX_RATE: f64 = 10_000_000.0;
+pub(crate) const MAX_RATE: f64 = 10_000_000.0;
 
 /// Connection attempts made at once, so a large `-c` does not overflow the
 /// server's listen backlog (dropped SYNs would cost a 1 s retransmit each).

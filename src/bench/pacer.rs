@@ -26,7 +26,7 @@ const MAX_NAP: Duration = Duration::from_millis(20);
 
 /// When each request of an open-loop run is due.
 #[derive(Debug, Clone, Copy)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     /// When the first request of connection 0 is due.
     pub start: Instant,
     /// Time between two requests of one connection, in nanoseconds.
@@ -57,7 +57,7 @@ impl Schedule {
 
 /// A thread that wakes each connection when its next request is due.
 #[derive(Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }

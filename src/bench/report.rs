@@ -27,7 +27,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::latency::{LatencySummary, format_us, three_digits};
+use super::latency::{LatencySummary, three_digits};
+use crate::human::format_micros;
 use crate::protocol::Framing;
 
 /// How requests were scheduled.
@@ -176,17 +177,17 @@ impl BenchReport {
             self.target, self.connections, self.pipeline, self.framing, self.request_bytes
         );
         let warmup = if self.warmup_secs > 0.0 {
-            format!(" after {} s of warmup", three_digits(self.warmup_secs))
+            format!(" after {} of warmup", secs(self.warmup_secs))
         } else {
             String::new()
         };
         let _ = writeln!(
             out,
-            "  requests     {} sent, {} answered, {} error(s) in {} s{warmup}",
+            "  requests     {} sent, {} answered, {} error(s) in {}{warmup}",
             self.requests,
             self.responses,
             self.errors.total,
-            three_digits(self.elapsed_secs)
+            secs(self.elapsed_secs)
         );
         let _ = writeln!(
             out,
@@ -204,12 +205,12 @@ impl BenchReport {
                 let _ = writeln!(
                     out,
                     "  latency      min {}, p50 {}, p90 {}, p99 {}, p99.9 {}, max {} ({from})",
-                    format_us(l.min_us),
-                    format_us(l.p50_us),
-                    format_us(l.p90_us),
-                    format_us(l.p99_us),
-                    format_us(l.p999_us),
-                    format_us(l.max_us)
+                    format_micros(l.min_us),
+                    format_micros(l.p50_us),
+                    format_micros(l.p90_us),
+                    format_micros(l.p99_us),
+                    format_micros(l.p999_us),
+                    format_micros(l.max_us)
                 );
             }
             None => {
@@ -256,6 +257,11 @@ fn error_kinds(e: &ErrorCounts) -> Option<String> {
         .map(|&(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }))
         .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// Seconds as a duration for people: `1.230 s`.
+fn secs(s: f64) -> String {
+    format_micros(s * 1e6)
 }
 
 /// A rate as a whole number when large, else with 3 significant digits.
@@ -316,9 +322,9 @@ mod tests {
             sample().to_text(),
             "\
 reqresp bench 127.0.0.1:2222: 16 connection(s), closed loop, pipeline 1, line framing, 16-byte requests
-  requests     100000 sent, 100000 answered, 0 error(s) in 1.23 s
+  requests     100000 sent, 100000 answered, 0 error(s) in 1.234 s
   throughput   81004 req/s; 1.38 MB/s sent, 1.86 MB/s received
-  latency      min 12.0 µs, p50 180 µs, p90 240 µs, p99 1.20 ms, p99.9 2.10 ms, max 5.00 ms (from each request's write)
+  latency      min 0.012 ms, p50 0.180 ms, p90 0.240 ms, p99 1.203 ms, p99.9 2.100 ms, max 5.003 ms (from each request's write)
 "
         );
         assert!(sample().is_clean());
@@ -348,7 +354,7 @@ reqresp bench 127.0.0.1:2222: 16 connection(s), closed loop, pipeline 1, line fr
         assert!(text.starts_with(
             "reqresp bench 127.0.0.1:2222: 16 connection(s), open loop at 500 req/s,"
         ));
-        assert!(text.contains("0 answered, 20 error(s) in 1.23 s after 1.00 s of warmup\n"));
+        assert!(text.contains("0 answered, 20 error(s) in 1.234 s after 1.000 s of warmup\n"));
         assert!(text.contains("  latency      no response measured\n"));
         assert!(text.contains("  errors       19 timeouts, 1 mismatch\n"));
         assert!(text.contains("  lost         16 of 16 connection(s) ended early\n"));

@@ -16,8 +16,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use errors::CaptureError;
-pub use live::{Capture, CaptureHandle, open_live};
+pub(crate) use errors::CaptureError;
+pub(crate) use live::open_live;
+pub use live::{Capture, CaptureHandle};
 
 /// Default snapshot length: as much of each packet as tcpdump keeps.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;

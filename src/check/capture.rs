@@ -17,7 +17,7 @@ use crate::protocol::Framing;
 use crate::report::{self, RenderOptions};
 
 /// A capture running during the check.
-pub struct EvidenceCapture {
+pub(crate) struct EvidenceCapture {
     handle: CaptureHandle,
     interface: String,
     server: SocketAddr,
@@ -26,7 +26,7 @@ pub struct EvidenceCapture {
 }
 
 /// A finished capture, ready to be cut per case.
-pub struct Finished {
+pub(crate) struct Finished {
     /// The interface it ran on.
     pub interface: String,
     /// The server's address.
@@ -38,7 +38,7 @@ pub struct Finished {
 /// The interface whose traffic reaches `server`: `lo` for a loopback (or
 /// own) address, else the interface holding the local address the kernel
 /// picks for it, else `any`.
-pub fn interface_for(server: SocketAddr) -> String {
+pub(crate) fn interface_for(server: SocketAddr) -> String {
     if server.ip().is_loopback() {
         return "lo".into();
     }
@@ -77,7 +77,7 @@ fn server_filter(server: SocketAddr) -> String {
 /// Starts capturing the server's traffic. The whole capture goes to
 /// `out/check.pcap` when `out` is given, else to a temporary file removed
 /// after the run. Fails, with the reason, without root or CAP_NET_RAW.
-pub fn start(server: SocketAddr, out: Option<&Path>) -> Result<EvidenceCapture, String> {
+pub(crate) fn start(server: SocketAddr, out: Option<&Path>) -> Result<EvidenceCapture, String> {
     let interface = interface_for(server);
     let (path, keep) = match out {
         Some(dir) => (dir.join("check.pcap"), true),
@@ -171,7 +171,11 @@ impl Finished {
 
 /// The packets of `pcap` analysed and drawn as `reqresp analyze` draws
 /// them (text, no colour, a few connections).
-pub fn packet_ladder(pcap: &Path, server: SocketAddr, framing: Framing) -> Result<String, String> {
+pub(crate) fn packet_ladder(
+    pcap: &Path,
+    server: SocketAddr,
+    framing: Framing,
+) -> Result<String, String> {
     let analysis = analyze_file(pcap, server, framing)?;
     let render = RenderOptions {
         width: 100,

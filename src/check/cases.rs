@@ -15,6 +15,7 @@ use super::expect::{self, Expectation};
 use super::probe::{CloseSeen, Failure, Link, Probe};
 use super::trace::preview;
 use super::{Outcome, Verdict};
+use crate::human::format_duration;
 use crate::protocol::Framing;
 
 /// Pause between the 1-byte writes of `split`.
@@ -122,7 +123,7 @@ impl Ctx {
 }
 
 /// Runs one case.
-pub(crate) async fn run(case: CaseId, ctx: &Ctx) -> Verdict {
+pub async fn run(case: CaseId, ctx: &Ctx) -> Verdict {
     let result = match case {
         CaseId::Echo => echo(ctx).await,
         CaseId::Empty => single(ctx, b"", "the empty message").await,
@@ -560,18 +561,18 @@ async fn latency(ctx: &Ctx) -> CaseResult {
         rtts.last().copied().unwrap_or_default(),
     );
     let figures = format!(
-        "p50 {} ms, p99 {} ms, max {} ms over {} requests, one at a time on one connection",
-        ms(p50),
-        ms(p99),
-        ms(max),
+        "p50 {}, p99 {}, max {} over {} requests, one at a time on one connection",
+        format_duration(p50),
+        format_duration(p99),
+        format_duration(max),
         rtts.len()
     );
     let verdict = if p99 > ctx.latency_warn {
         Verdict {
             outcome: Outcome::Warn,
             reason: format!(
-                "{figures}: p99 is above the warning threshold of {} ms",
-                ms(ctx.latency_warn)
+                "{figures}: p99 is above the warning threshold of {}",
+                format_duration(ctx.latency_warn)
             ),
             figures: Vec::new(),
         }

@@ -12,9 +12,9 @@ use super::trace::preview;
 const QUOTE: usize = 40;
 
 /// The ticket service's answer to a booking that succeeded starts with this.
-pub const BOOKED: &str = "Booked one ticket";
+pub(crate) const BOOKED: &str = "Booked one ticket";
 /// The ticket service's answer once the stock is gone starts with this.
-pub const SOLD_OUT: &str = "Sorry, no tickets left";
+pub(crate) const SOLD_OUT: &str = "Sorry, no tickets left";
 
 /// What a good answer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub enum Expectation {
 }
 
 /// Why an answer is wrong, in words for a reason line.
-pub type Mismatch = String;
+pub(crate) type Mismatch = String;
 
 impl Expectation {
     /// Checks one framed answer to `request`.
@@ -115,7 +115,7 @@ impl Expectation {
 }
 
 /// True for the ticket service's booking request.
-pub fn is_booking(request: &[u8]) -> bool {
+pub(crate) fn is_booking(request: &[u8]) -> bool {
     request.trim_ascii().eq_ignore_ascii_case(b"book ticket")
 }
 

@@ -9,14 +9,14 @@ use serde_json::{Map, Value, json};
 use super::{CheckReport, Evidence, Lang, Outcome};
 
 /// The schema name written in every document.
-pub const SCHEMA: &str = "reqresp-check/1";
+pub(crate) const SCHEMA: &str = "reqresp-check/1";
 
 fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// The report as a JSON value.
-pub fn to_value(report: &CheckReport) -> Value {
+pub(crate) fn to_value(report: &CheckReport) -> Value {
     let cases: Vec<Value> = report
         .cases
         .iter()

@@ -15,7 +15,7 @@ use super::{CheckReport, Lang, Outcome};
 
 /// `text` escaped for XML: markup characters as entities, characters XML
 /// 1.0 does not allow (most C0 controls) as `\u{..}`.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

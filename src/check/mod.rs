@@ -7,12 +7,12 @@
 //! capture when one is possible (root or CAP_NET_RAW), otherwise from the
 //! client's own view (what was written, what each read returned).
 //!
-//! - [`catalog`]: the cases, their rules (English and Indonesian), when
+//! - `catalog`: the cases, their rules (English and Indonesian), when
 //!   they apply.
 //! - `cases`: what each case does on the wire (private).
-//! - [`expect`]: what a good answer is, and why a bad one is bad.
-//! - [`trace`]: the client-side trace and its ladder.
-//! - [`runner`]: runs the suite, applies `--strict`, gathers evidence.
+//! - `expect`: what a good answer is, and why a bad one is bad.
+//! - `trace`: the client-side trace and its ladder.
+//! - `runner`: runs the suite, applies `--strict`, gathers evidence.
 //! - [`capture`]: the capture on the interface that reaches the server and
 //!   the per-case cuts of it.
 //! - [`text`], [`json`], [`junit`]: the report formats.
@@ -28,31 +28,31 @@
 
 pub mod capture;
 mod cases;
-pub mod catalog;
-pub mod expect;
+pub(crate) mod catalog;
+pub(crate) mod expect;
 pub mod json;
 pub mod junit;
 pub(crate) mod probe;
-pub mod runner;
+pub(crate) mod runner;
 pub mod text;
-pub mod trace;
+pub(crate) mod trace;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use catalog::{CaseId, Lang, UnknownCase};
-pub use expect::Expectation;
+pub(crate) use expect::Expectation;
 pub use runner::run;
-pub use trace::ConnTrace;
+pub(crate) use trace::ConnTrace;
 
 use crate::protocol::Framing;
 use crate::server::ServiceKind;
 
 /// How long each connect, write and wait for an answer may take unless told.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// `latency` warns when p99 is above this unless told.
-pub const DEFAULT_LATENCY_WARN: Duration = Duration::from_millis(50);
+pub(crate) const DEFAULT_LATENCY_WARN: Duration = Duration::from_millis(50);
 /// The longest `--timeout`.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 

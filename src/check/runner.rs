@@ -21,11 +21,11 @@ use super::{
 use crate::client::with_default_port;
 
 /// Connections drawn per failed case in a ladder.
-pub const LADDER_CONNECTIONS: usize = 4;
+pub(crate) const LADDER_CONNECTIONS: usize = 4;
 
 /// The time bound of one case: generous for a failing server (every wait
 /// of a case may time out), yet finite.
-pub fn case_bound(timeout: Duration) -> Duration {
+pub(crate) fn case_bound(timeout: Duration) -> Duration {
     timeout * 8 + Duration::from_secs(5)
 }
 
@@ -131,14 +131,7 @@ pub async fn run(
         }
     }
     if let Some(out) = &config.out {
-        for result in results.iter_mut().filter(|r| r.outcome == Outcome::Fail) {
-            let path = out.join(format!("{}.ladder.txt", result.case));
-            let ladder = trace::ladder(&result.traces, &server.to_string(), usize::MAX);
-            let text = format!("{}: {}\n\n{ladder}", result.case, result.reason);
-            if std::fs::write(&path, text).is_ok() {
-                result.ladder_file = Some(path);
-            }
-        }
+        write_ladders(&mut results, out, server);
     }
 
     Ok(CheckReport {
@@ -152,6 +145,18 @@ pub async fn run(
         evidence,
         notes,
     })
+}
+
+/// Writes each failed case's client-side ladder to `out/CASE.ladder.txt`.
+fn write_ladders(results: &mut [CaseResult], out: &std::path::Path, server: SocketAddr) {
+    for result in results.iter_mut().filter(|r| r.outcome == Outcome::Fail) {
+        let path = out.join(format!("{}.ladder.txt", result.case));
+        let ladder = trace::ladder(&result.traces, &server.to_string(), usize::MAX);
+        let text = format!("{}: {}\n\n{ladder}", result.case, result.reason);
+        if std::fs::write(&path, text).is_ok() {
+            result.ladder_file = Some(path);
+        }
+    }
 }
 
 /// True when the case's connections were all refused.

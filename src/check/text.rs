@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 
 use super::runner::LADDER_CONNECTIONS;
-use super::trace::{self, format_time};
-use super::{CheckReport, Evidence, Lang, Outcome};
+use super::trace;
+use super::{CaseResult, CheckReport, Evidence, Lang, Outcome};
+use crate::human::format_duration;
 
 /// The fixed words of the report in one language.
 struct Words {
@@ -92,18 +93,18 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
         .max(w.case.len());
     let _ = writeln!(
         out,
-        "  {:<name_w$}  {:<6}  {:>9}  {}",
+        "  {:<name_w$}  {:<6}  {:>10}  {}",
         w.case, w.result, w.time, w.reason
     );
     for c in &report.cases {
         let time = if c.outcome == Outcome::Skip {
             "-".to_string()
         } else {
-            format_time(c.duration)
+            format_duration(c.duration)
         };
         let _ = writeln!(
             out,
-            "  {:<name_w$}  {:<6}  {:>9}  {}",
+            "  {:<name_w$}  {:<6}  {:>10}  {}",
             c.case.name(),
             c.outcome.word(lang),
             time,
@@ -129,7 +130,7 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
         Outcome::Fail.word(lang),
         counts.skip,
         Outcome::Skip.word(lang),
-        format_time(report.duration)
+        format_duration(report.duration)
     );
     match &report.evidence {
         Evidence::Client { why } => {
@@ -152,45 +153,7 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
         .iter()
         .filter(|c| matches!(c.outcome, Outcome::Fail | Outcome::Warn))
     {
-        let _ = writeln!(out);
-        let title = format!("{}: {}", c.case.name(), c.outcome.word(lang));
-        let _ = writeln!(
-            out,
-            "── {title} {}",
-            "─".repeat(60usize.saturating_sub(title.len()))
-        );
-        let _ = writeln!(out, "{}: {}", w.rule, c.case.rule(lang));
-        let _ = writeln!(out, "{}: {}", w.reason, c.reason);
-        if c.strict_failure {
-            let _ = writeln!(out, "({})", w.strict);
-        }
-        if c.outcome != Outcome::Fail {
-            continue;
-        }
-        if !c.traces.is_empty() {
-            let _ = writeln!(out, "\n{}:", w.client_view);
-            out.push_str(&trace::ladder(
-                &c.traces,
-                &report.server.to_string(),
-                LADDER_CONNECTIONS,
-            ));
-        }
-        if let Some(path) = &c.ladder_file {
-            let _ = writeln!(out, "({} {})", w.written, path.display());
-        }
-        if let Some(capture) = &c.capture {
-            let _ = write!(out, "\n{} ({} packets", w.packets, capture.packets);
-            if let Some(file) = &capture.file {
-                let _ = write!(out, ", {} {}", w.written, file.display());
-            }
-            let _ = writeln!(out, "):");
-            if let Some(ladder) = &capture.ladder {
-                out.push_str(ladder);
-                if !ladder.ends_with('\n') {
-                    out.push('\n');
-                }
-            }
-        }
+        case_detail(&mut out, c, &report.server.to_string(), lang);
     }
     let _ = writeln!(out);
     if report.passed() {
@@ -205,6 +168,47 @@ pub fn render(report: &CheckReport, lang: Lang) -> String {
         let _ = writeln!(out, "{}: {}.", w.verdict_bad, failed.join(", "));
     }
     out
+}
+
+/// The section of a failed or warned case: its rule and reason, then for a
+/// failure the client's ladder and the packets the capture kept.
+fn case_detail(out: &mut String, c: &CaseResult, server: &str, lang: Lang) {
+    let w = words(lang);
+    let _ = writeln!(out);
+    let title = format!("{}: {}", c.case.name(), c.outcome.word(lang));
+    let _ = writeln!(
+        out,
+        "── {title} {}",
+        "─".repeat(60usize.saturating_sub(title.len()))
+    );
+    let _ = writeln!(out, "{}: {}", w.rule, c.case.rule(lang));
+    let _ = writeln!(out, "{}: {}", w.reason, c.reason);
+    if c.strict_failure {
+        let _ = writeln!(out, "({})", w.strict);
+    }
+    if c.outcome != Outcome::Fail {
+        return;
+    }
+    if !c.traces.is_empty() {
+        let _ = writeln!(out, "\n{}:", w.client_view);
+        out.push_str(&trace::ladder(&c.traces, server, LADDER_CONNECTIONS));
+    }
+    if let Some(path) = &c.ladder_file {
+        let _ = writeln!(out, "({} {})", w.written, path.display());
+    }
+    if let Some(capture) = &c.capture {
+        let _ = write!(out, "\n{} ({} packets", w.packets, capture.packets);
+        if let Some(file) = &capture.file {
+            let _ = write!(out, ", {} {}", w.written, file.display());
+        }
+        let _ = writeln!(out, "):");
+        if let Some(ladder) = &capture.ladder {
+            out.push_str(ladder);
+            if !ladder.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,11 +11,13 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::human::format_duration;
+
 /// Characters of payload shown per event.
-pub const PREVIEW_CHARS: usize = 48;
+pub(crate) const PREVIEW_CHARS: usize = 48;
 
 /// The most events kept per connection; the rest are counted.
-pub const MAX_EVENTS: usize = 400;
+pub(crate) const MAX_EVENTS: usize = 400;
 
 /// What happened on one connection, in order.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -131,7 +133,7 @@ impl ConnTrace {
 
 /// `bytes` as printable text of at most `limit` characters: control
 /// characters escaped (`\n`, `\u{0}`), invalid UTF-8 as U+FFFD, `…` when cut.
-pub fn preview(bytes: &[u8], limit: usize) -> String {
+pub(crate) fn preview(bytes: &[u8], limit: usize) -> String {
     // Looking at a bounded prefix keeps a 64 KB payload cheap to preview.
     let head = &bytes[..bytes.len().min(limit.saturating_mul(4))];
     let text = crate::client::printable(head);
@@ -142,24 +144,11 @@ pub fn preview(bytes: &[u8], limit: usize) -> String {
     out
 }
 
-/// Formats a duration since the case start for the ladder: `0.482 ms`,
-/// `12.3 ms`, `2.001 s`.
-pub fn format_time(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1e3;
-    if ms < 100.0 {
-        format!("{ms:.3} ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{:.3} s", d.as_secs_f64())
-    }
-}
-
 /// Draws the connections of one case as a ladder: one line per event, by
 /// time, the client on the left and the server on the right, arrows for
 /// what crossed the wire. At most `max_conns` connections are drawn, the
 /// failed ones first; the rest are announced in one line.
-pub fn ladder(conns: &[ConnTrace], server: &str, max_conns: usize) -> String {
+pub(crate) fn ladder(conns: &[ConnTrace], server: &str, max_conns: usize) -> String {
     let mut shown: Vec<(usize, &ConnTrace)> = conns.iter().enumerate().collect();
     // Failed connections first, then in the order they were made.
     shown.sort_by_key(|(i, c)| (!c.failed, *i));
@@ -193,7 +182,7 @@ pub fn ladder(conns: &[ConnTrace], server: &str, max_conns: usize) -> String {
         let _ = writeln!(
             out,
             "  {:>10}  {:<label_w$}  {arrow}  {what}",
-            format_time(at),
+            format_duration(at),
             conn.label
         );
     }
@@ -234,7 +223,7 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
             " … ",
             format!(
                 "nothing for {}, waiting for {waiting_for}",
-                format_time(*waited)
+                format_duration(*waited)
             ),
         ),
         EventKind::ShutdownWrite => ("──▶", "shutdown(write): the client's FIN".into()),

@@ -36,7 +36,7 @@ Each response must be `Echo: <request>` (or start with --expect). Exit status:
 printed, then a one-line reason on stderr), or when no run was possible.")]
 pub struct Args {
     /// Server address as host:port; a missing port means 2222.
-    #[arg(value_name = "ADDR", default_value = client::DEFAULT_ADDR)]
+    #[arg(value_name = "ADDR", default_value_t = client::default_addr())]
     addr: String,
     /// Connections, each driven by its own task.
     #[arg(short = 'c', long, default_value_t = bench::DEFAULT_CONNECTIONS)]

@@ -39,7 +39,7 @@ Exit status: 0 when no case failed (warns do not fail unless --strict), 1 when
 a case failed or the check could not run.")]
 pub struct Args {
     /// Server address as host:port; a missing port means 2222.
-    #[arg(value_name = "ADDR", default_value = client::DEFAULT_ADDR)]
+    #[arg(value_name = "ADDR", default_value_t = client::default_addr())]
     addr: String,
     /// How the server delimits messages: line, length or raw.
     #[arg(long, value_enum, default_value_t = Framing::Line)]

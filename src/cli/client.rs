@@ -26,7 +26,7 @@ on stderr otherwise (unreachable, closed early, no answer within --timeout).")]
 pub struct Args {
     /// Server address as host:port; a host name works (reqresp-server:2222),
     /// a missing port means 2222.
-    #[arg(value_name = "ADDR", default_value = client::DEFAULT_ADDR)]
+    #[arg(value_name = "ADDR", default_value_t = client::default_addr())]
     addr: String,
     /// Messages to send, one request each, responses printed one per line.
     /// Without any: a prompt when stdin is a terminal, else one request per

@@ -24,7 +24,7 @@ pub struct Args {
     /// address is printed on stdout as `listening on <ip:port>` (followed by
     /// `(all interfaces)` for 0.0.0.0 or ::). The services have no
     /// authentication: use 127.0.0.1 to keep the server to this machine.
-    #[arg(long, default_value = "0.0.0.0:2222")]
+    #[arg(long, default_value_t = format!("0.0.0.0:{}", reqresp::protocol::DEFAULT_PORT))]
     listen: String,
     /// How messages are delimited: line (up to \n), length (4-byte big-endian
     /// length prefix), raw (one read is one message, like the original lab).

@@ -5,7 +5,7 @@
 //! connected to 127.0.0.1:2222 (line framing, timeout 5 s)
 //! type a message and press Enter; `quit`, `exit` or Ctrl-D to leave
 //! > hi
-//! Echo: hi   (0.21 ms)
+//! Echo: hi   (0.210 ms)
 //! ```
 //!
 //! Leaving (`quit`, `exit`, Ctrl-D, or Ctrl-C twice at the prompt) closes the
@@ -23,7 +23,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{Client, ClientError};
 
 /// The prompt shown before each request.
-pub const PROMPT: &str = "> ";
+pub(crate) const PROMPT: &str = "> ";
 
 /// Why an interactive session ended with an error.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 //!
 //! - **Network namespaces** (root): a server host and a client host, each a
 //!   network namespace with its own `eth0`, IP and MAC on a bridge
-//!   `br-reqresp` in the root namespace ([`topology`]), like the lab's Docker
+//!   `br-reqresp` in the root namespace (`topology`), like the lab's Docker
 //!   bridge. The capture runs on the bridge, the server inside the server
 //!   host, the client inside the client host.
 //! - **Loopback** (no privilege to build namespaces): server and client on
@@ -14,24 +14,24 @@
 //! Server and client are this very binary, started as children (inside a
 //! host by `ip netns exec`), so the lab runs exactly what a student runs by
 //! hand. Every resource is owned by a guard whose `Drop` releases it: the
-//! [`process::Process`] children, the capture handle and the
-//! [`topology::Topology`]; Ctrl-C and SIGTERM are turned into an error by
+//! `process::Process` children, the capture handle and the
+//! `topology::Topology`; Ctrl-C and SIGTERM are turned into an error by
 //! [`signals`] so that they unwind through those guards too.
 //!
 //! [`usercmd`] runs a user's own server or client on a lab host in place of
 //! reqresp's (`--server-cmd`, `--client-cmd`) and judges it.
 
 pub mod faults;
-pub mod hook;
+pub(crate) mod hook;
 mod mode;
-pub mod names;
-pub mod outdir;
-pub mod process;
+pub(crate) mod names;
+pub(crate) mod outdir;
+pub(crate) mod process;
 pub mod scenario;
-pub mod scenario_record;
+pub(crate) mod scenario_record;
 pub mod scenario_run;
 pub mod signals;
-pub mod topology;
+pub(crate) mod topology;
 pub mod usercmd;
 
 use mode::choose_mode;
@@ -47,7 +47,7 @@ use crate::analyze::model::Analysis;
 use crate::capture::{Capture, CaptureConfig, CaptureError, CaptureHandle};
 use crate::report::{self, Format, RenderOptions};
 
-use names::LAB_PORT;
+use crate::protocol::DEFAULT_PORT;
 use outdir::RunDir;
 use process::{Process, ProcessError};
 use topology::{Topology, TopologyError};
@@ -99,7 +99,7 @@ pub struct LabOptions {
     /// Where to run.
     pub mode: Mode,
     /// Base directory of the results: each run gets its own folder in it
-    /// and a `latest` link ([`outdir`]).
+    /// and a `latest` link (`outdir`).
     pub out: PathBuf,
     /// Server service.
     pub service: LabService,
@@ -179,7 +179,7 @@ impl From<ProcessError> for LabError {
 /// The requests the client sends: `messages` when given, else the
 /// service's default script (three echo messages, or one booking more than
 /// the stock so the last one finds it sold out).
-pub fn script(service: LabService, tickets: u64, messages: &[String]) -> Vec<String> {
+pub(crate) fn script(service: LabService, tickets: u64, messages: &[String]) -> Vec<String> {
     if !messages.is_empty() {
         return messages.to_vec();
     }
@@ -196,14 +196,14 @@ pub fn script(service: LabService, tickets: u64, messages: &[String]) -> Vec<Str
 }
 
 /// The ticket ledger's file name in the lab's output directory.
-pub const TICKETS_DB: &str = "tickets.db";
+pub(crate) const TICKETS_DB: &str = "tickets.db";
 
 /// The arguments of `reqresp server` for the lab; `extra` comes last.
 ///
 /// The tickets service keeps its ledger in `out` ([`TICKETS_DB`]) and starts
 /// each run with a fresh stock (`--reset-tickets`), so the script finds the
 /// stock it expects, unless `extra` names its own `--tickets-db`.
-pub fn server_args(
+pub(crate) fn server_args(
     listen: SocketAddr,
     service: LabService,
     tickets: u64,
@@ -233,14 +233,14 @@ pub fn server_args(
 
 /// The arguments of `reqresp client` for the lab; `--` keeps messages that
 /// start with `-` from being read as flags.
-pub fn client_args(server: SocketAddr, messages: &[String]) -> Vec<String> {
+pub(crate) fn client_args(server: SocketAddr, messages: &[String]) -> Vec<String> {
     let mut args = vec!["client".to_string(), server.to_string(), "--".to_string()];
     args.extend(messages.iter().cloned());
     args
 }
 
 /// `ip netns exec <netns> <exe> <args...>`: runs `exe` inside a host.
-pub fn in_netns(netns: &str, exe: &Path, args: &[String]) -> Command {
+pub(crate) fn in_netns(netns: &str, exe: &Path, args: &[String]) -> Command {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", netns]).arg(exe).args(args);
     cmd
@@ -366,7 +366,7 @@ fn run_netns(
         run_dir.final_path().join("reqresp.pcap").display()
     );
 
-    let listen = SocketAddr::from((names.server.ip, LAB_PORT));
+    let listen = SocketAddr::from((names.server.ip, DEFAULT_PORT));
     let served = exchange(
         in_netns(
             &names.server.netns,
@@ -441,16 +441,16 @@ fn run_loopback(
         let addr = server_address(&mut server)?;
         Ok((server, addr, line))
     };
-    let free = TcpListener::bind((Ipv4Addr::LOCALHOST, LAB_PORT)).is_ok();
+    let free = TcpListener::bind((Ipv4Addr::LOCALHOST, DEFAULT_PORT)).is_ok();
     // The port can be taken between the check and the server's bind (another
     // lab, a test): then the server fails and a free port is used instead.
-    let (mut server, addr, line) = match free.then(|| start(LAB_PORT)) {
+    let (mut server, addr, line) = match free.then(|| start(DEFAULT_PORT)) {
         Some(Ok(started)) => started,
         Some(Err(err)) if !err.to_string().contains("in use") => return Err(err),
         Some(Err(_)) | None => {
             let _ = writeln!(
                 out,
-                "port {LAB_PORT} is in use on 127.0.0.1: using a free port"
+                "port {DEFAULT_PORT} is in use on 127.0.0.1: using a free port"
             );
             start(0)?
         }
@@ -600,7 +600,7 @@ fn stop_capture(capture: CaptureHandle) -> Result<crate::capture::CaptureStats, 
 
 /// The files a run writes into its folder `--out/<stamp>/`, the HTML
 /// report (the one to open first) first.
-pub const OUTPUT_FILES: [&str; 5] = [
+pub(crate) const OUTPUT_FILES: [&str; 5] = [
     "report.html",
     "reqresp.pcap",
     "report.txt",
@@ -610,7 +610,7 @@ pub const OUTPUT_FILES: [&str; 5] = [
 
 /// Reads the capture back and analyses it; `server` says which side is
 /// the server should the capture have missed the SYN.
-pub fn analyze_capture(pcap: &Path, server: SocketAddr) -> Result<Analysis, LabError> {
+pub(crate) fn analyze_capture(pcap: &Path, server: SocketAddr) -> Result<Analysis, LabError> {
     let err = |message: String| LabError::Analyze {
         path: pcap.into(),
         message,
@@ -709,7 +709,7 @@ when done, remove it:              sudo {exe} lab --down",
         sns = srv.netns,
         cns = cli.netns,
         sip = srv.ip,
-        port = LAB_PORT,
+        port = DEFAULT_PORT,
     );
 }
 

@@ -19,24 +19,22 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 /// Longest interface name Linux accepts (`IFNAMSIZ` is 16 with the NUL).
-pub const MAX_IFNAME: usize = 15;
+#[cfg(test)]
+pub(crate) const MAX_IFNAME: usize = 15;
 
 /// Name of the bridge of slot 0; later slots append `-<n>`.
-pub const BRIDGE_BASE: &str = "br-reqresp";
+pub(crate) const BRIDGE_BASE: &str = "br-reqresp";
 
 /// Highest slot tried: at most this many + 1 labs run (or are kept) at once.
-pub const MAX_SLOT: u8 = 63;
+pub(crate) const MAX_SLOT: u8 = 63;
 
 /// Name of the interface inside each host namespace, as in a container.
-pub const HOST_IFACE: &str = "eth0";
-
-/// The lab's TCP port (the original lab's server listens on 2222).
-pub const LAB_PORT: u16 = 2222;
+pub(crate) const HOST_IFACE: &str = "eth0";
 
 /// Which host of the lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub(crate) enum Role {
     /// The host running `reqresp server`.
     Server,
     /// The host running `reqresp client`.
@@ -64,7 +62,7 @@ impl Role {
 
 /// One host of the lab: a network namespace joined to the bridge by a veth pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Host {
+pub(crate) struct Host {
     /// Server or client.
     pub role: Role,
     /// Network namespace name (`ip netns exec <netns> ...`).
@@ -79,7 +77,7 @@ pub struct Host {
 
 /// Every name and address of one lab topology.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabNames {
+pub(crate) struct LabNames {
     /// Process id of the run that created the topology.
     pub pid: u32,
     /// Bridge slot (0 for `br-reqresp`).
@@ -95,7 +93,7 @@ pub struct LabNames {
 }
 
 /// Bridge name for a slot: `br-reqresp`, `br-reqresp-1`, ...
-pub fn bridge_name(slot: u8) -> String {
+pub(crate) fn bridge_name(slot: u8) -> String {
     if slot == 0 {
         BRIDGE_BASE.to_string()
     } else {
@@ -105,7 +103,7 @@ pub fn bridge_name(slot: u8) -> String {
 
 /// Docker-style MAC for an IPv4 address: `02:42` (locally administered,
 /// unicast) followed by the four address bytes, so the MAC names its host.
-pub fn mac_for(ip: Ipv4Addr) -> String {
+pub(crate) fn mac_for(ip: Ipv4Addr) -> String {
     let [a, b, c, d] = ip.octets();
     format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
@@ -145,6 +143,7 @@ impl LabNames {
     }
 
     /// Every interface name this topology creates in the root namespace.
+    #[cfg(test)]
     pub fn root_ifaces(&self) -> [&str; 3] {
         [&self.bridge, &self.server.veth, &self.client.veth]
     }

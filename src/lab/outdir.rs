@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The name of the link to the newest complete run.
-pub const LATEST: &str = "latest";
+pub(crate) const LATEST: &str = "latest";
 
 /// One run's output folder while it is being written.
 #[derive(Debug)]
-pub struct RunDir {
+pub(crate) struct RunDir {
     base: PathBuf,
     name: String,
     partial: PathBuf,
@@ -117,7 +117,7 @@ impl Drop for RunDir {
 /// How to render a run's `report.html`: titled with the capture's final
 /// path, which the page's "open in Wireshark" commands use (`wireshark -r
 /// PATH`).
-pub fn html_options(pcap: &Path) -> crate::report::RenderOptions {
+pub(crate) fn html_options(pcap: &Path) -> crate::report::RenderOptions {
     crate::report::RenderOptions {
         title: Some(pcap.display().to_string()),
         ..crate::report::RenderOptions::default()
@@ -126,7 +126,7 @@ pub fn html_options(pcap: &Path) -> crate::report::RenderOptions {
 
 /// What a run's file is for, as printed after its path ("" when it says
 /// itself).
-pub fn describe(file: &str) -> &'static str {
+pub(crate) fn describe(file: &str) -> &'static str {
     match file {
         "report.html" => "  (open this one in a browser: the interactive report)",
         "reqresp.pcap" => "  (the capture, for Wireshark or tcpdump -r)",
@@ -163,7 +163,7 @@ pub(crate) fn give_to_sudo_user(base: &Path, dir: &Path, latest: &Path) {
 }
 
 /// The folder `latest` points at in `base`, if it is a link to a folder.
-pub fn latest_run(base: &Path) -> Option<PathBuf> {
+pub(crate) fn latest_run(base: &Path) -> Option<PathBuf> {
     let link = base.join(LATEST);
     let target = std::fs::read_link(&link).ok()?;
     let dir = base.join(target);
@@ -172,7 +172,7 @@ pub fn latest_run(base: &Path) -> Option<PathBuf> {
 
 /// `2026-11-30T072253Z`: UTC, sortable, no `:` (which some file systems
 /// and `scp` treat specially).
-pub fn stamp(time: SystemTime) -> String {
+pub(crate) fn stamp(time: SystemTime) -> String {
     let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);

@@ -67,7 +67,7 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 /// A running child with its stdout lines on a channel and stderr collected.
-pub struct Process {
+pub(crate) struct Process {
     name: &'static str,
     child: Child,
     stdout: Receiver<String>,
@@ -79,14 +79,14 @@ pub struct Process {
 /// the terminal reaches only the lab, which then stops its children in
 /// order (server after client, capture last) and cleans up; a second Ctrl-C
 /// cannot cut a cleanup command short.
-pub fn detach(command: &mut Command) {
+pub(crate) fn detach(command: &mut Command) {
     command.process_group(0);
 }
 
 /// A command line as it would be typed, for messages.
 /// Arguments with spaces or shell characters are single-quoted, so the line
 /// can be pasted into a shell.
-pub fn display(command: &Command) -> String {
+pub(crate) fn display(command: &Command) -> String {
     std::iter::once(command.get_program())
         .chain(command.get_args())
         .map(|a| shell_quote(&a.to_string_lossy()))
@@ -96,7 +96,7 @@ pub fn display(command: &Command) -> String {
 
 /// `word` as a POSIX shell reads it back: unchanged when it is plain,
 /// otherwise in single quotes (a `'` inside becomes `'\''`).
-pub fn shell_quote(word: &str) -> String {
+pub(crate) fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()

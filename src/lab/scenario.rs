@@ -63,7 +63,7 @@ const PACED_5: Plan = Plan::Paced {
 };
 
 /// Every scenario, in the order `--scenario list` prints them.
-pub const SCENARIOS: &[Scenario] = &[
+pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "happy",
         summary: "no fault: one client, five requests, every answer at once",
@@ -169,9 +169,9 @@ pub const SCENARIOS: &[Scenario] = &[
 ];
 
 /// The explanation of a run with `--fault` only.
-pub const CUSTOM_EN: &str = "The faults above were applied on the lab's link while the client sent its requests. Loss shows as ⟲ retransmissions, delay as a larger handshake RTT and latency, a partition as retransmissions with growing gaps (or a timeout when it outlasts the client's). Compare the ladder with the happy scenario's.";
+pub(crate) const CUSTOM_EN: &str = "The faults above were applied on the lab's link while the client sent its requests. Loss shows as ⟲ retransmissions, delay as a larger handshake RTT and latency, a partition as retransmissions with growing gaps (or a timeout when it outlasts the client's). Compare the ladder with the happy scenario's.";
 /// The same in Indonesian.
-pub const CUSTOM_ID: &str = "Gangguan di atas diterapkan pada link lab selama klien mengirim permintaannya. Kehilangan paket terlihat sebagai ⟲ retransmisi, delay sebagai RTT handshake dan latensi yang lebih besar, partisi sebagai retransmisi dengan jeda yang makin panjang (atau timeout bila lebih lama dari timeout klien). Bandingkan ladder-nya dengan skenario happy.";
+pub(crate) const CUSTOM_ID: &str = "Gangguan di atas diterapkan pada link lab selama klien mengirim permintaannya. Kehilangan paket terlihat sebagai ⟲ retransmisi, delay sebagai RTT handshake dan latensi yang lebih besar, partisi sebagai retransmisi dengan jeda yang makin panjang (atau timeout bila lebih lama dari timeout klien). Bandingkan ladder-nya dengan skenario happy.";
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -179,7 +179,7 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
 }
 
 /// `--scenario list`: one line each.
-pub fn list() -> String {
+pub(crate) fn list() -> String {
     let width = SCENARIOS.iter().map(|s| s.name.len()).max().unwrap_or(0);
     SCENARIOS
         .iter()

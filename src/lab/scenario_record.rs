@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::scenario::Lang;
+use crate::human::format_micros;
+use crate::report::ladder;
 
 /// One client's run, as `scenario.json` records it.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -80,7 +82,7 @@ pub struct ScenarioRecord {
 
 /// The end of the report: faults, clients, what was hit, the explanation
 /// (`lang` `None`: both languages).
-pub fn scenario_section(record: &ScenarioRecord, lang: Option<Lang>) -> String {
+pub(crate) fn scenario_section(record: &ScenarioRecord, lang: Option<Lang>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -105,7 +107,7 @@ pub fn scenario_section(record: &ScenarioRecord, lang: Option<Lang>) -> String {
         );
     }
     if let Some((began, ended)) = record.partition_ms {
-        let show = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{:.0} ms", t));
+        let show = |t: Option<f64>| t.map_or("-".to_string(), |ms| format_micros(ms * 1e3));
         let _ = writeln!(
             s,
             "  partition: from {} to {} after the client started",
@@ -131,7 +133,11 @@ pub fn scenario_section(record: &ScenarioRecord, lang: Option<Lang>) -> String {
         let _ = writeln!(s, "  {line}");
     }
     for run in &record.retransmission_runs {
-        let gaps: Vec<String> = run.gaps_ms.iter().map(|g| format!("{g:.0} ms")).collect();
+        let gaps: Vec<String> = run
+            .gaps_ms
+            .iter()
+            .map(|ms| format_micros(ms * 1e3))
+            .collect();
         let _ = writeln!(
             s,
             "  connection {}: {} seq {} sent {} times, gaps {}",
@@ -162,22 +168,14 @@ pub fn scenario_section(record: &ScenarioRecord, lang: Option<Lang>) -> String {
 
 /// Wraps text at 78 columns, indented by two.
 fn wrap(text: &str) -> String {
-    let mut out = String::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > 76 {
-            let _ = writeln!(out, "  {line}");
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if words.is_empty() {
+        return String::new();
     }
-    if !line.is_empty() {
-        let _ = writeln!(out, "  {line}");
-    }
-    out
+    ladder::wrap(&words, 76)
+        .iter()
+        .map(|line| format!("  {line}\n"))
+        .collect()
 }
 
 const RESEND_KINDS: [&str; 4] = [
@@ -189,7 +187,7 @@ const RESEND_KINDS: [&str; 4] = [
 
 /// Groups the retransmission events of report.json by segment: each run
 /// is the original send (its time minus `detail`) and every resend.
-pub fn retransmission_runs(report: &serde_json::Value) -> Vec<RetransmissionRun> {
+pub(crate) fn retransmission_runs(report: &serde_json::Value) -> Vec<RetransmissionRun> {
     let mut runs: Vec<RetransmissionRun> = Vec::new();
     let empty = Vec::new();
     for conn in report["connections"].as_array().unwrap_or(&empty) {
@@ -240,7 +238,7 @@ pub fn retransmission_runs(report: &serde_json::Value) -> Vec<RetransmissionRun>
 
 /// One line per exchange that a retransmission delayed: the first exchange
 /// of its connection that ended after the resend.
-pub fn exchanges_hit(report: &serde_json::Value) -> Vec<String> {
+pub(crate) fn exchanges_hit(report: &serde_json::Value) -> Vec<String> {
     let mut lines = Vec::new();
     let empty = Vec::new();
     for conn in report["connections"].as_array().unwrap_or(&empty) {
@@ -266,7 +264,7 @@ pub fn exchanges_hit(report: &serde_json::Value) -> Vec<String> {
             let latency = x["latency_us"]
                 .as_f64()
                 .map_or("no response".to_string(), |us| {
-                    format!("latency {:.1} ms", us / 1e3)
+                    format!("latency {}", format_micros(us))
                 });
             lines.push(format!(
                 "connection {} exchange {} ({:?}): {n} retransmission(s), {latency}",
@@ -319,7 +317,7 @@ mod tests {
         let hit = exchanges_hit(&report());
         assert_eq!(hit.len(), 1, "{hit:?}");
         assert!(
-            hit[0].contains("exchange 2 (\"b\"): 3 retransmission(s), latency 990.0 ms"),
+            hit[0].contains("exchange 2 (\"b\"): 3 retransmission(s), latency 990.000 ms"),
             "{hit:?}"
         );
     }

@@ -2,7 +2,7 @@
 //! topology, capture, faults, server(s) and clients as the scenario's
 //! [`Plan`] says, then the analysis, the reports and the explanation.
 //!
-//! The files go where a plain `reqresp lab` run puts them ([`super::outdir`]):
+//! The files go where a plain `reqresp lab` run puts them (`super::outdir`):
 //! built in a hidden `--out/.<time>.partial/`, renamed to `--out/<time>/`
 //! once all are written, and `--out/latest` pointed at it. A failed or
 //! interrupted run removes its partial folder, so a folder with a plain
@@ -11,22 +11,22 @@
 //! Besides the lab's usual files, a run writes `scenario.json`: what each
 //! client sent, got and printed as its error, how each fault was made, and
 //! the retransmission runs (the same segment sent again and again, with the
-//! gaps between the sends; see [`super::scenario_record`]). The end-to-end
+//! gaps between the sends; see `super::scenario_record`). The end-to-end
 //! tests read it together with `report.json`'s `events`.
 //!
 //! Every resource is a guard dropped in reverse order: clients and servers
-//! ([`Process`]), the faults ([`Faults`]), the capture, the topology. The
+//! (`Process`), the faults (`Faults`), the capture, the topology. The
 //! faults live in the lab's namespaces, so a SIGKILL leaves nothing that
 //! `reqresp lab --down` does not remove.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::faults::{self, FaultError, FaultSpec, Faults};
-use super::names::{LAB_PORT, LabNames};
+use super::names::LabNames;
 use super::outdir::{self, RunDir};
 use super::process::{self, Process, ProcessError};
 use super::scenario::{self, CUSTOM_EN, CUSTOM_ID, Lang, Plan, Scenario};
@@ -35,7 +35,9 @@ use super::scenario_record::{
 };
 use super::topology::{Topology, TopologyError};
 use super::{LabService, analyze_capture, client_args, in_netns, server_args, signals};
+use crate::analyze::model::Analysis;
 use crate::capture::{Capture, CaptureConfig, CaptureError};
+use crate::protocol::DEFAULT_PORT;
 use crate::report::{self, Format, RenderOptions};
 
 /// The original lab's Python server, run by `one-client-server`.
@@ -63,7 +65,7 @@ pub struct ScenarioOptions {
     /// Language of the explanation on standard output (report.txt has both).
     pub lang: Lang,
     /// Base output directory: the run's files go to a new `out/<time>/`
-    /// and `out/latest` points at it ([`super::outdir`]).
+    /// and `out/latest` points at it (`super::outdir`).
     pub out: PathBuf,
     /// Print every command.
     pub verbose: bool,
@@ -147,20 +149,7 @@ pub fn run(
     let plan = options
         .scenario
         .map_or_else(|| custom_plan(&spec), |s| s.plan);
-    let mut record = ScenarioRecord {
-        scenario: options.scenario.map_or("custom", |s| s.name).to_string(),
-        fault: spec.to_string(),
-        server_delay_ms: options.scenario.map_or(0, |s| s.server_delay_ms),
-        explanation_en: options
-            .scenario
-            .map_or(CUSTOM_EN, |s| s.explain_en)
-            .to_string(),
-        explanation_id: options
-            .scenario
-            .map_or(CUSTOM_ID, |s| s.explain_id)
-            .to_string(),
-        ..ScenarioRecord::default()
-    };
+    let mut record = new_record(options.scenario, &spec);
     let run_dir = RunDir::create(&options.out).map_err(|source| ScenarioError::Output {
         path: options.out.clone(),
         source,
@@ -180,22 +169,7 @@ pub fn run(
 
     let topology = Topology::create(std::process::id(), options.verbose)?;
     let names = topology.names().clone();
-    say(
-        out,
-        &format!(
-            "topology: bridge {} (ifindex {}), server host {} ({}, veth {}), client host {} ({}, veth {})",
-            names.bridge,
-            topology
-                .bridge_ifindex()
-                .map_or_else(|| "?".to_string(), |i| i.to_string()),
-            names.server.netns,
-            names.server.ip,
-            names.server.veth,
-            names.client.netns,
-            names.client.ip,
-            names.client.veth
-        ),
-    );
+    say(out, &describe_topology(&topology));
     let pcap = dir.join("reqresp.pcap");
     let mut config = CaptureConfig::new(names.bridge.clone(), pcap.clone());
     config.promiscuous = true;
@@ -216,14 +190,7 @@ pub fn run(
         Some(Faults::apply(spec, &hosts, options.verbose)?)
     };
     if let Some(f) = &faults {
-        record.mechanisms = f.describe();
-        record.delay_mechanism = f.delay_mechanism().map(|m| {
-            match m {
-                faults::DelayMechanism::Netem => "netem",
-                faults::DelayMechanism::Nfqueue => "nfqueue",
-            }
-            .to_string()
-        });
+        record_faults(f, &mut record);
         say(out, "faults:");
         for line in &record.mechanisms {
             say(out, &format!("  {line}"));
@@ -240,76 +207,18 @@ pub fn run(
     };
     let ran = ctx.run_plan(plan, options.scenario.map_or(0, |s| s.server_delay_ms), out);
     let started = ctx.started;
-    if let Some(f) = faults.as_mut() {
-        record.packets_held = f.packets_held();
-        if let (Some(p), Some(t0)) = (f.partition(), started) {
-            let log = p.log();
-            let ms =
-                |t: Option<Instant>| t.map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1e3);
-            record.partition_ms = Some((ms(log.began), ms(log.ended)));
-        }
-        for err in f.remove() {
-            record.notes.push(format!("removing a fault: {err}"));
-        }
+    if let Some(f) = faults {
+        remove_faults(f, started, &mut record);
     }
-    drop(faults);
     std::thread::sleep(SETTLE);
     let stats = capture.stop();
     ran?;
     let stats = stats?;
     say(out, &format!("capture stopped: {stats}"));
 
-    let server = SocketAddr::from((names.server.ip, LAB_PORT));
+    let server = SocketAddr::from((names.server.ip, DEFAULT_PORT));
     let analysis = analyze_capture(&pcap, server)?;
-    let mut json = Vec::new();
-    report::render(
-        &analysis,
-        Format::Json,
-        &RenderOptions::default(),
-        &mut json,
-    )
-    .map_err(|source| ScenarioError::Output {
-        path: dir.join("report.json"),
-        source,
-    })?;
-    let value: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
-    record.retransmission_runs = retransmission_runs(&value);
-    record.exchanges_hit = exchanges_hit(&value);
-
-    let files = RenderOptions {
-        title: Some(format!(
-            "reqresp lab --scenario {}: {}",
-            record.scenario,
-            final_pcap.display()
-        )),
-        ..RenderOptions::default()
-    };
-    let mut text = Vec::new();
-    let rendered = report::render(&analysis, Format::Text, &files, &mut text)
-        .and_then(|()| {
-            text.extend_from_slice(scenario_section(&record, None).as_bytes());
-            write_file(&dir.join("report.txt"), &text)
-        })
-        .and_then(|()| write_file(&dir.join("report.json"), &json))
-        .and_then(|()| {
-            let mut svg = Vec::new();
-            report::render(&analysis, Format::Svg, &files, &mut svg)?;
-            write_file(&dir.join("ladder.svg"), &svg)
-        })
-        .and_then(|()| {
-            let mut html = Vec::new();
-            let options = outdir::html_options(&final_pcap);
-            report::render(&analysis, Format::Html, &options, &mut html)?;
-            write_file(&dir.join("report.html"), &html)
-        })
-        .and_then(|()| {
-            let scenario_json = serde_json::to_vec_pretty(&record).expect("record serializes");
-            write_file(&dir.join("scenario.json"), &scenario_json)
-        });
-    rendered.map_err(|source| ScenarioError::Output {
-        path: dir.clone(),
-        source,
-    })?;
+    write_reports(&analysis, &mut record, &dir, &final_pcap)?;
     let _ = writeln!(out);
     let _ = report::render(&analysis, Format::Text, &RenderOptions::for_stdout(), out);
     let _ = write!(out, "{}", scenario_section(&record, Some(options.lang)));
@@ -329,6 +238,121 @@ pub fn run(
         ),
     );
     Ok(record)
+}
+
+/// The record of a run before it starts: what it is and why.
+fn new_record(scenario: Option<&Scenario>, spec: &FaultSpec) -> ScenarioRecord {
+    ScenarioRecord {
+        scenario: scenario.map_or("custom", |s| s.name).to_string(),
+        fault: spec.to_string(),
+        server_delay_ms: scenario.map_or(0, |s| s.server_delay_ms),
+        explanation_en: scenario.map_or(CUSTOM_EN, |s| s.explain_en).to_string(),
+        explanation_id: scenario.map_or(CUSTOM_ID, |s| s.explain_id).to_string(),
+        ..ScenarioRecord::default()
+    }
+}
+
+/// What the faults are and how they are made, into the record.
+fn record_faults(f: &Faults, record: &mut ScenarioRecord) {
+    record.mechanisms = f.describe();
+    record.delay_mechanism = f.delay_mechanism().map(|m| {
+        match m {
+            faults::DelayMechanism::Netem => "netem",
+            faults::DelayMechanism::Nfqueue => "nfqueue",
+        }
+        .to_string()
+    });
+}
+
+/// Removes the faults after the run, recording what they did: packets
+/// held, when a partition began and ended (since `started`), and any
+/// error removing them.
+fn remove_faults(mut f: Faults, started: Option<Instant>, record: &mut ScenarioRecord) {
+    record.packets_held = f.packets_held();
+    if let (Some(p), Some(t0)) = (f.partition(), started) {
+        let log = p.log();
+        let ms =
+            |t: Option<Instant>| t.map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1e3);
+        record.partition_ms = Some((ms(log.began), ms(log.ended)));
+    }
+    for err in f.remove() {
+        record.notes.push(format!("removing a fault: {err}"));
+    }
+}
+
+/// The line that tells what the topology is.
+fn describe_topology(topology: &Topology) -> String {
+    let names = topology.names();
+    format!(
+        "topology: bridge {} (ifindex {}), server host {} ({}, veth {}), client host {} ({}, veth {})",
+        names.bridge,
+        topology
+            .bridge_ifindex()
+            .map_or_else(|| "?".to_string(), |i| i.to_string()),
+        names.server.netns,
+        names.server.ip,
+        names.server.veth,
+        names.client.netns,
+        names.client.ip,
+        names.client.veth
+    )
+}
+
+/// Writes the run's files into `dir`: report.txt (with the scenario's
+/// section), report.json, ladder.svg, report.html and scenario.json; the
+/// retransmissions and the exchanges they hit go into `record` first.
+fn write_reports(
+    analysis: &Analysis,
+    record: &mut ScenarioRecord,
+    dir: &Path,
+    final_pcap: &Path,
+) -> Result<(), ScenarioError> {
+    let mut json = Vec::new();
+    report::render(analysis, Format::Json, &RenderOptions::default(), &mut json).map_err(
+        |source| ScenarioError::Output {
+            path: dir.join("report.json"),
+            source,
+        },
+    )?;
+    let value: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+    record.retransmission_runs = retransmission_runs(&value);
+    record.exchanges_hit = exchanges_hit(&value);
+
+    let files = RenderOptions {
+        title: Some(format!(
+            "reqresp lab --scenario {}: {}",
+            record.scenario,
+            final_pcap.display()
+        )),
+        ..RenderOptions::default()
+    };
+    let mut text = Vec::new();
+    let rendered = report::render(analysis, Format::Text, &files, &mut text)
+        .and_then(|()| {
+            text.extend_from_slice(scenario_section(record, None).as_bytes());
+            write_file(&dir.join("report.txt"), &text)
+        })
+        .and_then(|()| write_file(&dir.join("report.json"), &json))
+        .and_then(|()| {
+            let mut svg = Vec::new();
+            report::render(analysis, Format::Svg, &files, &mut svg)?;
+            write_file(&dir.join("ladder.svg"), &svg)
+        })
+        .and_then(|()| {
+            let mut html = Vec::new();
+            let options = outdir::html_options(final_pcap);
+            report::render(analysis, Format::Html, &options, &mut html)?;
+            write_file(&dir.join("report.html"), &html)
+        })
+        .and_then(|()| {
+            let scenario_json = serde_json::to_vec_pretty(record).expect("record serializes");
+            write_file(&dir.join("scenario.json"), &scenario_json)
+        });
+    rendered.map_err(|source| ScenarioError::Output {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(())
 }
 
 /// The files of a scenario run, the HTML report first.
@@ -456,13 +480,18 @@ impl Ctx<'_> {
                 } else {
                     Vec::new()
                 };
-                let mut server = self.server(LAB_PORT, LabService::Echo, 0, &extra, out)?;
+                let mut server = self.server(DEFAULT_PORT, LabService::Echo, 0, &extra, out)?;
                 let requests: Vec<String> =
                     (1..=messages).map(|i| format!("request {i}")).collect();
-                let record =
-                    self.paced(LAB_PORT, "client", &requests, gap, timeout, out, |_, _| {
-                        Ok(())
-                    })?;
+                let record = self.paced(
+                    DEFAULT_PORT,
+                    "client",
+                    &requests,
+                    gap,
+                    timeout,
+                    out,
+                    |_, _| Ok(()),
+                )?;
                 self.record.clients.push(record);
                 server.stop(libc::SIGTERM, Duration::from_secs(5));
             }
@@ -595,284 +624,6 @@ impl Ctx<'_> {
         }
         record
     }
-
-    fn crash(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
-        let mut server = self.server(LAB_PORT, LabService::Echo, 0, &[], out)?;
-        let requests = [
-            "before the crash".to_string(),
-            "after the crash".to_string(),
-        ];
-        let mut killed = None;
-        let record = self.paced(
-            LAB_PORT,
-            "client",
-            &requests,
-            Duration::from_millis(300),
-            Duration::from_secs(5),
-            out,
-            |i, out| {
-                if i == 0 {
-                    let pid = server.pid();
-                    killed = server.stop(libc::SIGKILL, Duration::from_secs(2));
-                    let _ = writeln!(out, "server killed (SIGKILL, pid {pid})");
-                }
-                Ok(())
-            },
-        )?;
-        if let Some(status) = killed {
-            self.record.notes.push(format!("server ended: {status}"));
-        }
-        self.record.clients.push(record);
-        let (client, record) = self.once(
-            "new client",
-            LAB_PORT,
-            &["--timeout", "3"],
-            &["hello?".to_string()],
-            &[],
-        )?;
-        let _ = writeln!(out, "new client: {}", record.command);
-        let record = Self::finish(client, record, Duration::from_secs(8), &[]);
-        if let Some(e) = &record.error {
-            let _ = writeln!(out, "  new client error: {e}");
-        }
-        self.record.clients.push(record);
-        Ok(())
-    }
-
-    fn recv_bug(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
-        self.start_clock();
-        // 3,000 bytes of readable text, numbered every 10 bytes.
-        let message: String = (0..300)
-            .map(|i| format!("{:>9}.", i * 10))
-            .collect::<String>()
-            .replace(' ', "-");
-        let expected = format!("Echo: {message}");
-        for (label, framing, port) in [
-            ("raw framing (recv(1024))", "raw", LAB_PORT),
-            ("line framing", "line", LAB_PORT + 1),
-        ] {
-            let extra = vec!["--framing".to_string(), framing.to_string()];
-            let mut server = self.server(port, LabService::Echo, 0, &extra, out)?;
-            let (client, record) = self.once(
-                label,
-                port,
-                &["--framing", framing, "--timeout", "3"],
-                std::slice::from_ref(&message),
-                std::slice::from_ref(&expected),
-            )?;
-            let _ = writeln!(out, "{label}: {}", record.command);
-            let record = Self::finish(
-                client,
-                record,
-                Duration::from_secs(8),
-                std::slice::from_ref(&expected),
-            );
-            let _ = writeln!(
-                out,
-                "  answer: {} bytes, {}",
-                record.responses.first().map_or(0, |r| r.len()),
-                if record.ok { "right" } else { "WRONG" }
-            );
-            self.record.clients.push(record);
-            server.stop(libc::SIGTERM, Duration::from_secs(5));
-        }
-        Ok(())
-    }
-
-    fn one_client_server(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
-        self.start_clock();
-        let script = self.out.join(PYTHON_SERVER_FILE);
-        std::fs::write(&script, PYTHON_SERVER).map_err(|source| ScenarioError::Output {
-            path: script.clone(),
-            source,
-        })?;
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.names.server.netns, "python3"])
-            .arg(&script)
-            .args([LAB_PORT.to_string(), self.names.server.ip.to_string()]);
-        let _ = writeln!(
-            out,
-            "server (the original lab's): {}",
-            process::display(&cmd)
-        );
-        let mut python = Process::spawn("python server", cmd).map_err(|e| {
-            ScenarioError::Missing(format!(
-                "{e}; one-client-server needs python3 (apt-get install python3)"
-            ))
-        })?;
-        python
-            .wait_for_line("Server listening on ", SERVER_START)
-            .map_err(|e| ScenarioError::Missing(format!("{e}; one-client-server needs python3")))?;
-        self.three_clients("python server", LAB_PORT, out)?;
-        python.stop(libc::SIGTERM, Duration::from_secs(2));
-        let extra = vec!["--framing".to_string(), "raw".to_string()];
-        let mut server = self.server(LAB_PORT + 1, LabService::Echo, 0, &extra, out)?;
-        self.three_clients("reqresp server", LAB_PORT + 1, out)?;
-        server.stop(libc::SIGTERM, Duration::from_secs(5));
-        Ok(())
-    }
-
-    fn three_clients(
-        &mut self,
-        server: &str,
-        port: u16,
-        out: &mut dyn Write,
-    ) -> Result<(), ScenarioError> {
-        let mut running = Vec::new();
-        for i in 1..=3 {
-            let message = format!("hello from client {i}");
-            let expected = format!("Echo: {message}");
-            running.push(self.once(
-                &format!("{server}, client {i}"),
-                port,
-                &["--framing", "raw", "--timeout", "3"],
-                &[message],
-                &[expected],
-            )?);
-        }
-        for (client, record) in running {
-            let expected = record.expected.clone();
-            let record = Self::finish(client, record, Duration::from_secs(8), &expected);
-            let _ = writeln!(
-                out,
-                "  {}: {}",
-                record.label,
-                record
-                    .error
-                    .as_deref()
-                    .unwrap_or(record.responses.first().map_or("", String::as_str))
-            );
-            self.record.clients.push(record);
-        }
-        Ok(())
-    }
-
-    fn tickets_race(
-        &mut self,
-        clients: usize,
-        tickets: u64,
-        out: &mut dyn Write,
-    ) -> Result<(), ScenarioError> {
-        let mut server = self.server(LAB_PORT, LabService::Tickets, tickets, &[], out)?;
-        self.start_clock();
-        let mut running = Vec::new();
-        for i in 1..=clients {
-            running.push(self.once(
-                &format!("client {i}"),
-                LAB_PORT,
-                &["--timeout", "10"],
-                &["book ticket".to_string()],
-                &[],
-            )?);
-        }
-        let mut booked = 0;
-        for (client, record) in running {
-            let record = Self::finish(client, record, Duration::from_secs(15), &[]);
-            if record
-                .responses
-                .first()
-                .is_some_and(|r| r.starts_with("Booked"))
-            {
-                booked += 1;
-            }
-            self.record.clients.push(record);
-        }
-        let note = format!("{booked} of {clients} clients booked a ticket (stock {tickets})");
-        let _ = writeln!(out, "{note}");
-        self.record.notes.push(note);
-        server.stop(libc::SIGTERM, Duration::from_secs(5));
-        Ok(())
-    }
-
-    fn slow_reader(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
-        let extra = vec![
-            "--idle-timeout".to_string(),
-            format!("{}", SLOW_READER_IDLE.as_secs()),
-        ];
-        let mut server = self.server(LAB_PORT, LabService::Echo, 0, &extra, out)?;
-        self.start_clock();
-        let netns = self.names.client.netns.clone();
-        let addr = self.addr(LAB_PORT);
-        let _ = writeln!(
-            out,
-            "slow reader: a client in {netns} that sends 16 KiB lines to {addr} and never reads"
-        );
-        let hold = SLOW_READER_IDLE + Duration::from_secs(2);
-        let sent = std::thread::spawn(move || slow_reader_client(&netns, addr, hold))
-            .join()
-            .map_err(|_| ScenarioError::Missing("the slow reader thread panicked".into()))?;
-        let (sent, note) = match sent {
-            Ok(sent) => (
-                sent,
-                format!("the slow reader sent {sent} bytes and read none"),
-            ),
-            Err(e) => (0, format!("the slow reader failed: {e}")),
-        };
-        let _ = writeln!(out, "  {note}");
-        self.record.notes.push(note);
-        self.record.clients.push(ClientRecord {
-            label: "slow reader".into(),
-            command: "(a socket in the client host that never reads)".into(),
-            requests: vec![format!("{sent} bytes of 16 KiB lines")],
-            ok: sent > 0,
-            ..ClientRecord::default()
-        });
-        server.stop(libc::SIGTERM, Duration::from_secs(5));
-        Ok(())
-    }
-}
-
-/// The slow reader: in the client host, sends lines until the server's
-/// window and its own buffer are full, holds the socket without reading
-/// for `hold`, then closes it. Returns the bytes sent.
-fn slow_reader_client(netns: &str, addr: SocketAddr, hold: Duration) -> std::io::Result<usize> {
-    super::faults::netns::enter(netns)?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
-    // A small receive buffer fills sooner; the kernel doubles the value.
-    let size: libc::c_int = 16 * 1024;
-    // SAFETY: setsockopt on our own socket with a valid int.
-    unsafe {
-        use std::os::fd::AsRawFd;
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-    stream.set_nonblocking(true)?;
-    let mut line = vec![b'x'; 16 * 1024];
-    *line.last_mut().expect("not empty") = b'\n';
-    let started = Instant::now();
-    let mut sent = 0usize;
-    let mut stalled_since: Option<Instant> = None;
-    let mut offset = 0;
-    while sent < SLOW_READER_MAX && started.elapsed() < hold {
-        match stream.write(&line[offset..]) {
-            Ok(n) => {
-                sent += n;
-                offset = (offset + n) % line.len();
-                stalled_since = None;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let since = *stalled_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_millis(500) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    // Hold the connection, reading nothing, while the server probes and times out.
-    while started.elapsed() < hold {
-        if signals::interrupted().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(sent)
 }
 
 /// `--scenario list`.
@@ -880,16 +631,6 @@ pub fn list() -> String {
     scenario::list()
 }
 
+mod plans;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_custom_fault_spreads_its_requests_over_the_partition() {
-        let spec: FaultSpec = "partition=8s@1s".parse().unwrap();
-        let Plan::Paced { messages, gap, .. } = custom_plan(&spec) else {
-            panic!("paced");
-        };
-        assert!(gap * messages as u32 >= Duration::from_secs(9));
-    }
-}
+mod tests;

@@ -2,7 +2,7 @@
 //!
 //! The handler only records the signal. Every wait of the lab (for the
 //! server's `listening on` line, for the client, for the server to stop)
-//! polls [`interrupted`] and returns an error, so the run unwinds through
+//! polls `interrupted` and returns an error, so the run unwinds through
 //! the normal path and the `Drop` of each guard (children, capture,
 //! topology) cleans up before the process exits with 130. A second Ctrl-C
 //! during cleanup changes nothing: cleanup runs to its end.
@@ -18,7 +18,7 @@ extern "C" fn record(signal: libc::c_int) {
 }
 
 /// The signal (SIGINT, SIGTERM or SIGHUP) received since [`SignalGuard::install`], if any.
-pub fn interrupted() -> Option<i32> {
+pub(crate) fn interrupted() -> Option<i32> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
         signal => Some(signal),
@@ -27,7 +27,7 @@ pub fn interrupted() -> Option<i32> {
 
 /// While alive, SIGINT, SIGTERM and SIGHUP are recorded instead of ending the
 /// process; dropping it restores the previous handlers.
-pub struct SignalGuard {
+pub(crate) struct SignalGuard {
     previous: Vec<(libc::c_int, libc::sigaction)>,
 }
 

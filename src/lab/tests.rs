@@ -1,3 +1,5 @@
+//! Tests of `lab`.
+
 use super::*;
 
 #[test]

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use super::names::{HOST_IFACE, Host, LabNames, MAX_SLOT, bridge_name};
 
 /// Where the state of each topology is recorded, one JSON file per bridge.
-pub const STATE_DIR: &str = "/run/reqresp-lab";
+pub(crate) const STATE_DIR: &str = "/run/reqresp-lab";
 
 /// Why the topology could not be built or removed.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +87,7 @@ impl TopologyError {
 
 /// What was created, as recorded in the state file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct State {
+pub(crate) struct State {
     /// Names and addresses.
     pub names: LabNames,
     /// True when an iptables ACCEPT rule for the bridge was inserted.
@@ -124,7 +124,7 @@ impl State {
 
 /// One command of the setup, as `ip` arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// Arguments after `ip`.
     pub args: Vec<String>,
     /// A step whose failure is tolerated (IPv6 tuning on a kernel without IPv6).
@@ -146,7 +146,7 @@ fn optional(args: &[&str]) -> Step {
 }
 
 /// The `ip` commands that build the topology once its bridge exists.
-pub fn setup_steps(names: &LabNames) -> Vec<Step> {
+pub(crate) fn setup_steps(names: &LabNames) -> Vec<Step> {
     let br = names.bridge.as_str();
     let mut steps = vec![
         optional(&["link", "set", br, "addrgenmode", "none"]),
@@ -185,13 +185,13 @@ fn host_steps(host: &Host, bridge: &str, prefix_len: u8) -> Vec<Step> {
 
 /// The alias (`ip link show` prints it) that marks a bridge as made by the
 /// lab run `pid`.
-pub fn bridge_alias(pid: u32) -> String {
+pub(crate) fn bridge_alias(pid: u32) -> String {
     format!("reqresp lab pid {pid}")
 }
 
 /// The iptables arguments of the bridge's ACCEPT rule, for `action` `-I`,
 /// `-C` or `-D`. The comment names the run, so each run removes its own.
-pub fn firewall_args(names: &LabNames, action: &str) -> Vec<String> {
+pub(crate) fn firewall_args(names: &LabNames, action: &str) -> Vec<String> {
     let bridge = names.bridge.as_str();
     let comment = format!("reqresp lab pid {}", names.pid);
     [
@@ -265,7 +265,7 @@ fn link_exists(name: &str) -> bool {
 }
 
 /// The interface index of a link, if it exists.
-pub fn ifindex(name: &str) -> Option<u32> {
+pub(crate) fn ifindex(name: &str) -> Option<u32> {
     std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("ifindex"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -278,7 +278,7 @@ fn netns_exists(name: &str) -> bool {
 /// A topology that exists while this value lives: dropping it removes
 /// everything it created, unless [`Topology::keep`] was called.
 #[derive(Debug)]
-pub struct Topology {
+pub(crate) struct Topology {
     state: State,
     verbose: bool,
     active: bool,
@@ -388,7 +388,7 @@ impl Drop for Topology {
 /// the name `br-reqresp`. Docker silently attaches a compose network to an
 /// existing bridge of its name, so without it a lab started while the
 /// Docker lab comes up would take the bridge from under the containers.
-pub const BRIDGE_LOCK: &str = "/run/lock/reqresp-br-reqresp.lock";
+pub(crate) const BRIDGE_LOCK: &str = "/run/lock/reqresp-br-reqresp.lock";
 
 /// Takes [`BRIDGE_LOCK`] without waiting; `None` when someone holds it (or
 /// the lock file cannot be made, in which case slot 0 is not tried either).
@@ -487,7 +487,7 @@ fn stop_processes_in(netns: &str, verbose: bool) {
 }
 
 /// Removes everything a state records, skipping what is already gone.
-pub fn teardown_state(state: &State, verbose: bool) -> Vec<TopologyError> {
+pub(crate) fn teardown_state(state: &State, verbose: bool) -> Vec<TopologyError> {
     let names = &state.names;
     let mut errors = Vec::new();
     let mut check = |result: Result<String, TopologyError>| {
@@ -557,7 +557,7 @@ pub fn teardown_state(state: &State, verbose: bool) -> Vec<TopologyError> {
 /// address (the lab never gives the bridge one; Docker does) is mentioned
 /// but decides nothing: Docker leaves it behind on a bridge it did not
 /// create when its network goes away.
-pub fn bridge_in_foreign_use(names: &LabNames) -> Option<String> {
+pub(crate) fn bridge_in_foreign_use(names: &LabNames) -> Option<String> {
     let own: Vec<&str> = names.hosts().iter().map(|h| h.veth.as_str()).collect();
     let brif = Path::new("/sys/class/net").join(&names.bridge).join("brif");
     let mut foreign: Vec<String> = std::fs::read_dir(brif)
@@ -593,7 +593,7 @@ pub fn bridge_in_foreign_use(names: &LabNames) -> Option<String> {
 
 /// The Docker network whose bridge is `bridge` (the compose lab fixes its
 /// bridge's name to `br-reqresp`), if any.
-pub fn docker_network_using(bridge: &str) -> Option<String> {
+pub(crate) fn docker_network_using(bridge: &str) -> Option<String> {
     docker_bridges()
         .into_iter()
         .find_map(|(network, br)| (br == bridge).then_some(network))
@@ -645,7 +645,7 @@ fn docker_bridges() -> Vec<(String, String)> {
 
 /// What `reqresp lab --down` found and did for one recorded topology.
 #[derive(Debug)]
-pub enum DownOutcome {
+pub(crate) enum DownOutcome {
     /// Removed (the names it had).
     Removed(State),
     /// Left alone: the run that owns it is still going.
@@ -660,7 +660,7 @@ pub enum DownOutcome {
 /// Removes every topology recorded in [`STATE_DIR`] that was kept or whose
 /// run is gone (killed without cleanup). Topologies of runs still going are
 /// left alone.
-pub fn down(verbose: bool) -> Result<Vec<DownOutcome>, TopologyError> {
+pub(crate) fn down(verbose: bool) -> Result<Vec<DownOutcome>, TopologyError> {
     let dir = Path::new(STATE_DIR);
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -717,90 +717,4 @@ fn process_alive(pid: u32) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn joined(steps: &[Step]) -> Vec<String> {
-        steps.iter().map(|s| s.args.join(" ")).collect()
-    }
-
-    #[test]
-    fn setup_builds_both_hosts_on_the_bridge() {
-        let names = LabNames::new(123, 0);
-        let cmds = joined(&setup_steps(&names));
-        for expected in [
-            "link set br-reqresp up",
-            "netns add rr-123-srv",
-            "link add rr-123-s type veth peer name eth0 netns rr-123-srv",
-            "link set rr-123-s master br-reqresp",
-            "-n rr-123-srv link set eth0 address 02:42:0a:de:00:02",
-            "-n rr-123-srv addr add 10.222.0.2/24 dev eth0",
-            "-n rr-123-srv link set lo up",
-            "netns add rr-123-cli",
-            "link add rr-123-c type veth peer name eth0 netns rr-123-cli",
-            "-n rr-123-cli addr add 10.222.0.3/24 dev eth0",
-            "-n rr-123-cli link set eth0 address 02:42:0a:de:00:03",
-            "-n rr-123-cli link set lo up",
-        ] {
-            assert!(cmds.contains(&expected.to_string()), "missing {expected:?}");
-        }
-    }
-
-    #[test]
-    fn setup_never_touches_the_root_namespace_addresses() {
-        let names = LabNames::new(9, 3);
-        for step in setup_steps(&names) {
-            let a = &step.args;
-            let in_ns = a.first().is_some_and(|x| x == "-n");
-            if a.iter().any(|x| x == "addr" || x == "route") {
-                assert!(in_ns, "address or route change outside a namespace: {a:?}");
-            }
-            // Only tuning steps may fail.
-            assert_eq!(step.optional, a.iter().any(|x| x == "addrgenmode"), "{a:?}");
-        }
-    }
-
-    #[test]
-    fn a_host_is_configured_only_after_its_namespace_and_link_exist() {
-        let names = LabNames::new(5, 0);
-        let cmds = joined(&setup_steps(&names));
-        let pos = |s: &str| cmds.iter().position(|c| c == s).unwrap();
-        assert!(
-            pos("netns add rr-5-srv")
-                < pos("link add rr-5-s type veth peer name eth0 netns rr-5-srv")
-        );
-        assert!(
-            pos("-n rr-5-srv link set eth0 address 02:42:0a:de:00:02")
-                < pos("-n rr-5-srv link set eth0 up")
-        );
-        assert!(
-            pos("-n rr-5-srv addr add 10.222.0.2/24 dev eth0")
-                < pos("-n rr-5-srv link set eth0 up")
-        );
-    }
-
-    #[test]
-    fn firewall_rule_is_scoped_to_the_bridge() {
-        let names = LabNames::new(77, 2);
-        let args = firewall_args(&names, "-I").join(" ");
-        assert_eq!(
-            args,
-            "-I FORWARD -i br-reqresp-2 -o br-reqresp-2 -m comment --comment reqresp lab pid 77 -j ACCEPT"
-        );
-        assert_eq!(firewall_args(&names, "-D")[0], "-D");
-    }
-
-    #[test]
-    fn state_file_is_named_after_the_bridge() {
-        let state = State {
-            names: LabNames::new(1, 4),
-            firewall_rule: true,
-            kept: false,
-            bridge_ifindex: Some(7),
-        };
-        assert_eq!(
-            state.path(),
-            Path::new("/run/reqresp-lab/br-reqresp-4.json")
-        );
-    }
-}
+mod tests;

@@ -3,7 +3,7 @@
 //! `reqresp client`.
 //!
 //! - **A user's server** runs on the server host (its namespace, port
-//!   [`LAB_PORT`], working directory `--server-dir`) through `sh -c`. The
+//!   [`DEFAULT_PORT`], working directory `--server-dir`) through `sh -c`. The
 //!   lab waits until something in that namespace listens on the port (read
 //!   from `/proc/PID/net/tcp`, so no probe connection spends the only client
 //!   of a server that serves one), runs the lab's client against it (its
@@ -36,13 +36,16 @@ use std::time::{Duration, Instant};
 use crate::analyze::model::{Analysis, CloseKind, Side};
 use crate::capture::{Capture, CaptureConfig};
 use crate::check::{self, CaseId, CheckConfig, CheckReport, Lang};
+use crate::human::format_duration;
 use crate::protocol::Framing;
 
-use super::names::{LAB_PORT, LabNames};
+use super::names::LabNames;
 use super::outdir::RunDir;
 use super::process::{self, Process, ProcessError};
 use super::topology::Topology;
 use super::{LabError, LabOptions, signals};
+use crate::protocol::DEFAULT_PORT;
+use program::{Ending, UserProgram, describe, namespace_listens};
 
 /// How long a user's server may take to listen on the lab's port.
 const LISTEN_LIMIT: Duration = Duration::from_secs(10);
@@ -51,12 +54,10 @@ const USER_CLIENT_LIMIT: Duration = Duration::from_secs(20);
 /// After a case, how long a server that is about to exit (it served its one
 /// client) is given to do so before the next case starts.
 const EXIT_GRACE: Duration = Duration::from_millis(300);
-/// The default time a user's program has to exit after SIGTERM.
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 /// The user's server's output, in the run's folder.
-pub const SERVER_LOG: &str = "server.log";
+pub(crate) const SERVER_LOG: &str = "server.log";
 /// The user's client's output, in the run's folder.
-pub const CLIENT_LOG: &str = "client.log";
+pub(crate) const CLIENT_LOG: &str = "client.log";
 /// The most restarts of a user's server in one run.
 const MAX_RESTARTS: usize = 40;
 
@@ -169,7 +170,7 @@ impl UserOutcome {
 /// `sh -c CMD` on a lab host, in `dir`, with the server's address in the
 /// environment (`REQRESP_SERVER`, `REQRESP_PORT`) and its output appended
 /// to `log` (a file, so a chatty program costs the lab no memory).
-pub fn user_command(netns: &str, user: &UserCmd, server: SocketAddr, log: &Path) -> Command {
+pub(crate) fn user_command(netns: &str, user: &UserCmd, server: SocketAddr, log: &Path) -> Command {
     let script = format!(
         "exec >>{} 2>&1\n{}",
         process::shell_quote(&log.to_string_lossy()),
@@ -183,188 +184,6 @@ pub fn user_command(netns: &str, user: &UserCmd, server: SocketAddr, log: &Path)
         cmd.current_dir(dir);
     }
     cmd
-}
-
-/// A user's program on a lab host: stopped (group SIGTERM, SIGKILL after
-/// the drain) and its namespace swept when dropped.
-struct UserProgram {
-    process: Process,
-    netns: String,
-    drain: Duration,
-    stopped: bool,
-}
-
-/// How a user's program ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Ending {
-    /// It had exited by itself.
-    Exited(String),
-    /// It exited on SIGTERM within the drain timeout.
-    Terminated,
-    /// It ignored SIGTERM and was killed after the drain timeout.
-    Killed(Duration),
-}
-
-impl UserProgram {
-    fn spawn(
-        name: &'static str,
-        cmd: Command,
-        netns: &str,
-        drain: Duration,
-    ) -> Result<Self, UserCmdError> {
-        Ok(UserProgram {
-            process: Process::spawn(name, cmd)?,
-            netns: netns.to_string(),
-            drain,
-            stopped: false,
-        })
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.process.wait(Duration::ZERO).ok()
-    }
-
-    /// True when the program (`sh`, the group's leader) has exited; it is
-    /// not reaped, so its PID, which is the group's id, stays ours.
-    fn gone(&self) -> bool {
-        proc_stat(self.process.pid()).is_none_or(|(state, _)| state == "Z")
-    }
-
-    /// SIGTERM to its process group (`sh` and the program it started),
-    /// SIGKILL to the group once the drain timeout passed with a member
-    /// still alive, then every process left in its namespace (one that left
-    /// the group); returns how it ended and how many of those were killed.
-    fn stop(&mut self) -> (Ending, usize) {
-        self.stopped = true;
-        let pgid = self.process.pid() as libc::pid_t;
-        let ending = if self.gone() && !group_alive(pgid) {
-            Ending::Exited(
-                self.exited()
-                    .map_or_else(|| "status unknown".to_string(), |s| s.to_string()),
-            )
-        } else {
-            // SAFETY: kill on the process group our own child leads (made
-            // with process_group(0)); the sweep below catches anything that
-            // left it.
-            unsafe { libc::kill(-pgid, libc::SIGTERM) };
-            let begun = Instant::now();
-            let deadline = begun + self.drain;
-            loop {
-                if !group_alive(pgid) {
-                    let _ = self.exited();
-                    break Ending::Terminated;
-                }
-                if Instant::now() >= deadline {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-                    let killed = begun.elapsed();
-                    // SIGKILL is delivered, not yet done: wait for the
-                    // group to be gone, so the sweep counts only strays.
-                    let gone = Instant::now() + Duration::from_secs(5);
-                    while group_alive(pgid) && Instant::now() < gone {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    let _ = self.process.wait(Duration::from_secs(5));
-                    break Ending::Killed(killed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        };
-        (ending, sweep_netns(&self.netns))
-    }
-}
-
-impl Drop for UserProgram {
-    fn drop(&mut self) {
-        if !self.stopped {
-            self.stop();
-        }
-    }
-}
-
-/// Kills (SIGKILL, by PID) every process whose network namespace is the
-/// lab host `netns`: they are all the user's program's, since the lab made
-/// the namespace for this run. Returns how many there were.
-fn sweep_netns(netns: &str) -> usize {
-    let Ok(meta) = std::fs::metadata(Path::new("/run/netns").join(netns)) else {
-        return 0;
-    };
-    let target = format!("net:[{}]", meta.ino());
-    let mut killed = std::collections::BTreeSet::new();
-    for _round in 0..20 {
-        let pids: Vec<u32> = live_pids()
-            .map(|(pid, _)| pid)
-            .filter(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/ns/net"))
-                    .is_ok_and(|l| l.to_string_lossy() == target)
-            })
-            .collect();
-        if pids.is_empty() {
-            break;
-        }
-        for pid in pids {
-            // SAFETY: a live process in a namespace this run created for
-            // the user's program: that program's own child.
-            if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } == 0 {
-                killed.insert(pid);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    killed.len()
-}
-
-/// State letter and process group of `pid`, from `/proc/PID/stat`.
-fn proc_stat(pid: u32) -> Option<(String, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
-    let state = rest.next()?.to_string();
-    let _ppid = rest.next()?;
-    let pgrp = rest.next()?.parse().ok()?;
-    Some((state, pgrp))
-}
-
-/// Every live (not zombie) process id on the machine, but this one.
-fn live_pids() -> impl Iterator<Item = (u32, i32)> {
-    let me = std::process::id();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(move |&pid| pid != me)
-        .filter_map(|pid| {
-            let (state, pgrp) = proc_stat(pid)?;
-            (state != "Z").then_some((pid, pgrp))
-        })
-}
-
-/// True while a live process is in process group `pgid`.
-fn group_alive(pgid: i32) -> bool {
-    live_pids().any(|(_, pgrp)| pgrp == pgid)
-}
-
-/// True when `table` (the text of `/proc/PID/net/tcp` or `tcp6`) has a
-/// socket listening on `port`.
-pub fn listens_on(table: &str, port: u16) -> bool {
-    table.lines().skip(1).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.len() > 3
-            && fields[3] == "0A"
-            && fields[1]
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok())
-                == Some(port)
-    })
-}
-
-/// True when something in the namespace of `pid` listens on `port`.
-fn namespace_listens(pid: u32, port: u16) -> bool {
-    ["tcp", "tcp6"].iter().any(|t| {
-        std::fs::read_to_string(format!("/proc/{pid}/net/{t}"))
-            .is_ok_and(|table| listens_on(&table, port))
-    })
 }
 
 /// Starts the user's server and waits until it listens.
@@ -390,17 +209,17 @@ fn start_server(
                     Ending::Exited(status) => status,
                     other => format!("{other:?}"),
                 },
-                port: LAB_PORT,
+                port: DEFAULT_PORT,
                 stderr: tail(log),
             });
         }
-        if namespace_listens(program.process.pid(), LAB_PORT) {
+        if namespace_listens(program.process.pid(), DEFAULT_PORT) {
             return Ok(program);
         }
         if Instant::now() >= deadline {
             return Err(UserCmdError::NotListening {
                 command: user.command.clone(),
-                port: LAB_PORT,
+                port: DEFAULT_PORT,
                 limit: LISTEN_LIMIT,
                 stderr: tail(log),
             });
@@ -448,7 +267,7 @@ pub fn run(
         "mode: network namespaces\n  bridge {}, server host {} ({}), client host {} ({})",
         names.bridge, names.server.netns, names.server.ip, names.client.netns, names.client.ip
     );
-    let server = SocketAddr::from((names.server.ip, LAB_PORT));
+    let server = SocketAddr::from((names.server.ip, DEFAULT_PORT));
     let outcome = match &user.server {
         Some(cmd) => run_user_server(lab, user, cmd, &names, server, &run_dir, out)?,
         None => {
@@ -535,16 +354,50 @@ fn framing_arg(framing: Framing) -> [String; 2] {
     ["--framing".to_string(), framing.to_string()]
 }
 
-fn describe(ending: &Ending, drain: Duration) -> String {
-    match ending {
-        Ending::Exited(status) => format!("had already exited ({status})"),
-        Ending::Terminated => "stopped on SIGTERM".to_string(),
-        Ending::Killed(after) => format!(
-            "ignored SIGTERM for the drain timeout ({:.1} s): killed (SIGKILL) after {:.1} s",
-            drain.as_secs_f64(),
-            after.as_secs_f64()
-        ),
+/// Points the merged report at its evidence: each case had its own capture
+/// on the client host (the failed ones' packets are kept), and the files
+/// are where the run folder ends up.
+fn place_evidence(report: &mut CheckReport, names: &LabNames, run_dir: &RunDir) {
+    if let check::Evidence::Capture { interface, file } = &mut report.evidence {
+        *interface = format!("{interface} of the client host {}", names.client.netns);
+        *file = None;
     }
+    relocate(report, run_dir.path(), &run_dir.final_path());
+}
+
+/// The lab's own client against the user's server, its exchange printed.
+fn run_lab_client(
+    lab: &LabOptions,
+    user: &UserOptions,
+    names: &LabNames,
+    server: SocketAddr,
+    out: &mut dyn Write,
+) -> Result<(), UserCmdError> {
+    let messages = super::script(lab.service, lab.tickets, &lab.messages);
+    let mut args = super::client_args(server, &messages);
+    args.splice(1..1, framing_arg(user.framing));
+    let client_cmd = super::in_netns(&names.client.netns, &lab.exe, &args);
+    let _ = writeln!(out, "client: {}", process::display(&client_cmd));
+    let mut client = Process::spawn("client", client_cmd)?;
+    let status = client.wait(super::CLIENT_LIMIT);
+    let responses = client.remaining_stdout();
+    for (i, request) in messages.iter().enumerate() {
+        let response = responses.get(i).map_or("(no response)", String::as_str);
+        let _ = writeln!(out, "  > {request}\n  < {response}");
+    }
+    match status {
+        Ok(s) if s.success() => {
+            let _ = writeln!(out, "client closed the connection");
+        }
+        Ok(s) => {
+            let _ = writeln!(out, "the client failed ({s}): {}", client.stderr().trim());
+        }
+        Err(ProcessError::Interrupted(signal)) => return Err(LabError::Interrupted(signal).into()),
+        Err(err) => {
+            let _ = writeln!(out, "the client did not finish: {err}");
+        }
+    }
+    Ok(())
 }
 
 /// `--server-cmd`: the lab's client, then the check, against the user's server.
@@ -573,36 +426,12 @@ fn run_user_server(
     let mut program = start_server(names, cmd, user, server, &log)?;
     let _ = writeln!(
         out,
-        "server listening on port {LAB_PORT} (pid {})",
+        "server listening on port {DEFAULT_PORT} (pid {})",
         program.process.pid()
     );
 
     // The lab's own client, as in a plain run: its exchange is the ladder.
-    let messages = super::script(lab.service, lab.tickets, &lab.messages);
-    let mut args = super::client_args(server, &messages);
-    args.splice(1..1, framing_arg(user.framing));
-    let client_cmd = super::in_netns(&names.client.netns, &lab.exe, &args);
-    let _ = writeln!(out, "client: {}", process::display(&client_cmd));
-    let mut client = Process::spawn("client", client_cmd)?;
-    let status = client.wait(super::CLIENT_LIMIT);
-    let responses = client.remaining_stdout();
-    for (i, request) in messages.iter().enumerate() {
-        let response = responses.get(i).map_or("(no response)", String::as_str);
-        let _ = writeln!(out, "  > {request}\n  < {response}");
-    }
-    match status {
-        Ok(s) if s.success() => {
-            let _ = writeln!(out, "client closed the connection");
-        }
-        Ok(s) => {
-            let _ = writeln!(out, "the client failed ({s}): {}", client.stderr().trim());
-        }
-        Err(ProcessError::Interrupted(signal)) => return Err(LabError::Interrupted(signal).into()),
-        Err(err) => {
-            let _ = writeln!(out, "the client did not finish: {err}");
-        }
-    }
-    drop(client);
+    run_lab_client(lab, user, names, server, out)?;
     let stats = super::stop_capture(capture)?;
     let _ = writeln!(out, "capture stopped: {stats}");
     super::report(run_dir, server, out)?;
@@ -634,7 +463,7 @@ fn run_user_server(
         while !program.gone() && Instant::now() < grace && !reports.is_empty() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        if program.gone() || !namespace_listens(program.process.pid(), LAB_PORT) {
+        if program.gone() || !namespace_listens(program.process.pid(), DEFAULT_PORT) {
             let after = reports
                 .last()
                 .and_then(|r| r.cases.last())
@@ -667,12 +496,7 @@ fn run_user_server(
     if !restarts.is_empty() {
         report.notes.push(restart_note(&restarts));
     }
-    // Each case had its own capture; the failed ones' packets are kept.
-    if let check::Evidence::Capture { interface, file } = &mut report.evidence {
-        *interface = format!("{interface} of the client host {}", names.client.netns);
-        *file = None;
-    }
-    relocate(&mut report, run_dir.path(), &run_dir.final_path());
+    place_evidence(&mut report, names, run_dir);
     let text = check::text::render(&report, Lang::En);
     let _ = writeln!(out, "\n{text}");
     let _ = writeln!(out, "your server {}", describe(&ending, user.drain));
@@ -701,7 +525,7 @@ fn write_file(run_dir: &RunDir, name: &str, bytes: &[u8]) -> Result<(), LabError
 
 /// The report's note on restarts: why the server went down, after which
 /// steps.
-pub fn restart_note(restarts: &[(String, String)]) -> String {
+pub(crate) fn restart_note(restarts: &[(String, String)]) -> String {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
     for (after, why) in restarts {
         match groups.iter_mut().find(|(w, _)| w == why) {
@@ -721,7 +545,7 @@ pub fn restart_note(restarts: &[(String, String)]) -> String {
 }
 
 /// One report of the per-case reports, in their order; notes gathered.
-pub fn merge(reports: Vec<CheckReport>) -> Option<CheckReport> {
+pub(crate) fn merge(reports: Vec<CheckReport>) -> Option<CheckReport> {
     let mut reports = reports.into_iter();
     let mut merged = reports.next()?;
     for report in reports {
@@ -821,7 +645,7 @@ fn run_user_client(
     let client_cmd = user_command(&names.client.netns, cmd, server, &log);
     let _ = writeln!(
         out,
-        "client: {} (sh -c, on the client host {}{}; REQRESP_SERVER={}, REQRESP_PORT={LAB_PORT}; the lab's {} requests on its stdin, one a line; its output goes to {})",
+        "client: {} (sh -c, on the client host {}{}; REQRESP_SERVER={}, REQRESP_PORT={DEFAULT_PORT}; the lab's {} requests on its stdin, one a line; its output goes to {})",
         cmd.command,
         names.client.netns,
         cmd.dir
@@ -833,12 +657,7 @@ fn run_user_client(
         run_dir.final_path().join(CLIENT_LOG).display()
     );
     let (process, mut stdin) = Process::spawn_with_stdin("client", client_cmd)?;
-    let mut client = UserProgram {
-        process,
-        netns: names.client.netns.clone(),
-        drain: user.drain,
-        stopped: false,
-    };
+    let mut client = UserProgram::of(process, &names.client.netns, user.drain);
     let script: String = messages.iter().map(|m| format!("{m}\n")).collect();
     // A client that never reads its stdin must not block the lab: the pipe
     // holds the short script; a failed write is only noted.
@@ -900,11 +719,11 @@ fn run_user_client(
 /// What a client did, in plain words, from the capture's analysis: whether
 /// it connected, framed its messages the way the server expects, got its
 /// answers and closed with FIN. Lines that start with `problem` are faults.
-pub fn judge_client(analysis: &Analysis, expected: Framing, requests: usize) -> Vec<String> {
+pub(crate) fn judge_client(analysis: &Analysis, expected: Framing, requests: usize) -> Vec<String> {
     let mut findings = Vec::new();
     let Some(conn) = analysis.connections.first() else {
         findings.push(format!(
-            "problem: no connection to the server was seen (does the client connect to $REQRESP_SERVER port {LAB_PORT}?)"
+            "problem: no connection to the server was seen (does the client connect to $REQRESP_SERVER port {DEFAULT_PORT}?)"
         ));
         return findings;
     };
@@ -972,94 +791,6 @@ pub fn judge_client(analysis: &Analysis, expected: Framing, requests: usize) -> 
     findings
 }
 
+mod program;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TABLE: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000:08AE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
-   1: 020016AC:08AE 010016AC:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1
-";
-
-    #[test]
-    fn a_listening_socket_is_found_by_port_and_state() {
-        assert!(listens_on(TABLE, 2222));
-        assert!(
-            !listens_on(TABLE, 50000),
-            "an established socket is not listening"
-        );
-        assert!(!listens_on("", 2222));
-        assert!(!listens_on("header\ngarbage line\n", 2222));
-    }
-
-    #[test]
-    fn the_user_command_runs_in_the_host_with_the_servers_address() {
-        let user = UserCmd {
-            command: "python3 server.py".into(),
-            dir: Some("/tmp".into()),
-        };
-        let cmd = user_command(
-            "rr-1-srv",
-            &user,
-            "10.222.0.2:2222".parse().unwrap(),
-            Path::new("/out/my server.log"),
-        );
-        assert_eq!(
-            process::display(&cmd),
-            "ip netns exec rr-1-srv sh -c 'exec >>'\\''/out/my server.log'\\'' 2>&1\npython3 server.py'"
-        );
-        assert_eq!(cmd.get_current_dir(), Some(Path::new("/tmp")));
-        let env: Vec<_> = cmd.get_envs().collect();
-        assert!(env.contains(&("REQRESP_SERVER".as_ref(), Some("10.222.0.2".as_ref()))));
-    }
-
-    #[test]
-    fn ignored_sigterm_ends_in_sigkill_after_the_drain() {
-        let mut cmd = Command::new("sh");
-        cmd.args([
-            "-c",
-            "trap '' TERM; echo ready; while :; do sleep 0.05; done",
-        ]);
-        let mut program =
-            UserProgram::spawn("server", cmd, "no-such-netns", Duration::from_millis(300)).unwrap();
-        program
-            .process
-            .wait_for_line("ready", Duration::from_secs(5))
-            .unwrap();
-        let (ending, strays) = program.stop();
-        assert!(matches!(ending, Ending::Killed(_)), "{ending:?}");
-        assert_eq!(strays, 0, "no namespace to sweep");
-        assert!(program.exited().is_some());
-    }
-
-    #[test]
-    fn restarts_are_grouped_by_cause() {
-        let r = |a: &str, w: &str| (a.to_string(), w.to_string());
-        let note = restart_note(&[
-            r("the lab's client", "exited (0)"),
-            r("`echo`", "exited (0)"),
-            r("`abort`", "exited (1)"),
-        ]);
-        assert!(
-            note.contains("went down 3 time(s)")
-                && note.contains(
-                    "exited (0) after the lab's client, `echo`; exited (1) after `abort`"
-                ),
-            "{note}"
-        );
-    }
-
-    #[test]
-    fn merged_reports_keep_case_order_and_distinct_notes() {
-        let mut a = check::text::tests::sample();
-        let b = a.clone();
-        a.notes = vec!["one".into()];
-        let mut b2 = b.clone();
-        b2.notes = vec!["one".into(), "two".into()];
-        let n = a.cases.len() + b2.cases.len();
-        let merged = merge(vec![a, b2]).unwrap();
-        assert_eq!(merged.cases.len(), n);
-        assert_eq!(merged.notes, ["one", "two"]);
-        assert!(merge(Vec::new()).is_none());
-    }
-}
+mod tests;

@@ -10,7 +10,7 @@
 //!   flush. A client that pipelines many requests gets all the answers to the
 //!   requests already buffered in one write, not one write per answer.
 //!
-//! The framing itself is the pure codec of [`crate::protocol::framing`]; this
+//! The framing itself is the pure codec of `crate::protocol::framing`; this
 //! module only moves bytes between it and the socket.
 
 use std::future::poll_fn;
@@ -315,12 +315,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Frames `payload` into the write buffer. Sent by [`Connection::flush`].
     pub fn queue(&mut self, payload: &[u8]) -> Result<(), FrameError> {
         self.framing.encode(payload, &mut self.write)
-    }
-
-    /// Frames what `build` appends as one message into the write buffer.
-    /// Fails, leaving the buffer as it was, when that payload cannot be framed.
-    pub fn queue_with(&mut self, build: impl FnOnce(&mut Vec<u8>)) -> Result<(), FrameError> {
-        encode_with(self.framing, &mut self.write, build)
     }
 
     /// Bytes waiting in the write buffer.

@@ -13,7 +13,7 @@ use std::fmt;
 use std::ops::Range;
 
 /// Size of the length prefix in [`Framing::Length`].
-pub const LENGTH_PREFIX: usize = 4;
+pub(crate) const LENGTH_PREFIX: usize = 4;
 
 /// How messages are delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, serde::Serialize)]

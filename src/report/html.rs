@@ -33,16 +33,16 @@ use super::{Ending, RenderOptions, json};
 use crate::analyze::model::{AckEvent, Connection, Exchange, Side};
 
 /// Exchanges the page holds in full; past this it keeps a selection.
-pub const MAX_EXCHANGES: usize = 50_000;
+pub(crate) const MAX_EXCHANGES: usize = 50_000;
 /// With a selection: exchanges kept from the start of each connection
 /// (while the page holds fewer than [`MAX_EXCHANGES`] such).
-pub const FIRST_PER_CONNECTION: usize = 200;
+pub(crate) const FIRST_PER_CONNECTION: usize = 200;
 /// With a selection: the slowest exchanges of the capture, kept wherever they are.
-pub const SLOWEST: usize = 1_000;
+pub(crate) const SLOWEST: usize = 1_000;
 /// With a selection: failed exchanges (no response, or incomplete) kept.
-pub const FAILED: usize = 1_000;
+pub(crate) const FAILED: usize = 1_000;
 /// Connections the page lists; the summary counts the others.
-pub const MAX_CONNECTIONS: usize = 10_000;
+pub(crate) const MAX_CONNECTIONS: usize = 10_000;
 /// With a selection: recv pitfalls, gaps and notes kept per connection.
 const LISTS_PER_CONNECTION: usize = 200;
 /// Pure ACKs drawn per connection with `--acks`.

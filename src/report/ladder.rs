@@ -11,7 +11,7 @@ use crate::analyze::model::{
     AckEvent, CloseEvent, CloseKind, Connection, Exchange, Gap, LatencySplit, PitfallKind,
     RecvPitfall, Side, TcpEvent, TcpEventKind, Timestamp,
 };
-use crate::report::stats::format_micros;
+use crate::human::format_micros;
 
 /// TCP event rows drawn per connection when exchanges are capped: the
 /// events of a long lossy run would otherwise bury the conversation.
@@ -19,7 +19,7 @@ const MIN_EVENT_ROWS: usize = 20;
 
 /// One row of a ladder diagram.
 #[derive(Debug, Clone)]
-pub enum Row<'a> {
+pub(crate) enum Row<'a> {
     /// The client's SYN.
     Syn(Timestamp),
     /// The server's SYN-ACK.
@@ -86,7 +86,7 @@ impl Row<'_> {
 /// The rows of `conn` as `options` asks: at most `max_exchanges`
 /// exchanges, and with `acks` every pure ACK the analysis kept (else only
 /// the teardown's last ACK), then a line for the pure ACKs not drawn.
-pub fn rows_for<'a>(conn: &'a Connection, options: &super::RenderOptions) -> Vec<Row<'a>> {
+pub(crate) fn rows_for<'a>(conn: &'a Connection, options: &super::RenderOptions) -> Vec<Row<'a>> {
     let mut out = rows(conn, options.max_exchanges);
     let drawn: Vec<&AckEvent> = if options.acks {
         let handshake_ack = conn.handshake.as_ref().and_then(|h| h.ack);
@@ -148,7 +148,7 @@ pub fn rows_for<'a>(conn: &'a Connection, options: &super::RenderOptions) -> Vec
 
 /// The label of a pure ACK: `ACK`, with `--acks` `ACK ack=14` (relative
 /// acknowledgment number, as Wireshark shows it).
-pub fn ack_label(ack: &AckEvent, numbered: bool) -> String {
+pub(crate) fn ack_label(ack: &AckEvent, numbered: bool) -> String {
     match (numbered, ack.ack) {
         (true, Some(n)) => format!("ACK ack={n}"),
         _ => "ACK".to_owned(),
@@ -156,7 +156,7 @@ pub fn ack_label(ack: &AckEvent, numbered: bool) -> String {
 }
 
 /// The line under a ladder for the pure ACKs it leaves out.
-pub fn acks_not_drawn_text(n: u64, acks: bool) -> String {
+pub(crate) fn acks_not_drawn_text(n: u64, acks: bool) -> String {
     let s = if n == 1 { "" } else { "s" };
     if acks {
         format!(
@@ -169,7 +169,7 @@ pub fn acks_not_drawn_text(n: u64, acks: bool) -> String {
 
 /// The rows of `conn`, drawing at most `max_exchanges` exchanges (`None`:
 /// all of them), without any pure ACK but the handshake's.
-pub fn rows(conn: &Connection, max_exchanges: Option<usize>) -> Vec<Row<'_>> {
+pub(crate) fn rows(conn: &Connection, max_exchanges: Option<usize>) -> Vec<Row<'_>> {
     let shown = max_exchanges.map_or(conn.exchanges.len(), |m| m.min(conn.exchanges.len()));
     let mut out = Vec::new();
     match &conn.handshake {
@@ -275,7 +275,7 @@ pub fn rows(conn: &Connection, max_exchanges: Option<usize>) -> Vec<Row<'_>> {
 
 /// The words for a TCP event, e.g. "⟲ retransmission of 14 B after 204 ms
 /// (RTO)"; the same in every format.
-pub fn event_text(e: &TcpEvent) -> String {
+pub(crate) fn event_text(e: &TcpEvent) -> String {
     let after = e
         .detail
         .map(|us| format!(" after {}", format_micros(us)))
@@ -317,7 +317,7 @@ fn pitfall_anchor(p: &RecvPitfall) -> u64 {
 
 /// The sentence explaining a pitfall, e.g. "2 requests arrived in one
 /// segment: one recv() would return them together".
-pub fn pitfall_text(p: &RecvPitfall) -> String {
+pub(crate) fn pitfall_text(p: &RecvPitfall) -> String {
     let what = match p.from {
         Side::Client => "request",
         Side::Server => "response",
@@ -337,7 +337,7 @@ pub fn pitfall_text(p: &RecvPitfall) -> String {
 
 /// The sentence for a gap, e.g. "1,200 B from server not captured (stream
 /// bytes 13–1212)".
-pub fn gap_text(g: &Gap) -> String {
+pub(crate) fn gap_text(g: &Gap) -> String {
     let last = g.offset.saturating_add(g.len.saturating_sub(1));
     format!(
         "{} from {} not captured (stream bytes {}–{})",
@@ -349,7 +349,7 @@ pub fn gap_text(g: &Gap) -> String {
 }
 
 /// `FIN` or `RST`.
-pub fn close_name(kind: CloseKind) -> &'static str {
+pub(crate) fn close_name(kind: CloseKind) -> &'static str {
     match kind {
         CloseKind::Fin => "FIN",
         CloseKind::Rst => "RST",
@@ -357,7 +357,7 @@ pub fn close_name(kind: CloseKind) -> &'static str {
 }
 
 /// One line describing how the connection ended.
-pub fn close_summary(conn: &Connection) -> String {
+pub(crate) fn close_summary(conn: &Connection) -> String {
     match &conn.close {
         Some(c) => format!("closed by {} ({})", c.initiator.name(), close_name(c.kind)),
         None => "still open at end of capture".to_owned(),
@@ -365,23 +365,20 @@ pub fn close_summary(conn: &Connection) -> String {
 }
 
 /// Milliseconds from the connection's first packet to `t`, e.g. `+1.150 ms`.
-pub fn relative(conn: &Connection, t: Timestamp) -> String {
-    format!(
-        "+{}",
-        super::stats::format_micros(t.micros_since(conn.first_seen))
-    )
+pub(crate) fn relative(conn: &Connection, t: Timestamp) -> String {
+    format!("+{}", format_micros(t.micros_since(conn.first_seen)))
 }
 
 /// The framing a connection was read with, for headers: `line`, or the
 /// application protocol (`http`) when one was read.
-pub fn framing_name(conn: &Connection) -> String {
+pub(crate) fn framing_name(conn: &Connection) -> String {
     conn.protocol
         .map_or_else(|| conn.framing.to_string(), |p| p.to_string())
 }
 
 /// The label of a message: its protocol summary when an application
 /// protocol was read (`GET /index.html`), else its preview and size.
-pub fn label(summary: Option<&str>, preview: &str, bytes: u64, max: usize) -> String {
+pub(crate) fn label(summary: Option<&str>, preview: &str, bytes: u64, max: usize) -> String {
     match summary {
         Some(s) => truncate(&visible(s), max),
         None => message_label(preview, bytes, max),
@@ -390,7 +387,7 @@ pub fn label(summary: Option<&str>, preview: &str, bytes: u64, max: usize) -> St
 
 /// `"preview" (N B)` in at most `max` columns: the preview is cut with `…`
 /// so the size stays visible; `(N B)` alone for an empty preview.
-pub fn message_label(preview: &str, bytes: u64, max: usize) -> String {
+pub(crate) fn message_label(preview: &str, bytes: u64, max: usize) -> String {
     let preview = &visible(preview);
     let size = format!("({})", super::stats::format_bytes(bytes));
     if preview.is_empty() {
@@ -407,7 +404,7 @@ pub fn message_label(preview: &str, bytes: u64, max: usize) -> String {
 /// `s` with control characters (a hostile preview could carry terminal
 /// escape sequences, or bytes XML forbids) written as `\x{1b}`. Previews
 /// come escaped from the analyzer; this is the report's own guard.
-pub fn visible(s: &str) -> String {
+pub(crate) fn visible(s: &str) -> String {
     if !s.chars().any(char::is_control) {
         return s.to_owned();
     }
@@ -423,7 +420,7 @@ pub fn visible(s: &str) -> String {
 }
 
 /// `s` cut to at most `max` terminal columns, ending in `…` when cut.
-pub fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.width() <= max {
         return s.to_owned();
     }
@@ -444,12 +441,37 @@ pub fn truncate(s: &str, max: usize) -> String {
 }
 
 /// One exchange's latency split, short: `network 0.120 ms · server 300.020 ms`.
-pub fn split_text(s: &LatencySplit) -> String {
+pub(crate) fn split_text(s: &LatencySplit) -> String {
     format!(
         "network {} · server {}",
         format_micros(s.network_us),
         format_micros(s.server_us)
     )
+}
+
+/// Word-wraps `text` at single spaces into lines of at most `max` terminal
+/// columns (display width, so a CJK character counts two); a word longer
+/// than a line is cut with `…`. The one wrap of the text, SVG and lab
+/// outputs. Hand-written rather than textwrap: textwrap would break a long
+/// word over several lines, where a ladder note wants it cut, and would fold
+/// runs of spaces that a quoted payload may hold.
+pub(crate) fn wrap(text: &str, max: usize) -> Vec<String> {
+    let max = max.max(1);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let word = truncate(word, max);
+        if cur.is_empty() {
+            cur = word;
+        } else if cur.width() + 1 + word.width() <= max {
+            cur.push(' ');
+            cur.push_str(&word);
+        } else {
+            lines.push(std::mem::replace(&mut cur, word));
+        }
+    }
+    lines.push(cur);
+    lines
 }
 
 #[cfg(test)]
@@ -680,5 +702,14 @@ mod tests {
         assert_eq!(truncate("漢字漢字", 5), "漢字…");
         assert_eq!(visible("a\x1b[2J\u{7f}b"), "a\\x{1b}[2J\\x{7f}b");
         assert_eq!(message_label("\r\n", 2, 40), "\"\\x{d}\\x{a}\" (2 B)");
+    }
+    #[test]
+    fn wrap_counts_display_width_and_cuts_long_words() {
+        assert_eq!(wrap("one two three", 7), ["one two", "three"]);
+        // Each CJK character is two columns wide: "漢字 漢字" is 9, not 5.
+        assert_eq!(wrap("漢字 漢字 漢", 7), ["漢字", "漢字 漢"]);
+        assert_eq!(wrap("ab abcdefghij", 5), ["ab", "abcd…"]);
+        assert!(wrap("漢字漢字漢字 x", 7).iter().all(|l| l.width() <= 7));
+        assert_eq!(wrap("", 5), [""]);
     }
 }

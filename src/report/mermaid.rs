@@ -19,9 +19,10 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use super::ladder::{self, Row};
-use super::stats::{format_bytes, format_micros, format_opt_micros};
+use super::stats::{format_bytes, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
 use crate::analyze::model::{CloseKind, Connection, Side};
+use crate::human::format_micros;
 
 /// Message labels are cut to this many columns: Mermaid does not wrap them.
 const LABEL_MAX: usize = 48;
@@ -33,7 +34,11 @@ const BR: &str = "<br/>";
 const SHADES: [&str; 2] = ["rgb(236, 244, 255)", "rgb(240, 250, 236)"];
 
 /// Writes the diagram.
-pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render(
+    report: &Report<'_>,
+    options: &RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let shown = &report.connections[..shown_connections(report, options)];
     let s = report.summary;
     writeln!(out, "sequenceDiagram")?;
@@ -191,10 +196,7 @@ fn connection(
             )?,
             Row::NoExchanges => note(out, "no request or response seen")?,
             Row::Close(e) => {
-                let (from, to) = match e.from {
-                    Side::Client => (c, s),
-                    Side::Server => (s, c),
-                };
+                let (from, to) = sender_first(e.from, c, s);
                 let arrow = match e.kind {
                     CloseKind::Fin => "-)",
                     CloseKind::Rst => "-x",
@@ -207,10 +209,7 @@ fn connection(
             }
             Row::StillOpen => note(out, "still open at end of capture: no FIN or RST")?,
             Row::Event(e) => {
-                let (from, to) = match e.side {
-                    Side::Client => (c, s),
-                    Side::Server => (s, c),
-                };
+                let (from, to) = sender_first(e.side, c, s);
                 writeln!(
                     out,
                     "        {from}--x{to}: {}",
@@ -219,10 +218,7 @@ fn connection(
             }
             Row::MoreEvents(n) => note(out, &format!("… {n} more TCP events (see --format json)"))?,
             Row::PureAck(a) => {
-                let (from, to) = match a.from {
-                    Side::Client => (c, s),
-                    Side::Server => (s, c),
-                };
+                let (from, to) = sender_first(a.from, c, s);
                 writeln!(
                     out,
                     "        {from}->>{to}: {}",
@@ -235,10 +231,18 @@ fn connection(
     Ok(())
 }
 
+/// The participants of an arrow sent by `side`: sender, then receiver.
+fn sender_first<'a>(side: Side, c: &'a str, s: &'a str) -> (&'a str, &'a str) {
+    match side {
+        Side::Client => (c, s),
+        Side::Server => (s, c),
+    }
+}
+
 /// `text` with every character Mermaid could misread written as an entity
 /// code (`#59;`). Safe: ASCII letters and digits, space, `.,_-+*/()!?'=$^~|\`,
 /// and printable non-ASCII characters.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
         let safe = ch.is_ascii_alphanumeric()

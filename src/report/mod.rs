@@ -5,8 +5,8 @@
 //!
 //! Like hyperfine's exporters: one file per format, each a function from the
 //! data model to bytes. No analysis happens here; the only computation is the
-//! [`stats::Summary`] (totals and latency percentiles) that every format
-//! shares. [`ladder`] orders the rows of one connection's diagram so the three
+//! `stats::Summary` (totals and latency percentiles) that every format
+//! shares. `ladder` orders the rows of one connection's diagram so the three
 //! drawings agree.
 //!
 //! ```no_run
@@ -24,14 +24,14 @@ use crate::analyze::model::{Analysis, CaptureSummary, Connection};
 use crate::protocol::Framing;
 use stats::{Summary, SummaryBuilder};
 
-pub mod background;
-pub mod html;
-pub mod json;
-pub mod ladder;
-pub mod mermaid;
-pub mod stats;
-pub mod svg;
-pub mod text;
+pub(crate) mod background;
+pub(crate) mod html;
+pub(crate) mod json;
+pub(crate) mod ladder;
+pub(crate) mod mermaid;
+pub(crate) mod stats;
+pub(crate) mod svg;
+pub(crate) mod text;
 
 pub use background::BackgroundWriter;
 
@@ -93,7 +93,7 @@ impl fmt::Display for Format {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderOptions {
     /// Text: maximum line width in terminal columns (at least
-    /// [`text::MIN_WIDTH`] is used).
+    /// `text::MIN_WIDTH` is used).
     pub width: usize,
     /// Text: ANSI colours. Only when writing to a terminal.
     pub color: bool,
@@ -188,7 +188,7 @@ impl<'a> Ending<'a> {
 /// What the diagram formats draw: the connections kept for drawing (the
 /// first `max_connections`), and totals over all of them.
 #[derive(Debug, Clone, Copy)]
-pub struct Report<'a> {
+pub(crate) struct Report<'a> {
     /// Packets read from the capture.
     pub packets: u64,
     /// The connections to draw, in order.

@@ -8,10 +8,10 @@ use crate::analyze::model::*;
 use crate::protocol::Framing;
 
 /// Capture start: 2023-11-14T22:13:20Z, in nanoseconds.
-pub const BASE_NS: u64 = 1_700_000_000_000_000_000;
+pub(crate) const BASE_NS: u64 = 1_700_000_000_000_000_000;
 
 /// The time `ms` milliseconds after [`BASE_NS`].
-pub fn at(ms: f64) -> Timestamp {
+pub(crate) fn at(ms: f64) -> Timestamp {
     Timestamp(BASE_NS + (ms * 1_000_000.0).round() as u64)
 }
 
@@ -20,7 +20,7 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 /// One exchange; `response` is `(preview, bytes, first ms, last ms)`.
-pub fn exchange(
+pub(crate) fn exchange(
     request: &str,
     request_ms: f64,
     response: Option<(&str, u64, f64, f64)>,
@@ -50,7 +50,7 @@ pub fn exchange(
 
 /// The lab's echo conversation: handshake, three exchanges (the last two
 /// pipelined in one segment), orderly close by the client.
-pub fn echo_connection() -> Connection {
+pub(crate) fn echo_connection() -> Connection {
     Connection {
         notes: Vec::new(),
         events: Vec::new(),
@@ -108,7 +108,7 @@ pub fn echo_connection() -> Connection {
 
 /// A connection whose start was not captured, with a hostile preview, a gap,
 /// and a reset from the server.
-pub fn midstream_reset_connection() -> Connection {
+pub(crate) fn midstream_reset_connection() -> Connection {
     Connection {
         notes: Vec::new(),
         events: vec![
@@ -189,7 +189,7 @@ pub fn midstream_reset_connection() -> Connection {
 
 /// An IPv6 connection with one long request that got no answer, still open
 /// at the end of the capture.
-pub fn ipv6_open_connection() -> Connection {
+pub(crate) fn ipv6_open_connection() -> Connection {
     let long = "A".repeat(200);
     Connection {
         notes: Vec::new(),
@@ -223,7 +223,7 @@ pub fn ipv6_open_connection() -> Connection {
 }
 
 /// The three connections above, with one warning.
-pub fn analysis() -> Analysis {
+pub(crate) fn analysis() -> Analysis {
     Analysis {
         packets: 42,
         framing: Some(Framing::Line),
@@ -248,7 +248,7 @@ pub fn analysis() -> Analysis {
 }
 
 /// One connection with `n` exchanges, for caps.
-pub fn many_exchanges(n: usize) -> Analysis {
+pub(crate) fn many_exchanges(n: usize) -> Analysis {
     let mut c = echo_connection();
     c.recv_pitfalls.clear();
     c.exchanges = (0..n)

@@ -4,15 +4,18 @@
 
 use serde::Serialize;
 
-use crate::analyze::model::{Analysis, CloseKind, Connection};
-use crate::analyze::tcp_events::EventCounts;
+#[cfg(test)]
+use crate::analyze::model::Analysis;
+use crate::analyze::model::EventCounts;
+use crate::analyze::model::{CloseKind, Connection};
+use crate::human::format_micros;
 use crate::protocol::app::AppProtocol;
 
 /// Most distinct operations counted one by one; the rest are summed up as
 /// [`OTHER_OPERATIONS`] (a capture of many distinct URLs stays bounded).
-pub const MAX_OPERATIONS: usize = 200;
+pub(crate) const MAX_OPERATIONS: usize = 200;
 /// The operation name that sums up operations past [`MAX_OPERATIONS`].
-pub const OTHER_OPERATIONS: &str = "(other operations)";
+pub(crate) const OTHER_OPERATIONS: &str = "(other operations)";
 
 /// Totals over every connection of an analysis (never capped).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -56,7 +59,7 @@ pub struct Summary {
 
 /// Totals for one operation of one application protocol.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OperationSummary {
+pub(crate) struct OperationSummary {
     /// The protocol.
     pub protocol: AppProtocol,
     /// The operation, as in each exchange's `operation`.
@@ -95,6 +98,7 @@ pub struct LatencySummary {
 
 impl Summary {
     /// Computes the totals of `analysis`.
+    #[cfg(test)]
     pub fn of(analysis: &Analysis) -> Summary {
         let mut builder = SummaryBuilder::default();
         for c in &analysis.connections {
@@ -108,7 +112,7 @@ impl Summary {
 /// never holds its connections: counters, plus every latency (8 bytes per
 /// exchange, so percentiles stay exact rather than estimated).
 #[derive(Debug, Clone, Default)]
-pub struct SummaryBuilder {
+pub(crate) struct SummaryBuilder {
     summary: Summary,
     latencies: Vec<f64>,
     network: Vec<f64>,
@@ -218,7 +222,7 @@ fn distribution(values: &mut [f64]) -> LatencySummary {
 /// ascending: the smallest value such that at least `p`% of the values are
 /// less than or equal to it. `None` for an empty slice. An exact value of
 /// the data, never interpolated.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -227,30 +231,15 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank.clamp(1, n) - 1])
 }
 
-/// Formats a duration given in microseconds for people: `0.150 ms`,
-/// `12.345 s`; the unit is chosen so the number stays short.
-pub fn format_micros(us: f64) -> String {
-    if !us.is_finite() {
-        return "n/a".to_owned();
-    }
-    let ms = us / 1_000.0;
-    if ms.abs() < 1_000.0 {
-        format!("{ms:.3} ms")
-    } else if ms.abs() < 1_000_000.0 {
-        format!("{:.3} s", ms / 1_000.0)
-    } else {
-        format!("{:.0} s", ms / 1_000.0)
-    }
-}
-
-/// Formats an optional duration in microseconds; `n/a` when absent.
-pub fn format_opt_micros(us: Option<f64>) -> String {
+/// Formats an optional duration in microseconds as
+/// [`format_micros`] does; `n/a` when absent.
+pub(crate) fn format_opt_micros(us: Option<f64>) -> String {
     us.map_or_else(|| "n/a".to_owned(), format_micros)
 }
 
 /// Formats a byte count: `512 B`, `1,234,567 B`. Exact, with digit grouping,
 /// because students compare it with Wireshark's numbers.
-pub fn format_bytes(n: u64) -> String {
+pub(crate) fn format_bytes(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 2);
     for (i, ch) in digits.chars().enumerate() {
@@ -322,9 +311,7 @@ mod tests {
 
     #[test]
     fn durations_and_bytes_read_well() {
-        assert_eq!(format_micros(150.0), "0.150 ms");
-        assert_eq!(format_micros(999_999.0), "999.999 ms");
-        assert_eq!(format_micros(12_345_678.0), "12.346 s");
+        assert_eq!(format_opt_micros(Some(150.0)), "0.150 ms");
         assert_eq!(format_bytes(0), "0 B");
         assert_eq!(format_bytes(999), "999 B");
         assert_eq!(format_bytes(1_234_567), "1,234,567 B");

@@ -20,10 +20,11 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::ladder::{self, Row, truncate};
-use super::stats::{format_bytes, format_micros, format_opt_micros};
+use super::ladder::{self, Row, truncate, wrap};
+use super::stats::{format_bytes, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
 use crate::analyze::model::{CloseKind, Connection, Side};
+use crate::human::format_micros;
 
 const WIDTH: f64 = 900.0;
 const MARGIN: f64 = 20.0;
@@ -103,7 +104,11 @@ impl Ink {
 }
 
 /// Writes the SVG document.
-pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render(
+    report: &Report<'_>,
+    options: &RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut body = String::new();
     let mut y = MARGIN;
 
@@ -651,25 +656,6 @@ fn fit(s: &str, size: f64, bold: bool) -> String {
     truncate(s, ((WIDTH - 2.0 * MARGIN) / (size * em)) as usize)
 }
 
-/// Word-wraps `s` into lines of at most `max` columns (long words are cut).
-fn wrap(s: &str, max: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut cur = String::new();
-    for word in s.split(' ') {
-        let word = truncate(word, max);
-        if cur.is_empty() {
-            cur = word;
-        } else if cur.chars().count() + 1 + word.chars().count() <= max {
-            cur.push(' ');
-            cur.push_str(&word);
-        } else {
-            lines.push(std::mem::replace(&mut cur, word));
-        }
-    }
-    lines.push(cur);
-    lines
-}
-
 /// Appends a `<text>` element.
 #[allow(clippy::too_many_arguments)]
 fn text(
@@ -691,7 +677,7 @@ fn text(
 
 /// `s` escaped for XML text and attributes. Characters XML 1.0 forbids
 /// (controls other than tab and newline) become `�`.
-pub fn xml(s: &str) -> String {
+pub(crate) fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

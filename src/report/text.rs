@@ -11,14 +11,15 @@ use std::io::{self, Write};
 
 use unicode_width::UnicodeWidthStr;
 
-use super::ladder::{self, Row, truncate};
-use super::stats::{format_bytes, format_micros, format_opt_micros};
+use super::ladder::{self, Row, truncate, wrap};
+use super::stats::{format_bytes, format_opt_micros};
 use super::{RenderOptions, Report, hidden_connections, plural, shown_connections};
 use crate::analyze::model::{CaptureSummary, CloseKind, Connection, Side};
+use crate::human::format_micros;
 use crate::protocol::app::AppProtocol;
 
 /// The narrowest layout; a smaller [`RenderOptions::width`] is raised to it.
-pub const MIN_WIDTH: usize = 50;
+pub(crate) const MIN_WIDTH: usize = 50;
 
 /// Columns of the time column, its trailing space included.
 const TIME_W: usize = 12;
@@ -26,7 +27,11 @@ const TIME_W: usize = 12;
 const LAT_W: usize = 11;
 
 /// Writes the ladder diagrams and the summary.
-pub fn render(report: &Report<'_>, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn render(
+    report: &Report<'_>,
+    options: &RenderOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut p = Printer {
         out,
         width: options.width.max(MIN_WIDTH),
@@ -294,127 +299,11 @@ pub fn ladder_lines(conn: &Connection, options: &RenderOptions, width: usize) ->
     }];
     for row in ladder::rows_for(conn, options) {
         let time = time_col(conn, row.time());
-        let (body, latency, style) = match &row {
-            Row::Syn(_) => (l.arrow(true, "SYN", true), String::new(), Style::Handshake),
-            Row::SynAck(_) => {
-                let rtt = conn.handshake.as_ref().and_then(|h| h.rtt_us);
-                (
-                    l.arrow(false, "SYN-ACK", true),
-                    rtt.map(format_micros).unwrap_or_default(),
-                    Style::Handshake,
-                )
+        let Some((body, latency, style)) = arrow_row(&l, conn, options, &row) else {
+            if let Some(text) = note_text(&row, options) {
+                notes(&mut out, &l, &text);
             }
-            Row::Ack(_) => (l.arrow(true, "ACK", true), String::new(), Style::Handshake),
-            Row::Request { exchange, .. } => {
-                let unanswered =
-                    exchange.response_last_time.is_none() && exchange.response_first_time.is_none();
-                (
-                    l.arrow(
-                        true,
-                        &ladder::label(
-                            exchange.request_summary.as_deref(),
-                            &exchange.request_preview,
-                            exchange.request_bytes,
-                            l.label_room(),
-                        ),
-                        false,
-                    ),
-                    if unanswered {
-                        "no response".to_owned()
-                    } else {
-                        String::new()
-                    },
-                    Style::Request,
-                )
-            }
-            Row::Response { exchange, .. } => (
-                l.arrow(
-                    false,
-                    &ladder::label(
-                        exchange.response_summary.as_deref(),
-                        &exchange.response_preview,
-                        exchange.response_bytes,
-                        l.label_room(),
-                    ),
-                    false,
-                ),
-                format_opt_micros(exchange.latency_us),
-                Style::Response,
-            ),
-            Row::Close(e) => (
-                l.arrow(e.from == Side::Client, ladder::close_name(e.kind), true),
-                String::new(),
-                if e.kind == CloseKind::Rst {
-                    Style::Rst
-                } else {
-                    Style::Fin
-                },
-            ),
-            Row::Event(e) => (
-                l.arrow(e.side == Side::Client, &ladder::event_text(e), true),
-                String::new(),
-                Style::Event,
-            ),
-            Row::MoreEvents(n) => {
-                notes(
-                    &mut out,
-                    &l,
-                    &format!(
-                        "… {n} more TCP event{} (all are in --format json)",
-                        plural(*n)
-                    ),
-                );
-                continue;
-            }
-            Row::NoHandshake => {
-                notes(
-                    &mut out,
-                    &l,
-                    "(capture began mid-connection: no handshake seen)",
-                );
-                continue;
-            }
-            Row::Gap(g) => {
-                notes(&mut out, &l, &format!("≈ {}", ladder::gap_text(g)));
-                continue;
-            }
-            Row::Pitfall(pf) => {
-                notes(&mut out, &l, &format!("! {}", ladder::pitfall_text(pf)));
-                continue;
-            }
-            Row::More(n) => {
-                notes(
-                    &mut out,
-                    &l,
-                    &format!("… {n} more exchange{} (counted in the summary)", plural(*n)),
-                );
-                continue;
-            }
-            Row::NoExchanges => {
-                notes(&mut out, &l, "(no request or response seen)");
-                continue;
-            }
-            Row::StillOpen => {
-                notes(
-                    &mut out,
-                    &l,
-                    "(still open at end of capture: no FIN or RST)",
-                );
-                continue;
-            }
-            Row::PureAck(a) => (
-                l.arrow(
-                    a.from == Side::Client,
-                    &ladder::ack_label(a, options.acks),
-                    true,
-                ),
-                String::new(),
-                Style::Handshake,
-            ),
-            Row::AcksNotDrawn(n) => {
-                notes(&mut out, &l, &ladder::acks_not_drawn_text(*n, options.acks));
-                continue;
-            }
+            continue;
         };
         let body = if latency.is_empty() {
             body
@@ -429,6 +318,106 @@ pub fn ladder_lines(conn: &Connection, options: &RenderOptions, width: usize) ->
         }
     }
     out
+}
+
+/// A row drawn as an arrow: its body, latency column and style; `None` for
+/// a note row.
+fn arrow_row(
+    l: &Ladder,
+    conn: &Connection,
+    options: &RenderOptions,
+    row: &Row<'_>,
+) -> Option<(String, String, Style)> {
+    Some(match row {
+        Row::Syn(_) => (l.arrow(true, "SYN", true), String::new(), Style::Handshake),
+        Row::SynAck(_) => {
+            let rtt = conn.handshake.as_ref().and_then(|h| h.rtt_us);
+            (
+                l.arrow(false, "SYN-ACK", true),
+                rtt.map(format_micros).unwrap_or_default(),
+                Style::Handshake,
+            )
+        }
+        Row::Ack(_) => (l.arrow(true, "ACK", true), String::new(), Style::Handshake),
+        Row::Request { exchange, .. } => {
+            let unanswered =
+                exchange.response_last_time.is_none() && exchange.response_first_time.is_none();
+            (
+                l.arrow(
+                    true,
+                    &ladder::label(
+                        exchange.request_summary.as_deref(),
+                        &exchange.request_preview,
+                        exchange.request_bytes,
+                        l.label_room(),
+                    ),
+                    false,
+                ),
+                if unanswered {
+                    "no response".to_owned()
+                } else {
+                    String::new()
+                },
+                Style::Request,
+            )
+        }
+        Row::Response { exchange, .. } => (
+            l.arrow(
+                false,
+                &ladder::label(
+                    exchange.response_summary.as_deref(),
+                    &exchange.response_preview,
+                    exchange.response_bytes,
+                    l.label_room(),
+                ),
+                false,
+            ),
+            format_opt_micros(exchange.latency_us),
+            Style::Response,
+        ),
+        Row::Close(e) => (
+            l.arrow(e.from == Side::Client, ladder::close_name(e.kind), true),
+            String::new(),
+            if e.kind == CloseKind::Rst {
+                Style::Rst
+            } else {
+                Style::Fin
+            },
+        ),
+        Row::Event(e) => (
+            l.arrow(e.side == Side::Client, &ladder::event_text(e), true),
+            String::new(),
+            Style::Event,
+        ),
+        Row::PureAck(a) => (
+            l.arrow(
+                a.from == Side::Client,
+                &ladder::ack_label(a, options.acks),
+                true,
+            ),
+            String::new(),
+            Style::Handshake,
+        ),
+        _ => return None,
+    })
+}
+
+/// The text of a row drawn as a note between the lifelines.
+fn note_text(row: &Row<'_>, options: &RenderOptions) -> Option<String> {
+    Some(match row {
+        Row::MoreEvents(n) => format!(
+            "… {n} more TCP event{} (all are in --format json)",
+            plural(*n)
+        ),
+        Row::NoHandshake => "(capture began mid-connection: no handshake seen)".to_owned(),
+        Row::Gap(g) => format!("≈ {}", ladder::gap_text(g)),
+        Row::Pitfall(pf) => format!("! {}", ladder::pitfall_text(pf)),
+        Row::More(n) => format!("… {n} more exchange{} (counted in the summary)", plural(*n)),
+        Row::NoExchanges => "(no request or response seen)".to_owned(),
+        Row::StillOpen => "(still open at end of capture: no FIN or RST)".to_owned(),
+        Row::AcksNotDrawn(n) => ladder::acks_not_drawn_text(*n, options.acks),
+        _ => return None,
+    })
 }
 
 /// Wrapped note rows between the lifelines.
@@ -537,46 +526,13 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// The summary's TCP events line: "none", or each kind seen with its count
-/// ("3 retransmission · 6 duplicate ACK").
 /// The per-operation table of an application protocol's exchanges.
 fn operations(p: &mut Printer<'_>, s: &crate::report::stats::Summary) -> io::Result<()> {
     if !s.operations.is_empty() {
         p.wrapped("operations", 2, Style::Plain)?;
     }
     for o in &s.operations {
-        let errors = if o.errors > 0 {
-            format!(" · {} error{}", o.errors, plural(o.errors as usize))
-        } else {
-            String::new()
-        };
-        let latency = if o.latency.count == 0 {
-            " · no response".to_owned()
-        } else {
-            format!(
-                " · p50 {} · p99 {} · max {}",
-                format_opt_micros(o.latency.p50_us),
-                format_opt_micros(o.latency.p99_us),
-                format_opt_micros(o.latency.max_us)
-            )
-        };
-        // Time to first byte tells apart a slow server from a big body.
-        let first_byte = match o.first_byte_latency.p50_us {
-            Some(f) if o.protocol == AppProtocol::Http => {
-                format!(" · first byte p50 {}", format_micros(f))
-            }
-            _ => String::new(),
-        };
-        p.wrapped(
-            &format!(
-                "{} {} {}×{errors}{latency}{first_byte}",
-                o.protocol,
-                ladder::visible(&o.operation),
-                o.count
-            ),
-            4,
-            Style::Plain,
-        )?;
+        p.wrapped(&operation_line(o), 4, Style::Plain)?;
     }
     Ok(())
 }
@@ -597,6 +553,41 @@ fn split_summary(d: &crate::report::stats::LatencySummary) -> String {
     )
 }
 
+/// One operation's line in the summary: count, errors, latency and, for
+/// HTTP, the time to first byte.
+fn operation_line(o: &crate::report::stats::OperationSummary) -> String {
+    let errors = if o.errors > 0 {
+        format!(" · {} error{}", o.errors, plural(o.errors as usize))
+    } else {
+        String::new()
+    };
+    let latency = if o.latency.count == 0 {
+        " · no response".to_owned()
+    } else {
+        format!(
+            " · p50 {} · p99 {} · max {}",
+            format_opt_micros(o.latency.p50_us),
+            format_opt_micros(o.latency.p99_us),
+            format_opt_micros(o.latency.max_us)
+        )
+    };
+    // Time to first byte tells apart a slow server from a big body.
+    let first_byte = match o.first_byte_latency.p50_us {
+        Some(f) if o.protocol == AppProtocol::Http => {
+            format!(" · first byte p50 {}", format_micros(f))
+        }
+        _ => String::new(),
+    };
+    format!(
+        "{} {} {}×{errors}{latency}{first_byte}",
+        o.protocol,
+        ladder::visible(&o.operation),
+        o.count
+    )
+}
+
+/// The summary's TCP events line: "none", or each kind seen with its count
+/// ("3 retransmission · 6 duplicate ACK").
 fn event_counts(s: &crate::report::stats::Summary) -> String {
     let mut parts: Vec<String> = s
         .tcp_events
@@ -644,305 +635,5 @@ fn capture_details(c: &CaptureSummary) -> Vec<String> {
     details
 }
 
-/// Word-wraps `text` into lines of at most `max` columns; words longer than
-/// a line are cut.
-fn wrap(text: &str, max: usize) -> Vec<String> {
-    let max = max.max(1);
-    let mut lines = Vec::new();
-    let mut cur = String::new();
-    for word in text.split(' ') {
-        let word = truncate(word, max);
-        if cur.is_empty() {
-            cur = word;
-        } else if cur.width() + 1 + word.width() <= max {
-            cur.push(' ');
-            cur.push_str(&word);
-        } else {
-            lines.push(std::mem::replace(&mut cur, word));
-        }
-    }
-    lines.push(cur);
-    lines
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analyze::model::Analysis;
-    use crate::report::sample;
-
-    fn text(analysis: &Analysis, options: &RenderOptions) -> String {
-        let mut out = Vec::new();
-        crate::report::render(analysis, crate::report::Format::Text, options, &mut out)
-            .expect("render");
-        String::from_utf8(out).expect("utf-8")
-    }
-
-    fn opts(width: usize) -> RenderOptions {
-        RenderOptions {
-            width,
-            ..RenderOptions::default()
-        }
-    }
-
-    /// Index of the first line at or after `from` containing `needle`.
-    fn find(lines: &[&str], from: usize, needle: &str) -> usize {
-        from + lines[from..]
-            .iter()
-            .position(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("{needle:?} not found after line {from}"))
-    }
-
-    #[test]
-    fn echo_ladder_in_order() {
-        let a = Analysis {
-            connections: vec![sample::echo_connection()],
-            ..sample::analysis()
-        };
-        let out = text(&a, &opts(100));
-        let lines: Vec<&str> = out.lines().collect();
-        let mut i = find(
-            &lines,
-            0,
-            "Connection 1 · line framing · 3 exchanges · closed by client (FIN)",
-        );
-        i = find(&lines, i, "client 10.0.0.2:51234");
-        i = find(&lines, i, "server 10.0.0.3:2222");
-        let syn = find(&lines, i, " SYN ");
-        assert!(lines[syn].contains("+0.000 ms") && lines[syn].contains("▶│"));
-        let synack = find(&lines, syn, "SYN-ACK");
-        assert!(lines[synack].contains("+0.045 ms") && lines[synack].contains("│◀"));
-        assert!(lines[synack].trim_end().ends_with("0.045 ms"));
-        let ack = find(&lines, synack, " ACK ");
-        assert!(lines[ack].contains("+0.060 ms"));
-        let hello = find(&lines, ack, "\"hello\" (5 B)");
-        assert!(lines[hello].contains("+1.000 ms") && lines[hello].contains("▶│"));
-        let echo = find(&lines, hello, "\"Echo: hello\" (11 B)");
-        assert!(lines[echo].contains("+1.150 ms"));
-        assert!(
-            lines[echo].trim_end().ends_with("0.150 ms"),
-            "{}",
-            lines[echo]
-        );
-        let world = find(&lines, echo, "\"world\" (5 B)");
-        let bye = find(&lines, world, "\"bye\" (3 B)");
-        let pit = find(&lines, bye, "! 2 requests arrived in one segment");
-        let echo_world = find(&lines, pit, "\"Echo: world\"");
-        assert!(lines[echo_world].trim_end().ends_with("0.210 ms"));
-        let echo_bye = find(&lines, echo_world, "\"Echo: bye\"");
-        assert!(lines[echo_bye].trim_end().ends_with("0.305 ms"));
-        let fin_c = find(&lines, echo_bye, " FIN ");
-        assert!(lines[fin_c].contains("▶│"), "client FIN goes right");
-        let fin_s = find(&lines, fin_c + 1, " FIN ");
-        assert!(lines[fin_s].contains("│◀"), "server FIN goes left");
-    }
-
-    #[test]
-    fn midstream_reset_and_ipv6_open() {
-        let out = text(&sample::analysis(), &opts(90));
-        assert!(out.contains("Connection 2 · line framing · 2 exchanges · closed by server (RST)"));
-        assert!(out.contains("capture began mid-connection: no handshake seen"));
-        assert!(out.contains("≈ 1,200 B from server not captured"));
-        assert!(out.contains("response 2 took 3 segments"));
-        let rst = out.lines().find(|l| l.contains(" RST ")).expect("RST row");
-        assert!(rst.contains("│◀") && rst.contains("+5.000 ms"), "{rst}");
-        assert!(out.contains("client [2001:db8:85a3::8a2e:370:7334]:50000"));
-        assert!(out.contains("server [2001:db8::1]:2222"));
-        assert!(out.contains("still open at end of capture"));
-        let long = out
-            .lines()
-            .find(|l| l.contains("AAAA"))
-            .expect("long request");
-        assert!(long.contains('…') && long.contains("no response"), "{long}");
-    }
-
-    #[test]
-    fn summary_is_exact() {
-        let out = text(&sample::analysis(), &opts(100));
-        let summary = &out[out.find("Summary").expect("summary")..];
-        assert!(summary.contains("connections  3 (1 without handshake, 1 still open, 1 reset)"));
-        assert!(summary.contains("exchanges    6 (1 without response)"));
-        assert!(
-            summary.contains("237 B client→server · 1,258 B server→client (1,200 B not captured)")
-        );
-        assert!(summary.contains("p50 0.210 ms · p99 0.400 ms · max 0.400 ms (over 5 exchanges)"));
-        assert!(summary.contains("warnings     1"));
-        assert!(summary.contains("! packet 17: TCP data offset 3"));
-    }
-
-    #[test]
-    fn lines_never_exceed_the_width() {
-        let mut a = sample::analysis();
-        a.connections[0].exchanges[0].response_preview = "漢字".repeat(80);
-        a.warnings.push("w".repeat(300));
-        for width in [0, 30, MIN_WIDTH, 61, 80, 100, 133, 200] {
-            let out = text(&a, &opts(width));
-            for line in out.lines() {
-                assert!(
-                    line.width() <= width.max(MIN_WIDTH),
-                    "width {width}: {} columns: {line}",
-                    line.width()
-                );
-            }
-            // Both lifelines line up on every ladder row (rows holding wide
-            // characters have fewer chars than columns and are skipped).
-            let span = Ladder::new(width.max(MIN_WIDTH)).span;
-            let mut ladder_rows = 0;
-            for line in out.lines() {
-                let cols: Vec<char> = line.chars().collect();
-                if line.width() != cols.len() || cols.len() <= TIME_W {
-                    continue;
-                }
-                if "│├".contains(cols[TIME_W]) {
-                    ladder_rows += 1;
-                    let server = cols.get(TIME_W + 1 + span).copied();
-                    assert!(
-                        server.is_some_and(|c| "│┤".contains(c)),
-                        "width {width}: server lifeline off: {line}"
-                    );
-                }
-            }
-            assert!(ladder_rows > 20, "only {ladder_rows} ladder rows checked");
-        }
-    }
-
-    #[test]
-    fn cap_keeps_the_summary_complete() {
-        let a = sample::many_exchanges(120);
-        let out = text(
-            &a,
-            &RenderOptions {
-                max_exchanges: Some(50),
-                ..opts(100)
-            },
-        );
-        assert!(out.contains("\"msg 49\""));
-        assert!(!out.contains("\"msg 50\""));
-        assert!(out.contains("… 70 more exchanges"));
-        assert!(out.contains("exchanges    120"));
-        assert_eq!(out.lines().filter(|l| l.contains(" FIN ")).count(), 2);
-        let all = text(
-            &a,
-            &RenderOptions {
-                max_exchanges: None,
-                ..opts(100)
-            },
-        );
-        assert!(all.contains("\"msg 119\"") && !all.contains("more exchanges"));
-    }
-
-    #[test]
-    fn zero_connections_and_no_latency() {
-        let out = text(&Analysis::default(), &opts(80));
-        assert!(out.contains("No TCP connection in the capture."));
-        assert!(out.contains("p50 n/a · p99 n/a · max n/a"));
-        let mut a = sample::analysis();
-        a.connections.truncate(1);
-        a.connections[0].exchanges.clear();
-        a.connections[0].recv_pitfalls.clear();
-        let out = text(&a, &opts(80));
-        assert!(out.contains("0 exchanges"));
-        assert!(out.contains("(no request or response seen)"));
-    }
-
-    #[test]
-    fn connection_cap_is_announced() {
-        let out = text(
-            &sample::analysis(),
-            &RenderOptions {
-                max_connections: Some(1),
-                ..opts(100)
-            },
-        );
-        assert!(out.contains("Connection 1 "));
-        assert!(!out.contains("Connection 2 "));
-        assert!(out.contains("… 2 more connections not drawn"));
-        assert!(out.contains("connections  3"));
-    }
-
-    #[test]
-    fn colour_only_when_asked_and_escapes_are_neutralised() {
-        let mut a = sample::analysis();
-        a.connections[0].exchanges[0].request_preview = "\x1b[2Jboom".into();
-        let plain = text(&a, &opts(100));
-        assert!(!plain.contains('\x1b'), "no raw ESC without colour");
-        assert!(plain.contains("\\x{1b}[2Jboom"));
-        let coloured = text(
-            &a,
-            &RenderOptions {
-                color: true,
-                ..opts(100)
-            },
-        );
-        assert!(coloured.contains("\x1b[32m"));
-        assert!(!coloured.contains("\x1b[2J"));
-    }
-
-    #[test]
-    fn snapshot_of_a_small_ladder() {
-        let mut c = sample::echo_connection();
-        c.exchanges.truncate(1);
-        c.recv_pitfalls.clear();
-        let a = Analysis {
-            packets: 9,
-            framing: c.framing.into(),
-            connections: vec![c],
-            warnings: vec![],
-            capture: Default::default(),
-        };
-        let expected = "\
-Connection 1 · line framing · 1 exchange · closed by client (FIN)
-  framing: line: the first messages are text lines
-  client 10.0.0.2:51234
-  server 10.0.0.3:2222
-  16 B client→server · 34 B server→client · handshake RTT 0.045 ms
-
-         client                                                server
-            │                                                     │
-  +0.000 ms ├──────────────────────── SYN ───────────────────────▶│
-  +0.045 ms │◀───────────────────── SYN-ACK ──────────────────────┤     0.045 ms
-  +0.060 ms ├──────────────────────── ACK ───────────────────────▶│
-  +1.000 ms ├─ \"hello\" (5 B) ────────────────────────────────────▶│
-  +1.150 ms │◀───────────────────────────── \"Echo: hello\" (11 B) ─┤     0.150 ms
-            │ network 0.055 ms · server 0.095 ms                  │
-  +3.000 ms ├──────────────────────── FIN ───────────────────────▶│
-  +3.050 ms │◀─────────────────────── FIN ────────────────────────┤
-
-Summary
-  packets      9
-  connections  1
-  exchanges    1
-  bytes        16 B client→server · 34 B server→client
-  latency      p50 0.150 ms · p99 0.150 ms · max 0.150 ms (over 1 exchange)
-  network      p50 0.055 ms · p99 0.055 ms · max 0.055 ms (1 latency split)
-  server       p50 0.095 ms · p99 0.095 ms · max 0.095 ms (1 latency split)
-  tcp events   none
-  warnings     0
-";
-        let got = text(&a, &opts(80));
-        assert_eq!(got, expected);
-    }
-
-    #[test]
-    fn the_summary_says_which_packets_were_skipped() {
-        let mut a = sample::analysis();
-        let summary_line = |a: &Analysis| {
-            let got = text(a, &opts(100));
-            let line = got.lines().find(|l| l.starts_with("  packets"));
-            line.expect("a packets line").to_owned()
-        };
-        assert_eq!(
-            summary_line(&a),
-            "  packets      42 (3 non-TCP, 1 malformed packets skipped)"
-        );
-        a.capture.skipped = Default::default();
-        a.capture.skipped.not_tcp = 12;
-        a.capture.truncated = true;
-        assert_eq!(
-            summary_line(&a),
-            "  packets      42 (12 non-TCP packets skipped, the file was cut short)"
-        );
-        a.capture = Default::default();
-        assert_eq!(summary_line(&a), "  packets      42");
-    }
-}
+mod tests;

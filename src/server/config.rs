@@ -16,17 +16,17 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// Largest request payload unless `--max-request` says otherwise (64 KiB).
 pub const DEFAULT_MAX_REQUEST: usize = 64 * 1024;
 /// Silence after which a connection is closed (`--idle-timeout`).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Time open connections get to finish after a shutdown signal (`--drain-timeout`).
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time one request may take to arrive whole, from its first byte
 /// (`--request-timeout`), like nginx's `client_header_timeout`: a client
 /// that trickles a request byte by byte cannot hold a connection longer.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time a new connection may stay silent before its first byte
 /// (`--first-byte-timeout`): far shorter than the idle timeout, so
 /// connections opened and never used do not hold slots.
-pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything [`super::run`] needs besides the listener.
 #[derive(Clone)]

@@ -14,16 +14,16 @@
 //!
 //! On quit the same summary as `analyze` is printed.
 
-pub mod app;
-pub mod beside;
-pub mod jsonl;
-pub mod keys;
-pub mod replay;
-pub mod state;
-pub mod step;
-pub mod terminal;
-pub mod ui;
-pub mod view;
+pub(crate) mod app;
+pub(crate) mod beside;
+pub(crate) mod jsonl;
+pub(crate) mod keys;
+pub(crate) mod replay;
+pub(crate) mod state;
+pub(crate) mod step;
+pub(crate) mod terminal;
+pub(crate) mod ui;
+pub(crate) mod view;
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -306,7 +306,7 @@ fn join(
 
 /// The summary `analyze` prints under its ladders, for `summary` over the
 /// connections of `analysis`.
-pub fn summary_text(summary: SummaryBuilder, analysis: &Analysis) -> String {
+pub(crate) fn summary_text(summary: SummaryBuilder, analysis: &Analysis) -> String {
     let total_connections = summary.connections();
     let summary = summary.finish(analysis.warnings.len() as u64);
     let report = Report {

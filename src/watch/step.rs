@@ -72,16 +72,6 @@ impl Stepper {
         })
     }
 
-    /// Packets in the capture.
-    pub fn len(&self) -> usize {
-        self.packets.len()
-    }
-
-    /// The capture has no packet.
-    pub fn is_empty(&self) -> bool {
-        self.packets.is_empty()
-    }
-
     /// Analyzes one more packet; false at the end.
     pub fn forward(&mut self) -> bool {
         let Some(p) = self.packets.get(self.pos) else {
@@ -123,7 +113,7 @@ impl Stepper {
             return format!("packet 0 of {total}: press → to take the first");
         };
         let first = self.packets.first().map_or(p.time, |f| f.time);
-        let at = crate::report::stats::format_micros(p.time.micros_since(first));
+        let at = crate::human::format_micros(p.time.micros_since(first));
         match decode(&p.raw()) {
             Ok(s) => format!(
                 "packet {} of {total} · +{at} · {} → {} · {} · {} payload",
@@ -182,7 +172,7 @@ mod tests {
     fn stepping_back_shows_what_stepping_forward_showed() {
         let file = capture();
         let mut s = Stepper::new(&file[..], crate::watch::state::tests::line()).unwrap();
-        assert_eq!(s.len(), 8);
+        assert_eq!(s.packets.len(), 8);
         assert!(s.describe().starts_with("packet 0 of 8"));
         let mut seen = Vec::new();
         while s.forward() {

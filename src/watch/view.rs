@@ -12,9 +12,10 @@ use std::fmt::Write as _;
 use super::keys::Action;
 use super::state::{Conn, State};
 use crate::analyze::model::{Exchange, Side};
+use crate::human::format_micros;
 use crate::report::RenderOptions;
 use crate::report::ladder::{self, visible};
-use crate::report::stats::{format_bytes, format_micros, format_opt_micros};
+use crate::report::stats::{format_bytes, format_opt_micros};
 use crate::report::text::{self, LadderLine, Style};
 
 /// What the user chose to look at.

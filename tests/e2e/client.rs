@@ -528,7 +528,7 @@ fn interactive_prompt_shows_response_with_rtt_and_quits_cleanly() {
         .lines()
         .find(|l| l.contains("Echo: hello there"))
         .unwrap();
-    // `Echo: hello there   (0.21 ms)`: the RTT is a number of ms or s.
+    // `Echo: hello there   (0.210 ms)`: the RTT is a number of ms or s.
     let rtt = rtt_line
         .rsplit('(')
         .next()

@@ -805,15 +805,7 @@ fn ctrl_c_cleans_up_and_exits_130() {
         .unwrap();
     // Interrupt as soon as the capture runs: topology up, server about to start.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stdout.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if line.starts_with("capturing on") {
-            break;
-        }
-        line.clear();
-    }
+    let seen = support::read_until(&mut stdout, "capturing on");
     // SAFETY: SIGINT to the process group of our own child.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
     let mut rest = String::new();
@@ -917,15 +909,7 @@ fn down_removes_what_a_killed_run_left() {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stdout.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if line.starts_with("server listening on") {
-            break;
-        }
-        line.clear();
-    }
+    let seen = support::read_until(&mut stdout, "server listening on");
     // SIGKILL: no cleanup can run in the lab itself.
     child.kill().unwrap();
     child.wait().unwrap();

@@ -250,7 +250,7 @@ fn a_server_ignoring_sigterm_is_killed_after_the_drain_and_its_helper_too() {
     let text = stdout(&out);
     assert!(
         text.contains(
-            "your server ignored SIGTERM for the drain timeout (1.0 s): killed (SIGKILL)"
+            "your server ignored SIGTERM for the drain timeout (1.000 s): killed (SIGKILL)"
         ),
         "{}",
         show(&out)

@@ -5,11 +5,11 @@
 //! (namespaces, links, rules in the machine's own iptables), including
 //! after a SIGKILL followed by `reqresp lab --down`.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::support::{have, is_root, reqresp, skip};
+use crate::support::{self, have, is_root, reqresp, skip};
 
 fn ready() -> bool {
     if !is_root() {
@@ -574,15 +574,7 @@ fn a_killed_scenario_leaves_only_what_down_removes() {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stdout.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if line.starts_with("client: ") {
-            break;
-        }
-        line.clear();
-    }
+    let seen = support::read_until(&mut stdout, "client: ");
     // Give the partition time to start, then SIGKILL: nothing of the lab runs.
     std::thread::sleep(std::time::Duration::from_millis(600));
     child.kill().unwrap();
@@ -652,15 +644,7 @@ fn scenario_runs_get_their_own_folders_and_an_interrupted_one_adds_none() {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stdout.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if line.starts_with("client: ") {
-            break;
-        }
-        line.clear();
-    }
+    let seen = support::read_until(&mut stdout, "client: ");
     assert!(seen.contains("client: "), "the run did not start:\n{seen}");
     assert!(
         has_partial(base.path()),

@@ -83,6 +83,22 @@ pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
     }
 }
 
+/// Reads lines from a child's output until one starts with `prefix` (or
+/// the output ends): what was read, that line included. Waits on the
+/// program's own words rather than on a sleep.
+pub fn read_until(stdout: &mut impl std::io::BufRead, prefix: &str) -> String {
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.starts_with(prefix) {
+            break;
+        }
+        line.clear();
+    }
+    seen
+}
+
 /// A loopback TCP port that was free a moment ago and has nobody listening:
 /// bound to port 0 and closed again. Connecting to it is refused (a port
 /// such as 9 or 1 may have a listener on some machine).

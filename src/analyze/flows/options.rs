@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use crate::analyze::pairing::FramingChoice;
 use crate::analyze::segment::TcpSegment;
-
-/// The lab's server port, taken for the server side when nothing else tells.
-pub const LAB_PORT: u16 = 2222;
+use crate::protocol::DEFAULT_PORT;
 
 /// How to analyze a capture. The defaults: `auto` framing, no server given,
 /// 1 MiB messages, 4 MiB held per connection, 40-character previews.
@@ -95,11 +93,15 @@ pub(super) fn choose_sides(
         }
     }
     let guess = "by a guess (say --server or --port to be sure)";
-    if a.port() == LAB_PORT && b.port() != LAB_PORT {
-        return server_is_src(format!("{guess}: port {LAB_PORT} is the lab's server port"));
+    if a.port() == DEFAULT_PORT && b.port() != DEFAULT_PORT {
+        return server_is_src(format!(
+            "{guess}: port {DEFAULT_PORT} is the lab's server port"
+        ));
     }
-    if b.port() == LAB_PORT && a.port() != LAB_PORT {
-        return server_is_dst(format!("{guess}: port {LAB_PORT} is the lab's server port"));
+    if b.port() == DEFAULT_PORT && a.port() != DEFAULT_PORT {
+        return server_is_dst(format!(
+            "{guess}: port {DEFAULT_PORT} is the lab's server port"
+        ));
     }
     if a.port() < b.port() {
         return server_is_src(format!("{guess}: the lower port, {}", a.port()));

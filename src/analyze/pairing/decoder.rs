@@ -12,7 +12,7 @@ use crate::protocol::{FrameError, Framing};
 
 /// Sizes that bound pairing.
 #[derive(Debug, Clone, Copy)]
-pub struct PairLimits {
+pub(crate) struct PairLimits {
     /// Largest message buffered whole to decode it.
     pub max_message: usize,
     /// Characters of preview per message.

@@ -2,8 +2,8 @@
 //! packet record at a time, in a bounded buffer.
 //!
 //! The entry point for the analyzer is [`read_capture`] (or
-//! [`read_capture_with_progress`]): it reads records with a
-//! [`CaptureReader`], decodes each with [`super::decode::decode`] and hands
+//! `read_capture_with_progress`): it reads records with a
+//! [`CaptureReader`], decodes each with `super::decode::decode` and hands
 //! every TCP segment to a callback, counting what it skipped.
 //!
 //! # Formats
@@ -15,7 +15,7 @@
 //!   Blocks; every other block is checked and skipped.
 //!
 //! # Who does what
-//! [`pcap`] and [`pcapng`] are the container parsers: they do no I/O, they
+//! `pcap` and `pcapng` are the container parsers: they do no I/O, they
 //! take the bytes at hand and say "a packet, this long", "a block to skip",
 //! "need N bytes" or "corrupt at byte offset X". [`CaptureReader`] owns the
 //! one buffer and all the reads. The `pcap-parser` crate parses the contents
@@ -33,7 +33,7 @@
 //!
 //! # Untrusted input
 //! Nothing is allocated from a length field: the buffer starts at
-//! [`BUFFER_SIZE`] and no record larger than that is ever buffered (blocks
+//! `BUFFER_SIZE` and no record larger than that is ever buffered (blocks
 //! that are skipped stream through it). A file cut short mid-record ends the
 //! read normally with a warning ([`CaptureReader::truncation`]); a
 //! structurally corrupt file is refused with [`ReadError::Corrupt`] naming the
@@ -43,8 +43,8 @@ use std::io::{self, Read};
 
 use super::segment::{RawPacket, TcpSegment};
 
-pub mod pcap;
-pub mod pcapng;
+pub(crate) mod pcap;
+pub(crate) mod pcapng;
 mod record;
 mod summary;
 #[cfg(test)]
@@ -53,12 +53,12 @@ mod tests;
 use pcap::PcapHeader;
 use pcapng::PcapNgParser;
 pub use record::{CaptureFormat, Corruption, Found, MAX_PACKET_LEN, Parsed, ReadError, Truncation};
-pub use summary::{MAX_WARNINGS, ReadSummary, SkipCounts};
+pub use summary::ReadSummary;
 
 /// Size of the read buffer: the most memory the reader ever holds.
-pub const BUFFER_SIZE: usize = 1024 * 1024;
+pub(crate) const BUFFER_SIZE: usize = 1024 * 1024;
 /// Bytes of input between two calls of a progress callback.
-pub const PROGRESS_STEP: u64 = 1 << 20;
+pub(crate) const PROGRESS_STEP: u64 = 1 << 20;
 
 /// Reads a whole capture, calling `on_segment` for each TCP segment in file order.
 ///
@@ -73,7 +73,7 @@ pub fn read_capture<R: Read>(
 
 /// [`read_capture`], also calling `on_progress` with the bytes consumed so far
 /// (about every MiB, and once at the end) to drive a progress bar.
-pub fn read_capture_with_progress<R: Read>(
+pub(crate) fn read_capture_with_progress<R: Read>(
     input: R,
     mut on_segment: impl FnMut(&TcpSegment<'_>),
     mut on_progress: impl FnMut(u64),

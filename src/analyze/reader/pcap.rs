@@ -15,11 +15,11 @@ use super::record::{Corruption, Found, MAX_PACKET_LEN, Parsed, ReadError, nom_me
 use crate::analyze::model::Timestamp;
 
 /// Bytes of the file header.
-pub const HEADER_LEN: usize = 24;
+pub(crate) const HEADER_LEN: usize = 24;
 
 /// What the file header of a classic pcap says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PcapHeader {
+pub(crate) struct PcapHeader {
     /// Written big-endian.
     pub big_endian: bool,
     /// Timestamps in nanoseconds (magic `a1b23c4d`), else microseconds.

@@ -26,7 +26,7 @@ use crate::analyze::model::Timestamp;
 const MAX_OPTIONS_LEN: u32 = 131_072;
 /// Largest pcapng block that is parsed (and so buffered): an EPB with a
 /// [`MAX_PACKET_LEN`] packet and 128 KiB of options.
-pub const MAX_PARSED_BLOCK: u32 = 32 + MAX_PACKET_LEN + MAX_OPTIONS_LEN;
+pub(crate) const MAX_PARSED_BLOCK: u32 = 32 + MAX_PACKET_LEN + MAX_OPTIONS_LEN;
 /// Largest pcapng block that is skipped (streamed, never buffered whole);
 /// libpcap's initial limit for any block.
 const MAX_SKIPPED_BLOCK: u32 = 16 * 1024 * 1024;
@@ -35,7 +35,7 @@ const MAX_SKIPPED_BLOCK: u32 = 16 * 1024 * 1024;
 const MAX_INTERFACES: usize = 65_536;
 
 /// The first four bytes of a pcapng file (the Section Header Block type).
-pub const MAGIC: u32 = 0x0A0D_0D0A;
+pub(crate) const MAGIC: u32 = 0x0A0D_0D0A;
 const SHB: u32 = MAGIC;
 const IDB: u32 = 0x0000_0001;
 const SPB: u32 = 0x0000_0003;
@@ -55,7 +55,7 @@ struct Interface {
 
 /// Reads pcapng blocks; holds the current section's byte order and interfaces.
 #[derive(Debug, Default)]
-pub struct PcapNgParser {
+pub(crate) struct PcapNgParser {
     big_endian: bool,
     interfaces: Vec<Interface>,
 }

@@ -220,8 +220,8 @@ impl std::fmt::Display for Truncation {
     }
 }
 
-/// What a container parser ([`super::pcap::PcapHeader::next_record`],
-/// [`super::pcapng::PcapNgParser::next_block`]) found at the start of its input.
+/// What a container parser (`super::pcap::PcapHeader::next_record`,
+/// `super::pcapng::PcapNgParser::next_block`) found at the start of its input.
 #[derive(Debug)]
 pub enum Parsed {
     /// A packet record, all there.
@@ -233,13 +233,13 @@ pub enum Parsed {
     },
     /// A pcapng block to discard unread (it may be larger than any buffer):
     /// skip `length - 4` bytes, then check the last four with
-    /// [`super::pcapng::PcapNgParser::check_trailer`].
+    /// `super::pcapng::PcapNgParser::check_trailer`.
     Discard {
         /// The block's length, checked against its bounds.
         length: u32,
     },
     /// The input ends inside the record: it needs `needed` bytes from the
-    /// start of the input given (at most [`super::pcapng::MAX_PARSED_BLOCK`]).
+    /// start of the input given (at most `super::pcapng::MAX_PARSED_BLOCK`).
     Incomplete {
         /// Bytes the record (or its header) needs in all.
         needed: usize,

@@ -5,10 +5,9 @@
 use super::record::{CaptureFormat, Truncation};
 use crate::analyze::decode::{Skip, decode};
 use crate::analyze::model::CaptureSummary;
-pub use crate::analyze::model::SkipCounts;
+use crate::analyze::model::SkipCounts;
 use crate::analyze::segment::{RawPacket, TcpSegment};
 
-pub use crate::analyze::warnings::MAX_WARNINGS;
 use crate::analyze::warnings::Warnings;
 
 /// What was read from a capture, besides the segments themselves.
@@ -26,7 +25,7 @@ pub struct ReadSummary {
     pub bytes: u64,
     /// True when the file was cut short mid-record (see the warnings).
     pub truncated: bool,
-    /// The first [`MAX_WARNINGS`] warnings, in order, and their count.
+    /// The first `MAX_WARNINGS` warnings, in order, and their count.
     pub warnings: Warnings,
     /// Time of the first packet read.
     pub first_time: Option<crate::analyze::model::Timestamp>,

@@ -3,6 +3,7 @@
 use super::*;
 use crate::analyze::decode::testing::{ether_frame, tcp_v4, tcp_v6};
 use crate::analyze::testing::{Ng, pcap};
+use crate::analyze::warnings::MAX_WARNINGS;
 use proptest::prelude::*;
 
 /// (number, time, src port, payload) of one segment.

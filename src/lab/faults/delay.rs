@@ -28,14 +28,14 @@ use super::rules::{self, Rule, RuleError};
 use super::spec::{Delay, show};
 
 /// The queue number used in every host (each namespace has its own queues).
-pub const QUEUE_NUM: u16 = 1;
+pub(crate) const QUEUE_NUM: u16 = 1;
 /// Most packets the kernel queues for one handler.
 const QUEUE_MAX_LEN: u32 = 4096;
 /// Longest sleep of the handler between two looks at the queue.
 const TICK: Duration = Duration::from_millis(1);
 
 /// The rule that hands what arrives at `netns` to the handler.
-pub fn nfqueue_rule(netns: &str) -> Rule {
+pub(crate) fn nfqueue_rule(netns: &str) -> Rule {
     let num = QUEUE_NUM.to_string();
     Rule::tcp_in(
         netns,
@@ -44,7 +44,7 @@ pub fn nfqueue_rule(netns: &str) -> Rule {
 }
 
 /// The `ip` arguments of the netem qdisc for `delay` on a host's `eth0`.
-pub fn netem_args(netns: &str, delay: Delay, action: &str) -> Vec<String> {
+pub(crate) fn netem_args(netns: &str, delay: Delay, action: &str) -> Vec<String> {
     let mut args: Vec<String> = ["-n", netns, "qdisc", action, "dev", "eth0", "root"]
         .iter()
         .map(|s| s.to_string())
@@ -60,7 +60,7 @@ pub fn netem_args(netns: &str, delay: Delay, action: &str) -> Vec<String> {
 
 /// Tries netem on `netns`: `Ok(true)` when it is in place, `Ok(false)` when
 /// the kernel has no netem (so NFQUEUE must do it).
-pub fn try_netem(netns: &str, delay: Delay, verbose: bool) -> Result<bool, RuleError> {
+pub(crate) fn try_netem(netns: &str, delay: Delay, verbose: bool) -> Result<bool, RuleError> {
     match rules::ip(&netem_args(netns, delay, "add"), verbose) {
         Ok(()) => Ok(true),
         Err(RuleError::Failed { stderr, .. })
@@ -73,7 +73,7 @@ pub fn try_netem(netns: &str, delay: Delay, verbose: bool) -> Result<bool, RuleE
 }
 
 /// Removes the netem qdisc of `netns`.
-pub fn remove_netem(netns: &str, verbose: bool) -> Result<(), RuleError> {
+pub(crate) fn remove_netem(netns: &str, verbose: bool) -> Result<(), RuleError> {
     rules::ip(
         &netem_args(
             netns,
@@ -90,7 +90,7 @@ pub fn remove_netem(netns: &str, verbose: bool) -> Result<(), RuleError> {
 /// A small xorshift generator for the jitter: the lab needs spread, not
 /// cryptographic quality, and the crate stays free of `rand` for one call.
 #[derive(Debug, Clone)]
-pub struct Jitter {
+pub(crate) struct Jitter {
     state: u64,
 }
 
@@ -121,7 +121,7 @@ impl Jitter {
 }
 
 /// The NFQUEUE handler of one host: a thread inside the host's namespace.
-pub struct DelayQueue {
+pub(crate) struct DelayQueue {
     stop: Arc<AtomicBool>,
     held: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,

@@ -9,7 +9,7 @@
 use super::rules::Rule;
 
 /// The rule that drops `share` (0..=1) of what arrives at `netns`.
-pub fn rule(netns: &str, share: f64) -> Rule {
+pub(crate) fn rule(netns: &str, share: f64) -> Rule {
     let probability = format!("{:.4}", share.clamp(0.0, 1.0));
     Rule::tcp_in(
         netns,

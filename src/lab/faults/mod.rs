@@ -3,24 +3,24 @@
 //!
 //! | fault     | mechanism                                                    | file             |
 //! |-----------|--------------------------------------------------------------|------------------|
-//! | loss      | iptables `statistic` DROP in each host's INPUT               | [`loss`]         |
-//! | delay     | netem on each host's `eth0`, else NFQUEUE held in userspace  | [`delay`]        |
-//! | partition | iptables DROP in both hosts from a start, for a length       | [`partition`]    |
+//! | loss      | iptables `statistic` DROP in each host's INPUT               | `loss`         |
+//! | delay     | netem on each host's `eth0`, else NFQUEUE held in userspace  | `delay`        |
+//! | partition | iptables DROP in both hosts from a start, for a length       | `partition`    |
 //!
-//! Everything lives inside the lab's two namespaces (see [`rules`]): the
+//! Everything lives inside the lab's two namespaces (see `rules`): the
 //! machine's own tables are never touched, and deleting the namespaces
-//! deletes every rule and qdisc with them. [`Faults`] removes them itself
+//! deletes every rule and qdisc with them. `Faults` removes them itself
 //! when dropped (normal end, error, Ctrl-C); after a SIGKILL, `reqresp lab
 //! --down` deletes the namespaces and so the rules.
 //!
 //! `REQRESP_FAULT_DELAY=nfqueue` uses NFQUEUE even where netem exists, so a
 //! CI on a netem kernel tests the same path as one without.
 
-pub mod delay;
-pub mod loss;
-pub mod netns;
-pub mod partition;
-pub mod rules;
+pub(crate) mod delay;
+pub(crate) mod loss;
+pub(crate) mod netns;
+pub(crate) mod partition;
+pub(crate) mod rules;
 pub mod spec;
 
 use std::time::Duration;
@@ -43,7 +43,7 @@ pub enum FaultError {
 
 /// How the delay is made on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DelayMechanism {
+pub(crate) enum DelayMechanism {
     /// The kernel's netem qdisc.
     Netem,
     /// Packets held in userspace through NFQUEUE.
@@ -51,7 +51,7 @@ pub enum DelayMechanism {
 }
 
 /// The faults in place on the lab's hosts; removed on drop.
-pub struct Faults {
+pub(crate) struct Faults {
     spec: FaultSpec,
     hosts: Vec<String>,
     verbose: bool,
@@ -131,11 +131,6 @@ impl Faults {
     /// The partition, once its clock runs.
     pub fn partition(&self) -> Option<&PartitionTimer> {
         self.partition.as_ref()
-    }
-
-    /// The faults asked for.
-    pub fn spec(&self) -> FaultSpec {
-        self.spec
     }
 
     /// How the delay is made, when there is one.
@@ -239,7 +234,7 @@ impl Drop for Faults {
 }
 
 /// How long a partition keeps the lab waiting in all, for the client's limits.
-pub fn partition_span(spec: &FaultSpec) -> Duration {
+pub(crate) fn partition_span(spec: &FaultSpec) -> Duration {
     spec.partition
         .map_or(Duration::ZERO, |p| p.start + p.length)
 }

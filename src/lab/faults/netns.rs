@@ -14,7 +14,7 @@ const NETNS_DIR: &str = "/run/netns";
 
 /// Moves the calling thread into the network namespace `name` (as made by
 /// `ip netns add`). Only for threads made for the purpose: the thread stays there.
-pub fn enter(name: &str) -> std::io::Result<()> {
+pub(crate) fn enter(name: &str) -> std::io::Result<()> {
     let file = std::fs::File::open(Path::new(NETNS_DIR).join(name))?;
     // SAFETY: setns on a file descriptor we own, for this thread only.
     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {

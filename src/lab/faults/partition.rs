@@ -15,13 +15,13 @@ use super::rules::Rule;
 use super::spec::Partition;
 
 /// The rule that cuts `netns` off.
-pub fn rule(netns: &str) -> Rule {
+pub(crate) fn rule(netns: &str) -> Rule {
     Rule::tcp_in(netns, &["-j", "DROP"])
 }
 
 /// When the partition began and ended, seen from the lab's clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PartitionLog {
+pub(crate) struct PartitionLog {
     /// When the DROP rules were in place.
     pub began: Option<Instant>,
     /// When they were removed.
@@ -29,7 +29,7 @@ pub struct PartitionLog {
 }
 
 /// A partition under way (or scheduled).
-pub struct PartitionTimer {
+pub(crate) struct PartitionTimer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     log: Arc<Mutex<PartitionLog>>,
@@ -92,18 +92,6 @@ impl PartitionTimer {
     /// When it began and ended so far.
     pub fn log(&self) -> PartitionLog {
         *self.log.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Waits until the partition is over (bounded by `limit`); true when it is.
-    pub fn wait_over(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while self.log().ended.is_none() && Instant::now() < deadline {
-            if super::super::signals::interrupted().is_some() {
-                return false;
-            }
-            std::thread::sleep(TICK);
-        }
-        self.log().ended.is_some()
     }
 
     /// Stops the timer, removing the rules if they are in place; returns

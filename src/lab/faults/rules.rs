@@ -9,7 +9,7 @@
 use std::process::{Command, Stdio};
 
 /// The comment on every fault rule.
-pub const COMMENT: &str = "reqresp lab fault";
+pub(crate) const COMMENT: &str = "reqresp lab fault";
 
 /// Why a rule could not be added or removed.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum RuleError {
 /// its `eth0`. On INPUT, the capture on the bridge still sees the packet
 /// that is then dropped or held, as a capture in the middle of a network does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// The host's namespace.
     pub netns: String,
     /// Match and target, after `INPUT`.
@@ -109,7 +109,7 @@ impl Rule {
 }
 
 /// Runs `ip` with `args`, its process group detached from the terminal.
-pub fn ip(args: &[String], verbose: bool) -> Result<(), RuleError> {
+pub(crate) fn ip(args: &[String], verbose: bool) -> Result<(), RuleError> {
     let command = format!("ip {}", args.join(" "));
     if verbose {
         eprintln!("+ {command}");

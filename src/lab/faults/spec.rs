@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Longest delay, jitter or partition accepted: longer ones would only make
 /// a lab run hang for no lesson.
-pub const MAX_DURATION: Duration = Duration::from_secs(60);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(60);
 
 /// A composed fault, as given to `--fault`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -61,7 +61,7 @@ pub enum FaultSpecError {
     /// A duration that cannot be read.
     #[error("`{0}` is not a duration; write e.g. 50ms, 1.5s or 0")]
     BadDuration(String),
-    /// A duration over [`MAX_DURATION`].
+    /// A duration over `MAX_DURATION`.
     #[error("`{0}` is longer than the 60 s a lab fault may last")]
     TooLong(String),
     /// Jitter larger than the delay.
@@ -185,7 +185,7 @@ impl std::str::FromStr for FaultSpec {
 }
 
 /// A duration as the user wrote it: `50ms`, `1.5s`.
-pub fn show(d: Duration) -> String {
+pub(crate) fn show(d: Duration) -> String {
     if d.is_zero() {
         "0".into()
     } else if d.subsec_nanos() == 0 {

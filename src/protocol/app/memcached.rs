@@ -8,8 +8,8 @@
 //! Data blocks are counted, never kept.
 
 use super::{
-    AppError, AppMessage, AppProtocol, Direction, Evidence, Kind, Line, Step, lost_sync, malformed,
-    parse_u64, show, size,
+    AppError, AppMessage, AppProtocol, Block, Direction, Evidence, Kind, Line, Step, lost_sync,
+    malformed, parse_u64, show, size, slot,
 };
 
 const P: AppProtocol = AppProtocol::Memcached;
@@ -95,8 +95,8 @@ const ANSWERS: &[&[u8]] = &[
 #[derive(Debug)]
 enum State {
     Line,
-    /// Bytes of a data block left, its `\r\n` included.
-    Data(u64),
+    /// A data block being read.
+    Data(Block),
 }
 
 /// One direction.
@@ -111,7 +111,6 @@ struct Half {
     values: u64,
     value_bytes: u64,
     stats: u64,
-    tail: [u8; 2],
     /// The message ends with the data block.
     ends_with_data: bool,
 }
@@ -127,7 +126,6 @@ impl Default for Half {
             values: 0,
             value_bytes: 0,
             stats: 0,
-            tail: [0; 2],
             ends_with_data: false,
         }
     }
@@ -139,16 +137,9 @@ pub(crate) struct Memcached {
     halves: [Half; 2],
 }
 
-fn idx(dir: Direction) -> usize {
-    match dir {
-        Direction::Request => 0,
-        Direction::Response => 1,
-    }
-}
-
 impl Memcached {
     pub(crate) fn feed(&mut self, dir: Direction, data: &[u8]) -> Result<Step, AppError> {
-        let half = &mut self.halves[idx(dir)];
+        let half = &mut self.halves[slot(dir)];
         let mut at = 0;
         while at < data.len() {
             let rest = &data[at..];
@@ -172,20 +163,12 @@ impl Memcached {
                         });
                     }
                 }
-                State::Data(left) => {
-                    let before = *left;
-                    let n = before.min(rest.len() as u64) as usize;
-                    for (i, &b) in rest[..n].iter().enumerate() {
-                        let pos = before - i as u64;
-                        if pos <= 2 {
-                            half.tail[2 - pos as usize] = b;
-                        }
-                    }
-                    *left -= n as u64;
+                State::Data(block) => {
+                    let (n, _) = block.feed(rest);
                     at += n;
                     half.len += n as u64;
-                    if *left == 0 {
-                        if half.tail != *b"\r\n" {
+                    if block.complete() {
+                        if !block.well_ended() {
                             return Err(malformed(P, dir, "data block not followed by CR LF"));
                         }
                         half.state = State::Line;
@@ -210,23 +193,25 @@ impl Memcached {
         dir: Direction,
         n: u64,
     ) -> Result<Option<AppMessage>, AppError> {
-        let half = &mut self.halves[idx(dir)];
+        let half = &mut self.halves[slot(dir)];
         match &mut half.state {
-            State::Data(left) if n + 2 <= *left => {
-                *left -= n;
+            State::Data(block) => {
+                if !block.skip(n) {
+                    return Err(lost_sync(P, dir, n));
+                }
                 half.len += n;
                 Ok(None)
             }
-            _ => Err(lost_sync(P, dir, n)),
+            State::Line => Err(lost_sync(P, dir, n)),
         }
     }
 
     pub(crate) fn partial(&self, dir: Direction) -> bool {
-        self.halves[idx(dir)].len > 0
+        self.halves[slot(dir)].len > 0
     }
 
     pub(crate) fn finish(&mut self, dir: Direction) -> Option<AppMessage> {
-        let half = &mut self.halves[idx(dir)];
+        let half = &mut self.halves[slot(dir)];
         if half.len == 0 {
             return None;
         }
@@ -305,8 +290,7 @@ impl Half {
         self.msg = Some(m);
         Ok(match data {
             Some(n) => {
-                self.state = State::Data(n + 2);
-                self.tail = [0; 2];
+                self.state = State::Data(Block::new(n));
                 self.ends_with_data = true;
                 false
             }
@@ -333,8 +317,7 @@ impl Half {
                 self.listing = true;
                 self.values += 1;
                 self.value_bytes += n;
-                self.state = State::Data(n + 2);
-                self.tail = [0; 2];
+                self.state = State::Data(Block::new(n));
                 self.ends_with_data = false;
                 Ok(false)
             }
@@ -349,8 +332,7 @@ impl Half {
                 let mut m = AppMessage::new(Kind::Response);
                 m.summary = format!("VA {}", size(n));
                 self.msg = Some(m);
-                self.state = State::Data(n + 2);
-                self.tail = [0; 2];
+                self.state = State::Data(Block::new(n));
                 self.ends_with_data = true;
                 Ok(false)
             }

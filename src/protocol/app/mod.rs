@@ -15,8 +15,8 @@
 //! what a summary needs (a header block, a line, the first bytes of a
 //! value). Bodies and values are counted, never buffered, so a connection
 //! costs a few KiB whatever it carries, and a length a field claims is never
-//! allocated. Lines and header blocks are bounded ([`MAX_LINE`],
-//! [`MAX_HEAD`]), nesting too ([`MAX_DEPTH`]); past a bound the stream is
+//! allocated. Lines and header blocks are bounded (`MAX_LINE`,
+//! `MAX_HEAD`), nesting too (`MAX_DEPTH`); past a bound the stream is
 //! [`AppError`] (not this protocol, or not one the analyzer can follow).
 //! Because the state machine sees each byte once and in order, the messages
 //! found do not depend on how the stream was split into chunks, which the
@@ -66,24 +66,29 @@
 //! flag `q`, and PostgreSQL `Flush` without `Sync` make a server skip
 //! answers that these rules expect; pairing after them can be off.
 
-pub mod dns;
-pub mod http;
-pub mod memcached;
-pub mod postgres;
-pub mod resp;
+mod bytes;
+pub(crate) mod dns;
+pub(crate) mod http;
+pub(crate) mod memcached;
+pub(crate) mod postgres;
+pub(crate) mod resp;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+pub(crate) use bytes::{Block, Line, parse_i64, parse_u64, show, size};
 
 use std::fmt;
 
 /// Longest line read whole (RESP, memcached, HTTP chunk sizes): 64 KiB,
 /// Redis's own limit on an inline command.
-pub const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 /// Longest HTTP header block (start line and headers): 64 KiB. Servers
 /// refuse far less (nginx 8 KiB per line, Apache 8 KiB per field).
-pub const MAX_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// Deepest nesting of RESP aggregates.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 /// Longest summary, in characters.
-pub const MAX_SUMMARY: usize = 120;
+pub(crate) const MAX_SUMMARY: usize = 120;
 
 /// An application protocol with a codec here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
@@ -316,7 +321,8 @@ enum Inner {
     Postgres(postgres::Postgres),
 }
 
-fn slot(dir: Direction) -> usize {
+/// Index of a direction in a codec's pair of halves.
+pub(crate) fn slot(dir: Direction) -> usize {
     match dir {
         Direction::Request => 0,
         Direction::Response => 1,
@@ -455,7 +461,7 @@ impl Session {
 /// Decodes a whole stream of one direction: the messages and the error
 /// that stopped it, if any. Call for the requests before the responses.
 /// For tests and tools; the analyzer feeds chunks as they come.
-pub fn decode_stream(
+pub(crate) fn decode_stream(
     session: &mut Session,
     dir: Direction,
     mut data: &[u8],
@@ -497,11 +503,11 @@ pub struct Pairing {
 
 /// Most requests held waiting; past this (a client that never gets
 /// answers) the oldest are dropped, so memory stays bounded.
-pub const MAX_WAITING: usize = 65_536;
+pub(crate) const MAX_WAITING: usize = 65_536;
 
 impl Pairing {
     /// A request was sent. Returns the id of a request dropped to stay
-    /// under [`MAX_WAITING`], if any (it will never be paired).
+    /// under `MAX_WAITING`, if any (it will never be paired).
     pub fn request(&mut self, id: u64, message: &AppMessage) -> Option<u64> {
         let Kind::Request { responses } = message.kind else {
             return None;
@@ -630,397 +636,5 @@ fn cap_summary(s: &mut String) {
     s.push('…');
 }
 
-/// Bytes shown as text: printable ASCII as is, the rest escaped, at most
-/// `max` input bytes (then `…`).
-pub(crate) fn show(bytes: &[u8], max: usize) -> String {
-    let mut s = String::new();
-    for &b in bytes.iter().take(max) {
-        match b {
-            b' '..=b'~' => s.push(b as char),
-            b'\t' => s.push_str("\\t"),
-            b'\r' => s.push_str("\\r"),
-            b'\n' => s.push_str("\\n"),
-            _ => s.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    if bytes.len() > max {
-        s.push('…');
-    }
-    s
-}
-
-/// A byte count for summaries: `6 B`, `12.3 KiB`, `4.0 MiB`.
-pub(crate) fn size(n: u64) -> String {
-    if n < 1024 {
-        format!("{n} B")
-    } else if n < 1024 * 1024 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
-    }
-}
-
-/// A line being read: bytes up to `\n`, bounded.
-#[derive(Debug, Default)]
-pub(crate) struct Line {
-    buf: Vec<u8>,
-    done: bool,
-}
-
-impl Line {
-    /// Takes bytes from `data` up to and including `\n`: returns how many,
-    /// and whether the line is now complete ([`Line::text`]). A line longer
-    /// than `limit` is an error.
-    pub(crate) fn feed(
-        &mut self,
-        data: &[u8],
-        limit: usize,
-        protocol: AppProtocol,
-        dir: Direction,
-        what: &'static str,
-    ) -> Result<(usize, bool), AppError> {
-        debug_assert!(!self.done, "Line::clear after a complete line");
-        let room = limit.saturating_add(2).saturating_sub(self.buf.len());
-        match memchr::memchr(b'\n', &data[..data.len().min(room)]) {
-            Some(nl) => {
-                self.buf.extend_from_slice(&data[..nl]);
-                if self.buf.last() == Some(&b'\r') {
-                    self.buf.pop();
-                }
-                if self.buf.len() > limit {
-                    return Err(too_large(protocol, dir, what, limit));
-                }
-                self.done = true;
-                Ok((nl + 1, true))
-            }
-            None if data.len() >= room => Err(too_large(protocol, dir, what, limit)),
-            None => {
-                self.buf.extend_from_slice(data);
-                Ok((data.len(), false))
-            }
-        }
-    }
-
-    /// The complete line, without `\r\n` or `\n`.
-    pub(crate) fn text(&self) -> &[u8] {
-        &self.buf
-    }
-
-    /// Ready for the next line. Keeps a small buffer, frees a big one.
-    pub(crate) fn clear(&mut self) {
-        self.done = false;
-        if self.buf.capacity() > 4096 {
-            self.buf = Vec::new();
-        } else {
-            self.buf.clear();
-        }
-    }
-}
-
-/// Parses an unsigned decimal number (no sign, no spaces).
-pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in s {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(n)
-}
-
-/// Parses a signed decimal number.
-pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
-    match s.split_first() {
-        Some((b'-', rest)) => parse_u64(rest).and_then(|n| 0i64.checked_sub_unsigned(n)),
-        Some((b'+', rest)) => parse_u64(rest).and_then(|n| i64::try_from(n).ok()),
-        _ => parse_u64(s).and_then(|n| i64::try_from(n).ok()),
-    }
-}
-
 #[cfg(test)]
-pub(crate) mod testkit {
-    //! Helpers shared by the codecs' tests.
-
-    use super::*;
-
-    /// Feeds `requests` then `responses` in the chunks `cuts` gives (as
-    /// reads from a socket would arrive) and returns the messages of each
-    /// direction. Panics on an error.
-    pub(crate) fn split_decode(
-        protocol: AppProtocol,
-        requests: &[u8],
-        responses: &[u8],
-        cuts: &[usize],
-    ) -> (Vec<AppMessage>, Vec<AppMessage>) {
-        let mut s = Session::new(protocol);
-        let reqs = feed_cut(&mut s, Direction::Request, requests, cuts);
-        let resps = feed_cut(&mut s, Direction::Response, responses, cuts);
-        (reqs, resps)
-    }
-
-    fn feed_cut(s: &mut Session, dir: Direction, stream: &[u8], cuts: &[usize]) -> Vec<AppMessage> {
-        let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
-        points.push(stream.len());
-        points.sort_unstable();
-        let mut out = Vec::new();
-        let mut fed = 0;
-        for p in points {
-            let mut chunk = &stream[fed..p.max(fed)];
-            fed = p.max(fed);
-            while !chunk.is_empty() {
-                let step = s
-                    .feed(dir, chunk)
-                    .unwrap_or_else(|e| panic!("{e} at byte {}", fed - chunk.len()));
-                assert!(step.consumed > 0);
-                out.extend(step.message);
-                chunk = &chunk[step.consumed..];
-            }
-        }
-        out.extend(s.finish(dir));
-        out
-    }
-
-    /// The whole stream in one piece.
-    pub(crate) fn decode(
-        protocol: AppProtocol,
-        requests: &[u8],
-        responses: &[u8],
-    ) -> (Vec<AppMessage>, Vec<AppMessage>) {
-        split_decode(protocol, requests, responses, &[])
-    }
-
-    /// Summaries, for short assertions.
-    pub(crate) fn summaries(msgs: &[AppMessage]) -> Vec<&str> {
-        msgs.iter().map(|m| m.summary.as_str()).collect()
-    }
-
-    /// Feeds arbitrary bytes to both directions: must not panic, must make
-    /// progress, and what it consumes stays within the input.
-    pub(crate) fn robust(protocol: AppProtocol, requests: &[u8], responses: &[u8], cut: usize) {
-        let mut s = Session::new(protocol);
-        for (dir, data) in [
-            (Direction::Request, requests),
-            (Direction::Response, responses),
-        ] {
-            let mid = cut % (data.len() + 1);
-            for mut chunk in [&data[..mid], &data[mid..]] {
-                while !chunk.is_empty() {
-                    match s.feed(dir, chunk) {
-                        Ok(step) => {
-                            assert!(step.consumed > 0 && step.consumed <= chunk.len());
-                            if let Some(m) = &step.message {
-                                assert!(m.summary.chars().count() <= MAX_SUMMARY);
-                            }
-                            chunk = &chunk[step.consumed..];
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            let _ = s.finish(dir);
-        }
-        let _ = s.missing(Direction::Request, 7);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_is_bounded_and_split_safe() {
-        let mut l = Line::default();
-        let p = AppProtocol::Resp;
-        let d = Direction::Request;
-        assert_eq!(l.feed(b"PI", 10, p, d, "line").unwrap(), (2, false));
-        assert_eq!(l.feed(b"NG\r\nrest", 10, p, d, "line").unwrap(), (4, true));
-        assert_eq!(l.text(), b"PING");
-        l.clear();
-        assert!(l.feed(&[b'a'; 13], 10, p, d, "line").is_err());
-        let mut l = Line::default();
-        let mut exact = vec![b'a'; 10];
-        exact.extend_from_slice(b"\r\n");
-        assert_eq!(l.feed(&exact, 10, p, d, "line").unwrap(), (12, true));
-    }
-
-    #[test]
-    fn numbers_refuse_overflow_and_junk() {
-        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_u64(b"18446744073709551616"), None);
-        assert_eq!(parse_u64(b"1a"), None);
-        assert_eq!(parse_u64(b""), None);
-        assert_eq!(parse_i64(b"-1"), Some(-1));
-        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        assert_eq!(parse_i64(b"9223372036854775808"), None);
-    }
-
-    #[test]
-    fn summaries_are_capped_on_a_char_boundary() {
-        let mut s = "é".repeat(100);
-        cap_summary(&mut s);
-        assert!(s.len() <= MAX_SUMMARY + '…'.len_utf8());
-        assert!(s.ends_with('…'));
-    }
-
-    /// Valid conversations of each protocol, to mutate.
-    fn seeds() -> Vec<(AppProtocol, Vec<u8>, Vec<u8>)> {
-        let mut pg_req = vec![0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f, 0, 0, 0, 27, 0, 3, 0, 0];
-        pg_req.extend_from_slice(b"user\0u\0database\0d\0\0Q\0\0\0\rSELECT 1\0");
-        let mut pg_resp = b"NR\0\0\0\x08\0\0\0\0Z\0\0\0\x05I".to_vec();
-        pg_resp.extend_from_slice(b"T\0\0\0\x06\0\0D\0\0\0\x06\0\0C\0\0\0\rSELECT 1\0Z\0\0\0\x05I");
-        let dns_q =
-            b"\0\x1e\0\x07\x01\0\0\x01\0\0\0\0\0\0\x07example\x04test\0\0\x01\0\x01".to_vec();
-        let mut dns_r = dns_q.clone();
-        dns_r[0..2].copy_from_slice(&[0, 0x2e]);
-        dns_r[4] = 0x81;
-        dns_r[5] = 0x80;
-        dns_r[9] = 1;
-        dns_r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]);
-        vec![
-            (
-                AppProtocol::Http,
-                b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nHEAD / HTTP/1.1\r\n\r\n".to_vec(),
-                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nT: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n".to_vec(),
-            ),
-            (
-                AppProtocol::Resp,
-                b"*2\r\n$4\r\nINCR\r\n$2\r\np1\r\nPING\r\n*1\r\n$4\r\nKEYS\r\n".to_vec(),
-                b":3\r\n+PONG\r\n*2\r\n$1\r\na\r\n*1\r\n%1\r\n+k\r\n$-1\r\n|1\r\n+a\r\n:1\r\n>1\r\n_\r\n".to_vec(),
-            ),
-            (
-                AppProtocol::Memcached,
-                b"set k 0 0 5\r\nhello\r\nget k n\r\nms k 2 T0\r\nhi\r\nincr n 1 noreply\r\n".to_vec(),
-                b"STORED\r\nVALUE k 0 5\r\nhello\r\nEND\r\nVA 2 f\r\nhi\r\nSTAT a 1\r\nEND\r\n".to_vec(),
-            ),
-            (AppProtocol::Dns, dns_q, dns_r),
-            (AppProtocol::Postgres, pg_req, pg_resp),
-        ]
-    }
-
-    fn mutate(data: &mut Vec<u8>, edits: &[(usize, u8, u8)]) {
-        for &(at, op, byte) in edits {
-            let at = at % (data.len() + 1);
-            match op % 4 {
-                0 if at < data.len() => data[at] = byte,
-                1 => data.insert(at, byte),
-                2 if at < data.len() => {
-                    data.remove(at);
-                }
-                _ if at < data.len() => data[at] ^= 1 << (byte % 8),
-                _ => {}
-            }
-        }
-    }
-
-    proptest::proptest! {
-        /// Fuzz-style: valid conversations with a few bytes changed,
-        /// inserted or removed reach deep states; nothing panics, every
-        /// feed makes progress, and any split still gives the same result.
-        #[test]
-        fn mutated_conversations_never_panic(
-            which in 0usize..5,
-            edits_req in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), proptest::prelude::any::<u8>()), 0..4),
-            edits_resp in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), proptest::prelude::any::<u8>()), 0..4),
-            cut in proptest::prelude::any::<usize>(),
-        ) {
-            let (protocol, mut req, mut resp) = seeds().swap_remove(which);
-            mutate(&mut req, &edits_req);
-            mutate(&mut resp, &edits_resp);
-            testkit::robust(protocol, &req, &resp, cut);
-            let _ = recognize(&req, &resp, 80);
-        }
-    }
-
-    #[test]
-    fn seeds_decode_whole() {
-        for (protocol, req, resp) in seeds() {
-            let mut s = Session::new(protocol);
-            let (r, e) = decode_stream(&mut s, Direction::Request, &req);
-            assert!(e.is_none() && !r.is_empty(), "{protocol}: {e:?}");
-            let (r, e) = decode_stream(&mut s, Direction::Response, &resp);
-            assert!(e.is_none() && !r.is_empty(), "{protocol}: {e:?}");
-            assert!(
-                !s.partial(Direction::Request) && !s.partial(Direction::Response),
-                "{protocol}"
-            );
-        }
-    }
-
-    #[test]
-    fn pairing_in_order_by_key_and_with_interim_answers() {
-        let req = |responses, key| AppMessage {
-            key,
-            ..AppMessage::new(Kind::Request { responses })
-        };
-        let resp = |kind, key| AppMessage {
-            key,
-            ..AppMessage::new(kind)
-        };
-        let mut p = Pairing::default();
-        p.request(1, &req(1, None));
-        p.request(2, &req(0, None)); // noreply: never waits
-        p.request(3, &req(2, None)); // SUBSCRIBE a b
-        assert_eq!(p.response(&resp(Kind::Interim, None)), Answer::Partial(1));
-        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Final(1));
-        assert_eq!(p.response(&resp(Kind::Push, None)), Answer::Unpaired);
-        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Partial(3));
-        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Final(3));
-        assert_eq!(p.response(&resp(Kind::Response, None)), Answer::Unpaired);
-        // DNS: by key, out of order.
-        p.request(10, &req(1, Some(7)));
-        p.request(11, &req(1, Some(8)));
-        assert_eq!(
-            p.response(&resp(Kind::Response, Some(8))),
-            Answer::Final(11)
-        );
-        assert_eq!(p.response(&resp(Kind::Response, Some(9))), Answer::Unpaired);
-        assert_eq!(
-            p.response(&resp(Kind::Response, Some(7))),
-            Answer::Final(10)
-        );
-        assert_eq!(p.waiting(), 0);
-    }
-
-    #[test]
-    fn recognition_by_content_with_port_as_hint() {
-        let r = recognize(
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\n",
-            12345,
-        )
-        .unwrap();
-        assert_eq!(r.protocol, AppProtocol::Http);
-        assert_eq!(r.reason, "HTTP/1.1: request line and headers");
-        let r = recognize(b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n", 7000).unwrap();
-        assert_eq!(r.protocol, AppProtocol::Resp);
-        // An inline PING could be many things: the port settles it.
-        assert_eq!(recognize(b"PING\r\n", b"+PONG\r\n", 7000), None);
-        assert_eq!(
-            recognize(b"PING\r\n", b"+PONG\r\n", 6379).map(|r| r.protocol),
-            Some(AppProtocol::Resp)
-        );
-        let r = recognize(b"get k\r\n", b"END\r\n", 4000).unwrap();
-        assert_eq!(r.protocol, AppProtocol::Memcached);
-        // The lab's line framing stays unrecognised, whatever the port.
-        for port in [80, 6379, 11211, 53, 5432, 7878] {
-            assert_eq!(recognize(b"hello\n", b"hello\n", port), None);
-            assert_eq!(
-                recognize(b"book\n", b"Booked one ticket, 9 left\n", port),
-                None
-            );
-            assert_eq!(
-                recognize(b"\0\0\0\x05hello", b"\0\0\0\x05hello", port),
-                None
-            );
-        }
-        // Content wins over the port.
-        assert_eq!(
-            recognize(b"GET / HTTP/1.0\r\n\r\n", b"", 6379).map(|r| r.protocol),
-            Some(AppProtocol::Http)
-        );
-    }
-}
+mod tests;

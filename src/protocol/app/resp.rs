@@ -7,8 +7,8 @@
 //! their first bytes kept for the summary.
 
 use super::{
-    AppError, AppMessage, AppProtocol, Direction, Evidence, Kind, Line, MAX_DEPTH, MAX_LINE, Step,
-    lost_sync, malformed, parse_i64, show, size, too_large,
+    AppError, AppMessage, AppProtocol, Block, Direction, Evidence, Kind, Line, MAX_DEPTH, MAX_LINE,
+    Step, lost_sync, malformed, parse_i64, show, size, slot, too_large,
 };
 
 const P: AppProtocol = AppProtocol::Resp;
@@ -34,8 +34,8 @@ enum Leaf {
 enum State {
     /// Reading a type line (or an inline command).
     Line,
-    /// Bytes of a bulk string left, its `\r\n` included.
-    Bulk(u64),
+    /// A bulk string being read.
+    Bulk(Block),
 }
 
 /// One direction.
@@ -54,8 +54,6 @@ struct Half {
     leaves: Vec<Leaf>,
     /// Leaves seen (shown or not).
     leaf_count: u64,
-    /// The last bulk's CR LF seen so far (to check them).
-    bulk_tail: [u8; 2],
     /// The bulk being read is one of the leaves kept: keep its first bytes.
     keeping: bool,
 }
@@ -71,7 +69,6 @@ impl Default for Half {
             count: 0,
             leaves: Vec::new(),
             leaf_count: 0,
-            bulk_tail: [0; 2],
             keeping: false,
         }
     }
@@ -83,16 +80,9 @@ pub(crate) struct Resp {
     halves: [Half; 2],
 }
 
-fn idx(dir: Direction) -> usize {
-    match dir {
-        Direction::Request => 0,
-        Direction::Response => 1,
-    }
-}
-
 impl Resp {
     pub(crate) fn feed(&mut self, dir: Direction, data: &[u8]) -> Result<Step, AppError> {
-        let half = &mut self.halves[idx(dir)];
+        let half = &mut self.halves[slot(dir)];
         let mut at = 0;
         while at < data.len() {
             let rest = &data[at..];
@@ -113,28 +103,18 @@ impl Resp {
                         });
                     }
                 }
-                State::Bulk(left) => {
-                    let n = (*left).min(rest.len() as u64) as usize;
-                    let before = *left;
-                    *left -= n as u64;
-                    // The last two bytes of the count are the CR LF.
-                    for (i, &b) in rest[..n].iter().enumerate() {
-                        let pos = before - i as u64;
-                        if pos <= 2 {
-                            half.bulk_tail[2 - pos as usize] = b;
-                        }
-                    }
+                State::Bulk(block) => {
+                    let (n, content) = block.feed(rest);
                     if half.keeping
                         && let Some(Leaf::Bulk(kept, _)) = half.leaves.last_mut()
                     {
-                        let data_here = (before.saturating_sub(2)).min(n as u64) as usize;
-                        let take = KEPT.saturating_sub(kept.len()).min(data_here);
-                        kept.extend_from_slice(&rest[..take]);
+                        let take = KEPT.saturating_sub(kept.len()).min(content.len());
+                        kept.extend_from_slice(&content[..take]);
                     }
                     at += n;
                     half.len += n as u64;
-                    if *left == 0 {
-                        if half.bulk_tail != *b"\r\n" {
+                    if block.complete() {
+                        if !block.well_ended() {
                             return Err(malformed(P, dir, "bulk string not followed by CR LF"));
                         }
                         half.state = State::Line;
@@ -159,24 +139,26 @@ impl Resp {
         dir: Direction,
         n: u64,
     ) -> Result<Option<AppMessage>, AppError> {
-        let half = &mut self.halves[idx(dir)];
+        let half = &mut self.halves[slot(dir)];
         match &mut half.state {
             // Missing data bytes (not the CR LF, which are checked).
-            State::Bulk(left) if n + 2 <= *left => {
-                *left -= n;
+            State::Bulk(block) => {
+                if !block.skip(n) {
+                    return Err(lost_sync(P, dir, n));
+                }
                 half.len += n;
                 Ok(None)
             }
-            _ => Err(lost_sync(P, dir, n)),
+            State::Line => Err(lost_sync(P, dir, n)),
         }
     }
 
     pub(crate) fn partial(&self, dir: Direction) -> bool {
-        self.halves[idx(dir)].len > 0
+        self.halves[slot(dir)].len > 0
     }
 
     pub(crate) fn finish(&mut self, dir: Direction) -> Option<AppMessage> {
-        let half = &mut self.halves[idx(dir)];
+        let half = &mut self.halves[slot(dir)];
         if half.len == 0 {
             return None;
         }
@@ -262,8 +244,7 @@ impl Half {
                     return Err(too_large(P, dir, "bulk string", MAX_BULK as usize));
                 }
                 self.keeping = self.leaf(Leaf::Bulk(Vec::new(), n));
-                self.state = State::Bulk(n + 2);
-                self.bulk_tail = [0; 2];
+                self.state = State::Bulk(Block::new(n));
                 Ok(false)
             }
             b'*' | b'~' | b'>' | b'%' | b'|' => {

@@ -42,7 +42,7 @@ const GATHER_FRACTION: u32 = 2;
 
 /// The answer to one booking.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Booked and on disk; this many tickets are left after it.
     Booked { left: u64 },
     /// No ticket was left.

@@ -36,18 +36,18 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 
 /// Marks an SQLite file as a reqresp tickets ledger (`PRAGMA application_id`,
 /// the bytes "RRTK").
-pub const APPLICATION_ID: i32 = 0x5252_544B;
+pub(crate) const APPLICATION_ID: i32 = 0x5252_544B;
 
 /// The ledger layout this build reads and writes (`PRAGMA user_version`).
-pub const FORMAT: i32 = 1;
+pub(crate) const FORMAT: i32 = 1;
 
 /// How long a booking waits for another server holding the ledger's write
 /// lock before it fails.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the start-up found in the ledger file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opened {
+pub(crate) enum Opened {
     /// There was no ledger: a new stock was created.
     Created,
     /// The existing stock goes on where it stopped.
@@ -61,7 +61,7 @@ pub enum Opened {
 
 /// The stock as the ledger holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stock {
+pub(crate) struct Stock {
     /// Tickets the stock started with.
     pub total: u64,
     /// Tickets sold so far.

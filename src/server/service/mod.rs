@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 mod echo;
 mod group_commit;
-pub mod ledger;
+pub(crate) mod ledger;
 mod tickets;
 
 pub use echo::{DEFAULT_PREFIX, Echo};
-pub use ledger::LedgerError;
+pub(crate) use ledger::LedgerError;
 pub use tickets::{BookingError, DEFAULT_DB, DEFAULT_STOCK, MEMORY_DB, Tickets, TicketsDb};
 
 /// Turns requests into responses; shared by all connections.

@@ -116,7 +116,7 @@ impl Tickets {
     ///
     /// `stock` is `--tickets`: the stock of a new ledger ([`DEFAULT_STOCK`]
     /// when `None`); for an existing ledger it must match, unless `reset`
-    /// deletes its bookings and starts over. See [`Ledger`] for the errors.
+    /// deletes its bookings and starts over. See `Ledger` for the errors.
     pub fn open(db: &TicketsDb, stock: Option<u64>, reset: bool) -> Result<Self, LedgerError> {
         match db {
             TicketsDb::Memory => {

@@ -141,12 +141,18 @@ fn a_long_connection_list_keeps_the_selected_row_in_sight() {
     }
     let mut view = View::following();
     let text = render(&state, &mut view, (80, 24));
-    assert!(text.contains("10.0.0.2:40030"), "follow shows the newest: {text}");
+    assert!(
+        text.contains("10.0.0.2:40030"),
+        "follow shows the newest: {text}"
+    );
     assert!(!text.contains("10.0.0.2:40001 "), "{text}");
     for _ in 0..29 {
         view.handle(Action::Up, &state);
     }
     let text = render(&state, &mut view, (80, 24));
-    assert!(text.contains("10.0.0.2:40001"), "the first, selected: {text}");
+    assert!(
+        text.contains("10.0.0.2:40001"),
+        "the first, selected: {text}"
+    );
     assert!(!text.contains("10.0.0.2:40030"), "{text}");
 }
