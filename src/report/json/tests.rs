@@ -8,7 +8,7 @@ use super::*;
 use crate::analyze::model::{Analysis, PacketRecord};
 use crate::report::sample;
 
-const SCHEMA_DOC: &str = include_str!("../../docs/json-schema.md");
+const SCHEMA_DOC: &str = include_str!("../../../docs/json-schema.md");
 
 fn json(analysis: &Analysis) -> Value {
     let mut out = Vec::new();
