@@ -85,6 +85,7 @@ pub fn echo_connection() -> Connection {
             message: 1,
             count: 2,
         }],
+        state: ConnState::Closed,
         close: Some(Close {
             initiator: Side::Client,
             kind: CloseKind::Fin,
@@ -173,6 +174,7 @@ pub fn midstream_reset_connection() -> Connection {
             message: 1,
             count: 3,
         }],
+        state: ConnState::Closed,
         close: Some(Close {
             initiator: Side::Server,
             kind: CloseKind::Rst,
@@ -216,6 +218,7 @@ pub fn ipv6_open_connection() -> Connection {
         framing_reason: None,
         exchanges: vec![exchange(&long, 21.0, None)],
         recv_pitfalls: vec![],
+        state: ConnState::Open,
         close: None,
     }
 }
