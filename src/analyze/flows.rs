@@ -116,6 +116,9 @@ struct Slot {
     last_time: Timestamp,
     /// Bytes this entry is counted for in the memory budget.
     bytes: usize,
+    /// Exchanges, TCP events, kept ACKs and gaps of the connection when
+    /// `bytes` was counted.
+    listed: u32,
 }
 
 impl Slot {
@@ -446,6 +449,7 @@ fn open(out: &mut Output, opts: &Options, seg: &TcpSegment<'_>) -> Slot {
         ended: None,
         last_time: seg.time,
         bytes: 0,
+        listed: 0,
         flow: Some(Box::new(Flow {
             streams: [Reassembler::new(), Reassembler::new()],
             pairer,
@@ -471,12 +475,28 @@ fn step(
     warnings: &mut Vec<String>,
 ) {
     apply(slot, out, opts, seg, warnings);
-    if slot.settled() {
+    let settled = slot.settled();
+    if settled {
         finish_slot(slot, out, seg.time);
     }
-    let bytes = memory::slot_bytes(slot);
-    *tracked_bytes = *tracked_bytes + bytes - slot.bytes;
-    slot.bytes = bytes;
+    // The bytes change with what the connection lists (exchanges, TCP
+    // events, ACKs kept for --acks), with bytes held out of order, and at
+    // the SYN, FIN and RST: the sum is taken again only then (decoder
+    // buffers are caught up at the next exchange), sparing most packets.
+    let f = seg.flags;
+    let listed = slot.conn.as_ref().map_or(0, |c| {
+        (c.exchanges.len() + c.events.len() + c.acks.len() + c.gaps.len()) as u32
+    });
+    let holding = slot
+        .flow
+        .as_ref()
+        .is_some_and(|fl| fl.streams[0].held_bytes() + fl.streams[1].held_bytes() > 0);
+    if settled || holding || f.syn || f.fin || f.rst || listed != slot.listed || slot.bytes == 0 {
+        slot.listed = listed;
+        let bytes = memory::slot_bytes(slot);
+        *tracked_bytes = *tracked_bytes + bytes - slot.bytes;
+        slot.bytes = bytes;
+    }
 }
 
 /// Applies a segment to the connection of its address pair (`slot`): in

@@ -20,6 +20,7 @@ pub(super) const REORDER_WINDOW: usize = 1024;
 pub(super) const REORDER_BYTES: usize = 16 << 20;
 /// Longest (capture time) a finished connection waits for an older one.
 pub(super) const REORDER_DELAY: Duration = Duration::from_secs(5);
+const REORDER_DELAY_NS: u64 = REORDER_DELAY.as_secs() * 1_000_000_000;
 
 /// A connection over and not taken yet.
 #[derive(Debug)]
@@ -88,15 +89,17 @@ impl Output {
     /// Whether [`Output::take`] has a connection to hand over at capture
     /// time `now`.
     pub(super) fn has_next(&self, now: Timestamp) -> bool {
+        if self.ready.is_empty() {
+            return false; // the usual case, after most packets
+        }
         let Some((&id, first)) = self.ready.first_key_value() else {
             return false;
         };
         let in_order = self.open.is_empty() || id < self.open_base;
-        let delay = u64::try_from(REORDER_DELAY.as_nanos()).unwrap_or(u64::MAX);
         in_order
             || self.ready.len() > REORDER_WINDOW
             || self.ready_bytes > REORDER_BYTES
-            || now.0.saturating_sub(first.since.0) > delay
+            || now.0.saturating_sub(first.since.0) > REORDER_DELAY_NS
     }
 
     /// The next connection owed at capture time `now` (see the module).
