@@ -17,6 +17,11 @@
 //! all correct, so tshark and tcptrace read the file without complaint.
 //! The same `--seed` gives the same file.
 //!
+//! Other shapes for the analyzer's memory (`benches/analyze-memory.sh`):
+//! `--shape syn-only`, `never-close` and `hole`, `--connections N` instead
+//! of a packet count, `--exchanges N`, and `--longlived` (one connection
+//! opened first that talks once a second and never closes).
+//!
 //! With `--mix`, connections speak one of four protocols in turn: the lab's
 //! echo lines, HTTP/1.1 (`GET` and a `Content-Length` body), RESP (`GET key`
 //! and a bulk string) and the memcached text protocol (`get key` and a
@@ -53,12 +58,24 @@ struct Args {
     rate: f64,
     /// What each connection does: `echo` (the lab's conversations),
     /// `syn-only` (one SYN never answered: a scan or a SYN flood),
-    /// `never-close` (handshake and exchanges, then silence: no FIN).
+    /// `never-close` (handshake and exchanges, then silence: no FIN),
+    /// `hole` (handshake, then 1 KiB of data sent after 100 bytes that
+    /// were not captured, then silence).
     #[arg(long, value_enum, default_value_t = Shape::Echo)]
     shape: Shape,
     /// Mix HTTP/1.1, RESP and memcached conversations in with the echo ones.
     #[arg(long)]
     mix: bool,
+    /// Write this many connections (then `--packets` is not a limit).
+    #[arg(long)]
+    connections: Option<u64>,
+    /// Exchanges per connection (default: 1 to 5 at random).
+    #[arg(long)]
+    exchanges: Option<u32>,
+    /// Open one long-lived connection first: it exchanges once a second for
+    /// the whole capture and is never closed.
+    #[arg(long)]
+    longlived: bool,
 }
 
 /// What each generated connection does.
@@ -70,6 +87,8 @@ enum Shape {
     SynOnly,
     /// Handshake and 1–5 exchanges, never closed.
     NeverClose,
+    /// Handshake, then 1 KiB beyond a hole of 100 bytes, never closed.
+    Hole,
 }
 
 impl Shape {
@@ -79,6 +98,7 @@ impl Shape {
             Shape::Echo => 6 + 3 * exchanges,
             Shape::SynOnly => 1,
             Shape::NeverClose => 3 + 3 * exchanges,
+            Shape::Hole => 4,
         }
     }
 }
@@ -148,6 +168,8 @@ struct Conn {
     shape: Shape,
     /// What it speaks: 0 echo lines, 1 HTTP/1.1, 2 RESP, 3 memcached.
     protocol: u8,
+    /// The long-lived connection: a request every second, never closed.
+    long: bool,
 }
 
 /// One packet: direction, flags, payload.
@@ -218,6 +240,23 @@ impl Conn {
             ),
             Step::LastAck => (Segment::control(true, false, false, true), None, 0),
         };
+        if self.shape == Shape::Hole && self.step == Step::Request {
+            // 100 bytes sent and not captured, then 1 KiB held beyond them.
+            self.client_seq = self.client_seq.wrapping_add(100);
+            let data = [b'x'; 1024];
+            let segment = Segment {
+                payload: &data,
+                ..Segment::data(true)
+            };
+            self.write(&segment, out);
+            return None;
+        }
+        if self.long && self.step == Step::ResponseAck {
+            self.exchanges_left = 2;
+            self.write(&Segment::control(true, false, false, true), out);
+            self.step = Step::Request;
+            return Some(1_000_000_000);
+        }
         let next = match (self.shape, self.step) {
             (Shape::SynOnly, Step::Syn) => None,
             (Shape::NeverClose, Step::ResponseAck) if self.exchanges_left == 0 => None,
@@ -394,6 +433,12 @@ fn main() -> anyhow::Result<()> {
     let mut rng = Rng(args.seed);
 
     let mean_gap_ns = 1e9 / args.rate;
+    let packets = if args.connections.is_some() {
+        u64::MAX
+    } else {
+        args.packets
+    };
+    let connections = args.connections.unwrap_or(u64::MAX);
     let mut next_ports: HashMap<u64, u16> = HashMap::new();
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut queue: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
@@ -406,14 +451,18 @@ fn main() -> anyhow::Result<()> {
         match (next_arrival, next_event) {
             (Some(arrival), event) if event.is_none_or(|e| arrival <= e) => {
                 let shape = args.shape;
-                let remaining = args.packets - committed;
+                let remaining = packets - committed;
                 let least = shape.packets(1);
-                if remaining < least {
+                if remaining < least || opened >= connections {
                     next_arrival = None;
                     continue;
                 }
                 let fits = (remaining - shape.packets(0)) / 3;
-                let mut exchanges = rng.range(1, 5).min(fits);
+                let mut exchanges = match args.exchanges {
+                    Some(n) => u64::from(n.max(1)),
+                    None => rng.range(1, 5),
+                }
+                .min(fits);
                 if shape != Shape::SynOnly && remaining - shape.packets(exchanges) < least {
                     // Nothing would fit after this one: take up the rest.
                     exchanges = fits;
@@ -438,8 +487,13 @@ fn main() -> anyhow::Result<()> {
                         rtt_ns: rng.range(100_000, 2_000_000),
                         step: Step::Syn,
                         request: Vec::new(),
-                        shape,
+                        shape: if args.longlived && opened == 0 {
+                            Shape::Echo
+                        } else {
+                            shape
+                        },
                         protocol: if args.mix { (opened % 4) as u8 } else { 0 },
+                        long: args.longlived && opened == 0,
                     },
                 );
                 queue.push(Reverse((arrival, opened)));
@@ -447,6 +501,9 @@ fn main() -> anyhow::Result<()> {
                 next_arrival = Some(arrival + rng.exp(mean_gap_ns).max(1.0) as u64);
             }
             (_, Some(_)) => {
+                if next_arrival.is_none() && args.longlived && conns.len() == 1 {
+                    break; // only the long-lived one is left: it is never closed
+                }
                 let Reverse((time, id)) = queue.pop().expect("peeked");
                 let conn = conns.get_mut(&id).expect("queued connections exist");
                 match conn.emit(&mut rng, &mut packet) {

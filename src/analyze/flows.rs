@@ -47,14 +47,14 @@
 //!   past it, the oldest hole is given up on, reported as a gap and warned
 //!   about.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::event::{Event, SEGMENT_HEAD, SegmentSeen};
 use super::model::{
-    Analysis, Close, CloseEvent, CloseKind, Connection, Gap, MAX_EVENTS, PacketRecord, Side,
-    Timestamp,
+    Analysis, CloseKind, ConnState, Connection, Gap, MAX_EVENTS, PacketRecord, Side, Timestamp,
 };
 use super::pairing::{PairLimits, Pairer};
 use super::reassembly::{Chunk, ChunkData, Reassembler};
@@ -62,10 +62,13 @@ use super::segment::TcpSegment;
 use super::tcp_events::EventDetector;
 use super::warnings::Warnings;
 use crate::protocol::Framing;
+use ending::{close_event, close_flow, finalize, finish_slot, state_of, time_out};
 use handshake::{handshake_ack, syn};
 use key::{Key, key};
-pub use options::Options;
+pub use memory::format_size;
 use options::choose_sides;
+pub use options::{DEFAULT_MEMCAP, Options};
+use output::Output;
 use pure_acks::count_pure_ack;
 use request_acks::RequestAcks;
 
@@ -90,9 +93,10 @@ type Table = HashMap<Key, Slot, foldhash::fast::RandomState>;
 /// The table entry of an address pair: its latest connection.
 #[derive(Debug)]
 struct Slot {
-    /// Number of the connection in the output list, from 0 (the drained
-    /// ones included).
-    conn: usize,
+    /// Number of the connection (`Connection::id`).
+    id: u32,
+    /// The connection until it is over (then it waits in the output).
+    conn: Option<Box<Connection>>,
     client: SocketAddr,
     /// The client's initial sequence number, when known (SYN or SYN-ACK).
     client_isn: Option<u32>,
@@ -105,12 +109,17 @@ struct Slot {
     fin_acked: [bool; 2],
     /// An RST was seen.
     reset: bool,
-    /// Closed by the inactivity timeout.
-    timed_out: bool,
+    /// Ended by the inactivity timeout, or evicted for memory.
+    ended: Option<ConnState>,
     /// Live state; `None` once closed.
     flow: Option<Box<Flow>>,
     /// Capture time of the latest packet on the pair.
     last_time: Timestamp,
+    /// Bytes this entry is counted for in the memory budget.
+    bytes: usize,
+    /// Exchanges, TCP events, kept ACKs and gaps of the connection when
+    /// `bytes` was counted.
+    listed: u32,
 }
 
 impl Slot {
@@ -119,7 +128,7 @@ impl Slot {
     fn settled(&self) -> bool {
         self.flow.is_none()
             && (self.reset
-                || self.timed_out
+                || self.ended.is_some()
                 || (0..2).all(|s| self.fin_seq[s].is_none() || self.fin_acked[s]))
     }
 }
@@ -146,37 +155,14 @@ struct Flow {
     request_acks: RequestAcks,
 }
 
-/// What the analyzer owes its caller: the connections not taken yet, and
-/// the events of exchange settled (when asked for).
-#[derive(Debug, Default)]
-struct Output {
-    /// Connections not drained yet; the first is number `drained`.
-    connections: VecDeque<Connection>,
-    /// Per connection in `connections`: settled (see [`Slot::settled`]).
-    settled: VecDeque<bool>,
-    drained: usize,
-    /// [`Event::Opened`], [`Event::Exchange`], [`Event::Tcp`] and
-    /// [`Event::Segment`] not taken yet; `None` when they are not asked for.
-    events: Option<VecDeque<Event>>,
-    /// Queue [`Event::Segment`] too.
-    segments: bool,
-}
-
-impl Output {
-    /// The connection of `slot`, unless drained already.
-    fn get_mut(&mut self, conn: usize) -> Option<&mut Connection> {
-        conn.checked_sub(self.drained)
-            .and_then(|i| self.connections.get_mut(i))
-    }
-}
-
 /// Tracks every TCP connection of a capture, segment by segment.
 ///
-/// Memory is the live connections' buffers plus the output (every
-/// connection with its exchanges). To keep the output from growing with the
-/// capture, take finished connections as you go with
-/// [`Analyzer::next_settled`] (as [`crate::analyze::analyze_stream`] does);
-/// the flow table then forgets their address pairs after `LINGER`.
+/// Memory is the tracked connections (their state, what they have paired
+/// so far and their out-of-order bytes, bounded in all by
+/// [`Options::memcap`]: past it the oldest idle ones are evicted) plus the
+/// output not taken yet. Take finished connections as you go with
+/// [`Analyzer::next_settled`] (as [`crate::analyze::analyze_stream`]
+/// does); the flow table then forgets their address pairs after [`LINGER`].
 ///
 /// ```
 /// use reqresp::analyze::flows::{Analyzer, Options};
@@ -194,6 +180,11 @@ pub struct Analyzer {
     /// Packets since the last sweep of the table.
     since_sweep: u64,
     out: Output,
+    /// Bytes of the flow table's entries, as [`memory`] estimates them.
+    tracked_bytes: usize,
+    /// No eviction before this packet count (after one that could not
+    /// free enough).
+    evict_after: u64,
     /// Framing of every drained connection with exchanges, if they agree:
     /// `None` before any, `Some(None)` once they disagree.
     framing_seen: Option<Option<Framing>>,
@@ -201,6 +192,8 @@ pub struct Analyzer {
     last_packet: u64,
     /// Connections closed by an inactivity timeout.
     timed_out: u64,
+    /// Connections evicted for the memory budget.
+    evicted: u64,
 }
 
 impl Analyzer {
@@ -212,10 +205,13 @@ impl Analyzer {
             now: Timestamp(0),
             since_sweep: 0,
             out: Output::default(),
+            tracked_bytes: 0,
+            evict_after: 0,
             framing_seen: None,
             warnings: Warnings::default(),
             last_packet: 0,
             timed_out: 0,
+            evicted: 0,
         }
     }
 
@@ -257,29 +253,27 @@ impl Analyzer {
 
     /// Connections seen so far (drained ones included).
     pub fn connections(&self) -> usize {
-        self.out.drained + self.out.connections.len()
+        self.out.seen as usize
     }
 
     /// Whether [`Analyzer::next_settled`] has a connection to hand over.
     pub fn has_settled(&self) -> bool {
-        self.out.settled.front() == Some(&true)
+        self.out.has_next(self.now)
     }
 
-    /// Takes the next connection that is over, in order, if the first one
-    /// not taken yet is: a connection is over after an RST, or once every
-    /// FIN sent was acknowledged (or when a new connection reused its
-    /// ports). It will not be in [`Analyzer::finish`]'s result; later
-    /// packets of a taken connection are ignored. One long-lived connection
-    /// holds back every later one, so memory then grows as without taking.
+    /// Takes the next connection that is over: a connection is over after
+    /// an RST, once every FIN sent was acknowledged, when a new connection
+    /// reused its ports, after its inactivity timeout, or when it was
+    /// evicted for memory ([`Options::memcap`]). They come in the order
+    /// the connections opened, except that one still open holds back at
+    /// most [`output::REORDER_WINDOW`] finished ones (or 5 s of capture
+    /// time): past that they come ahead of it. A taken connection will not
+    /// be in [`Analyzer::finish`]'s result; its later packets are ignored.
     pub fn next_settled(&mut self) -> Option<Connection> {
-        if !self.has_settled() {
-            return None;
-        }
-        self.out.settled.pop_front();
-        self.out.drained += 1;
-        let c = self.out.connections.pop_front()?;
+        let mut c = self.out.take(self.now)?;
+        c.state = state_of(&c, c.state);
         self.note_framing(&c);
-        Some(c)
+        Some(*c)
     }
 
     fn note_framing(&mut self, c: &Connection) {
@@ -300,14 +294,7 @@ impl Analyzer {
         };
     }
 
-    /// Marks the connection of `slot` settled if it is.
-    fn settle(&mut self, slot_conn: usize, settled: bool) {
-        if settled && let Some(i) = slot_conn.checked_sub(self.out.drained) {
-            self.out.settled[i] = true;
-        }
-    }
-
-    /// Adds a warning, under the one cap of `Warnings`.
+    /// Adds a warning, under the one cap of [`Warnings`].
     pub fn warn(&mut self, msg: String) {
         self.warnings.push(msg);
     }
@@ -315,14 +302,6 @@ impl Analyzer {
     /// Adds the reader's warnings after the analyzer's, under the same cap.
     pub fn warn_all(&mut self, warnings: Warnings) {
         self.warnings.extend(warnings);
-    }
-
-    fn limits(&self) -> PairLimits {
-        PairLimits {
-            max_message: self.opts.max_message,
-            preview_len: self.opts.preview_len,
-            packets: self.opts.keep_packets,
-        }
     }
 
     /// Takes the next segment of the capture (in capture order).
@@ -347,108 +326,32 @@ impl Analyzer {
         };
         let mut warnings = Vec::new();
         // The common case in one table lookup: a packet of a known connection.
-        let applied = match self.table.get_mut(&k) {
-            Some(slot) if !new_needed(slot) => {
-                apply(slot, &mut self.out, &self.opts, seg, &mut warnings);
-                true
+        let slot = match self.table.entry(k) {
+            Entry::Occupied(e) if !new_needed(e.get()) => e.into_mut(),
+            Entry::Occupied(e) => {
+                let old = e.into_mut();
+                self.tracked_bytes -= old.bytes;
+                close_flow(old, seg.time);
+                finish_slot(old, &mut self.out, self.now);
+                *old = open(&mut self.out, &self.opts, seg);
+                old
             }
-            _ => false,
+            Entry::Vacant(e) => e.insert(open(&mut self.out, &self.opts, seg)),
         };
-        if !applied {
-            if let Some(old) = self.table.remove(&k) {
-                let n = old.conn;
-                self.close_flow(old, seg.time);
-                self.settle(n, true);
-            }
-            let slot = self.open(seg);
-            let slot = self.table.entry(k).insert_entry(slot).into_mut();
-            apply(slot, &mut self.out, &self.opts, seg, &mut warnings);
-        }
+        step(
+            slot,
+            &mut self.out,
+            &mut self.tracked_bytes,
+            &self.opts,
+            seg,
+            &mut warnings,
+        );
         for w in warnings {
             self.warn(w);
         }
-    }
-
-    /// Creates the connection a segment opens (or is the first seen of).
-    fn open(&mut self, seg: &TcpSegment<'_>) -> Slot {
-        let (client, server, how) = choose_sides(seg, &self.opts);
-        let id = u32::try_from(self.connections() + 1).unwrap_or(u32::MAX);
-        let mut conn = Connection::new(id, client, server, seg.time);
-        if let Some(how) = how {
-            conn.notes.push(format!(
-                "the capture began after the handshake (first packet #{}); \
-                 the server side was chosen {how}",
-                seg.number
-            ));
+        if self.tracked_bytes > self.opts.memcap && self.last_packet >= self.evict_after {
+            self.evict(seg.number);
         }
-        let pairer = Pairer::new(self.opts.framing, self.limits(), &mut conn);
-        if let Some(events) = &mut self.out.events {
-            events.push_back(Event::Opened {
-                id,
-                client,
-                server,
-                time: seg.time,
-            });
-        }
-        self.out.connections.push_back(conn);
-        self.out.settled.push_back(false);
-        Slot {
-            conn: self.connections() - 1,
-            client,
-            client_isn: None,
-            server_isn: None,
-            fin_seq: [None; 2],
-            fin_acked: [false; 2],
-            reset: false,
-            timed_out: false,
-            last_time: seg.time,
-            flow: Some(Box::new(Flow {
-                streams: [Reassembler::new(), Reassembler::new()],
-                pairer,
-                server_isn: None,
-                last_syn: None,
-                fin: [false; 2],
-                rst: [false; 2],
-                warned_bound: [false; 2],
-                reported: 0,
-                events: EventDetector::new(),
-                request_acks: RequestAcks::default(),
-            })),
-        }
-    }
-
-    /// Forgets the address pairs of drained connections quiet for
-    /// [`LINGER`]. Runs every [`SWEEP_EVERY`] packets: the cost is spread
-    /// thin, and pairs linger at most that many packets longer.
-    fn sweep(&mut self) {
-        self.since_sweep = 0;
-        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let linger = nanos(LINGER);
-        let (inactive, syn_only) = (
-            nanos(self.opts.inactivity_timeout),
-            nanos(self.opts.syn_timeout),
-        );
-        let now = self.now;
-        let out = &mut self.out;
-        let mut timed_out = 0;
-        self.table.retain(|_, slot| {
-            let idle = now.0.saturating_sub(slot.last_time.0);
-            if let Some(flow) = &slot.flow {
-                // A SYN and no answer: an attempt, given up on sooner.
-                let attempt = flow.last_syn.is_some() && flow.server_isn.is_none();
-                let limit = if attempt {
-                    syn_only.min(inactive)
-                } else {
-                    inactive
-                };
-                if idle > limit {
-                    time_out(slot, out, limit);
-                    timed_out += 1;
-                }
-            }
-            slot.conn >= out.drained || idle <= linger
-        });
-        self.timed_out += timed_out;
     }
 
     /// Address pairs the flow table holds (live, settled, or lingering
@@ -458,12 +361,10 @@ impl Analyzer {
         self.table.len()
     }
 
-    fn close_flow(&mut self, mut slot: Slot, time: Timestamp) {
-        if let Some(flow) = slot.flow.take()
-            && let Some(conn) = self.out.get_mut(slot.conn)
-        {
-            finalize(*flow, conn, time, 0);
-        }
+    /// Bytes the flow table is counted for against [`Options::memcap`].
+    #[cfg(test)]
+    pub(crate) fn tracked_bytes(&self) -> usize {
+        self.tracked_bytes
     }
 
     /// Ends the analysis: every connection still open is flushed (holes
@@ -471,19 +372,31 @@ impl Analyzer {
     /// seen. `packets` is set to the highest packet number seen, a lower bound
     /// the reader should overwrite with its own count.
     pub fn finish(mut self) -> Analysis {
-        for (_, slot) in std::mem::take(&mut self.table) {
-            let time = slot
-                .conn
-                .checked_sub(self.out.drained)
-                .and_then(|i| self.out.connections.get(i))
-                .map_or(Timestamp(0), |c| c.last_seen);
-            self.close_flow(slot, time);
+        let mut connections: Vec<Box<Connection>> = self.out.take_all().collect();
+        for (_, mut slot) in std::mem::take(&mut self.table) {
+            if let Some(time) = slot.conn.as_ref().map(|c| c.last_seen) {
+                close_flow(&mut slot, time);
+            }
+            connections.extend(slot.conn.take());
         }
-        let connections = std::mem::take(&mut self.out.connections);
-        for c in &connections {
+        connections.sort_unstable_by_key(|c| c.id);
+        for c in &mut connections {
+            c.state = state_of(c, c.state);
             self.note_framing(c);
         }
         let framing = self.opts.framing.fixed().or(self.framing_seen.flatten());
+        self.end_warnings();
+        Analysis {
+            packets: self.last_packet,
+            framing,
+            connections: connections.into_iter().map(|c| *c).collect(),
+            warnings: self.warnings.into_lines(),
+            ..Analysis::default()
+        }
+    }
+
+    /// The warnings that count what the timeouts and the budget ended.
+    fn end_warnings(&mut self) {
         if self.timed_out > 0 {
             self.warn(format!(
                 "{} connection(s) had no packet for longer than the inactivity timeout \
@@ -494,21 +407,116 @@ impl Analyzer {
                 self.opts.syn_timeout.as_secs()
             ));
         }
-        Analysis {
-            packets: self.last_packet,
-            framing,
-            connections: connections.into(),
-            warnings: self.warnings.into_lines(),
-            ..Analysis::default()
+        if self.evicted > 0 {
+            self.warn(format!(
+                "{} connection(s) were evicted to keep the analyzer's memory within --memcap {}: \
+                 the oldest idle ones, each reported as evicted with what was seen until then \
+                 (state \"evicted\"); later packets of one start a new connection. \
+                 Raise --memcap to keep more connections open",
+                self.evicted,
+                memory::format_size(self.opts.memcap)
+            ));
         }
     }
 }
 
-/// Applies a segment to the connection of its address pair (`slot`), which
-/// is `out.connections[slot.conn - drained]` unless drained already; marks
-/// it settled once it is over, and queues the events of exchanges it
-/// settled. (A function of the analyzer's fields rather than a method, so
-/// that the slot can stay borrowed from the table.)
+/// Creates the connection a segment opens (or is the first seen of).
+fn open(out: &mut Output, opts: &Options, seg: &TcpSegment<'_>) -> Slot {
+    let (client, server, how) = choose_sides(seg, opts);
+    let id = out.open_next();
+    let mut conn = Box::new(Connection::new(id, client, server, seg.time));
+    if let Some(how) = how {
+        conn.notes.push(format!(
+            "the capture began after the handshake (first packet #{}); \
+             the server side was chosen {how}",
+            seg.number
+        ));
+    }
+    let pairer = Pairer::new(
+        opts.framing,
+        PairLimits {
+            max_message: opts.max_message,
+            preview_len: opts.preview_len,
+            packets: opts.keep_packets,
+        },
+        &mut conn,
+    );
+    if let Some(events) = &mut out.events {
+        events.push_back(Event::Opened {
+            id,
+            client,
+            server,
+            time: seg.time,
+        });
+    }
+    Slot {
+        id,
+        conn: Some(conn),
+        client,
+        client_isn: None,
+        server_isn: None,
+        fin_seq: [None; 2],
+        fin_acked: [false; 2],
+        reset: false,
+        ended: None,
+        last_time: seg.time,
+        bytes: 0,
+        listed: 0,
+        flow: Some(Box::new(Flow {
+            streams: [Reassembler::new(), Reassembler::new()],
+            pairer,
+            server_isn: None,
+            last_syn: None,
+            fin: [false; 2],
+            rst: [false; 2],
+            warned_bound: [false; 2],
+            reported: 0,
+            events: EventDetector::new(),
+            request_acks: RequestAcks::default(),
+        })),
+    }
+}
+
+/// Applies a segment to `slot`, hands its connection to the output once
+/// it is over, and counts the slot's bytes anew in `tracked_bytes`.
+fn step(
+    slot: &mut Slot,
+    out: &mut Output,
+    tracked_bytes: &mut usize,
+    opts: &Options,
+    seg: &TcpSegment<'_>,
+    warnings: &mut Vec<String>,
+) {
+    apply(slot, out, opts, seg, warnings);
+    let settled = slot.settled();
+    if settled {
+        finish_slot(slot, out, seg.time);
+    }
+    // The bytes change with what the connection lists (exchanges, TCP
+    // events, ACKs kept for --acks), with bytes held out of order, and at
+    // the SYN, FIN and RST: the sum is taken again only then (decoder
+    // buffers are caught up at the next exchange), sparing most packets.
+    let f = seg.flags;
+    let listed = slot.conn.as_ref().map_or(0, |c| {
+        (c.exchanges.len() + c.events.len() + c.acks.len() + c.gaps.len()) as u32
+    });
+    let holding = slot
+        .flow
+        .as_ref()
+        .is_some_and(|fl| fl.streams[0].held_bytes() + fl.streams[1].held_bytes() > 0);
+    if settled || holding || f.syn || f.fin || f.rst || listed != slot.listed || slot.bytes == 0 {
+        slot.listed = listed;
+        let bytes = memory::slot_bytes(slot);
+        *tracked_bytes = *tracked_bytes + bytes - slot.bytes;
+        slot.bytes = bytes;
+    }
+}
+
+/// Applies a segment to the connection of its address pair (`slot`): in
+/// the slot while it is open, in the output once it is over (until taken;
+/// after that the segment only moves the slot's clock), and queues the
+/// events of exchanges it settled. (A function of the analyzer's fields
+/// rather than a method, so that the slot can stay borrowed from the table.)
 fn apply(
     slot: &mut Slot,
     out: &mut Output,
@@ -517,13 +525,38 @@ fn apply(
     warnings: &mut Vec<String>,
 ) {
     slot.last_time = slot.last_time.max(seg.time);
-    let Some(i) = slot.conn.checked_sub(out.drained) else {
-        // Drained: over, nothing more to learn.
-        return;
+    let mut own = slot.conn.take();
+    let conn: &mut Connection = match own.as_deref_mut() {
+        Some(conn) => conn,
+        None => match out.ready.get_mut(&slot.id) {
+            Some(ready) => &mut ready.conn,
+            // Taken already: over, nothing more to learn.
+            None => return,
+        },
     };
-    let Some(conn) = out.connections.get_mut(i) else {
-        return;
-    };
+    let segments = out.segments;
+    apply_to(
+        slot,
+        conn,
+        out.events.as_mut(),
+        segments,
+        opts,
+        seg,
+        warnings,
+    );
+    slot.conn = own;
+}
+
+/// [`apply`] once the connection is found.
+fn apply_to(
+    slot: &mut Slot,
+    conn: &mut Connection,
+    mut events: Option<&mut VecDeque<Event>>,
+    segments: bool,
+    opts: &Options,
+    seg: &TcpSegment<'_>,
+    warnings: &mut Vec<String>,
+) {
     conn.last_seen = conn.last_seen.max(seg.time);
     let side = if seg.src == slot.client {
         Side::Client
@@ -547,15 +580,13 @@ fn apply(
     }
     let handshake_ack = |conn: &Connection| conn.handshake.as_ref().and_then(|h| h.ack);
     let before = handshake_ack(conn);
-    if out.segments
-        && let Some(events) = &mut out.events
-    {
+    if segments && let Some(events) = events.as_deref_mut() {
         events.push_back(Event::Segment(segment_seen(conn.id, side, seg)));
     }
     if slot.flow.is_some() {
         let events_before = conn.events.len();
         let closed = track(opts, slot, conn, side, seg, warnings);
-        if let Some(events) = &mut out.events {
+        if let Some(events) = events.as_deref_mut() {
             events.extend(
                 conn.events[events_before.min(conn.events.len())..]
                     .iter()
@@ -567,7 +598,7 @@ fn apply(
         }
         if let Some(flow) = &mut slot.flow {
             slot.server_isn = slot.server_isn.or(flow.server_isn);
-            if let Some(events) = &mut out.events {
+            if let Some(events) = events {
                 report_settled(flow, conn, events);
             }
         }
@@ -577,9 +608,6 @@ fn apply(
     }
     if pure_ack {
         count_pure_ack(slot, conn, opts, side, seg, last_ack, before);
-    }
-    if slot.settled() {
-        out.settled[i] = true;
     }
 }
 
@@ -753,28 +781,6 @@ fn data(
     data_seq
 }
 
-/// Ends the live connection of `slot`, quiet for more than its timeout of
-/// `limit` ns of capture time: flushed as at the end of a capture, noted,
-/// and settled.
-fn time_out(slot: &mut Slot, out: &mut Output, limit: u64) {
-    let Some(flow) = slot.flow.take() else {
-        return;
-    };
-    slot.timed_out = true;
-    let Some(i) = slot.conn.checked_sub(out.drained) else {
-        return;
-    };
-    if let Some(conn) = out.connections.get_mut(i) {
-        finalize(*flow, conn, slot.last_time, 0);
-        conn.notes.push(format!(
-            "no packet for more than {} s of capture time (the inactivity timeout): \
-             reported as timed out, with what was seen",
-            limit / 1_000_000_000
-        ));
-        out.settled[i] = true;
-    }
-}
-
 /// Hands an in-order chunk to the pairer, recording a gap if bytes are missing.
 fn deliver(pairer: &mut Pairer, conn: &mut Connection, side: Side, chunk: &Chunk<'_>) {
     if let ChunkData::Missing(len) = chunk.data {
@@ -790,41 +796,12 @@ fn deliver(pairer: &mut Pairer, conn: &mut Connection, side: Side, chunk: &Chunk
     pairer.push(side, chunk, conn);
 }
 
-fn close_event(conn: &mut Connection, from: Side, kind: CloseKind, time: Timestamp) {
-    let close = conn.close.get_or_insert_with(|| Close {
-        initiator: from,
-        kind,
-        events: Vec::new(),
-    });
-    if kind == CloseKind::Rst {
-        close.kind = CloseKind::Rst;
-    }
-    close.events.push(CloseEvent { from, kind, time });
-}
-
-/// Ends a connection: gives up on its holes, ends its messages, records its
-/// byte counts and frees its buffers (by consuming the flow).
-fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, packet: u64) {
-    let Flow {
-        streams,
-        pairer,
-        request_acks,
-        ..
-    } = &mut flow;
-    for side in Side::BOTH {
-        streams[side.index()].flush(time, packet, &mut |chunk| {
-            deliver(pairer, conn, side, &chunk)
-        });
-    }
-    pairer.finish(conn);
-    request_acks.settle(conn);
-    conn.bytes_client_to_server = streams[0].bytes();
-    conn.bytes_server_to_client = streams[1].bytes();
-}
-
+mod ending;
 mod handshake;
 mod key;
+mod memory;
 mod options;
+mod output;
 mod pure_acks;
 mod request_acks;
 #[cfg(test)]

@@ -43,7 +43,8 @@ use reader::{CaptureReader, ReadError};
 
 /// Reads a whole capture from `input` and analyzes it as it goes: each
 /// connection is handed to `sink` once it is over (in order of first
-/// packet), the rest at the end. Returns the [`Analysis`] without its
+/// packet, unless one still open would hold back many finished ones: see
+/// [`Analyzer::next_settled`]), the rest at the end. Returns the [`Analysis`] without its
 /// connections: packet count, framing and warnings (the reader's joined to
 /// the analyzer's). `on_progress` gets the bytes consumed so far, for a
 /// progress bar. A sink error stops the reading at once.
@@ -81,6 +82,9 @@ pub fn analyze_capture<R: Read>(
         Err(PipelineError::Read(e)) => return Err(e),
         Err(PipelineError::Sink(never)) => match never {},
     };
+    // In the order they opened, even where a long-lived one let others
+    // finish ahead of it.
+    connections.sort_by_key(|c| c.id);
     analysis.connections = connections;
     Ok(analysis)
 }

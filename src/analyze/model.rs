@@ -176,6 +176,9 @@ pub struct Connection {
     pub recv_pitfalls: Vec<RecvPitfall>,
     /// How the connection ended, or `null` when it was still open at the end of the capture.
     pub close: Option<Close>,
+    /// Where the analyzer left it: closed (a FIN or RST seen), still open
+    /// at the end of the capture, timed out, or evicted for memory.
+    pub state: ConnState,
     /// Remarks a reader should know to trust the rest: the start was not
     /// captured and how the server side was chosen, message boundaries lost
     /// after a gap, and the like.
@@ -247,6 +250,7 @@ impl Connection {
             exchanges: Vec::new(),
             recv_pitfalls: Vec::new(),
             close: None,
+            state: ConnState::Open,
             notes: Vec::new(),
             events: Vec::new(),
             events_dropped: 0,
@@ -588,6 +592,35 @@ pub enum PitfallKind {
     Merged,
     /// One message spanned several segments: a single `recv()` may return part of it.
     Split,
+}
+
+/// Where the analyzer left a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnState {
+    /// A FIN or RST was seen (see `close`).
+    Closed,
+    /// Still open at the end of the capture.
+    #[default]
+    Open,
+    /// No packet for longer than the inactivity timeout (capture time):
+    /// reported with what was seen.
+    TimedOut,
+    /// Evicted while idle to keep the analyzer within its memory budget
+    /// (`--memcap`): reported with what was seen until then.
+    Evicted,
+}
+
+impl ConnState {
+    /// `closed`, `open`, `timed_out` or `evicted`, as in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::Closed => "closed",
+            ConnState::Open => "open",
+            ConnState::TimedOut => "timed_out",
+            ConnState::Evicted => "evicted",
+        }
+    }
 }
 
 /// How a connection ended.

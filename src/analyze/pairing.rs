@@ -252,6 +252,25 @@ impl Pairer {
         }
     }
 
+    /// Bytes this pairer holds on the heap, as allocated (for the flow
+    /// tracker's memory budget; an estimate for the application codecs).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        match &self.mode {
+            Mode::Detecting { held, buf, .. } => {
+                held.capacity() * size_of::<Held>() + buf.capacity()
+            }
+            Mode::Framed(d) => {
+                size_of::<[Decoder; 2]>()
+                    + d.iter()
+                        .map(|d| d.buf.capacity() + d.runs.capacity() * 32)
+                        .sum::<usize>()
+            }
+            Mode::Turns(_) => size_of::<[Option<Message>; 2]>() + 128,
+            Mode::App(_) => size_of::<AppMode>() + 512,
+        }
+    }
+
     /// Takes the next in-order chunk of `side`'s stream.
     pub fn push(&mut self, side: Side, chunk: &Chunk<'_>, conn: &mut Connection) {
         if chunk.data.is_empty() {

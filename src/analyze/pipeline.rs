@@ -6,9 +6,11 @@
 //! The sink is a closure `FnMut(Event) -> Result<(), E>`, called on the
 //! analyzing thread:
 //! - [`Event::Closed`] for every connection, once it is over (an RST, or
-//!   every FIN acknowledged, or its ports reused), whole, in the order the
-//!   connections opened; the connections still open when the source ends
-//!   come last. This is all [`crate::analyze::analyze_stream`] asks for, and
+//!   every FIN acknowledged, its ports reused, its inactivity timeout, or
+//!   evicted for the memory budget), whole, in the order the connections
+//!   opened, except that one still open holds back at most 1,024 finished
+//!   ones (or 5 s of capture time: see [`Analyzer::next_settled`]); the
+//!   connections still open when the source ends come last. This is all [`crate::analyze::analyze_stream`] asks for, and
 //!   all a report needs.
 //! - With [`Pipeline::with_exchange_events`] (for a live view), also
 //!   [`Event::Opened`] when a connection's first packet is seen and

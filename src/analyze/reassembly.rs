@@ -160,6 +160,16 @@ impl Reassembler {
         self.held_bytes
     }
 
+    /// Bytes the held pieces take on the heap: their data, the pieces and
+    /// the tree's nodes (a leaf of up to 11 pieces is about 700 bytes).
+    pub fn held_heap_bytes(&self) -> u64 {
+        if self.held.is_empty() {
+            return 0;
+        }
+        let pieces = self.held.len() as u64;
+        self.held_bytes + pieces.div_ceil(11) * 700 + pieces * 32
+    }
+
     /// Stream offset of the next byte to hand out.
     pub fn delivered(&self) -> u64 {
         self.next.map_or(0, |(_, off)| off)

@@ -75,31 +75,29 @@ struct Direction {
     last_was_probe: bool,
     last_was_keep_alive: bool,
     /// Recent segments with data: (start, end, first time sent), newest last.
-    recent: [(u32, u32, Timestamp); UNACKED_RING],
-    recent_len: usize,
+    /// A ring of at most [`UNACKED_RING`], allocated at the first data
+    /// segment (a connection that carries none costs nothing here).
+    recent: Vec<(u32, u32, Timestamp)>,
     recent_next: usize,
 }
 
 impl Direction {
     fn remember(&mut self, start: u32, end: u32, time: Timestamp) {
-        if self
-            .recent
-            .iter()
-            .take(self.recent_len)
-            .any(|r| r.0 == start)
-        {
+        if self.recent.iter().any(|r| r.0 == start) {
             return; // a retransmission: keep the original's time
         }
-        self.recent[self.recent_next] = (start, end, time);
+        if self.recent.len() < UNACKED_RING {
+            self.recent.push((start, end, time));
+        } else {
+            self.recent[self.recent_next] = (start, end, time);
+        }
         self.recent_next = (self.recent_next + 1) % UNACKED_RING;
-        self.recent_len = (self.recent_len + 1).min(UNACKED_RING);
     }
 
     /// When the byte at `seq` was first sent, if it is still remembered.
     fn first_sent(&self, seq: u32) -> Option<Timestamp> {
         self.recent
             .iter()
-            .take(self.recent_len)
             .filter(|r| !lt(seq, r.0) && lt(seq, r.1.max(r.0.wrapping_add(1))))
             .map(|r| r.2)
             .min()
@@ -147,6 +145,14 @@ impl EventDetector {
     /// A detector with nothing seen.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Bytes this detector holds on the heap (its rings of recent segments).
+    pub fn heap_bytes(&self) -> usize {
+        self.dirs
+            .iter()
+            .map(|d| d.recent.capacity() * std::mem::size_of::<(u32, u32, Timestamp)>())
+            .sum()
     }
 
     /// Examines one segment sent by `side`, appending its events to `out`.

@@ -147,15 +147,15 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "tickets-race",
-        summary: "20 clients book from 5 tickets at the same moment: exactly 5 succeed",
+        summary: "20 clients book from 5 tickets; the server is killed mid-race and restarted on its ledger: none sold twice, no confirmed booking lost",
         fault: "",
         server_delay_ms: 0,
         plan: Plan::TicketsRace {
             clients: 20,
             tickets: 5,
         },
-        explain_en: "Twenty connections asked for a ticket at nearly the same moment, and the server answered them concurrently. Exactly five got a ticket and fifteen were told it is sold out: the stock is updated atomically, so no ticket was sold twice and none was lost. Look at the order of the answers in time, not of the connections.",
-        explain_id: "Dua puluh koneksi meminta tiket hampir bersamaan, dan server menjawabnya secara bersamaan. Tepat lima mendapat tiket dan lima belas diberi tahu tiket habis: stok diperbarui secara atomik, sehingga tidak ada tiket yang terjual dua kali dan tidak ada yang hilang. Perhatikan urutan jawaban menurut waktu, bukan urutan koneksi.",
+        explain_en: "Twenty connections asked for one of five tickets, in two rounds of ten. In the middle of the first round, as soon as one client had its answer, the server was killed (SIGKILL): the clients still waiting saw their connection closed or reset and got no answer. The server was restarted on the same ledger file (an SQLite database on disk) and went on with the tickets already sold; the second round bought the rest and was told \"Sorry\" once they were gone. Compare the notes: the bookings in the ledger against the confirmations the clients received. A booking is confirmed only after it is on disk, so no client holds a \"Booked\" that the restart forgot, and the stock was never oversold. Had the kill fallen between a commit and its answer, the ledger would hold one booking more than the confirmations: a client charged but never told, which is why a client that loses its connection must check before booking again. In the capture, look for the connections cut by the kill and the new server's answers after it.",
+        explain_id: "Dua puluh koneksi meminta satu dari lima tiket, dalam dua putaran berisi sepuluh. Di tengah putaran pertama, begitu satu klien mendapat jawabannya, server dimatikan (SIGKILL): klien yang masih menunggu melihat koneksinya ditutup atau di-reset dan tidak mendapat jawaban. Server dijalankan ulang dengan file ledger yang sama (database SQLite di disk) dan melanjutkan dengan tiket yang sudah terjual; putaran kedua membeli sisanya dan diberi tahu \"Sorry\" setelah tiket habis. Bandingkan catatannya: jumlah booking di ledger dengan jumlah konfirmasi yang diterima klien. Sebuah booking baru dikonfirmasi setelah tersimpan di disk, sehingga tidak ada klien yang memegang \"Booked\" yang dilupakan setelah restart, dan stok tidak pernah terjual melebihi jumlahnya. Seandainya kill terjadi di antara commit dan jawabannya, ledger akan berisi satu booking lebih banyak daripada konfirmasi: klien yang ditagih tetapi tidak pernah diberi tahu, karena itulah klien yang kehilangan koneksinya harus memeriksa dulu sebelum memesan lagi. Di capture, cari koneksi yang terputus oleh kill dan jawaban server baru sesudahnya.",
     },
     Scenario {
         name: "slow-reader",

@@ -34,6 +34,79 @@ pub struct ClientRecord {
     pub error: Option<String>,
 }
 
+/// The tickets race's ledger after the kill and restart, against the
+/// confirmations the clients received.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TicketsLedger {
+    /// The ledger file.
+    pub path: String,
+    /// The stock.
+    pub stock: u64,
+    /// Tickets sold, as the stock row counts them.
+    pub sold: u64,
+    /// Rows in the bookings table.
+    pub bookings: u64,
+    /// Bookings per server process (pid, count), first server first.
+    pub by_server: Vec<(u32, u64)>,
+    /// Clients told "Booked".
+    pub confirmations: u64,
+    /// Clients of the first round that got no answer (the kill cut them off).
+    pub unanswered: u64,
+}
+
+impl TicketsLedger {
+    /// What the report says about it, one line each.
+    pub fn notes(&self) -> Vec<String> {
+        let servers: Vec<String> = self
+            .by_server
+            .iter()
+            .map(|(pid, n)| format!("{n} by pid {pid}"))
+            .collect();
+        let mut notes = vec![
+            format!(
+                "ledger: {} bookings of a stock of {} ({}); {} clients were told \"Booked\"; \
+                 {} of the first round got no answer (cut off by the kill)",
+                self.bookings,
+                self.stock,
+                if servers.is_empty() {
+                    "none".to_string()
+                } else {
+                    servers.join(", ")
+                },
+                self.confirmations,
+                self.unanswered
+            ),
+            if self.bookings > self.stock || self.sold != self.bookings {
+                format!(
+                    "OVERSOLD or inconsistent: {} bookings, {} counted sold, stock {}",
+                    self.bookings, self.sold, self.stock
+                )
+            } else {
+                format!(
+                    "no oversell across the restart: {} booked of {}",
+                    self.bookings, self.stock
+                )
+            },
+        ];
+        notes.push(if self.bookings == self.confirmations {
+            "bookings in the ledger = confirmations received: no confirmed booking was lost"
+                .to_string()
+        } else if self.bookings > self.confirmations {
+            format!(
+                "{} booking(s) reached the disk but their answer died with the server: \
+                 those clients were charged and not told (never the other way round)",
+                self.bookings - self.confirmations
+            )
+        } else {
+            format!(
+                "LOST: {} confirmation(s) have no booking in the ledger",
+                self.confirmations - self.bookings
+            )
+        });
+        notes
+    }
+}
+
 /// The same segment sent again and again.
 #[derive(Debug, Clone, Serialize)]
 pub struct RetransmissionRun {
@@ -74,6 +147,9 @@ pub struct ScenarioRecord {
     pub exchanges_hit: Vec<String>,
     /// Notes of the runner (server exit, bytes sent by the slow reader...).
     pub notes: Vec<String>,
+    /// The tickets race: what the ledger holds against what the clients
+    /// were told.
+    pub tickets_ledger: Option<TicketsLedger>,
     /// The explanation in English.
     pub explanation_en: String,
     /// The explanation in Indonesian.

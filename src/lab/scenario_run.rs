@@ -632,5 +632,7 @@ pub fn list() -> String {
 }
 
 mod plans;
+mod tickets;
+
 #[cfg(test)]
 mod tests;

@@ -298,6 +298,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// The next complete message already buffered, without reading: its
+    /// payload (borrowing the read buffer until the next call), or `None`.
+    pub fn next_buffered(&mut self) -> Result<Option<&[u8]>, FrameError> {
+        Ok(self.next_frame()?.map(|payload| &self.read.buf[payload]))
+    }
+
     /// Waits for the next complete message and returns its payload, or
     /// `None` when the peer closed cleanly between messages. The payload
     /// borrows the read buffer until the next call.

@@ -162,6 +162,9 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
             close(out, I3, b'}');
         }
     }
+    out.extend_from_slice(b",\n      \"state\": \"");
+    out.extend_from_slice(c.state.name().as_bytes());
+    out.push(b'"');
     out.extend_from_slice(b",\n      \"notes\": ");
     array(out, &c.notes, I4, I3, |out, n| string(out, n));
     out.extend_from_slice(b",\n      \"events\": ");

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::analyze::model::{
-    AckEvent, CloseEvent, CloseKind, Connection, Exchange, Gap, LatencySplit, PitfallKind,
-    RecvPitfall, Side, TcpEvent, TcpEventKind, Timestamp,
+    AckEvent, CloseEvent, CloseKind, ConnState, Connection, Exchange, Gap, LatencySplit,
+    PitfallKind, RecvPitfall, Side, TcpEvent, TcpEventKind, Timestamp,
 };
 use crate::human::format_micros;
 
@@ -358,6 +358,11 @@ pub(crate) fn close_name(kind: CloseKind) -> &'static str {
 
 /// One line describing how the connection ended.
 pub(crate) fn close_summary(conn: &Connection) -> String {
+    match conn.state {
+        ConnState::Evicted => return "evicted while idle, to stay within --memcap".to_owned(),
+        ConnState::TimedOut => return "timed out: no packet for the inactivity timeout".to_owned(),
+        ConnState::Closed | ConnState::Open => {}
+    }
     match &conn.close {
         Some(c) => format!("closed by {} ({})", c.initiator.name(), close_name(c.kind)),
         None => "still open at end of capture".to_owned(),

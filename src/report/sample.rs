@@ -87,6 +87,7 @@ pub(crate) fn echo_connection() -> Connection {
             message: 1,
             count: 2,
         }],
+        state: ConnState::Closed,
         close: Some(Close {
             initiator: Side::Client,
             kind: CloseKind::Fin,
@@ -175,6 +176,7 @@ pub(crate) fn midstream_reset_connection() -> Connection {
             message: 1,
             count: 3,
         }],
+        state: ConnState::Closed,
         close: Some(Close {
             initiator: Side::Server,
             kind: CloseKind::Rst,
@@ -218,6 +220,7 @@ pub(crate) fn ipv6_open_connection() -> Connection {
         framing_reason: None,
         exchanges: vec![exchange(&long, 21.0, None)],
         recv_pitfalls: vec![],
+        state: ConnState::Open,
         close: None,
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 #[cfg(test)]
 use crate::analyze::model::Analysis;
 use crate::analyze::model::EventCounts;
-use crate::analyze::model::{CloseKind, Connection};
+use crate::analyze::model::{CloseKind, ConnState, Connection};
 use crate::human::format_micros;
 use crate::protocol::app::AppProtocol;
 
@@ -28,6 +28,10 @@ pub struct Summary {
     pub connections_open: u64,
     /// Connections ended by a reset.
     pub connections_reset: u64,
+    /// Connections ended by the inactivity timeout (state `timed_out`).
+    pub connections_timed_out: u64,
+    /// Connections evicted to stay within the memory budget (state `evicted`).
+    pub connections_evicted: u64,
     /// Request/response exchanges over all connections.
     pub exchanges: u64,
     /// Exchanges whose request got no response in the capture.
@@ -129,6 +133,8 @@ impl SummaryBuilder {
         s.connections_open += u64::from(c.close.is_none());
         s.connections_reset +=
             u64::from(c.close.as_ref().is_some_and(|cl| cl.kind == CloseKind::Rst));
+        s.connections_timed_out += u64::from(c.state == ConnState::TimedOut);
+        s.connections_evicted += u64::from(c.state == ConnState::Evicted);
         s.exchanges += c.exchanges.len() as u64;
         s.bytes_client_to_server = s
             .bytes_client_to_server

@@ -447,6 +447,12 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
     if s.connections_reset > 0 {
         details.push(format!("{} reset", s.connections_reset));
     }
+    if s.connections_timed_out > 0 {
+        details.push(format!("{} timed out", s.connections_timed_out));
+    }
+    if s.connections_evicted > 0 {
+        details.push(format!("{} evicted for memory", s.connections_evicted));
+    }
     let paren = |v: Vec<String>| {
         if v.is_empty() {
             String::new()

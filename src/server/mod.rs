@@ -33,6 +33,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
 pub mod config;
+mod deferred;
 mod handler;
 pub mod os;
 mod registry;

@@ -500,7 +500,7 @@ fn one_client_server_fails_the_others_and_reqresp_serves_all() {
 }
 
 #[test]
-fn tickets_race_sells_exactly_the_stock() {
+fn tickets_race_survives_a_server_kill_without_overselling_or_losing_a_confirmation() {
     if !ready() {
         return;
     }
@@ -511,15 +511,43 @@ fn tickets_race_sells_exactly_the_stock() {
         .map(|c| c["responses"][0].as_str().unwrap_or(""))
         .collect();
     assert_eq!(answers.len(), 20);
-    assert_eq!(
-        answers.iter().filter(|a| a.starts_with("Booked")).count(),
-        5,
-        "{answers:?}"
+    let booked = answers.iter().filter(|a| a.starts_with("Booked")).count() as u64;
+    let sorry = answers.iter().filter(|a| a.starts_with("Sorry")).count() as u64;
+    let silent = answers.iter().filter(|a| a.is_empty()).count() as u64;
+    assert_eq!(booked + sorry + silent, 20, "{answers:?}");
+    // The first answer came before the kill.
+    assert!(!answers[0].is_empty(), "{answers:?}");
+    let ledger = &run.scenario["tickets_ledger"];
+    let count = |k: &str| {
+        ledger[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k}: {ledger}"))
+    };
+    // Round 2 asked for more than was left: the whole stock is sold, once.
+    assert_eq!(count("stock"), 5, "{ledger}");
+    assert_eq!(count("bookings"), 5, "{ledger}");
+    assert_eq!(count("sold"), 5, "{ledger}");
+    assert_eq!(count("confirmations"), booked);
+    // Every confirmation is in the ledger; a booking without confirmation
+    // can only be one whose answer the kill cut off.
+    assert!(booked <= 5, "{answers:?}");
+    assert!(5 - booked <= count("unanswered"), "{ledger}");
+    assert!(count("unanswered") <= silent, "{ledger}");
+    // Two servers sold: the first (before the kill, at least the first
+    // answer unless it was "Sorry") and the restarted one.
+    let servers = ledger["by_server"].as_array().unwrap();
+    assert!(!servers.is_empty() && servers.len() <= 2, "{ledger}");
+    let notes = run.scenario["notes"].to_string();
+    assert!(notes.contains("no oversell across the restart"), "{notes}");
+    assert!(
+        run.stdout.contains("server killed (SIGKILL"),
+        "{}",
+        run.stdout
     );
-    assert_eq!(
-        answers.iter().filter(|a| a.starts_with("Sorry")).count(),
-        15,
-        "{answers:?}"
+    assert!(
+        run.stdout.contains("server restarted on the same ledger"),
+        "{}",
+        run.stdout
     );
 }
 

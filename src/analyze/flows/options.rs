@@ -9,8 +9,12 @@ use crate::analyze::pairing::FramingChoice;
 use crate::analyze::segment::TcpSegment;
 use crate::protocol::DEFAULT_PORT;
 
+/// The default memory budget of the flow table ([`Options::memcap`]).
+pub const DEFAULT_MEMCAP: usize = 128 << 20;
+
 /// How to analyze a capture. The defaults: `auto` framing, no server given,
-/// 1 MiB messages, 4 MiB held per connection, 40-character previews.
+/// 1 MiB messages, 4 MiB held per connection, 40-character previews,
+/// [`DEFAULT_MEMCAP`] for the flow table.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// How to cut streams into messages.
@@ -33,6 +37,11 @@ pub struct Options {
     /// The same for a connection of which only SYNs were seen (a scan, a
     /// flood, a refused or filtered port): Zeek's `tcp_SYN_timeout`, 5 s.
     pub syn_timeout: Duration,
+    /// Memory budget of the flow table, in bytes (`--memcap`, like
+    /// Suricata's `stream.memcap`): connections tracked, what they paired
+    /// so far, out-of-order bytes held. Past it the connections idle the
+    /// longest are evicted (reported with state `evicted`).
+    pub memcap: usize,
     /// Keep every pure ACK in [`Connection::acks`](crate::analyze::model::Connection::acks)
     /// (`--acks`), not only their count.
     pub keep_acks: bool,
@@ -54,6 +63,7 @@ impl Default for Options {
             preview_len: 40,
             inactivity_timeout: Duration::from_secs(300),
             syn_timeout: Duration::from_secs(5),
+            memcap: DEFAULT_MEMCAP,
             keep_acks: false,
             keep_packets: false,
         }

@@ -679,8 +679,13 @@ fn an_idle_connection_times_out_in_capture_time_with_what_was_seen() {
     assert!(drain(&mut an).is_empty(), "nothing is over after 4 s");
     an.tick(at(6));
     // The SYN is given up on after 5 s, but it is the second connection:
-    // the first, still open, holds it back.
+    // the first, still open, holds it back, for 5 s of capture time.
     assert!(drain(&mut an).is_empty());
+    an.tick(at(12));
+    let attempts = drain(&mut an);
+    assert_eq!(attempts.len(), 1, "the attempt no longer waits");
+    assert_eq!(attempts[0].id, 2);
+    assert_eq!(attempts[0].state, ConnState::TimedOut);
     an.tick(at(299));
     assert!(
         drain(&mut an).is_empty(),
@@ -688,8 +693,9 @@ fn an_idle_connection_times_out_in_capture_time_with_what_was_seen() {
     );
     an.tick(at(301));
     let over = drain(&mut an);
-    assert_eq!(over.len(), 2, "{over:#?}");
-    let (echo, attempt) = (&over[0], &over[1]);
+    assert_eq!(over.len(), 1, "{over:#?}");
+    let (echo, attempt) = (&over[0], &attempts[0]);
+    assert_eq!(echo.state, ConnState::TimedOut);
     assert!(echo.close.is_none());
     assert_eq!(echo.exchanges.len(), 2);
     assert_eq!(echo.exchanges[0].response_preview, "Echo: hello");
@@ -925,5 +931,169 @@ fn without_handshake_or_ack_there_is_no_split() {
         for e in &c.exchanges {
             assert_eq!(c.latency_split(e), None, "{e:?}");
         }
+    }
+}
+
+/// Connection `i` of a run of short ones: a handshake at `t` µs, one
+/// exchange, and the FINs unless `close` is false.
+fn short(i: u32, t: u64, close: bool) -> Vec<Seg> {
+    let mut w = Script::new(i, 7);
+    w.client.set_port(10_000 + (i % 50_000) as u16);
+    w.client
+        .set_ip(std::net::Ipv4Addr::from(0x0a01_0000 + i / 50_000).into());
+    w.handshake(t, 20);
+    w.c(t + 100, b"ping\n");
+    w.s(t + 150, b"Echo: ping\n");
+    if close {
+        w.fin(t + 200, Side::Client);
+        w.fin(t + 210, Side::Server);
+        w.ack(t + 220, Side::Client);
+    }
+    w.segs
+}
+
+#[test]
+fn a_long_lived_connection_holds_back_neither_the_output_nor_the_memory() {
+    let mut an = Analyzer::new(Options::default());
+    let mut long = Script::new(1, 1);
+    long.client.set_port(9_999);
+    long.handshake(0, 20);
+    let mut number = 0;
+    let mut push = |an: &mut Analyzer, s: &Seg| {
+        number += 1;
+        an.push(&s.view(number));
+    };
+    for s in &long.segs {
+        push(&mut an, s);
+    }
+    let mut taken = Vec::new();
+    let mut most_waiting = 0;
+    for i in 0..5_000u32 {
+        // One short connection every 100 µs, the long one talks now and then.
+        for s in &short(i + 2, 1_000 + u64::from(i) * 100, true) {
+            push(&mut an, s);
+        }
+        if i % 1_000 == 999 {
+            let t = 1_000 + u64::from(i) * 100;
+            push(&mut an, &long.c(t, b"still here\n"));
+            push(&mut an, &long.s(t + 10, b"Echo: still here\n"));
+        }
+        most_waiting = most_waiting.max(an.out.ready.len());
+        taken.extend(drain(&mut an));
+    }
+    assert!(
+        most_waiting <= output::REORDER_WINDOW + 1,
+        "{most_waiting} finished connections held back"
+    );
+    assert!(
+        taken.len() >= 5_000 - output::REORDER_WINDOW,
+        "{}",
+        taken.len()
+    );
+    assert!(
+        taken.windows(2).all(|w| w[0].id < w[1].id),
+        "the finished ones still come in the order they opened"
+    );
+    assert!(taken.iter().all(|c| c.state == ConnState::Closed));
+    let rest = an.finish();
+    let ids: Vec<u32> = rest.connections.iter().map(|c| c.id).collect();
+    assert_eq!(ids[0], 1, "the long-lived connection comes at the end");
+    assert_eq!(taken.len() + ids.len(), 5_001, "none lost");
+    let long = &rest.connections[0];
+    assert_eq!(long.state, ConnState::Open);
+    assert_eq!(long.exchanges.len(), 5);
+}
+
+/// An analyzer with a budget of 1 MiB, and the budget.
+fn budgeted() -> (usize, Analyzer) {
+    let memcap = 1 << 20;
+    let an = Analyzer::new(Options {
+        memcap,
+        ..Options::default()
+    });
+    (memcap, an)
+}
+
+#[test]
+fn past_the_memory_budget_the_oldest_idle_connections_are_evicted_and_reported() {
+    let (memcap, mut an) = budgeted();
+    let mut number = 0;
+    let mut taken = Vec::new();
+    // Connections that exchange once and never close, 1 ms apart.
+    let n = 5_000u32;
+    for i in 0..n {
+        for s in short(i, u64::from(i) * 1_000, false) {
+            number += 1;
+            an.push(&s.view(number));
+            assert!(
+                an.tracked_bytes() <= memcap + (8 << 10),
+                "{} bytes tracked at packet {number}",
+                an.tracked_bytes()
+            );
+            taken.extend(drain(&mut an));
+        }
+    }
+    let evicted: Vec<&Connection> = taken
+        .iter()
+        .filter(|c| c.state == ConnState::Evicted)
+        .collect();
+    assert!(evicted.len() > n as usize / 2, "{} evicted", evicted.len());
+    assert_eq!(evicted.len(), taken.len(), "only evicted ones are over");
+    // The oldest go first, each with what was seen and a note saying why.
+    assert_eq!(evicted[0].id, 1);
+    assert!(evicted.iter().all(|c| c.exchanges.len() == 1
+        && c.exchanges[0].response_preview == "Echo: ping"
+        && c.notes.iter().any(|n| n.contains("--memcap 1MiB"))));
+    let rest = an.finish();
+    assert_eq!(
+        taken.len() + rest.connections.len(),
+        n as usize,
+        "none lost"
+    );
+    assert!(rest.connections.iter().all(|c| c.state == ConnState::Open));
+    let warning = rest
+        .warnings
+        .iter()
+        .find(|w| w.contains("evicted"))
+        .expect("a warning counts the evicted connections");
+    assert!(
+        warning.starts_with(&format!("{} connection(s) were evicted", evicted.len())),
+        "{warning}"
+    );
+}
+
+#[test]
+fn out_of_order_bytes_held_count_against_the_budget() {
+    let (memcap, mut an) = budgeted();
+    let mut number = 0;
+    let mut taken = Vec::new();
+    // 400 connections, each sending 8 KiB beyond a hole of 100 bytes: 3.2
+    // MiB held if nothing gave way.
+    for i in 0..400u32 {
+        let mut w = Script::new(i, 7);
+        w.client.set_port(20_000 + i as u16);
+        let t = u64::from(i) * 1_000;
+        w.handshake(t, 20);
+        let mut ahead = w.seg(
+            t + 100,
+            Side::Client,
+            flags(false, true, false, false),
+            &[b'x'; 8192],
+        );
+        ahead.seq = ahead.seq.wrapping_add(100);
+        for s in w.segs.iter().take(3).chain([&ahead]) {
+            number += 1;
+            an.push(&s.view(number));
+            assert!(an.tracked_bytes() <= memcap + (16 << 10));
+            taken.extend(drain(&mut an));
+        }
+    }
+    assert!(!taken.is_empty());
+    for c in &taken {
+        assert_eq!(c.state, ConnState::Evicted);
+        // What was held is reported: the hole as a gap, then the bytes.
+        assert_eq!(c.gaps.len(), 1, "{:?}", c.gaps);
+        assert_eq!((c.gaps[0].offset, c.gaps[0].len), (0, 100));
+        assert_eq!(c.bytes_client_to_server, 8292);
     }
 }

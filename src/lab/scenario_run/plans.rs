@@ -160,43 +160,6 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    pub(super) fn tickets_race(
-        &mut self,
-        clients: usize,
-        tickets: u64,
-        out: &mut dyn Write,
-    ) -> Result<(), ScenarioError> {
-        let mut server = self.server(DEFAULT_PORT, LabService::Tickets, tickets, &[], out)?;
-        self.start_clock();
-        let mut running = Vec::new();
-        for i in 1..=clients {
-            running.push(self.once(
-                &format!("client {i}"),
-                DEFAULT_PORT,
-                &["--timeout", "10"],
-                &["book ticket".to_string()],
-                &[],
-            )?);
-        }
-        let mut booked = 0;
-        for (client, record) in running {
-            let record = Self::finish(client, record, Duration::from_secs(15), &[]);
-            if record
-                .responses
-                .first()
-                .is_some_and(|r| r.starts_with("Booked"))
-            {
-                booked += 1;
-            }
-            self.record.clients.push(record);
-        }
-        let note = format!("{booked} of {clients} clients booked a ticket (stock {tickets})");
-        let _ = writeln!(out, "{note}");
-        self.record.notes.push(note);
-        server.stop(libc::SIGTERM, Duration::from_secs(5));
-        Ok(())
-    }
-
     pub(super) fn slow_reader(&mut self, out: &mut dyn Write) -> Result<(), ScenarioError> {
         let extra = vec![
             "--idle-timeout".to_string(),

@@ -11,14 +11,16 @@
 //! durability costs little per booking; a lone booking waits for exactly one
 //! commit and never for more bookings.
 //!
-//! The service API is synchronous (a response is appended while the
-//! connection answers its buffered requests), so the wait blocks the calling
-//! thread. On tokio's multi-threaded runtime it goes through
+//! A connection of the server books with [`GroupCommit::book_async`]: the
+//! booking is queued at once and its answer comes back through a future, so
+//! the connection goes on queueing the other bookings its client pipelined
+//! (they join the same commit) and no thread waits. [`GroupCommit::book`]
+//! waits on the calling thread instead (for callers outside the server); on
+//! tokio's multi-threaded runtime it goes through
 //! [`tokio::task::block_in_place`], which hands that worker's other
-//! connections to another thread for the time of the wait, so waiting
-//! bookings of many connections are in the channel at the same time and share
-//! a commit.
+//! connections to another thread for the time of the wait.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, mpsc};
@@ -26,6 +28,7 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::oneshot;
 use tracing::{error, info};
 
 use super::ledger::Ledger;
@@ -51,12 +54,18 @@ pub enum Outcome {
     Failed(Arc<str>),
 }
 
-/// One booking waiting for its commit. The waiting thread parks; the ledger
-/// thread fills in the outcome and unparks it (no channel per booking: the
-/// channels of std spin and yield before they sleep, which costs much with
-/// hundreds of waiting threads).
+/// One booking waiting for its commit, and who waits for it.
 struct Job {
-    slot: Arc<Slot>,
+    waiter: Waiter,
+}
+
+/// A waiting thread parks; the ledger thread fills in the outcome and
+/// unparks it (no std channel per booking: those spin and yield before they
+/// sleep, which costs much with hundreds of waiting threads). A waiting task
+/// gets the outcome through a oneshot channel (`None` once answered).
+enum Waiter {
+    Thread(Arc<Slot>),
+    Task(Option<oneshot::Sender<Outcome>>),
 }
 
 struct Slot {
@@ -72,11 +81,35 @@ impl Job {
             done: AtomicBool::new(false),
             waiter: std::thread::current(),
         });
-        (Job { slot: slot.clone() }, slot)
+        (
+            Job {
+                waiter: Waiter::Thread(slot.clone()),
+            },
+            slot,
+        )
     }
 
-    fn answer(self, outcome: Outcome) {
-        self.slot.set(outcome);
+    fn answer(mut self, outcome: Outcome) {
+        self.set(outcome);
+    }
+
+    fn set(&mut self, outcome: Outcome) {
+        match &mut self.waiter {
+            Waiter::Thread(slot) => slot.set(outcome),
+            Waiter::Task(tx) => {
+                if let Some(tx) = tx.take() {
+                    // A task that went away no longer waits.
+                    let _ = tx.send(outcome);
+                }
+            }
+        }
+    }
+
+    fn answered(&self) -> bool {
+        match &self.waiter {
+            Waiter::Thread(slot) => slot.done.load(Ordering::Acquire),
+            Waiter::Task(tx) => tx.is_none(),
+        }
     }
 }
 
@@ -84,12 +117,14 @@ impl Drop for Job {
     /// A job dropped unanswered (the ledger thread stopped or panicked)
     /// still wakes its waiter, with a failure.
     fn drop(&mut self) {
-        if !self.slot.done.load(Ordering::Acquire) {
-            self.slot
-                .set(Outcome::Failed("the ledger thread has stopped".into()));
+        if !self.answered() {
+            self.set(Outcome::Failed(STOPPED.into()));
         }
     }
 }
+
+/// Why a booking failed when the ledger thread is gone.
+const STOPPED: &str = "the ledger thread has stopped";
 
 impl Slot {
     fn set(&self, outcome: Outcome) {
@@ -141,10 +176,23 @@ impl GroupCommit {
         self.left.load(Ordering::Acquire)
     }
 
+    /// Queues one booking now; the future gives its outcome once it is on
+    /// disk (or failed). Bookings queued together share a commit.
+    pub fn book_async(&self) -> impl Future<Output = Outcome> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        if let Some(jobs) = &self.jobs {
+            // A send that fails drops the job, which answers it.
+            let _ = jobs.send(Job {
+                waiter: Waiter::Task(Some(tx)),
+            });
+        }
+        async move { rx.await.unwrap_or_else(|_| Outcome::Failed(STOPPED.into())) }
+    }
+
     /// Books one ticket and waits until the booking is on disk (or failed).
     pub fn book(&self) -> Outcome {
         let Some(jobs) = &self.jobs else {
-            return Outcome::Failed("the ledger thread has stopped".into());
+            return Outcome::Failed(STOPPED.into());
         };
         wait_blocking(move || {
             // Made on the thread that waits: it is the one to unpark.
@@ -333,6 +381,34 @@ mod tests {
             outcomes.iter().filter(|o| **o == Outcome::SoldOut).count(),
             50
         );
+    }
+
+    #[tokio::test]
+    async fn bookings_queued_at_once_are_answered_in_queue_order() {
+        let (_dir, commits) = start(3);
+        let pending: Vec<_> = (0..5).map(|_| commits.book_async()).collect();
+        let mut outcomes = Vec::new();
+        for p in pending {
+            outcomes.push(p.await);
+        }
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Booked { left: 2 },
+                Outcome::Booked { left: 1 },
+                Outcome::Booked { left: 0 },
+                Outcome::SoldOut,
+                Outcome::SoldOut
+            ]
+        );
+        drop(commits);
+    }
+
+    #[tokio::test]
+    async fn a_booking_queued_after_the_ledger_stopped_fails() {
+        let (_dir, mut commits) = start(3);
+        drop(commits.jobs.take());
+        assert!(matches!(commits.book_async().await, Outcome::Failed(_)));
     }
 
     #[test]

@@ -229,6 +229,51 @@ fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// What a ledger file holds, read without changing it (for reports such
+/// as the lab's tickets race).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holdings {
+    /// The stock.
+    pub stock: Stock,
+    /// Rows in the bookings table (one per booking).
+    pub bookings: u64,
+    /// Bookings per server process id, by pid.
+    pub by_pid: Vec<(u32, u64)>,
+}
+
+/// Reads the ledger at `path` read-only.
+pub fn read(path: &Path) -> Result<Holdings, LedgerError> {
+    let sql = |e| LedgerError::from_sqlite(path, e);
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sql)?;
+    let (total, sold): (i64, i64) = conn
+        .query_row("SELECT total, sold FROM stock", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(sql)?;
+    let bookings: i64 = conn
+        .query_row("SELECT count(*) FROM bookings", [], |r| r.get(0))
+        .map_err(sql)?;
+    let mut stmt = conn
+        .prepare("SELECT pid, count(*) FROM bookings GROUP BY pid ORDER BY min(rowid)")
+        .map_err(sql)?;
+    let by_pid = stmt
+        .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(sql)?
+        .map(|row| row.map(|(pid, n)| (pid, n.max(0) as u64)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql)?;
+    Ok(Holdings {
+        stock: Stock {
+            total: total.max(0) as u64,
+            sold: sold.max(0) as u64,
+        },
+        bookings: bookings.max(0) as u64,
+        by_pid,
+    })
+}
+
 impl Ledger {
     /// Opens the ledger at `path`, creating it with `stock` tickets (or
     /// `default_stock` when `stock` is `None`) when there is none.

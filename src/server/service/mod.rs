@@ -8,6 +8,8 @@
 //! To add a service: write `foo.rs` with a type implementing [`Service`], and
 //! add a [`ServiceKind`] variant that builds it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 mod echo;
@@ -39,7 +41,27 @@ pub trait Service: Send + Sync + 'static {
     fn blocks(&self) -> bool {
         false
     }
+
+    /// Whether [`Service::defer`] may return an answer to wait for. A
+    /// connection of a service that never defers answers its buffered
+    /// requests with [`Service::respond`] alone.
+    fn defers(&self) -> bool {
+        false
+    }
+
+    /// Starts answering `request` when its answer must wait for something
+    /// (a booking waits until it is on disk): the connection goes on with
+    /// the requests its client pipelined after it, and sends every answer
+    /// in order once it has come. `None` (the default): answer with
+    /// [`Service::respond`] at once.
+    fn defer(&self, request: &[u8]) -> Option<Deferred> {
+        let _ = request;
+        None
+    }
 }
+
+/// An answer that comes later (see [`Service::defer`]): the response payload.
+pub type Deferred = Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
 
 /// The services `reqresp server --service` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::{info, warn};
 
-use super::Service;
 use super::group_commit::{GroupCommit, Outcome};
 use super::ledger::{Ledger, LedgerError, Opened};
+use super::{Deferred, Service};
 
 /// Tickets on sale when `--tickets` is not given and no ledger exists yet
 /// (the lab's stock).
@@ -176,12 +176,30 @@ impl Tickets {
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
                 .ok()
                 .map(|before| before - 1)),
-            Store::Ledger(commits) => match commits.book() {
-                Outcome::Booked { left } => Ok(Some(left)),
-                Outcome::SoldOut => Ok(None),
-                Outcome::Failed(reason) => Err(BookingError(reason.replace(['\n', '\r'], " "))),
-            },
+            Store::Ledger(commits) => from_outcome(commits.book()),
         }
+    }
+}
+
+/// The answer to a booking.
+fn booked(result: Result<Option<u64>, BookingError>, response: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail.
+    let _ = match result {
+        Ok(Some(left)) => write!(response, "Booked one ticket, {left} left"),
+        Ok(None) => write!(response, "Sorry, no tickets left"),
+        Err(e) => write!(
+            response,
+            "error: booking not confirmed: {e}; try again later"
+        ),
+    };
+}
+
+/// A ledger's outcome as [`Tickets::book`] gives it.
+fn from_outcome(outcome: Outcome) -> Result<Option<u64>, BookingError> {
+    match outcome {
+        Outcome::Booked { left } => Ok(Some(left)),
+        Outcome::SoldOut => Ok(None),
+        Outcome::Failed(reason) => Err(BookingError(reason.replace(['\n', '\r'], " "))),
     }
 }
 
@@ -190,17 +208,34 @@ impl Service for Tickets {
         "tickets"
     }
 
+    fn defers(&self) -> bool {
+        matches!(self.store, Store::Ledger(_))
+    }
+
+    /// With a ledger, a booking is queued for the next group commit at
+    /// once and answered when it is on disk.
+    fn defer(&self, request: &[u8]) -> Option<Deferred> {
+        let Store::Ledger(commits) = &self.store else {
+            return None;
+        };
+        if parse(request) != Request::Book {
+            return None;
+        }
+        let outcome = commits.book_async();
+        Some(Box::pin(async move {
+            let mut response = Vec::with_capacity(32);
+            booked(from_outcome(outcome.await), &mut response);
+            response
+        }))
+    }
+
     fn respond(&self, request: &[u8], response: &mut Vec<u8>) {
         // Writing into a Vec cannot fail.
         let _ = match parse(request) {
-            Request::Book => match self.book() {
-                Ok(Some(left)) => write!(response, "Booked one ticket, {left} left"),
-                Ok(None) => write!(response, "Sorry, no tickets left"),
-                Err(e) => write!(
-                    response,
-                    "error: booking not confirmed: {e}; try again later"
-                ),
-            },
+            Request::Book => {
+                booked(self.book(), response);
+                Ok(())
+            }
             Request::Other => write!(
                 response,
                 "Unknown request: send 'book ticket' to book one ({} left)",

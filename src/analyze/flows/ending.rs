@@ -1,0 +1,88 @@
+//! How a connection leaves the flow tracker: its live state flushed
+//! (holes become gaps, unfinished messages are ended), its close events,
+//! its state (closed, open, timed out, evicted), and its hand-over to the
+//! output.
+
+use super::super::model::{Close, CloseEvent, CloseKind, ConnState, Connection, Side, Timestamp};
+use super::output::Output;
+use super::{Flow, Slot, deliver, memory};
+
+/// The state a connection leaves the analyzer in: `ended` (timed out,
+/// evicted) if set, else closed when a FIN or RST was seen, else open.
+pub(super) fn state_of(c: &Connection, ended: ConnState) -> ConnState {
+    match ended {
+        ConnState::TimedOut | ConnState::Evicted => ended,
+        _ if c.close.is_some() => ConnState::Closed,
+        _ => ConnState::Open,
+    }
+}
+
+/// Moves the connection of a settled (or ended) slot to the output.
+pub(super) fn finish_slot(slot: &mut Slot, out: &mut Output, now: Timestamp) {
+    if let Some(mut conn) = slot.conn.take() {
+        if let Some(ended) = slot.ended {
+            conn.state = ended;
+        }
+        let bytes = memory::conn_bytes(&conn);
+        out.finished(conn, bytes, now);
+    }
+}
+
+/// Ends the live flow of `slot` (if any) as at the end of the capture.
+pub(super) fn close_flow(slot: &mut Slot, time: Timestamp) {
+    if let (Some(flow), Some(conn)) = (slot.flow.take(), slot.conn.as_deref_mut()) {
+        finalize(*flow, conn, time, 0);
+    }
+}
+
+/// Ends the live connection of `slot`, quiet for more than its timeout of
+/// `limit` ns of capture time: flushed as at the end of a capture, noted,
+/// and marked timed out.
+pub(super) fn time_out(slot: &mut Slot, limit: u64) {
+    let Some(flow) = slot.flow.take() else {
+        return;
+    };
+    slot.ended = Some(ConnState::TimedOut);
+    if let Some(conn) = slot.conn.as_deref_mut() {
+        finalize(*flow, conn, slot.last_time, 0);
+        conn.notes.push(format!(
+            "no packet for more than {} s of capture time (the inactivity timeout): \
+             reported as timed out, with what was seen",
+            limit / 1_000_000_000
+        ));
+    }
+}
+
+/// Records a FIN or RST from `from`: the first one sets the initiator, and
+/// any RST makes the close a reset.
+pub(super) fn close_event(conn: &mut Connection, from: Side, kind: CloseKind, time: Timestamp) {
+    let close = conn.close.get_or_insert_with(|| Close {
+        initiator: from,
+        kind,
+        events: Vec::new(),
+    });
+    if kind == CloseKind::Rst {
+        close.kind = CloseKind::Rst;
+    }
+    close.events.push(CloseEvent { from, kind, time });
+}
+
+/// Ends a connection: gives up on its holes, ends its messages, records its
+/// byte counts and frees its buffers (by consuming the flow).
+pub(super) fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, packet: u64) {
+    let Flow {
+        streams,
+        pairer,
+        request_acks,
+        ..
+    } = &mut flow;
+    for side in Side::BOTH {
+        streams[side.index()].flush(time, packet, &mut |chunk| {
+            deliver(pairer, conn, side, &chunk)
+        });
+    }
+    pairer.finish(conn);
+    request_acks.settle(conn);
+    conn.bytes_client_to_server = streams[0].bytes();
+    conn.bytes_server_to_client = streams[1].bytes();
+}
