@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use super::model::{Connection, Exchange, Side, TcpEvent, Timestamp};
+use super::model::{Connection, Exchange, LatencySplit, Side, TcpEvent, Timestamp};
 use super::segment::TcpFlags;
 
 /// Payload bytes a [`SegmentSeen`] carries: enough for a live view to show
@@ -65,6 +65,9 @@ pub enum Event {
         index: usize,
         /// The exchange, as it will be in the connection.
         exchange: Exchange,
+        /// Its latency split into network and server time, as its
+        /// connection splits it ([`Connection::latency_split`]).
+        split: Option<LatencySplit>,
     },
     /// A TCP event (retransmission, RST, zero window, …) as it is found,
     /// while its connection is open (only with exchange events on). It is

@@ -657,6 +657,7 @@ fn report_settled(flow: &mut Flow, conn: &Connection, events: &mut VecDeque<Even
             connection: conn.id,
             index,
             exchange: conn.exchanges[index].clone(),
+            split: conn.latency_split(&conn.exchanges[index]),
         });
     }
     flow.reported = flow.reported.max(answered);

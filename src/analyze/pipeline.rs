@@ -609,6 +609,7 @@ mod tests {
                         connection,
                         index,
                         exchange,
+                        ..
                     } => format!(
                         "exchange {connection}/{index}: {} -> {}",
                         exchange.request_preview, exchange.response_preview

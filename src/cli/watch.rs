@@ -59,6 +59,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = Options {
         framing: args.framing,
         port: args.port,
+        // The JSON lines carry each message's packets, as `analyze --format
+        // json` does; the detail view has them too (at most 64 a message).
+        keep_packets: true,
         ..Options::default()
     };
     let input = match (args.read, args.step) {

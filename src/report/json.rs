@@ -20,7 +20,8 @@ use serde_json::ser::{CompactFormatter, Formatter};
 use super::Ending;
 use super::stats::Summary;
 use crate::analyze::model::{
-    CaptureSummary, CloseKind, Connection, Exchange, Frames, PitfallKind, Side, Timestamp,
+    CaptureSummary, CloseKind, Connection, Exchange, Frames, LatencySplit, PitfallKind, Side,
+    Timestamp,
 };
 use crate::protocol::Framing;
 
@@ -50,6 +51,45 @@ pub(crate) fn connection(
     scratch.extend_from_slice(if first { b"\n    " } else { b",\n    " });
     write_connection(scratch, connection);
     out.write_all(scratch)
+}
+
+/// Appends, after `head` (the opening of a JSON object and its first
+/// fields, each followed by `, `), the fields of `body` (an object as this
+/// module writes it) on one line: a line of `reqresp watch`'s JSON-lines
+/// mode carries exactly the fields of `analyze --format json`. The pretty
+/// printer's line breaks and indentation are dropped: a line break never
+/// occurs inside a JSON string (it is escaped there), so every `\n` and the
+/// spaces after it are layout.
+fn one_line(out: &mut Vec<u8>, head: &[u8], body: &[u8]) {
+    out.extend_from_slice(head);
+    let body = body.strip_prefix(b"{").unwrap_or(body);
+    let mut rest = body;
+    while let Some(i) = memchr::memchr(b'\n', rest) {
+        out.extend_from_slice(&rest[..i]);
+        let spaces = rest[i + 1..].iter().take_while(|&&b| b == b' ').count();
+        rest = &rest[i + 1 + spaces..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// `connection` as one JSON line, after `head` (see [`one_line`]).
+pub(crate) fn connection_line(out: &mut Vec<u8>, head: &[u8], connection: &Connection) {
+    let mut body = Vec::new();
+    write_connection(&mut body, connection);
+    one_line(out, head, &body);
+}
+
+/// `exchange` (split as its connection splits it) as one JSON line, after
+/// `head` (see [`one_line`]).
+pub(crate) fn exchange_line(
+    out: &mut Vec<u8>,
+    head: &[u8],
+    split: Option<LatencySplit>,
+    exchange_: &Exchange,
+) {
+    let mut body = Vec::new();
+    exchange(&mut body, split, exchange_);
+    one_line(out, head, &body);
 }
 
 // Indentation of the connection's fields' items, at 3, 4 and 5 levels.
@@ -122,7 +162,9 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     out.extend_from_slice(b",\n      \"framing_reason\": ");
     opt_string(out, c.framing_reason.as_deref());
     out.extend_from_slice(b",\n      \"exchanges\": ");
-    array(out, &c.exchanges, I4, I3, |out, e| exchange(out, c, e));
+    array(out, &c.exchanges, I4, I3, |out, e| {
+        exchange(out, c.latency_split(e), e)
+    });
     out.extend_from_slice(b",\n      \"recv_pitfalls\": ");
     array(out, &c.recv_pitfalls, I4, I3, |out, p| {
         out.push(b'{');
@@ -194,8 +236,7 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
 }
 
 /// One element of a connection's `exchanges` array.
-fn exchange(out: &mut Vec<u8>, c: &Connection, e: &Exchange) {
-    let split = c.latency_split(e);
+fn exchange(out: &mut Vec<u8>, split: Option<LatencySplit>, e: &Exchange) {
     out.push(b'{');
     out.extend_from_slice(b"\n          \"request_bytes\": ");
     uint(out, e.request_bytes);

@@ -8,8 +8,9 @@
 //! | `tcp_event` | `connection`, then the TCP event's fields |
 //! | `connection_closed` | the connection's fields |
 //!
-//! The exchange, TCP event and connection fields are those of
-//! `analyze --format json` (the same serde form of the same model).
+//! The exchange and connection fields are written by the code that writes
+//! `analyze --format json` (`report::json`), on one line; the TCP event's
+//! are the serde form of the same model.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 use crate::analyze::Event;
 use crate::analyze::model::Timestamp;
+use crate::report::json;
 
 /// One line: the event's name, then its fields.
 #[derive(Serialize)]
@@ -71,17 +73,14 @@ pub fn write_event(out: &mut dyn Write, buf: &mut Vec<u8>, event: &Event) -> io:
             connection,
             index,
             exchange,
-        } => serde_json::to_writer(
-            &mut *buf,
-            &Line {
-                event: "exchange",
-                body: Of {
-                    connection: *connection,
-                    index: Some(*index),
-                    body: exchange,
-                },
-            },
-        ),
+            split,
+        } => {
+            let head = format!(
+                "{{\"event\": \"exchange\", \"connection\": {connection}, \"index\": {index}, "
+            );
+            json::exchange_line(buf, head.as_bytes(), *split, exchange);
+            Ok(())
+        }
         Event::Tcp { connection, event } => serde_json::to_writer(
             &mut *buf,
             &Line {
@@ -93,13 +92,10 @@ pub fn write_event(out: &mut dyn Write, buf: &mut Vec<u8>, event: &Event) -> io:
                 },
             },
         ),
-        Event::Closed(c) => serde_json::to_writer(
-            &mut *buf,
-            &Line {
-                event: "connection_closed",
-                body: c,
-            },
-        ),
+        Event::Closed(c) => {
+            json::connection_line(buf, b"{\"event\": \"connection_closed\", ", c);
+            Ok(())
+        }
         Event::Segment(_) => return Ok(()),
     };
     written.map_err(io::Error::from)?;
@@ -164,8 +160,20 @@ mod tests {
         }
         assert_eq!(lines[2]["kind"], "rst");
         assert_eq!(lines[2]["side"], "server");
+        // Every field of the model's serde form is there with the same value
+        // (the lines, as `analyze --format json`, have a few more: the
+        // latency split and the packets of each message).
         for (k, v) in closed.as_object().unwrap() {
-            assert_eq!(&lines[3][k], v, "connection field {k}");
+            if k == "exchanges" {
+                for (k, v) in v[0].as_object().unwrap() {
+                    assert_eq!(&lines[3]["exchanges"][0][k], v, "exchange field {k}");
+                }
+            } else {
+                assert_eq!(&lines[3][k], v, "connection field {k}");
+            }
         }
+        assert_eq!(lines[1]["network_us"], 100.0);
+        assert_eq!(lines[1]["server_us"], 100.0);
+        assert_eq!(lines[3]["exchanges"][0]["rtt_from"], "handshake");
     }
 }

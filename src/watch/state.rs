@@ -322,6 +322,7 @@ impl State {
                 connection,
                 index,
                 exchange,
+                ..
             } => {
                 self.exchanges += 1;
                 self.latency(exchange.latency_us);
