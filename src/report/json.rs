@@ -54,22 +54,32 @@ pub(crate) fn connection(
 }
 
 /// Appends, after `head` (the opening of a JSON object and its first
-/// fields, each followed by `, `), the fields of `body` (an object as this
-/// module writes it) on one line: a line of `reqresp watch`'s JSON-lines
-/// mode carries exactly the fields of `analyze --format json`. The pretty
-/// printer's line breaks and indentation are dropped: a line break never
-/// occurs inside a JSON string (it is escaped there), so every `\n` and the
-/// spaces after it are layout.
+/// fields, each followed by `,`), the fields of `body` (an object as this
+/// module writes it) compactly on one line, as serde_json writes: a line of
+/// `reqresp watch`'s JSON-lines mode carries exactly the fields of
+/// `analyze --format json`. Spaces and line breaks outside strings are
+/// layout and dropped; inside a string (up to its unescaped closing quote)
+/// every byte is kept.
 fn one_line(out: &mut Vec<u8>, head: &[u8], body: &[u8]) {
     out.extend_from_slice(head);
     let body = body.strip_prefix(b"{").unwrap_or(body);
-    let mut rest = body;
-    while let Some(i) = memchr::memchr(b'\n', rest) {
-        out.extend_from_slice(&rest[..i]);
-        let spaces = rest[i + 1..].iter().take_while(|&&b| b == b' ').count();
-        rest = &rest[i + 1 + spaces..];
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b' ' || b == b'\n' {
+            continue;
+        }
+        out.push(b);
     }
-    out.extend_from_slice(rest);
 }
 
 /// `connection` as one JSON line, after `head` (see [`one_line`]).

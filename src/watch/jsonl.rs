@@ -75,9 +75,8 @@ pub fn write_event(out: &mut dyn Write, buf: &mut Vec<u8>, event: &Event) -> io:
             exchange,
             split,
         } => {
-            let head = format!(
-                "{{\"event\": \"exchange\", \"connection\": {connection}, \"index\": {index}, "
-            );
+            let head =
+                format!("{{\"event\":\"exchange\",\"connection\":{connection},\"index\":{index},");
             json::exchange_line(buf, head.as_bytes(), *split, exchange);
             Ok(())
         }
@@ -93,7 +92,7 @@ pub fn write_event(out: &mut dyn Write, buf: &mut Vec<u8>, event: &Event) -> io:
             },
         ),
         Event::Closed(c) => {
-            json::connection_line(buf, b"{\"event\": \"connection_closed\", ", c);
+            json::connection_line(buf, b"{\"event\":\"connection_closed\",", c);
             Ok(())
         }
         Event::Segment(_) => return Ok(()),

@@ -320,3 +320,18 @@ fn schema_document_names_every_key_and_value() {
     }
     assert!(SCHEMA_DOC.contains(&format!("`schema_version` | integer | `{SCHEMA_VERSION}`")));
 }
+
+#[test]
+fn one_line_drops_layout_and_keeps_every_byte_of_strings() {
+    let body = "{\n  \"a\": \"x \\\" : y\\\\\",\n  \"b\": [1, 2],\n  \"c\": \" \\n \"\n}";
+    let mut out = Vec::new();
+    one_line(&mut out, b"{\"event\":\"e\",", body.as_bytes());
+    let line = String::from_utf8(out).unwrap();
+    assert_eq!(
+        line,
+        "{\"event\":\"e\",\"a\":\"x \\\" : y\\\\\",\"b\":[1,2],\"c\":\" \\n \"}"
+    );
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["a"], "x \" : y\\");
+    assert_eq!(v["c"], " \n ");
+}
