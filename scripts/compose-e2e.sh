@@ -544,6 +544,17 @@ for line in '"response_preview":"Echo: hello"' '"response_preview":"Echo: bye"' 
         die "the watch profile did not show $line (its output is above)"
     }
 done
+# Ctrl-C in a terminal reaches watch through the TTY; here there is none, and
+# Compose 1.29's `run` does not pass a SIGINT on: send it to the container,
+# whose init hands it to watch, which prints its summary and exits.
+watch_ctr=$(docker ps -q --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=reqresp-watch")
+[[ -n $watch_ctr ]] || die "no container for reqresp-watch"
+docker kill --signal INT $watch_ctr >/dev/null
+for _ in $(seq 50); do
+    kill -0 "$watch_pid" 2>/dev/null || break
+    sleep 0.2
+done
 stop_bg "$watch_pid" "reqresp watch"
 grep -q 'exchanges    4' "$tmp/watch.log" || die "reqresp watch's summary does not count 4 exchanges: $(tail -12 "$tmp/watch.log")"
 say "ok: the watch profile showed both clients' exchanges live"

@@ -17,12 +17,20 @@ struct Tmux {
     name: String,
 }
 
+/// `tmux` on a server of its own (`-L name`): tests that start sessions at
+/// the same time would otherwise race to start the one default server.
+fn tmux(name: &str) -> Command {
+    let mut c = Command::new("tmux");
+    c.args(["-L", name]);
+    c
+}
+
 impl Tmux {
     /// Starts `command` in a new detached `width`×`height` session; the
     /// pane stays after the command exits, so its last screen can be read.
     fn start(tag: &str, command: &str, (width, height): (u16, u16)) -> Tmux {
         let name = format!("reqresp-{tag}-{}", std::process::id());
-        let status = Command::new("tmux")
+        let status = tmux(&name)
             .args(["new-session", "-d", "-s", &name, "-x"])
             .arg(width.to_string())
             .arg("-y")
@@ -38,7 +46,7 @@ impl Tmux {
     }
 
     fn keys(&self, keys: &[&str]) {
-        let status = Command::new("tmux")
+        let status = tmux(&self.name)
             .args(["send-keys", "-t", &self.name])
             .args(keys)
             .status()
@@ -56,7 +64,7 @@ impl Tmux {
     }
 
     fn capture(&self, extra: &[&str]) -> String {
-        let out = Command::new("tmux")
+        let out = tmux(&self.name)
             .args(["capture-pane", "-p", "-J", "-t", &self.name])
             .args(extra)
             .output()
@@ -82,7 +90,7 @@ impl Tmux {
 
     /// Whether the pane is on the alternate screen.
     fn alternate(&self) -> bool {
-        let out = Command::new("tmux")
+        let out = tmux(&self.name)
             .args(["display-message", "-p", "-t", &self.name, "#{alternate_on}"])
             .output()
             .expect("tmux display-message");
@@ -92,8 +100,8 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
+        let _ = tmux(&self.name)
+            .args(["kill-server"])
             .status();
     }
 }
