@@ -100,9 +100,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = tmux(&self.name)
-            .args(["kill-server"])
-            .status();
+        let _ = tmux(&self.name).args(["kill-server"]).status();
     }
 }
 
