@@ -192,7 +192,7 @@ fn conversations(file: &Path) -> Vec<Conversation> {
         });
         let at = match found {
             Some(i) => i,
-            None if !(s.flags.syn && !s.flags.ack) => {
+            None if !s.flags.syn || s.flags.ack => {
                 // The capture starts before each connection of the test, but
                 // the readiness probe's connection (wait_listening) may still
                 // be closing: its bare FIN/ACK is not a conversation. Data
