@@ -36,7 +36,7 @@ impl Tmux {
             .arg("-y")
             .arg(height.to_string())
             .arg(format!(
-                "{command}; echo WATCH-EXITED $?; stty -a; sleep 600"
+                "{command}; echo WATCH-EXITED $?; stty -a; echo STTY-DONE; sleep 600"
             ))
             .env("TERM", "xterm-256color")
             .status()
@@ -155,7 +155,14 @@ fn live_in_tmux_the_arrows_appear_the_detail_opens_and_quit_restores_the_termina
     tmux.keys(&["Escape"]);
     tmux.wait_for(&["├─ \"hello\""]);
     tmux.keys(&["q"]);
-    let after = tmux.wait_for(&["WATCH-EXITED 0", "Summary"]);
+    // The shell prints stty's settings after watch's summary, then STTY-DONE;
+    // the summary may have scrolled off the screen by then.
+    tmux.wait_for(&["STTY-DONE"]);
+    let after = tmux.history();
+    assert!(
+        after.contains("WATCH-EXITED 0") && after.contains("Summary"),
+        "{after}"
+    );
     assert!(after.contains("exchanges    2"), "{after}");
     assert!(!tmux.alternate(), "the alternate screen was left");
     // stty -a after the exit: canonical mode and echo are back on.
