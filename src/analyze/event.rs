@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::model::{Connection, Exchange, LatencySplit, Side, TcpEvent, Timestamp};
-use super::segment::TcpFlags;
+use super::segment::{TcpFlags, TcpSegment};
 
 /// Payload bytes a [`SegmentSeen`] carries: enough for a live view to show
 /// what the packet held, without an allocation per packet.
@@ -35,6 +35,25 @@ pub struct SegmentSeen {
 }
 
 impl SegmentSeen {
+    /// What a live view is told of `seg`, a segment of connection
+    /// `connection` sent by `from`: its header fields and the first
+    /// [`SEGMENT_HEAD`] bytes of its payload.
+    pub(crate) fn new(connection: u32, from: Side, seg: &TcpSegment<'_>) -> SegmentSeen {
+        let mut head = [0; SEGMENT_HEAD];
+        let n = seg.payload.len().min(SEGMENT_HEAD);
+        head[..n].copy_from_slice(&seg.payload[..n]);
+        SegmentSeen {
+            connection,
+            from,
+            number: seg.number,
+            time: seg.time,
+            flags: seg.flags,
+            payload_len: seg.payload_len,
+            head,
+            head_len: n as u8,
+        }
+    }
+
     /// The payload bytes kept (at most [`SEGMENT_HEAD`]).
     pub fn head(&self) -> &[u8] {
         &self.head[..usize::from(self.head_len)]

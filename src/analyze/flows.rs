@@ -52,7 +52,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::event::{Event, SEGMENT_HEAD, SegmentSeen};
+use super::event::{Event, SegmentSeen};
 use super::model::{
     Analysis, CloseKind, ConnState, Connection, Gap, MAX_EVENTS, PacketRecord, Side, Timestamp,
 };
@@ -581,7 +581,7 @@ fn apply_to(
     let handshake_ack = |conn: &Connection| conn.handshake.as_ref().and_then(|h| h.ack);
     let before = handshake_ack(conn);
     if segments && let Some(events) = events.as_deref_mut() {
-        events.push_back(Event::Segment(segment_seen(conn.id, side, seg)));
+        events.push_back(Event::Segment(SegmentSeen::new(conn.id, side, seg)));
     }
     if slot.flow.is_some() {
         let events_before = conn.events.len();
@@ -608,23 +608,6 @@ fn apply_to(
     }
     if pure_ack {
         count_pure_ack(slot, conn, opts, side, seg, last_ack, before);
-    }
-}
-
-/// What a live view is told of a segment.
-fn segment_seen(connection: u32, from: Side, seg: &TcpSegment<'_>) -> SegmentSeen {
-    let mut head = [0; SEGMENT_HEAD];
-    let n = seg.payload.len().min(SEGMENT_HEAD);
-    head[..n].copy_from_slice(&seg.payload[..n]);
-    SegmentSeen {
-        connection,
-        from,
-        number: seg.number,
-        time: seg.time,
-        flags: seg.flags,
-        payload_len: seg.payload_len,
-        head,
-        head_len: n as u8,
     }
 }
 

@@ -20,8 +20,8 @@ use serde_json::ser::{CompactFormatter, Formatter};
 use super::Ending;
 use super::stats::Summary;
 use crate::analyze::model::{
-    CaptureSummary, CloseKind, Connection, Exchange, Frames, LatencySplit, PitfallKind, Side,
-    Timestamp,
+    CaptureSummary, Close, CloseKind, Connection, Exchange, Frames, LatencySplit, PitfallKind,
+    Side, Timestamp,
 };
 use crate::protocol::Framing;
 
@@ -194,25 +194,7 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     out.extend_from_slice(b",\n      \"close\": ");
     match &c.close {
         None => out.extend_from_slice(b"null"),
-        Some(cl) => {
-            out.push(b'{');
-            out.extend_from_slice(b"\n        \"initiator\": ");
-            side(out, cl.initiator);
-            out.extend_from_slice(b",\n        \"kind\": ");
-            close_kind(out, cl.kind);
-            out.extend_from_slice(b",\n        \"events\": ");
-            array(out, &cl.events, I5, I4, |out, ev| {
-                out.push(b'{');
-                out.extend_from_slice(b"\n            \"from\": ");
-                side(out, ev.from);
-                out.extend_from_slice(b",\n            \"kind\": ");
-                close_kind(out, ev.kind);
-                out.extend_from_slice(b",\n            \"time\": ");
-                uint(out, ev.time.0);
-                close(out, I5, b'}');
-            });
-            close(out, I3, b'}');
-        }
+        Some(cl) => write_close(out, cl),
     }
     out.extend_from_slice(b",\n      \"state\": \"");
     out.extend_from_slice(c.state.name().as_bytes());
@@ -243,6 +225,27 @@ fn write_connection(out: &mut Vec<u8>, c: &Connection) {
     out.extend_from_slice(b",\n      \"initial_rtt_us\": ");
     opt_float(out, c.initial_rtt_us);
     close(out, "\n    ", b'}');
+}
+
+/// A connection's `close` object: who began it, how, and each FIN or RST.
+fn write_close(out: &mut Vec<u8>, cl: &Close) {
+    out.push(b'{');
+    out.extend_from_slice(b"\n        \"initiator\": ");
+    side(out, cl.initiator);
+    out.extend_from_slice(b",\n        \"kind\": ");
+    close_kind(out, cl.kind);
+    out.extend_from_slice(b",\n        \"events\": ");
+    array(out, &cl.events, I5, I4, |out, ev| {
+        out.push(b'{');
+        out.extend_from_slice(b"\n            \"from\": ");
+        side(out, ev.from);
+        out.extend_from_slice(b",\n            \"kind\": ");
+        close_kind(out, ev.kind);
+        out.extend_from_slice(b",\n            \"time\": ");
+        uint(out, ev.time.0);
+        close(out, I5, b'}');
+    });
+    close(out, I3, b'}');
 }
 
 /// One element of a connection's `exchanges` array.
