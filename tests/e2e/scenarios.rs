@@ -603,8 +603,8 @@ fn a_killed_scenario_leaves_only_what_down_removes() {
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let seen = support::read_until(&mut stdout, "client: ");
-    // Give the partition time to start, then SIGKILL: nothing of the lab runs.
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    // Once the partition has started, SIGKILL: nothing of the lab runs.
+    wait_partitioned(&created(&seen).netns[0]);
     child.kill().unwrap();
     child.wait().unwrap();
     let made = created(&seen);
@@ -678,7 +678,7 @@ fn scenario_runs_get_their_own_folders_and_an_interrupted_one_adds_none() {
         has_partial(base.path()),
         "the run writes into a partial folder"
     );
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    wait_partitioned(&created(&seen).netns[0]);
     // SAFETY: kill on our own child's PID.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let mut rest = String::new();
@@ -719,4 +719,27 @@ fn server_delay_holds_every_answer_and_refuses_a_bad_duration() {
         "{}",
         text(&bad.stderr)
     );
+}
+
+/// Waits (up to 10 s) until the lab's partition DROP rule is in the INPUT
+/// chain of namespace `netns`: the fault has started.
+fn wait_partitioned(netns: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rules = Command::new("ip")
+            .args(["netns", "exec", netns, "iptables", "-S", "INPUT"])
+            .output()
+            .unwrap();
+        let rules = text(&rules.stdout);
+        if rules.lines().any(|l| {
+            l.contains("reqresp lab fault") && l.ends_with("-j DROP") && !l.contains("statistic")
+        }) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the partition never started in {netns}: {rules}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
