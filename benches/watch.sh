@@ -4,6 +4,8 @@
 #
 #   sudo benches/watch.sh                  # 64 connections, 10 s
 #   CONNS=16 SECS=5 sudo benches/watch.sh
+#   PERF_OUT=/tmp/watch.perf sudo benches/watch.sh   # also perf record watch
+#   REQRESP=/tmp/reqresp-before sudo benches/watch.sh # that binary, no build
 #
 # In one run, against one `reqresp server` on loopback under
 # `reqresp bench -c CONNS --duration SECS`: `tcpdump -w /dev/null` and
@@ -24,9 +26,14 @@ die() { echo "watch.sh: $*" >&2; exit 1; }
 command -v tmux >/dev/null || die "tmux is missing"
 command -v tcpdump >/dev/null || die "tcpdump is missing"
 
-echo "== building (release)" >&2
-cargo build --release --quiet --bin reqresp
-REQRESP=$(pwd)/target/release/reqresp
+if [ -n "${REQRESP:-}" ]; then
+  # A binary given (e.g. the one before a change, to compare in one session).
+  [ -x "$REQRESP" ] || die "REQRESP=$REQRESP is not an executable"
+else
+  echo "== building (release)" >&2
+  cargo build --release --quiet --bin reqresp
+  REQRESP=$(pwd)/target/release/reqresp
+fi
 WORK=$(mktemp -d)
 SESSION=reqresp-watch-bench-$$
 SERVER=""
@@ -58,6 +65,12 @@ grep -q "listening on" "$WORK/tcpdump.err" || sleep 0.5
 WATCH_PID=$(pgrep -f -n "watch -i lo --port $PORT" || true)
 [ -n "$WATCH_PID" ] || die "watch did not start"
 
+PERF_PID=""
+if [ -n "${PERF_OUT:-}" ]; then
+  # Where watch spends its CPU, per thread: perf report -i "$PERF_OUT" --sort comm,symbol
+  perf record -F 999 -g -p "$WATCH_PID" -o "$PERF_OUT" 2>"$WORK/perf.err" &
+  PERF_PID=$!
+fi
 echo "== reqresp bench -c $CONNS --duration $SECS" >&2
 timeout $((SECS + 30)) "$REQRESP" bench "127.0.0.1:$PORT" -c "$CONNS" --duration "$SECS" \
   --format json >"$WORK/bench.json" 2>"$WORK/bench.err" || die "bench failed: $(head -3 "$WORK/bench.err")"
@@ -67,6 +80,7 @@ sleep 2
 cpu_of() { awk '{print ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
 CPU=$(cpu_of "$WATCH_PID")
 TD_CPU=$(cpu_of "$TCPDUMP")
+if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
 tmux send-keys -t "$SESSION" q
 for _ in $(seq 200); do
   tmux capture-pane -p -t "$SESSION" | grep -q WATCH-DONE && break

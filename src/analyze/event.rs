@@ -61,6 +61,10 @@ impl SegmentSeen {
 }
 
 /// One step of an analysis as it happens.
+///
+/// The exchange and the connection are boxed: a live view takes an event
+/// per packet, and each moves through queues and calls by value, so the
+/// enum is kept small (a [`SegmentSeen`] and a few words).
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A connection's first packet was seen (only with exchange events on).
@@ -83,7 +87,7 @@ pub enum Event {
         /// Its index in the connection's [`Connection::exchanges`].
         index: usize,
         /// The exchange, as it will be in the connection.
-        exchange: Exchange,
+        exchange: Box<Exchange>,
         /// Its latency split into network and server time, as its
         /// connection splits it ([`Connection::latency_split`]).
         split: Option<LatencySplit>,
@@ -102,5 +106,5 @@ pub enum Event {
     Segment(SegmentSeen),
     /// A connection is over (or the capture ended): the whole record, every
     /// exchange included, also those already handed out one by one.
-    Closed(Connection),
+    Closed(Box<Connection>),
 }

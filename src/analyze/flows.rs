@@ -240,7 +240,7 @@ impl Analyzer {
         if let Some(event) = self.out.events.as_mut().and_then(VecDeque::pop_front) {
             return Some(event);
         }
-        self.next_settled().map(Event::Closed)
+        self.next_settled().map(|c| Event::Closed(Box::new(c)))
     }
 
     /// Time passes without packets (a live capture that is quiet): the
@@ -639,7 +639,7 @@ fn report_settled(flow: &mut Flow, conn: &Connection, events: &mut VecDeque<Even
         events.push_back(Event::Exchange {
             connection: conn.id,
             index,
-            exchange: conn.exchanges[index].clone(),
+            exchange: Box::new(conn.exchanges[index].clone()),
             split: conn.latency_split(&conn.exchanges[index]),
         });
     }

@@ -56,7 +56,7 @@ pub fn analyze_stream<R: Read>(
 ) -> Result<Analysis, AnalyzeError> {
     let source = CaptureReader::new(input)?;
     Pipeline::new(options).run(source, on_progress, |event| match event {
-        Event::Closed(c) => sink(c),
+        Event::Closed(c) => sink(*c),
         _ => Ok(()),
     })
 }
@@ -73,7 +73,7 @@ pub fn analyze_capture<R: Read>(
     let source = CaptureReader::new(input)?;
     let result = Pipeline::new(options).run(source, on_progress, |event| {
         if let Event::Closed(c) = event {
-            connections.push(c);
+            connections.push(*c);
         }
         Ok::<(), Infallible>(())
     });

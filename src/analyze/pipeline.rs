@@ -212,7 +212,7 @@ fn finish<E>(
     analysis.packets = summary.packets;
     analysis.capture = summary.capture();
     for c in std::mem::take(&mut analysis.connections) {
-        sink(Event::Closed(c))?;
+        sink(Event::Closed(Box::new(c)))?;
     }
     Ok(analysis)
 }

@@ -56,12 +56,15 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Page faults zeroing 2 MiB pages took a third of watch's CPU under load.
     super::no_huge_pages();
+    let tui = std::io::stdout().is_terminal();
     let options = Options {
         framing: args.framing,
         port: args.port,
         // The JSON lines carry each message's packets, as `analyze --format
-        // json` does; the detail view has them too (at most 64 a message).
-        keep_packets: true,
+        // json` does. The screen does not need them (its detail lists the
+        // frame numbers and takes each packet from the segments it saw):
+        // without them each exchange costs fewer allocations to copy and free.
+        keep_packets: !tui,
         ..Options::default()
     };
     let input = match (args.read, args.step) {
@@ -84,7 +87,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Input::Live { capture, write }
         }
     };
-    let tui = std::io::stdout().is_terminal();
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     watch::run(WatchConfig {
         input,

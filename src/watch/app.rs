@@ -119,7 +119,10 @@ pub(crate) fn run_live(
                 } else if !view.paused {
                     frozen = None;
                 }
-                let shown: &State = frozen.as_ref().unwrap_or(&state);
+                let shown: &mut State = match frozen.as_mut() {
+                    Some(frozen) => frozen,
+                    None => &mut state,
+                };
                 let counters = live_counters(running, shown, &mut rate);
                 let name = if ended {
                     format!("{} (ended)", running.name)
@@ -206,7 +209,7 @@ pub(crate) fn run_step(mut stepper: Stepper, name: &str, color: bool) -> anyhow:
             };
             let help = format!("{} · {}", stepper.describe(), keys::STEP_HELP);
             let screen = Screen::build(
-                &stepper.state,
+                &mut stepper.state,
                 &mut view,
                 counters,
                 name,

@@ -328,7 +328,7 @@ impl State {
                 self.latency(exchange.latency_us);
                 self.newest_response = exchange.response_last_time.or(self.newest_response);
                 if let Some(c) = self.conns.get_mut(&connection) {
-                    c.exchange(index, exchange);
+                    c.exchange(index, *exchange);
                 }
             }
             Event::Tcp { connection, event } => {
@@ -342,7 +342,7 @@ impl State {
                 }
                 self.strip.push_back(StripEvent { connection, event });
             }
-            Event::Closed(c) => self.closed(c),
+            Event::Closed(c) => self.closed(*c),
         }
     }
 

@@ -249,7 +249,7 @@ impl Screen {
     /// columns wide and `ladder_rows` lines tall. `source` names what is
     /// watched; `help` is the key line.
     pub fn build(
-        state: &State,
+        state: &mut State,
         view: &mut View,
         counters: Counters,
         source: &str,
@@ -278,7 +278,6 @@ impl Screen {
             .map(conn_row)
             .collect();
         let selected_row = selected.map(|i| i - first);
-        let conn = view.selected.and_then(|id| state.conns.get(&id));
         let mut screen = Screen {
             title: title(state, counters, source),
             flags: flags(view),
@@ -295,8 +294,9 @@ impl Screen {
             },
             ..Screen::default()
         };
-        let Some(conn) = conn else {
-            screen.ladder_title = if state.conns.is_empty() {
+        let empty = state.conns.is_empty();
+        let Some(conn) = view.selected.and_then(|id| state.conns.get_mut(&id)) else {
+            screen.ladder_title = if empty {
                 "waiting for a TCP connection…".to_owned()
             } else {
                 "no connection matches the filter".to_owned()
@@ -311,7 +311,7 @@ impl Screen {
             screen.ladder = detail_lines(conn, i, width);
             return screen;
         }
-        let mut lines = text::ladder_lines(&conn.model, &ladder_options(), width);
+        let mut lines = newest_ladder_lines(conn, ladder_rows + view.scroll, width);
         if !conn.done {
             // Still open *now*, not at the end of a capture.
             lines.retain(|l| !l.body.contains("(still open at end of capture"));
@@ -340,6 +340,59 @@ impl Screen {
         screen.ladder = lines.drain(start..end).collect();
         screen
     }
+}
+
+/// Exchanges drawn beyond the lines in sight: each exchange draws at least
+/// its request's line, and the newest lines may lose one ("still open").
+const LADDER_MARGIN: usize = 8;
+
+/// The ladder of `c` as `analyze` draws it, exact in its newest `rows`
+/// lines at least: only the newest exchanges are drawn when leaving out
+/// the older ones changes none of those lines (a busy connection keeps
+/// hundreds, and this runs up to 20 times a second under the lock).
+fn newest_ladder_lines(c: &mut Conn, rows: usize, width: usize) -> Vec<LadderLine> {
+    let cut = ladder_cut(&c.model.exchanges, rows.saturating_add(LADDER_MARGIN));
+    if cut == 0 {
+        return text::ladder_lines(&c.model, &ladder_options(), width);
+    }
+    // Moves the newest out and back, not the hundreds before them.
+    let newest = c.model.exchanges.split_off(cut);
+    let older = std::mem::replace(&mut c.model.exchanges, newest);
+    let lines = text::ladder_lines(&c.model, &ladder_options(), width);
+    let newest = std::mem::replace(&mut c.model.exchanges, older);
+    c.model.exchanges.extend(newest);
+    lines
+}
+
+/// Where to cut `exchanges` for [`newest_ladder_lines`]: the last `keep` at
+/// least stay, and every row of the exchanges cut sorts before every row
+/// of those kept (a ladder sorts its rows by time, exchanges in order when
+/// times tie), so the newest lines are the same without them. 0: no cut.
+fn ladder_cut(exchanges: &[Exchange], keep: usize) -> usize {
+    let n = exchanges.len();
+    if n <= keep {
+        return 0;
+    }
+    let response = |e: &Exchange| e.response_last_time.or(e.response_first_time);
+    let first_row = |e: &Exchange| response(e).map_or(e.request_time, |r| r.min(e.request_time));
+    let last_row = |e: &Exchange| response(e).map_or(e.request_time, |r| r.max(e.request_time));
+    // latest[i]: the latest row of exchanges[..i].
+    let mut latest = Vec::with_capacity(n);
+    let mut max = None;
+    for e in exchanges {
+        latest.push(max);
+        max = max.max(Some(last_row(e)));
+    }
+    let mut earliest_kept = exchanges[n - keep..].iter().map(first_row).min();
+    let mut cut = n - keep;
+    while cut > 0 {
+        if latest[cut] <= earliest_kept {
+            return cut;
+        }
+        cut -= 1;
+        earliest_kept = earliest_kept.min(Some(first_row(&exchanges[cut])));
+    }
+    0
 }
 
 /// The ladder as `analyze` draws it, every kept exchange.
@@ -567,6 +620,62 @@ pub fn hex_rows(bytes: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::testing::Script;
+    use crate::watch::state::tests::state_of;
+
+    /// A connection of `n` rounds: every tenth sends `depth` requests
+    /// before the first response (pipelined), the others one and its answer.
+    fn busy(n: u64, depth: u64) -> Script {
+        let mut w = Script::new(1000, 5000);
+        w.handshake(0, 100);
+        for i in 0..n {
+            let t = 1_000 + i * 1_000;
+            let depth = if i % 10 == 3 { depth } else { 1 };
+            for j in 0..depth {
+                w.c(t + j, format!("r{i}.{j}\n").as_bytes());
+            }
+            for j in 0..depth {
+                w.s(t + 500 + j, format!("Echo: r{i}.{j}\n").as_bytes());
+            }
+        }
+        w
+    }
+
+    #[test]
+    fn the_newest_lines_are_the_same_drawn_from_the_newest_exchanges_only() {
+        let state = state_of(&busy(200, 6));
+        let conn = state.conns.values().next().expect("one connection");
+        assert!(conn.model.exchanges.len() > 250);
+        let full = text::ladder_lines(&conn.model, &ladder_options(), 100);
+        for rows in [1, 10, 12, 30, 100, 300, 2_000] {
+            let mut c = conn.clone();
+            let lines = newest_ladder_lines(&mut c, rows, 100);
+            let tail = |l: &[LadderLine]| l[l.len().saturating_sub(rows)..].to_vec();
+            assert_eq!(tail(&lines), tail(&full), "the newest {rows} lines");
+            assert!(
+                rows >= 300 || lines.len() < full.len() / 2,
+                "drawn from fewer"
+            );
+            assert_eq!(
+                serde_json::to_value(&c.model).unwrap(),
+                serde_json::to_value(&conn.model).unwrap(),
+                "the exchanges are put back"
+            );
+        }
+    }
+
+    #[test]
+    fn no_cut_goes_inside_a_pipeline() {
+        // Round 3 sends 40 requests, then their 40 responses: cutting among
+        // them would drop responses drawn after requests that are kept.
+        let state = state_of(&busy(4, 40));
+        let exchanges = &state.conns.values().next().unwrap().model.exchanges;
+        assert_eq!(exchanges.len(), 43);
+        assert_eq!(ladder_cut(exchanges, 10), 3, "before the pipeline");
+        assert_eq!(ladder_cut(exchanges, 40), 3);
+        assert_eq!(ladder_cut(exchanges, 41), 2, "between plain rounds");
+        assert_eq!(ladder_cut(exchanges, 43), 0, "all kept");
+    }
 
     #[test]
     fn the_hex_dump_shows_escapes_as_dots() {

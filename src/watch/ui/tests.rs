@@ -16,8 +16,10 @@ fn render(state: &State, view: &mut View, (width, height): (u16, u16)) -> String
         pps: 3.0,
         dropped: Some(0),
     };
+    // The screen may move exchanges out and back while it draws.
+    let mut state = state.clone();
     let screen = Screen::build(
-        state,
+        &mut state,
         view,
         counters,
         "lo 'tcp port 2222'",
