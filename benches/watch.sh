@@ -11,9 +11,10 @@
 # `reqresp bench -c CONNS --duration SECS`: `tcpdump -w /dev/null` and
 # `reqresp watch` (full screen, in a tmux pane 120×40) capture the same
 # port at the same time. Prints a Markdown table: packets each captured,
-# kernel drops each (their own counts), watch's CPU seconds (from /proc),
-# and the delay from each newest response's capture timestamp to the frame
-# that first showed it (p50/p99/max, written by watch where
+# kernel drops each (their own counts), the CPU seconds of each and per
+# packet (from /proc), watch's peak memory, the machine's load, and the
+# delay from each newest response's capture timestamp to the frame that
+# first showed it (p50/p99/max, written by watch where
 # REQRESP_WATCH_DELAYS says). Needs root (capture), tmux and tcpdump.
 # Every step is bounded in time. See docs/benchmark.md.
 set -euo pipefail
@@ -80,6 +81,7 @@ sleep 2
 cpu_of() { awk '{print ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
 CPU=$(cpu_of "$WATCH_PID")
 TD_CPU=$(cpu_of "$TCPDUMP")
+RSS=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$WATCH_PID/status")
 if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
 tmux send-keys -t "$SESSION" q
 for _ in $(seq 200); do
@@ -123,6 +125,8 @@ echo "| CPU time | tcpdump | reqresp watch |"
 echo "| --- | ---: | ---: |"
 echo "| seconds over the run | $TD_CPU | $CPU |"
 echo "| µs per packet captured | $(per_packet "$TD_CPU" "$td_captured") | $(per_packet "$CPU" "$w_captured") |"
+echo
+echo "watch's peak resident memory: $RSS MB"
 echo
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 echo

@@ -30,8 +30,9 @@
 //! bounded queue of reused batches between them (memory stays flat when one
 //! side is slower). A capture of one batch or less (the lab's, the fuzzer's)
 //! is analyzed on the caller's thread. A live source's batches are handed
-//! over at once when it goes idle, and at least every [`LIVE_LATENCY`]
-//! otherwise, so events lag the traffic by no more than that; its
+//! over at once when it goes idle, and otherwise as soon as they span
+//! [`LIVE_LATENCY`] of capture time, so events lag the traffic by little
+//! more than that; its
 //! [`Next::Idle`] reaches the analyzer as [`Analyzer::tick`].
 
 use std::io;
@@ -39,7 +40,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::event::Event;
 use super::flows::{Analyzer, Options};
@@ -59,7 +60,8 @@ const BATCHES_QUEUED: usize = 4;
 /// Batches in all: queued, being analyzed, being filled.
 const BATCHES_IN_ALL: usize = BATCHES_QUEUED + 2;
 /// Longest a live source's packet waits in a batch before the analyzer
-/// sees it.
+/// sees it (in capture time: the batch is handed over at the first packet
+/// captured this long after its first, or when the source goes idle).
 pub(crate) const LIVE_LATENCY: Duration = Duration::from_millis(20);
 
 /// Why a pipeline stopped early.
@@ -226,8 +228,8 @@ struct Feed<'scope, K, E> {
     worker: Option<Worker<'scope, K, E>>,
     batch: Batch,
     live: bool,
-    /// When the batch's first segment was read (live sources only).
-    batch_started: Option<Instant>,
+    /// Capture time of the batch's first segment (live sources only).
+    batch_started: Option<Timestamp>,
 }
 
 impl<'scope, K, E> Feed<'scope, K, E>
@@ -250,8 +252,10 @@ where
     fn push(&mut self, segment: &TcpSegment<'_>, scope: &'scope thread::Scope<'scope, '_>) -> bool {
         self.batch.push(segment);
         if self.live {
-            let started = *self.batch_started.get_or_insert_with(Instant::now);
-            if started.elapsed() >= LIVE_LATENCY {
+            // By capture time, not the clock: no clock read per packet,
+            // and a backlog is handed over in the same slices.
+            let started = *self.batch_started.get_or_insert(segment.time);
+            if segment.time.0.saturating_sub(started.0) >= LIVE_LATENCY.as_nanos() as u64 {
                 return self.hand_over(scope);
             }
         }

@@ -92,8 +92,6 @@ pub struct LiveSource {
     link_type: u32,
     poll: Duration,
     packets: u64,
-    /// The current packet, copied out of libpcap's ring.
-    buf: Vec<u8>,
     stop: Arc<AtomicBool>,
     /// Every packet is also written here (`watch -w`), flushed when idle.
     savefile: Option<pcap::Savefile>,
@@ -176,7 +174,6 @@ impl LiveSource {
             link_type,
             poll,
             packets: 0,
-            buf: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             savefile,
             unflushed: false,
@@ -250,18 +247,19 @@ impl PacketSource for LiveSource {
                 self.refresh(true);
                 return Ok(Next::End);
             }
-            // The packet is copied out of libpcap's ring, whose borrow
-            // could not be returned from inside this loop.
-            let header = match self.cap.next_packet() {
-                Ok(packet) => {
-                    if let Some(file) = &mut self.savefile {
-                        file.write(&packet);
-                        self.unflushed = true;
-                    }
-                    self.buf.clear();
-                    self.buf.extend_from_slice(packet.data);
-                    *packet.header
-                }
+            if self.packets.is_multiple_of(1024) {
+                self.refresh(false);
+            }
+            let cap: *mut pcap::Capture<pcap::Active> = &mut self.cap;
+            // SAFETY: `cap` points to `self.cap`, alive and borrowed
+            // mutably through `self` for as long as the packet returned is.
+            // The packet (in libpcap's ring, no copy) is returned at once;
+            // the arms that use `self` again hold no packet, and while it
+            // is held only other fields are touched. (The borrow
+            // checker cannot see that a borrow returned from one arm of a
+            // loop is not alive in the others.)
+            let packet = match unsafe { (*cap).next_packet() } {
+                Ok(packet) => packet,
                 Err(pcap::Error::TimeoutExpired) if !waited => {
                     self.refresh(true);
                     self.wait();
@@ -279,10 +277,12 @@ impl PacketSource for LiveSource {
                     });
                 }
             };
-            self.packets += 1;
-            if self.packets.is_multiple_of(1024) {
-                self.refresh(false);
+            if let Some(file) = &mut self.savefile {
+                file.write(&packet);
+                self.unflushed = true;
             }
+            self.packets += 1;
+            let header = *packet.header;
             // Nanosecond precision: tv_usec holds nanoseconds.
             let secs = u64::try_from(header.ts.tv_sec).unwrap_or(0);
             let nanos = u64::try_from(header.ts.tv_usec).unwrap_or(0);
@@ -290,7 +290,7 @@ impl PacketSource for LiveSource {
                 number: self.packets,
                 time: Timestamp(secs * 1_000_000_000 + nanos),
                 link_type: self.link_type,
-                data: &self.buf,
+                data: packet.data,
                 orig_len: header.len,
             }));
         }

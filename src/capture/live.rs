@@ -26,8 +26,6 @@ use super::{CaptureConfig, CaptureError, CaptureStats, TimestampPrecision};
 const BLOCK_TIMEOUT_MS: i32 = 20;
 /// How long the loop waits for a packet before it checks its flags again.
 const POLL_TIMEOUT_MS: i32 = 100;
-/// Kernel buffer for packets not yet read (tcpdump's default is 2 MiB).
-const BUFFER_BYTES: i32 = 16 << 20;
 /// Buffered packets are flushed to the file at least this often.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// On a stop request, reading goes on this long: packets the kernel saw
@@ -194,7 +192,7 @@ fn open(config: &CaptureConfig) -> Result<pcap::Capture<Active>, CaptureError> {
         inactive
             .snaplen(snaplen)
             .promisc(config.promiscuous)
-            .buffer_size(BUFFER_BYTES)
+            .buffer_size(i32::try_from(config.buffer_bytes).unwrap_or(i32::MAX))
             .timeout(BLOCK_TIMEOUT_MS)
             .precision(precision)
             .open()

@@ -23,6 +23,10 @@ pub use live::{Capture, CaptureHandle};
 /// Default snapshot length: as much of each packet as tcpdump keeps.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
 
+/// Default kernel buffer for packets not yet read, in bytes (tcpdump's
+/// default, `-B`, is 2 MiB).
+pub const DEFAULT_BUFFER_BYTES: u32 = 16 << 20;
+
 /// How precise the timestamps written to the file are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum TimestampPrecision {
@@ -53,12 +57,16 @@ pub struct CaptureConfig {
     pub promiscuous: bool,
     /// Timestamp precision of the written file.
     pub precision: TimestampPrecision,
+    /// Kernel buffer for packets not yet read, in bytes (as tcpdump's
+    /// `-B`): a burst the reader cannot take at once waits there, and past
+    /// it the kernel drops packets.
+    pub buffer_bytes: u32,
 }
 
 impl CaptureConfig {
     /// A capture of everything on `interface` into `output`, with the
     /// defaults: no filter, no limit, [`DEFAULT_SNAPLEN`], not promiscuous,
-    /// nanosecond timestamps.
+    /// nanosecond timestamps, a [`DEFAULT_BUFFER_BYTES`] kernel buffer.
     pub fn new(interface: impl Into<String>, output: impl Into<PathBuf>) -> Self {
         CaptureConfig {
             interface: interface.into(),
@@ -69,6 +77,7 @@ impl CaptureConfig {
             snaplen: DEFAULT_SNAPLEN,
             promiscuous: false,
             precision: TimestampPrecision::default(),
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
         }
     }
 

@@ -99,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         snaplen: args.snaplen,
         promiscuous: args.promisc,
         precision: args.precision,
+        buffer_bytes: reqresp::capture::DEFAULT_BUFFER_BYTES,
     };
     if config.writes_stdout() && std::io::stdout().is_terminal() {
         anyhow::bail!(

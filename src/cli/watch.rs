@@ -50,6 +50,18 @@ pub struct Args {
     /// Step through -r one packet at a time (→ forward, ← back).
     #[arg(long, requires = "read")]
     step: bool,
+    /// Kernel buffer for packets not yet read, in MiB (tcpdump's -B, which
+    /// counts KiB): a burst waits there while watch catches up; past it the
+    /// kernel drops packets (counted on screen and at the end).
+    #[arg(
+        short = 'B',
+        long,
+        value_name = "MIB",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..=1024),
+        conflicts_with = "read"
+    )]
+    buffer_size: u32,
 }
 
 /// Runs `reqresp watch`.
@@ -79,6 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.interface,
                 args.write.unwrap_or_else(|| PathBuf::from("-")),
             );
+            capture.buffer_bytes = args.buffer_size << 20;
             capture.filter = Some(match (args.filter, args.port) {
                 (Some(f), _) => f,
                 (None, Some(p)) => format!("tcp port {p}"),
