@@ -68,7 +68,9 @@ WATCH_PID=$(pgrep -f -n "watch -i lo --port $PORT" || true)
 
 PERF_PID=""
 if [ -n "${PERF_OUT:-}" ]; then
-  # Where watch spends its CPU, per thread: perf report -i "$PERF_OUT" --sort comm,symbol
+  # Where watch spends its CPU, by thread (a release build has no frame
+  # pointers, so look at self time):
+  #   perf report -i "$PERF_OUT" --sort pid,symbol --no-children -g none
   perf record -F 999 -g -p "$WATCH_PID" -o "$PERF_OUT" 2>"$WORK/perf.err" &
   PERF_PID=$!
 fi
