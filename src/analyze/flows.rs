@@ -201,6 +201,9 @@ pub struct Analyzer {
     timed_out: u64,
     /// Connections evicted for the memory budget.
     evicted: u64,
+    /// Connections of the table still to hand out by
+    /// [`Analyzer::next_remaining`], by number, highest first.
+    remaining: Option<Vec<(u32, Key)>>,
 }
 
 impl Analyzer {
@@ -219,6 +222,7 @@ impl Analyzer {
             last_packet: 0,
             timed_out: 0,
             evicted: 0,
+            remaining: None,
         }
     }
 

@@ -187,3 +187,43 @@ fn idle_connections_shrink_instead_of_being_evicted_and_resume_the_same() {
         assert_eq!(pressed.warnings, free.warnings);
     }
 }
+
+/// At the end of the capture the connections still open are flushed one
+/// at a time ([`Analyzer::next_remaining`]), not all at once, and come out
+/// as [`Analyzer::finish`] lists them: same order, same content.
+#[test]
+fn the_open_connections_come_out_one_at_a_time_as_finish_lists_them() {
+    let (first, second) = never_closed(500);
+    // Some connections evicted (waiting in the output), most open.
+    let run = || {
+        let mut an = Analyzer::new(Options {
+            memcap: 256 << 10,
+            ..Options::default()
+        });
+        push_all(&mut an, &first);
+        for (number, s) in second[..600].iter().enumerate() {
+            an.push(&s.view(first.len() as u64 + number as u64 + 1));
+        }
+        an
+    };
+    let all = run().finish();
+    assert!(
+        all.connections
+            .iter()
+            .any(|c| c.state == ConnState::Evicted)
+    );
+    assert!(all.connections.iter().any(|c| c.state == ConnState::Open));
+    let mut an = run();
+    let one_by_one: Vec<Connection> = std::iter::from_fn(|| an.next_remaining()).collect();
+    let rest = an.finish();
+    assert!(rest.connections.is_empty());
+    assert_eq!(
+        one_by_one
+            .iter()
+            .map(|c| serde_json::to_string(c).expect("json"))
+            .collect::<Vec<_>>(),
+        json(&all)
+    );
+    assert_eq!(rest.warnings, all.warnings);
+    assert_eq!(rest.framing, all.framing);
+}
