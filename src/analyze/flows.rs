@@ -166,7 +166,8 @@ struct Flow {
 ///
 /// Memory is the tracked connections (their state, what they have paired
 /// so far and their out-of-order bytes, bounded in all by
-/// [`Options::memcap`]: past it the oldest idle ones are evicted) plus the
+/// [`Options::memcap`]: past it the idle ones are shrunk, then the oldest
+/// idle ones evicted) plus the
 /// output not taken yet. Take finished connections as you go with
 /// [`Analyzer::next_settled`] (as [`crate::analyze::analyze_stream`]
 /// does); the flow table then forgets their address pairs after [`LINGER`].
