@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TIMEOUT=${TIMEOUT:-600}
-CASES=${CASES:-"short longlived syn-only once-never-closed never-closed-2m hole"}
+CASES=${CASES:-"short longlived syn-only once-never-closed never-closed-2m hole once-60k"}
 BEFORE=${BEFORE:-}
 MEMCAP=${MEMCAP:-}
 WORK=$(mktemp -d)
@@ -41,6 +41,8 @@ gen_args() {
     once-never-closed) echo "--shape never-close --exchanges 1 --connections 1000000 --rate 20000" ;;
     never-closed-2m) echo "--shape never-close --connections 2000000 --rate 20000" ;;
     hole) echo "--shape hole --connections 300000 --rate 20000" ;;
+    # Open connections that all fit in the default budget: none evicted.
+    once-60k) echo "--shape never-close --exchanges 1 --connections 60000 --rate 20000" ;;
     *) die "unknown case $1" ;;
   esac
 }

@@ -66,6 +66,7 @@ use ending::{close_event, close_flow, finalize, finish_slot, state_of, time_out}
 use handshake::{handshake_ack, syn};
 use key::{Key, key};
 pub use memory::format_size;
+use memory::step;
 use options::choose_sides;
 pub use options::{DEFAULT_MEMCAP, Options};
 use output::Output;
@@ -120,6 +121,12 @@ struct Slot {
     /// Exchanges, TCP events, kept ACKs and gaps of the connection when
     /// `bytes` was counted.
     listed: u32,
+    /// Exchanges settled and counted in `ex_bytes` (see [`memory`]).
+    ex_counted: u32,
+    /// Heap bytes of the first `ex_counted` exchanges.
+    ex_bytes: usize,
+    /// Its allocations were shrunk for the budget, and no packet came since.
+    shrunk: bool,
 }
 
 impl Slot {
@@ -159,7 +166,8 @@ struct Flow {
 ///
 /// Memory is the tracked connections (their state, what they have paired
 /// so far and their out-of-order bytes, bounded in all by
-/// [`Options::memcap`]: past it the oldest idle ones are evicted) plus the
+/// [`Options::memcap`]: past it the idle ones are shrunk, then the oldest
+/// idle ones evicted) plus the
 /// output not taken yet. Take finished connections as you go with
 /// [`Analyzer::next_settled`] (as [`crate::analyze::analyze_stream`]
 /// does); the flow table then forgets their address pairs after [`LINGER`].
@@ -194,6 +202,9 @@ pub struct Analyzer {
     timed_out: u64,
     /// Connections evicted for the memory budget.
     evicted: u64,
+    /// Connections of the table still to hand out by
+    /// [`Analyzer::next_remaining`], by number, highest first.
+    remaining: Option<Vec<(u32, Key)>>,
 }
 
 impl Analyzer {
@@ -212,6 +223,7 @@ impl Analyzer {
             last_packet: 0,
             timed_out: 0,
             evicted: 0,
+            remaining: None,
         }
     }
 
@@ -462,6 +474,9 @@ fn open(out: &mut Output, opts: &Options, seg: &TcpSegment<'_>) -> Slot {
         last_time: seg.time,
         bytes: 0,
         listed: 0,
+        ex_counted: 0,
+        ex_bytes: 0,
+        shrunk: false,
         flow: Some(Box::new(Flow {
             streams: [Reassembler::new(), Reassembler::new()],
             pairer,
@@ -474,41 +489,6 @@ fn open(out: &mut Output, opts: &Options, seg: &TcpSegment<'_>) -> Slot {
             events: EventDetector::new(),
             request_acks: RequestAcks::default(),
         })),
-    }
-}
-
-/// Applies a segment to `slot`, hands its connection to the output once
-/// it is over, and counts the slot's bytes anew in `tracked_bytes`.
-fn step(
-    slot: &mut Slot,
-    out: &mut Output,
-    tracked_bytes: &mut usize,
-    opts: &Options,
-    seg: &TcpSegment<'_>,
-    warnings: &mut Vec<String>,
-) {
-    apply(slot, out, opts, seg, warnings);
-    let settled = slot.settled();
-    if settled {
-        finish_slot(slot, out, seg.time);
-    }
-    // The bytes change with what the connection lists (exchanges, TCP
-    // events, ACKs kept for --acks), with bytes held out of order, and at
-    // the SYN, FIN and RST: the sum is taken again only then (decoder
-    // buffers are caught up at the next exchange), sparing most packets.
-    let f = seg.flags;
-    let listed = slot.conn.as_ref().map_or(0, |c| {
-        (c.exchanges.len() + c.events.len() + c.acks.len() + c.gaps.len()) as u32
-    });
-    let holding = slot
-        .flow
-        .as_ref()
-        .is_some_and(|fl| fl.streams[0].held_bytes() + fl.streams[1].held_bytes() > 0);
-    if settled || holding || f.syn || f.fin || f.rst || listed != slot.listed || slot.bytes == 0 {
-        slot.listed = listed;
-        let bytes = memory::slot_bytes(slot);
-        *tracked_bytes = *tracked_bytes + bytes - slot.bytes;
-        slot.bytes = bytes;
     }
 }
 
@@ -525,6 +505,7 @@ fn apply(
     warnings: &mut Vec<String>,
 ) {
     slot.last_time = slot.last_time.max(seg.time);
+    slot.shrunk = false;
     let mut own = slot.conn.take();
     let conn: &mut Connection = match own.as_deref_mut() {
         Some(conn) => conn,

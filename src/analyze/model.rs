@@ -511,8 +511,39 @@ impl Frames {
         k.total += 1;
         k.last = p.frame;
         if k.list.len() < Self::MAX {
+            if k.list.capacity() == 0 {
+                // Most messages take one packet: no spare room for three more.
+                k.list.reserve_exact(1);
+            }
             k.list.push(*p);
         }
+    }
+
+    /// Gives back the spare room of its lists (an idle connection's
+    /// finished messages, under memory pressure).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.rest.shrink_to_fit();
+        if let Some(k) = self.packets.as_deref_mut() {
+            k.list.shrink_to_fit();
+        }
+    }
+
+    /// Bytes its lists hold on the heap, as allocated.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.rest.capacity() * size_of::<u64>()
+            + self.packets.as_deref().map_or(0, |k| {
+                size_of::<Packets>() + k.list.capacity() * size_of::<PacketRecord>()
+            })
+    }
+
+    /// Allocations its lists hold.
+    pub(crate) fn allocations(&self) -> usize {
+        usize::from(self.rest.capacity() > 0)
+            + self
+                .packets
+                .as_deref()
+                .map_or(0, |k| 1 + usize::from(k.list.capacity() > 0))
     }
 
     /// The packet records kept (empty unless asked for).

@@ -256,18 +256,40 @@ impl Pairer {
     /// tracker's memory budget; an estimate for the application codecs).
     pub(crate) fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        match &self.mode {
+        self.scratch.capacity() * size_of::<Message>()
+            + match &self.mode {
+                Mode::Detecting { held, buf, .. } => {
+                    held.capacity() * size_of::<Held>() + buf.capacity()
+                }
+                Mode::Framed(d) => {
+                    size_of::<[Decoder; 2]>()
+                        + d.iter()
+                            .map(|d| {
+                                d.buf.capacity()
+                                    + d.runs.capacity() * size_of::<decoder::Run>()
+                                    + d.streaming
+                                        .as_ref()
+                                        .map_or(0, |_| size_of::<(decoder::Until, Message)>())
+                            })
+                            .sum::<usize>()
+                }
+                Mode::Turns(_) => size_of::<[Option<Message>; 2]>() + 128,
+                Mode::App(_) => size_of::<AppMode>() + 512,
+            }
+    }
+
+    /// Gives back the spare room of its buffers, keeping everything they
+    /// hold: for an idle connection, under memory pressure.
+    pub(crate) fn shrink(&mut self) {
+        self.scratch.shrink_to_fit();
+        match &mut self.mode {
             Mode::Detecting { held, buf, .. } => {
-                held.capacity() * size_of::<Held>() + buf.capacity()
+                held.shrink_to_fit();
+                buf.shrink_to_fit();
             }
-            Mode::Framed(d) => {
-                size_of::<[Decoder; 2]>()
-                    + d.iter()
-                        .map(|d| d.buf.capacity() + d.runs.capacity() * 32)
-                        .sum::<usize>()
-            }
-            Mode::Turns(_) => size_of::<[Option<Message>; 2]>() + 128,
-            Mode::App(_) => size_of::<AppMode>() + 512,
+            Mode::Framed(d) => d.iter_mut().for_each(Decoder::shrink),
+            Mode::Turns(_) => {}
+            Mode::App(a) => a.early.shrink_to_fit(),
         }
     }
 

@@ -208,6 +208,10 @@ fn finish<E>(
     while let Some(event) = analyzer.next_event() {
         sink(event)?;
     }
+    // One at a time, each flushed when its turn comes.
+    while let Some(c) = analyzer.next_remaining() {
+        sink(Event::Closed(c))?;
+    }
     let mut summary = summary;
     analyzer.warn_all(std::mem::take(&mut summary.warnings));
     let mut analysis = analyzer.finish();

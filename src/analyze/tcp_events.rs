@@ -155,6 +155,14 @@ impl EventDetector {
             .sum()
     }
 
+    /// Gives back the spare room of its rings (an idle connection's, under
+    /// memory pressure); what they remember stays.
+    pub fn shrink(&mut self) {
+        for d in &mut self.dirs {
+            d.recent.shrink_to_fit();
+        }
+    }
+
     /// Examines one segment sent by `side`, appending its events to `out`.
     pub fn observe(&mut self, side: Side, seg: &TcpSegment<'_>, out: &mut impl Extend<TcpEvent>) {
         let [client, server] = &mut self.dirs;

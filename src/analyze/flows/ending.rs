@@ -5,7 +5,7 @@
 
 use super::super::model::{Close, CloseEvent, CloseKind, ConnState, Connection, Side, Timestamp};
 use super::output::Output;
-use super::{Flow, Slot, deliver, memory};
+use super::{Analyzer, Flow, Slot, deliver, memory};
 
 /// The state a connection leaves the analyzer in: `ended` (timed out,
 /// evicted) if set, else closed when a FIN or RST was seen, else open.
@@ -85,4 +85,45 @@ pub(super) fn finalize(mut flow: Flow, conn: &mut Connection, time: Timestamp, p
     request_acks.settle(conn);
     conn.bytes_client_to_server = streams[0].bytes();
     conn.bytes_server_to_client = streams[1].bytes();
+}
+
+impl Analyzer {
+    /// Once the capture is read: the next connection not taken yet, in the
+    /// order they opened, each still open flushed as [`Analyzer::finish`]
+    /// flushes it, but only when its turn comes, so that they are not all
+    /// flushed (and grown) in memory at once. Take them until `None`, then
+    /// call [`Analyzer::finish`] for the rest of the analysis (it then
+    /// lists no connection).
+    pub fn next_remaining(&mut self) -> Option<Connection> {
+        let order = self.remaining.get_or_insert_with(|| {
+            let mut open: Vec<_> = self
+                .table
+                .iter()
+                .filter(|(_, slot)| slot.conn.is_some())
+                .map(|(k, slot)| (slot.id, k.clone()))
+                .collect();
+            // Highest first, taken from the end.
+            open.sort_unstable_by_key(|&(id, _)| std::cmp::Reverse(id));
+            open
+        });
+        let ready = self.out.ready.first_key_value().map(|(&id, _)| id);
+        let from_table = order
+            .last()
+            .is_some_and(|&(id, _)| ready.is_none_or(|r| id < r));
+        let mut c = if from_table {
+            let (_, k) = order.pop()?;
+            let slot = self.table.get_mut(&k)?;
+            if let Some(time) = slot.conn.as_ref().map(|c| c.last_seen) {
+                close_flow(slot, time);
+            }
+            self.tracked_bytes -= slot.bytes;
+            slot.bytes = 0;
+            slot.conn.take()?
+        } else {
+            self.out.take_first()?
+        };
+        c.state = state_of(&c, c.state);
+        self.note_framing(&c);
+        Some(*c)
+    }
 }

@@ -7,22 +7,23 @@ use std::net::SocketAddr;
 ///
 /// IPv4 pairs (nearly every capture's) are two integers, address and port of
 /// each end packed into 48 bits, so building, hashing and comparing a key
-/// costs a few instructions; other pairs keep their `SocketAddr`s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// costs a few instructions; other pairs keep their `SocketAddr`s, boxed
+/// so that every key of the table stays 24 bytes (not 72).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Key {
     /// Both ends IPv4: `ip << 16 | port` of each end, the lower first.
     V4(u64, u64),
     /// Anything else (IPv6), the lower end first.
-    Other(SocketAddr, SocketAddr),
+    Other(Box<(SocketAddr, SocketAddr)>),
 }
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, h: &mut H) {
         match self {
             Key::V4(a, b) => h.write_u128(u128::from(*a) << 64 | u128::from(*b)),
-            Key::Other(a, b) => {
-                a.hash(h);
-                b.hash(h);
+            Key::Other(pair) => {
+                pair.0.hash(h);
+                pair.1.hash(h);
             }
         }
     }
@@ -37,7 +38,7 @@ pub(super) fn key(a: SocketAddr, b: SocketAddr) -> Key {
             let (a, b) = (pack(a), pack(b));
             Key::V4(a.min(b), a.max(b))
         }
-        _ if a <= b => Key::Other(a, b),
-        _ => Key::Other(b, a),
+        _ if a <= b => Key::Other(Box::new((a, b))),
+        _ => Key::Other(Box::new((b, a))),
     }
 }

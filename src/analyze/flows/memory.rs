@@ -2,7 +2,9 @@
 //! pairs forgotten after [`LINGER`]) and the memory budget
 //! ([`Options::memcap`], like Suricata's `stream.memcap`): past it the
 //! oldest idle connections are evicted, each reported with what was seen
-//! until then (state `evicted`), and one warning counts them.
+//! until then (state `evicted`), and one warning counts them. Before any
+//! is evicted, the idle connections give back the spare room of their
+//! allocations (see [`shrink`]), which changes nothing in the analysis.
 //!
 //! The bytes are an estimate, kept up to date packet by packet: the fixed
 //! size of a table entry, a connection and its live state, plus what grows
@@ -12,40 +14,79 @@
 use std::mem::size_of;
 use std::time::Duration;
 
-use super::super::model::{ConnState, Connection, Timestamp};
+use super::super::model::{ConnState, Connection, Exchange, Frames, Timestamp};
+use super::super::segment::TcpSegment;
 use super::key::Key;
-use super::{Analyzer, Flow, LINGER, SWEEP_EVERY, Slot, finalize, finish_slot, time_out};
+use super::output::Output;
+use super::{
+    Analyzer, Flow, LINGER, Options, SWEEP_EVERY, Slot, apply, finalize, finish_slot, time_out,
+};
 
-/// A table entry: key and slot, with hashbrown's control byte and spare room.
+/// A table entry: key and slot, with hashbrown's control byte and spare
+/// room at a load of 7/8 (up to twice that just after the table grows;
+/// an IPv6 pair's boxed key, 80 bytes more, is not counted).
 const ENTRY_BYTES: usize = (size_of::<Key>() + size_of::<Slot>() + 1) * 8 / 7;
-/// The heap strings of an exchange: two previews of about 40 characters,
-/// and the summaries of an application protocol.
-const EXCHANGE_STRINGS: usize = 2 * 48;
 /// A note (a heap string of about 150 characters).
 const NOTE_BYTES: usize = 160;
 /// What the allocator adds to each allocation, on average.
 const PER_ALLOCATION: usize = 16;
+/// Exchanges still open to changes walked each time a slot is counted;
+/// beyond them (a client pipelining thousands of requests) each is
+/// counted as [`UNSETTLED_BYTES`].
+const UNSETTLED_WALKED: usize = 8;
+/// An unsettled exchange not walked: two previews and two packet lists.
+const UNSETTLED_BYTES: usize = 2 * (48 + 64 + 3 * PER_ALLOCATION);
 
-/// Bytes a connection's record holds, its vectors counted as allocated
-/// (a first exchange allocates room for four).
-pub(super) fn conn_bytes(c: &Connection) -> usize {
-    fn vec<T>(v: &Vec<T>) -> usize {
-        if v.capacity() == 0 {
-            0
-        } else {
-            v.capacity() * size_of::<T>() + PER_ALLOCATION
-        }
+fn vec<T>(v: &Vec<T>) -> usize {
+    if v.capacity() == 0 {
+        0
+    } else {
+        v.capacity() * size_of::<T>() + PER_ALLOCATION
     }
+}
+
+fn string(s: &String) -> usize {
+    if s.capacity() == 0 {
+        0
+    } else {
+        s.capacity() + PER_ALLOCATION
+    }
+}
+
+/// Heap bytes of one exchange: its strings and packet lists, as allocated.
+fn exchange_heap(e: &Exchange) -> usize {
+    let frames = |f: &Frames| f.heap_bytes() + f.allocations() * PER_ALLOCATION;
+    string(&e.request_preview)
+        + string(&e.response_preview)
+        + [&e.operation, &e.request_summary, &e.response_summary]
+            .into_iter()
+            .flatten()
+            .map(string)
+            .sum::<usize>()
+        + frames(&e.request_frames)
+        + frames(&e.response_frames)
+}
+
+/// Bytes a connection's record holds but for its exchanges' own heap, its
+/// vectors counted as allocated.
+fn record_bytes(c: &Connection) -> usize {
     size_of::<Connection>()
         + PER_ALLOCATION
         + vec(&c.exchanges)
-        + c.exchanges.len() * (EXCHANGE_STRINGS + 2 * PER_ALLOCATION)
+        + c.framing_reason.as_ref().map_or(0, string)
         + vec(&c.events)
         + vec(&c.gaps)
         + vec(&c.notes)
         + c.notes.len() * (NOTE_BYTES + PER_ALLOCATION)
         + vec(&c.recv_pitfalls)
         + vec(&c.acks)
+        + c.close.as_ref().map_or(0, |close| vec(&close.events))
+}
+
+/// Bytes a connection's record holds, every exchange walked (as it leaves
+/// the table, once).
+pub(super) fn conn_bytes(c: &Connection) -> usize {
+    record_bytes(c) + c.exchanges.iter().map(exchange_heap).sum::<usize>()
 }
 
 /// Bytes a live flow holds: its state, out-of-order bytes, decoder
@@ -56,14 +97,111 @@ fn flow_bytes(f: &Flow) -> usize {
         + (f.streams[0].held_heap_bytes() + f.streams[1].held_heap_bytes()) as usize
         + f.pairer.heap_bytes()
         + f.events.heap_bytes()
+        + f.request_acks.heap_bytes()
 }
 
 /// Bytes a table entry is counted for: itself, its connection while that
-/// is in it, its live flow.
-pub(super) fn slot_bytes(slot: &Slot) -> usize {
+/// is in it, its live flow. The exchanges settled (which nothing changes
+/// any more) are walked once and their bytes kept in the slot; the others
+/// are walked each time (at most [`UNSETTLED_WALKED`] of them).
+pub(super) fn slot_bytes(slot: &mut Slot) -> usize {
+    let Some(c) = slot.conn.as_deref() else {
+        return ENTRY_BYTES;
+    };
+    let settled = slot
+        .flow
+        .as_deref()
+        .map_or(c.exchanges.len(), |f| f.pairer.answered())
+        .min(c.exchanges.len());
+    let counted = (slot.ex_counted as usize).min(settled);
+    slot.ex_bytes += c.exchanges[counted..settled]
+        .iter()
+        .map(exchange_heap)
+        .sum::<usize>();
+    slot.ex_counted = settled as u32;
+    let unsettled = &c.exchanges[settled..];
+    let walked = unsettled.len().min(UNSETTLED_WALKED);
     ENTRY_BYTES
-        + slot.conn.as_deref().map_or(0, conn_bytes)
+        + record_bytes(c)
+        + slot.ex_bytes
+        + unsettled[..walked].iter().map(exchange_heap).sum::<usize>()
+        + (unsettled.len() - walked) * UNSETTLED_BYTES
         + slot.flow.as_deref().map_or(0, flow_bytes)
+}
+
+/// Gives back the spare room of an idle connection's allocations (its
+/// lists, strings, decoder buffers, rings), keeping everything in them:
+/// the analysis comes out the same. Done to the idle connections before
+/// any is evicted for the budget, once per idle spell.
+fn shrink(slot: &mut Slot) {
+    slot.shrunk = true;
+    if let Some(c) = slot.conn.as_deref_mut() {
+        c.exchanges.shrink_to_fit();
+        for e in &mut c.exchanges {
+            e.request_preview.shrink_to_fit();
+            e.response_preview.shrink_to_fit();
+            e.request_frames.shrink_to_fit();
+            e.response_frames.shrink_to_fit();
+        }
+        if let Some(r) = c.framing_reason.as_mut() {
+            r.shrink_to_fit();
+        }
+        c.events.shrink_to_fit();
+        c.gaps.shrink_to_fit();
+        c.notes.shrink_to_fit();
+        c.recv_pitfalls.shrink_to_fit();
+        c.acks.shrink_to_fit();
+    }
+    if let Some(f) = slot.flow.as_deref_mut() {
+        f.pairer.shrink();
+        f.events.shrink();
+        f.request_acks.shrink();
+    }
+    slot.ex_counted = 0;
+    slot.ex_bytes = 0;
+}
+
+/// Applies a segment to `slot`, hands its connection to the output once
+/// it is over, and counts the slot's bytes anew in `tracked_bytes`.
+pub(super) fn step(
+    slot: &mut Slot,
+    out: &mut Output,
+    tracked_bytes: &mut usize,
+    opts: &Options,
+    seg: &TcpSegment<'_>,
+    warnings: &mut Vec<String>,
+) {
+    apply(slot, out, opts, seg, warnings);
+    let settled = slot.settled();
+    if settled {
+        finish_slot(slot, out, seg.time);
+    }
+    // The bytes change with what the connection lists (exchanges, TCP
+    // events, ACKs kept for --acks), with payload (decoder buffers, bytes
+    // held out of order), and at the SYN, FIN and RST: the sum is taken
+    // again only then, sparing the pure ACKs.
+    let f = seg.flags;
+    let listed = slot.conn.as_ref().map_or(0, |c| {
+        (c.exchanges.len() + c.events.len() + c.acks.len() + c.gaps.len()) as u32
+    });
+    let holding = slot
+        .flow
+        .as_ref()
+        .is_some_and(|fl| fl.streams[0].held_bytes() + fl.streams[1].held_bytes() > 0);
+    if settled
+        || holding
+        || seg.payload_len > 0
+        || f.syn
+        || f.fin
+        || f.rst
+        || listed != slot.listed
+        || slot.bytes == 0
+    {
+        slot.listed = listed;
+        let bytes = slot_bytes(slot);
+        *tracked_bytes = *tracked_bytes + bytes - slot.bytes;
+        slot.bytes = bytes;
+    }
 }
 
 /// `n` bytes as a `--memcap` value: `256MiB`, `1GiB`, `1000B`.
@@ -130,19 +268,47 @@ impl Analyzer {
         self.timed_out += timed_out;
     }
 
+    /// Shrinks the allocations of the connections not shrunk since their
+    /// last packet (see [`shrink`]), the longest idle first, until the
+    /// table is down to `target` bytes; returns whether it is.
+    fn shrink_idle(&mut self, target: usize) -> bool {
+        let mut idle: Vec<(Timestamp, Key)> = self
+            .table
+            .iter()
+            .filter(|(_, slot)| slot.conn.is_some() && !slot.shrunk)
+            .map(|(k, slot)| (slot.last_time, k.clone()))
+            .collect();
+        idle.sort_unstable_by_key(|&(time, _)| time);
+        for (_, k) in idle {
+            if self.tracked_bytes <= target {
+                break;
+            }
+            if let Some(slot) = self.table.get_mut(&k) {
+                shrink(slot);
+                let bytes = slot_bytes(slot);
+                self.tracked_bytes = self.tracked_bytes + bytes - slot.bytes;
+                slot.bytes = bytes;
+            }
+        }
+        self.tracked_bytes <= target
+    }
+
     /// The flow table is over its budget: evicts the connections idle the
-    /// longest until it is 1/8 under, each flushed as at the end of the
+    /// longest until it is 1/8 under (once the idle ones are shrunk), each flushed as at the end of the
     /// capture, noted, and handed over with state `evicted`. Their address
     /// pairs are forgotten: a later packet starts a new connection. If too
     /// little can be evicted (the bytes are in pairs lingering after their
     /// connection), tries again only [`SWEEP_EVERY`] packets later.
     pub(super) fn evict(&mut self, packet: u64) {
         let target = self.opts.memcap - self.opts.memcap / 8;
+        if self.shrink_idle(target) {
+            return;
+        }
         let mut idle: Vec<(Timestamp, Key)> = self
             .table
             .iter()
             .filter(|(_, slot)| slot.conn.is_some())
-            .map(|(k, slot)| (slot.last_time, *k))
+            .map(|(k, slot)| (slot.last_time, k.clone()))
             .collect();
         idle.sort_unstable_by_key(|&(time, _)| time);
         let memcap = format_size(self.opts.memcap);
@@ -174,3 +340,6 @@ impl Analyzer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -39,8 +39,9 @@ pub struct Options {
     pub syn_timeout: Duration,
     /// Memory budget of the flow table, in bytes (`--memcap`, like
     /// Suricata's `stream.memcap`): connections tracked, what they paired
-    /// so far, out-of-order bytes held. Past it the connections idle the
-    /// longest are evicted (reported with state `evicted`).
+    /// so far, out-of-order bytes held. Past it the idle connections first
+    /// give back their allocations' spare room (nothing is lost), then
+    /// those idle the longest are evicted (reported with state `evicted`).
     pub memcap: usize,
     /// Keep every pure ACK in [`Connection::acks`](crate::analyze::model::Connection::acks)
     /// (`--acks`), not only their count.

@@ -114,6 +114,13 @@ impl Output {
         Some(first.conn)
     }
 
+    /// The first connection not taken yet, whatever holds it back.
+    pub(super) fn take_first(&mut self) -> Option<Box<Connection>> {
+        let (_, first) = self.ready.pop_first()?;
+        self.ready_bytes -= first.bytes;
+        Some(first.conn)
+    }
+
     /// Every connection not taken yet, leaving none.
     pub(super) fn take_all(&mut self) -> impl Iterator<Item = Box<Connection>> + use<> {
         self.ready_bytes = 0;

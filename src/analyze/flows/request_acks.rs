@@ -29,6 +29,16 @@ pub(super) struct RequestAcks {
 }
 
 impl RequestAcks {
+    /// Gives back the spare room of its queue; what it holds stays.
+    pub(super) fn shrink(&mut self) {
+        self.pending.shrink_to_fit();
+    }
+
+    /// Bytes it holds on the heap, as allocated.
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.pending.capacity() * std::mem::size_of::<(u32, Timestamp)>()
+    }
+
     /// A server segment acknowledging up to relative sequence number `ack`
     /// (the client's ISN being 0).
     pub(super) fn server_ack(&mut self, ack: u32, time: Timestamp) {

@@ -123,7 +123,9 @@ pub(super) struct Decoder {
     pub(super) start: usize,
     pub(super) runs: VecDeque<Run>,
     /// A message being streamed past instead of buffered.
-    pub(super) streaming: Option<(Until, Message)>,
+    /// Boxed: rare (a message past `max_message`, or cut by a gap), and
+    /// a `Message` would double the decoder's size in every connection.
+    pub(super) streaming: Option<Box<(Until, Message)>>,
     /// Boundaries were lost at least once (for a note).
     pub(super) lost_sync: bool,
 }
@@ -185,6 +187,13 @@ impl Decoder {
         }
     }
 
+    /// Frees the buffers' spare room, keeping every undecoded byte.
+    pub(super) fn shrink(&mut self) {
+        self.compact();
+        self.buf.shrink_to_fit();
+        self.runs.shrink_to_fit();
+    }
+
     pub(super) fn push(&mut self, mut data: &[u8], pkt: &PacketRecord, out: &mut Vec<Message>) {
         let keep = self.limits.packets;
         // Fast path: nothing buffered, so whole messages at the start of
@@ -201,7 +210,7 @@ impl Decoder {
             }
         }
         while !data.is_empty() {
-            if let Some((until, msg)) = &mut self.streaming {
+            if let Some((until, msg)) = self.streaming.as_deref_mut() {
                 msg.touch(pkt, keep);
                 let take = match until {
                     Until::Newline => match data.iter().position(|&b| b == b'\n') {
@@ -212,7 +221,7 @@ impl Decoder {
                                 nl
                             };
                             msg.add(&data[..end], self.limits.preview_len);
-                            let msg = self.streaming.take().map(|(_, m)| m);
+                            let msg = self.streaming.take().map(|s| s.1);
                             out.extend(msg);
                             data = &data[nl + 1..];
                             continue;
@@ -226,7 +235,7 @@ impl Decoder {
                 if let Until::Remaining(r) = until {
                     *r -= take as u64;
                     if *r == 0 {
-                        out.extend(self.streaming.take().map(|(_, m)| m));
+                        out.extend(self.streaming.take().map(|s| s.1));
                     }
                 }
                 data = &data[take..];
@@ -275,7 +284,8 @@ impl Decoder {
                                 continue;
                             }
                             let msg = self.take(LENGTH_PREFIX..have, have);
-                            self.streaming = Some((Until::Remaining(total - have as u64), msg));
+                            self.streaming =
+                                Some(Box::new((Until::Remaining(total - have as u64), msg)));
                         }
                         _ => match pending.iter().position(|&b| b == b'\n') {
                             Some(nl) => {
@@ -290,7 +300,7 @@ impl Decoder {
                             }
                             None => {
                                 let msg = self.take(0..have, have);
-                                self.streaming = Some((Until::Newline, msg));
+                                self.streaming = Some(Box::new((Until::Newline, msg)));
                             }
                         },
                     }
@@ -305,7 +315,7 @@ impl Decoder {
 
     /// `n` bytes of this direction were not captured.
     pub(super) fn missing(&mut self, n: u64, time: Timestamp, out: &mut Vec<Message>) {
-        if let Some((until, msg)) = &mut self.streaming {
+        if let Some((until, msg)) = self.streaming.as_deref_mut() {
             match until {
                 Until::Newline | Until::BurstEnd => msg.add_missing(n, time),
                 Until::Remaining(r) if n < *r => {
@@ -315,7 +325,7 @@ impl Decoder {
                 Until::Remaining(r) => {
                     let r = *r;
                     msg.add_missing(r, time);
-                    out.extend(self.streaming.take().map(|(_, m)| m));
+                    out.extend(self.streaming.take().map(|s| s.1));
                     if n > r {
                         self.lose_sync(n - r, time);
                     }
@@ -333,7 +343,7 @@ impl Decoder {
                 let rest = total - have as u64;
                 msg.add_missing(n.min(rest), time);
                 if n < rest {
-                    self.streaming = Some((Until::Remaining(rest - n), msg));
+                    self.streaming = Some(Box::new((Until::Remaining(rest - n), msg)));
                 } else {
                     out.push(msg);
                     if n > rest {
@@ -348,12 +358,12 @@ impl Decoder {
                 msg.add_missing(n, time);
                 msg.len += have as u64;
                 self.lost_sync = true;
-                self.streaming = Some((Until::BurstEnd, msg));
+                self.streaming = Some(Box::new((Until::BurstEnd, msg)));
             }
             _ => {
                 let mut msg = self.take(0..have, have);
                 msg.add_missing(n, time);
-                self.streaming = Some((Until::Newline, msg));
+                self.streaming = Some(Box::new((Until::Newline, msg)));
             }
         }
         self.compact();
@@ -363,19 +373,20 @@ impl Decoder {
         let mut msg = Message::new(time);
         msg.add_missing(n, time);
         self.lost_sync = true;
-        self.streaming = Some((Until::BurstEnd, msg));
+        self.streaming = Some(Box::new((Until::BurstEnd, msg)));
     }
 
     /// The other side spoke: a message with lost boundaries ends here.
     pub(super) fn burst_end(&mut self, out: &mut Vec<Message>) {
-        if matches!(self.streaming, Some((Until::BurstEnd, _))) {
-            out.extend(self.streaming.take().map(|(_, m)| m));
+        if matches!(self.streaming.as_deref(), Some((Until::BurstEnd, _))) {
+            out.extend(self.streaming.take().map(|s| s.1));
         }
     }
 
     /// The stream ended: whatever is left is an unterminated message.
     pub(super) fn finish(&mut self, out: &mut Vec<Message>) {
-        if let Some((until, mut msg)) = self.streaming.take() {
+        if let Some(streamed) = self.streaming.take() {
+            let (until, mut msg) = *streamed;
             msg.unterminated = until != Until::BurstEnd;
             out.push(msg);
         }
