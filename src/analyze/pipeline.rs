@@ -210,7 +210,7 @@ fn finish<E>(
     }
     // One at a time, each flushed when its turn comes.
     while let Some(c) = analyzer.next_remaining() {
-        sink(Event::Closed(c))?;
+        sink(Event::Closed(Box::new(c)))?;
     }
     let mut summary = summary;
     analyzer.warn_all(std::mem::take(&mut summary.warnings));
