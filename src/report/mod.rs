@@ -25,6 +25,7 @@ use crate::protocol::Framing;
 use stats::{Summary, SummaryBuilder};
 
 pub(crate) mod background;
+pub(crate) mod distribution;
 pub(crate) mod html;
 pub(crate) mod json;
 pub(crate) mod ladder;

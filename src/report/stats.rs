@@ -4,6 +4,9 @@
 
 use serde::Serialize;
 
+use super::distribution::{Distribution, ExactBudget};
+pub(crate) use super::distribution::{LatencySummary, percentile};
+
 #[cfg(test)]
 use crate::analyze::model::Analysis;
 use crate::analyze::model::EventCounts;
@@ -83,21 +86,8 @@ pub(crate) struct OperationSummary {
 struct OperationCounts {
     count: u64,
     errors: u64,
-    latencies: Vec<f64>,
-    first_bytes: Vec<f64>,
-}
-
-/// Latency distribution, in microseconds; `null` values when no exchange had a latency.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LatencySummary {
-    /// How many latencies the percentiles are computed from.
-    pub count: u64,
-    /// Median (nearest-rank 50th percentile), in µs.
-    pub p50_us: Option<f64>,
-    /// Nearest-rank 99th percentile, in µs.
-    pub p99_us: Option<f64>,
-    /// Largest latency, in µs.
-    pub max_us: Option<f64>,
+    latencies: Distribution,
+    first_bytes: Distribution,
 }
 
 impl Summary {
@@ -113,14 +103,16 @@ impl Summary {
 }
 
 /// Builds a [`Summary`] one connection at a time, so a streamed analysis
-/// never holds its connections: counters, plus every latency (8 bytes per
-/// exchange, so percentiles stay exact rather than estimated).
+/// never holds its connections: counters, plus the latency distributions
+/// (every latency while they fit [`ExactBudget`], so percentiles are exact
+/// on all but huge captures).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SummaryBuilder {
     summary: Summary,
-    latencies: Vec<f64>,
-    network: Vec<f64>,
-    server: Vec<f64>,
+    latencies: Distribution,
+    network: Distribution,
+    server: Distribution,
+    exact_budget: ExactBudget,
     operations: std::collections::HashMap<(AppProtocol, String), OperationCounts>,
 }
 
@@ -152,14 +144,14 @@ impl SummaryBuilder {
         s.tcp_events_dropped = s.tcp_events_dropped.saturating_add(c.events_dropped);
         for e in &c.exchanges {
             s.exchanges_without_response += u64::from(e.response_last_time.is_none());
-            self.latencies
-                .extend(e.latency_us.filter(|l| l.is_finite()));
+            let budget = &mut self.exact_budget;
+            self.latencies.extend(e.latency_us, budget);
             if let Some(split) = c.latency_split(e)
                 && split.network_us.is_finite()
                 && split.server_us.is_finite()
             {
-                self.network.push(split.network_us);
-                self.server.push(split.server_us);
+                self.network.push(split.network_us, budget);
+                self.server.push(split.server_us, budget);
             }
             if let (Some(protocol), Some(op)) = (c.protocol, &e.operation) {
                 let known = self.operations.contains_key(&(protocol, op.clone()));
@@ -171,9 +163,8 @@ impl SummaryBuilder {
                 let o = self.operations.entry(key).or_default();
                 o.count += 1;
                 o.errors += u64::from(e.error);
-                o.latencies.extend(e.latency_us.filter(|l| l.is_finite()));
-                o.first_bytes
-                    .extend(e.first_byte_latency_us.filter(|l| l.is_finite()));
+                o.latencies.extend(e.latency_us, budget);
+                o.first_bytes.extend(e.first_byte_latency_us, budget);
             }
         }
     }
@@ -184,21 +175,21 @@ impl SummaryBuilder {
     }
 
     /// The totals, with the number of warnings of the analysis.
-    pub fn finish(mut self, warnings: u64) -> Summary {
+    pub fn finish(self, warnings: u64) -> Summary {
         let mut s = self.summary;
-        s.latency = distribution(&mut self.latencies);
-        s.network = distribution(&mut self.network);
-        s.server = distribution(&mut self.server);
+        s.latency = self.latencies.summary();
+        s.network = self.network.summary();
+        s.server = self.server.summary();
         let mut operations: Vec<OperationSummary> = self
             .operations
             .into_iter()
-            .map(|((protocol, operation), mut o)| OperationSummary {
+            .map(|((protocol, operation), o)| OperationSummary {
                 protocol,
                 operation,
                 count: o.count,
                 errors: o.errors,
-                latency: distribution(&mut o.latencies),
-                first_byte_latency: distribution(&mut o.first_bytes),
+                latency: o.latencies.summary(),
+                first_byte_latency: o.first_bytes.summary(),
             })
             .collect();
         operations.sort_by(|a, b| {
@@ -211,30 +202,6 @@ impl SummaryBuilder {
         s.warnings = warnings;
         s
     }
-}
-
-/// p50, p99 and max of `values` (sorted in place).
-fn distribution(values: &mut [f64]) -> LatencySummary {
-    values.sort_unstable_by(f64::total_cmp);
-    LatencySummary {
-        count: values.len() as u64,
-        p50_us: percentile(values, 50.0),
-        p99_us: percentile(values, 99.0),
-        max_us: values.last().copied(),
-    }
-}
-
-/// The nearest-rank percentile `p` (0–100) of `sorted`, which must be sorted
-/// ascending: the smallest value such that at least `p`% of the values are
-/// less than or equal to it. `None` for an empty slice. An exact value of
-/// the data, never interpolated.
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let n = sorted.len();
-    let rank = ((p.clamp(0.0, 100.0) / 100.0) * n as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, n) - 1])
 }
 
 /// Formats an optional duration in microseconds as
@@ -262,29 +229,6 @@ pub(crate) fn format_bytes(n: u64) -> String {
 mod tests {
     use super::*;
     use crate::report::sample;
-
-    #[test]
-    fn nearest_rank_on_known_data() {
-        // The textbook example: 15, 20, 35, 40, 50.
-        let data = [15.0, 20.0, 35.0, 40.0, 50.0];
-        assert_eq!(percentile(&data, 5.0), Some(15.0));
-        assert_eq!(percentile(&data, 30.0), Some(20.0));
-        assert_eq!(percentile(&data, 40.0), Some(20.0));
-        assert_eq!(percentile(&data, 50.0), Some(35.0));
-        assert_eq!(percentile(&data, 100.0), Some(50.0));
-        assert_eq!(percentile(&data, 0.0), Some(15.0));
-    }
-
-    #[test]
-    fn p99_of_a_hundred_values_is_the_ninety_ninth() {
-        let data: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&data, 50.0), Some(50.0));
-        assert_eq!(percentile(&data, 99.0), Some(99.0));
-        let data: Vec<f64> = (1..=1000).map(f64::from).collect();
-        assert_eq!(percentile(&data, 99.0), Some(990.0));
-        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
-        assert_eq!(percentile(&[], 50.0), None);
-    }
 
     #[test]
     fn summary_of_the_sample() {

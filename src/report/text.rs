@@ -505,10 +505,8 @@ fn summary(p: &mut Printer<'_>, report: &Report<'_>) -> io::Result<()> {
                 "p50 n/a · p99 n/a · max n/a (no exchange with a response)".to_owned()
             } else {
                 format!(
-                    "p50 {} · p99 {} · max {} (over {} exchange{})",
-                    format_opt_micros(s.latency.p50_us),
-                    format_opt_micros(s.latency.p99_us),
-                    format_opt_micros(s.latency.max_us),
+                    "{} (over {} exchange{})",
+                    percentiles(&s.latency),
                     s.latency.count,
                     plural(s.latency.count as usize)
                 )
@@ -550,12 +548,22 @@ fn split_summary(d: &crate::report::stats::LatencySummary) -> String {
         return String::new();
     }
     format!(
-        "p50 {} · p99 {} · max {} ({} latenc{} split)",
+        "{} ({} latenc{} split)",
+        percentiles(d),
+        d.count,
+        if d.count == 1 { "y" } else { "ies" }
+    )
+}
+
+/// `p50 … · p99 … · max …`, the percentiles marked `≈` when estimated
+/// (too many latencies to keep each one).
+fn percentiles(d: &crate::report::stats::LatencySummary) -> String {
+    let about = if d.estimated { "≈" } else { "" };
+    format!(
+        "p50 {about}{} · p99 {about}{} · max {}",
         format_opt_micros(d.p50_us),
         format_opt_micros(d.p99_us),
         format_opt_micros(d.max_us),
-        d.count,
-        if d.count == 1 { "y" } else { "ies" }
     )
 }
 
