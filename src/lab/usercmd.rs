@@ -432,7 +432,7 @@ fn run_user_server(
 
     // The lab's own client, as in a plain run: its exchange is the ladder.
     run_lab_client(lab, user, names, server, out)?;
-    let stats = super::stop_capture(capture)?;
+    let stats = super::stop_capture(capture, &run_dir.path().join("reqresp.pcap"))?;
     let _ = writeln!(out, "capture stopped: {stats}");
     super::report(run_dir, server, out)?;
     super::check_interrupt()?;
@@ -698,7 +698,7 @@ fn run_user_client(
             .map(|s| format!(": {s}"))
             .unwrap_or_default()
     );
-    let stats = super::stop_capture(capture)?;
+    let stats = super::stop_capture(capture, &run_dir.path().join("reqresp.pcap"))?;
     let _ = writeln!(out, "capture stopped: {stats}");
     super::report(run_dir, server, out)?;
     let analysis = super::analyze_capture(&run_dir.path().join("reqresp.pcap"), server)?;

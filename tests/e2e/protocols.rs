@@ -8,11 +8,10 @@
 //! rules; the tests assert the exact exchanges (operation and answer).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use reqresp::analyze::reader::read_capture;
@@ -80,73 +79,6 @@ fn listening(port: u16) -> bool {
             })
         })
     })
-}
-
-/// tcpdump on `lo` for one TCP port, stopped by SIGINT to its PID.
-struct Tcpdump {
-    child: Proc,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Tcpdump {
-    fn start(file: &Path, port: u16) -> Tcpdump {
-        let filter = format!("tcp port {port}");
-        let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "--immediate-mode", "-Z", "root", "-w"])
-            .arg(file)
-            .arg(&filter)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tcpdump");
-        let stderr = child.stderr.take().unwrap();
-        let child = Proc(child);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains("listening on") => break,
-                Ok(_) => {}
-                Err(_) => panic!("tcpdump did not start within 15 s"),
-            }
-        }
-        // Let the capture settle on the socket before traffic starts.
-        std::thread::sleep(Duration::from_millis(300));
-        Tcpdump { child, stderr: rx }
-    }
-
-    /// Lets the last packets arrive and stops tcpdump. Returns whether it
-    /// captured everything (the kernel dropped no packet).
-    #[must_use]
-    fn stop(mut self) -> bool {
-        std::thread::sleep(Duration::from_millis(500));
-        // SAFETY: kill on our own child's PID.
-        unsafe { libc::kill(self.child.0.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.child.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "tcpdump did not stop within 5 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let dropped: u64 = self
-            .stderr
-            .iter()
-            .filter_map(|l| {
-                l.strip_suffix(" packets dropped by kernel")?
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .sum();
-        if dropped > 0 {
-            eprintln!("tcpdump: the kernel dropped {dropped} packets; capturing again");
-        }
-        dropped == 0
-    }
 }
 
 /// Runs `attempt` until it returns true (its capture was whole), at most 4
@@ -534,7 +466,7 @@ fn http_curl_keep_alive_post_and_continue_against_python_http_server() {
         );
         wait_listening(port, "python3 -m http.server");
         let file = dir.path().join("http.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
         // Three requests on one keep-alive connection (the 404 closes it).
         run(Command::new("curl")
@@ -654,7 +586,7 @@ fn http_pipelined_get_head_get_in_one_write() {
         );
         wait_listening(port, "python3 -m http.server");
         let file = dir.path().join("pipelined.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -709,7 +641,7 @@ fn redis_cli_sequential_and_a_pipelined_write() {
         let dir = tempfile::tempdir().unwrap();
         let (_server, port) = redis_server(dir.path());
         let file = dir.path().join("redis.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         // redis-cli reading commands from stdin sends each and awaits its reply.
         let mut cli = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
@@ -814,7 +746,7 @@ fn memcached_storage_and_multi_line_answers() {
         );
         wait_listening(port, "memcached");
         let file = dir.path().join("memcached.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -885,7 +817,7 @@ fn dns_over_tcp_dig_against_dnsmasq() {
         ]));
         wait_listening(port, "dnsmasq");
         let file = dir.path().join("dns.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         // One TCP connection for three queries (+keepopen).
         let out = run(Command::new("dig").args([
             "+tcp",
@@ -971,7 +903,7 @@ fn postgres_psql_startup_queries_and_an_error() {
         );
         wait_listening(port, "postgres");
         let file = dir.path().join("pg.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         let out = Command::new("psql")
             .args([
                 "-h",
@@ -1052,7 +984,7 @@ fn lab_conversations_are_recognised_as_no_known_protocol() {
             let server = support::Server::start(&["--framing", framing, "--service", service]);
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("lab.pcap");
-            let capture = Tcpdump::start(&file, server.addr.port());
+            let capture = support::Tcpdump::start(&file, server.addr.port());
             let mut conn = TcpStream::connect(server.addr).unwrap();
             conn.set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();

@@ -313,3 +313,95 @@ pub fn assert_html_report(path: &std::path::Path, analysis: &serde_json::Value) 
         path.display()
     );
 }
+
+/// tcpdump on `lo` for one TCP port, writing `file` packet by packet (`-U`);
+/// stopped with SIGINT (by PID) on [`Tcpdump::stop`], killed on drop.
+pub struct Tcpdump {
+    child: Child,
+    file: std::path::PathBuf,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Tcpdump {
+    /// Starts the capture and waits (at most 15 s) for tcpdump's
+    /// `listening on` line, which it prints once the filter is set on the
+    /// live socket: every packet sent from then on is captured.
+    pub fn start(file: &std::path::Path, port: u16) -> Tcpdump {
+        let mut child = Command::new("tcpdump")
+            .args(["-i", "lo", "-U", "--immediate-mode", "-Z", "root", "-w"])
+            .arg(file)
+            .arg(format!("tcp port {port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tcpdump");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let capture = Tcpdump {
+            child,
+            file: file.to_owned(),
+            stderr: rx,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match capture
+                .stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) if line.contains("listening on") => return capture,
+                Ok(_) => {}
+                Err(_) => panic!("tcpdump did not start listening within 15 s"),
+            }
+        }
+    }
+
+    /// Waits (at most 10 s) until every connection in the capture has ended
+    /// (reset, or both FINs and the last one's ACK captured), stops tcpdump with SIGINT and waits for
+    /// its exit. Returns whether it captured everything (the kernel dropped
+    /// no packet).
+    #[must_use]
+    pub fn stop(mut self) -> bool {
+        let file = self.file.clone();
+        wait_until(
+            "every connection's last packet in the capture",
+            Duration::from_secs(10),
+            || reqresp::lab::teardown::connections_ended(&file),
+        );
+        // SAFETY: kill on our own child's PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let child = &mut self.child;
+        wait_until(
+            "tcpdump's exit after SIGINT",
+            Duration::from_secs(5),
+            || child.try_wait().expect("wait for tcpdump").is_some(),
+        );
+        let dropped: u64 = self
+            .stderr
+            .iter()
+            .filter_map(|l| {
+                l.strip_suffix(" packets dropped by kernel")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        if dropped > 0 {
+            note(&format!("tcpdump: the kernel dropped {dropped} packets"));
+        }
+        dropped == 0
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
