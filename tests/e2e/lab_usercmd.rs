@@ -5,12 +5,12 @@
 //! "nothing left" means no process whose working directory is in it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{self, have, is_root, reqresp, skip};
+use crate::support::{self, LabNames, have, is_root, reqresp, skip};
 
 fn ready() -> bool {
     if !is_root() {
@@ -69,34 +69,10 @@ fn workdir(files: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-/// The run's two namespaces, from its `bridge …, server host NS (IP),
-/// client host NS (IP)` line.
-fn namespaces(stdout: &str) -> Vec<String> {
-    let line = stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("bridge ") && l.contains("server host"))
-        .unwrap_or_else(|| panic!("no topology line in:\n{stdout}"));
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let found: Vec<String> = words
-        .windows(2)
-        .filter(|w| w[0] == "host")
-        .map(|w| w[1].to_string())
-        .collect();
-    assert_eq!(found.len(), 2, "{line}");
-    found
-}
-
 /// Panics when a namespace of the run or a process working in `dir` is
 /// still there.
 fn assert_nothing_left(stdout: &str, dir: &Path) {
-    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    let list = String::from_utf8_lossy(&list.stdout);
-    for ns in namespaces(stdout) {
-        assert!(
-            !list.split_whitespace().any(|n| n == ns),
-            "namespace {ns} left behind: {list}"
-        );
-    }
+    LabNames::parse(stdout).assert_gone();
     let dir = dir.canonicalize().unwrap();
     let left: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()

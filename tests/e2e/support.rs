@@ -405,3 +405,110 @@ impl Drop for Tcpdump {
         let _ = self.child.wait();
     }
 }
+
+/// What one lab run created, read from its output: `reqresp lab`'s
+/// `topology` block (`bridge NAME (ifindex N)`, `server host netns NS …
+/// (veth V …)`), the one-line `bridge …, server host NS (IP), client host
+/// NS (IP)` of a run with a user's command, or a scenario's `topology:` line.
+#[derive(Debug, Default)]
+pub struct LabNames {
+    pub bridge: String,
+    /// The bridge's interface index: a bridge of the same name with another
+    /// index was created later by someone else (another run, the Docker lab).
+    pub ifindex: Option<u32>,
+    /// The server's namespace, then the client's.
+    pub netns: Vec<String>,
+    /// The veths on the bridge (not printed by every kind of run).
+    pub veths: Vec<String>,
+}
+
+impl LabNames {
+    /// Reads the names from the run's output; panics when it shows no bridge
+    /// or not two namespaces.
+    pub fn parse(stdout: &str) -> LabNames {
+        let mut names = LabNames::default();
+        let topology = stdout.lines().map(str::trim_start).filter(|l| {
+            ["bridge ", "server host ", "client host ", "topology: "]
+                .iter()
+                .any(|start| l.starts_with(start))
+        });
+        for line in topology {
+            let words: Vec<&str> = line
+                .split([' ', ',', '(', ')'])
+                .filter(|w| !w.is_empty() && *w != "netns")
+                .collect();
+            for pair in words.windows(2) {
+                match pair[0] {
+                    "bridge" if names.bridge.is_empty() => names.bridge = pair[1].to_owned(),
+                    "ifindex" if names.ifindex.is_none() => names.ifindex = pair[1].parse().ok(),
+                    "host" => names.netns.push(pair[1].to_owned()),
+                    "veth" => names.veths.push(pair[1].to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        assert!(
+            names.bridge.starts_with("br-reqresp"),
+            "no bridge in:\n{stdout}"
+        );
+        assert_eq!(names.netns.len(), 2, "not two namespaces in:\n{stdout}");
+        names
+    }
+
+    /// Panics when a namespace, a veth or the bridge (by its interface
+    /// index) of the run is still there.
+    pub fn assert_gone(&self) {
+        let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        let list = String::from_utf8_lossy(&list.stdout);
+        for ns in &self.netns {
+            assert!(
+                !list.split_whitespace().any(|n| n == ns),
+                "namespace {ns} left behind: {list}"
+            );
+        }
+        for veth in &self.veths {
+            assert!(
+                !std::path::Path::new("/sys/class/net").join(veth).exists(),
+                "link {veth} left behind"
+            );
+        }
+        if self.ifindex.is_some() {
+            let index = std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", self.bridge))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            assert!(
+                index.is_none() || index != self.ifindex,
+                "bridge {} left behind",
+                self.bridge
+            );
+        }
+    }
+}
+
+#[test]
+fn lab_names_are_read_from_every_kind_of_run() {
+    let lab = "topology (created for this run):
+  bridge       br-reqresp (ifindex 58), subnet 10.222.0.0/24, no address in the root namespace
+  server host  netns rr-7199-srv    eth0 10.222.0.2   mac 02:42:0a:de:00:02  (veth rr-7199-s on the bridge)
+  client host  netns rr-7199-cli    eth0 10.222.0.3   mac 02:42:0a:de:00:03  (veth rr-7199-c on the bridge)
+cleaned up: namespaces rr-7199-srv and rr-7199-cli, bridge br-reqresp removed";
+    let names = LabNames::parse(lab);
+    assert_eq!(names.bridge, "br-reqresp");
+    assert_eq!(names.ifindex, Some(58));
+    assert_eq!(names.netns, ["rr-7199-srv", "rr-7199-cli"]);
+    assert_eq!(names.veths, ["rr-7199-s", "rr-7199-c"]);
+    let user = "mode: network namespaces
+  bridge br-reqresp-1, server host rr-1-srv (10.222.0.2), client host rr-1-cli (10.222.0.3)";
+    let names = LabNames::parse(user);
+    assert_eq!(
+        (names.bridge.as_str(), names.ifindex),
+        ("br-reqresp-1", None)
+    );
+    assert_eq!(names.netns, ["rr-1-srv", "rr-1-cli"]);
+    assert!(names.veths.is_empty());
+    let scenario = "topology: bridge br-reqresp (ifindex 7), server host rr-2-srv (10.222.0.2, veth rr-2-s), client host rr-2-cli (10.222.0.3, veth rr-2-c)";
+    let names = LabNames::parse(scenario);
+    assert_eq!(names.ifindex, Some(7));
+    assert_eq!(names.netns, ["rr-2-srv", "rr-2-cli"]);
+    assert_eq!(names.veths, ["rr-2-s", "rr-2-c"]);
+}
