@@ -372,8 +372,7 @@ impl Postgres {
             Direction::Response => response_summary(unit, Kind::Response),
         };
         m.len = half.len;
-        m.complete = false;
-        m.summary.push_str(" (cut short)");
+        m.cut_short();
         *half = Half {
             phase: half.phase,
             ..Half::default()
