@@ -578,6 +578,13 @@ fn run_client(
     }
     let _ = writeln!(out, "client closed the connection");
     check_interrupt()?;
+    stop_server(server, out);
+    Ok(())
+}
+
+/// Stops the lab's server with SIGTERM (SIGKILL after [`SERVER_STOP`]) and
+/// says so, with its exit status when it failed.
+fn stop_server(server: &mut Process, out: &mut dyn Write) {
     let stopped = server.stop(libc::SIGTERM, SERVER_STOP);
     let _ = writeln!(
         out,
@@ -587,7 +594,6 @@ fn run_client(
             .map(|s| format!(": {s}"))
             .unwrap_or_default()
     );
-    Ok(())
 }
 
 /// Lets the teardown reach the capture (written to `pcap`), then stops it.

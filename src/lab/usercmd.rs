@@ -689,15 +689,7 @@ fn run_user_client(
         );
     }
     super::check_interrupt()?;
-    let stopped = reqresp_server.stop(libc::SIGTERM, super::SERVER_STOP);
-    let _ = writeln!(
-        out,
-        "server stopped (SIGTERM){}",
-        stopped
-            .filter(|s| !s.success())
-            .map(|s| format!(": {s}"))
-            .unwrap_or_default()
-    );
+    super::stop_server(&mut reqresp_server, out);
     let stats = super::stop_capture(capture, &run_dir.path().join("reqresp.pcap"))?;
     let _ = writeln!(out, "capture stopped: {stats}");
     super::report(run_dir, server, out)?;

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::{self, LabNames, have, is_root, reqresp, skip};
 
@@ -127,23 +127,7 @@ fn run_ok(cmd: &mut Command) -> String {
 
 /// Runs `reqresp lab <args>` to its end (at most 90 s).
 fn lab(args: &[&str]) -> Output {
-    let mut child = reqresp()
-        .arg("lab")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn reqresp lab");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("reqresp lab did not finish in 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    support::run_lab(args, Duration::from_secs(90))
 }
 
 fn text(bytes: &[u8]) -> String {

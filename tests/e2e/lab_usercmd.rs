@@ -5,12 +5,12 @@
 //! "nothing left" means no process whose working directory is in it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{self, LabNames, have, is_root, reqresp, skip};
+use crate::support::{self, LabNames, have, is_root, skip};
 
 fn ready() -> bool {
     if !is_root() {
@@ -26,23 +26,7 @@ fn ready() -> bool {
 
 /// Runs `reqresp lab <args>` to its end (at most 180 s).
 fn lab(args: &[&str]) -> Output {
-    let mut child = reqresp()
-        .arg("lab")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn reqresp lab");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("reqresp lab did not finish in 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    support::run_lab(args, Duration::from_secs(180))
 }
 
 fn stdout(out: &Output) -> String {

@@ -512,3 +512,47 @@ cleaned up: namespaces rr-7199-srv and rr-7199-cli, bridge br-reqresp removed";
     assert_eq!(names.netns, ["rr-2-srv", "rr-2-cli"]);
     assert_eq!(names.veths, ["rr-2-s", "rr-2-c"]);
 }
+
+/// Runs `reqresp lab <args>` to its end; past `limit` it is killed (by its
+/// PID) and the test fails. Its output is read while it runs, so a
+/// talkative run cannot block on a full pipe.
+pub fn run_lab(args: &[&str], limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = reqresp()
+        .arg("lab")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn reqresp lab");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let stdout = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for reqresp lab") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("reqresp lab did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
