@@ -30,7 +30,7 @@ pub fn connections_ended(pcap: &Path) -> bool {
 /// most `limit`. Returns whether it did: a connection left open (a fault
 /// that cuts the path, a client killed) never ends, and its capture is
 /// then stopped without its teardown.
-pub(crate) fn wait_for_teardown(pcap: &Path, limit: Duration) -> bool {
+pub fn wait_for_teardown(pcap: &Path, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if connections_ended(pcap) {
