@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::support::{self, LabNames, have, is_root, reqresp, skip};
+use crate::support::{self, LabNames, have, is_root, reqresp, run_ok, skip};
 
 /// The names one run printed: its bridge, its two namespaces and veths
 /// (read by [`LabNames`]), the hosts' addresses and the server's pid.
@@ -113,16 +113,6 @@ impl RunNames {
             skip("iptables is not installed: firewall rules not checked");
         }
     }
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run command");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs `reqresp lab <args>` to its end (at most 90 s).

@@ -19,7 +19,7 @@ use reqresp::protocol::app::{
     Answer, AppMessage, AppProtocol, Direction, Kind, Pairing, Session, recognize,
 };
 
-use crate::support;
+use crate::support::{self, run_ok};
 
 /// A process this test started, killed (by its PID) when dropped.
 struct Proc(Child);
@@ -51,6 +51,21 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `python3 -m http.server` (HTTP/1.1, keep-alive) serving `root` on a free
+/// loopback port, once it listens; with that port.
+fn http_server(root: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let server = spawn(
+        Command::new("python3")
+            .args(["-m", "http.server", "--protocol", "HTTP/1.1"])
+            .args(["--bind", "127.0.0.1", "--directory"])
+            .arg(root)
+            .arg(port.to_string()),
+    );
+    wait_listening(port, "python3 -m http.server");
+    (server, port)
 }
 
 /// Waits (at most 30 s) until something accepts connections on `port`.
@@ -432,12 +447,6 @@ fn have_tools(tools: &[&str]) -> bool {
     true
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.stderr(Stdio::inherit()).output().expect("run a client");
-    assert!(out.status.success(), "{cmd:?}: {}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn http_curl_keep_alive_post_and_continue_against_python_http_server() {
     if !have_tools(&["tcpdump", "tshark", "curl", "python3"]) {
@@ -449,55 +458,46 @@ fn http_curl_keep_alive_post_and_continue_against_python_http_server() {
         std::fs::create_dir(&root).unwrap();
         std::fs::write(root.join("index.html"), "hello\n").unwrap();
         std::fs::write(root.join("a.txt"), vec![b'a'; 3000]).unwrap();
-        let port = free_port();
-        let _server = spawn(
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "http.server",
-                    "--protocol",
-                    "HTTP/1.1",
-                    "--bind",
-                    "127.0.0.1",
-                ])
-                .arg("--directory")
-                .arg(&root)
-                .arg(port.to_string()),
-        );
-        wait_listening(port, "python3 -m http.server");
+        let (_server, port) = http_server(&root);
         let file = dir.path().join("http.pcap");
         let capture = support::Tcpdump::start(&file, port);
         let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
         // Three requests on one keep-alive connection (the 404 closes it).
-        run(Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-o",
-                "/dev/null",
-                "-o",
-                "/dev/null",
-            ])
-            .args([url("/index.html"), url("/a.txt"), url("/missing")]));
+        run_ok(
+            Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-o",
+                    "/dev/null",
+                    "-o",
+                    "/dev/null",
+                ])
+                .args([url("/index.html"), url("/a.txt"), url("/missing")]),
+        );
         // A POST that asks for 100 Continue: http.server says 100, then
         // 501 (it has no POST) and closes; curl never sends the body.
         std::fs::write(dir.path().join("body"), vec![b'x'; 2000]).unwrap();
-        run(Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-H",
-                "Expect: 100-continue",
-                "--data-binary",
-            ])
-            .arg(format!("@{}", dir.path().join("body").display()))
-            .arg(url("/up")));
+        run_ok(
+            Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-H",
+                    "Expect: 100-continue",
+                    "--data-binary",
+                ])
+                .arg(format!("@{}", dir.path().join("body").display()))
+                .arg(url("/up")),
+        );
         // A POST (http.server has no POST: 501).
-        run(Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-d", "name=x"])
-            .arg(url("/form")));
+        run_ok(
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-d", "name=x"])
+                .arg(url("/form")),
+        );
         if !capture.stop() {
             return false;
         }
@@ -569,22 +569,7 @@ fn http_pipelined_get_head_get_in_one_write() {
     until_whole(|| {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), "hello\n").unwrap();
-        let port = free_port();
-        let _server = spawn(
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "http.server",
-                    "--protocol",
-                    "HTTP/1.1",
-                    "--bind",
-                    "127.0.0.1",
-                ])
-                .arg("--directory")
-                .arg(dir.path())
-                .arg(port.to_string()),
-        );
-        wait_listening(port, "python3 -m http.server");
+        let (_server, port) = http_server(dir.path());
         let file = dir.path().join("pipelined.pcap");
         let capture = support::Tcpdump::start(&file, port);
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -819,7 +804,7 @@ fn dns_over_tcp_dig_against_dnsmasq() {
         let file = dir.path().join("dns.pcap");
         let capture = support::Tcpdump::start(&file, port);
         // One TCP connection for three queries (+keepopen).
-        let out = run(Command::new("dig").args([
+        let out = run_ok(Command::new("dig").args([
             "+tcp",
             "+keepopen",
             "+short",
@@ -877,17 +862,21 @@ fn postgres_psql_startup_queries_and_an_error() {
         // PostgreSQL refuses to run as root: its files belong to `postgres`.
         std::fs::create_dir(&data).unwrap();
         let chown = |p: &Path| {
-            run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(p))
+            run_ok(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(p),
+            )
         };
         chown(dir.path());
-        run(Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(bin.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-            .arg(&data)
-            .stdout(Stdio::null()));
+        run_ok(
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(bin.join("initdb"))
+                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+                .arg(&data)
+                .stdout(Stdio::null()),
+        );
         let port = free_port();
         let _server = spawn(
             Command::new("runuser")

@@ -83,6 +83,19 @@ pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
     }
 }
 
+/// Runs `cmd` to its end, asserts it succeeded (showing its stderr if
+/// not) and returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Reads lines from a child's output until one starts with `prefix` (or
 /// the output ends): what was read, that line included. Waits on the
 /// program's own words rather than on a sleep.
