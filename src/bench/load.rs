@@ -20,7 +20,8 @@
 //!   "coordinated omission").
 
 use std::collections::VecDeque;
-use std::pin::pin;
+use std::ops::ControlFlow;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -29,10 +30,10 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::Expect;
-use super::latency::Latencies;
+use super::latency::{Latencies, Recorder};
 use super::pacer::Schedule;
 use crate::protocol::Framing;
 
@@ -156,33 +157,100 @@ pub(super) async fn drive(
     quota: Quota,
     pacer: Option<Arc<Notify>>,
 ) -> ConnStats {
-    let mut stats = ConnStats::default();
-    let mut recorder = plan.latencies.recorder();
+    let mut conn = Conn::new(plan, index, quota);
     let (mut rd, mut wr) = stream.split();
-    let wire_len = plan.request_wire.len() as u64;
-    let mut remaining = match quota {
-        Quota::Requests(n) => n,
-        Quota::UntilStop => u64::MAX,
-    };
-    let mut inflight: VecDeque<InFlight> = VecDeque::with_capacity(plan.depth);
-    let mut wbuf: Vec<u8> = Vec::with_capacity(plan.request_wire.len() * plan.depth);
-    let mut written = 0;
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    // Open loop: the number of the next request in the schedule, and when it is due.
-    let mut scheduled: u64 = 0;
-    let mut next_due = plan.schedule.map(|s| s.due(index, 0));
-    let mut response_no: u64 = 0;
     // Fires at the earliest moment the oldest request can have timed out;
-    // see `on_timer`. Never late, rarely early, so it wakes about once per
-    // timeout period when all is well.
+    // see `Conn::on_timer`. Never late, rarely early, so it wakes about once
+    // per timeout period when all is well.
     let mut timer = pin!(tokio::time::sleep_until(Instant::now() + plan.timeout));
 
     loop {
-        // Queue every request that is due and has a free slot: one write.
-        let now = Instant::now();
-        let mut more = remaining > 0;
-        while more && inflight.len() < plan.depth {
-            let origin = match next_due {
+        let more = conn.queue_due(Instant::now());
+        if !more && conn.inflight.is_empty() && conn.written == conn.wbuf.len() {
+            break;
+        }
+        let pacing = more && conn.inflight.len() < plan.depth;
+        let step = tokio::select! {
+            biased;
+            result = wr.write(&conn.wbuf[conn.written..]), if conn.written < conn.wbuf.len() => {
+                conn.on_write(result)
+            }
+            result = rd.read_buf(&mut conn.rbuf) => conn.on_read(result, more),
+            () = &mut timer, if !conn.inflight.is_empty() => conn.on_timer(timer.as_mut()),
+            () = notified(&pacer), if pacing && pacer.is_some() => ControlFlow::Continue(()),
+        };
+        if step.is_break() {
+            break;
+        }
+    }
+
+    if conn.stats.lost.is_some() {
+        let stats = &conn.stats;
+        plan.live
+            .errors
+            .fetch_add(stats.timeouts + stats.closed + stats.io, Ordering::Relaxed);
+    } else {
+        // Done: close our side; the server sees end of stream and closes.
+        let _ = tokio::time::timeout(plan.timeout, wr.shutdown()).await;
+    }
+    if let Quota::Requests(_) = quota {
+        conn.stats.unsent = conn.remaining;
+    }
+    conn.stats
+}
+
+/// One connection's state between the turns of [`drive`]'s loop: its two
+/// buffers, the requests in flight, where it is in the schedule, and what
+/// it did so far.
+struct Conn<'p> {
+    plan: &'p Plan,
+    index: usize,
+    stats: ConnStats,
+    recorder: Recorder<'p>,
+    /// Measured requests still to send.
+    remaining: u64,
+    inflight: VecDeque<InFlight>,
+    /// Requests queued for the socket; `wbuf[..written]` has gone out.
+    wbuf: Vec<u8>,
+    written: usize,
+    /// Bytes received and not yet cut into responses.
+    rbuf: BytesMut,
+    /// Open loop: the number of the next request in the schedule, and when it is due.
+    scheduled: u64,
+    next_due: Option<Instant>,
+    /// Responses received so far, numbered for messages.
+    response_no: u64,
+}
+
+impl<'p> Conn<'p> {
+    fn new(plan: &'p Plan, index: usize, quota: Quota) -> Self {
+        Conn {
+            plan,
+            index,
+            stats: ConnStats::default(),
+            recorder: plan.latencies.recorder(),
+            remaining: match quota {
+                Quota::Requests(n) => n,
+                Quota::UntilStop => u64::MAX,
+            },
+            inflight: VecDeque::with_capacity(plan.depth),
+            wbuf: Vec::with_capacity(plan.request_wire.len() * plan.depth),
+            written: 0,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            scheduled: 0,
+            next_due: plan.schedule.map(|s| s.due(index, 0)),
+            response_no: 0,
+        }
+    }
+
+    /// Queues every request that is due and has a free slot, so they go
+    /// out in one write. Returns whether more requests are to come.
+    #[inline]
+    fn queue_due(&mut self, now: Instant) -> bool {
+        let plan = self.plan;
+        let mut more = self.remaining > 0;
+        while more && self.inflight.len() < plan.depth {
+            let origin = match self.next_due {
                 None if now < plan.stop_at => now,
                 Some(due) if due < plan.stop_at && due <= now => due,
                 Some(due) if due < plan.stop_at => break,
@@ -193,185 +261,196 @@ pub(super) async fn drive(
             };
             let measured = origin >= plan.measure_start;
             if measured {
-                remaining -= 1;
-                stats.sent += 1;
-                stats.bytes_sent += wire_len;
+                self.remaining -= 1;
+                self.stats.sent += 1;
+                self.stats.bytes_sent += plan.request_wire.len() as u64;
             }
             if let Some(schedule) = &plan.schedule {
-                scheduled += 1;
-                next_due = Some(schedule.due(index, scheduled));
+                self.scheduled += 1;
+                self.next_due = Some(schedule.due(self.index, self.scheduled));
             }
-            wbuf.extend_from_slice(&plan.request_wire);
-            inflight.push_back(InFlight {
+            self.wbuf.extend_from_slice(&plan.request_wire);
+            self.inflight.push_back(InFlight {
                 origin,
                 sent: now,
                 measured,
             });
-            more = remaining > 0;
+            more = self.remaining > 0;
         }
-        if !more && inflight.is_empty() && written == wbuf.len() {
-            break;
-        }
-        let pacing = more && inflight.len() < plan.depth;
+        more
+    }
 
-        tokio::select! {
-            biased;
-            result = wr.write(&wbuf[written..]), if written < wbuf.len() => match result {
-                Ok(n) => {
-                    written += n;
-                    if written == wbuf.len() {
-                        wbuf.clear();
-                        written = 0;
-                    }
+    /// After a write of `wbuf[written..]`.
+    #[inline]
+    fn on_write(&mut self, result: std::io::Result<usize>) -> ControlFlow<()> {
+        match result {
+            Ok(n) => {
+                self.written += n;
+                if self.written == self.wbuf.len() {
+                    self.wbuf.clear();
+                    self.written = 0;
                 }
-                Err(error) => {
-                    let lost = inflight.len() as u64;
-                    stats.io += lost.max(1);
-                    stats.note_error(|| format!("connection {index}: cannot send: {}", describe(&error)));
-                    stats.lost = Some(Loss::Io);
-                    break;
-                }
-            },
-            result = rd.read_buf(&mut rbuf) => {
-                match result {
-                    Ok(0) => {
-                        // Closed by the server. Requests in flight are lost;
-                        // with none in flight, the next one would be.
-                        if !inflight.is_empty() || more {
-                            stats.closed += (inflight.len() as u64).max(1);
-                            let partial = rbuf.len();
-                            stats.note_error(|| format!(
-                                "connection {index}: the server closed the connection{} with {} request(s) unanswered",
-                                if partial > 0 { format!(" in the middle of a response ({partial} bytes received)") } else { String::new() },
-                                inflight.len(),
-                            ));
-                            stats.lost = Some(Loss::Closed);
-                        }
-                        break;
-                    }
-                    Ok(_) => {
-                        let received = Instant::now();
-                        let before = (stats.responses, stats.all_responses, stats.errors());
-                        let outcome = take_responses(
-                            plan, index, &mut rbuf, &mut inflight, &mut stats,
-                            &mut recorder, &mut response_no, received,
-                        );
-                        plan.live.responses.fetch_add(stats.responses - before.0, Ordering::Relaxed);
-                        plan.live.all_responses.fetch_add(stats.all_responses - before.1, Ordering::Relaxed);
-                        plan.live.errors.fetch_add(stats.errors() - before.2, Ordering::Relaxed);
-                        if outcome.is_err() {
-                            stats.lost = Some(Loss::Protocol);
-                            break;
-                        }
-                        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
-                            rbuf.reserve(READ_CHUNK);
-                        }
-                    }
-                    Err(error) => {
-                        stats.io += (inflight.len() as u64).max(1);
-                        stats.note_error(|| format!("connection {index}: cannot read: {}", describe(&error)));
-                        stats.lost = Some(Loss::Io);
-                        break;
-                    }
-                }
+                ControlFlow::Continue(())
             }
-            () = &mut timer, if !inflight.is_empty() => {
-                let oldest = inflight.front().map(|r| r.sent + plan.timeout);
-                match oldest {
-                    Some(deadline) if deadline <= Instant::now() => {
-                        stats.timeouts += inflight.len() as u64;
-                        let timeout = plan.timeout;
-                        let n = inflight.len();
-                        stats.note_error(|| format!(
-                            "connection {index}: no response within {} s ({n} request(s) unanswered) — is the server overloaded, stopped, or using another --framing?",
-                            timeout.as_secs_f64()
-                        ));
-                        stats.lost = Some(Loss::Timeout);
-                        break;
-                    }
-                    Some(deadline) => timer.as_mut().reset(deadline),
-                    None => {}
-                }
-            }
-            () = notified(&pacer), if pacing && pacer.is_some() => {}
-        }
-    }
-
-    if stats.lost.is_some() {
-        plan.live
-            .errors
-            .fetch_add(stats.timeouts + stats.closed + stats.io, Ordering::Relaxed);
-    } else {
-        // Done: close our side; the server sees end of stream and closes.
-        let _ = tokio::time::timeout(plan.timeout, wr.shutdown()).await;
-    }
-    if let Quota::Requests(_) = quota {
-        stats.unsent = remaining;
-    }
-    stats
-}
-
-/// Cuts every complete response out of `rbuf`, checks it against the
-/// oldest request in flight and records its latency. Fails (after noting
-/// the error) when the bytes cannot be framed or a response has no request.
-#[allow(clippy::too_many_arguments)]
-fn take_responses(
-    plan: &Plan,
-    index: usize,
-    rbuf: &mut BytesMut,
-    inflight: &mut VecDeque<InFlight>,
-    stats: &mut ConnStats,
-    recorder: &mut super::latency::Recorder<'_>,
-    response_no: &mut u64,
-    received: Instant,
-) -> Result<(), ()> {
-    loop {
-        let frame = match plan.framing.decode(rbuf, MAX_RESPONSE) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return Ok(()),
             Err(error) => {
-                stats.protocol += (inflight.len() as u64).max(1);
-                stats.note_error(|| {
+                let lost = self.inflight.len() as u64;
+                self.stats.io += lost.max(1);
+                let index = self.index;
+                self.stats.note_error(|| {
+                    format!("connection {index}: cannot send: {}", describe(&error))
+                });
+                self.lose(Loss::Io)
+            }
+        }
+    }
+
+    /// After a read into `rbuf`; `more` says whether requests are still to come.
+    #[inline]
+    fn on_read(&mut self, result: std::io::Result<usize>, more: bool) -> ControlFlow<()> {
+        match result {
+            Ok(0) => self.on_closed(more),
+            Ok(_) => self.on_received(Instant::now()),
+            Err(error) => {
+                self.stats.io += (self.inflight.len() as u64).max(1);
+                let index = self.index;
+                self.stats.note_error(|| {
+                    format!("connection {index}: cannot read: {}", describe(&error))
+                });
+                self.lose(Loss::Io)
+            }
+        }
+    }
+
+    /// The server closed the connection. Requests in flight are lost; with
+    /// none in flight, the next one would be.
+    fn on_closed(&mut self, more: bool) -> ControlFlow<()> {
+        if self.inflight.is_empty() && !more {
+            return ControlFlow::Break(());
+        }
+        let unanswered = self.inflight.len();
+        self.stats.closed += (unanswered as u64).max(1);
+        let (index, partial) = (self.index, self.rbuf.len());
+        self.stats.note_error(|| {
+            format!(
+                "connection {index}: the server closed the connection{} with {unanswered} request(s) unanswered",
+                if partial > 0 {
+                    format!(" in the middle of a response ({partial} bytes received)")
+                } else {
+                    String::new()
+                },
+            )
+        });
+        self.lose(Loss::Closed)
+    }
+
+    /// Bytes arrived at `received`: takes the responses and updates the
+    /// live counters.
+    #[inline]
+    fn on_received(&mut self, received: Instant) -> ControlFlow<()> {
+        let stats = &self.stats;
+        let before = (stats.responses, stats.all_responses, stats.errors());
+        let outcome = self.take_responses(received);
+        let (stats, live) = (&self.stats, &self.plan.live);
+        live.responses
+            .fetch_add(stats.responses - before.0, Ordering::Relaxed);
+        live.all_responses
+            .fetch_add(stats.all_responses - before.1, Ordering::Relaxed);
+        live.errors
+            .fetch_add(stats.errors() - before.2, Ordering::Relaxed);
+        if outcome.is_err() {
+            return self.lose(Loss::Protocol);
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The timer fired: fails the connection if the oldest request has
+    /// waited the whole timeout, or moves the timer to when it will have.
+    fn on_timer(&mut self, timer: Pin<&mut Sleep>) -> ControlFlow<()> {
+        let Some(request) = self.inflight.front() else {
+            return ControlFlow::Continue(());
+        };
+        let deadline = request.sent + self.plan.timeout;
+        if deadline > Instant::now() {
+            timer.reset(deadline);
+            return ControlFlow::Continue(());
+        }
+        let n = self.inflight.len();
+        self.stats.timeouts += n as u64;
+        let (index, timeout) = (self.index, self.plan.timeout);
+        self.stats.note_error(|| {
+            format!(
+                "connection {index}: no response within {} s ({n} request(s) unanswered) — is the server overloaded, stopped, or using another --framing?",
+                timeout.as_secs_f64()
+            )
+        });
+        self.lose(Loss::Timeout)
+    }
+
+    /// Ends the loop for `loss`.
+    fn lose(&mut self, loss: Loss) -> ControlFlow<()> {
+        self.stats.lost = Some(loss);
+        ControlFlow::Break(())
+    }
+
+    /// Cuts every complete response out of `rbuf`, checks it against the
+    /// oldest request in flight and records its latency. Fails (after
+    /// noting the error) when the bytes cannot be framed or a response has
+    /// no request.
+    fn take_responses(&mut self, received: Instant) -> Result<(), ()> {
+        let (plan, index) = (self.plan, self.index);
+        loop {
+            let frame = match plan.framing.decode(&self.rbuf, MAX_RESPONSE) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    self.stats.protocol += (self.inflight.len() as u64).max(1);
+                    self.stats.note_error(|| {
+                        format!(
+                            "connection {index}: bad response: {error} — is the server using --framing {}?",
+                            plan.framing
+                        )
+                    });
+                    return Err(());
+                }
+            };
+            let payload = &self.rbuf[frame.payload.clone()];
+            let Some(request) = self.inflight.pop_front() else {
+                self.stats.protocol += 1;
+                let got = preview(payload);
+                self.stats.note_error(|| {
                     format!(
-                        "connection {index}: bad response: {error} — is the server using --framing {}?",
+                        "connection {index}: a response came with no request in flight: {got} — is the server using --framing {}?",
                         plan.framing
                     )
                 });
                 return Err(());
+            };
+            self.response_no += 1;
+            let stats = &mut self.stats;
+            stats.all_responses += 1;
+            if !plan.expect.accepts(payload) {
+                stats.mismatches += 1;
+                let n = self.response_no;
+                stats.note_error(|| {
+                    format!(
+                        "connection {index}, response {n}: expected {}, got {}",
+                        plan.expect.describe(),
+                        preview(payload)
+                    )
+                });
             }
-        };
-        let Some(request) = inflight.pop_front() else {
-            stats.protocol += 1;
-            let got = preview(&rbuf[frame.payload.clone()]);
-            stats.note_error(|| {
-                format!(
-                    "connection {index}: a response came with no request in flight: {got} — is the server using --framing {}?",
-                    plan.framing
-                )
-            });
-            return Err(());
-        };
-        *response_no += 1;
-        stats.all_responses += 1;
-        let payload = &rbuf[frame.payload.clone()];
-        if !plan.expect.accepts(payload) {
-            stats.mismatches += 1;
-            let n = *response_no;
-            stats.note_error(|| {
-                format!(
-                    "connection {index}, response {n}: expected {}, got {}",
-                    plan.expect.describe(),
-                    preview(payload)
-                )
-            });
+            if request.measured {
+                stats.responses += 1;
+                stats.bytes_received += frame.consumed as u64;
+                stats.last_response = Some(received);
+                self.recorder
+                    .record(received.saturating_duration_since(request.origin));
+            }
+            self.rbuf.advance(frame.consumed);
         }
-        if request.measured {
-            stats.responses += 1;
-            stats.bytes_received += frame.consumed as u64;
-            stats.last_response = Some(received);
-            recorder.record(received.saturating_duration_since(request.origin));
-        }
-        rbuf.advance(frame.consumed);
     }
 }
 

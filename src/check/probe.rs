@@ -191,23 +191,17 @@ impl Probe {
                 Ok(())
             }
             Ok(Err(err)) => Err(self.io_failure(at, &err)),
-            Err(_) => {
-                self.trace.failed = true;
-                self.trace.push(
-                    at,
-                    EventKind::Timeout {
-                        waited: self.link.timeout,
-                        waiting_for: format!(
-                            "room to write {} bytes (the server does not read)",
-                            bytes.len()
-                        ),
-                    },
-                );
-                Err(Failure::Timeout {
+            Err(_) => Err(self.timeout_failure(
+                at,
+                format!(
+                    "room to write {} bytes (the server does not read)",
+                    bytes.len()
+                ),
+                Failure::Timeout {
                     what: "room to write (the server stopped reading)".into(),
                     partial: 0,
-                })
-            }
+                },
+            )),
         }
     }
 
@@ -315,20 +309,31 @@ impl Probe {
             }
             Ok(Err(err)) => Err(self.io_failure(at, &err)),
             Err(_) => {
-                self.trace.failed = true;
-                self.trace.push(
+                let partial = self.buf.len();
+                Err(self.timeout_failure(
                     at,
-                    EventKind::Timeout {
-                        waited: self.link.timeout,
-                        waiting_for: what.into(),
+                    what.into(),
+                    Failure::Timeout {
+                        what: what.into(),
+                        partial,
                     },
-                );
-                Err(Failure::Timeout {
-                    what: what.into(),
-                    partial: self.buf.len(),
-                })
+                ))
             }
         }
+    }
+
+    /// Records that the probe waited its whole timeout for `waiting_for`
+    /// and fails with `failure`.
+    fn timeout_failure(&mut self, at: Duration, waiting_for: String, failure: Failure) -> Failure {
+        self.trace.failed = true;
+        self.trace.push(
+            at,
+            EventKind::Timeout {
+                waited: self.link.timeout,
+                waiting_for,
+            },
+        );
+        failure
     }
 
     fn io_failure(&mut self, at: Duration, err: &io::Error) -> Failure {

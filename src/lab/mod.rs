@@ -31,6 +31,7 @@ pub mod scenario;
 pub(crate) mod scenario_record;
 pub mod scenario_run;
 pub mod signals;
+pub mod teardown;
 pub(crate) mod topology;
 pub mod usercmd;
 
@@ -52,9 +53,6 @@ use outdir::RunDir;
 use process::{Process, ProcessError};
 use topology::{Topology, TopologyError};
 
-/// How long after the client has gone the capture keeps running, so the
-/// teardown (FIN, ACK) is in the file.
-const SETTLE: Duration = Duration::from_millis(300);
 /// How long the server may take to print `listening on`.
 const SERVER_START: Duration = Duration::from_secs(10);
 /// How long the client may take for the whole script.
@@ -392,7 +390,7 @@ fn run_netns(
         options.client_lines.as_ref(),
         out,
     );
-    let stats = stop_capture(capture);
+    let stats = stop_capture(capture, &pcap);
     served?;
     let stats = stats?;
     let _ = writeln!(out, "capture stopped: {stats}");
@@ -487,7 +485,7 @@ fn run_loopback(
         &script(options.service, options.tickets, &options.messages),
     ));
     let served = run_client(client_cmd, options.client_lines.as_ref(), &mut server, out);
-    let stats = capture.map(stop_capture);
+    let stats = capture.map(|capture| stop_capture(capture, &pcap));
     served?;
     let Some(stats) = stats else {
         let base = options.out.display();
@@ -580,6 +578,13 @@ fn run_client(
     }
     let _ = writeln!(out, "client closed the connection");
     check_interrupt()?;
+    stop_server(server, out);
+    Ok(())
+}
+
+/// Stops the lab's server with SIGTERM (SIGKILL after [`SERVER_STOP`]) and
+/// says so, with its exit status when it failed.
+fn stop_server(server: &mut Process, out: &mut dyn Write) {
     let stopped = server.stop(libc::SIGTERM, SERVER_STOP);
     let _ = writeln!(
         out,
@@ -589,12 +594,14 @@ fn run_client(
             .map(|s| format!(": {s}"))
             .unwrap_or_default()
     );
-    Ok(())
 }
 
-/// Lets the teardown reach the capture, then stops it.
-fn stop_capture(capture: CaptureHandle) -> Result<crate::capture::CaptureStats, LabError> {
-    std::thread::sleep(SETTLE);
+/// Lets the teardown reach the capture (written to `pcap`), then stops it.
+fn stop_capture(
+    capture: CaptureHandle,
+    pcap: &Path,
+) -> Result<crate::capture::CaptureStats, LabError> {
+    teardown::wait_for_teardown(pcap, teardown::LIMIT);
     Ok(capture.stop()?)
 }
 

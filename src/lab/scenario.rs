@@ -187,15 +187,9 @@ pub(crate) fn list() -> String {
         .collect()
 }
 
-/// The language of the explanation on standard output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Lang {
-    /// English.
-    #[default]
-    En,
-    /// Bahasa Indonesia.
-    Id,
-}
+/// The language of the explanation on standard output: the check's
+/// [`Lang`](crate::check::Lang), one definition for both.
+pub use crate::check::Lang;
 
 #[cfg(test)]
 mod tests {

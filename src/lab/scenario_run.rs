@@ -48,8 +48,6 @@ const PYTHON_SERVER_FILE: &str = "lab-python-server.py";
 const SERVER_START: Duration = Duration::from_secs(10);
 /// Margin over the client's own timeout before the lab stops waiting.
 const MARGIN: Duration = Duration::from_secs(5);
-/// Capture time after the last client, for the teardown.
-const SETTLE: Duration = Duration::from_millis(300);
 /// The slow reader's server idle timeout.
 const SLOW_READER_IDLE: Duration = Duration::from_secs(3);
 /// Most bytes the slow reader sends.
@@ -210,7 +208,7 @@ pub fn run(
     if let Some(f) = faults {
         remove_faults(f, started, &mut record);
     }
-    std::thread::sleep(SETTLE);
+    super::teardown::wait_for_teardown(&pcap, super::teardown::LIMIT);
     let stats = capture.stop();
     ran?;
     let stats = stats?;

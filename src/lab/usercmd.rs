@@ -432,7 +432,7 @@ fn run_user_server(
 
     // The lab's own client, as in a plain run: its exchange is the ladder.
     run_lab_client(lab, user, names, server, out)?;
-    let stats = super::stop_capture(capture)?;
+    let stats = super::stop_capture(capture, &run_dir.path().join("reqresp.pcap"))?;
     let _ = writeln!(out, "capture stopped: {stats}");
     super::report(run_dir, server, out)?;
     super::check_interrupt()?;
@@ -689,16 +689,8 @@ fn run_user_client(
         );
     }
     super::check_interrupt()?;
-    let stopped = reqresp_server.stop(libc::SIGTERM, super::SERVER_STOP);
-    let _ = writeln!(
-        out,
-        "server stopped (SIGTERM){}",
-        stopped
-            .filter(|s| !s.success())
-            .map(|s| format!(": {s}"))
-            .unwrap_or_default()
-    );
-    let stats = super::stop_capture(capture)?;
+    super::stop_server(&mut reqresp_server, out);
+    let stats = super::stop_capture(capture, &run_dir.path().join("reqresp.pcap"))?;
     let _ = writeln!(out, "capture stopped: {stats}");
     super::report(run_dir, server, out)?;
     let analysis = super::analyze_capture(&run_dir.path().join("reqresp.pcap"), server)?;

@@ -255,6 +255,15 @@ impl Progress {
         }
     }
 
+    /// Bytes arrived at `now`; `buffered` were waiting before them.
+    fn received(&mut self, buffered: usize, now: Instant) {
+        if buffered == 0 {
+            self.request_start = now;
+        }
+        self.last_read = now;
+        self.heard = true;
+    }
+
     fn wait(&self, config: &Config, buffered: usize) -> Wait {
         let idle = Wait {
             deadline: self.last_read + config.idle_timeout,
@@ -335,14 +344,7 @@ where
                 }
                 if hint_at.is_some_and(|hint| now >= hint) {
                     hinted = true;
-                    warn!(
-                        %peer,
-                        bytes = buffered,
-                        "no newline after {buffered} bytes for {} s: line framing answers complete lines only; \
-                         a client that sends bare messages (like the original lab's Python client) \
-                         needs `reqresp server --framing raw`",
-                        PARTIAL_LINE_HINT.as_secs()
-                    );
+                    hint_partial_line(peer, buffered);
                 }
                 continue;
             }
@@ -355,18 +357,8 @@ where
         }
         match filled {
             Ok(Fill::Eof) => return Close::PeerClosed,
-            Ok(Fill::Data(_)) => {
-                if buffered == 0 {
-                    at.request_start = now;
-                }
-                at.last_read = now;
-                at.heard = true;
-            }
-            Err(ConnectionError::ClosedMidMessage { buffered }) => {
-                return Close::PeerClosedMidRequest { buffered };
-            }
-            Err(ConnectionError::Io(e)) => return Close::Io(e),
-            Err(ConnectionError::Frame(e)) => return refuse(conn, e),
+            Ok(Fill::Data(_)) => at.received(buffered, now),
+            Err(error) => return read_failed(conn, error),
         }
         let before = *requests;
         loop {
@@ -376,18 +368,9 @@ where
             } else {
                 answer_now(conn, service, peer, requests)
             };
-            let (answered, more) = match batch {
-                Ok(batch) => (batch.answered, batch.more),
-                Err(FrameError::NewlineInLine) => {
-                    // The service produced a response line framing cannot
-                    // carry; the client still gets one answer per request.
-                    warn!(%peer, "response contains a newline; sent an error line instead");
-                    let _ = conn.queue(b"error: the response cannot be sent as one line");
-                    (1, true)
-                }
-                Err(e) => {
-                    return refuse(conn, e);
-                }
+            let (answered, more) = match batch_outcome(conn, peer, batch) {
+                Ok(outcome) => outcome,
+                Err(close) => return close,
             };
             // `--delay`: a slow server, one delay per answer in this batch.
             let delayed = u32::try_from(*requests - before_batch).unwrap_or(u32::MAX);
@@ -416,6 +399,53 @@ where
             // What is left is the start of a request that arrived in this read.
             at.request_start = now;
         }
+    }
+}
+
+/// Logs why part of a line gets no answer (line framing only).
+fn hint_partial_line(peer: SocketAddr, buffered: usize) {
+    warn!(
+        %peer,
+        bytes = buffered,
+        "no newline after {buffered} bytes for {} s: line framing answers complete lines only; \
+         a client that sends bare messages (like the original lab's Python client) \
+         needs `reqresp server --framing raw`",
+        PARTIAL_LINE_HINT.as_secs()
+    );
+}
+
+/// The close for a read that failed.
+fn read_failed<S>(conn: &mut Connection<S>, error: ConnectionError) -> Close
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match error {
+        ConnectionError::ClosedMidMessage { buffered } => Close::PeerClosedMidRequest { buffered },
+        ConnectionError::Io(e) => Close::Io(e),
+        ConnectionError::Frame(e) => refuse(conn, e),
+    }
+}
+
+/// How many answers a batch queued and whether more requests are
+/// buffered, or the close for a request the connection cannot answer.
+fn batch_outcome<S>(
+    conn: &mut Connection<S>,
+    peer: SocketAddr,
+    batch: Result<Batch, FrameError>,
+) -> Result<(usize, bool), Close>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match batch {
+        Ok(batch) => Ok((batch.answered, batch.more)),
+        Err(FrameError::NewlineInLine) => {
+            // The service produced a response line framing cannot
+            // carry; the client still gets one answer per request.
+            warn!(%peer, "response contains a newline; sent an error line instead");
+            let _ = conn.queue(b"error: the response cannot be sent as one line");
+            Ok((1, true))
+        }
+        Err(e) => Err(refuse(conn, e)),
     }
 }
 

@@ -264,6 +264,30 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script {script:?}: {e}"))
     }
 
+    /// Waits (at most 10 s) until the page has an element matching `css`
+    /// (a row the ladder draws once scrolled into view).
+    async fn wait_for(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .c()
+                .execute(
+                    "return document.querySelector(arguments[0]) !== null",
+                    vec![json!(css)],
+                )
+                .await
+                .expect("querySelector");
+            if found == Value::Bool(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {css} on the page within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn click(&self, css: &str) {
         self.c()
             .find(Locator::Css(css))
@@ -498,52 +522,6 @@ fn converse(server: SocketAddr, lines: &[(&str, bool)]) -> u16 {
     let mut rest = Vec::new();
     let _ = reader.read_to_end(&mut rest);
     port
-}
-
-/// tcpdump on lo, stopped with SIGINT (by PID) on `stop` or drop.
-struct Tcpdump(Child);
-
-impl Tcpdump {
-    fn start(port: u16, file: &Path) -> Tcpdump {
-        let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "--immediate-mode", "-Z", "root", "-w"])
-            .arg(file)
-            .arg(format!("tcp port {port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tcpdump");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        while !line.contains("listening on") {
-            line.clear();
-            let n = stderr.read_line(&mut line).expect("tcpdump stderr");
-            assert!(n > 0, "tcpdump stopped before listening");
-        }
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        std::thread::sleep(Duration::from_millis(300));
-        Tcpdump(child)
-    }
-
-    fn stop(mut self) {
-        std::thread::sleep(Duration::from_millis(500));
-        // SAFETY: kill on our own child's PID.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.0.try_wait().expect("wait").is_none() {
-            assert!(Instant::now() < deadline, "tcpdump did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tcpdump {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// For each line of one direction of a connection, the frames that carried
@@ -803,7 +781,7 @@ fn html_report_of_a_real_capture_in_chromium() {
     let dir = tempfile::tempdir().expect("tmp");
     let capture = dir.path().join("lab.pcap");
     let server = support::Server::start(&[]);
-    let tcpdump = Tcpdump::start(server.addr.port(), &capture);
+    let tcpdump = support::Tcpdump::start(&capture, server.addr.port());
     let plain = converse(
         server.addr,
         &[
@@ -815,7 +793,8 @@ fn html_report_of_a_real_capture_in_chromium() {
     let hostile: Vec<(&str, bool)> = HOSTILE.iter().map(|l| (*l, false)).collect();
     let evil = converse(server.addr, &hostile);
     let third = converse(server.addr, &[("third", false)]);
-    tcpdump.stop();
+    // Packets the kernel dropped are noted; the assertions below show them.
+    let _ = tcpdump.stop();
     drop(server);
 
     let doc = analyze_json(&capture);
@@ -1115,8 +1094,9 @@ fn html_ladder_of_ten_thousand_exchanges_in_chromium() {
 
         // The end of the ladder is reachable, and its arrow shows its frame.
         b.js("var s = document.getElementById('ladder'); s.scrollTop = s.scrollHeight; return 1").await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        b.click(&format!("#ladder .arrow.req[data-ex='{}']", N - 1)).await;
+        let last = format!("#ladder .arrow.req[data-ex='{}']", N - 1);
+        b.wait_for(&last).await;
+        b.click(&last).await;
         let frames = b.contents("#detail .msg[data-side='client'] .frame").await;
         let frame: u64 = frames[0].parse().expect("frame");
         assert_eq!(frame, 4 + 3 * (N as u64 - 1), "handshake 3 frames, 3 per exchange");

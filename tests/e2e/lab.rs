@@ -7,29 +7,39 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{self, have, is_root, reqresp, skip};
+use crate::support::{self, LabNames, have, is_root, reqresp, run_ok, skip};
 
-/// The names one run printed: its bridge and its two namespaces.
-#[derive(Debug, Default)]
+/// The names one run printed: its bridge, its two namespaces and veths
+/// (read by [`LabNames`]), the hosts' addresses and the server's pid.
+#[derive(Debug)]
 struct RunNames {
-    bridge: String,
-    netns: Vec<String>,
-    veths: Vec<String>,
+    lab: LabNames,
     server_ip: String,
     client_ip: String,
     /// The server's pid, once the run got that far.
     server_pid: Option<u32>,
-    /// The bridge's interface index: a bridge of the same name with another
-    /// index was created later by someone else (another run, the Docker lab).
-    bridge_ifindex: Option<u32>,
+}
+
+impl std::ops::Deref for RunNames {
+    type Target = LabNames;
+
+    fn deref(&self) -> &LabNames {
+        &self.lab
+    }
 }
 
 impl RunNames {
     /// Reads the `topology` lines of the lab's output.
     fn parse(stdout: &str) -> RunNames {
-        let mut names = RunNames::default();
+        let lab = LabNames::parse(stdout);
+        let mut names = RunNames {
+            lab,
+            server_ip: String::new(),
+            client_ip: String::new(),
+            server_pid: None,
+        };
         for line in stdout.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
             if line.starts_with("server listening on") {
@@ -38,35 +48,16 @@ impl RunNames {
                     .nth(1)
                     .and_then(|rest| rest.trim_end_matches(')').parse().ok());
             }
-            if words.first() == Some(&"bridge") {
-                names.bridge = words[1].trim_end_matches(',').to_string();
-                names.bridge_ifindex = line
-                    .split("(ifindex ")
-                    .nth(1)
-                    .and_then(|rest| rest.split(')').next())
-                    .and_then(|i| i.parse().ok());
-            }
             if words.len() > 5 && words[1] == "host" && words[2] == "netns" {
-                names.netns.push(words[3].to_string());
                 let ip = words[5].to_string();
                 if words[0] == "server" {
                     names.server_ip = ip;
                 } else {
                     names.client_ip = ip;
                 }
-                let veth = line
-                    .split("(veth ")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .expect("veth name on the host line");
-                names.veths.push(veth.to_string());
             }
         }
-        assert!(
-            names.bridge.starts_with("br-reqresp"),
-            "no bridge in:\n{stdout}"
-        );
-        assert_eq!(names.netns.len(), 2, "no namespaces in:\n{stdout}");
+        assert_eq!(names.veths.len(), 2, "no veths in:\n{stdout}");
         names
     }
 
@@ -77,18 +68,9 @@ impl RunNames {
 
     /// Panics when anything of this run is still there.
     fn assert_gone(&self) {
-        let netns = run_ok(Command::new("ip").args(["netns", "list"]));
-        for ns in &self.netns {
-            assert!(
-                !netns.split_whitespace().any(|n| n == ns),
-                "namespace {ns} left behind: {netns}"
-            );
-        }
+        assert!(self.ifindex.is_some(), "bridge ifindex printed");
+        self.lab.assert_gone();
         for link in &self.veths {
-            assert!(
-                !Path::new("/sys/class/net").join(link).exists(),
-                "link {link} left behind"
-            );
             let show = Command::new("ip")
                 .args(["link", "show", link])
                 .output()
@@ -98,21 +80,6 @@ impl RunNames {
                 "`ip link show {link}` still finds it"
             );
         }
-        // Bridge names are reused (another run, the Docker lab's compose
-        // test): a bridge of this name is ours only with our interface index.
-        let index = std::fs::read_to_string(
-            Path::new("/sys/class/net")
-                .join(&self.bridge)
-                .join("ifindex"),
-        )
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok());
-        assert!(self.bridge_ifindex.is_some(), "bridge ifindex printed");
-        assert!(
-            index.is_none() || index != self.bridge_ifindex,
-            "bridge {} left behind",
-            self.bridge
-        );
         let state = Path::new("/run/reqresp-lab").join(format!("{}.json", self.bridge));
         let owner = std::fs::read_to_string(&state)
             .ok()
@@ -148,35 +115,9 @@ impl RunNames {
     }
 }
 
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run command");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Runs `reqresp lab <args>` to its end (at most 90 s).
 fn lab(args: &[&str]) -> Output {
-    let mut child = reqresp()
-        .arg("lab")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn reqresp lab");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("reqresp lab did not finish in 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    support::run_lab(args, Duration::from_secs(90))
 }
 
 fn text(bytes: &[u8]) -> String {

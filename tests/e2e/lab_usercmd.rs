@@ -5,12 +5,12 @@
 //! "nothing left" means no process whose working directory is in it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{self, have, is_root, reqresp, skip};
+use crate::support::{self, LabNames, have, is_root, skip};
 
 fn ready() -> bool {
     if !is_root() {
@@ -26,23 +26,7 @@ fn ready() -> bool {
 
 /// Runs `reqresp lab <args>` to its end (at most 180 s).
 fn lab(args: &[&str]) -> Output {
-    let mut child = reqresp()
-        .arg("lab")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn reqresp lab");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("reqresp lab did not finish in 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    support::run_lab(args, Duration::from_secs(180))
 }
 
 fn stdout(out: &Output) -> String {
@@ -69,34 +53,10 @@ fn workdir(files: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-/// The run's two namespaces, from its `bridge …, server host NS (IP),
-/// client host NS (IP)` line.
-fn namespaces(stdout: &str) -> Vec<String> {
-    let line = stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("bridge ") && l.contains("server host"))
-        .unwrap_or_else(|| panic!("no topology line in:\n{stdout}"));
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let found: Vec<String> = words
-        .windows(2)
-        .filter(|w| w[0] == "host")
-        .map(|w| w[1].to_string())
-        .collect();
-    assert_eq!(found.len(), 2, "{line}");
-    found
-}
-
 /// Panics when a namespace of the run or a process working in `dir` is
 /// still there.
 fn assert_nothing_left(stdout: &str, dir: &Path) {
-    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    let list = String::from_utf8_lossy(&list.stdout);
-    for ns in namespaces(stdout) {
-        assert!(
-            !list.split_whitespace().any(|n| n == ns),
-            "namespace {ns} left behind: {list}"
-        );
-    }
+    LabNames::parse(stdout).assert_gone();
     let dir = dir.canonicalize().unwrap();
     let left: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()

@@ -8,11 +8,10 @@
 //! rules; the tests assert the exact exchanges (operation and answer).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use reqresp::analyze::reader::read_capture;
@@ -20,7 +19,7 @@ use reqresp::protocol::app::{
     Answer, AppMessage, AppProtocol, Direction, Kind, Pairing, Session, recognize,
 };
 
-use crate::support;
+use crate::support::{self, run_ok};
 
 /// A process this test started, killed (by its PID) when dropped.
 struct Proc(Child);
@@ -54,6 +53,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `python3 -m http.server` (HTTP/1.1, keep-alive) serving `root` on a free
+/// loopback port, once it listens; with that port.
+fn http_server(root: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let server = spawn(
+        Command::new("python3")
+            .args(["-m", "http.server", "--protocol", "HTTP/1.1"])
+            .args(["--bind", "127.0.0.1", "--directory"])
+            .arg(root)
+            .arg(port.to_string()),
+    );
+    wait_listening(port, "python3 -m http.server");
+    (server, port)
+}
+
 /// Waits (at most 30 s) until something accepts connections on `port`.
 fn wait_listening(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -80,73 +94,6 @@ fn listening(port: u16) -> bool {
             })
         })
     })
-}
-
-/// tcpdump on `lo` for one TCP port, stopped by SIGINT to its PID.
-struct Tcpdump {
-    child: Proc,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Tcpdump {
-    fn start(file: &Path, port: u16) -> Tcpdump {
-        let filter = format!("tcp port {port}");
-        let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "--immediate-mode", "-Z", "root", "-w"])
-            .arg(file)
-            .arg(&filter)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tcpdump");
-        let stderr = child.stderr.take().unwrap();
-        let child = Proc(child);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains("listening on") => break,
-                Ok(_) => {}
-                Err(_) => panic!("tcpdump did not start within 15 s"),
-            }
-        }
-        // Let the capture settle on the socket before traffic starts.
-        std::thread::sleep(Duration::from_millis(300));
-        Tcpdump { child, stderr: rx }
-    }
-
-    /// Lets the last packets arrive and stops tcpdump. Returns whether it
-    /// captured everything (the kernel dropped no packet).
-    #[must_use]
-    fn stop(mut self) -> bool {
-        std::thread::sleep(Duration::from_millis(500));
-        // SAFETY: kill on our own child's PID.
-        unsafe { libc::kill(self.child.0.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.child.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "tcpdump did not stop within 5 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let dropped: u64 = self
-            .stderr
-            .iter()
-            .filter_map(|l| {
-                l.strip_suffix(" packets dropped by kernel")?
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .sum();
-        if dropped > 0 {
-            eprintln!("tcpdump: the kernel dropped {dropped} packets; capturing again");
-        }
-        dropped == 0
-    }
 }
 
 /// Runs `attempt` until it returns true (its capture was whole), at most 4
@@ -500,12 +447,6 @@ fn have_tools(tools: &[&str]) -> bool {
     true
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.stderr(Stdio::inherit()).output().expect("run a client");
-    assert!(out.status.success(), "{cmd:?}: {}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn http_curl_keep_alive_post_and_continue_against_python_http_server() {
     if !have_tools(&["tcpdump", "tshark", "curl", "python3"]) {
@@ -517,55 +458,46 @@ fn http_curl_keep_alive_post_and_continue_against_python_http_server() {
         std::fs::create_dir(&root).unwrap();
         std::fs::write(root.join("index.html"), "hello\n").unwrap();
         std::fs::write(root.join("a.txt"), vec![b'a'; 3000]).unwrap();
-        let port = free_port();
-        let _server = spawn(
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "http.server",
-                    "--protocol",
-                    "HTTP/1.1",
-                    "--bind",
-                    "127.0.0.1",
-                ])
-                .arg("--directory")
-                .arg(&root)
-                .arg(port.to_string()),
-        );
-        wait_listening(port, "python3 -m http.server");
+        let (_server, port) = http_server(&root);
         let file = dir.path().join("http.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
         // Three requests on one keep-alive connection (the 404 closes it).
-        run(Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-o",
-                "/dev/null",
-                "-o",
-                "/dev/null",
-            ])
-            .args([url("/index.html"), url("/a.txt"), url("/missing")]));
+        run_ok(
+            Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-o",
+                    "/dev/null",
+                    "-o",
+                    "/dev/null",
+                ])
+                .args([url("/index.html"), url("/a.txt"), url("/missing")]),
+        );
         // A POST that asks for 100 Continue: http.server says 100, then
         // 501 (it has no POST) and closes; curl never sends the body.
         std::fs::write(dir.path().join("body"), vec![b'x'; 2000]).unwrap();
-        run(Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-H",
-                "Expect: 100-continue",
-                "--data-binary",
-            ])
-            .arg(format!("@{}", dir.path().join("body").display()))
-            .arg(url("/up")));
+        run_ok(
+            Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-H",
+                    "Expect: 100-continue",
+                    "--data-binary",
+                ])
+                .arg(format!("@{}", dir.path().join("body").display()))
+                .arg(url("/up")),
+        );
         // A POST (http.server has no POST: 501).
-        run(Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-d", "name=x"])
-            .arg(url("/form")));
+        run_ok(
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-d", "name=x"])
+                .arg(url("/form")),
+        );
         if !capture.stop() {
             return false;
         }
@@ -637,24 +569,9 @@ fn http_pipelined_get_head_get_in_one_write() {
     until_whole(|| {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), "hello\n").unwrap();
-        let port = free_port();
-        let _server = spawn(
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "http.server",
-                    "--protocol",
-                    "HTTP/1.1",
-                    "--bind",
-                    "127.0.0.1",
-                ])
-                .arg("--directory")
-                .arg(dir.path())
-                .arg(port.to_string()),
-        );
-        wait_listening(port, "python3 -m http.server");
+        let (_server, port) = http_server(dir.path());
         let file = dir.path().join("pipelined.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -709,7 +626,7 @@ fn redis_cli_sequential_and_a_pipelined_write() {
         let dir = tempfile::tempdir().unwrap();
         let (_server, port) = redis_server(dir.path());
         let file = dir.path().join("redis.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         // redis-cli reading commands from stdin sends each and awaits its reply.
         let mut cli = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
@@ -814,7 +731,7 @@ fn memcached_storage_and_multi_line_answers() {
         );
         wait_listening(port, "memcached");
         let file = dir.path().join("memcached.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -885,9 +802,9 @@ fn dns_over_tcp_dig_against_dnsmasq() {
         ]));
         wait_listening(port, "dnsmasq");
         let file = dir.path().join("dns.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         // One TCP connection for three queries (+keepopen).
-        let out = run(Command::new("dig").args([
+        let out = run_ok(Command::new("dig").args([
             "+tcp",
             "+keepopen",
             "+short",
@@ -945,17 +862,21 @@ fn postgres_psql_startup_queries_and_an_error() {
         // PostgreSQL refuses to run as root: its files belong to `postgres`.
         std::fs::create_dir(&data).unwrap();
         let chown = |p: &Path| {
-            run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(p))
+            run_ok(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(p),
+            )
         };
         chown(dir.path());
-        run(Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(bin.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-            .arg(&data)
-            .stdout(Stdio::null()));
+        run_ok(
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(bin.join("initdb"))
+                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+                .arg(&data)
+                .stdout(Stdio::null()),
+        );
         let port = free_port();
         let _server = spawn(
             Command::new("runuser")
@@ -971,7 +892,7 @@ fn postgres_psql_startup_queries_and_an_error() {
         );
         wait_listening(port, "postgres");
         let file = dir.path().join("pg.pcap");
-        let capture = Tcpdump::start(&file, port);
+        let capture = support::Tcpdump::start(&file, port);
         let out = Command::new("psql")
             .args([
                 "-h",
@@ -1052,7 +973,7 @@ fn lab_conversations_are_recognised_as_no_known_protocol() {
             let server = support::Server::start(&["--framing", framing, "--service", service]);
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("lab.pcap");
-            let capture = Tcpdump::start(&file, server.addr.port());
+            let capture = support::Tcpdump::start(&file, server.addr.port());
             let mut conn = TcpStream::connect(server.addr).unwrap();
             conn.set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();

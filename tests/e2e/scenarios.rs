@@ -9,7 +9,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::support::{self, have, is_root, reqresp, skip};
+use crate::support::{self, LabNames, have, is_root, reqresp, skip};
 
 fn ready() -> bool {
     if !is_root() {
@@ -25,74 +25,20 @@ fn ready() -> bool {
     true
 }
 
-/// What one run created, read from its `topology:` line.
-#[derive(Debug)]
-struct Created {
-    bridge: String,
-    ifindex: Option<u32>,
-    netns: Vec<String>,
-    veths: Vec<String>,
-}
-
-fn created(stdout: &str) -> Created {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("topology: "))
-        .unwrap_or_else(|| panic!("no topology line in:\n{stdout}"));
-    let words: Vec<&str> = line
-        .split([' ', ',', '(', ')'])
-        .filter(|w| !w.is_empty())
-        .collect();
-    let after = |key: &str| -> Vec<String> {
-        words
-            .windows(2)
-            .filter(|w| w[0] == key)
-            .map(|w| w[1].to_string())
-            .collect()
-    };
-    Created {
-        bridge: after("bridge")[0].clone(),
-        ifindex: after("ifindex")[0].parse().ok(),
-        netns: after("host"),
-        veths: after("veth"),
-    }
-}
-
-impl Created {
-    /// Panics when anything of this run is still there.
-    fn assert_gone(&self) {
-        let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
-        let list = String::from_utf8_lossy(&list.stdout);
-        assert_eq!(self.netns.len(), 2, "{self:?}");
-        for ns in &self.netns {
-            assert!(
-                !list.split_whitespace().any(|n| n == ns),
-                "namespace {ns} left behind"
-            );
-        }
-        for veth in &self.veths {
-            assert!(
-                !Path::new("/sys/class/net").join(veth).exists(),
-                "link {veth} left behind"
-            );
-        }
-        let index = std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", self.bridge))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        assert!(
-            index.is_none() || index != self.ifindex,
-            "bridge {} left behind",
-            self.bridge
-        );
-        // The fault rules live only in the lab's namespaces: the machine's
-        // own tables never hold one, during or after a run.
-        let rules = Command::new("iptables").arg("-S").output().unwrap();
-        let rules = String::from_utf8_lossy(&rules.stdout);
-        assert!(
-            !rules.contains("reqresp lab fault"),
-            "a fault rule in the root namespace:\n{rules}"
-        );
-    }
+/// Panics when anything a run created (`made`) is still there, or a fault
+/// rule is in the root namespace.
+fn assert_gone(made: &LabNames) {
+    assert_eq!(made.veths.len(), 2, "{made:?}");
+    assert!(made.ifindex.is_some(), "{made:?}");
+    made.assert_gone();
+    // The fault rules live only in the lab's namespaces: the machine's
+    // own tables never hold one, during or after a run.
+    let rules = Command::new("iptables").arg("-S").output().unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(
+        !rules.contains("reqresp lab fault"),
+        "a fault rule in the root namespace:\n{rules}"
+    );
 }
 
 struct Run {
@@ -163,7 +109,7 @@ fn lab_into(base: &Path, args: &[&str]) -> (String, PathBuf) {
         out.status,
         text(&out.stderr)
     );
-    created(&stdout).assert_gone();
+    assert_gone(&LabNames::parse(&stdout));
     let target = std::fs::read_link(base.join("latest"))
         .unwrap_or_else(|e| panic!("no latest link in {}: {e}\n{stdout}", base.display()));
     assert_eq!(target.components().count(), 1, "{target:?}");
@@ -604,10 +550,10 @@ fn a_killed_scenario_leaves_only_what_down_removes() {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let seen = support::read_until(&mut stdout, "client: ");
     // Once the partition has started, SIGKILL: nothing of the lab runs.
-    wait_partitioned(&created(&seen).netns[0]);
+    wait_partitioned(&LabNames::parse(&seen).netns[0]);
     child.kill().unwrap();
     child.wait().unwrap();
-    let made = created(&seen);
+    let made = LabNames::parse(&seen);
     let rules = Command::new("ip")
         .args(["netns", "exec", &made.netns[0], "iptables", "-S", "INPUT"])
         .output()
@@ -678,14 +624,14 @@ fn scenario_runs_get_their_own_folders_and_an_interrupted_one_adds_none() {
         has_partial(base.path()),
         "the run writes into a partial folder"
     );
-    wait_partitioned(&created(&seen).netns[0]);
+    wait_partitioned(&LabNames::parse(&seen).netns[0]);
     // SAFETY: kill on our own child's PID.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{seen}{rest}");
-    created(&seen).assert_gone();
+    assert_gone(&LabNames::parse(&seen));
     assert_eq!(visible_entries(base.path()), expected, "{seen}{rest}");
     assert!(
         !has_partial(base.path()),

@@ -179,19 +179,12 @@ for msg in ["hello", "world"]:
     print(s.recv(1024).decode())
 s.close()
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, &server.addr.port().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "Echo: hello\nEcho: world\n"
-    );
+    let out = support::run_ok(std::process::Command::new("python3").args([
+        "-c",
+        script,
+        &server.addr.port().to_string(),
+    ]));
+    assert_eq!(out, "Echo: hello\nEcho: world\n");
 }
 
 #[test]
@@ -697,25 +690,14 @@ fn netcat_is_a_client() {
         return support::skip("nc (netcat-openbsd) is not installed");
     }
     let server = Server::start(&[]);
-    let out = std::process::Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "printf 'hi\\nthere\\r\\n' | nc -N -w 10 127.0.0.1 {}",
-                server.addr.port()
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "Echo: hi\nEcho: there\n"
-    );
+    let out = support::run_ok(std::process::Command::new("sh").args([
+        "-c",
+        &format!(
+            "printf 'hi\\nthere\\r\\n' | nc -N -w 10 127.0.0.1 {}",
+            server.addr.port()
+        ),
+    ]));
+    assert_eq!(out, "Echo: hi\nEcho: there\n");
 }
 
 #[test]

@@ -83,6 +83,19 @@ pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
     }
 }
 
+/// Runs `cmd` to its end, asserts it succeeded (showing its stderr if
+/// not) and returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Reads lines from a child's output until one starts with `prefix` (or
 /// the output ends): what was read, that line included. Waits on the
 /// program's own words rather than on a sleep.
@@ -312,4 +325,278 @@ pub fn assert_html_report(path: &std::path::Path, analysis: &serde_json::Value) 
         "{}: summary.connections differs from the JSON report",
         path.display()
     );
+}
+
+/// tcpdump on `lo` for one TCP port, writing `file` packet by packet (`-U`);
+/// stopped with SIGINT (by PID) on [`Tcpdump::stop`], killed on drop.
+pub struct Tcpdump {
+    child: Child,
+    file: std::path::PathBuf,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Tcpdump {
+    /// Captures TCP `port` on `lo` into `file`; see [`Tcpdump::start_on`].
+    pub fn start(file: &std::path::Path, port: u16) -> Tcpdump {
+        Tcpdump::start_on(None, "lo", file, &format!("tcp port {port}"))
+    }
+
+    /// Starts `[ip netns exec NETNS] tcpdump -i IFACE -w FILE FILTER` and
+    /// waits (at most 15 s) for tcpdump's `listening on` line, which it
+    /// prints once the filter is on the live socket: every packet sent
+    /// from then on is captured.
+    pub fn start_on(
+        netns: Option<&str>,
+        iface: &str,
+        file: &std::path::Path,
+        filter: &str,
+    ) -> Tcpdump {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "tcpdump"]);
+                c
+            }
+            None => Command::new("tcpdump"),
+        };
+        let mut child = cmd
+            .args(["-i", iface, "-U", "--immediate-mode", "-Z", "root", "-w"])
+            .arg(file)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tcpdump");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let capture = Tcpdump {
+            child,
+            file: file.to_owned(),
+            stderr: rx,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match capture
+                .stderr
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) if line.contains("listening on") => return capture,
+                Ok(_) => {}
+                Err(_) => panic!("tcpdump did not start listening within 15 s"),
+            }
+        }
+    }
+
+    /// Waits (at most 10 s) until every connection in the capture has ended
+    /// (reset, or both FINs and the last one's ACK captured), stops tcpdump
+    /// with SIGINT and waits for its exit. Returns whether it captured
+    /// everything (the kernel dropped no packet); a connection that did not
+    /// end is noted, and left to the test's own assertions.
+    #[must_use]
+    pub fn stop(self) -> bool {
+        let limit = Duration::from_secs(10);
+        let ended = reqresp::lab::teardown::wait_for_teardown(&self.file, limit);
+        if !ended {
+            note(&format!(
+                "tcpdump: not every connection in {} ended within {limit:?}",
+                self.file.display()
+            ));
+        }
+        self.stop_now()
+    }
+
+    /// Stops tcpdump with SIGINT at once and waits for its exit, which
+    /// flushes the file; for a caller that waited for its own condition
+    /// (a FIN, a reset, a zero window). Returns whether the kernel dropped
+    /// no packet.
+    #[must_use]
+    pub fn stop_now(mut self) -> bool {
+        // SAFETY: kill on our own child's PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let child = &mut self.child;
+        wait_until(
+            "tcpdump's exit after SIGINT",
+            Duration::from_secs(5),
+            || child.try_wait().expect("wait for tcpdump").is_some(),
+        );
+        let dropped: u64 = self
+            .stderr
+            .iter()
+            .filter_map(|l| {
+                l.strip_suffix(" packets dropped by kernel")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        if dropped > 0 {
+            note(&format!("tcpdump: the kernel dropped {dropped} packets"));
+        }
+        dropped == 0
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// What one lab run created, read from its output: `reqresp lab`'s
+/// `topology` block (`bridge NAME (ifindex N)`, `server host netns NS …
+/// (veth V …)`), the one-line `bridge …, server host NS (IP), client host
+/// NS (IP)` of a run with a user's command, or a scenario's `topology:` line.
+#[derive(Debug, Default)]
+pub struct LabNames {
+    pub bridge: String,
+    /// The bridge's interface index: a bridge of the same name with another
+    /// index was created later by someone else (another run, the Docker lab).
+    pub ifindex: Option<u32>,
+    /// The server's namespace, then the client's.
+    pub netns: Vec<String>,
+    /// The veths on the bridge (not printed by every kind of run).
+    pub veths: Vec<String>,
+}
+
+impl LabNames {
+    /// Reads the names from the run's output; panics when it shows no bridge
+    /// or not two namespaces.
+    pub fn parse(stdout: &str) -> LabNames {
+        let mut names = LabNames::default();
+        let topology = stdout.lines().map(str::trim_start).filter(|l| {
+            ["bridge ", "server host ", "client host ", "topology: "]
+                .iter()
+                .any(|start| l.starts_with(start))
+        });
+        for line in topology {
+            let words: Vec<&str> = line
+                .split([' ', ',', '(', ')'])
+                .filter(|w| !w.is_empty() && *w != "netns")
+                .collect();
+            for pair in words.windows(2) {
+                match pair[0] {
+                    "bridge" if names.bridge.is_empty() => names.bridge = pair[1].to_owned(),
+                    "ifindex" if names.ifindex.is_none() => names.ifindex = pair[1].parse().ok(),
+                    "host" => names.netns.push(pair[1].to_owned()),
+                    "veth" => names.veths.push(pair[1].to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        assert!(
+            names.bridge.starts_with("br-reqresp"),
+            "no bridge in:\n{stdout}"
+        );
+        assert_eq!(names.netns.len(), 2, "not two namespaces in:\n{stdout}");
+        names
+    }
+
+    /// Panics when a namespace, a veth or the bridge (by its interface
+    /// index) of the run is still there.
+    pub fn assert_gone(&self) {
+        let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        let list = String::from_utf8_lossy(&list.stdout);
+        for ns in &self.netns {
+            assert!(
+                !list.split_whitespace().any(|n| n == ns),
+                "namespace {ns} left behind: {list}"
+            );
+        }
+        for veth in &self.veths {
+            assert!(
+                !std::path::Path::new("/sys/class/net").join(veth).exists(),
+                "link {veth} left behind"
+            );
+        }
+        if self.ifindex.is_some() {
+            let index = std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", self.bridge))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            assert!(
+                index.is_none() || index != self.ifindex,
+                "bridge {} left behind",
+                self.bridge
+            );
+        }
+    }
+}
+
+#[test]
+fn lab_names_are_read_from_every_kind_of_run() {
+    let lab = "topology (created for this run):
+  bridge       br-reqresp (ifindex 58), subnet 10.222.0.0/24, no address in the root namespace
+  server host  netns rr-7199-srv    eth0 10.222.0.2   mac 02:42:0a:de:00:02  (veth rr-7199-s on the bridge)
+  client host  netns rr-7199-cli    eth0 10.222.0.3   mac 02:42:0a:de:00:03  (veth rr-7199-c on the bridge)
+cleaned up: namespaces rr-7199-srv and rr-7199-cli, bridge br-reqresp removed";
+    let names = LabNames::parse(lab);
+    assert_eq!(names.bridge, "br-reqresp");
+    assert_eq!(names.ifindex, Some(58));
+    assert_eq!(names.netns, ["rr-7199-srv", "rr-7199-cli"]);
+    assert_eq!(names.veths, ["rr-7199-s", "rr-7199-c"]);
+    let user = "mode: network namespaces
+  bridge br-reqresp-1, server host rr-1-srv (10.222.0.2), client host rr-1-cli (10.222.0.3)";
+    let names = LabNames::parse(user);
+    assert_eq!(
+        (names.bridge.as_str(), names.ifindex),
+        ("br-reqresp-1", None)
+    );
+    assert_eq!(names.netns, ["rr-1-srv", "rr-1-cli"]);
+    assert!(names.veths.is_empty());
+    let scenario = "topology: bridge br-reqresp (ifindex 7), server host rr-2-srv (10.222.0.2, veth rr-2-s), client host rr-2-cli (10.222.0.3, veth rr-2-c)";
+    let names = LabNames::parse(scenario);
+    assert_eq!(names.ifindex, Some(7));
+    assert_eq!(names.netns, ["rr-2-srv", "rr-2-cli"]);
+    assert_eq!(names.veths, ["rr-2-s", "rr-2-c"]);
+}
+
+/// Runs `reqresp lab <args>` to its end; past `limit` it is killed (by its
+/// PID) and the test fails. Its output is read while it runs, so a
+/// talkative run cannot block on a full pipe.
+pub fn run_lab(args: &[&str], limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = reqresp()
+        .arg("lab")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn reqresp lab");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let stdout = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for reqresp lab") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("reqresp lab did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }

@@ -7,62 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Server, have, is_root, reqresp, skip};
-
-/// A tcpdump writing `file`, ready once it said "listening on".
-struct Tcpdump(Child);
-
-impl Tcpdump {
-    /// Starts `[ip netns exec NS] tcpdump -i IFACE -w FILE FILTER` and waits
-    /// (at most 10 s) until it listens.
-    fn start(netns: Option<&str>, iface: &str, file: &Path, filter: &str) -> Tcpdump {
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "tcpdump"]);
-                c
-            }
-            None => Command::new("tcpdump"),
-        };
-        let mut child = cmd
-            .args(["-i", iface, "--immediate-mode", "-U", "-w"])
-            .arg(file)
-            .arg(filter)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tcpdump");
-        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("tcpdump did not start listening within 10 s");
-        Tcpdump(child)
-    }
-
-    /// Stops it with SIGINT (it then writes what it holds) and waits.
-    fn stop(mut self) {
-        // SAFETY: kill on our own child's PID.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Tcpdump {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{Server, Tcpdump, have, is_root, reqresp, skip};
 
 /// Waits until tshark sees at least `fins` FIN segments in `file` (the
 /// conversation is fully written), at most 10 s.
@@ -360,7 +308,7 @@ fn loss_between_namespaces_shows_retransmissions_as_tshark_does() {
         .read_line(&mut line)
         .expect("server's first line");
     assert!(line.contains("listening on"), "server said {line:?}");
-    let capture = Tcpdump::start(Some(&a), &va, &pcap, "tcp port 2222");
+    let capture = Tcpdump::start_on(Some(&a), &va, &pcap, "tcp port 2222");
     let mut client = Command::new("ip")
         .args(["netns", "exec", &a, crate::support::bin()])
         .args(["client", "10.78.0.2:2222", "--timeout", "30"])
@@ -378,7 +326,7 @@ fn loss_between_namespaces_shows_retransmissions_as_tshark_does() {
     let out = client.wait_with_output().expect("client");
     assert!(out.status.success(), "client failed under loss: {out:?}");
     wait_for_fins(&pcap, 2);
-    capture.stop();
+    let _ = capture.stop_now();
     let _ = server.kill();
     let _ = server.wait();
 
@@ -430,7 +378,7 @@ fn a_client_that_stops_reading_shows_zero_windows_as_tshark_does() {
     let dir = dir.keep();
     let pcap = dir.join("zero-window.pcap");
     let port = server.addr.port();
-    let capture = Tcpdump::start(None, "lo", &pcap, &format!("tcp port {port}"));
+    let capture = Tcpdump::start(&pcap, port);
     {
         let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .expect("socket");
@@ -462,7 +410,7 @@ fn a_client_that_stops_reading_shows_zero_windows_as_tshark_does() {
         }
     }
     wait_for_fins(&pcap, 1);
-    capture.stop();
+    let _ = capture.stop_now();
     let json = analyze(&pcap);
     assert!(
         json["summary"]["tcp_events"]["zero_window"].as_u64() > Some(0),
@@ -484,14 +432,14 @@ fn a_connection_to_a_closed_port_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.keep();
     let pcap = dir.join("refused.pcap");
-    let capture = Tcpdump::start(None, "lo", &pcap, &format!("tcp port {port}"));
+    let capture = Tcpdump::start(&pcap, port);
     let err = TcpStream::connect(("127.0.0.1", port)).expect_err("closed port");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     let deadline = Instant::now() + Duration::from_secs(10);
     while tshark_frames(&pcap, "tcp.flags.reset == 1").is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    capture.stop();
+    let _ = capture.stop_now();
     let json = analyze(&pcap);
     let events = &json["connections"][0]["events"];
     assert_eq!(events[0]["kind"], "connection_refused", "{events}");

@@ -131,8 +131,7 @@ impl Dns {
             return None;
         }
         let mut m = summarize(&half.kept, dir, half.len, true);
-        m.complete = false;
-        m.summary.push_str(" (cut short)");
+        m.cut_short();
         *half = Half::default();
         Some(m)
     }

@@ -7,9 +7,10 @@
 //! meta `VA` line with its data block. `noreply` requests get no response.
 //! Data blocks are counted, never kept.
 
+use super::lines::{Both, Lines, Stage};
 use super::{
-    AppError, AppMessage, AppProtocol, Block, Direction, Evidence, Kind, Line, Step, lost_sync,
-    malformed, parse_u64, show, size, slot,
+    AppError, AppMessage, AppProtocol, Block, Direction, Evidence, Kind, Line, malformed,
+    parse_u64, show, size,
 };
 
 const P: AppProtocol = AppProtocol::Memcached;
@@ -92,17 +93,10 @@ const ANSWERS: &[&[u8]] = &[
     b"SAME",
 ];
 
-#[derive(Debug)]
-enum State {
-    Line,
-    /// A data block being read.
-    Data(Block),
-}
-
 /// One direction.
 #[derive(Debug)]
-struct Half {
-    state: State,
+pub(crate) struct Half {
+    state: Stage,
     line: Line,
     len: u64,
     msg: Option<AppMessage>,
@@ -118,7 +112,7 @@ struct Half {
 impl Default for Half {
     fn default() -> Self {
         Half {
-            state: State::Line,
+            state: Stage::Line,
             line: Line::default(),
             len: 0,
             msg: None,
@@ -132,98 +126,44 @@ impl Default for Half {
 }
 
 /// Both directions of a memcached connection.
-#[derive(Debug, Default)]
-pub(crate) struct Memcached {
-    halves: [Half; 2],
-}
+pub(crate) type Memcached = Both<Half>;
 
-impl Memcached {
-    pub(crate) fn feed(&mut self, dir: Direction, data: &[u8]) -> Result<Step, AppError> {
-        let half = &mut self.halves[slot(dir)];
-        let mut at = 0;
-        while at < data.len() {
-            let rest = &data[at..];
-            match &mut half.state {
-                State::Line => {
-                    let (n, done) = half.line.feed(rest, MAX_LINE, P, dir, "line")?;
-                    at += n;
-                    half.len += n as u64;
-                    if !done {
-                        continue;
-                    }
-                    let ended = match dir {
-                        Direction::Request => half.request_line()?,
-                        Direction::Response => half.response_line()?,
-                    };
-                    half.line.clear();
-                    if ended {
-                        return Ok(Step {
-                            consumed: at,
-                            message: Some(half.end()),
-                        });
-                    }
-                }
-                State::Data(block) => {
-                    let (n, _) = block.feed(rest);
-                    at += n;
-                    half.len += n as u64;
-                    if block.complete() {
-                        if !block.well_ended() {
-                            return Err(malformed(P, dir, "data block not followed by CR LF"));
-                        }
-                        half.state = State::Line;
-                        if half.ends_with_data {
-                            return Ok(Step {
-                                consumed: at,
-                                message: Some(half.end()),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        Ok(Step {
-            consumed: at,
-            message: None,
-        })
+impl Lines for Half {
+    const P: AppProtocol = P;
+    const MAX_LINE: usize = MAX_LINE;
+    const BLOCK: &'static str = "data block";
+
+    fn parts(&mut self) -> (&mut Stage, &mut Line, &mut u64) {
+        (&mut self.state, &mut self.line, &mut self.len)
     }
 
-    pub(crate) fn missing(
-        &mut self,
-        dir: Direction,
-        n: u64,
-    ) -> Result<Option<AppMessage>, AppError> {
-        let half = &mut self.halves[slot(dir)];
-        match &mut half.state {
-            State::Data(block) => {
-                if !block.skip(n) {
-                    return Err(lost_sync(P, dir, n));
-                }
-                half.len += n;
-                Ok(None)
-            }
-            State::Line => Err(lost_sync(P, dir, n)),
+    fn on_line(&mut self, dir: Direction) -> Result<bool, AppError> {
+        match dir {
+            Direction::Request => self.request_line(),
+            Direction::Response => self.response_line(),
         }
     }
 
-    pub(crate) fn partial(&self, dir: Direction) -> bool {
-        self.halves[slot(dir)].len > 0
+    fn on_block_end(&mut self) -> bool {
+        self.ends_with_data
     }
 
-    pub(crate) fn finish(&mut self, dir: Direction) -> Option<AppMessage> {
-        let half = &mut self.halves[slot(dir)];
-        if half.len == 0 {
-            return None;
-        }
-        let mut m = half.msg.take().unwrap_or_else(|| {
+    fn end(&mut self, _dir: Direction) -> Option<AppMessage> {
+        Some(self.end_message())
+    }
+
+    fn held(&self) -> u64 {
+        self.len
+    }
+
+    fn cut(&mut self, _dir: Direction) -> Option<AppMessage> {
+        let mut m = self.msg.take().unwrap_or_else(|| {
             let mut m = AppMessage::new(Kind::Response);
-            m.summary = format!("incomplete line: {}", show(half.line.text(), 40));
+            m.summary = format!("incomplete line: {}", show(self.line.text(), 40));
             m
         });
-        m.len = half.len;
-        m.complete = false;
-        m.summary.push_str(" (cut short)");
-        *half = Half::default();
+        m.len = self.len;
+        *self = Half::default();
         Some(m)
     }
 }
@@ -290,7 +230,7 @@ impl Half {
         self.msg = Some(m);
         Ok(match data {
             Some(n) => {
-                self.state = State::Data(Block::new(n));
+                self.state = Stage::Block(Block::new(n));
                 self.ends_with_data = true;
                 false
             }
@@ -317,7 +257,7 @@ impl Half {
                 self.listing = true;
                 self.values += 1;
                 self.value_bytes += n;
-                self.state = State::Data(Block::new(n));
+                self.state = Stage::Block(Block::new(n));
                 self.ends_with_data = false;
                 Ok(false)
             }
@@ -332,7 +272,7 @@ impl Half {
                 let mut m = AppMessage::new(Kind::Response);
                 m.summary = format!("VA {}", size(n));
                 self.msg = Some(m);
-                self.state = State::Data(Block::new(n));
+                self.state = Stage::Block(Block::new(n));
                 self.ends_with_data = true;
                 Ok(false)
             }
@@ -377,7 +317,8 @@ impl Half {
         }
     }
 
-    fn end(&mut self) -> AppMessage {
+    /// The message that ended; the line buffer is kept for the next one.
+    fn end_message(&mut self) -> AppMessage {
         let mut m = self
             .msg
             .take()
@@ -439,7 +380,7 @@ pub(crate) fn evidence(client: &[u8], server: &[u8]) -> Option<Evidence> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{decode, robust, split_decode, summaries};
+    use super::super::testkit::{decode, robust_behind, split_decode, summaries};
     use super::super::{Session, decode_stream};
     use super::*;
     use proptest::prelude::*;
@@ -552,10 +493,7 @@ mod tests {
             b in prop::collection::vec(any::<u8>(), 0..400),
             cut in any::<usize>(),
         ) {
-            robust(P, &a, &b, cut);
-            let mut b2 = b"VALUE k 0 3\r\n".to_vec();
-            b2.extend_from_slice(&b);
-            robust(P, &a, &b2, cut);
+            robust_behind(P, &a, &b, cut, b"", b"VALUE k 0 3\r\n");
         }
     }
 }

@@ -69,6 +69,7 @@
 mod bytes;
 pub(crate) mod dns;
 pub(crate) mod http;
+mod lines;
 pub(crate) mod memcached;
 pub(crate) mod postgres;
 pub(crate) mod resp;
@@ -206,6 +207,13 @@ impl AppMessage {
             key: None,
             complete: true,
         }
+    }
+
+    /// Marks a message the end of the stream cut short: incomplete, and
+    /// its summary says so.
+    pub(crate) fn cut_short(&mut self) {
+        self.complete = false;
+        self.summary.push_str(" (cut short)");
     }
 }
 

@@ -372,8 +372,7 @@ impl Postgres {
             Direction::Response => response_summary(unit, Kind::Response),
         };
         m.len = half.len;
-        m.complete = false;
-        m.summary.push_str(" (cut short)");
+        m.cut_short();
         *half = Half {
             phase: half.phase,
             ..Half::default()
@@ -604,7 +603,7 @@ pub(crate) fn evidence(client: &[u8], _server: &[u8]) -> Option<Evidence> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{decode, robust, split_decode, summaries};
+    use super::super::testkit::{decode, robust_behind, split_decode, summaries};
     use super::super::{Session, decode_stream};
     use super::*;
     use proptest::prelude::*;
@@ -783,10 +782,7 @@ mod tests {
             b in prop::collection::vec(any::<u8>(), 0..400),
             cut in any::<usize>(),
         ) {
-            robust(P, &a, &b, cut);
-            let mut a2 = startup("u");
-            a2.extend_from_slice(&a);
-            robust(P, &a2, &b, cut);
+            robust_behind(P, &a, &b, cut, &startup("u"), b"");
         }
     }
 }

@@ -6,9 +6,10 @@
 //! [`MAX_DEPTH`](super::MAX_DEPTH) deep); bulk strings are counted, and only
 //! their first bytes kept for the summary.
 
+use super::lines::{Both, Lines, Stage};
 use super::{
     AppError, AppMessage, AppProtocol, Block, Direction, Evidence, Kind, Line, MAX_DEPTH, MAX_LINE,
-    Step, lost_sync, malformed, parse_i64, show, size, slot, too_large,
+    malformed, parse_i64, show, size, too_large,
 };
 
 const P: AppProtocol = AppProtocol::Resp;
@@ -30,18 +31,10 @@ enum Leaf {
     Null,
 }
 
-#[derive(Debug)]
-enum State {
-    /// Reading a type line (or an inline command).
-    Line,
-    /// A bulk string being read.
-    Bulk(Block),
-}
-
 /// One direction.
 #[derive(Debug)]
-struct Half {
-    state: State,
+pub(crate) struct Half {
+    state: Stage,
     line: Line,
     /// Elements left in each open aggregate, outermost first.
     stack: Vec<u64>,
@@ -61,7 +54,7 @@ struct Half {
 impl Default for Half {
     fn default() -> Self {
         Half {
-            state: State::Line,
+            state: Stage::Line,
             line: Line::default(),
             stack: Vec::new(),
             len: 0,
@@ -74,104 +67,52 @@ impl Default for Half {
     }
 }
 
-/// Both directions of a RESP connection.
-#[derive(Debug, Default)]
-pub(crate) struct Resp {
-    halves: [Half; 2],
-}
+/// Both directions of a RESP connection. Missing bytes are skipped
+/// inside a bulk string's data (not its CR LF, which is checked).
+pub(crate) type Resp = Both<Half>;
 
-impl Resp {
-    pub(crate) fn feed(&mut self, dir: Direction, data: &[u8]) -> Result<Step, AppError> {
-        let half = &mut self.halves[slot(dir)];
-        let mut at = 0;
-        while at < data.len() {
-            let rest = &data[at..];
-            match &mut half.state {
-                State::Line => {
-                    let (n, done) = half.line.feed(rest, MAX_LINE, P, dir, "line")?;
-                    at += n;
-                    half.len += n as u64;
-                    if !done {
-                        continue;
-                    }
-                    let ended = half.on_line(dir)?;
-                    half.line.clear();
-                    if ended {
-                        return Ok(Step {
-                            consumed: at,
-                            message: half.end(dir),
-                        });
-                    }
-                }
-                State::Bulk(block) => {
-                    let (n, content) = block.feed(rest);
-                    if half.keeping
-                        && let Some(Leaf::Bulk(kept, _)) = half.leaves.last_mut()
-                    {
-                        let take = KEPT.saturating_sub(kept.len()).min(content.len());
-                        kept.extend_from_slice(&content[..take]);
-                    }
-                    at += n;
-                    half.len += n as u64;
-                    if block.complete() {
-                        if !block.well_ended() {
-                            return Err(malformed(P, dir, "bulk string not followed by CR LF"));
-                        }
-                        half.state = State::Line;
-                        if half.element_done() {
-                            return Ok(Step {
-                                consumed: at,
-                                message: half.end(dir),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        Ok(Step {
-            consumed: at,
-            message: None,
-        })
+impl Lines for Half {
+    const P: AppProtocol = P;
+    const MAX_LINE: usize = MAX_LINE;
+    const BLOCK: &'static str = "bulk string";
+
+    fn parts(&mut self) -> (&mut Stage, &mut Line, &mut u64) {
+        (&mut self.state, &mut self.line, &mut self.len)
     }
 
-    pub(crate) fn missing(
-        &mut self,
-        dir: Direction,
-        n: u64,
-    ) -> Result<Option<AppMessage>, AppError> {
-        let half = &mut self.halves[slot(dir)];
-        match &mut half.state {
-            // Missing data bytes (not the CR LF, which are checked).
-            State::Bulk(block) => {
-                if !block.skip(n) {
-                    return Err(lost_sync(P, dir, n));
-                }
-                half.len += n;
-                Ok(None)
-            }
-            State::Line => Err(lost_sync(P, dir, n)),
+    fn on_line(&mut self, dir: Direction) -> Result<bool, AppError> {
+        self.read_line(dir)
+    }
+
+    fn on_block_bytes(&mut self, content: &[u8]) {
+        if self.keeping
+            && let Some(Leaf::Bulk(kept, _)) = self.leaves.last_mut()
+        {
+            let take = KEPT.saturating_sub(kept.len()).min(content.len());
+            kept.extend_from_slice(&content[..take]);
         }
     }
 
-    pub(crate) fn partial(&self, dir: Direction) -> bool {
-        self.halves[slot(dir)].len > 0
+    fn on_block_end(&mut self) -> bool {
+        self.element_done()
     }
 
-    pub(crate) fn finish(&mut self, dir: Direction) -> Option<AppMessage> {
-        let half = &mut self.halves[slot(dir)];
-        if half.len == 0 {
-            return None;
-        }
-        let mut m = half.end(dir)?;
-        m.complete = false;
-        m.summary.push_str(" (cut short)");
-        Some(m)
+    fn end(&mut self, dir: Direction) -> Option<AppMessage> {
+        self.end_message(dir)
+    }
+
+    fn held(&self) -> u64 {
+        self.len
+    }
+
+    fn cut(&mut self, dir: Direction) -> Option<AppMessage> {
+        self.end_message(dir)
     }
 }
 
 impl Half {
     /// A complete line: returns whether the message ended.
-    fn on_line(&mut self, dir: Direction) -> Result<bool, AppError> {
+    fn read_line(&mut self, dir: Direction) -> Result<bool, AppError> {
         let line = std::mem::take(&mut self.line);
         let r = self.on_text(dir, line.text());
         self.line = line;
@@ -244,7 +185,7 @@ impl Half {
                     return Err(too_large(P, dir, "bulk string", MAX_BULK as usize));
                 }
                 self.keeping = self.leaf(Leaf::Bulk(Vec::new(), n));
-                self.state = State::Bulk(Block::new(n));
+                self.state = Stage::Block(Block::new(n));
                 Ok(false)
             }
             b'*' | b'~' | b'>' | b'%' | b'|' => {
@@ -306,7 +247,7 @@ impl Half {
     }
 
     /// The message that just ended (or the one cut short).
-    fn end(&mut self, dir: Direction) -> Option<AppMessage> {
+    fn end_message(&mut self, dir: Direction) -> Option<AppMessage> {
         let leaves = std::mem::take(&mut self.leaves);
         let count = self.leaf_count;
         let mut m = AppMessage::new(Kind::Response);
@@ -434,7 +375,7 @@ pub(crate) fn evidence(client: &[u8], server: &[u8]) -> Option<Evidence> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{decode, robust, split_decode, summaries};
+    use super::super::testkit::{decode, robust_behind, split_decode, summaries};
     use super::super::{Session, decode_stream};
     use super::*;
     use proptest::prelude::*;
@@ -590,10 +531,7 @@ mod tests {
             b in prop::collection::vec(any::<u8>(), 0..400),
             cut in any::<usize>(),
         ) {
-            robust(P, &a, &b, cut);
-            let mut b2 = b"*3\r\n".to_vec();
-            b2.extend_from_slice(&b);
-            robust(P, &a, &b2, cut);
+            robust_behind(P, &a, &b, cut, b"", b"*3\r\n");
         }
     }
 }

@@ -80,3 +80,24 @@ pub(crate) fn robust(protocol: AppProtocol, requests: &[u8], responses: &[u8], c
     }
     let _ = s.missing(Direction::Request, 7);
 }
+
+/// [`robust`] on random bytes as they are, then behind a valid start
+/// (`request_start` before the requests, `response_start` before the
+/// responses), which takes them deeper into the codec.
+pub(crate) fn robust_behind(
+    protocol: AppProtocol,
+    requests: &[u8],
+    responses: &[u8],
+    cut: usize,
+    request_start: &[u8],
+    response_start: &[u8],
+) {
+    robust(protocol, requests, responses, cut);
+    let behind = |start: &[u8], data: &[u8]| [start, data].concat();
+    robust(
+        protocol,
+        &behind(request_start, requests),
+        &behind(response_start, responses),
+        cut,
+    );
+}

@@ -25,6 +25,31 @@ fn ticket(registry: &Arc<Registry>) -> Ticket {
     }
 }
 
+/// The line-framing config most tests start from.
+fn lines() -> Config {
+    config(Framing::Line, 1024)
+}
+
+/// A client end of a 4 KiB in-memory stream whose other end is served
+/// with `cfg` in a task; with the registry and the task.
+fn open(cfg: Config) -> (DuplexStream, Arc<Registry>, tokio::task::JoinHandle<u64>) {
+    let (client, server) = duplex(4096);
+    let (registry, task) = spawn(server, cfg);
+    (client, registry, task)
+}
+
+/// Sends `request` as a line and checks the echo that answers it.
+async fn ask(client: &mut DuplexStream, request: &str) {
+    client
+        .write_all(format!("{request}\n").as_bytes())
+        .await
+        .unwrap();
+    let expected = format!("Echo: {request}\n");
+    let mut answer = vec![0u8; expected.len()];
+    client.read_exact(&mut answer).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&answer), expected);
+}
+
 /// Serves `server` with `cfg` in a task; returns the registry too.
 fn spawn(server: DuplexStream, cfg: Config) -> (Arc<Registry>, tokio::task::JoinHandle<u64>) {
     let registry = Registry::new(cfg.max_connections, None);
@@ -35,8 +60,7 @@ fn spawn(server: DuplexStream, cfg: Config) -> (Arc<Registry>, tokio::task::Join
 
 #[tokio::test]
 async fn answers_until_the_client_closes() {
-    let (mut client, server) = duplex(4096);
-    let (_registry, task) = spawn(server, config(Framing::Line, 1024));
+    let (mut client, _registry, task) = open(lines());
     client.write_all(b"a\nb\r\n").await.unwrap();
     client.shutdown().await.unwrap();
     let mut got = String::new();
@@ -73,15 +97,12 @@ async fn read_until_closed(client: &mut DuplexStream) -> (Vec<u8>, Instant) {
 
 #[tokio::test(start_paused = true)]
 async fn idle_connection_is_closed_at_the_idle_timeout() {
-    let (mut client, server) = duplex(4096);
     let cfg = Config {
         idle_timeout: Duration::from_secs(30),
-        ..config(Framing::Line, 1024)
+        ..lines()
     };
-    let (_registry, task) = spawn(server, cfg);
-    client.write_all(b"hi\n").await.unwrap();
-    let mut line = [0u8; 9];
-    client.read_exact(&mut line).await.unwrap();
+    let (mut client, _registry, task) = open(cfg);
+    ask(&mut client, "hi").await;
     let answered = Instant::now();
     // Paused time jumps ahead: the timeout fires without a real wait.
     let (rest, closed) = read_until_closed(&mut client).await;
@@ -92,18 +113,14 @@ async fn idle_connection_is_closed_at_the_idle_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn an_active_connection_outlives_many_idle_timeouts() {
-    let (mut client, server) = duplex(4096);
     let cfg = Config {
         idle_timeout: Duration::from_millis(500),
-        ..config(Framing::Line, 1024)
+        ..lines()
     };
-    let (_registry, task) = spawn(server, cfg);
+    let (mut client, _registry, task) = open(cfg);
     // A request every 200 ms for 1.6 s: never idle for 500 ms.
     for i in 0..8 {
-        client.write_all(format!("{i}\n").as_bytes()).await.unwrap();
-        let mut line = [0u8; 8];
-        client.read_exact(&mut line).await.unwrap();
-        assert_eq!(line, *format!("Echo: {i}\n").as_bytes());
+        ask(&mut client, &i.to_string()).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let last = Instant::now() - Duration::from_millis(200);
@@ -116,13 +133,12 @@ async fn an_active_connection_outlives_many_idle_timeouts() {
 async fn half_a_line_is_closed_at_the_idle_timeout_not_later() {
     // Regression: the partial-line hint (at 2 s) used to re-arm the
     // idle timeout, closing at idle + 2 s.
-    let (mut client, server) = duplex(4096);
     let cfg = Config {
         idle_timeout: Duration::from_secs(10),
         request_timeout: Duration::from_secs(60),
-        ..config(Framing::Line, 1024)
+        ..lines()
     };
-    let (_registry, task) = spawn(server, cfg);
+    let (mut client, _registry, task) = open(cfg);
     client.write_all(b"half a li").await.unwrap();
     let sent = Instant::now();
     let (rest, closed) = read_until_closed(&mut client).await;
@@ -133,16 +149,13 @@ async fn half_a_line_is_closed_at_the_idle_timeout_not_later() {
 
 #[tokio::test(start_paused = true)]
 async fn a_trickled_request_is_cut_at_the_request_timeout() {
-    let (mut client, server) = duplex(4096);
     let cfg = Config {
         request_timeout: Duration::from_secs(5),
-        ..config(Framing::Line, 1024)
+        ..lines()
     };
-    let (_registry, task) = spawn(server, cfg);
+    let (mut client, _registry, task) = open(cfg);
     // One whole request, then a slowloris: one byte a second.
-    client.write_all(b"ok\n").await.unwrap();
-    let mut answer = [0u8; 9];
-    client.read_exact(&mut answer).await.unwrap();
+    ask(&mut client, "ok").await;
     let started = Instant::now();
     let trickle = tokio::spawn(async move {
         let mut sent = 0;
@@ -165,13 +178,12 @@ async fn a_trickled_request_is_cut_at_the_request_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_silent_new_connection_is_closed_at_the_first_byte_timeout() {
-    let (mut client, server) = duplex(4096);
     let cfg = Config {
         first_byte_timeout: Duration::from_secs(3),
-        ..config(Framing::Line, 1024)
+        ..lines()
     };
     let opened = Instant::now();
-    let (_registry, task) = spawn(server, cfg);
+    let (mut client, _registry, task) = open(cfg);
     let (rest, closed) = read_until_closed(&mut client).await;
     assert!(rest.is_empty());
     assert_eq!(closed - opened, Duration::from_secs(3));
@@ -180,16 +192,13 @@ async fn a_silent_new_connection_is_closed_at_the_first_byte_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_that_answered_is_not_cut_by_the_first_byte_timeout() {
-    let (mut client, server) = duplex(4096);
     let cfg = Config {
         first_byte_timeout: Duration::from_secs(3),
         idle_timeout: Duration::from_secs(100),
-        ..config(Framing::Line, 1024)
+        ..lines()
     };
-    let (_registry, task) = spawn(server, cfg);
-    client.write_all(b"hi\n").await.unwrap();
-    let mut line = [0u8; 9];
-    client.read_exact(&mut line).await.unwrap();
+    let (mut client, _registry, task) = open(cfg);
+    ask(&mut client, "hi").await;
     let answered = Instant::now();
     let (_, closed) = read_until_closed(&mut client).await;
     assert_eq!(closed - answered, Duration::from_secs(100));
@@ -198,12 +207,8 @@ async fn a_connection_that_answered_is_not_cut_by_the_first_byte_timeout() {
 
 #[tokio::test]
 async fn shutdown_closes_an_idle_connection_cleanly() {
-    let (mut client, server) = duplex(4096);
-    let (registry, task) = spawn(server, config(Framing::Line, 1024));
-    client.write_all(b"before\n").await.unwrap();
-    let mut line = [0u8; 13];
-    client.read_exact(&mut line).await.unwrap();
-    assert_eq!(&line, b"Echo: before\n");
+    let (mut client, registry, task) = open(lines());
+    ask(&mut client, "before").await;
     registry.start_drain(Instant::now() + Duration::from_secs(5));
     let mut rest = Vec::new();
     client.read_to_end(&mut rest).await.unwrap();
@@ -217,7 +222,7 @@ async fn draining_delivers_every_answer_made_and_takes_no_new_request() {
     // A small pipe: the server blocks writing answers the client has
     // not read yet, with more requests waiting behind them.
     let (client, server) = duplex(256);
-    let (registry, task) = spawn(server, config(Framing::Line, 1024));
+    let (registry, task) = spawn(server, lines());
     let requests: Vec<u8> = (0..2000)
         .flat_map(|i| format!("{i}\n").into_bytes())
         .collect();
@@ -258,15 +263,12 @@ async fn draining_delivers_every_answer_made_and_takes_no_new_request() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reclaimed_connection_closes_and_frees_its_slot() {
-    let (mut client, server) = duplex(4096);
     let cfg = Config {
         max_connections: 1,
-        ..config(Framing::Line, 1024)
+        ..lines()
     };
-    let (registry, task) = spawn(server, cfg);
-    client.write_all(b"hi\n").await.unwrap();
-    let mut line = [0u8; 9];
-    client.read_exact(&mut line).await.unwrap();
+    let (mut client, registry, task) = open(cfg);
+    ask(&mut client, "hi").await;
     let Admission::AfterReclaim(pending) = registry.admit(peer().ip()) else {
         panic!("the waiting connection must be reclaimed");
     };
