@@ -127,6 +127,8 @@ struct Slot {
     ex_bytes: usize,
     /// Its allocations were shrunk for the budget, and no packet came since.
     shrunk: bool,
+    /// Exchanges whose own allocations were shrunk (see [`memory`]).
+    ex_shrunk: u32,
 }
 
 impl Slot {
@@ -477,6 +479,7 @@ fn open(out: &mut Output, opts: &Options, seg: &TcpSegment<'_>) -> Slot {
         ex_counted: 0,
         ex_bytes: 0,
         shrunk: false,
+        ex_shrunk: 0,
         flow: Some(Box::new(Flow {
             streams: [Reassembler::new(), Reassembler::new()],
             pairer,

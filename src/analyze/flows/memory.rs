@@ -133,32 +133,53 @@ pub(super) fn slot_bytes(slot: &mut Slot) -> usize {
 /// lists, strings, decoder buffers, rings), keeping everything in them:
 /// the analysis comes out the same. Done to the idle connections before
 /// any is evicted for the budget, once per idle spell.
+///
+/// Never more than linear over a connection's life, however often the
+/// budget presses while it is still speaking: each settled exchange is
+/// shrunk once (it never changes after), and a list keeps room for an
+/// eighth more, so a connection that speaks again grows its list after
+/// `len / 8` more entries rather than copying it back at the next one.
 fn shrink(slot: &mut Slot) {
     slot.shrunk = true;
     if let Some(c) = slot.conn.as_deref_mut() {
-        c.exchanges.shrink_to_fit();
-        for e in &mut c.exchanges {
+        let settled = slot
+            .flow
+            .as_deref()
+            .map_or(c.exchanges.len(), |f| f.pairer.answered())
+            .min(c.exchanges.len());
+        let counted = (slot.ex_counted as usize).min(settled);
+        let from = (slot.ex_shrunk as usize).min(settled);
+        for (i, e) in c.exchanges.iter_mut().enumerate().take(settled).skip(from) {
+            let before = exchange_heap(e);
             e.request_preview.shrink_to_fit();
             e.response_preview.shrink_to_fit();
             e.request_frames.shrink_to_fit();
             e.response_frames.shrink_to_fit();
+            if i < counted {
+                slot.ex_bytes = slot.ex_bytes - before + exchange_heap(e);
+            }
         }
+        slot.ex_shrunk = settled as u32;
+        tighten(&mut c.exchanges);
         if let Some(r) = c.framing_reason.as_mut() {
             r.shrink_to_fit();
         }
-        c.events.shrink_to_fit();
-        c.gaps.shrink_to_fit();
-        c.notes.shrink_to_fit();
-        c.recv_pitfalls.shrink_to_fit();
-        c.acks.shrink_to_fit();
+        tighten(&mut c.events);
+        tighten(&mut c.gaps);
+        tighten(&mut c.notes);
+        tighten(&mut c.recv_pitfalls);
+        tighten(&mut c.acks);
     }
     if let Some(f) = slot.flow.as_deref_mut() {
         f.pairer.shrink();
         f.events.shrink();
         f.request_acks.shrink();
     }
-    slot.ex_counted = 0;
-    slot.ex_bytes = 0;
+}
+
+/// Shrinks `v` to its length and an eighth (see [`shrink`]).
+fn tighten<T>(v: &mut Vec<T>) {
+    v.shrink_to(v.len() + v.len() / 8);
 }
 
 /// Applies a segment to `slot`, hands its connection to the output once
