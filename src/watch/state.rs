@@ -226,6 +226,11 @@ impl Conn {
         let extra = c.events.len().saturating_sub(MAX_CONN_EVENTS);
         c.events.drain(..extra);
         c.recv_pitfalls.clear();
+        // Draining keeps the allocation: give back the room of what was
+        // hidden (a busy connection's record lists every exchange).
+        c.exchanges.shrink_to_fit();
+        c.events.shrink_to_fit();
+        c.recv_pitfalls.shrink_to_fit();
         self.status = match &c.close {
             Some(close) if close.kind == CloseKind::Rst => Status::Reset,
             Some(_) => Status::Closed,

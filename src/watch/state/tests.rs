@@ -120,3 +120,30 @@ fn memory_is_bounded_by_the_caps() {
     assert_eq!(many.connections_seen, MAX_CONNECTIONS as u64 + 10);
     assert!(many.conns.contains_key(&(MAX_CONNECTIONS as u32 + 10)));
 }
+
+/// A busy connection's final record lists every exchange: the state keeps
+/// the newest and gives back the room of the rest (draining alone kept
+/// it, and watch grew by tens of MB per busy connection ended).
+#[test]
+fn a_closed_busy_connection_keeps_only_the_room_of_what_it_shows() {
+    let mut w = Script::new(1000, 5000);
+    w.handshake(0, 100);
+    let n = 10 * MAX_EXCHANGES as u64;
+    for i in 0..n {
+        w.c(1_000 + i * 100, b"ping\n");
+        w.s(1_050 + i * 100, b"pong\n");
+    }
+    w.fin(2_000 + n * 100, Side::Client);
+    w.fin(2_100 + n * 100, Side::Server);
+    w.ack(2_150 + n * 100, Side::Client);
+    let s = state_of(&w);
+    let c = &s.conns[&1];
+    assert!(c.done);
+    assert_eq!(c.exchanges, n);
+    assert_eq!(c.model.exchanges.len(), MAX_EXCHANGES);
+    assert!(
+        c.model.exchanges.capacity() < 2 * MAX_EXCHANGES,
+        "room for {} exchanges kept",
+        c.model.exchanges.capacity()
+    );
+}
