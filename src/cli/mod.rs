@@ -13,6 +13,7 @@ mod check;
 mod client;
 mod lab;
 mod logging;
+mod memcap;
 mod server;
 mod watch;
 

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::memcap::Memcap;
 use reqresp::analyze::{FramingChoice, Options};
 use reqresp::capture::CaptureConfig;
 use reqresp::watch::{self, Input, Speed, WatchConfig};
@@ -62,6 +63,8 @@ pub struct Args {
         conflicts_with = "read"
     )]
     buffer_size: u32,
+    #[command(flatten)]
+    memcap: Memcap,
 }
 
 /// Runs `reqresp watch`.
@@ -77,6 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // frame numbers and takes each packet from the segments it saw):
         // without them each exchange costs fewer allocations to copy and free.
         keep_packets: !tui,
+        memcap: args.memcap.bytes,
         ..Options::default()
     };
     let input = match (args.read, args.step) {

@@ -1433,30 +1433,26 @@ fn analyze_refuses_what_is_not_a_capture_and_a_missing_file() {
     assert!(stderr.contains("No such file"), "{stderr}");
 }
 
-/// Writes a raw-IPv4 pcap of `n` complete echo connections, 10 µs apart.
+/// Writes a raw-IPv4 pcap of `n` complete echo connections, 80 µs apart.
 fn synthetic_capture(path: &Path, n: u32) {
-    use reqresp::analyze::model::{Side, Timestamp};
-    use reqresp::analyze::testing::{PcapFormat, PcapWriter, Script};
+    use reqresp::analyze::model::Side;
+    use reqresp::analyze::testing::Script;
 
-    let out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut pcap = PcapWriter::new(out, PcapFormat::tcpdump(101)).unwrap();
-    let mut t: u64 = 1_700_000_000_000_000;
-    for i in 0..n {
-        let mut w = Script::new(1000, 5000);
-        w.client.set_port(10_000 + (i % 50_000) as u16);
-        w.handshake(t + 10, 10);
-        w.c(t + 40, b"hello\n");
-        w.s(t + 50, b"Echo: hello\n");
-        w.fin(t + 60, Side::Client);
-        w.fin(t + 70, Side::Server);
-        w.ack(t + 80, Side::Client);
-        t += 80;
-        for seg in &w.segs {
-            pcap.packet(Timestamp(seg.time * 1_000), &seg.ip_packet())
-                .unwrap();
-        }
-    }
-    pcap.finish().unwrap();
+    support::write_scripts(
+        path,
+        (0..n).map(|i| {
+            let t = 1_700_000_000_000_000 + u64::from(i) * 80;
+            let mut w = Script::new(1000, 5000);
+            w.client.set_port(10_000 + (i % 50_000) as u16);
+            w.handshake(t + 10, 10);
+            w.c(t + 40, b"hello\n");
+            w.s(t + 50, b"Echo: hello\n");
+            w.fin(t + 60, Side::Client);
+            w.fin(t + 70, Side::Server);
+            w.ack(t + 80, Side::Client);
+            w
+        }),
+    );
 }
 
 #[test]

@@ -600,3 +600,23 @@ pub fn run_lab(args: &[&str], limit: Duration) -> std::process::Output {
         stderr: stderr.join().expect("stderr reader"),
     }
 }
+
+/// Writes the segments of `scripts` to a raw-IPv4 pcap at `path` (each
+/// script's times in µs), in order.
+pub fn write_scripts(
+    path: &std::path::Path,
+    scripts: impl IntoIterator<Item = reqresp::analyze::testing::Script>,
+) {
+    use reqresp::analyze::model::Timestamp;
+    use reqresp::analyze::testing::{PcapFormat, PcapWriter};
+
+    let out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut pcap = PcapWriter::new(out, PcapFormat::tcpdump(101)).unwrap();
+    for w in scripts {
+        for seg in &w.segs {
+            pcap.packet(Timestamp(seg.time * 1_000), &seg.ip_packet())
+                .unwrap();
+        }
+    }
+    pcap.finish().unwrap();
+}

@@ -429,3 +429,62 @@ fn lab_interactive_sends_what_is_typed_under_the_live_ladder() {
     assert!(after.contains("  < Echo: second"), "{after}");
     assert!(after.contains("exchanges    2"), "{after}");
 }
+
+/// Writes a raw-IPv4 pcap of `n` connections that exchange once and never
+/// close, 100 µs apart.
+fn never_closed_capture(path: &std::path::Path, n: u32) {
+    use reqresp::analyze::testing::Script;
+
+    support::write_scripts(
+        path,
+        (0..n).map(|i| {
+            let t = 1_700_000_000_000_000 + u64::from(i) * 100;
+            let mut w = Script::new(1000 + i, 5000 + i);
+            w.client.set_port(10_000 + (i % 50_000) as u16);
+            w.handshake(t, 10);
+            w.c(t + 30, format!("hello {i}\n").as_bytes());
+            w.s(t + 50, format!("Echo: hello {i}\n").as_bytes());
+            w
+        }),
+    );
+}
+
+/// `watch --memcap` bounds the analyzer as `analyze --memcap` does, with
+/// the same evictions: past the budget the oldest connections come out
+/// evicted, and every line still agrees with `analyze` given the same budget.
+#[test]
+fn watch_memcap_evicts_as_analyze_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("open.pcap");
+    never_closed_capture(&file, 4_000);
+    let path = file.to_str().unwrap();
+    let out = support::reqresp()
+        .args(["watch", "-r", path, "--speed", "max", "--memcap", "1MiB"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let analyzed = support::reqresp()
+        .args(["analyze", path, "--format", "json", "--memcap", "1MiB"])
+        .output()
+        .unwrap();
+    assert!(analyzed.status.success());
+    let analysis: Value = serde_json::from_slice(&analyzed.stdout).unwrap();
+    let evicted = analysis["summary"]["connections_evicted"].as_u64().unwrap();
+    assert!(
+        evicted > 1_000,
+        "a 1 MiB budget evicts most of 4,000: {evicted}"
+    );
+    let lines = lines(&out.stdout);
+    let counts = same_as_analyze(&lines, &analysis);
+    assert_eq!(counts[3], 4_000, "every connection comes out");
+    let evicted_lines = lines
+        .iter()
+        .filter(|l| l["event"] == "connection_closed" && l["state"] == "evicted")
+        .count();
+    assert_eq!(evicted_lines as u64, evicted);
+    assert!(
+        stderr.contains("evicted to keep the analyzer's memory within --memcap 1MiB"),
+        "{stderr}"
+    );
+}
