@@ -1,8 +1,9 @@
 use super::*;
 use crate::analyze::model::Side;
+use crate::analyze::testing::echo;
 use crate::watch::keys::{self, Action};
 use crate::watch::state::State;
-use crate::watch::state::tests::{echo, state_of};
+use crate::watch::state::tests::state_of;
 use crate::watch::view::{Counters, View};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
