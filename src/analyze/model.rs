@@ -356,6 +356,34 @@ pub struct Exchange {
     pub request_end_seq: Option<u32>,
 }
 
+impl Exchange {
+    /// An exchange with nothing in it yet, its request at `request_time`:
+    /// no bytes, no previews, no response, no latency, nothing known of the
+    /// application protocol. Pairing fills it in.
+    pub(crate) fn blank(request_time: Timestamp) -> Self {
+        Exchange {
+            request_bytes: 0,
+            response_bytes: 0,
+            request_preview: String::new(),
+            response_preview: String::new(),
+            request_time,
+            response_first_time: None,
+            response_last_time: None,
+            latency_us: None,
+            first_byte_latency_us: None,
+            operation: None,
+            request_summary: None,
+            response_summary: None,
+            error: false,
+            incomplete: false,
+            request_frames: Frames::default(),
+            response_frames: Frames::default(),
+            request_ack_time: None,
+            request_end_seq: None,
+        }
+    }
+}
+
 /// An exchange's latency split into the network's share and the server's
 /// (see [`Connection::latency_split`]). The two add up to the latency.
 #[derive(Debug, Clone, Copy, PartialEq)]
