@@ -104,13 +104,24 @@ impl Drop for Tmux {
     }
 }
 
+/// Whether tmux is here and the test runs as root (`why_root` says what
+/// needs root); if not, says so through [`support::skip`].
+fn tmux_as_root(why_root: &str) -> bool {
+    if !support::have("tmux") {
+        support::skip("tmux is not installed");
+        false
+    } else if !support::is_root() {
+        support::skip(why_root);
+        false
+    } else {
+        true
+    }
+}
+
 #[test]
 fn live_in_tmux_the_arrows_appear_the_detail_opens_and_quit_restores_the_terminal() {
-    if !support::have("tmux") {
-        return support::skip("tmux is not installed");
-    }
-    if !support::is_root() {
-        return support::skip("a live capture on lo needs root");
+    if !tmux_as_root("a live capture on lo needs root") {
+        return;
     }
     let server = Server::start(&[]);
     let port = server.addr.port();
@@ -387,11 +398,8 @@ fn lab_in_tmux(tag: &str, args: &str) -> (tempfile::TempDir, Tmux) {
 
 #[test]
 fn lab_watch_shows_the_labs_conversation_live_then_its_report() {
-    if !support::have("tmux") {
-        return support::skip("tmux is not installed");
-    }
-    if !support::is_root() {
-        return support::skip("the lab's capture needs root");
+    if !tmux_as_root("the lab's capture needs root") {
+        return;
     }
     let (dir, tmux) = lab_in_tmux("lab-watch", "--watch -m hello -m 'apa kabar'");
     let screen = tmux.wait_for(&["\"hello\" (5 B)", "\"Echo: apa kabar\" (15 B)", "FIN"]);
@@ -405,11 +413,8 @@ fn lab_watch_shows_the_labs_conversation_live_then_its_report() {
 
 #[test]
 fn lab_interactive_sends_what_is_typed_under_the_live_ladder() {
-    if !support::have("tmux") {
-        return support::skip("tmux is not installed");
-    }
-    if !support::is_root() {
-        return support::skip("the lab's capture needs root");
+    if !tmux_as_root("the lab's capture needs root") {
+        return;
     }
     let (_dir, tmux) = lab_in_tmux("lab-interactive", "--interactive");
     tmux.wait_for(&["> ▏", "Enter sends"]);
