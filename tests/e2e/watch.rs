@@ -217,21 +217,13 @@ fn step_goes_forward_and_back_one_packet_at_a_time() {
 
 /// `analyze --format json` of `path`.
 fn analyze_json(path: &str) -> Value {
-    let out = support::reqresp()
-        .args(["analyze", path, "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = support::run_ok(support::reqresp().args(["analyze", path, "--format", "json"]));
+    serde_json::from_str(&out).unwrap()
 }
 
 /// The JSON lines of a watch's stdout.
-fn lines(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout)
+fn lines(stdout: &str) -> Vec<Value> {
+    stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
@@ -301,7 +293,7 @@ fn json_lines_carry_the_fields_of_analyze_json() {
         String::from_utf8_lossy(&out.stderr)
     );
     let analysis = analyze_json(LESSON);
-    let counts = same_as_analyze(&lines(&out.stdout), &analysis);
+    let counts = same_as_analyze(&lines(&String::from_utf8_lossy(&out.stdout)), &analysis);
     // 3 connections; the exchanges settled before their close; 4 TCP events.
     assert_eq!(counts[0], 3);
     assert_eq!(counts[3], 3);
@@ -358,7 +350,7 @@ fn what_watch_shows_agrees_with_analyze_of_the_file_it_wrote() {
         std::fs::read_to_string(&stderr_file).unwrap()
     );
     let analysis = analyze_json(file.to_str().unwrap());
-    let counts = same_as_analyze(&lines(&out.stdout), &analysis);
+    let counts = same_as_analyze(&lines(&String::from_utf8_lossy(&out.stdout)), &analysis);
     assert_eq!(counts[0], 3, "opened");
     assert_eq!(counts[3], 3, "closed");
     assert_eq!(analysis["summary"]["exchanges"], 6);
