@@ -260,6 +260,21 @@ impl Connection {
             last_ack: None,
         }
     }
+
+    /// Records a FIN or RST from `from` in [`Connection::close`]: the first
+    /// one sets the initiator, and any RST makes the close a reset. Callers
+    /// record only the first of each kind from each side.
+    pub(crate) fn record_close(&mut self, from: Side, kind: CloseKind, time: Timestamp) {
+        let close = self.close.get_or_insert_with(|| Close {
+            initiator: from,
+            kind,
+            events: Vec::new(),
+        });
+        if kind == CloseKind::Rst {
+            close.kind = CloseKind::Rst;
+        }
+        close.events.push(CloseEvent { from, kind, time });
+    }
 }
 
 /// The three-way handshake.

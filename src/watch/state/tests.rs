@@ -61,6 +61,24 @@ fn a_reset_shows_in_the_status_and_the_strip() {
 }
 
 #[test]
+fn a_retransmitted_fin_is_listed_once_live_as_in_the_analysis() {
+    let mut w = echo(false);
+    let mut again = w.fin(3_000, Side::Client);
+    again.time = 3_200;
+    w.segs.push(again);
+    let s = state_of(&w);
+    let c = &s.conns[&1];
+    assert!(!c.done, "half closed: still live");
+    let live = serde_json::to_value(&c.model.close).unwrap();
+    let reference = analyze(line_options(), &w.segs);
+    assert_eq!(
+        live,
+        serde_json::to_value(&reference.connections[0].close).unwrap()
+    );
+    assert_eq!(live["events"].as_array().unwrap().len(), 1, "{live}");
+}
+
+#[test]
 fn memory_is_bounded_by_the_caps() {
     let mut w = Script::new(1000, 5000);
     w.handshake(0, 100);
