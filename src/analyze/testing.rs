@@ -2,6 +2,12 @@
 //! hand ([`Script`], [`Seg`]), the one pcap writer ([`PcapWriter`], with
 //! `pcap()` for a whole file in memory) and pcapng blocks (`Ng`, both in unit tests only).
 //!
+//! For the unit tests only, the one home of what they share around the
+//! analyzer: the lab's conversation (`hello`, `echo`), line framing
+//! (`line_options`), running segments through an analyzer (`analyze`,
+//! `push_all`, `push_with_events`) and reading what it found (`one`,
+//! `requests`, `responses`).
+//!
 //! Public so that the end-to-end tests and `examples/gen_capture.rs` write
 //! captures the same way the unit tests do; nothing in the analyzer uses it.
 
