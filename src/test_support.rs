@@ -1,8 +1,8 @@
 //! Helpers for the library's own unit tests (compiled only under `cfg(test)`).
 //!
-//! The end-to-end tests have theirs in `tests/e2e/support.rs`; unit tests
-//! cannot reach that file, so the one rule both must share lives here too:
-//! a test that cannot run says so visibly, and with `REQRESP_NO_SKIP=1` (set
+//! The rule every test that cannot run follows, in the unit tests and (this
+//! file is a module of `tests/e2e/support.rs` too, by `#[path]`) in the
+//! end-to-end tests: it says so visibly, and with `REQRESP_NO_SKIP=1` (set
 //! by `.ci/run`, where every tool is installed and the tests run as root) a
 //! skip is a failure, because there it means the environment is broken.
 
@@ -44,10 +44,13 @@ mod tests {
 
     #[test]
     fn no_skip_makes_a_skip_fail_and_without_it_the_skip_is_visible() {
+        // The probe's name in whichever test binary holds this file (the
+        // library's or the end-to-end tests'): its path without the crate.
+        let (_crate, here) = module_path!().split_once("::").expect("inside a crate");
+        let probe = format!("{here}::skip_probe");
         let run = |no_skip: bool| {
             let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-            cmd.args(["--exact", "test_support::tests::skip_probe"])
-                .env("REQRESP_SKIP_PROBE", "1");
+            cmd.args(["--exact", &probe]).env("REQRESP_SKIP_PROBE", "1");
             if no_skip {
                 cmd.env(NO_SKIP, "1");
             } else {

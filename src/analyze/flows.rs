@@ -62,7 +62,7 @@ use super::segment::TcpSegment;
 use super::tcp_events::EventDetector;
 use super::warnings::Warnings;
 use crate::protocol::Framing;
-use ending::{close_event, close_flow, finalize, finish_slot, state_of, time_out};
+use ending::{close_flow, finalize, finish_slot, state_of, time_out};
 use handshake::{handshake_ack, syn};
 use key::{Key, key};
 pub use memory::format_size;
@@ -650,7 +650,7 @@ fn track(
         slot.reset = true;
         if !flow.rst[s] {
             flow.rst[s] = true;
-            close_event(conn, side, CloseKind::Rst, seg.time);
+            conn.record_close(side, CloseKind::Rst, seg.time);
         }
         return true;
     }
@@ -687,7 +687,7 @@ fn track(
     if f.fin && !flow.fin[s] {
         flow.fin[s] = true;
         slot.fin_seq[s] = Some(data_seq.wrapping_add(seg.payload_len));
-        close_event(conn, side, CloseKind::Fin, seg.time);
+        conn.record_close(side, CloseKind::Fin, seg.time);
     }
     flow.fin == [true, true] && flow.streams.iter().all(|r| r.is_complete())
 }

@@ -260,6 +260,21 @@ impl Connection {
             last_ack: None,
         }
     }
+
+    /// Records a FIN or RST from `from` in [`Connection::close`]: the first
+    /// one sets the initiator, and any RST makes the close a reset. Callers
+    /// record only the first of each kind from each side.
+    pub(crate) fn record_close(&mut self, from: Side, kind: CloseKind, time: Timestamp) {
+        let close = self.close.get_or_insert_with(|| Close {
+            initiator: from,
+            kind,
+            events: Vec::new(),
+        });
+        if kind == CloseKind::Rst {
+            close.kind = CloseKind::Rst;
+        }
+        close.events.push(CloseEvent { from, kind, time });
+    }
 }
 
 /// The three-way handshake.
@@ -354,6 +369,34 @@ pub struct Exchange {
     /// acknowledgment number that covers it (for finding `request_ack_time`).
     #[serde(skip)]
     pub request_end_seq: Option<u32>,
+}
+
+impl Exchange {
+    /// An exchange with nothing in it yet, its request at `request_time`:
+    /// no bytes, no previews, no response, no latency, nothing known of the
+    /// application protocol. Pairing fills it in.
+    pub(crate) fn blank(request_time: Timestamp) -> Self {
+        Exchange {
+            request_bytes: 0,
+            response_bytes: 0,
+            request_preview: String::new(),
+            response_preview: String::new(),
+            request_time,
+            response_first_time: None,
+            response_last_time: None,
+            latency_us: None,
+            first_byte_latency_us: None,
+            operation: None,
+            request_summary: None,
+            response_summary: None,
+            error: false,
+            incomplete: false,
+            request_frames: Frames::default(),
+            response_frames: Frames::default(),
+            request_ack_time: None,
+            request_end_seq: None,
+        }
+    }
 }
 
 /// An exchange's latency split into the network's share and the server's

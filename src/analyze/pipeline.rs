@@ -463,10 +463,11 @@ fn spawn<'scope, E: Send + 'scope, K: FnMut(Event) -> Result<(), E> + Send + 'sc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::model::Side;
     use crate::analyze::reader::CaptureReader;
-    use crate::analyze::testing::{Script, Seg, segments_pcap};
-    use crate::analyze::{AnalyzeError, FramingChoice, analyze_stream};
+    use crate::analyze::testing::{
+        self, Script, Seg, hello, line_options, push_with_events, segments_pcap,
+    };
+    use crate::analyze::{AnalyzeError, analyze_stream};
     use std::convert::Infallible;
 
     /// `n` overlapping echo connections, interleaved segment by segment,
@@ -487,9 +488,7 @@ mod tests {
                 w.s(t + 1_300, b"Echo: again\nEcho: and again\n");
             }
             if i + 1 < n {
-                w.fin(t + 2_000, Side::Client);
-                w.fin(t + 2_100, Side::Server);
-                w.ack(t + 2_150, Side::Client);
+                w.client_closes(t + 2_000);
             }
             scripts.push(w.segs);
         }
@@ -507,11 +506,7 @@ mod tests {
     fn the_two_thread_pipeline_finds_what_one_analyzer_finds() {
         let segs = interleaved(2_000);
         assert!(segs.len() > 2 * BATCH_SEGMENTS, "several batches");
-        let mut reference = Analyzer::new(Options::default());
-        for (i, s) in segs.iter().enumerate() {
-            reference.push(&s.view(i as u64 + 1));
-        }
-        let reference = reference.finish();
+        let reference = testing::analyze(Options::default(), &segs);
 
         let file = capture(&segs);
         let mut streamed = Vec::new();
@@ -585,30 +580,16 @@ mod tests {
 
     #[test]
     fn exchanges_come_out_one_by_one_before_their_connection_closes() {
-        let mut w = Script::new(1000, 5000);
-        w.handshake(0, 100);
-        w.c(1_000, b"hello\n");
-        w.s(1_200, b"Echo: hello\n");
+        let mut w = hello();
         w.c(2_000, b"second\n");
         w.s(2_300, b"Echo: sec");
         w.s(2_400, b"ond\n");
-        w.fin(4_000, Side::Client);
-        w.fin(4_100, Side::Server);
-        w.ack(4_150, Side::Client);
-        let options = Options {
-            framing: FramingChoice::Line,
-            ..Options::default()
-        };
-        let mut analyzer = Analyzer::new(options).with_exchange_events();
+        w.client_closes(4_000);
+        let mut analyzer = Analyzer::new(line_options()).with_exchange_events();
         // (packet number, event) as they come.
-        let mut seen: Vec<(usize, Event)> = Vec::new();
-        for (i, s) in w.segs.iter().enumerate() {
-            analyzer.push(&s.view(i as u64 + 1));
-            while let Some(event) = analyzer.next_event() {
-                seen.push((i + 1, event));
-            }
-        }
-        let brief: Vec<(usize, String)> = seen
+        let mut seen: Vec<(u64, Event)> = Vec::new();
+        push_with_events(&mut analyzer, &w.segs, |n, e| seen.push((n, e)));
+        let brief: Vec<(u64, String)> = seen
             .iter()
             .map(|(n, e)| {
                 let what = match e {
@@ -657,10 +638,7 @@ mod tests {
     fn the_pipeline_hands_out_events_in_order_per_connection() {
         let file = capture(&interleaved(1_500));
         let source = CaptureReader::new(&file[..]).unwrap();
-        let options = Options {
-            framing: FramingChoice::Line,
-            ..Options::default()
-        };
+        let options = line_options();
         // Per connection: exchange events seen so far, closed or not.
         let mut state: std::collections::HashMap<u32, (usize, bool)> = Default::default();
         let mut closed_with_exchanges_first = 0;

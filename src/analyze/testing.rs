@@ -2,6 +2,12 @@
 //! hand ([`Script`], [`Seg`]), the one pcap writer ([`PcapWriter`], with
 //! `pcap()` for a whole file in memory) and pcapng blocks (`Ng`, both in unit tests only).
 //!
+//! For the unit tests only, the one home of what they share around the
+//! analyzer: the lab's conversation (`hello`, `echo`), line framing
+//! (`line_options`), running segments through an analyzer (`analyze`,
+//! `push_all`, `push_with_events`) and reading what it found (`one`,
+//! `requests`, `responses`).
+//!
 //! Public so that the end-to-end tests and `examples/gen_capture.rs` write
 //! captures the same way the unit tests do; nothing in the analyzer uses it.
 
@@ -9,9 +15,11 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 
 #[cfg(test)]
+use super::event::Event;
+#[cfg(test)]
 use super::flows::{Analyzer, Options};
 #[cfg(test)]
-use super::model::Analysis;
+use super::model::{Analysis, Connection};
 use super::model::{Side, Timestamp};
 use super::segment::{TcpFlags, TcpSegment};
 
@@ -52,7 +60,6 @@ pub struct PcapWriter<W: Write> {
 
 impl<W: Write> PcapWriter<W> {
     /// Writes the file header.
-    /// A conversation between 10.0.0.2:40000 and 10.0.0.1:2222 with these initial sequence numbers.
     pub fn new(mut out: W, format: PcapFormat) -> io::Result<Self> {
         let magic: u32 = if format.nanosecond {
             0xa1b2_3c4d
@@ -156,10 +163,94 @@ pub(crate) fn pcap(
 #[cfg(test)]
 pub(crate) fn analyze(options: Options, segs: &[Seg]) -> Analysis {
     let mut a = Analyzer::new(options);
-    for (i, s) in segs.iter().enumerate() {
-        a.push(&s.view(i as u64 + 1));
-    }
+    push_all(&mut a, segs);
     a.finish()
+}
+
+/// Pushes segments into `analyzer`, numbered from 1 in order.
+#[cfg(test)]
+pub(crate) fn push_all(analyzer: &mut Analyzer, segs: &[Seg]) {
+    for (i, s) in segs.iter().enumerate() {
+        analyzer.push(&s.view(i as u64 + 1));
+    }
+}
+
+/// Pushes segments into `analyzer`, numbered from 1 in order, handing each
+/// event to `on_event` as it comes, with the number of the segment that
+/// released it. Settled connections come out too (as
+/// [`Event::Closed`]), so they are not in the analyzer's final analysis.
+#[cfg(test)]
+pub(crate) fn push_with_events(
+    analyzer: &mut Analyzer,
+    segs: &[Seg],
+    mut on_event: impl FnMut(u64, Event),
+) {
+    for (i, s) in segs.iter().enumerate() {
+        let number = i as u64 + 1;
+        analyzer.push(&s.view(number));
+        while let Some(event) = analyzer.next_event() {
+            on_event(number, event);
+        }
+    }
+}
+
+/// Line framing: each exchange is settled as soon as its response is
+/// whole (`auto` waits for the framing to be known).
+#[cfg(test)]
+pub(crate) fn line_options() -> Options {
+    Options {
+        framing: super::FramingChoice::Line,
+        ..Options::default()
+    }
+}
+
+/// The one connection of `analysis` (fails the test if there are others).
+#[cfg(test)]
+pub(crate) fn one(analysis: &Analysis) -> &Connection {
+    assert_eq!(analysis.connections.len(), 1, "{analysis:#?}");
+    &analysis.connections[0]
+}
+
+/// The request previews of `c`'s exchanges, in order.
+#[cfg(test)]
+pub(crate) fn requests(c: &Connection) -> Vec<&str> {
+    c.exchanges
+        .iter()
+        .map(|e| e.request_preview.as_str())
+        .collect()
+}
+
+/// The response previews of `c`'s exchanges, in order.
+#[cfg(test)]
+pub(crate) fn responses(c: &Connection) -> Vec<&str> {
+    c.exchanges
+        .iter()
+        .map(|e| e.response_preview.as_str())
+        .collect()
+}
+
+/// The lab's conversation as far as its first echo: the handshake (SYN
+/// at 0, RTT 100 µs), then `hello` at 1 ms answered 200 µs later.
+#[cfg(test)]
+pub(crate) fn hello() -> Script {
+    let mut w = Script::new(1000, 5000);
+    w.handshake(0, 100);
+    w.c(1_000, b"hello\n");
+    w.s(1_200, b"Echo: hello\n");
+    w
+}
+
+/// [`hello`], then `second` at 2 ms answered 300 µs later, and if `close`
+/// closed by the client at 4 ms.
+#[cfg(test)]
+pub(crate) fn echo(close: bool) -> Script {
+    let mut w = hello();
+    w.c(2_000, b"second\n");
+    w.s(2_300, b"Echo: second\n");
+    if close {
+        w.client_closes(4_000);
+    }
+    w
 }
 
 /// Segments as a raw-IP pcap (`LINKTYPE_RAW`, nanoseconds), each with
@@ -352,6 +443,14 @@ impl Script {
     /// A bare ACK from `from`.
     pub fn ack(&mut self, t: u64, from: Side) -> Seg {
         self.seg(t, from, flags(false, true, false, false), b"")
+    }
+
+    /// An orderly close started by the client at `t`: its FIN, the
+    /// server's FIN 100 µs later, the client's last ACK 50 µs after that.
+    pub fn client_closes(&mut self, t: u64) {
+        self.fin(t, Side::Client);
+        self.fin(t + 100, Side::Server);
+        self.ack(t + 150, Side::Client);
     }
 }
 

@@ -106,9 +106,9 @@ pub fn write_event(out: &mut dyn Write, buf: &mut Vec<u8>, event: &Event) -> io:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::Analyzer;
     use crate::analyze::model::Side;
-    use crate::analyze::testing::Script;
-    use crate::analyze::{Analyzer, Options};
+    use crate::analyze::testing::{Script, line_options, push_with_events};
 
     #[test]
     fn every_event_is_one_line_with_the_analyze_fields() {
@@ -117,23 +117,16 @@ mod tests {
         w.c(1_000, b"hi\x1b[2J\n");
         w.s(1_200, b"Echo: hi\n");
         w.rst(2_000, Side::Server);
-        let mut analyzer = Analyzer::new(Options {
-            framing: crate::analyze::FramingChoice::Line,
-            ..Options::default()
-        })
-        .with_exchange_events();
+        let mut analyzer = Analyzer::new(line_options()).with_exchange_events();
         let mut out = Vec::new();
         let mut buf = Vec::new();
         let mut closed = None;
-        for (i, s) in w.segs.iter().enumerate() {
-            analyzer.push(&s.view(i as u64 + 1));
-            while let Some(e) = analyzer.next_event() {
-                write_event(&mut out, &mut buf, &e).unwrap();
-                if let Event::Closed(c) = e {
-                    closed = Some(c);
-                }
+        push_with_events(&mut analyzer, &w.segs, |_, e| {
+            write_event(&mut out, &mut buf, &e).unwrap();
+            if let Event::Closed(c) = e {
+                closed = Some(c);
             }
-        }
+        });
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains('\x1b'), "escapes are JSON-escaped");
         let lines: Vec<serde_json::Value> = text

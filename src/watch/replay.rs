@@ -161,15 +161,11 @@ impl<R: Read> PacketSource for Paced<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::testing::{Script, segments_pcap};
+    use crate::analyze::testing::{hello, segments_pcap};
 
     #[test]
     fn every_packet_comes_out_in_order_at_any_speed() {
-        let mut w = Script::new(1000, 5000);
-        w.handshake(0, 100);
-        w.c(1_000, b"hello\n");
-        w.s(1_200, b"Echo: hello\n");
-        let file = segments_pcap(&w.segs);
+        let file = segments_pcap(&hello().segs);
         for speed in [Speed::Real, Speed::Max] {
             let mut p = Paced::new(CaptureReader::new(&file[..]).unwrap(), speed);
             let mut numbers = Vec::new();

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::analyze::Event;
 use crate::analyze::event::SegmentSeen;
 use crate::analyze::model::{
-    Close, CloseEvent, CloseKind, Connection, Exchange, Handshake, Side, TcpEvent, Timestamp,
+    CloseKind, Connection, Exchange, Handshake, Side, TcpEvent, Timestamp,
 };
 use crate::report::stats::SummaryBuilder;
 
@@ -244,23 +244,15 @@ impl Conn {
     }
 }
 
-/// A FIN or RST in the live model, as the analyzer records them.
+/// A FIN or RST in the live model, recorded as the analyzer records them:
+/// the first of each kind from each side.
 fn close_event(m: &mut Connection, from: Side, kind: CloseKind, time: Timestamp) {
-    let close = m.close.get_or_insert_with(|| Close {
-        initiator: from,
-        kind,
-        events: Vec::new(),
-    });
-    if kind == CloseKind::Rst {
-        close.kind = CloseKind::Rst;
-    }
-    // The first of each kind from each side, as the analyzer keeps them.
-    if !close
-        .events
-        .iter()
-        .any(|e| e.from == from && e.kind == kind)
-    {
-        close.events.push(CloseEvent { from, kind, time });
+    let seen = m
+        .close
+        .as_ref()
+        .is_some_and(|c| c.events.iter().any(|e| e.from == from && e.kind == kind));
+    if !seen {
+        m.record_close(from, kind, time);
     }
 }
 

@@ -154,24 +154,18 @@ fn flag_names(f: TcpFlags) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::model::Side;
-    use crate::analyze::testing::{Script, segments_pcap};
+    use crate::analyze::testing::{hello, line_options, segments_pcap};
 
     fn capture() -> Vec<u8> {
-        let mut w = Script::new(1000, 5000);
-        w.handshake(0, 100);
-        w.c(1_000, b"hello\n");
-        w.s(1_200, b"Echo: hello\n");
-        w.fin(2_000, Side::Client);
-        w.fin(2_100, Side::Server);
-        w.ack(2_150, Side::Client);
+        let mut w = hello();
+        w.client_closes(2_000);
         segments_pcap(&w.segs)
     }
 
     #[test]
     fn stepping_back_shows_what_stepping_forward_showed() {
         let file = capture();
-        let mut s = Stepper::new(&file[..], crate::watch::state::tests::line()).unwrap();
+        let mut s = Stepper::new(&file[..], line_options()).unwrap();
         assert_eq!(s.packets.len(), 8);
         assert!(s.describe().starts_with("packet 0 of 8"));
         let mut seen = Vec::new();
@@ -202,7 +196,7 @@ mod tests {
     #[test]
     fn the_packet_described_names_its_flags_and_size() {
         let file = capture();
-        let mut s = Stepper::new(&file[..], crate::watch::state::tests::line()).unwrap();
+        let mut s = Stepper::new(&file[..], line_options()).unwrap();
         s.forward();
         assert_eq!(
             s.describe(),

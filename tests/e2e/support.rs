@@ -45,25 +45,11 @@ pub fn reqresp_as_nobody() -> Command {
     c
 }
 
-/// The environment variable that turns every skip into a failure. `.ci/run`
-/// sets it: CI runs as root with every tool installed, so a skip there means
-/// the environment is broken (a tshark without Lua, a missing package).
-pub const NO_SKIP: &str = "REQRESP_NO_SKIP";
-
-/// Reports that the calling test cannot run here, for `why`; use as
-/// `if !cond { return skip("why"); }`. Written to the stderr handle
-/// directly: the test harness captures `eprintln!` of passing tests, which
-/// would hide the skip.
-///
-/// # Panics
-/// When `REQRESP_NO_SKIP` is set (and not `0`): the skip is the test's failure.
-pub fn skip(why: &str) {
-    if std::env::var(NO_SKIP).is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("{NO_SKIP} is set, so this skip is a failure: {why}");
-    }
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-}
+/// The skip rule (`skip`, `REQRESP_NO_SKIP`) has one home, shared with the
+/// unit tests.
+#[path = "../../src/test_support.rs"]
+mod skip_rule;
+pub(crate) use skip_rule::skip;
 
 /// Prints `what` past the harness's output capture, so that it shows even
 /// when the test passes: for a check a test had to leave out, and why.
@@ -232,45 +218,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Only a subject for the test below: skips when `REQRESP_SKIP_PROBE` is set.
-#[test]
-fn skip_probe() {
-    if std::env::var_os("REQRESP_SKIP_PROBE").is_some() {
-        skip("probe");
-    }
-}
-
-#[test]
-fn no_skip_makes_a_skip_fail_and_without_it_the_skip_is_visible() {
-    let run = |no_skip: bool| {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "support::skip_probe", "--test-threads", "1"])
-            .env("REQRESP_SKIP_PROBE", "1");
-        if no_skip {
-            cmd.env(NO_SKIP, "1");
-        } else {
-            cmd.env_remove(NO_SKIP);
-        }
-        let out = cmd.output().expect("run the test binary");
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), all)
-    };
-    let (ok, out) = run(true);
-    assert!(!ok, "with {NO_SKIP}=1 the skip must fail the test:\n{out}");
-    assert!(
-        out.contains("REQRESP_NO_SKIP is set, so this skip is a failure: probe"),
-        "{out}"
-    );
-    let (ok, out) = run(false);
-    assert!(ok, "without {NO_SKIP} a skip passes:\n{out}");
-    assert!(out.contains("SKIPPED: probe"), "{out}");
-    assert!(out.contains("1 passed"), "{out}");
 }
 
 /// Checks a `report.html` that a command wrote beside other files: it is the

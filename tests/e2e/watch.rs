@@ -104,13 +104,24 @@ impl Drop for Tmux {
     }
 }
 
+/// Whether tmux is here and the test runs as root (`why_root` says what
+/// needs root); if not, says so through [`support::skip`].
+fn tmux_as_root(why_root: &str) -> bool {
+    if !support::have("tmux") {
+        support::skip("tmux is not installed");
+        false
+    } else if !support::is_root() {
+        support::skip(why_root);
+        false
+    } else {
+        true
+    }
+}
+
 #[test]
 fn live_in_tmux_the_arrows_appear_the_detail_opens_and_quit_restores_the_terminal() {
-    if !support::have("tmux") {
-        return support::skip("tmux is not installed");
-    }
-    if !support::is_root() {
-        return support::skip("a live capture on lo needs root");
+    if !tmux_as_root("a live capture on lo needs root") {
+        return;
     }
     let server = Server::start(&[]);
     let port = server.addr.port();
@@ -206,21 +217,13 @@ fn step_goes_forward_and_back_one_packet_at_a_time() {
 
 /// `analyze --format json` of `path`.
 fn analyze_json(path: &str) -> Value {
-    let out = support::reqresp()
-        .args(["analyze", path, "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = support::run_ok(support::reqresp().args(["analyze", path, "--format", "json"]));
+    serde_json::from_str(&out).unwrap()
 }
 
 /// The JSON lines of a watch's stdout.
-fn lines(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout)
+fn lines(stdout: &str) -> Vec<Value> {
+    stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
@@ -290,7 +293,7 @@ fn json_lines_carry_the_fields_of_analyze_json() {
         String::from_utf8_lossy(&out.stderr)
     );
     let analysis = analyze_json(LESSON);
-    let counts = same_as_analyze(&lines(&out.stdout), &analysis);
+    let counts = same_as_analyze(&lines(&String::from_utf8_lossy(&out.stdout)), &analysis);
     // 3 connections; the exchanges settled before their close; 4 TCP events.
     assert_eq!(counts[0], 3);
     assert_eq!(counts[3], 3);
@@ -347,7 +350,7 @@ fn what_watch_shows_agrees_with_analyze_of_the_file_it_wrote() {
         std::fs::read_to_string(&stderr_file).unwrap()
     );
     let analysis = analyze_json(file.to_str().unwrap());
-    let counts = same_as_analyze(&lines(&out.stdout), &analysis);
+    let counts = same_as_analyze(&lines(&String::from_utf8_lossy(&out.stdout)), &analysis);
     assert_eq!(counts[0], 3, "opened");
     assert_eq!(counts[3], 3, "closed");
     assert_eq!(analysis["summary"]["exchanges"], 6);
@@ -387,11 +390,8 @@ fn lab_in_tmux(tag: &str, args: &str) -> (tempfile::TempDir, Tmux) {
 
 #[test]
 fn lab_watch_shows_the_labs_conversation_live_then_its_report() {
-    if !support::have("tmux") {
-        return support::skip("tmux is not installed");
-    }
-    if !support::is_root() {
-        return support::skip("the lab's capture needs root");
+    if !tmux_as_root("the lab's capture needs root") {
+        return;
     }
     let (dir, tmux) = lab_in_tmux("lab-watch", "--watch -m hello -m 'apa kabar'");
     let screen = tmux.wait_for(&["\"hello\" (5 B)", "\"Echo: apa kabar\" (15 B)", "FIN"]);
@@ -405,11 +405,8 @@ fn lab_watch_shows_the_labs_conversation_live_then_its_report() {
 
 #[test]
 fn lab_interactive_sends_what_is_typed_under_the_live_ladder() {
-    if !support::have("tmux") {
-        return support::skip("tmux is not installed");
-    }
-    if !support::is_root() {
-        return support::skip("the lab's capture needs root");
+    if !tmux_as_root("the lab's capture needs root") {
+        return;
     }
     let (_dir, tmux) = lab_in_tmux("lab-interactive", "--interactive");
     tmux.wait_for(&["> ▏", "Enter sends"]);

@@ -3,7 +3,7 @@
 //! its state (closed, open, timed out, evicted), and its hand-over to the
 //! output.
 
-use super::super::model::{Close, CloseEvent, CloseKind, ConnState, Connection, Side, Timestamp};
+use super::super::model::{ConnState, Connection, Side, Timestamp};
 use super::output::Output;
 use super::{Analyzer, Flow, Slot, deliver, memory};
 
@@ -51,20 +51,6 @@ pub(super) fn time_out(slot: &mut Slot, limit: u64) {
             limit / 1_000_000_000
         ));
     }
-}
-
-/// Records a FIN or RST from `from`: the first one sets the initiator, and
-/// any RST makes the close a reset.
-pub(super) fn close_event(conn: &mut Connection, from: Side, kind: CloseKind, time: Timestamp) {
-    let close = conn.close.get_or_insert_with(|| Close {
-        initiator: from,
-        kind,
-        events: Vec::new(),
-    });
-    if kind == CloseKind::Rst {
-        close.kind = CloseKind::Rst;
-    }
-    close.events.push(CloseEvent { from, kind, time });
 }
 
 /// Ends a connection: gives up on its holes, ends its messages, records its

@@ -100,6 +100,13 @@ fn flow_bytes(f: &Flow) -> usize {
         + f.request_acks.heap_bytes()
 }
 
+/// How many of `c`'s exchanges are settled (nothing changes them any
+/// more): those answered while its flow is live, all once it is gone.
+fn settled(flow: Option<&Flow>, c: &Connection) -> usize {
+    flow.map_or(c.exchanges.len(), |f| f.pairer.answered())
+        .min(c.exchanges.len())
+}
+
 /// Bytes a table entry is counted for: itself, its connection while that
 /// is in it, its live flow. The exchanges settled (which nothing changes
 /// any more) are walked once and their bytes kept in the slot; the others
@@ -108,11 +115,7 @@ pub(super) fn slot_bytes(slot: &mut Slot) -> usize {
     let Some(c) = slot.conn.as_deref() else {
         return ENTRY_BYTES;
     };
-    let settled = slot
-        .flow
-        .as_deref()
-        .map_or(c.exchanges.len(), |f| f.pairer.answered())
-        .min(c.exchanges.len());
+    let settled = settled(slot.flow.as_deref(), c);
     let counted = (slot.ex_counted as usize).min(settled);
     slot.ex_bytes += c.exchanges[counted..settled]
         .iter()
@@ -142,11 +145,7 @@ pub(super) fn slot_bytes(slot: &mut Slot) -> usize {
 fn shrink(slot: &mut Slot) {
     slot.shrunk = true;
     if let Some(c) = slot.conn.as_deref_mut() {
-        let settled = slot
-            .flow
-            .as_deref()
-            .map_or(c.exchanges.len(), |f| f.pairer.answered())
-            .min(c.exchanges.len());
+        let settled = settled(slot.flow.as_deref(), c);
         let counted = (slot.ex_counted as usize).min(settled);
         let from = (slot.ex_shrunk as usize).min(settled);
         for (i, e) in c.exchanges.iter_mut().enumerate().take(settled).skip(from) {

@@ -5,7 +5,9 @@ use super::*;
 use crate::analyze::FramingChoice;
 use crate::analyze::model::{Frames, PitfallKind, RttSource};
 use crate::analyze::segment::TcpFlags;
-use crate::analyze::testing::{Script, Seg, analyze, flags};
+use crate::analyze::testing::{
+    self, Script, Seg, analyze, flags, one, push_all, requests, responses,
+};
 use proptest::prelude::*;
 
 /// Takes every connection that is over, in order.
@@ -13,38 +15,12 @@ fn drain(an: &mut Analyzer) -> Vec<Connection> {
     std::iter::from_fn(|| an.next_settled()).collect()
 }
 
-fn one(analysis: &Analysis) -> &Connection {
-    assert_eq!(analysis.connections.len(), 1, "{analysis:#?}");
-    &analysis.connections[0]
-}
-
-fn requests(c: &Connection) -> Vec<&str> {
-    c.exchanges
-        .iter()
-        .map(|e| e.request_preview.as_str())
-        .collect()
-}
-
-fn responses(c: &Connection) -> Vec<&str> {
-    c.exchanges
-        .iter()
-        .map(|e| e.response_preview.as_str())
-        .collect()
-}
-
 /// The lab's conversation: three echoes, closed by the client.
 fn echo() -> Script {
-    let mut w = Script::new(1000, 5000);
-    w.handshake(0, 100);
-    w.c(1_000, b"hello\n");
-    w.s(1_200, b"Echo: hello\n");
-    w.c(2_000, b"second\n");
-    w.s(2_300, b"Echo: second\n");
+    let mut w = testing::echo(false);
     w.c(3_000, b"third\n");
     w.s(3_250, b"Echo: third\n");
-    w.fin(4_000, Side::Client);
-    w.fin(4_100, Side::Server);
-    w.ack(4_150, Side::Client);
+    w.client_closes(4_000);
     w
 }
 
@@ -498,9 +474,7 @@ fn a_reset_connection_is_settled_at_once() {
     w.handshake(0, 50);
     w.rst(100, Side::Client);
     let mut an = Analyzer::new(Options::default());
-    for (i, s) in w.segs.iter().enumerate() {
-        an.push(&s.view(i as u64 + 1));
-    }
+    push_all(&mut an, &w.segs);
     let drained = drain(&mut an);
     assert_eq!(drained.len(), 1);
     assert_eq!(drained[0].close.as_ref().unwrap().kind, CloseKind::Rst);
@@ -659,10 +633,7 @@ proptest! {
 
 #[test]
 fn an_idle_connection_times_out_in_capture_time_with_what_was_seen() {
-    let mut w = Script::new(1000, 5000);
-    w.handshake(0, 100);
-    w.c(1_000, b"hello\n");
-    w.s(1_200, b"Echo: hello\n");
+    let mut w = testing::hello();
     w.c(2_000, b"unanswered\n");
     // A SYN that gets no answer, on another pair.
     let mut scan = Script::new(7, 0);

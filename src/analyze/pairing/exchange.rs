@@ -3,31 +3,12 @@
 //! (part of) its answer.
 
 use super::decoder::Message;
-use crate::analyze::model::{Connection, Exchange, Frames, Timestamp};
+use crate::analyze::model::{Connection, Exchange, Timestamp};
 use crate::protocol::app::{AppMessage, Kind};
 
 /// Appends an exchange with nothing in it yet; returns its index.
 pub(super) fn blank_exchange(conn: &mut Connection, time: Timestamp) -> usize {
-    conn.exchanges.push(Exchange {
-        request_bytes: 0,
-        response_bytes: 0,
-        request_preview: String::new(),
-        response_preview: String::new(),
-        request_time: time,
-        response_first_time: None,
-        response_last_time: None,
-        latency_us: None,
-        first_byte_latency_us: None,
-        incomplete: false,
-        operation: None,
-        request_summary: None,
-        response_summary: None,
-        error: false,
-        request_frames: Frames::default(),
-        response_frames: Frames::default(),
-        request_ack_time: None,
-        request_end_seq: None,
-    });
+    conn.exchanges.push(Exchange::blank(time));
     conn.exchanges.len() - 1
 }
 

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::analyze::Options;
-use crate::analyze::model::{Analysis, Timestamp};
-use crate::analyze::testing::{Script, analyze};
+use crate::analyze::model::Timestamp;
+use crate::analyze::testing::{Script, analyze, line_options, one, requests, responses};
 
 fn conn() -> Connection {
     Connection::new(
@@ -282,25 +282,6 @@ fn auto_decides_at_the_end_of_a_short_connection() {
 
 // Pairing through the whole analyzer, on conversations written by hand.
 
-fn one(analysis: &Analysis) -> &Connection {
-    assert_eq!(analysis.connections.len(), 1, "{analysis:#?}");
-    &analysis.connections[0]
-}
-
-fn requests(c: &Connection) -> Vec<&str> {
-    c.exchanges
-        .iter()
-        .map(|e| e.request_preview.as_str())
-        .collect()
-}
-
-fn responses(c: &Connection) -> Vec<&str> {
-    c.exchanges
-        .iter()
-        .map(|e| e.response_preview.as_str())
-        .collect()
-}
-
 #[test]
 fn pipelined_requests_pair_in_order_and_merged_segment_is_a_pitfall() {
     let mut w = Script::new(1, 1);
@@ -309,13 +290,7 @@ fn pipelined_requests_pair_in_order_and_merged_segment_is_a_pitfall() {
     w.s(1_100, b"Echo: a\n");
     w.s(1_200, b"Echo: b\n");
     w.s(1_300, b"Echo: c\n");
-    let a = analyze(
-        Options {
-            framing: FramingChoice::Line,
-            ..Options::default()
-        },
-        &w.segs,
-    );
+    let a = analyze(line_options(), &w.segs);
     let c = one(&a);
     assert_eq!(requests(c), ["a", "b", "c"]);
     assert_eq!(responses(c), ["Echo: a", "Echo: b", "Echo: c"]);

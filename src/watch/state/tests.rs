@@ -1,43 +1,13 @@
 use super::*;
-use crate::analyze::testing::Script;
-use crate::analyze::{Analyzer, Options};
+use crate::analyze::Analyzer;
+use crate::analyze::testing::{Script, analyze, echo, line_options, push_with_events};
 
 /// The state after the analyzer (with packet events) took `w`'s segments.
 pub(crate) fn state_of(w: &Script) -> State {
-    let mut analyzer = Analyzer::new(line()).with_packet_events();
+    let mut analyzer = Analyzer::new(line_options()).with_packet_events();
     let mut state = State::default();
-    for (i, s) in w.segs.iter().enumerate() {
-        analyzer.push(&s.view(i as u64 + 1));
-        while let Some(e) = analyzer.next_event() {
-            state.apply(e);
-        }
-    }
+    push_with_events(&mut analyzer, &w.segs, |_, e| state.apply(e));
     state
-}
-
-/// Line framing: each exchange is settled as soon as its response is
-/// whole (`auto` waits for the framing to be known).
-pub(crate) fn line() -> Options {
-    Options {
-        framing: crate::analyze::FramingChoice::Line,
-        ..Options::default()
-    }
-}
-
-/// An echo conversation: handshake, two exchanges, `close` or still open.
-pub(crate) fn echo(close: bool) -> Script {
-    let mut w = Script::new(1000, 5000);
-    w.handshake(0, 100);
-    w.c(1_000, b"hello\n");
-    w.s(1_200, b"Echo: hello\n");
-    w.c(2_000, b"second\n");
-    w.s(2_300, b"Echo: second\n");
-    if close {
-        w.fin(4_000, Side::Client);
-        w.fin(4_100, Side::Server);
-        w.ack(4_150, Side::Client);
-    }
-    w
 }
 
 #[test]
@@ -69,7 +39,7 @@ fn the_closed_record_replaces_the_live_model() {
     let c = &s.conns[&1];
     assert!(c.done);
     assert_eq!(c.status, Status::Closed);
-    let reference = crate::analyze::testing::analyze(line(), &w.segs);
+    let reference = analyze(line_options(), &w.segs);
     assert_eq!(
         serde_json::to_value(&c.model).unwrap(),
         serde_json::to_value(&reference.connections[0]).unwrap()
@@ -88,6 +58,24 @@ fn a_reset_shows_in_the_status_and_the_strip() {
     assert_eq!(s.conns[&1].status, Status::Reset);
     assert_eq!(s.strip.len(), 1);
     assert_eq!(s.strip[0].event.kind.name(), "rst");
+}
+
+#[test]
+fn a_retransmitted_fin_is_listed_once_live_as_in_the_analysis() {
+    let mut w = echo(false);
+    let mut again = w.fin(3_000, Side::Client);
+    again.time = 3_200;
+    w.segs.push(again);
+    let s = state_of(&w);
+    let c = &s.conns[&1];
+    assert!(!c.done, "half closed: still live");
+    let live = serde_json::to_value(&c.model.close).unwrap();
+    let reference = analyze(line_options(), &w.segs);
+    assert_eq!(
+        live,
+        serde_json::to_value(&reference.connections[0].close).unwrap()
+    );
+    assert_eq!(live["events"].as_array().unwrap().len(), 1, "{live}");
 }
 
 #[test]
@@ -133,9 +121,7 @@ fn a_closed_busy_connection_keeps_only_the_room_of_what_it_shows() {
         w.c(1_000 + i * 100, b"ping\n");
         w.s(1_050 + i * 100, b"pong\n");
     }
-    w.fin(2_000 + n * 100, Side::Client);
-    w.fin(2_100 + n * 100, Side::Server);
-    w.ack(2_150 + n * 100, Side::Client);
+    w.client_closes(2_000 + n * 100);
     let s = state_of(&w);
     let c = &s.conns[&1];
     assert!(c.done);

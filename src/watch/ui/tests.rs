@@ -1,8 +1,9 @@
 use super::*;
 use crate::analyze::model::Side;
+use crate::analyze::testing::{Script, echo};
 use crate::watch::keys::{self, Action};
 use crate::watch::state::State;
-use crate::watch::state::tests::{echo, state_of};
+use crate::watch::state::tests::state_of;
 use crate::watch::view::{Counters, View};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -40,17 +41,22 @@ fn render(state: &State, view: &mut View, (width, height): (u16, u16)) -> String
     out
 }
 
-#[test]
-fn the_main_view_fits_80_by_24() {
+/// [`echo`], closed, then a second connection, still open, with one
+/// exchange: `request` and its `answer`.
+fn echo_and_an_open_one(request: &[u8], answer: &[u8]) -> Script {
     let mut w = echo(true);
-    // A second connection, still open, with a greeting-less exchange.
-    let mut second = crate::analyze::testing::Script::new(7000, 9000);
+    let mut second = Script::new(7000, 9000);
     second.client.set_port(40001);
     second.handshake(5_000, 80);
-    second.c(6_000, b"book ticket\n");
-    second.s(6_400, b"OK 1\n");
+    second.c(6_000, request);
+    second.s(6_400, answer);
     w.segs.extend(second.segs);
-    let state = state_of(&w);
+    w
+}
+
+#[test]
+fn the_main_view_fits_80_by_24() {
+    let state = state_of(&echo_and_an_open_one(b"book ticket\n", b"OK 1\n"));
     let text = render(&state, &mut View::following(), (80, 24));
     assert_eq!(text.lines().count(), 24);
     assert!(
@@ -79,7 +85,7 @@ fn the_view_follows_a_resize() {
 
 #[test]
 fn the_detail_shows_the_bytes_and_packets_and_never_an_escape() {
-    let mut w = crate::analyze::testing::Script::new(1000, 5000);
+    let mut w = Script::new(1000, 5000);
     w.handshake(0, 100);
     w.c(1_000, b"hi\x1b[2J\x07\n");
     w.s(1_200, b"Echo: hi\n");
@@ -99,14 +105,7 @@ fn the_detail_shows_the_bytes_and_packets_and_never_an_escape() {
 
 #[test]
 fn the_filter_and_selection_choose_the_connection() {
-    let mut w = echo(true);
-    let mut second = crate::analyze::testing::Script::new(7000, 9000);
-    second.client.set_port(40001);
-    second.handshake(5_000, 80);
-    second.c(6_000, b"other\n");
-    second.s(6_400, b"Echo: other\n");
-    w.segs.extend(second.segs);
-    let state = state_of(&w);
+    let state = state_of(&echo_and_an_open_one(b"other\n", b"Echo: other\n"));
     let mut view = View::following();
     let text = render(&state, &mut view, (80, 24));
     assert!(

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use super::*;
 use crate::analyze::flows::Options;
 use crate::analyze::model::{Analysis, Side};
-use crate::analyze::testing::{Script, Seg};
+use crate::analyze::testing::{Script, Seg, push_all};
 
 /// The system allocator, counting the bytes each thread holds (so that
 /// tests running side by side do not count each other's).
@@ -75,12 +75,6 @@ fn never_closed(n: u32) -> (Vec<Seg>, Vec<Seg>) {
         second.append(&mut w.segs);
     }
     (first, second)
-}
-
-fn push_all(an: &mut Analyzer, segs: &[Seg]) {
-    for (number, s) in segs.iter().enumerate() {
-        an.push(&s.view(number as u64 + 1));
-    }
 }
 
 /// The estimate against the bytes allocated, per connection, with the
