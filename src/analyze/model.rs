@@ -704,7 +704,8 @@ pub struct Close {
     pub initiator: Side,
     /// `fin` for an orderly close, `rst` for a reset.
     pub kind: CloseKind,
-    /// Every FIN and RST seen, in order.
+    /// The first FIN and the first RST from each side, in capture order
+    /// (a retransmitted FIN is not listed again).
     pub events: Vec<CloseEvent>,
 }
 
