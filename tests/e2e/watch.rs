@@ -461,18 +461,16 @@ fn watch_memcap_evicts_as_analyze_does() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let analyzed = support::reqresp()
-        .args(["analyze", path, "--format", "json", "--memcap", "1MiB"])
-        .output()
-        .unwrap();
-    assert!(analyzed.status.success());
-    let analysis: Value = serde_json::from_slice(&analyzed.stdout).unwrap();
+    let analysis: Value = serde_json::from_str(&support::run_ok(
+        support::reqresp().args(["analyze", path, "--format", "json", "--memcap", "1MiB"]),
+    ))
+    .unwrap();
     let evicted = analysis["summary"]["connections_evicted"].as_u64().unwrap();
     assert!(
         evicted > 1_000,
         "a 1 MiB budget evicts most of 4,000: {evicted}"
     );
-    let lines = lines(&out.stdout);
+    let lines = lines(&String::from_utf8_lossy(&out.stdout));
     let counts = same_as_analyze(&lines, &analysis);
     assert_eq!(counts[3], 4_000, "every connection comes out");
     let evicted_lines = lines
