@@ -276,3 +276,24 @@ fn the_summary_says_which_packets_were_skipped() {
     a.capture = Default::default();
     assert_eq!(summary_line(&a), "  packets      42");
 }
+
+#[test]
+fn estimated_percentiles_are_marked_and_exact_ones_are_not() {
+    use crate::report::stats::LatencySummary;
+    let mut d = LatencySummary {
+        count: 5_000_000,
+        p50_us: Some(150.0),
+        p99_us: Some(2_000.0),
+        max_us: Some(9_000.0),
+        estimated: false,
+    };
+    assert_eq!(
+        percentiles(&d),
+        "p50 0.150 ms · p99 2.000 ms · max 9.000 ms"
+    );
+    d.estimated = true;
+    assert_eq!(
+        percentiles(&d),
+        "p50 ≈0.150 ms · p99 ≈2.000 ms · max 9.000 ms"
+    );
+}
