@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::analyze::Event;
 use crate::analyze::event::SegmentSeen;
 use crate::analyze::model::{
-    CloseKind, Connection, Exchange, Handshake, Side, TcpEvent, Timestamp,
+    CloseKind, ConnState, Connection, Exchange, Handshake, Side, TcpEvent, Timestamp,
 };
 use crate::report::stats::SummaryBuilder;
 
@@ -50,6 +50,9 @@ pub enum Status {
     Reset,
     /// No packet for the inactivity timeout.
     TimedOut,
+    /// Ended by the analyzer's memory budget (`--memcap`); later packets
+    /// on its addresses show as a new connection.
+    Evicted,
 }
 
 impl Status {
@@ -62,6 +65,7 @@ impl Status {
             Status::Closed => "closed",
             Status::Reset => "reset",
             Status::TimedOut => "timed out",
+            Status::Evicted => "evicted",
         }
     }
 }
@@ -234,10 +238,12 @@ impl Conn {
         self.status = match &c.close {
             Some(close) if close.kind == CloseKind::Rst => Status::Reset,
             Some(_) => Status::Closed,
-            // The analyzer notes a timeout; otherwise the capture ended
-            // with the connection open.
-            None if c.notes.iter().any(|n| n.contains("inactivity timeout")) => Status::TimedOut,
-            None => Status::Open,
+            None => match c.state {
+                ConnState::TimedOut => Status::TimedOut,
+                ConnState::Evicted => Status::Evicted,
+                // The capture ended with the connection open.
+                ConnState::Open | ConnState::Closed => Status::Open,
+            },
         };
         self.model = c;
         self.done = true;

@@ -111,7 +111,7 @@ fn draw_table(frame: &mut Frame<'_>, screen: &Screen, area: Rect, color: bool) {
     .style(TuiStyle::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
     let rows = screen.rows.iter().map(|r| {
         let state = match r.status {
-            "reset" | "timed out" => style(Style::Rst, color),
+            "reset" | "timed out" | "evicted" => style(Style::Rst, color),
             "closing" | "closed" => style(Style::Fin, color),
             "handshake" => style(Style::Handshake, color),
             _ => TuiStyle::default(),

@@ -133,3 +133,27 @@ fn a_closed_busy_connection_keeps_only_the_room_of_what_it_shows() {
         c.model.exchanges.capacity()
     );
 }
+
+/// A connection the analyzer evicts for its budget says so in the list
+/// (it was shown as open), and one that timed out says that.
+#[test]
+fn evicted_and_timed_out_connections_say_so() {
+    let mut c = Connection::new(
+        7,
+        "10.0.0.2:1".parse().unwrap(),
+        "10.0.0.1:2".parse().unwrap(),
+        Timestamp(1),
+    );
+    for (state, status) in [
+        (ConnState::Evicted, Status::Evicted),
+        (ConnState::TimedOut, Status::TimedOut),
+        (ConnState::Open, Status::Open),
+    ] {
+        c.state = state;
+        let mut s = State::default();
+        s.apply(Event::Closed(Box::new(c.clone())));
+        assert_eq!(s.conns[&7].status, status);
+        assert!(s.conns[&7].done);
+    }
+    assert_eq!(Status::Evicted.name(), "evicted");
+}
