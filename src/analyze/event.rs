@@ -107,4 +107,10 @@ pub enum Event {
     /// A connection is over (or the capture ended): the whole record, every
     /// exchange included, also those already handed out one by one.
     Closed(Box<Connection>),
+    /// Every event of the packets read so far has been handed out: the
+    /// pipeline says so after each batch (live, at most 20 ms of capture
+    /// time) and at the end, when exchange events are on. A sink that
+    /// buffers its output flushes here, so that it writes once per batch
+    /// rather than once per event, and never holds an event back.
+    BatchEnd,
 }

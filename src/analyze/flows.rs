@@ -238,6 +238,11 @@ impl Analyzer {
         self
     }
 
+    /// Whether exchange events are queued (see [`Self::with_exchange_events`]).
+    pub(crate) fn hands_out_exchanges(&self) -> bool {
+        self.out.events.is_some()
+    }
+
     /// Exchange events, and also [`Event::Segment`] for every segment of a
     /// connection not handed out yet: for a live view that draws the
     /// handshake and each packet as it comes. Costs a small copy per segment.

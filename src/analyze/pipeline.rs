@@ -212,13 +212,18 @@ fn finish<E>(
     while let Some(c) = analyzer.next_remaining() {
         sink(Event::Closed(Box::new(c)))?;
     }
+    let analyzer_handed_out = analyzer.hands_out_exchanges();
     let mut summary = summary;
     analyzer.warn_all(std::mem::take(&mut summary.warnings));
     let mut analysis = analyzer.finish();
     analysis.packets = summary.packets;
     analysis.capture = summary.capture();
+    let batch_ends = analyzer_handed_out;
     for c in std::mem::take(&mut analysis.connections) {
         sink(Event::Closed(Box::new(c)))?;
+    }
+    if batch_ends {
+        sink(Event::BatchEnd)?;
     }
     Ok(analysis)
 }
@@ -419,6 +424,9 @@ impl Batch {
                 sink(event)?;
             }
         }
+        if analyzer.hands_out_exchanges() {
+            sink(Event::BatchEnd)?;
+        }
         Ok(())
     }
 }
@@ -606,6 +614,7 @@ mod tests {
                     Event::Closed(c) => format!("closed {}", c.id),
                     Event::Tcp { event, .. } => format!("tcp {}", event.kind.name()),
                     Event::Segment(s) => format!("segment {}", s.number),
+                    Event::BatchEnd => "batch end".to_owned(),
                 };
                 (*n, what)
             })
@@ -642,13 +651,17 @@ mod tests {
         // Per connection: exchange events seen so far, closed or not.
         let mut state: std::collections::HashMap<u32, (usize, bool)> = Default::default();
         let mut closed_with_exchanges_first = 0;
+        // Batch ends seen, and whether the latest event was one.
+        let (mut batch_ends, mut last_was_end) = (0, false);
         let analysis = Pipeline::new(options)
             .with_exchange_events()
             .run(
                 source,
                 |_| {},
                 |event| {
+                    last_was_end = matches!(event, Event::BatchEnd);
                     match event {
+                        Event::BatchEnd => batch_ends += 1,
                         Event::Opened { id, .. } => {
                             assert!(state.insert(id, (0, false)).is_none(), "opened once");
                         }
@@ -679,5 +692,9 @@ mod tests {
         // Every response was whole before the FINs.
         assert_eq!(closed_with_exchanges_first, 1_500);
         assert_eq!(analysis.packets, interleaved(1_500).len() as u64);
+        // A batch end after each batch and after the last event, so that a
+        // buffering sink never holds one back.
+        assert!(batch_ends >= 2, "{batch_ends} batch ends");
+        assert!(last_was_end, "the last event is a batch end");
     }
 }

@@ -46,8 +46,10 @@ struct Of<T: Serialize> {
     body: T,
 }
 
-/// Writes `event` as one line to `out` and flushes (packet events are not
-/// written). `buf` is reused between calls.
+/// Writes `event` as one line to `out` (packet events are not written),
+/// and flushes `out` at [`Event::BatchEnd`]: once per batch of packets,
+/// so a reader sees each line within a batch (20 ms of capture time) of
+/// its packet, at one write per batch. `buf` is reused between calls.
 pub fn write_event(out: &mut dyn Write, buf: &mut Vec<u8>, event: &Event) -> io::Result<()> {
     buf.clear();
     let addr = |a: &SocketAddr| a.to_string();
@@ -96,11 +98,11 @@ pub fn write_event(out: &mut dyn Write, buf: &mut Vec<u8>, event: &Event) -> io:
             Ok(())
         }
         Event::Segment(_) => return Ok(()),
+        Event::BatchEnd => return out.flush(),
     };
     written.map_err(io::Error::from)?;
     buf.push(b'\n');
-    out.write_all(buf)?;
-    out.flush()
+    out.write_all(buf)
 }
 
 #[cfg(test)]
@@ -167,5 +169,45 @@ mod tests {
         assert_eq!(lines[1]["network_us"], 100.0);
         assert_eq!(lines[1]["server_us"], 100.0);
         assert_eq!(lines[3]["exchanges"][0]["rtt_from"], "handshake");
+    }
+
+    /// A writer that counts its flushes.
+    #[derive(Default)]
+    struct Flushes {
+        bytes: Vec<u8>,
+        flushes: usize,
+    }
+
+    impl Write for Flushes {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.bytes.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.flushes += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_are_flushed_once_per_batch_not_once_per_event() {
+        let mut w = Script::new(1000, 5000);
+        w.handshake(0, 100);
+        w.c(1_000, b"hi\n");
+        w.s(1_200, b"Echo: hi\n");
+        let mut analyzer = Analyzer::new(line_options()).with_exchange_events();
+        let (mut out, mut buf) = (Flushes::default(), Vec::new());
+        push_with_events(&mut analyzer, &w.segs, |_, e| {
+            write_event(&mut out, &mut buf, &e).unwrap();
+        });
+        assert_eq!(out.bytes.iter().filter(|&&b| b == b'\n').count(), 2);
+        assert_eq!(out.flushes, 0, "opened and exchange: not flushed yet");
+        write_event(&mut out, &mut buf, &Event::BatchEnd).unwrap();
+        assert_eq!(out.flushes, 1);
+        assert_eq!(
+            out.bytes.iter().filter(|&&b| b == b'\n').count(),
+            2,
+            "a batch end writes no line"
+        );
     }
 }

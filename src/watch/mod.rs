@@ -266,7 +266,8 @@ fn spawn<S: PacketSource + Send + 'static>(
             })
         }
         Sink::Json(summary) => thread::spawn(move || {
-            let mut out = io::stdout();
+            // Written out at each batch's end (Event::BatchEnd).
+            let mut out = io::BufWriter::with_capacity(64 << 10, io::stdout());
             let mut buf = Vec::new();
             pipeline.with_exchange_events().run(
                 source,

@@ -302,8 +302,12 @@ pub struct State {
 impl State {
     /// Takes one event of the pipeline.
     pub fn apply(&mut self, event: Event) {
+        if matches!(event, Event::BatchEnd) {
+            return;
+        }
         self.generation += 1;
         match event {
+            Event::BatchEnd => {}
             Event::Opened {
                 id,
                 client,

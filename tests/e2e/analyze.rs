@@ -1551,6 +1551,7 @@ fn a_live_capture_hands_out_an_exchange_while_its_connection_is_open() {
                     Event::Closed(_) => "closed".to_string(),
                     Event::Tcp { event, .. } => format!("tcp {}", event.kind.name()),
                     Event::Segment(_) => "segment".to_string(),
+                    Event::BatchEnd => "batch end".to_string(),
                 };
                 events_tx
                     .send(brief)
@@ -1575,20 +1576,29 @@ fn a_live_capture_hands_out_an_exchange_while_its_connection_is_open() {
     let mut answer = String::new();
     BufReader::new(&client).read_line(&mut answer).unwrap();
     assert_eq!(answer, "Echo: hello live\n");
-    // With the connection still open, the exchange comes out.
+    // With the connection still open, the exchange comes out, and its
+    // batch's end follows (where a buffering sink flushes it).
     let wait = Duration::from_secs(10);
-    assert_eq!(events.recv_timeout(wait).unwrap(), "opened");
-    assert_eq!(
-        events.recv_timeout(wait).unwrap(),
-        "exchange hello live -> Echo: hello live"
-    );
+    let next = || loop {
+        let event = events.recv_timeout(wait).unwrap();
+        if event != "batch end" {
+            return event;
+        }
+    };
+    assert_eq!(next(), "opened");
+    assert_eq!(next(), "exchange hello live -> Echo: hello live");
+    assert_eq!(events.recv_timeout(wait).unwrap(), "batch end");
     client.shutdown(Shutdown::Both).unwrap();
     drop(client);
     server.join().unwrap();
-    assert_eq!(events.recv_timeout(wait).unwrap(), "closed");
+    assert_eq!(next(), "closed");
     stop.stop();
     let analysis = analyzer.join().unwrap().expect("the capture ends cleanly");
     // SYN, SYN-ACK, ACK, request, response (maybe with ACKs), FIN, FIN, ACK.
     assert!(analysis.packets >= 8, "{}", analysis.packets);
-    assert!(events.try_recv().is_err(), "nothing after the close");
+    let after: Vec<String> = events.try_iter().collect();
+    assert!(
+        after.iter().all(|e| e == "batch end"),
+        "nothing but batch ends after the close: {after:?}"
+    );
 }

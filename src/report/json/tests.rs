@@ -335,3 +335,23 @@ fn one_line_drops_layout_and_keeps_every_byte_of_strings() {
     assert_eq!(v["a"], "x \" : y\\");
     assert_eq!(v["c"], " \n ");
 }
+
+proptest::proptest! {
+    /// Any object serde_json lays out over lines comes out as serde_json
+    /// writes it compactly: layout dropped, every byte of strings kept
+    /// (quotes, backslashes, spaces, escapes, non-ASCII).
+    #[test]
+    fn one_line_is_serde_jsons_compact_form(
+        pairs in proptest::collection::vec(("[a-z \"\\\\\n:,{}é]{0,12}", "[ -~\n\té\"\\\\]{0,24}", -1e6f64..1e6), 0..6)
+    ) {
+        let mut object = serde_json::Map::new();
+        for (k, s, n) in pairs {
+            object.insert(k.clone(), serde_json::json!([s, n, {"inner": s, "list": [1, 2]}]));
+        }
+        let value = Value::Object(object);
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        let mut out = Vec::new();
+        one_line(&mut out, b"{", pretty.as_bytes());
+        proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&value).unwrap());
+    }
+}
