@@ -62,24 +62,39 @@ pub(crate) fn connection(
 /// every byte is kept.
 fn one_line(out: &mut Vec<u8>, head: &[u8], body: &[u8]) {
     out.extend_from_slice(head);
-    let body = body.strip_prefix(b"{").unwrap_or(body);
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in body {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-        } else if b == b' ' || b == b'\n' {
+    let mut rest = body.strip_prefix(b"{").unwrap_or(body);
+    out.reserve(rest.len());
+    // The pretty layout outside strings is a line break with its
+    // indentation, and the space after a key's colon (taken with the key):
+    // runs are found with memchr (a closed connection's line can be MBs),
+    // never byte by byte. Any other space or line break is dropped too.
+    while let Some(at) = memchr::memchr3(b'"', b'\n', b' ', rest) {
+        out.extend_from_slice(&rest[..at]);
+        if rest[at] != b'"' {
+            // A line break and its indentation, or a lone space.
+            let spaces = rest[at + 1..].iter().take_while(|&&b| b == b' ').count();
+            rest = &rest[at + 1 + spaces..];
             continue;
         }
-        out.push(b);
+        // A string, through its unescaped closing quote.
+        let mut end = at + 1;
+        while let Some(i) = memchr::memchr2(b'"', b'\\', &rest[end..]) {
+            end += i + 1;
+            if rest[end - 1] == b'"' {
+                break;
+            }
+            end += 1; // the escaped byte
+        }
+        let end = end.min(rest.len());
+        out.extend_from_slice(&rest[at..end]);
+        rest = &rest[end..];
+        // A key's colon and its space.
+        if let Some(after) = rest.strip_prefix(b": ") {
+            out.push(b':');
+            rest = after;
+        }
     }
+    out.extend_from_slice(rest);
 }
 
 /// `connection` as one JSON line, after `head` (see [`one_line`]).
