@@ -302,12 +302,9 @@ pub struct State {
 impl State {
     /// Takes one event of the pipeline.
     pub fn apply(&mut self, event: Event) {
-        if matches!(event, Event::BatchEnd) {
-            return;
-        }
-        self.generation += 1;
         match event {
-            Event::BatchEnd => {}
+            // Nothing changed: no new generation, no redraw.
+            Event::BatchEnd => return,
             Event::Opened {
                 id,
                 client,
@@ -351,6 +348,7 @@ impl State {
             }
             Event::Closed(c) => self.closed(*c),
         }
+        self.generation += 1;
     }
 
     fn closed(&mut self, c: Connection) {
