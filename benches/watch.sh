@@ -6,6 +6,7 @@
 #   CONNS=16 SECS=5 sudo benches/watch.sh
 #   PERF_OUT=/tmp/watch.perf sudo benches/watch.sh   # also perf record watch
 #   REQRESP=/tmp/reqresp-before sudo benches/watch.sh # that binary, no build
+#   MODE=jsonl sudo benches/watch.sh       # JSON lines to a file, no screen
 #
 # In one run, against one `reqresp server` on loopback under
 # `reqresp bench -c CONNS --duration SECS`: `tcpdump -w /dev/null` and
@@ -15,11 +16,16 @@
 # packet (from /proc), watch's peak memory, the machine's load, and the
 # delay from each newest response's capture timestamp to the frame that
 # first showed it (p50/p99/max, written by watch where
-# REQRESP_WATCH_DELAYS says). Needs root (capture), tmux and tcpdump.
+# REQRESP_WATCH_DELAYS says). With MODE=jsonl, watch writes its JSON
+# lines (stdout not a terminal) to a file instead, and the table gives the
+# lines and bytes written instead of the screen delays. Needs root
+# (capture), tmux and tcpdump.
 # Every step is bounded in time. See docs/benchmark.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+MODE=${MODE:-screen}
+case $MODE in screen | jsonl) ;; *) echo "watch.sh: MODE is screen or jsonl, not $MODE" >&2; exit 1 ;; esac
 CONNS=${CONNS:-64}
 SECS=${SECS:-10}
 die() { echo "watch.sh: $*" >&2; exit 1; }
@@ -39,7 +45,9 @@ WORK=$(mktemp -d)
 SESSION=reqresp-watch-bench-$$
 SERVER=""
 TCPDUMP=""
+WATCH_PID=""
 cleanup() {
+  [ "$MODE" = jsonl ] && [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null || true
   tmux kill-session -t "$SESSION" 2>/dev/null || true
   [ -n "$TCPDUMP" ] && kill "$TCPDUMP" 2>/dev/null || true
   [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
@@ -56,15 +64,22 @@ grep -q "listening on" "$WORK/server.out" || die "the server did not start"
 
 tcpdump -i lo -n -w /dev/null "tcp port $PORT" 2>"$WORK/tcpdump.err" &
 TCPDUMP=$!
-tmux new-session -d -s "$SESSION" -x 120 -y 40 \
-  "REQRESP_WATCH_DELAYS=$WORK/delays '$REQRESP' watch -i lo --port $PORT --framing line 2>'$WORK/watch.err'; echo WATCH-DONE; sleep 600"
-for _ in $(seq 200); do
-  tmux capture-pane -p -t "$SESSION" | grep -q "waiting for a TCP connection" && break
-  sleep 0.05
-done
+if [ "$MODE" = jsonl ]; then
+  "$REQRESP" watch -i lo --port "$PORT" --framing line >"$WORK/lines.jsonl" 2>"$WORK/watch.err" &
+  WATCH_PID=$!
+  for _ in $(seq 200); do grep -q "capturing on" "$WORK/watch.err" && break; sleep 0.05; done
+  grep -q "capturing on" "$WORK/watch.err" || die "watch did not start: $(head -3 "$WORK/watch.err")"
+else
+  tmux new-session -d -s "$SESSION" -x 120 -y 40 \
+    "REQRESP_WATCH_DELAYS=$WORK/delays '$REQRESP' watch -i lo --port $PORT --framing line 2>'$WORK/watch.err'; echo WATCH-DONE; sleep 600"
+  for _ in $(seq 200); do
+    tmux capture-pane -p -t "$SESSION" | grep -q "waiting for a TCP connection" && break
+    sleep 0.05
+  done
+  WATCH_PID=$(pgrep -f -n "watch -i lo --port $PORT" || true)
+  [ -n "$WATCH_PID" ] || die "watch did not start"
+fi
 grep -q "listening on" "$WORK/tcpdump.err" || sleep 0.5
-WATCH_PID=$(pgrep -f -n "watch -i lo --port $PORT" || true)
-[ -n "$WATCH_PID" ] || die "watch did not start"
 
 PERF_PID=""
 if [ -n "${PERF_OUT:-}" ]; then
@@ -85,11 +100,17 @@ CPU=$(cpu_of "$WATCH_PID")
 TD_CPU=$(cpu_of "$TCPDUMP")
 RSS=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$WATCH_PID/status")
 if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
-tmux send-keys -t "$SESSION" q
-for _ in $(seq 200); do
-  tmux capture-pane -p -t "$SESSION" | grep -q WATCH-DONE && break
-  sleep 0.05
-done
+if [ "$MODE" = jsonl ]; then
+  kill -INT "$WATCH_PID"
+  timeout 60 tail --pid="$WATCH_PID" -f /dev/null || die "watch did not stop within 60 s of SIGINT"
+  WATCH_PID=""
+else
+  tmux send-keys -t "$SESSION" q
+  for _ in $(seq 200); do
+    tmux capture-pane -p -t "$SESSION" | grep -q WATCH-DONE && break
+    sleep 0.05
+  done
+fi
 kill -INT "$TCPDUMP"
 wait "$TCPDUMP" 2>/dev/null || true
 TCPDUMP=""
@@ -120,7 +141,7 @@ echo
 echo "| tool | packets captured | dropped by kernel |"
 echo "| --- | ---: | ---: |"
 echo "| tcpdump -w /dev/null | $td_captured | $td_dropped |"
-echo "| reqresp watch (full screen) | $w_captured | $w_dropped |"
+echo "| reqresp watch ($MODE) | $w_captured | $w_dropped |"
 echo
 per_packet() { python3 -c 'import sys; c, n = sys.argv[1:]; print(f"{float(c) * 1e6 / int(n):.2f}" if n.isdigit() and int(n) else "?")' "$1" "$2"; }
 echo "| CPU time | tcpdump | reqresp watch |"
@@ -131,6 +152,11 @@ echo
 echo "watch's peak resident memory: $RSS MB"
 echo
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+if [ "$MODE" = jsonl ]; then
+  echo
+  echo "JSON lines written: $(wc -l <"$WORK/lines.jsonl"), $(( $(stat -c %s "$WORK/lines.jsonl") / 1000000 )) MB"
+  exit 0
+fi
 echo
 echo "| capture → screen delay p50 (ms) | p99 (ms) | max (ms) | frames measured |"
 echo "| ---: | ---: | ---: | ---: |"

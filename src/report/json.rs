@@ -49,72 +49,71 @@ pub(crate) fn connection(
 ) -> io::Result<()> {
     scratch.clear();
     scratch.extend_from_slice(if first { b"\n    " } else { b",\n    " });
-    write_connection(scratch, connection);
+    write_connection::<true>(scratch, connection);
     out.write_all(scratch)
 }
 
-/// Appends, after `head` (the opening of a JSON object and its first
-/// fields, each followed by `,`), the fields of `body` (an object as this
-/// module writes it) compactly on one line, as serde_json writes: a line of
-/// `reqresp watch`'s JSON-lines mode carries exactly the fields of
-/// `analyze --format json`. Spaces and line breaks outside strings are
-/// layout and dropped; inside a string (up to its unescaped closing quote)
-/// every byte is kept.
-fn one_line(out: &mut Vec<u8>, head: &[u8], body: &[u8]) {
-    out.extend_from_slice(head);
-    let mut rest = body.strip_prefix(b"{").unwrap_or(body);
-    out.reserve(rest.len());
-    // The pretty layout outside strings is a line break with its
-    // indentation, and the space after a key's colon (taken with the key):
-    // runs are found with memchr (a closed connection's line can be MBs),
-    // never byte by byte. Any other space or line break is dropped too.
-    while let Some(at) = memchr::memchr3(b'"', b'\n', b' ', rest) {
-        out.extend_from_slice(&rest[..at]);
-        if rest[at] != b'"' {
-            // A line break and its indentation, or a lone space.
-            let spaces = rest[at + 1..].iter().take_while(|&&b| b == b' ').count();
-            rest = &rest[at + 1 + spaces..];
-            continue;
-        }
-        // A string, through its unescaped closing quote.
-        let mut end = at + 1;
-        while let Some(i) = memchr::memchr2(b'"', b'\\', &rest[end..]) {
-            end += i + 1;
-            if rest[end - 1] == b'"' {
-                break;
-            }
-            end += 1; // the escaped byte
-        }
-        let end = end.min(rest.len());
-        out.extend_from_slice(&rest[at..end]);
-        rest = &rest[end..];
-        // A key's colon and its space.
-        if let Some(after) = rest.strip_prefix(b": ") {
-            out.push(b':');
-            rest = after;
-        }
-    }
-    out.extend_from_slice(rest);
-}
-
-/// `connection` as one JSON line, after `head` (see [`one_line`]).
+/// `connection` as one JSON line (as serde_json writes compactly), after
+/// `head`: the opening of a JSON object and its first fields, each
+/// followed by `,`. A line of `reqresp watch`'s JSON-lines mode carries
+/// exactly the fields of `analyze --format json`.
 pub(crate) fn connection_line(out: &mut Vec<u8>, head: &[u8], connection: &Connection) {
-    let mut body = Vec::new();
-    write_connection(&mut body, connection);
-    one_line(out, head, &body);
+    out.extend_from_slice(head);
+    let start = out.len();
+    write_connection::<false>(out, connection);
+    // The object's opening brace is `head`'s.
+    out.remove(start);
 }
 
 /// `exchange` (split as its connection splits it) as one JSON line, after
-/// `head` (see [`one_line`]).
+/// `head` (see [`connection_line`]).
 pub(crate) fn exchange_line(
     out: &mut Vec<u8>,
     head: &[u8],
     split: Option<LatencySplit>,
     exchange_: &Exchange,
 ) {
-    let mut body = Vec::new();
-    exchange(&mut body, split, exchange_);
-    one_line(out, head, &body);
+    out.extend_from_slice(head);
+    let start = out.len();
+    exchange::<false>(out, split, exchange_);
+    out.remove(start);
+}
+
+/// A literal as the pretty layout has it (`P`), or without its spaces and
+/// line breaks for one-line JSON (no literal given here has a space inside
+/// a string): both forms are constants, and `P` a constant of the caller.
+macro_rules! lit {
+    ($pretty:literal) => {{
+        const PRETTY: &[u8] = $pretty;
+        const COMPACT: [u8; compact_len(PRETTY)] = compact(PRETTY);
+        if P { PRETTY } else { &COMPACT }
+    }};
+}
+
+/// Bytes of `pretty` that are neither spaces nor line breaks.
+const fn compact_len(pretty: &[u8]) -> usize {
+    let (mut i, mut n) = (0, 0);
+    while i < pretty.len() {
+        if pretty[i] != b' ' && pretty[i] != b'\n' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// `pretty` without its spaces and line breaks (`N` from [`compact_len`]).
+const fn compact<const N: usize>(pretty: &[u8]) -> [u8; N] {
+    let mut out = [0; N];
+    let (mut i, mut n) = (0, 0);
+    while i < pretty.len() {
+        if pretty[i] != b' ' && pretty[i] != b'\n' {
+            out[n] = pretty[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    out
 }
 
 // Indentation of the connection's fields' items, at 3, 4 and 5 levels.
@@ -123,198 +122,199 @@ const I4: &str = "\n        ";
 const I5: &str = "\n          ";
 
 /// Appends `c` to `out` exactly as serde_json's pretty printer would at the
-/// depth of the `connections` array (a test holds the two byte for byte).
+/// depth of the `connections` array (`P`), or as its compact printer would
+/// (tests hold each byte for byte).
 ///
 /// Written by hand because serde_json cost a third of the analyzer's CPU
 /// time on large captures: its formatter escapes every key and goes through
 /// `fmt` for each address; here keys are literals, IPv4 addresses and
 /// integers are formatted directly, and only the previews and notes (text
 /// from the capture) go through serde_json's string escaping.
-fn write_connection(out: &mut Vec<u8>, c: &Connection) {
+fn write_connection<const P: bool>(out: &mut Vec<u8>, c: &Connection) {
     out.extend_from_slice(b"{");
-    out.extend_from_slice(b"\n      \"id\": ");
+    out.extend_from_slice(lit!(b"\n      \"id\": "));
     uint(out, u64::from(c.id));
-    out.extend_from_slice(b",\n      \"client\": ");
+    out.extend_from_slice(lit!(b",\n      \"client\": "));
     address(out, c.client);
-    out.extend_from_slice(b",\n      \"server\": ");
+    out.extend_from_slice(lit!(b",\n      \"server\": "));
     address(out, c.server);
-    out.extend_from_slice(b",\n      \"first_seen\": ");
+    out.extend_from_slice(lit!(b",\n      \"first_seen\": "));
     uint(out, c.first_seen.0);
-    out.extend_from_slice(b",\n      \"last_seen\": ");
+    out.extend_from_slice(lit!(b",\n      \"last_seen\": "));
     uint(out, c.last_seen.0);
-    out.extend_from_slice(b",\n      \"handshake\": ");
+    out.extend_from_slice(lit!(b",\n      \"handshake\": "));
     match &c.handshake {
         None => out.extend_from_slice(b"null"),
         Some(h) => {
             out.push(b'{');
-            out.extend_from_slice(b"\n        \"syn\": ");
+            out.extend_from_slice(lit!(b"\n        \"syn\": "));
             uint(out, h.syn.0);
-            out.extend_from_slice(b",\n        \"syn_ack\": ");
+            out.extend_from_slice(lit!(b",\n        \"syn_ack\": "));
             opt_time(out, h.syn_ack);
-            out.extend_from_slice(b",\n        \"ack\": ");
+            out.extend_from_slice(lit!(b",\n        \"ack\": "));
             opt_time(out, h.ack);
-            out.extend_from_slice(b",\n        \"rtt_us\": ");
+            out.extend_from_slice(lit!(b",\n        \"rtt_us\": "));
             opt_float(out, h.rtt_us);
-            close(out, I3, b'}');
+            close::<P>(out, I3, b'}');
         }
     }
-    out.extend_from_slice(b",\n      \"bytes_client_to_server\": ");
+    out.extend_from_slice(lit!(b",\n      \"bytes_client_to_server\": "));
     uint(out, c.bytes_client_to_server);
-    out.extend_from_slice(b",\n      \"bytes_server_to_client\": ");
+    out.extend_from_slice(lit!(b",\n      \"bytes_server_to_client\": "));
     uint(out, c.bytes_server_to_client);
-    out.extend_from_slice(b",\n      \"gaps\": ");
-    array(out, &c.gaps, I4, I3, |out, g| {
+    out.extend_from_slice(lit!(b",\n      \"gaps\": "));
+    array::<P, _>(out, &c.gaps, I4, I3, |out, g| {
         out.push(b'{');
-        out.extend_from_slice(b"\n          \"from\": ");
+        out.extend_from_slice(lit!(b"\n          \"from\": "));
         side(out, g.from);
-        out.extend_from_slice(b",\n          \"offset\": ");
+        out.extend_from_slice(lit!(b",\n          \"offset\": "));
         uint(out, g.offset);
-        out.extend_from_slice(b",\n          \"len\": ");
+        out.extend_from_slice(lit!(b",\n          \"len\": "));
         uint(out, g.len);
-        close(out, I4, b'}');
+        close::<P>(out, I4, b'}');
     });
-    out.extend_from_slice(b",\n      \"framing\": ");
+    out.extend_from_slice(lit!(b",\n      \"framing\": "));
     out.extend_from_slice(match c.framing {
         Framing::Line => b"\"line\"".as_slice(),
         Framing::Length => b"\"length\"",
         Framing::Raw => b"\"raw\"",
     });
-    out.extend_from_slice(b",\n      \"protocol\": ");
+    out.extend_from_slice(lit!(b",\n      \"protocol\": "));
     match c.protocol {
         Some(p) => string(out, p.name()),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b",\n      \"framing_reason\": ");
+    out.extend_from_slice(lit!(b",\n      \"framing_reason\": "));
     opt_string(out, c.framing_reason.as_deref());
-    out.extend_from_slice(b",\n      \"exchanges\": ");
-    array(out, &c.exchanges, I4, I3, |out, e| {
-        exchange(out, c.latency_split(e), e)
+    out.extend_from_slice(lit!(b",\n      \"exchanges\": "));
+    array::<P, _>(out, &c.exchanges, I4, I3, |out, e| {
+        exchange::<P>(out, c.latency_split(e), e)
     });
-    out.extend_from_slice(b",\n      \"recv_pitfalls\": ");
-    array(out, &c.recv_pitfalls, I4, I3, |out, p| {
+    out.extend_from_slice(lit!(b",\n      \"recv_pitfalls\": "));
+    array::<P, _>(out, &c.recv_pitfalls, I4, I3, |out, p| {
         out.push(b'{');
-        out.extend_from_slice(b"\n          \"from\": ");
+        out.extend_from_slice(lit!(b"\n          \"from\": "));
         side(out, p.from);
-        out.extend_from_slice(b",\n          \"kind\": ");
+        out.extend_from_slice(lit!(b",\n          \"kind\": "));
         out.extend_from_slice(match p.kind {
             PitfallKind::Merged => b"\"merged\"".as_slice(),
             PitfallKind::Split => b"\"split\"",
         });
-        out.extend_from_slice(b",\n          \"message\": ");
+        out.extend_from_slice(lit!(b",\n          \"message\": "));
         uint(out, p.message);
-        out.extend_from_slice(b",\n          \"count\": ");
+        out.extend_from_slice(lit!(b",\n          \"count\": "));
         uint(out, u64::from(p.count));
-        close(out, I4, b'}');
+        close::<P>(out, I4, b'}');
     });
-    out.extend_from_slice(b",\n      \"close\": ");
+    out.extend_from_slice(lit!(b",\n      \"close\": "));
     match &c.close {
         None => out.extend_from_slice(b"null"),
-        Some(cl) => write_close(out, cl),
+        Some(cl) => write_close::<P>(out, cl),
     }
-    out.extend_from_slice(b",\n      \"state\": \"");
+    out.extend_from_slice(lit!(b",\n      \"state\": \""));
     out.extend_from_slice(c.state.name().as_bytes());
     out.push(b'"');
-    out.extend_from_slice(b",\n      \"notes\": ");
-    array(out, &c.notes, I4, I3, |out, n| string(out, n));
-    out.extend_from_slice(b",\n      \"events\": ");
-    array(out, &c.events, I4, I3, |out, e| {
-        out.extend_from_slice(b"{\n          \"time\": ");
+    out.extend_from_slice(lit!(b",\n      \"notes\": "));
+    array::<P, _>(out, &c.notes, I4, I3, |out, n| string(out, n));
+    out.extend_from_slice(lit!(b",\n      \"events\": "));
+    array::<P, _>(out, &c.events, I4, I3, |out, e| {
+        out.extend_from_slice(lit!(b"{\n          \"time\": "));
         uint(out, e.time.0);
-        out.extend_from_slice(b",\n          \"side\": ");
+        out.extend_from_slice(lit!(b",\n          \"side\": "));
         side(out, e.side);
-        out.extend_from_slice(b",\n          \"kind\": \"");
+        out.extend_from_slice(lit!(b",\n          \"kind\": \""));
         out.extend_from_slice(e.kind.name().as_bytes());
-        out.extend_from_slice(b"\",\n          \"frame\": ");
+        out.extend_from_slice(lit!(b"\",\n          \"frame\": "));
         uint(out, e.frame);
-        out.extend_from_slice(b",\n          \"seq\": ");
+        out.extend_from_slice(lit!(b",\n          \"seq\": "));
         // Writing into a Vec cannot fail.
         let _ = CompactFormatter.write_i64(out, e.seq);
-        out.extend_from_slice(b",\n          \"len\": ");
+        out.extend_from_slice(lit!(b",\n          \"len\": "));
         uint(out, u64::from(e.len));
-        out.extend_from_slice(b",\n          \"detail\": ");
+        out.extend_from_slice(lit!(b",\n          \"detail\": "));
         opt_float(out, e.detail);
-        close(out, I4, b'}');
+        close::<P>(out, I4, b'}');
     });
-    out.extend_from_slice(b",\n      \"events_dropped\": ");
+    out.extend_from_slice(lit!(b",\n      \"events_dropped\": "));
     uint(out, c.events_dropped);
-    out.extend_from_slice(b",\n      \"initial_rtt_us\": ");
+    out.extend_from_slice(lit!(b",\n      \"initial_rtt_us\": "));
     opt_float(out, c.initial_rtt_us);
-    close(out, "\n    ", b'}');
+    close::<P>(out, "\n    ", b'}');
 }
 
 /// A connection's `close` object: who began it, how, and each FIN or RST.
-fn write_close(out: &mut Vec<u8>, cl: &Close) {
+fn write_close<const P: bool>(out: &mut Vec<u8>, cl: &Close) {
     out.push(b'{');
-    out.extend_from_slice(b"\n        \"initiator\": ");
+    out.extend_from_slice(lit!(b"\n        \"initiator\": "));
     side(out, cl.initiator);
-    out.extend_from_slice(b",\n        \"kind\": ");
+    out.extend_from_slice(lit!(b",\n        \"kind\": "));
     close_kind(out, cl.kind);
-    out.extend_from_slice(b",\n        \"events\": ");
-    array(out, &cl.events, I5, I4, |out, ev| {
+    out.extend_from_slice(lit!(b",\n        \"events\": "));
+    array::<P, _>(out, &cl.events, I5, I4, |out, ev| {
         out.push(b'{');
-        out.extend_from_slice(b"\n            \"from\": ");
+        out.extend_from_slice(lit!(b"\n            \"from\": "));
         side(out, ev.from);
-        out.extend_from_slice(b",\n            \"kind\": ");
+        out.extend_from_slice(lit!(b",\n            \"kind\": "));
         close_kind(out, ev.kind);
-        out.extend_from_slice(b",\n            \"time\": ");
+        out.extend_from_slice(lit!(b",\n            \"time\": "));
         uint(out, ev.time.0);
-        close(out, I5, b'}');
+        close::<P>(out, I5, b'}');
     });
-    close(out, I3, b'}');
+    close::<P>(out, I3, b'}');
 }
 
 /// One element of a connection's `exchanges` array.
-fn exchange(out: &mut Vec<u8>, split: Option<LatencySplit>, e: &Exchange) {
+fn exchange<const P: bool>(out: &mut Vec<u8>, split: Option<LatencySplit>, e: &Exchange) {
     out.push(b'{');
-    out.extend_from_slice(b"\n          \"request_bytes\": ");
+    out.extend_from_slice(lit!(b"\n          \"request_bytes\": "));
     uint(out, e.request_bytes);
-    out.extend_from_slice(b",\n          \"response_bytes\": ");
+    out.extend_from_slice(lit!(b",\n          \"response_bytes\": "));
     uint(out, e.response_bytes);
-    out.extend_from_slice(b",\n          \"request_preview\": ");
+    out.extend_from_slice(lit!(b",\n          \"request_preview\": "));
     string(out, &e.request_preview);
-    out.extend_from_slice(b",\n          \"response_preview\": ");
+    out.extend_from_slice(lit!(b",\n          \"response_preview\": "));
     string(out, &e.response_preview);
-    out.extend_from_slice(b",\n          \"request_time\": ");
+    out.extend_from_slice(lit!(b",\n          \"request_time\": "));
     uint(out, e.request_time.0);
-    out.extend_from_slice(b",\n          \"response_first_time\": ");
+    out.extend_from_slice(lit!(b",\n          \"response_first_time\": "));
     opt_time(out, e.response_first_time);
-    out.extend_from_slice(b",\n          \"response_last_time\": ");
+    out.extend_from_slice(lit!(b",\n          \"response_last_time\": "));
     opt_time(out, e.response_last_time);
-    out.extend_from_slice(b",\n          \"latency_us\": ");
+    out.extend_from_slice(lit!(b",\n          \"latency_us\": "));
     opt_float(out, e.latency_us);
-    out.extend_from_slice(b",\n          \"first_byte_latency_us\": ");
+    out.extend_from_slice(lit!(b",\n          \"first_byte_latency_us\": "));
     opt_float(out, e.first_byte_latency_us);
-    out.extend_from_slice(b",\n          \"operation\": ");
+    out.extend_from_slice(lit!(b",\n          \"operation\": "));
     opt_string(out, e.operation.as_deref());
-    out.extend_from_slice(b",\n          \"request_summary\": ");
+    out.extend_from_slice(lit!(b",\n          \"request_summary\": "));
     opt_string(out, e.request_summary.as_deref());
-    out.extend_from_slice(b",\n          \"response_summary\": ");
+    out.extend_from_slice(lit!(b",\n          \"response_summary\": "));
     opt_string(out, e.response_summary.as_deref());
-    out.extend_from_slice(b",\n          \"error\": ");
+    out.extend_from_slice(lit!(b",\n          \"error\": "));
     out.extend_from_slice(if e.error { b"true" } else { b"false" });
-    out.extend_from_slice(b",\n          \"incomplete\": ");
+    out.extend_from_slice(lit!(b",\n          \"incomplete\": "));
     out.extend_from_slice(if e.incomplete { b"true" } else { b"false" });
-    out.extend_from_slice(b",\n          \"request_frames\": ");
-    frames(out, &e.request_frames);
-    out.extend_from_slice(b",\n          \"response_frames\": ");
-    frames(out, &e.response_frames);
-    out.extend_from_slice(b",\n          \"request_ack_time\": ");
+    out.extend_from_slice(lit!(b",\n          \"request_frames\": "));
+    frames::<P>(out, &e.request_frames);
+    out.extend_from_slice(lit!(b",\n          \"response_frames\": "));
+    frames::<P>(out, &e.response_frames);
+    out.extend_from_slice(lit!(b",\n          \"request_ack_time\": "));
     opt_time(out, e.request_ack_time);
-    out.extend_from_slice(b",\n          \"request_packets\": ");
-    packets(out, &e.request_frames);
-    out.extend_from_slice(b",\n          \"request_packets_not_kept\": ");
+    out.extend_from_slice(lit!(b",\n          \"request_packets\": "));
+    packets::<P>(out, &e.request_frames);
+    out.extend_from_slice(lit!(b",\n          \"request_packets_not_kept\": "));
     uint(out, e.request_frames.packets_not_kept());
-    out.extend_from_slice(b",\n          \"response_packets\": ");
-    packets(out, &e.response_frames);
-    out.extend_from_slice(b",\n          \"response_packets_not_kept\": ");
+    out.extend_from_slice(lit!(b",\n          \"response_packets\": "));
+    packets::<P>(out, &e.response_frames);
+    out.extend_from_slice(lit!(b",\n          \"response_packets_not_kept\": "));
     uint(out, e.response_frames.packets_not_kept());
-    out.extend_from_slice(b",\n          \"network_us\": ");
+    out.extend_from_slice(lit!(b",\n          \"network_us\": "));
     opt_float(out, split.map(|s| s.network_us));
-    out.extend_from_slice(b",\n          \"server_us\": ");
+    out.extend_from_slice(lit!(b",\n          \"server_us\": "));
     opt_float(out, split.map(|s| s.server_us));
-    out.extend_from_slice(b",\n          \"rtt_from\": ");
+    out.extend_from_slice(lit!(b",\n          \"rtt_from\": "));
     opt_string(out, split.map(|s| s.rtt_from.name()));
-    close(out, I4, b'}');
+    close::<P>(out, I4, b'}');
 }
 
 /// A string, or `null`.
@@ -325,14 +325,18 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-/// The closing bracket of a non-empty object or array, on its own line.
-fn close(out: &mut Vec<u8>, indent: &str, bracket: u8) {
-    out.extend_from_slice(indent.as_bytes());
+/// The closing bracket of a non-empty object or array, on its own line
+/// at `indent` when pretty (`P`).
+fn close<const P: bool>(out: &mut Vec<u8>, indent: &str, bracket: u8) {
+    if P {
+        out.extend_from_slice(indent.as_bytes());
+    }
     out.push(bracket);
 }
 
-/// An array: `[]` when empty, else one item per line at `inner`.
-fn array<T>(
+/// An array: `[]` when empty, else one item per line at `inner` when
+/// pretty (`P`).
+fn array<const P: bool, T>(
     out: &mut Vec<u8>,
     items: &[T],
     inner: &str,
@@ -348,39 +352,41 @@ fn array<T>(
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(inner.as_bytes());
+        if P {
+            out.extend_from_slice(inner.as_bytes());
+        }
         item(out, t);
     }
-    close(out, outer, b']');
+    close::<P>(out, outer, b']');
 }
 
 /// A list of frame numbers, one per line at the depth of an exchange's field.
-fn frames(out: &mut Vec<u8>, f: &Frames) {
-    exchange_list(out, f.iter(), uint);
+fn frames<const P: bool>(out: &mut Vec<u8>, f: &Frames) {
+    exchange_list::<P, _>(out, f.iter(), uint);
 }
 
 /// A message's packet records, one compact object per line (a message may
 /// list up to 64).
-fn packets(out: &mut Vec<u8>, f: &Frames) {
-    exchange_list(out, f.packets().iter(), |out, p| {
-        out.extend_from_slice(b"{\"frame\": ");
+fn packets<const P: bool>(out: &mut Vec<u8>, f: &Frames) {
+    exchange_list::<P, _>(out, f.packets().iter(), |out, p| {
+        out.extend_from_slice(lit!(b"{\"frame\": "));
         uint(out, p.frame);
-        out.extend_from_slice(b", \"time\": ");
+        out.extend_from_slice(lit!(b", \"time\": "));
         uint(out, p.time.0);
-        out.extend_from_slice(b", \"flags\": ");
+        out.extend_from_slice(lit!(b", \"flags\": "));
         uint(out, u64::from(p.flags));
-        out.extend_from_slice(b", \"seq\": ");
+        out.extend_from_slice(lit!(b", \"seq\": "));
         opt_uint(out, p.seq);
-        out.extend_from_slice(b", \"ack\": ");
+        out.extend_from_slice(lit!(b", \"ack\": "));
         opt_uint(out, p.ack);
-        out.extend_from_slice(b", \"len\": ");
+        out.extend_from_slice(lit!(b", \"len\": "));
         uint(out, u64::from(p.len));
         out.push(b'}');
     });
 }
 
 /// An array in an exchange's field: `[]`, or one item per line.
-fn exchange_list<T>(
+fn exchange_list<const P: bool, T>(
     out: &mut Vec<u8>,
     items: impl Iterator<Item = T>,
     mut item: impl FnMut(&mut Vec<u8>, T),
@@ -388,14 +394,14 @@ fn exchange_list<T>(
     let mut any = false;
     for (i, t) in items.enumerate() {
         out.extend_from_slice(if i > 0 {
-            b",\n            "
+            lit!(b",\n            ")
         } else {
-            b"[\n            "
+            lit!(b"[\n            ")
         });
         item(out, t);
         any = true;
     }
-    out.extend_from_slice(if any { b"\n          ]" } else { b"[]" });
+    out.extend_from_slice(if any { lit!(b"\n          ]") } else { b"[]" });
 }
 
 fn opt_uint(out: &mut Vec<u8>, v: Option<u32>) {

@@ -180,7 +180,17 @@ fn connections_are_written_as_serde_json_would() {
     for analysis in &analyses {
         for c in &analysis.connections {
             let mut ours = Vec::new();
-            write_connection(&mut ours, c);
+            write_connection::<true>(&mut ours, c);
+            let mut compact = Vec::new();
+            connection_line(&mut compact, b"{", c);
+            let mut wanted = Vec::new();
+            one_line(&mut wanted, b"{", &ours);
+            assert_eq!(
+                String::from_utf8(compact).expect("utf-8"),
+                String::from_utf8(wanted).expect("utf-8"),
+                "one line, connection {}",
+                c.id
+            );
             let mut theirs = Vec::new();
             value(&mut theirs, c, 2).expect("serialize");
             let ours = String::from_utf8(ours).expect("utf-8");
@@ -319,6 +329,57 @@ fn schema_document_names_every_key_and_value() {
         );
     }
     assert!(SCHEMA_DOC.contains(&format!("`schema_version` | integer | `{SCHEMA_VERSION}`")));
+}
+
+/// Appends, after `head` (the opening of a JSON object and its first
+/// fields, each followed by `,`), the fields of `body` (an object laid out
+/// over lines) compactly, as serde_json writes: the reference the one-line
+/// writer is checked against. Spaces and line breaks outside strings are
+/// layout and dropped; inside a string every byte is kept.
+fn one_line(out: &mut Vec<u8>, head: &[u8], body: &[u8]) {
+    out.extend_from_slice(head);
+    let body = body.strip_prefix(b"{").unwrap_or(body);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            out.push(b);
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+            out.push(b);
+        } else if b != b' ' && b != b'\n' {
+            out.push(b);
+        }
+    }
+}
+
+#[test]
+fn exchanges_in_one_line_are_the_compact_form_of_the_pretty_ones() {
+    for analysis in [sample::analysis(), sample::many_exchanges(5)] {
+        for c in &analysis.connections {
+            for e in &c.exchanges {
+                let mut pretty = Vec::new();
+                exchange::<true>(&mut pretty, c.latency_split(e), e);
+                let (mut ours, mut wanted) = (Vec::new(), Vec::new());
+                exchange_line(
+                    &mut ours,
+                    b"{\"event\":\"exchange\",",
+                    c.latency_split(e),
+                    e,
+                );
+                one_line(&mut wanted, b"{\"event\":\"exchange\",", &pretty);
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    String::from_utf8(wanted).unwrap()
+                );
+            }
+        }
+    }
 }
 
 #[test]
