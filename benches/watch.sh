@@ -96,8 +96,11 @@ timeout $((SECS + 30)) "$REQRESP" bench "127.0.0.1:$PORT" -c "$CONNS" --duration
 # Let both drain what the kernel holds, then stop them.
 sleep 2
 cpu_of() { awk '{print ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
+sys_of() { awk '{print $15 / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
 CPU=$(cpu_of "$WATCH_PID")
+SYS=$(sys_of "$WATCH_PID")
 TD_CPU=$(cpu_of "$TCPDUMP")
+TD_SYS=$(sys_of "$TCPDUMP")
 RSS=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$WATCH_PID/status")
 if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
 if [ "$MODE" = jsonl ]; then
@@ -147,6 +150,7 @@ per_packet() { python3 -c 'import sys; c, n = sys.argv[1:]; print(f"{float(c) * 
 echo "| CPU time | tcpdump | reqresp watch |"
 echo "| --- | ---: | ---: |"
 echo "| seconds over the run | $TD_CPU | $CPU |"
+echo "| of which in the kernel | $TD_SYS | $SYS |"
 echo "| µs per packet captured | $(per_packet "$TD_CPU" "$td_captured") | $(per_packet "$CPU" "$w_captured") |"
 echo
 echo "watch's peak resident memory: $RSS MB"

@@ -59,10 +59,7 @@ pub(crate) fn connection(
 /// exactly the fields of `analyze --format json`.
 pub(crate) fn connection_line(out: &mut Vec<u8>, head: &[u8], connection: &Connection) {
     out.extend_from_slice(head);
-    let start = out.len();
-    write_connection::<false>(out, connection);
-    // The object's opening brace is `head`'s.
-    out.remove(start);
+    connection_fields::<false>(out, connection);
 }
 
 /// `exchange` (split as its connection splits it) as one JSON line, after
@@ -74,9 +71,7 @@ pub(crate) fn exchange_line(
     exchange_: &Exchange,
 ) {
     out.extend_from_slice(head);
-    let start = out.len();
-    exchange::<false>(out, split, exchange_);
-    out.remove(start);
+    exchange_fields::<false>(out, split, exchange_);
 }
 
 /// A literal as the pretty layout has it (`P`), or without its spaces and
@@ -131,7 +126,13 @@ const I5: &str = "\n          ";
 /// integers are formatted directly, and only the previews and notes (text
 /// from the capture) go through serde_json's string escaping.
 fn write_connection<const P: bool>(out: &mut Vec<u8>, c: &Connection) {
-    out.extend_from_slice(b"{");
+    out.push(b'{');
+    connection_fields::<P>(out, c);
+}
+
+/// A connection's fields and the object's closing brace, after its opening
+/// one (or after a JSON line's first fields).
+fn connection_fields<const P: bool>(out: &mut Vec<u8>, c: &Connection) {
     out.extend_from_slice(lit!(b"\n      \"id\": "));
     uint(out, u64::from(c.id));
     out.extend_from_slice(lit!(b",\n      \"client\": "));
@@ -266,6 +267,12 @@ fn write_close<const P: bool>(out: &mut Vec<u8>, cl: &Close) {
 /// One element of a connection's `exchanges` array.
 fn exchange<const P: bool>(out: &mut Vec<u8>, split: Option<LatencySplit>, e: &Exchange) {
     out.push(b'{');
+    exchange_fields::<P>(out, split, e);
+}
+
+/// An exchange's fields and the object's closing brace (see
+/// [`connection_fields`]).
+fn exchange_fields<const P: bool>(out: &mut Vec<u8>, split: Option<LatencySplit>, e: &Exchange) {
     out.extend_from_slice(lit!(b"\n          \"request_bytes\": "));
     uint(out, e.request_bytes);
     out.extend_from_slice(lit!(b",\n          \"response_bytes\": "));
