@@ -418,7 +418,8 @@ fn opt_uint(out: &mut Vec<u8>, v: Option<u32>) {
     }
 }
 
-fn uint(out: &mut Vec<u8>, v: u64) {
+/// An unsigned integer, as serde_json writes it.
+pub(crate) fn uint(out: &mut Vec<u8>, v: u64) {
     // Writing into a Vec cannot fail.
     let _ = CompactFormatter.write_u64(out, v);
 }

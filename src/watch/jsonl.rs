@@ -77,9 +77,11 @@ pub fn write_event(out: &mut dyn Write, buf: &mut Vec<u8>, event: &Event) -> io:
             exchange,
             split,
         } => {
-            let head =
-                format!("{{\"event\":\"exchange\",\"connection\":{connection},\"index\":{index},");
-            json::exchange_line(buf, head.as_bytes(), *split, exchange);
+            buf.extend_from_slice(b"{\"event\":\"exchange\",\"connection\":");
+            json::uint(buf, u64::from(*connection));
+            buf.extend_from_slice(b",\"index\":");
+            json::uint(buf, *index as u64);
+            json::exchange_line(buf, b",", *split, exchange);
             Ok(())
         }
         Event::Tcp { connection, event } => serde_json::to_writer(

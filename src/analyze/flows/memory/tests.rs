@@ -158,7 +158,7 @@ fn a_connection_speaking_under_pressure_is_not_copied_again_and_again() {
     let (_, evicted, moved_pressed) = run(bytes * 15 / 16);
     assert_eq!(evicted, 0, "shrinking alone keeps it within the budget");
     assert!(
-        moved_pressed <= 8 * moved_free,
+        moved_pressed <= 3 * moved_free,
         "reallocations moved {moved_pressed} B under the budget, {moved_free} B without"
     );
 }
