@@ -19,7 +19,7 @@
 # REQRESP_WATCH_DELAYS says). With MODE=jsonl, watch writes its JSON
 # lines (stdout not a terminal) to a file instead, and the table gives the
 # lines and bytes written instead of the screen delays. Needs root
-# (capture), tmux and tcpdump.
+# (capture), tcpdump, and tmux for the screen mode.
 # Every step is bounded in time. See docs/benchmark.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ CONNS=${CONNS:-64}
 SECS=${SECS:-10}
 die() { echo "watch.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (live capture)"
-command -v tmux >/dev/null || die "tmux is missing"
+[ "$MODE" = jsonl ] || command -v tmux >/dev/null || die "tmux is missing (the screen mode runs watch in a tmux pane; MODE=jsonl needs none)"
 command -v tcpdump >/dev/null || die "tcpdump is missing"
 
 if [ -n "${REQRESP:-}" ]; then
