@@ -70,6 +70,7 @@ use memory::step;
 use options::choose_sides;
 pub use options::{DEFAULT_MEMCAP, Options};
 use output::Output;
+use parking::Parking;
 use pure_acks::count_pure_ack;
 use request_acks::RequestAcks;
 
@@ -92,11 +93,12 @@ const SWEEP_EVERY: u64 = 1 << 16;
 type Table = HashMap<Key, Slot, foldhash::fast::RandomState>;
 
 /// The table entry of an address pair: its latest connection.
-#[derive(Debug)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug)]
 struct Slot {
     /// Number of the connection (`Connection::id`).
     id: u32,
     /// The connection until it is over (then it waits in the output).
+    #[borsh(deserialize_with = "crate::analyze::parked_form::option_boxed")]
     conn: Option<Box<Connection>>,
     client: SocketAddr,
     /// The client's initial sequence number, when known (SYN or SYN-ACK).
@@ -113,22 +115,33 @@ struct Slot {
     /// Ended by the inactivity timeout, or evicted for memory.
     ended: Option<ConnState>,
     /// Live state; `None` once closed.
+    #[borsh(deserialize_with = "crate::analyze::parked_form::option_boxed")]
     flow: Option<Box<Flow>>,
     /// Capture time of the latest packet on the pair.
     last_time: Timestamp,
     /// Bytes this entry is counted for in the memory budget.
+    #[borsh(skip)]
     bytes: usize,
     /// Exchanges, TCP events, kept ACKs and gaps of the connection when
     /// `bytes` was counted.
+    #[borsh(skip)]
     listed: u32,
     /// Exchanges settled and counted in `ex_bytes` (see [`memory`]).
+    #[borsh(skip)]
     ex_counted: u32,
     /// Heap bytes of the first `ex_counted` exchanges.
+    #[borsh(skip)]
     ex_bytes: usize,
     /// Its allocations were shrunk for the budget, and no packet came since.
+    #[borsh(skip)]
     shrunk: bool,
     /// Exchanges whose own allocations were shrunk (see [`memory`]).
+    #[borsh(skip)]
     ex_shrunk: u32,
+    /// Its state has no parked form (an application protocol's codec):
+    /// not tried again.
+    #[borsh(skip)]
+    unparkable: bool,
 }
 
 impl Slot {
@@ -143,7 +156,7 @@ impl Slot {
 }
 
 /// Live state of an open connection.
-#[derive(Debug)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug)]
 struct Flow {
     /// Client to server, server to client.
     streams: [Reassembler; 2],
@@ -195,6 +208,9 @@ pub struct Analyzer {
     /// No eviction before this packet count (after one that could not
     /// free enough).
     evict_after: u64,
+    /// No early parking before this packet count (after one that could
+    /// not park enough).
+    park_after: u64,
     /// Framing of every drained connection with exchanges, if they agree:
     /// `None` before any, `Some(None)` once they disagree.
     framing_seen: Option<Option<Framing>>,
@@ -207,6 +223,11 @@ pub struct Analyzer {
     /// Connections of the table still to hand out by
     /// [`Analyzer::next_remaining`], by number, highest first.
     remaining: Option<Vec<(u32, Key)>>,
+    /// Idle connections parked as compressed bytes (see [`parking`]).
+    parking: Parking,
+    /// Tests: park every connection after each of its packets.
+    #[cfg(test)]
+    park_always: bool,
 }
 
 impl Analyzer {
@@ -220,12 +241,18 @@ impl Analyzer {
             out: Output::default(),
             tracked_bytes: 0,
             evict_after: 0,
+            park_after: 0,
             framing_seen: None,
             warnings: Warnings::default(),
             last_packet: 0,
             timed_out: 0,
             evicted: 0,
             remaining: None,
+            parking: Parking::default(),
+            // `REQRESP_PARK_ALWAYS=1 cargo nextest run --lib` runs every
+            // analyzer test with each connection parked after each packet.
+            #[cfg(test)]
+            park_always: std::env::var_os("REQRESP_PARK_ALWAYS").is_some_and(|v| v == "1"),
         }
     }
 
@@ -355,7 +382,15 @@ impl Analyzer {
                 *old = open(&mut self.out, &self.opts, seg);
                 old
             }
-            Entry::Vacant(e) => e.insert(open(&mut self.out, &self.opts, seg)),
+            Entry::Vacant(e) => match self.parking.take(e.key()) {
+                Some(old) if !new_needed(&old) => e.insert(old),
+                Some(mut old) => {
+                    close_flow(&mut old, seg.time);
+                    finish_slot(&mut old, &mut self.out, self.now);
+                    e.insert(open(&mut self.out, &self.opts, seg))
+                }
+                None => e.insert(open(&mut self.out, &self.opts, seg)),
+            },
         };
         step(
             slot,
@@ -368,22 +403,11 @@ impl Analyzer {
         for w in warnings {
             self.warn(w);
         }
-        if self.tracked_bytes > self.opts.memcap && self.last_packet >= self.evict_after {
-            self.evict(seg.number);
+        #[cfg(test)]
+        if self.park_always {
+            self.park_now(&key(seg.src, seg.dst));
         }
-    }
-
-    /// Address pairs the flow table holds (live, settled, or lingering
-    /// after being drained).
-    #[cfg(test)]
-    pub(crate) fn tracked_pairs(&self) -> usize {
-        self.table.len()
-    }
-
-    /// Bytes the flow table is counted for against [`Options::memcap`].
-    #[cfg(test)]
-    pub(crate) fn tracked_bytes(&self) -> usize {
-        self.tracked_bytes
+        self.keep_within_budget(seg.number);
     }
 
     /// Ends the analysis: every connection still open is flushed (holes
@@ -398,6 +422,19 @@ impl Analyzer {
             }
             connections.extend(slot.conn.take());
         }
+        loop {
+            let before = self.parking.len();
+            let slots = self.parking.take_oldest();
+            if self.parking.len() == before {
+                break;
+            }
+            for mut slot in slots {
+                if let Some(time) = slot.conn.as_ref().map(|c| c.last_seen) {
+                    close_flow(&mut slot, time);
+                }
+                connections.extend(slot.conn.take());
+            }
+        }
         connections.sort_unstable_by_key(|c| c.id);
         for c in &mut connections {
             c.state = state_of(c, c.state);
@@ -411,30 +448,6 @@ impl Analyzer {
             connections: connections.into_iter().map(|c| *c).collect(),
             warnings: self.warnings.into_lines(),
             ..Analysis::default()
-        }
-    }
-
-    /// The warnings that count what the timeouts and the budget ended.
-    fn end_warnings(&mut self) {
-        if self.timed_out > 0 {
-            self.warn(format!(
-                "{} connection(s) had no packet for longer than the inactivity timeout \
-                 ({} s, {} s with only a SYN seen) and were reported as timed out, \
-                 with what was seen (see each connection's notes)",
-                self.timed_out,
-                self.opts.inactivity_timeout.as_secs(),
-                self.opts.syn_timeout.as_secs()
-            ));
-        }
-        if self.evicted > 0 {
-            self.warn(format!(
-                "{} connection(s) were evicted to keep the analyzer's memory within --memcap {}: \
-                 the oldest idle ones, each reported as evicted with what was seen until then \
-                 (state \"evicted\"); later packets of one start a new connection. \
-                 Raise --memcap to keep more connections open",
-                self.evicted,
-                memory::format_size(self.opts.memcap)
-            ));
         }
     }
 }
@@ -485,6 +498,7 @@ fn open(out: &mut Output, opts: &Options, seg: &TcpSegment<'_>) -> Slot {
         ex_bytes: 0,
         shrunk: false,
         ex_shrunk: 0,
+        unparkable: false,
         flow: Some(Box::new(Flow {
             streams: [Reassembler::new(), Reassembler::new()],
             pairer,
@@ -775,6 +789,7 @@ mod key;
 mod memory;
 mod options;
 mod output;
+mod parking;
 mod pure_acks;
 mod request_acks;
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub(crate) mod event;
 pub mod flows;
 pub mod model;
 pub(crate) mod pairing;
+pub(crate) mod parked_form;
 pub(crate) mod pipeline;
 pub(crate) mod preview;
 pub mod reader;

@@ -16,7 +16,20 @@ mod events;
 pub(crate) use events::{EventCounts, TcpEvent, TcpEventKind};
 
 /// A capture time: nanoseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[derive(
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 
@@ -28,7 +41,17 @@ impl Timestamp {
 }
 
 /// Which end of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     /// The end that opened the connection (sent the SYN), or was judged to.
@@ -137,7 +160,7 @@ impl SkipCounts {
 }
 
 /// One TCP connection, seen from the capture.
-#[derive(Debug, Clone, Serialize)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Serialize)]
 pub struct Connection {
     /// 1-based number in order of appearance.
     pub id: u32,
@@ -213,7 +236,7 @@ pub struct Connection {
 pub(crate) const MAX_ACKS_KEPT: usize = 10_000;
 
 /// A segment that only acknowledges: no data, no SYN, FIN or RST.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AckEvent {
     /// Who sent it.
     pub from: Side,
@@ -278,7 +301,7 @@ impl Connection {
 }
 
 /// The three-way handshake.
-#[derive(Debug, Clone, Serialize)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Serialize)]
 pub struct Handshake {
     /// Time of the client's SYN.
     pub syn: Timestamp,
@@ -291,7 +314,7 @@ pub struct Handshake {
 }
 
 /// Bytes missing from one direction of a stream.
-#[derive(Debug, Clone, Serialize)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Serialize)]
 pub struct Gap {
     /// Which side sent the missing bytes.
     pub from: Side,
@@ -316,7 +339,7 @@ pub struct Gap {
 /// equal to its first byte's time and no latency. With `raw` (turn-taking),
 /// the request is everything the client sent until the server sent data, the
 /// response everything the server sent until the client spoke again.
-#[derive(Debug, Clone, Serialize)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Serialize)]
 pub struct Exchange {
     /// Size of the request payload in bytes (framing overhead excluded),
     /// including bytes that were not captured when the framing tells them.
@@ -465,7 +488,9 @@ impl Connection {
 /// One packet that carried bytes of a message, with the fields Wireshark
 /// shows for it (`frame.number`, `frame.time`, `tcp.flags`, `tcp.seq`,
 /// `tcp.ack`, `tcp.len`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Copy, PartialEq, Eq, Default,
+)]
 pub struct PacketRecord {
     /// Wireshark's frame number (1-based).
     pub frame: u64,
@@ -504,7 +529,7 @@ impl PacketRecord {
 /// With packet records asked for ([`Frames::push_packet`] with `keep`),
 /// it also holds the first [`Frames::MAX`] packets' [`PacketRecord`]s and
 /// counts the distinct packets beyond them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct Frames {
     /// The first frame, 0 for none (frame numbers start at 1).
     first: u64,
@@ -516,7 +541,7 @@ pub struct Frames {
 
 /// Packet records of one message: at most [`Frames::MAX`], and how many
 /// distinct packets carried it in all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Default, PartialEq, Eq)]
 struct Packets {
     list: Vec<PacketRecord>,
     total: u64,
@@ -646,7 +671,7 @@ impl Serialize for Frames {
 }
 
 /// A message that one `recv()` per message would have misread.
-#[derive(Debug, Clone, Serialize)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Serialize)]
 pub struct RecvPitfall {
     /// Which side sent the message(s).
     pub from: Side,
@@ -659,7 +684,9 @@ pub struct RecvPitfall {
 }
 
 /// How TCP segments and messages failed to line up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Copy, PartialEq, Eq, Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PitfallKind {
     /// One segment carried several messages: a single `recv()` returns them as one.
@@ -669,7 +696,17 @@ pub enum PitfallKind {
 }
 
 /// Where the analyzer left a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnState {
     /// A FIN or RST was seen (see `close`).
@@ -698,7 +735,7 @@ impl ConnState {
 }
 
 /// How a connection ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Serialize)]
 pub struct Close {
     /// The side that closed first.
     pub initiator: Side,
@@ -710,7 +747,9 @@ pub struct Close {
 }
 
 /// Orderly close or reset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Copy, PartialEq, Eq, Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CloseKind {
     /// A FIN: orderly close.
@@ -720,7 +759,7 @@ pub enum CloseKind {
 }
 
 /// One FIN or RST.
-#[derive(Debug, Clone, Serialize)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Serialize)]
 pub struct CloseEvent {
     /// Who sent it.
     pub from: Side,

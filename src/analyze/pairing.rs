@@ -96,6 +96,7 @@ impl FramingChoice {
 mod decoder;
 mod detect;
 mod exchange;
+mod parked;
 
 pub(crate) use decoder::PairLimits;
 use decoder::{Decoder, Message};
@@ -104,7 +105,7 @@ pub use detect::{Sample, detect};
 use exchange::{answer, blank_exchange};
 
 /// Messages of one side sharing a segment, for `merged` pitfalls.
-#[derive(Debug, Clone, Copy)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Copy)]
 struct MergeGroup {
     packet: u64,
     first: u64,
@@ -112,7 +113,7 @@ struct MergeGroup {
 }
 
 /// One held event while `auto` has not decided yet.
-#[derive(Debug)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug)]
 struct Held {
     side: Side,
     /// Where its bytes are in the held buffer; `None` for missing bytes.
@@ -121,7 +122,7 @@ struct Held {
     pkt: PacketRecord,
 }
 
-#[derive(Debug)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug)]
 enum Mode {
     /// `auto`, not decided yet.
     Detecting {
@@ -134,11 +135,13 @@ enum Mode {
         bursts: usize,
     },
     /// Line or length framing, one decoder per side (client, server).
-    Framed(Box<[Decoder; 2]>),
+    Framed(#[borsh(deserialize_with = "crate::analyze::parked_form::boxed")] Box<[Decoder; 2]>),
     /// Turn-taking: the open burst of each side.
-    Turns(Box<[Option<Message>; 2]>),
+    Turns(
+        #[borsh(deserialize_with = "crate::analyze::parked_form::boxed")] Box<[Option<Message>; 2]>,
+    ),
     /// An application protocol's codec (`protocol::app`).
-    App(Box<AppMode>),
+    App(#[borsh(deserialize_with = "crate::analyze::parked_form::boxed")] Box<AppMode>),
 }
 
 /// An application protocol's codec over both sides of a connection.
@@ -165,7 +168,7 @@ fn direction(side: Side) -> Direction {
 
 /// Pairs the messages of one connection into exchanges, writing them into
 /// its [`Connection`].
-#[derive(Debug)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug)]
 pub(crate) struct Pairer {
     limits: PairLimits,
     mode: Mode,

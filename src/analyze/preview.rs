@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 /// The first bytes of a message, collected while the message streams past,
 /// so a preview never needs the whole message in memory.
-#[derive(Debug, Clone, Default)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Default)]
 pub(crate) struct PreviewBuf {
     /// The first captured bytes, up to the limit given to [`PreviewBuf::push`].
     head: Head,
@@ -32,7 +32,7 @@ const INLINE: usize = 48;
 
 /// The kept bytes of a preview: inline while they fit in [`INLINE`] bytes,
 /// on the heap beyond (a `--preview` longer than the default).
-#[derive(Debug, Clone)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone)]
 struct Head {
     inline: [u8; INLINE],
     /// Bytes used in `inline`, when `heap` is empty.

@@ -92,7 +92,7 @@ pub(crate) struct PushOutcome {
 }
 
 /// A held out-of-order piece: `[key, end)` in stream offsets.
-#[derive(Debug)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug)]
 struct Held {
     end: u64,
     /// `None`: the bytes were not captured (snaplen).
@@ -101,7 +101,7 @@ struct Held {
 }
 
 /// Reassembles one direction of a TCP connection.
-#[derive(Debug, Default)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Default)]
 pub(crate) struct Reassembler {
     /// Next expected byte as (sequence number, stream offset); `None` until
     /// the first packet from this side.

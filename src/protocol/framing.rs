@@ -16,7 +16,19 @@ use std::ops::Range;
 pub(crate) const LENGTH_PREFIX: usize = 4;
 
 /// How messages are delimited on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Framing {
     /// A message is the bytes up to `\n`; a trailing `\r` is dropped.

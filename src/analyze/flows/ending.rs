@@ -81,32 +81,48 @@ impl Analyzer {
     /// call [`Analyzer::finish`] for the rest of the analysis (it then
     /// lists no connection).
     pub fn next_remaining(&mut self) -> Option<Connection> {
-        let order = self.remaining.get_or_insert_with(|| {
+        if self.remaining.is_none() {
             let mut open: Vec<_> = self
                 .table
                 .iter()
                 .filter(|(_, slot)| slot.conn.is_some())
                 .map(|(k, slot)| (slot.id, k.clone()))
                 .collect();
+            open.extend(self.parking.list());
             // Highest first, taken from the end.
             open.sort_unstable_by_key(|&(id, _)| std::cmp::Reverse(id));
-            open
-        });
-        let ready = self.out.ready.first_key_value().map(|(&id, _)| id);
-        let from_table = order
-            .last()
-            .is_some_and(|&(id, _)| ready.is_none_or(|r| id < r));
-        let mut c = if from_table {
+            self.remaining = Some(open);
+        }
+        let mut c = loop {
+            let order = self.remaining.as_mut()?;
+            let ready = self.out.ready.first_key_value().map(|(&id, _)| id);
+            let from_table = order
+                .last()
+                .is_some_and(|&(id, _)| ready.is_none_or(|r| id < r));
+            if !from_table {
+                break self.out.take_first()?;
+            }
             let (_, k) = order.pop()?;
-            let slot = self.table.get_mut(&k)?;
+            // Parked ones are taken back only now, one at a time.
+            let mut parked = None;
+            let slot = match self.table.get_mut(&k) {
+                Some(slot) => {
+                    self.tracked_bytes -= slot.bytes;
+                    slot.bytes = 0;
+                    slot
+                }
+                // None: counted as lost, in a warning.
+                None => match parked.insert(self.parking.take(&k)) {
+                    Some(slot) => slot,
+                    None => continue,
+                },
+            };
             if let Some(time) = slot.conn.as_ref().map(|c| c.last_seen) {
                 close_flow(slot, time);
             }
-            self.tracked_bytes -= slot.bytes;
-            slot.bytes = 0;
-            slot.conn.take()?
-        } else {
-            self.out.take_first()?
+            if let Some(c) = slot.conn.take() {
+                break c;
+            }
         };
         c.state = state_of(&c, c.state);
         self.note_framing(&c);

@@ -288,21 +288,108 @@ impl Analyzer {
             keep
         });
         self.tracked_bytes = self.tracked_bytes + added - removed;
+        let parked = self
+            .parking
+            .take_expired(now, inactive, syn_only.min(inactive));
+        for mut slot in parked {
+            let attempt = slot
+                .flow
+                .as_ref()
+                .is_some_and(|f| f.last_syn.is_some() && f.server_isn.is_none());
+            time_out(
+                &mut slot,
+                if attempt {
+                    syn_only.min(inactive)
+                } else {
+                    inactive
+                },
+            );
+            timed_out += 1;
+            finish_slot(&mut slot, &mut self.out, now);
+            // Its address pair lingers no more: a later packet on it
+            // starts a new connection, as after any timeout.
+        }
         self.timed_out += timed_out;
+    }
+
+    /// Parks the connection of `k` if it is live (tests: after each packet).
+    #[cfg(test)]
+    pub(super) fn park_now(&mut self, k: &Key) {
+        if let Some(slot) = self.table.get(k)
+            && slot.conn.is_some()
+            && slot.flow.is_some()
+            && slot.ended.is_none()
+            && self.parking.park(k, slot)
+            && let Some(slot) = self.table.remove(k)
+        {
+            self.tracked_bytes -= slot.bytes;
+        }
+    }
+
+    /// After each packet: parks early (see [`Analyzer::park_early`]) past
+    /// half the budget, evicts (see [`Analyzer::evict`]) past all of it.
+    pub(super) fn keep_within_budget(&mut self, packet: u64) {
+        if self.tracked_bytes > self.opts.memcap / 2 && self.last_packet >= self.park_after {
+            self.park_early();
+        }
+        if self.tracked_bytes + self.parking.bytes() > self.opts.memcap
+            && self.last_packet >= self.evict_after
+        {
+            self.evict(packet);
+        }
+    }
+
+    /// Live connections hold half the budget: the idle ones quiet enough
+    /// are parked until they hold 3/8 of it. Parked forms are several
+    /// times smaller, and the allocator keeps the pages that live state
+    /// once took, so holding less live state lowers the peak memory, not
+    /// only the count. If too few can be parked, tries again only
+    /// [`SWEEP_EVERY`] packets later.
+    pub(super) fn park_early(&mut self) {
+        let target = self.opts.memcap / 2 - self.opts.memcap / 8;
+        let parked = self.parking.bytes();
+        if !self.park_idle(target + parked, true) {
+            self.park_after = self.last_packet + SWEEP_EVERY;
+        }
+    }
+
+    /// Parks the idle connections (with `quiet`, only those quiet enough:
+    /// see [`quiet_enough_to_park`]), the longest idle first, until the
+    /// flow table and the parked ones are down to `target` bytes; returns
+    /// whether they are.
+    fn park_idle(&mut self, target: usize, quiet: bool) -> bool {
+        let now = self.now;
+        let idle = self.oldest_first(|slot| {
+            slot.conn.is_some()
+                && slot.flow.is_some()
+                && slot.ended.is_none()
+                && !slot.unparkable
+                && (!quiet || quiet_enough_to_park(slot, now))
+        });
+        for k in idle {
+            if self.tracked_bytes + self.parking.bytes() <= target {
+                break;
+            }
+            let Some(slot) = self.table.get_mut(&k) else {
+                continue;
+            };
+            if !self.parking.park(&k, slot) {
+                slot.unparkable = true;
+                continue;
+            }
+            if let Some(slot) = self.table.remove(&k) {
+                self.tracked_bytes -= slot.bytes;
+            }
+        }
+        self.tracked_bytes + self.parking.bytes() <= target
     }
 
     /// Shrinks the allocations of the connections not shrunk since their
     /// last packet (see [`shrink`]), the longest idle first, until the
     /// table is down to `target` bytes; returns whether it is.
     fn shrink_idle(&mut self, target: usize) -> bool {
-        let mut idle: Vec<(Timestamp, Key)> = self
-            .table
-            .iter()
-            .filter(|(_, slot)| slot.conn.is_some() && !slot.shrunk)
-            .map(|(k, slot)| (slot.last_time, k.clone()))
-            .collect();
-        idle.sort_unstable_by_key(|&(time, _)| time);
-        for (_, k) in idle {
+        let target = target.saturating_sub(self.parking.bytes());
+        for k in self.oldest_first(|slot| slot.conn.is_some() && !slot.shrunk) {
             if self.tracked_bytes <= target {
                 break;
             }
@@ -324,44 +411,139 @@ impl Analyzer {
     /// connection), tries again only [`SWEEP_EVERY`] packets later.
     pub(super) fn evict(&mut self, packet: u64) {
         let target = self.opts.memcap - self.opts.memcap / 8;
-        if self.shrink_idle(target) {
+        // Parking a connection that speaks again soon costs more than it
+        // saves, but less than evicting it.
+        if self.shrink_idle(target) || self.park_idle(target, true) || self.park_idle(target, false)
+        {
             return;
         }
-        let mut idle: Vec<(Timestamp, Key)> = self
-            .table
-            .iter()
-            .filter(|(_, slot)| slot.conn.is_some())
-            .map(|(k, slot)| (slot.last_time, k.clone()))
-            .collect();
-        idle.sort_unstable_by_key(|&(time, _)| time);
         let memcap = format_size(self.opts.memcap);
-        for (since, k) in idle {
-            if self.tracked_bytes <= target {
+        // The parked ones first, the oldest block first: idle the longest.
+        while self.tracked_bytes + self.parking.bytes() > target && self.parking.len() > 0 {
+            let before = self.parking.len();
+            let slots = self.parking.take_oldest();
+            if self.parking.len() == before {
                 break;
             }
-            let Some(mut slot) = self.table.remove(&k) else {
+            for slot in slots {
+                self.evict_slot(slot, packet, &memcap);
+            }
+        }
+        for k in self.oldest_first(|slot| slot.conn.is_some()) {
+            if self.tracked_bytes + self.parking.bytes() <= target {
+                break;
+            }
+            let Some(slot) = self.table.remove(&k) else {
                 continue;
             };
             self.tracked_bytes -= slot.bytes;
-            slot.ended = Some(ConnState::Evicted);
-            if let Some(conn) = slot.conn.as_deref_mut() {
-                if let Some(flow) = slot.flow.take() {
-                    finalize(*flow, conn, slot.last_time, 0);
-                }
-                conn.notes.push(format!(
-                    "evicted at packet #{packet}, idle for {:.1} s of capture time, to keep the \
-                     analyzer within --memcap {memcap}: reported with what was seen until then; \
-                     later packets on its addresses start a new connection",
-                    self.now.0.saturating_sub(since.0) as f64 / 1e9
-                ));
-            }
-            finish_slot(&mut slot, &mut self.out, self.now);
-            self.evicted += 1;
+            self.evict_slot(slot, packet, &memcap);
         }
-        if self.tracked_bytes > target {
+        if self.tracked_bytes + self.parking.bytes() > target {
             self.evict_after = self.last_packet + SWEEP_EVERY;
         }
     }
+
+    /// Address pairs the flow table holds (live, settled, or lingering
+    /// after being drained).
+    #[cfg(test)]
+    pub(crate) fn tracked_pairs(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Bytes the flow table is counted for against [`Options::memcap`].
+    #[cfg(test)]
+    pub(crate) fn tracked_bytes(&self) -> usize {
+        self.tracked_bytes + self.parking.bytes()
+    }
+
+    /// Connections parked.
+    #[cfg(test)]
+    pub(crate) fn parked(&self) -> usize {
+        self.parking.len()
+    }
+
+    /// The warnings that count what the timeouts and the budget ended.
+    pub(super) fn end_warnings(&mut self) {
+        if self.timed_out > 0 {
+            self.warn(format!(
+                "{} connection(s) had no packet for longer than the inactivity timeout \
+                 ({} s, {} s with only a SYN seen) and were reported as timed out, \
+                 with what was seen (see each connection's notes)",
+                self.timed_out,
+                self.opts.inactivity_timeout.as_secs(),
+                self.opts.syn_timeout.as_secs()
+            ));
+        }
+        if self.evicted > 0 {
+            self.warn(format!(
+                "{} connection(s) were evicted to keep the analyzer's memory within --memcap {}: \
+                 the oldest idle ones, each reported as evicted with what was seen until then \
+                 (state \"evicted\"); later packets of one start a new connection. \
+                 Raise --memcap to keep more connections open",
+                self.evicted,
+                format_size(self.opts.memcap)
+            ));
+        }
+        if self.parking.lost > 0 {
+            self.warn(format!(
+                "{} parked connection(s) could not be read back and are missing from the \
+                 report: a fault in reqresp, please report it (raising --memcap avoids parking)",
+                self.parking.lost
+            ));
+        }
+    }
+
+    /// Tests: parks every connection after each of its packets and takes
+    /// it back at the next, so that a test sees the parked form change
+    /// nothing.
+    #[cfg(test)]
+    pub(crate) fn parking_always(mut self) -> Self {
+        self.park_always = true;
+        self
+    }
+
+    /// The address pairs of the table's connections that `pick` picks,
+    /// the longest idle first.
+    fn oldest_first(&self, pick: impl Fn(&Slot) -> bool) -> Vec<Key> {
+        let mut idle: Vec<(Timestamp, Key)> = self
+            .table
+            .iter()
+            .filter(|(_, slot)| pick(slot))
+            .map(|(k, slot)| (slot.last_time, k.clone()))
+            .collect();
+        idle.sort_unstable_by_key(|&(time, _)| time);
+        idle.into_iter().map(|(_, k)| k).collect()
+    }
+
+    /// Ends the connection of `slot` as evicted (see [`Analyzer::evict`]).
+    fn evict_slot(&mut self, mut slot: Slot, packet: u64, memcap: &str) {
+        let since = slot.last_time;
+        slot.ended = Some(ConnState::Evicted);
+        if let Some(conn) = slot.conn.as_deref_mut() {
+            if let Some(flow) = slot.flow.take() {
+                finalize(*flow, conn, slot.last_time, 0);
+            }
+            conn.notes.push(format!(
+                "evicted at packet #{packet}, idle for {:.1} s of capture time, to keep the \
+                 analyzer within --memcap {memcap}: reported with what was seen until then; \
+                 later packets on its addresses start a new connection",
+                self.now.0.saturating_sub(since.0) as f64 / 1e9
+            ));
+        }
+        finish_slot(&mut slot, &mut self.out, self.now);
+        self.evicted += 1;
+    }
+}
+
+/// Whether an idle connection has been quiet long enough to be parked:
+/// 100 ms of capture time, plus 1 ns per byte it holds. A connection
+/// still speaking would be taken back at its next packet, and parking it
+/// again and again costs far more than it saves (a busy one holding
+/// 1 MB waits a millisecond longer).
+fn quiet_enough_to_park(slot: &Slot, now: Timestamp) -> bool {
+    const QUIET_NS: u64 = 100_000_000;
+    now.0.saturating_sub(slot.last_time.0) >= QUIET_NS + slot.bytes as u64
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::analyze::model::{Connection, Timestamp};
 const MAX_PENDING: usize = 64;
 
 /// The server's acknowledgments, matched to the connection's requests.
-#[derive(Debug, Default)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Default)]
 pub(super) struct RequestAcks {
     /// Relative acknowledgment numbers that moved forward, with their times,
     /// not yet matched to a request.

@@ -990,8 +990,9 @@ fn past_the_memory_budget_the_oldest_idle_connections_are_evicted_and_reported()
     let (memcap, mut an) = budgeted();
     let mut number = 0;
     let mut taken = Vec::new();
-    // Connections that exchange once and never close, 1 ms apart.
-    let n = 5_000u32;
+    // Connections that exchange once and never close, 1 ms apart: more
+    // than even their parked forms (see `parking`) fit in the budget.
+    let n = 30_000u32;
     for i in 0..n {
         for s in short(i, u64::from(i) * 1_000, false) {
             number += 1;
@@ -1039,8 +1040,17 @@ fn out_of_order_bytes_held_count_against_the_budget() {
     let mut number = 0;
     let mut taken = Vec::new();
     // 400 connections, each sending 8 KiB beyond a hole of 100 bytes: 3.2
-    // MiB held if nothing gave way.
+    // MiB held if nothing gave way, and bytes that do not compress when
+    // parked (see `parking`).
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    };
     for i in 0..400u32 {
+        let payload: Vec<u8> = (0..8192).map(|_| noise()).collect();
         let mut w = Script::new(i, 7);
         w.client.set_port(20_000 + i as u16);
         let t = u64::from(i) * 1_000;
@@ -1049,7 +1059,7 @@ fn out_of_order_bytes_held_count_against_the_budget() {
             t + 100,
             Side::Client,
             flags(false, true, false, false),
-            &[b'x'; 8192],
+            &payload,
         );
         ahead.seq = ahead.seq.wrapping_add(100);
         for s in w.segs.iter().take(3).chain([&ahead]) {

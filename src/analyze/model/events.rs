@@ -6,7 +6,19 @@ use serde::Serialize;
 use super::{Side, Timestamp};
 
 /// What happened, as the kinds Wireshark's `tcp.analysis` flags name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TcpEventKind {
     /// Data sent again after a timeout (RTO).
@@ -147,7 +159,7 @@ impl Serialize for EventCounts {
 }
 
 /// One TCP event on a connection.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, PartialEq, Serialize)]
 pub struct TcpEvent {
     /// Capture time of the segment.
     pub time: Timestamp,

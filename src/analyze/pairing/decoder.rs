@@ -11,7 +11,7 @@ use crate::protocol::framing::LENGTH_PREFIX;
 use crate::protocol::{FrameError, Framing};
 
 /// Sizes that bound pairing.
-#[derive(Debug, Clone, Copy)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Copy)]
 pub(crate) struct PairLimits {
     /// Largest message buffered whole to decode it.
     pub max_message: usize,
@@ -22,7 +22,7 @@ pub(crate) struct PairLimits {
 }
 
 /// A message (or a turn) found in one direction.
-#[derive(Debug, Clone)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone)]
 pub(super) struct Message {
     /// Payload bytes, missing ones included.
     pub(super) len: u64,
@@ -96,14 +96,14 @@ impl Message {
 }
 
 /// Bytes of the decode buffer that one packet delivered.
-#[derive(Debug, Clone, Copy)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Copy)]
 pub(super) struct Run {
     pub(super) pkt: PacketRecord,
     pub(super) len: usize,
 }
 
 /// What a streamed (not buffered) message runs until.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Until {
     /// The next `\n` (line framing).
     Newline,
@@ -114,7 +114,7 @@ pub(super) enum Until {
 }
 
 /// One direction decoded with line or length framing.
-#[derive(Debug)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug)]
 pub(super) struct Decoder {
     pub(super) framing: Framing,
     pub(super) limits: PairLimits,

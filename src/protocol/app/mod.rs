@@ -92,7 +92,18 @@ pub(crate) const MAX_DEPTH: usize = 64;
 pub(crate) const MAX_SUMMARY: usize = 120;
 
 /// An application protocol with a codec here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AppProtocol {
     /// HTTP/1.0 and HTTP/1.1.

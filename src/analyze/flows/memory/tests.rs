@@ -208,7 +208,9 @@ fn idle_connections_shrink_instead_of_being_evicted_and_resume_the_same() {
         let pressed = run(memcap, &first);
         assert_eq!(pressed.evicted, 0, "{framing:?}: none evicted");
         assert!(pressed.tracked_bytes() <= memcap);
-        assert!(pressed.table.values().filter(|s| s.shrunk).count() > n as usize / 2);
+        // Shrunk, or parked (see `parking`): still there, in less room.
+        let shrunk = pressed.table.values().filter(|s| s.shrunk).count();
+        assert!(shrunk + pressed.parked() > n as usize / 2);
 
         // Every connection speaks again after being shrunk.
         let mut pressed = an;

@@ -1,0 +1,617 @@
+//! Parked connections: idle ones kept as compressed bytes while the
+//! memory budget presses ([`Options::memcap`](super::Options::memcap)),
+//! and taken back whole at their next packet, their timeout, their
+//! eviction or the end of the capture. Parking changes nothing in the
+//! analysis; it only lets the budget hold many more idle connections
+//! before any is evicted.
+//!
+//! A parked connection is its table slot (live state and record) in the
+//! byte form of [`crate::analyze::parked_form`], behind a small header
+//! (number, latest packet time, address pair). Forms are appended to an
+//! open block; a full block is compressed with zstd as one frame, so what
+//! connections have in common (addresses, times, flags, previews, the
+//! many fields still empty) is stored about once. Blocks stay in the
+//! order they were parked: the oldest block is the first evicted. An
+//! index finds a form from its address pair in 8 bytes per connection.
+//!
+//! Written by hand (on top of zstd and hashbrown): the layout is what
+//! makes a million idle connections fit in the default budget.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::mem::size_of;
+use std::net::SocketAddr;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use hashbrown::HashTable;
+
+use super::super::model::Timestamp;
+use super::Slot;
+use super::key::Key;
+
+/// Bytes of forms gathered before a block is compressed: enough for zstd
+/// to find what forms share, small enough that taking one form back
+/// (decompressing its block) costs microseconds.
+const BLOCK_BYTES: usize = 32 * 1024;
+
+/// zstd's level: 3, its default; level 1 stores about a fifth more.
+const LEVEL: i32 = 3;
+
+/// What zstd's two contexts hold, counted in [`Parking::bytes`].
+const CONTEXT_BYTES: usize = 256 * 1024;
+
+/// Header of a form, before the slot: number, latest packet time, whether
+/// only a SYN was seen (the shorter timeout), address pair.
+struct Header {
+    id: u32,
+    last_time: Timestamp,
+    attempt: bool,
+    key: Key,
+}
+
+impl Header {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id.to_le_bytes());
+        out.extend_from_slice(&self.last_time.0.to_le_bytes());
+        out.push(u8::from(self.attempt));
+        match &self.key {
+            Key::V4(a, b) => {
+                out.push(0);
+                out.extend_from_slice(&a.to_le_bytes());
+                out.extend_from_slice(&b.to_le_bytes());
+            }
+            Key::Other(pair) => {
+                out.push(1);
+                // Writing to a Vec cannot fail.
+                let _ = pair.serialize(out);
+            }
+        }
+    }
+
+    /// Reads a header, leaving `form` at the slot that follows.
+    fn read(form: &mut &[u8]) -> Option<Header> {
+        let id = u32::deserialize_reader(form).ok()?;
+        let last_time = Timestamp(u64::deserialize_reader(form).ok()?);
+        let attempt = bool::deserialize_reader(form).ok()?;
+        let key = match u8::deserialize_reader(form).ok()? {
+            0 => Key::V4(
+                u64::deserialize_reader(form).ok()?,
+                u64::deserialize_reader(form).ok()?,
+            ),
+            _ => Key::Other(Box::new(
+                <(SocketAddr, SocketAddr)>::deserialize_reader(form).ok()?,
+            )),
+        };
+        Some(Header {
+            id,
+            last_time,
+            attempt,
+            key,
+        })
+    }
+}
+
+/// A compressed block of forms, numbered `first..first + count`.
+struct Block {
+    first: u64,
+    count: u32,
+    /// Forms not taken back yet.
+    live: u32,
+    /// `live` when the block was last compressed: once half of those are
+    /// taken, it is compressed again without them.
+    compressed_live: u32,
+    raw_len: usize,
+    /// Earliest latest-packet time of its live forms, and of those with
+    /// only a SYN seen (for the sweeps' timeouts).
+    oldest: Timestamp,
+    oldest_attempt: Option<Timestamp>,
+    data: Box<[u8]>,
+}
+
+/// Where a form is: in the open block, or in a sealed one (by position).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Open,
+    Sealed(usize),
+}
+
+/// The parked connections of the flow table.
+pub(super) struct Parking {
+    /// Sealed blocks, oldest first.
+    blocks: VecDeque<Block>,
+    /// Forms not sealed yet, each as its length (u32) and bytes.
+    open: Vec<u8>,
+    /// Number of the open block's first form.
+    open_first: u64,
+    open_oldest: Timestamp,
+    open_oldest_attempt: Option<Timestamp>,
+    /// Forms of the open block taken back already.
+    open_taken: u32,
+    /// Number of the next form parked.
+    next: u64,
+    /// One entry per live form: the tag of its address pair's hash (high
+    /// 32 bits) and the low 32 bits of its number.
+    index: HashTable<u64>,
+    hasher: foldhash::fast::RandomState,
+    /// Live forms.
+    len: usize,
+    /// Forms that could not be read back (never expected: a fault in the
+    /// parked form), for a warning.
+    pub(super) lost: u64,
+    /// Bytes of the sealed blocks' data.
+    sealed: usize,
+    /// The last block decompressed: its first form's number, and its bytes.
+    cache: Option<(u64, Vec<u8>)>,
+    scratch: Vec<u8>,
+    compressor: zstd::bulk::Compressor<'static>,
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+impl fmt::Debug for Parking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parking")
+            .field("len", &self.len)
+            .field("blocks", &self.blocks.len())
+            .field("bytes", &self.bytes())
+            .finish()
+    }
+}
+
+impl Default for Parking {
+    fn default() -> Self {
+        Parking {
+            blocks: VecDeque::new(),
+            open: Vec::new(),
+            open_first: 0,
+            open_oldest: Timestamp(u64::MAX),
+            open_oldest_attempt: None,
+            open_taken: 0,
+            next: 0,
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            len: 0,
+            lost: 0,
+            sealed: 0,
+            cache: None,
+            scratch: Vec::new(),
+            // zstd's contexts allocate only when used; creating them
+            // fails only without memory.
+            compressor: zstd::bulk::Compressor::new(LEVEL).expect("a zstd context"),
+            decompressor: zstd::bulk::Decompressor::new().expect("a zstd context"),
+        }
+    }
+}
+
+/// The table's hash of an entry (or of a tag): the tag in both halves, so
+/// hashbrown's bucket (low bits) and control byte (high bits) both come
+/// from it.
+fn spread(tag: u32) -> u64 {
+    u64::from(tag) << 32 | u64::from(tag)
+}
+
+fn entry(tag: u32, number: u64) -> u64 {
+    u64::from(tag) << 32 | (number & 0xffff_ffff)
+}
+
+fn entry_hash(e: &u64) -> u64 {
+    spread((e >> 32) as u32)
+}
+
+/// Reads the form lengths of a block's bytes: each form's bytes, or
+/// `None` for one taken back and dropped when the block was compressed
+/// again.
+fn forms(raw: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let len = u32::from_le_bytes(raw.get(pos..pos + 4)?.try_into().ok()?) as usize;
+        let form = raw.get(pos + 4..pos + 4 + len)?;
+        pos += 4 + len;
+        Some((len > 0).then_some(form))
+    })
+}
+
+impl Parking {
+    /// Connections parked.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes held, counted against the budget: the blocks, the open one,
+    /// the index, the cache and zstd's contexts.
+    pub(super) fn bytes(&self) -> usize {
+        if self.len == 0 && self.blocks.is_empty() {
+            return 0;
+        }
+        self.sealed
+            + self.blocks.capacity() * size_of::<Block>()
+            + self.open.capacity()
+            + self.index.capacity() * (size_of::<u64>() + 1)
+            + self.cache.as_ref().map_or(0, |(_, raw)| raw.capacity())
+            + self.scratch.capacity()
+            + CONTEXT_BYTES
+    }
+
+    fn tag(&self, key: &Key) -> u32 {
+        let h = self.hasher.hash_one(key);
+        (h >> 32) as u32 ^ h as u32
+    }
+
+    /// The full number of a form from its low 32 bits: forms live span
+    /// less than 2^32 numbers (see [`Parking::park`]).
+    fn number(&self, low: u64) -> u64 {
+        let base = self.blocks.front().map_or(self.open_first, |b| b.first);
+        base + (low as u32).wrapping_sub(base as u32) as u64
+    }
+
+    /// Parks the connection of `slot` (live, idle) under `key`; the caller
+    /// then drops the slot. Returns `false`, parking nothing, when its
+    /// state has no parked form (an application protocol's codec).
+    pub(super) fn park(&mut self, key: &Key, slot: &Slot) -> bool {
+        let base = self.blocks.front().map_or(self.open_first, |b| b.first);
+        if self.next - base >= u64::from(u32::MAX) {
+            return false;
+        }
+        let attempt = slot
+            .flow
+            .as_ref()
+            .is_some_and(|f| f.last_syn.is_some() && f.server_isn.is_none());
+        self.scratch.clear();
+        Header {
+            id: slot.id,
+            last_time: slot.last_time,
+            attempt,
+            key: key.clone(),
+        }
+        .write(&mut self.scratch);
+        if slot.serialize(&mut self.scratch).is_err() {
+            return false;
+        }
+        let Ok(len) = u32::try_from(self.scratch.len()) else {
+            return false;
+        };
+        self.open.extend_from_slice(&len.to_le_bytes());
+        self.open.extend_from_slice(&self.scratch);
+        self.open_oldest = self.open_oldest.min(slot.last_time);
+        if attempt {
+            self.open_oldest_attempt = Some(
+                self.open_oldest_attempt
+                    .map_or(slot.last_time, |t| t.min(slot.last_time)),
+            );
+        }
+        let tag = self.tag(key);
+        self.index
+            .insert_unique(spread(tag), entry(tag, self.next), entry_hash);
+        self.next += 1;
+        self.len += 1;
+        if self.open.len() >= BLOCK_BYTES {
+            self.seal();
+        }
+        true
+    }
+
+    /// Compresses the open block into a sealed one.
+    fn seal(&mut self) {
+        let count = (self.next - self.open_first) as u32;
+        if count == 0 {
+            return;
+        }
+        let data = match self.compressor.compress(&self.open) {
+            Ok(data) => data.into_boxed_slice(),
+            // Only without memory: the block stays open, to try again.
+            Err(_) => return,
+        };
+        self.sealed += data.len();
+        let live = count - self.open_taken;
+        self.open_taken = 0;
+        self.blocks.push_back(Block {
+            first: self.open_first,
+            count,
+            live,
+            compressed_live: live,
+            raw_len: self.open.len(),
+            oldest: self.open_oldest,
+            oldest_attempt: self.open_oldest_attempt,
+            data,
+        });
+        self.open.clear();
+        if self.open.capacity() > 2 * BLOCK_BYTES {
+            self.open.shrink_to(2 * BLOCK_BYTES);
+        }
+        self.open_first = self.next;
+        self.open_oldest = Timestamp(u64::MAX);
+        self.open_oldest_attempt = None;
+        if live == 0 {
+            self.drop_block(self.blocks.len() - 1);
+        }
+    }
+
+    /// Where form `n` is, if it was parked and its block is still here.
+    fn place(&self, n: u64) -> Option<Place> {
+        if n >= self.open_first {
+            return (n < self.next).then_some(Place::Open);
+        }
+        let i = self
+            .blocks
+            .partition_point(|b| b.first + u64::from(b.count) <= n);
+        let b = self.blocks.get(i)?;
+        (n >= b.first).then_some(Place::Sealed(i))
+    }
+
+    /// The bytes of the block at `place`, decompressed into the cache if
+    /// sealed; with the number of its first form.
+    fn raw(&mut self, place: Place) -> Option<(u64, &[u8])> {
+        let b = match place {
+            Place::Open => return Some((self.open_first, &self.open)),
+            Place::Sealed(i) => self.blocks.get(i)?,
+        };
+        if self
+            .cache
+            .as_ref()
+            .is_none_or(|(first, _)| *first != b.first)
+        {
+            let (_, mut raw) = self.cache.take().unwrap_or_default();
+            raw.clear();
+            raw.reserve(b.raw_len);
+            self.decompressor
+                .decompress_to_buffer(&b.data, &mut raw)
+                .ok()?;
+            self.cache = Some((b.first, raw));
+        }
+        self.cache
+            .as_ref()
+            .map(|(first, raw)| (*first, raw.as_slice()))
+    }
+
+    /// Takes back the connection parked under `key`, if any.
+    pub(super) fn take(&mut self, key: &Key) -> Option<Slot> {
+        if self.len == 0 {
+            return None;
+        }
+        let tag = self.tag(key);
+        let candidates: Vec<u64> = self
+            .index
+            .iter_hash(spread(tag))
+            .filter(|&&e| (e >> 32) as u32 == tag)
+            .map(|&e| self.number(e))
+            .collect();
+        for n in candidates {
+            let Some(place) = self.place(n) else {
+                continue;
+            };
+            let (first, raw) = self.raw(place)?;
+            let Some(Some(mut form)) = forms(raw).nth((n - first) as usize) else {
+                continue;
+            };
+            if Header::read(&mut form).is_some_and(|h| h.key == *key) {
+                return self.take_number(place, n, tag);
+            }
+        }
+        None
+    }
+
+    /// Takes back form `n` (live, with index tag `tag`) of the block at
+    /// `place`, whose bytes are loaded.
+    fn take_number(&mut self, place: Place, n: u64, tag: u32) -> Option<Slot> {
+        let e = entry(tag, n);
+        if let Ok(found) = self.index.find_entry(entry_hash(&e), |&x| x == e) {
+            found.remove();
+        }
+        self.len -= 1;
+        let slot = self.raw(place).and_then(|(first, raw)| {
+            let mut form = forms(raw).nth((n - first) as usize)??;
+            Header::read(&mut form)?;
+            Slot::deserialize_reader(&mut form).ok()
+        });
+        if slot.is_none() {
+            self.lost += 1;
+        }
+        if place == Place::Open {
+            self.open_taken += 1;
+        }
+        if let Place::Sealed(i) = place {
+            let b = &mut self.blocks[i];
+            b.live -= 1;
+            if b.live == 0 {
+                self.drop_block(i);
+            } else if b.live * 2 <= b.compressed_live && b.count >= 8 {
+                self.recompress(i);
+            }
+        }
+        slot
+    }
+
+    fn drop_block(&mut self, i: usize) {
+        if let Some(b) = self.blocks.remove(i) {
+            self.sealed -= b.data.len();
+            if self
+                .cache
+                .as_ref()
+                .is_some_and(|(first, _)| *first == b.first)
+            {
+                self.cache = None;
+            }
+        }
+    }
+
+    /// Compresses block `i` again without the forms taken back since, and
+    /// notes its oldest times anew.
+    fn recompress(&mut self, i: usize) {
+        let place = Place::Sealed(i);
+        let Some((first, raw)) = self.raw(place) else {
+            return;
+        };
+        let raw = raw.to_vec();
+        let mut kept = Vec::with_capacity(raw.len());
+        let (mut oldest, mut oldest_attempt) = (Timestamp(u64::MAX), None::<Timestamp>);
+        for (k, form) in forms(&raw).enumerate() {
+            let live = form.and_then(|mut f| {
+                let h = Header::read(&mut f)?;
+                let e = entry(self.tag(&h.key), first + k as u64);
+                self.index.find(entry_hash(&e), |&x| x == e)?;
+                Some(h)
+            });
+            match (live, form) {
+                (Some(h), Some(form)) => {
+                    oldest = oldest.min(h.last_time);
+                    if h.attempt {
+                        oldest_attempt =
+                            Some(oldest_attempt.map_or(h.last_time, |t| t.min(h.last_time)));
+                    }
+                    kept.extend_from_slice(&(form.len() as u32).to_le_bytes());
+                    kept.extend_from_slice(form);
+                }
+                _ => kept.extend_from_slice(&0u32.to_le_bytes()),
+            }
+        }
+        let Ok(data) = self.compressor.compress(&kept) else {
+            return;
+        };
+        let b = &mut self.blocks[i];
+        self.sealed = self.sealed - b.data.len() + data.len();
+        b.data = data.into_boxed_slice();
+        b.raw_len = kept.len();
+        b.compressed_live = b.live;
+        b.oldest = oldest;
+        b.oldest_attempt = oldest_attempt;
+        self.cache = Some((first, kept));
+    }
+
+    /// The live forms of the block at `place`: number, header.
+    fn live_forms(&mut self, place: Place) -> Vec<(u64, Header)> {
+        let Some((first, raw)) = self.raw(place) else {
+            return Vec::new();
+        };
+        let headers: Vec<(u64, Header)> = forms(raw)
+            .enumerate()
+            .filter_map(|(k, form)| {
+                let mut form = form?;
+                Some((first + k as u64, Header::read(&mut form)?))
+            })
+            .collect();
+        headers
+            .into_iter()
+            .filter(|(n, h)| {
+                let e = entry(self.tag(&h.key), *n);
+                self.index.find(entry_hash(&e), |&x| x == e).is_some()
+            })
+            .collect()
+    }
+
+    /// Takes back every connection of the oldest block (the open one when
+    /// none is sealed): the ones parked the longest ago.
+    pub(super) fn take_oldest(&mut self) -> Vec<Slot> {
+        if self.blocks.is_empty() {
+            self.seal();
+        }
+        if self.blocks.is_empty() {
+            return Vec::new();
+        }
+        let live = self.live_forms(Place::Sealed(0));
+        let mut slots = Vec::with_capacity(live.len());
+        let first = self.blocks[0].first;
+        for (n, h) in live {
+            let tag = self.tag(&h.key);
+            // Taking the last one drops the block.
+            if self.blocks.front().is_none_or(|b| b.first != first) {
+                break;
+            }
+            slots.extend(self.take_number(Place::Sealed(0), n, tag));
+        }
+        slots
+    }
+
+    /// Takes back the connections quiet for longer than their timeout at
+    /// `now`: `syn_limit` ns with only a SYN seen, else `limit` ns.
+    pub(super) fn take_expired(&mut self, now: Timestamp, limit: u64, syn_limit: u64) -> Vec<Slot> {
+        let expired = |t: Timestamp, l: u64| now.0.saturating_sub(t.0) > l;
+        let mut places: Vec<(Place, u64)> = self
+            .blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| {
+                expired(b.oldest, limit) || b.oldest_attempt.is_some_and(|t| expired(t, syn_limit))
+            })
+            .map(|(i, b)| (Place::Sealed(i), b.first))
+            .collect();
+        if expired(self.open_oldest, limit)
+            || self
+                .open_oldest_attempt
+                .is_some_and(|t| expired(t, syn_limit))
+        {
+            places.push((Place::Open, self.open_first));
+        }
+        let mut slots = Vec::new();
+        // Latest blocks first, so that dropping one leaves the positions
+        // of those still to visit as they were.
+        for (place, first) in places.into_iter().rev() {
+            let live = self.live_forms(place);
+            let mut left = live.len();
+            for (n, h) in live {
+                if !expired(h.last_time, if h.attempt { syn_limit } else { limit }) {
+                    continue;
+                }
+                let tag = self.tag(&h.key);
+                if let Place::Sealed(i) = place
+                    && self.blocks.get(i).is_none_or(|b| b.first != first)
+                {
+                    break;
+                }
+                left -= 1;
+                slots.extend(self.take_number(place, n, tag));
+            }
+            if left > 0 {
+                self.note_oldest(place, first);
+            }
+        }
+        slots
+    }
+
+    /// Notes the oldest times of the live forms of the block at `place`
+    /// anew (after some were taken back).
+    fn note_oldest(&mut self, place: Place, first: u64) {
+        if let Place::Sealed(i) = place
+            && self.blocks.get(i).is_none_or(|b| b.first != first)
+        {
+            return;
+        }
+        let live = self.live_forms(place);
+        let oldest = live.iter().map(|(_, h)| h.last_time).min();
+        let oldest_attempt = live
+            .iter()
+            .filter(|(_, h)| h.attempt)
+            .map(|(_, h)| h.last_time)
+            .min();
+        let oldest = oldest.unwrap_or(Timestamp(u64::MAX));
+        match place {
+            Place::Open => {
+                self.open_oldest = oldest;
+                self.open_oldest_attempt = oldest_attempt;
+            }
+            Place::Sealed(i) => {
+                self.blocks[i].oldest = oldest;
+                self.blocks[i].oldest_attempt = oldest_attempt;
+            }
+        }
+    }
+
+    /// Number and address pair of every parked connection.
+    pub(super) fn list(&mut self) -> Vec<(u32, Key)> {
+        let mut all = Vec::with_capacity(self.len);
+        let places: Vec<Place> = (0..self.blocks.len())
+            .map(Place::Sealed)
+            .chain([Place::Open])
+            .collect();
+        for place in places {
+            all.extend(
+                self.live_forms(place)
+                    .into_iter()
+                    .map(|(_, h)| (h.id, h.key)),
+            );
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests;
