@@ -7,9 +7,11 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Memcap {
     /// Memory budget for tracked connections and their out-of-order data
-    /// (like Suricata's stream.memcap), e.g. 64MiB, 1GiB. Past it the
-    /// connections idle the longest are shrunk, then evicted: reported with
-    /// what was seen, state "evicted", and counted in a warning.
+    /// (like Suricata's stream.memcap), e.g. 64MiB, 1GiB. Past half of it
+    /// idle connections are parked (compressed, taken back exactly at
+    /// their next packet); past all of it the connections idle the longest
+    /// are evicted: reported with what was seen, state "evicted", and
+    /// counted in a warning.
     #[arg(long = "memcap", value_name = "SIZE", value_parser = parse_size, default_value = DEFAULT_MEMCAP)]
     pub bytes: usize,
 }

@@ -4,7 +4,9 @@
 //! oldest idle connections are evicted, each reported with what was seen
 //! until then (state `evicted`), and one warning counts them. Before any
 //! is evicted, the idle connections give back the spare room of their
-//! allocations (see [`shrink`]), which changes nothing in the analysis.
+//! allocations (see [`shrink`]) and are parked (see [`super::parking`]),
+//! which changes nothing in the analysis; past half the budget the quiet
+//! ones are parked already (see [`Analyzer::park_early`]).
 //!
 //! The bytes are an estimate, kept up to date packet by packet: the fixed
 //! size of a table entry, a connection and its live state, plus what grows
