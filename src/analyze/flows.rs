@@ -93,12 +93,11 @@ const SWEEP_EVERY: u64 = 1 << 16;
 type Table = HashMap<Key, Slot, foldhash::fast::RandomState>;
 
 /// The table entry of an address pair: its latest connection.
-#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug)]
+#[derive(Debug)]
 struct Slot {
     /// Number of the connection (`Connection::id`).
     id: u32,
     /// The connection until it is over (then it waits in the output).
-    #[borsh(deserialize_with = "crate::analyze::parked_form::option_boxed")]
     conn: Option<Box<Connection>>,
     client: SocketAddr,
     /// The client's initial sequence number, when known (SYN or SYN-ACK).
@@ -115,36 +114,53 @@ struct Slot {
     /// Ended by the inactivity timeout, or evicted for memory.
     ended: Option<ConnState>,
     /// Live state; `None` once closed.
-    #[borsh(deserialize_with = "crate::analyze::parked_form::option_boxed")]
     flow: Option<Box<Flow>>,
     /// Capture time of the latest packet on the pair.
     last_time: Timestamp,
     /// Bytes this entry is counted for in the memory budget.
-    #[borsh(skip)]
     bytes: usize,
     /// Exchanges, TCP events, kept ACKs and gaps of the connection when
     /// `bytes` was counted.
-    #[borsh(skip)]
     listed: u32,
     /// Exchanges settled and counted in `ex_bytes` (see [`memory`]).
-    #[borsh(skip)]
     ex_counted: u32,
     /// Heap bytes of the first `ex_counted` exchanges.
-    #[borsh(skip)]
     ex_bytes: usize,
     /// Its allocations were shrunk for the budget, and no packet came since.
-    #[borsh(skip)]
     shrunk: bool,
     /// Exchanges whose own allocations were shrunk (see [`memory`]).
-    #[borsh(skip)]
     ex_shrunk: u32,
     /// Its state has no parked form (an application protocol's codec):
     /// not tried again.
-    #[borsh(skip)]
     unparkable: bool,
 }
 
 impl Slot {
+    /// The slot of connection `conn` (its client at `client`), live with
+    /// `flow`, its latest packet at `last_time`; nothing else known yet.
+    fn new(conn: Box<Connection>, client: SocketAddr, flow: Flow, last_time: Timestamp) -> Slot {
+        Slot {
+            id: conn.id,
+            conn: Some(conn),
+            client,
+            client_isn: None,
+            server_isn: None,
+            fin_seq: [None; 2],
+            fin_acked: [false; 2],
+            reset: false,
+            ended: None,
+            last_time,
+            bytes: 0,
+            listed: 0,
+            ex_counted: 0,
+            ex_bytes: 0,
+            shrunk: false,
+            ex_shrunk: 0,
+            unparkable: false,
+            flow: Some(Box::new(flow)),
+        }
+    }
+
     /// Closed, and nothing more is expected: reset, or every FIN sent was
     /// acknowledged.
     fn settled(&self) -> bool {
@@ -156,7 +172,7 @@ impl Slot {
 }
 
 /// Live state of an open connection.
-#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug)]
+#[derive(Debug)]
 struct Flow {
     /// Client to server, server to client.
     streams: [Reassembler; 2],
@@ -200,6 +216,9 @@ pub struct Analyzer {
     table: Table,
     /// Latest capture time seen (captures may go back in time).
     now: Timestamp,
+    /// Latest capture time of a packet (`now` without the ticks): what
+    /// parking goes by, so that it does not depend on when ticks come.
+    packet_time: Timestamp,
     /// Packets since the last sweep of the table.
     since_sweep: u64,
     out: Output,
@@ -237,6 +256,7 @@ impl Analyzer {
             opts,
             table: Table::default(),
             now: Timestamp(0),
+            packet_time: Timestamp(0),
             since_sweep: 0,
             out: Output::default(),
             tracked_bytes: 0,
@@ -354,6 +374,7 @@ impl Analyzer {
     pub fn push(&mut self, seg: &TcpSegment<'_>) {
         self.last_packet = self.last_packet.max(seg.number);
         self.now = self.now.max(seg.time);
+        self.packet_time = self.packet_time.max(seg.time);
         self.since_sweep += 1;
         if self.since_sweep >= SWEEP_EVERY {
             self.sweep();
@@ -481,37 +502,19 @@ fn open(out: &mut Output, opts: &Options, seg: &TcpSegment<'_>) -> Slot {
             time: seg.time,
         });
     }
-    Slot {
-        id,
-        conn: Some(conn),
-        client,
-        client_isn: None,
+    let flow = Flow {
+        streams: [Reassembler::new(), Reassembler::new()],
+        pairer,
         server_isn: None,
-        fin_seq: [None; 2],
-        fin_acked: [false; 2],
-        reset: false,
-        ended: None,
-        last_time: seg.time,
-        bytes: 0,
-        listed: 0,
-        ex_counted: 0,
-        ex_bytes: 0,
-        shrunk: false,
-        ex_shrunk: 0,
-        unparkable: false,
-        flow: Some(Box::new(Flow {
-            streams: [Reassembler::new(), Reassembler::new()],
-            pairer,
-            server_isn: None,
-            last_syn: None,
-            fin: [false; 2],
-            rst: [false; 2],
-            warned_bound: [false; 2],
-            reported: 0,
-            events: EventDetector::new(),
-            request_acks: RequestAcks::default(),
-        })),
-    }
+        last_syn: None,
+        fin: [false; 2],
+        rst: [false; 2],
+        warned_bound: [false; 2],
+        reported: 0,
+        events: EventDetector::new(),
+        request_acks: RequestAcks::default(),
+    };
+    Slot::new(conn, client, flow, seg.time)
 }
 
 /// Applies a segment to the connection of its address pair (`slot`): in

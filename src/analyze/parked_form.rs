@@ -20,11 +20,6 @@ pub(crate) fn boxed<R: Read, T: BorshDeserialize>(r: &mut R) -> io::Result<Box<T
     T::deserialize_reader(r).map(Box::new)
 }
 
-/// Reads an `Option<Box<T>>` written by borsh.
-pub(crate) fn option_boxed<R: Read, T: BorshDeserialize>(r: &mut R) -> io::Result<Option<Box<T>>> {
-    Option::<T>::deserialize_reader(r).map(|v| v.map(Box::new))
-}
-
 /// The error for state that has no parked form (an application
 /// protocol's codec): such a connection stays live.
 pub(crate) fn not_parked(what: &str) -> io::Error {

@@ -263,6 +263,7 @@ impl Analyzer {
         let (mut timed_out, mut removed, mut added) = (0, 0, 0);
         self.table.retain(|_, slot| {
             let idle = now.0.saturating_sub(slot.last_time.0);
+            let mut changed = false;
             if let Some(flow) = &slot.flow {
                 // A SYN and no answer: an attempt, given up on sooner.
                 let attempt = flow.last_syn.is_some() && flow.server_isn.is_none();
@@ -275,15 +276,22 @@ impl Analyzer {
                     time_out(slot, limit);
                     timed_out += 1;
                     finish_slot(slot, out, now);
+                    changed = true;
                 }
             } else if slot.conn.is_some() && idle > linger {
                 // Closed, but a FIN was never acknowledged: nothing more
                 // will come.
                 finish_slot(slot, out, now);
+                changed = true;
             }
             let keep = slot.conn.is_some() || idle <= linger || out.ready.contains_key(&slot.id);
-            removed += slot.bytes;
-            if keep {
+            // Only what the sweep changed is counted again: the bytes then
+            // follow the packets alone, whenever sweeps come (a live view
+            // sweeps at each tick), and a budget evicts at the same packets.
+            if !keep || changed {
+                removed += slot.bytes;
+            }
+            if keep && changed {
                 slot.bytes = slot_bytes(slot);
                 added += slot.bytes;
             }
@@ -360,7 +368,7 @@ impl Analyzer {
     /// flow table and the parked ones are down to `target` bytes; returns
     /// whether they are.
     fn park_idle(&mut self, target: usize, quiet: bool) -> bool {
-        let now = self.now;
+        let now = self.packet_time;
         let idle = self.oldest_first(|slot| {
             slot.conn.is_some()
                 && slot.flow.is_some()

@@ -21,14 +21,13 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::mem::size_of;
-use std::net::SocketAddr;
 
-use borsh::{BorshDeserialize, BorshSerialize};
 use hashbrown::HashTable;
 
 use super::super::model::Timestamp;
 use super::Slot;
 use super::key::Key;
+use form::{Forms, Header};
 
 /// Bytes of forms gathered before a block is compressed: enough for zstd
 /// to find what forms share, small enough that taking one form back
@@ -41,56 +40,11 @@ const LEVEL: i32 = 3;
 /// What zstd's two contexts hold, counted in [`Parking::bytes`].
 const CONTEXT_BYTES: usize = 256 * 1024;
 
-/// Header of a form, before the slot: number, latest packet time, whether
-/// only a SYN was seen (the shorter timeout), address pair.
-struct Header {
-    id: u32,
-    last_time: Timestamp,
-    attempt: bool,
-    key: Key,
-}
-
-impl Header {
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.id.to_le_bytes());
-        out.extend_from_slice(&self.last_time.0.to_le_bytes());
-        out.push(u8::from(self.attempt));
-        match &self.key {
-            Key::V4(a, b) => {
-                out.push(0);
-                out.extend_from_slice(&a.to_le_bytes());
-                out.extend_from_slice(&b.to_le_bytes());
-            }
-            Key::Other(pair) => {
-                out.push(1);
-                // Writing to a Vec cannot fail.
-                let _ = pair.serialize(out);
-            }
-        }
-    }
-
-    /// Reads a header, leaving `form` at the slot that follows.
-    fn read(form: &mut &[u8]) -> Option<Header> {
-        let id = u32::deserialize_reader(form).ok()?;
-        let last_time = Timestamp(u64::deserialize_reader(form).ok()?);
-        let attempt = bool::deserialize_reader(form).ok()?;
-        let key = match u8::deserialize_reader(form).ok()? {
-            0 => Key::V4(
-                u64::deserialize_reader(form).ok()?,
-                u64::deserialize_reader(form).ok()?,
-            ),
-            _ => Key::Other(Box::new(
-                <(SocketAddr, SocketAddr)>::deserialize_reader(form).ok()?,
-            )),
-        };
-        Some(Header {
-            id,
-            last_time,
-            attempt,
-            key,
-        })
-    }
-}
+/// What the last block decompressed takes (its bytes, and its forms),
+/// counted in [`Parking::bytes`] as a constant: it changes with the
+/// lookups, and the budget must not (a live view, which looks up at
+/// other times, then evicts at the same packets as `analyze`).
+const CACHE_BYTES: usize = 4 * BLOCK_BYTES;
 
 /// A compressed block of forms, numbered `first..first + count`.
 struct Block {
@@ -120,8 +74,8 @@ enum Place {
 pub(super) struct Parking {
     /// Sealed blocks, oldest first.
     blocks: VecDeque<Block>,
-    /// Forms not sealed yet, each as its length (u32) and bytes.
-    open: Vec<u8>,
+    /// Forms not sealed yet.
+    open: Forms,
     /// Number of the open block's first form.
     open_first: u64,
     open_oldest: Timestamp,
@@ -141,8 +95,10 @@ pub(super) struct Parking {
     pub(super) lost: u64,
     /// Bytes of the sealed blocks' data.
     sealed: usize,
-    /// The last block decompressed: its first form's number, and its bytes.
-    cache: Option<(u64, Vec<u8>)>,
+    /// The last block decompressed: its first form's number, and its forms.
+    cache: Option<(u64, Forms)>,
+    /// The bytes of the last block decompressed.
+    unpacked: Vec<u8>,
     scratch: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
     decompressor: zstd::bulk::Decompressor<'static>,
@@ -162,7 +118,7 @@ impl Default for Parking {
     fn default() -> Self {
         Parking {
             blocks: VecDeque::new(),
-            open: Vec::new(),
+            open: Forms::default(),
             open_first: 0,
             open_oldest: Timestamp(u64::MAX),
             open_oldest_attempt: None,
@@ -174,6 +130,7 @@ impl Default for Parking {
             lost: 0,
             sealed: 0,
             cache: None,
+            unpacked: Vec::new(),
             scratch: Vec::new(),
             // zstd's contexts allocate only when used; creating them
             // fails only without memory.
@@ -198,19 +155,6 @@ fn entry_hash(e: &u64) -> u64 {
     spread((e >> 32) as u32)
 }
 
-/// Reads the form lengths of a block's bytes: each form's bytes, or
-/// `None` for one taken back and dropped when the block was compressed
-/// again.
-fn forms(raw: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
-    let mut pos = 0;
-    std::iter::from_fn(move || {
-        let len = u32::from_le_bytes(raw.get(pos..pos + 4)?.try_into().ok()?) as usize;
-        let form = raw.get(pos + 4..pos + 4 + len)?;
-        pos += 4 + len;
-        Some((len > 0).then_some(form))
-    })
-}
-
 impl Parking {
     /// Connections parked.
     pub(super) fn len(&self) -> usize {
@@ -218,17 +162,21 @@ impl Parking {
     }
 
     /// Bytes held, counted against the budget: the blocks, the open one,
-    /// the index, the cache and zstd's contexts.
+    /// the index, the cache and zstd's contexts. Only what parking and
+    /// taking back change counts, never what a lookup that finds nothing
+    /// changes: the index by its entries (hashbrown's room at 7/8 load),
+    /// the cache as a constant.
     pub(super) fn bytes(&self) -> usize {
         if self.len == 0 && self.blocks.is_empty() {
             return 0;
         }
+        let buckets = (self.len + self.len / 7 + 1).next_power_of_two();
         self.sealed
             + self.blocks.capacity() * size_of::<Block>()
             + self.open.capacity()
-            + self.index.capacity() * (size_of::<u64>() + 1)
-            + self.cache.as_ref().map_or(0, |(_, raw)| raw.capacity())
+            + buckets * (size_of::<u64>() + 1)
             + self.scratch.capacity()
+            + CACHE_BYTES
             + CONTEXT_BYTES
     }
 
@@ -256,22 +204,15 @@ impl Parking {
             .flow
             .as_ref()
             .is_some_and(|f| f.last_syn.is_some() && f.server_isn.is_none());
-        self.scratch.clear();
-        Header {
+        let header = Header {
             id: slot.id,
             last_time: slot.last_time,
             attempt,
             key: key.clone(),
-        }
-        .write(&mut self.scratch);
-        if slot.serialize(&mut self.scratch).is_err() {
-            return false;
-        }
-        let Ok(len) = u32::try_from(self.scratch.len()) else {
-            return false;
         };
-        self.open.extend_from_slice(&len.to_le_bytes());
-        self.open.extend_from_slice(&self.scratch);
+        if !self.open.write(&header, slot) {
+            return false;
+        }
         self.open_oldest = self.open_oldest.min(slot.last_time);
         if attempt {
             self.open_oldest_attempt = Some(
@@ -284,7 +225,7 @@ impl Parking {
             .insert_unique(spread(tag), entry(tag, self.next), entry_hash);
         self.next += 1;
         self.len += 1;
-        if self.open.len() >= BLOCK_BYTES {
+        if self.open.raw_len() >= BLOCK_BYTES {
             self.seal();
         }
         true
@@ -296,7 +237,8 @@ impl Parking {
         if count == 0 {
             return;
         }
-        let data = match self.compressor.compress(&self.open) {
+        self.open.encode(&mut self.scratch);
+        let data = match self.compressor.compress(&self.scratch) {
             Ok(data) => data.into_boxed_slice(),
             // Only without memory: the block stays open, to try again.
             Err(_) => return,
@@ -309,14 +251,15 @@ impl Parking {
             count,
             live,
             compressed_live: live,
-            raw_len: self.open.len(),
+            raw_len: self.scratch.len(),
             oldest: self.open_oldest,
             oldest_attempt: self.open_oldest_attempt,
             data,
         });
         self.open.clear();
-        if self.open.capacity() > 2 * BLOCK_BYTES {
-            self.open.shrink_to(2 * BLOCK_BYTES);
+        self.scratch.clear();
+        if self.scratch.capacity() > 2 * BLOCK_BYTES {
+            self.scratch.shrink_to(2 * BLOCK_BYTES);
         }
         self.open_first = self.next;
         self.open_oldest = Timestamp(u64::MAX);
@@ -338,9 +281,9 @@ impl Parking {
         (n >= b.first).then_some(Place::Sealed(i))
     }
 
-    /// The bytes of the block at `place`, decompressed into the cache if
+    /// The forms of the block at `place`, decompressed into the cache if
     /// sealed; with the number of its first form.
-    fn raw(&mut self, place: Place) -> Option<(u64, &[u8])> {
+    fn forms(&mut self, place: Place) -> Option<(u64, &Forms)> {
         let b = match place {
             Place::Open => return Some((self.open_first, &self.open)),
             Place::Sealed(i) => self.blocks.get(i)?,
@@ -350,17 +293,16 @@ impl Parking {
             .as_ref()
             .is_none_or(|(first, _)| *first != b.first)
         {
-            let (_, mut raw) = self.cache.take().unwrap_or_default();
-            raw.clear();
-            raw.reserve(b.raw_len);
+            let (_, mut forms) = self.cache.take().unwrap_or_default();
+            self.unpacked.clear();
+            self.unpacked.reserve(b.raw_len);
             self.decompressor
-                .decompress_to_buffer(&b.data, &mut raw)
+                .decompress_to_buffer(&b.data, &mut self.unpacked)
                 .ok()?;
-            self.cache = Some((b.first, raw));
+            forms.decode(&self.unpacked)?;
+            self.cache = Some((b.first, forms));
         }
-        self.cache
-            .as_ref()
-            .map(|(first, raw)| (*first, raw.as_slice()))
+        self.cache.as_ref().map(|(first, forms)| (*first, forms))
     }
 
     /// Takes back the connection parked under `key`, if any.
@@ -379,11 +321,11 @@ impl Parking {
             let Some(place) = self.place(n) else {
                 continue;
             };
-            let (first, raw) = self.raw(place)?;
-            let Some(Some(mut form)) = forms(raw).nth((n - first) as usize) else {
-                continue;
-            };
-            if Header::read(&mut form).is_some_and(|h| h.key == *key) {
+            let (first, forms) = self.forms(place)?;
+            if forms
+                .header((n - first) as usize)
+                .is_some_and(|h| h.key == *key)
+            {
                 return self.take_number(place, n, tag);
             }
         }
@@ -398,11 +340,10 @@ impl Parking {
             found.remove();
         }
         self.len -= 1;
-        let slot = self.raw(place).and_then(|(first, raw)| {
-            let mut form = forms(raw).nth((n - first) as usize)??;
-            Header::read(&mut form)?;
-            Slot::deserialize_reader(&mut form).ok()
-        });
+        let slot = self
+            .forms(place)
+            .and_then(|(first, forms)| form::read(forms.get((n - first) as usize)?))
+            .map(|(_, slot)| slot);
         if slot.is_none() {
             self.lost += 1;
         }
@@ -437,57 +378,54 @@ impl Parking {
     /// Compresses block `i` again without the forms taken back since, and
     /// notes its oldest times anew.
     fn recompress(&mut self, i: usize) {
-        let place = Place::Sealed(i);
-        let Some((first, raw)) = self.raw(place) else {
+        if self.forms(Place::Sealed(i)).is_none() {
+            return;
+        }
+        let Some((first, forms)) = self.cache.take() else {
             return;
         };
-        let raw = raw.to_vec();
-        let mut kept = Vec::with_capacity(raw.len());
+        let mut kept = Forms::default();
         let (mut oldest, mut oldest_attempt) = (Timestamp(u64::MAX), None::<Timestamp>);
-        for (k, form) in forms(&raw).enumerate() {
-            let live = form.and_then(|mut f| {
-                let h = Header::read(&mut f)?;
+        for (k, parts) in forms.iter().enumerate() {
+            let live = parts.and_then(|parts| {
+                let h = form::Header::read_from(parts)?;
                 let e = entry(self.tag(&h.key), first + k as u64);
                 self.index.find(entry_hash(&e), |&x| x == e)?;
                 Some(h)
             });
-            match (live, form) {
-                (Some(h), Some(form)) => {
-                    oldest = oldest.min(h.last_time);
-                    if h.attempt {
-                        oldest_attempt =
-                            Some(oldest_attempt.map_or(h.last_time, |t| t.min(h.last_time)));
-                    }
-                    kept.extend_from_slice(&(form.len() as u32).to_le_bytes());
-                    kept.extend_from_slice(form);
+            if let Some(h) = &live {
+                oldest = oldest.min(h.last_time);
+                if h.attempt {
+                    oldest_attempt =
+                        Some(oldest_attempt.map_or(h.last_time, |t| t.min(h.last_time)));
                 }
-                _ => kept.extend_from_slice(&0u32.to_le_bytes()),
             }
+            kept.push(parts.filter(|_| live.is_some()));
         }
-        let Ok(data) = self.compressor.compress(&kept) else {
+        kept.encode(&mut self.scratch);
+        let Ok(data) = self.compressor.compress(&self.scratch) else {
             return;
         };
         let b = &mut self.blocks[i];
         self.sealed = self.sealed - b.data.len() + data.len();
         b.data = data.into_boxed_slice();
-        b.raw_len = kept.len();
+        b.raw_len = self.scratch.len();
         b.compressed_live = b.live;
         b.oldest = oldest;
         b.oldest_attempt = oldest_attempt;
+        self.scratch.clear();
         self.cache = Some((first, kept));
     }
 
     /// The live forms of the block at `place`: number, header.
     fn live_forms(&mut self, place: Place) -> Vec<(u64, Header)> {
-        let Some((first, raw)) = self.raw(place) else {
+        let Some((first, forms)) = self.forms(place) else {
             return Vec::new();
         };
-        let headers: Vec<(u64, Header)> = forms(raw)
+        let headers: Vec<(u64, Header)> = forms
+            .iter()
             .enumerate()
-            .filter_map(|(k, form)| {
-                let mut form = form?;
-                Some((first + k as u64, Header::read(&mut form)?))
-            })
+            .filter_map(|(k, parts)| Some((first + k as u64, Header::read_from(parts?)?)))
             .collect();
         headers
             .into_iter()
@@ -613,5 +551,6 @@ impl Parking {
     }
 }
 
+mod form;
 #[cfg(test)]
 mod tests;

@@ -168,8 +168,8 @@ fn under_a_budget_idle_connections_are_parked_not_evicted_and_resume_the_same() 
         push_all(&mut an, &all);
         json(&an.finish())
     };
-    // About a fifth of what they take live.
-    let memcap = 1 << 20;
+    // About a fifth of what they take live (7.5 MB).
+    let memcap = 3 << 19;
     let mut an = Analyzer::new(Options {
         memcap,
         ..Options::default()
