@@ -40,11 +40,16 @@ const LEVEL: i32 = 3;
 /// What zstd's two contexts hold, counted in [`Parking::bytes`].
 const CONTEXT_BYTES: usize = 256 * 1024;
 
-/// What the last block decompressed takes (its bytes, and its forms),
-/// counted in [`Parking::bytes`] as a constant: it changes with the
+/// What the blocks kept decompressed take (their forms, and the bytes of
+/// the last), counted in [`Parking::bytes`] as a constant: it changes with the
 /// lookups, and the budget must not (a live view, which looks up at
 /// other times, then evicts at the same packets as `analyze`).
-const CACHE_BYTES: usize = 4 * BLOCK_BYTES;
+const CACHE_BYTES: usize = CACHE_BLOCKS * 3 * BLOCK_BYTES;
+
+/// Blocks kept decompressed: connections taken back one after the other
+/// (at the end of a capture, in the order they opened) were parked in
+/// nearly that order, a few blocks apart.
+const CACHE_BLOCKS: usize = 4;
 
 /// A compressed block of forms, numbered `first..first + count`.
 struct Block {
@@ -95,10 +100,15 @@ pub(super) struct Parking {
     pub(super) lost: u64,
     /// Bytes of the sealed blocks' data.
     sealed: usize,
-    /// The last block decompressed: its first form's number, and its forms.
-    cache: Option<(u64, Forms)>,
+    /// The last blocks decompressed, the latest last: each its first
+    /// form's number, and its forms.
+    cache: VecDeque<(u64, Forms)>,
     /// The bytes of the last block decompressed.
     unpacked: Vec<u8>,
+    /// Blocks are not compressed again as forms are taken: the whole
+    /// block is being taken (`Some` of its first form's number), or every
+    /// block is (the end of the capture: `Some(u64::MAX)`).
+    draining: Option<u64>,
     scratch: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
     decompressor: zstd::bulk::Decompressor<'static>,
@@ -129,8 +139,9 @@ impl Default for Parking {
             len: 0,
             lost: 0,
             sealed: 0,
-            cache: None,
+            cache: VecDeque::new(),
             unpacked: Vec::new(),
+            draining: None,
             scratch: Vec::new(),
             // zstd's contexts allocate only when used; creating them
             // fails only without memory.
@@ -288,21 +299,34 @@ impl Parking {
             Place::Open => return Some((self.open_first, &self.open)),
             Place::Sealed(i) => self.blocks.get(i)?,
         };
-        if self
-            .cache
-            .as_ref()
-            .is_none_or(|(first, _)| *first != b.first)
-        {
-            let (_, mut forms) = self.cache.take().unwrap_or_default();
-            self.unpacked.clear();
-            self.unpacked.reserve(b.raw_len);
-            self.decompressor
-                .decompress_to_buffer(&b.data, &mut self.unpacked)
-                .ok()?;
-            forms.decode(&self.unpacked)?;
-            self.cache = Some((b.first, forms));
-        }
-        self.cache.as_ref().map(|(first, forms)| (*first, forms))
+        let first = b.first;
+        let at = match self.cache.iter().position(|(f, _)| *f == first) {
+            Some(at) => at,
+            None => {
+                let mut forms = if self.cache.len() >= CACHE_BLOCKS {
+                    self.cache.pop_front().map(|(_, forms)| forms)
+                } else {
+                    None
+                }
+                .unwrap_or_default();
+                self.unpacked.clear();
+                self.unpacked.reserve(b.raw_len);
+                self.decompressor
+                    .decompress_to_buffer(&b.data, &mut self.unpacked)
+                    .ok()?;
+                forms.decode(&self.unpacked)?;
+                self.cache.push_back((first, forms));
+                self.cache.len() - 1
+            }
+        };
+        self.cache.get(at).map(|(first, forms)| (*first, forms))
+    }
+
+    /// Takes the forms of the block whose first form is `first` out of the
+    /// cache.
+    fn uncache(&mut self, first: u64) -> Option<Forms> {
+        let at = self.cache.iter().position(|(f, _)| *f == first)?;
+        self.cache.remove(at).map(|(_, forms)| forms)
     }
 
     /// Takes back the connection parked under `key`, if any.
@@ -355,7 +379,10 @@ impl Parking {
             b.live -= 1;
             if b.live == 0 {
                 self.drop_block(i);
-            } else if b.live * 2 <= b.compressed_live && b.count >= 8 {
+            } else if b.live * 2 <= b.compressed_live
+                && b.count >= 8
+                && self.draining.is_none_or(|d| d != b.first && d != u64::MAX)
+            {
                 self.recompress(i);
             }
         }
@@ -365,23 +392,17 @@ impl Parking {
     fn drop_block(&mut self, i: usize) {
         if let Some(b) = self.blocks.remove(i) {
             self.sealed -= b.data.len();
-            if self
-                .cache
-                .as_ref()
-                .is_some_and(|(first, _)| *first == b.first)
-            {
-                self.cache = None;
-            }
+            self.uncache(b.first);
         }
     }
 
     /// Compresses block `i` again without the forms taken back since, and
     /// notes its oldest times anew.
     fn recompress(&mut self, i: usize) {
-        if self.forms(Place::Sealed(i)).is_none() {
+        let Some(first) = self.forms(Place::Sealed(i)).map(|(first, _)| first) else {
             return;
-        }
-        let Some((first, forms)) = self.cache.take() else {
+        };
+        let Some(forms) = self.uncache(first) else {
             return;
         };
         let mut kept = Forms::default();
@@ -414,7 +435,10 @@ impl Parking {
         b.oldest = oldest;
         b.oldest_attempt = oldest_attempt;
         self.scratch.clear();
-        self.cache = Some((first, kept));
+        self.cache.push_back((first, kept));
+        if self.cache.len() > CACHE_BLOCKS {
+            self.cache.pop_front();
+        }
     }
 
     /// The live forms of the block at `place`: number, header.
@@ -448,6 +472,7 @@ impl Parking {
         let live = self.live_forms(Place::Sealed(0));
         let mut slots = Vec::with_capacity(live.len());
         let first = self.blocks[0].first;
+        self.draining = Some(first);
         for (n, h) in live {
             let tag = self.tag(&h.key);
             // Taking the last one drops the block.
@@ -455,6 +480,9 @@ impl Parking {
                 break;
             }
             slots.extend(self.take_number(Place::Sealed(0), n, tag));
+        }
+        if self.draining == Some(first) {
+            self.draining = None;
         }
         slots
     }
@@ -535,6 +563,7 @@ impl Parking {
 
     /// Number and address pair of every parked connection.
     pub(super) fn list(&mut self) -> Vec<(u32, Key)> {
+        self.draining = Some(u64::MAX);
         let mut all = Vec::with_capacity(self.len);
         let places: Vec<Place> = (0..self.blocks.len())
             .map(Place::Sealed)

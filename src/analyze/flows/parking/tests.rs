@@ -273,7 +273,7 @@ fn a_busy_connection_is_not_parked_to_come_back_at_its_next_packet() {
     segs.append(&mut busy.segs);
     segs.sort_by_key(|s| s.time);
     let mut an = Analyzer::new(Options {
-        memcap: 1 << 20,
+        memcap: 2 << 20,
         ..Options::default()
     });
     push_all(&mut an, &segs);
