@@ -5,17 +5,17 @@
 //! analysis; it only lets the budget hold many more idle connections
 //! before any is evicted.
 //!
-//! A parked connection is its table slot (live state and record) in the
-//! byte form of [`crate::analyze::parked_form`], behind a small header
-//! (number, latest packet time, address pair). Forms are appended to an
-//! open block; a full block is compressed with zstd as one frame, so what
-//! connections have in common (addresses, times, flags, previews, the
-//! many fields still empty) is stored about once. Blocks stay in the
-//! order they were parked: the oldest block is the first evicted. An
-//! index finds a form from its address pair in 8 bytes per connection.
-//!
-//! Written by hand (on top of zstd and hashbrown): the layout is what
-//! makes a million idle connections fit in the default budget.
+//! A parked connection is its table slot (live state and record) written
+//! by borsh's derives (see [`crate::analyze::parked_form`]) in sections,
+//! behind a small header (number, latest packet time, address pair): its
+//! *form* (see `form`). Forms are gathered into an open block; a full
+//! block is compressed with zstd as one frame, so what connections have
+//! in common (addresses, times, flags, payload words, the many fields
+//! still empty) is stored about once: a form is about a quarter of its
+//! raw size, a seventh of the connection live. Blocks stay in the order
+//! they were parked: the oldest block is the first evicted. An index
+//! finds a form from its address pair in 8 bytes per connection, and the
+//! last few blocks decompressed are kept for the next lookups.
 
 use std::collections::VecDeque;
 use std::fmt;
