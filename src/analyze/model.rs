@@ -16,21 +16,9 @@ mod events;
 pub(crate) use events::{EventCounts, TcpEvent, TcpEventKind};
 
 /// A capture time: nanoseconds since the Unix epoch.
-#[derive(
-    borsh::BorshSerialize,
-    borsh::BorshDeserialize,
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Default,
-    Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 #[serde(transparent)]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -41,18 +29,9 @@ impl Timestamp {
 }
 
 /// Which end of a connection.
-#[derive(
-    borsh::BorshSerialize,
-    borsh::BorshDeserialize,
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub enum Side {
     /// The end that opened the connection (sent the SYN), or was judged to.
     Client,
@@ -696,18 +675,9 @@ pub enum PitfallKind {
 }
 
 /// Where the analyzer left a connection.
-#[derive(
-    borsh::BorshSerialize,
-    borsh::BorshDeserialize,
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub enum ConnState {
     /// A FIN or RST was seen (see `close`).
     Closed,

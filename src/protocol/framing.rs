@@ -16,20 +16,9 @@ use std::ops::Range;
 pub(crate) const LENGTH_PREFIX: usize = 4;
 
 /// How messages are delimited on the wire.
-#[derive(
-    borsh::BorshSerialize,
-    borsh::BorshDeserialize,
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub enum Framing {
     /// A message is the bytes up to `\n`; a trailing `\r` is dropped.
     /// Works with `nc` and telnet.

@@ -240,6 +240,11 @@ pub fn format_size(n: usize) -> String {
     format!("{n}B")
 }
 
+/// A SYN and no answer: an attempt, given up on sooner.
+pub(super) fn is_attempt(flow: &Flow) -> bool {
+    flow.last_syn.is_some() && flow.server_isn.is_none()
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -258,6 +263,13 @@ impl Analyzer {
             nanos(self.opts.inactivity_timeout),
             nanos(self.opts.syn_timeout),
         );
+        let timeout = |flow: &Flow| {
+            if is_attempt(flow) {
+                syn_only.min(inactive)
+            } else {
+                inactive
+            }
+        };
         let now = self.now;
         let out = &mut self.out;
         let (mut timed_out, mut removed, mut added) = (0, 0, 0);
@@ -265,13 +277,7 @@ impl Analyzer {
             let idle = now.0.saturating_sub(slot.last_time.0);
             let mut changed = false;
             if let Some(flow) = &slot.flow {
-                // A SYN and no answer: an attempt, given up on sooner.
-                let attempt = flow.last_syn.is_some() && flow.server_isn.is_none();
-                let limit = if attempt {
-                    syn_only.min(inactive)
-                } else {
-                    inactive
-                };
+                let limit = timeout(flow);
                 if idle > limit {
                     time_out(slot, limit);
                     timed_out += 1;
@@ -301,23 +307,13 @@ impl Analyzer {
         let parked = self
             .parking
             .take_expired(now, inactive, syn_only.min(inactive));
+        // Their address pairs do not linger (nor do those of live ones
+        // timed out): a later packet on one starts a new connection.
         for mut slot in parked {
-            let attempt = slot
-                .flow
-                .as_ref()
-                .is_some_and(|f| f.last_syn.is_some() && f.server_isn.is_none());
-            time_out(
-                &mut slot,
-                if attempt {
-                    syn_only.min(inactive)
-                } else {
-                    inactive
-                },
-            );
+            let limit = slot.flow.as_deref().map_or(inactive, timeout);
+            time_out(&mut slot, limit);
             timed_out += 1;
             finish_slot(&mut slot, &mut self.out, now);
-            // Its address pair lingers no more: a later packet on it
-            // starts a new connection, as after any timeout.
         }
         self.timed_out += timed_out;
     }
@@ -326,9 +322,7 @@ impl Analyzer {
     #[cfg(test)]
     pub(super) fn park_now(&mut self, k: &Key) {
         if let Some(slot) = self.table.get(k)
-            && slot.conn.is_some()
-            && slot.flow.is_some()
-            && slot.ended.is_none()
+            && parkable(slot)
             && self.parking.park(k, slot)
             && let Some(slot) = self.table.remove(k)
         {
@@ -370,11 +364,7 @@ impl Analyzer {
     fn park_idle(&mut self, target: usize, quiet: bool) -> bool {
         let now = self.packet_time;
         let idle = self.oldest_first(|slot| {
-            slot.conn.is_some()
-                && slot.flow.is_some()
-                && slot.ended.is_none()
-                && !slot.unparkable
-                && (!quiet || quiet_enough_to_park(slot, now))
+            parkable(slot) && !slot.unparkable && (!quiet || quiet_enough_to_park(slot, now))
         });
         for k in idle {
             if self.tracked_bytes + self.parking.bytes() <= target {
@@ -413,8 +403,10 @@ impl Analyzer {
         self.tracked_bytes <= target
     }
 
-    /// The flow table is over its budget: evicts the connections idle the
-    /// longest until it is 1/8 under (once the idle ones are shrunk), each flushed as at the end of the
+    /// The flow table and the parked connections are over their budget:
+    /// shrinks the idle ones, parks them, and only then evicts the
+    /// connections idle the longest (the parked ones first, oldest block
+    /// first) until it is 1/8 under, each flushed as at the end of the
     /// capture, noted, and handed over with state `evicted`. Their address
     /// pairs are forgotten: a later packet starts a new connection. If too
     /// little can be evicted (the bytes are in pairs lingering after their
@@ -544,6 +536,12 @@ impl Analyzer {
         finish_slot(&mut slot, &mut self.out, self.now);
         self.evicted += 1;
     }
+}
+
+/// Whether `slot` holds a live connection (its record and live state),
+/// the only kind parked.
+fn parkable(slot: &Slot) -> bool {
+    slot.conn.is_some() && slot.flow.is_some() && slot.ended.is_none()
 }
 
 /// Whether an idle connection has been quiet long enough to be parked:

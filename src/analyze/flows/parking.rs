@@ -211,10 +211,7 @@ impl Parking {
         if self.next - base >= u64::from(u32::MAX) {
             return false;
         }
-        let attempt = slot
-            .flow
-            .as_ref()
-            .is_some_and(|f| f.last_syn.is_some() && f.server_isn.is_none());
+        let attempt = slot.flow.as_deref().is_some_and(super::memory::is_attempt);
         let header = Header {
             id: slot.id,
             last_time: slot.last_time,

@@ -6,20 +6,9 @@ use serde::Serialize;
 use super::{Side, Timestamp};
 
 /// What happened, as the kinds Wireshark's `tcp.analysis` flags name.
-#[derive(
-    borsh::BorshSerialize,
-    borsh::BorshDeserialize,
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub enum TcpEventKind {
     /// Data sent again after a timeout (RTO).
     Retransmission,

@@ -92,19 +92,9 @@ pub(crate) const MAX_DEPTH: usize = 64;
 pub(crate) const MAX_SUMMARY: usize = 120;
 
 /// An application protocol with a codec here.
-#[derive(
-    borsh::BorshSerialize,
-    borsh::BorshDeserialize,
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    clap::ValueEnum,
-    serde::Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub enum AppProtocol {
     /// HTTP/1.0 and HTTP/1.1.
     Http,

@@ -245,7 +245,6 @@ pub(super) fn read(parts: [&[u8]; SECTIONS]) -> Option<(Header, Slot)> {
     };
     let conn: Connection = get(&mut record)?;
     let mut slot = Slot::new(Box::new(conn), client, flow, h.last_time);
-    slot.id = h.id;
     (slot.client_isn, slot.server_isn) = (client_isn, server_isn);
     (slot.fin_seq, slot.fin_acked) = (fin_seq, fin_acked);
     (slot.reset, slot.ended) = (reset, ended);
