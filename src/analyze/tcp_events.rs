@@ -48,7 +48,7 @@ const DEFAULT_OOO_NS: u64 = 3_000_000;
 const FAST_RETRANSMIT_NS: u64 = 20_000_000;
 
 /// What one direction has sent, as far as the events need it.
-#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Default)]
+#[derive(Debug, Clone, Default)]
 struct Direction {
     /// The sender's initial sequence number, once its SYN was seen.
     isn: Option<u32>,
@@ -129,7 +129,7 @@ fn lt(a: u32, b: u32) -> bool {
 }
 
 /// Finds the TCP events of one connection, one segment at a time, in capture order.
-#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct EventDetector {
     /// Client's direction, then server's.
     dirs: [Direction; 2],
@@ -398,5 +398,6 @@ fn update(seg: &TcpSegment<'_>, me: &mut Direction, marks: &Marks) {
     me.last_was_keep_alive = marks.keep_alive;
 }
 
+mod parked;
 #[cfg(test)]
 mod tests;
