@@ -18,8 +18,21 @@ pub(crate) use events::{EventCounts, TcpEvent, TcpEventKind};
 /// A capture time: nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 #[serde(transparent)]
-#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub struct Timestamp(pub u64);
+
+/// In a parked form: relative to the connection's latest packet (see
+/// `parked_form`).
+impl borsh::BorshSerialize for Timestamp {
+    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        crate::analyze::parked_form::write_time(self.0, w)
+    }
+}
+
+impl borsh::BorshDeserialize for Timestamp {
+    fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
+        crate::analyze::parked_form::read_time(r).map(Timestamp)
+    }
+}
 
 impl Timestamp {
     /// Microseconds from `earlier` to `self`, as a float (0 when `earlier` is later).

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use super::super::super::model::{Connection, Timestamp};
+use super::super::super::parked_form;
 use super::super::key::Key;
 use super::super::{Flow, Slot};
 
@@ -138,7 +139,8 @@ impl Forms {
     /// application protocol's codec) or it is not live.
     pub(super) fn write(&mut self, header: &Header, slot: &Slot) -> bool {
         let before: [usize; SECTIONS] = std::array::from_fn(|s| self.bufs[s].len());
-        match write_sections(&mut self.bufs, header, slot) {
+        let bufs = &mut self.bufs;
+        match parked_form::with_base(header.last_time.0, || write_sections(bufs, header, slot)) {
             Ok(()) => {
                 self.lens.push(std::array::from_fn(|s| {
                     (self.bufs[s].len() - before[s]) as u32
@@ -215,6 +217,12 @@ fn write_sections(out: &mut [Vec<u8>; SECTIONS], h: &Header, slot: &Slot) -> io:
 /// Reads a form back: its header and the slot, as it was parked (the
 /// slot's counts for the budget start again from nothing).
 pub(super) fn read(parts: [&[u8]; SECTIONS]) -> Option<(Header, Slot)> {
+    let mut own = parts[0];
+    let base = Header::read(&mut own)?.last_time.0;
+    parked_form::with_base(base, || read_sections(parts))
+}
+
+fn read_sections(parts: [&[u8]; SECTIONS]) -> Option<(Header, Slot)> {
     fn get<T: BorshDeserialize>(r: &mut &[u8]) -> Option<T> {
         T::deserialize_reader(r).ok()
     }
