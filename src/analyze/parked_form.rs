@@ -4,9 +4,9 @@
 //!
 //! borsh rather than a hand-written codec: the state spans some thirty
 //! types that change as the analyzer grows, and a derive keeps the form
-//! exact by construction (compactness comes from compressing many forms
-//! together, not from the encoding). bincode was the other candidate; it
-//! is no longer maintained.
+//! exact by construction; compactness comes mostly from compressing many
+//! forms together. bincode was the other candidate; it is no longer
+//! maintained.
 //!
 //! borsh reads a `Box<T>` only for `T: Clone`; the helpers here read
 //! boxes of state that is not `Clone` (nor should be).
