@@ -196,19 +196,29 @@ impl Parking {
         (h >> 32) as u32 ^ h as u32
     }
 
+    /// Number of the oldest form that may still be live.
+    fn base(&self) -> u64 {
+        self.blocks.front().map_or(self.open_first, |b| b.first)
+    }
+
     /// The full number of a form from its low 32 bits: forms live span
     /// less than 2^32 numbers (see [`Parking::park`]).
     fn number(&self, low: u64) -> u64 {
-        let base = self.blocks.front().map_or(self.open_first, |b| b.first);
+        let base = self.base();
         base + (low as u32).wrapping_sub(base as u32) as u64
+    }
+
+    /// Whether form `n`, parked under `key`, is live (not taken back).
+    fn is_live(&self, key: &Key, n: u64) -> bool {
+        let e = entry(self.tag(key), n);
+        self.index.find(entry_hash(&e), |&x| x == e).is_some()
     }
 
     /// Parks the connection of `slot` (live, idle) under `key`; the caller
     /// then drops the slot. Returns `false`, parking nothing, when its
     /// state has no parked form (an application protocol's codec).
     pub(super) fn park(&mut self, key: &Key, slot: &Slot) -> bool {
-        let base = self.blocks.front().map_or(self.open_first, |b| b.first);
-        if self.next - base >= u64::from(u32::MAX) {
+        if self.next - self.base() >= u64::from(u32::MAX) {
             return false;
         }
         let attempt = slot.flow.as_deref().is_some_and(super::memory::is_attempt);
@@ -403,22 +413,11 @@ impl Parking {
             return;
         };
         let mut kept = Forms::default();
-        let (mut oldest, mut oldest_attempt) = (Timestamp(u64::MAX), None::<Timestamp>);
         for (k, parts) in forms.iter().enumerate() {
-            let live = parts.and_then(|parts| {
-                let h = form::Header::read_from(parts)?;
-                let e = entry(self.tag(&h.key), first + k as u64);
-                self.index.find(entry_hash(&e), |&x| x == e)?;
-                Some(h)
+            let live = parts.filter(|&parts| {
+                Header::read_from(parts).is_some_and(|h| self.is_live(&h.key, first + k as u64))
             });
-            if let Some(h) = &live {
-                oldest = oldest.min(h.last_time);
-                if h.attempt {
-                    oldest_attempt =
-                        Some(oldest_attempt.map_or(h.last_time, |t| t.min(h.last_time)));
-                }
-            }
-            kept.push(parts.filter(|_| live.is_some()));
+            kept.push(live);
         }
         kept.encode(&mut self.scratch);
         let Ok(data) = self.compressor.compress(&self.scratch) else {
@@ -429,13 +428,12 @@ impl Parking {
         b.data = data.into_boxed_slice();
         b.raw_len = self.scratch.len();
         b.compressed_live = b.live;
-        b.oldest = oldest;
-        b.oldest_attempt = oldest_attempt;
         self.scratch.clear();
         self.cache.push_back((first, kept));
         if self.cache.len() > CACHE_BLOCKS {
             self.cache.pop_front();
         }
+        self.note_oldest(Place::Sealed(i), first);
     }
 
     /// The live forms of the block at `place`: number, header.
@@ -450,10 +448,7 @@ impl Parking {
             .collect();
         headers
             .into_iter()
-            .filter(|(n, h)| {
-                let e = entry(self.tag(&h.key), *n);
-                self.index.find(entry_hash(&e), |&x| x == e).is_some()
-            })
+            .filter(|(n, h)| self.is_live(&h.key, *n))
             .collect()
     }
 
@@ -508,9 +503,7 @@ impl Parking {
         // Latest blocks first, so that dropping one leaves the positions
         // of those still to visit as they were.
         for (place, first) in places.into_iter().rev() {
-            let live = self.live_forms(place);
-            let mut left = live.len();
-            for (n, h) in live {
+            for (n, h) in self.live_forms(place) {
                 if !expired(h.last_time, if h.attempt { syn_limit } else { limit }) {
                     continue;
                 }
@@ -520,18 +513,15 @@ impl Parking {
                 {
                     break;
                 }
-                left -= 1;
                 slots.extend(self.take_number(place, n, tag));
             }
-            if left > 0 {
-                self.note_oldest(place, first);
-            }
+            self.note_oldest(place, first);
         }
         slots
     }
 
     /// Notes the oldest times of the live forms of the block at `place`
-    /// anew (after some were taken back).
+    /// anew (after some were taken back; nothing if the block is gone).
     fn note_oldest(&mut self, place: Place, first: u64) {
         if let Place::Sealed(i) = place
             && self.blocks.get(i).is_none_or(|b| b.first != first)

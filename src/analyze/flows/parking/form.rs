@@ -79,7 +79,7 @@ pub(super) struct Forms {
 }
 
 impl Forms {
-    /// Bytes of the forms, as compressed (before compression).
+    /// Bytes of the block as [`Forms::encode`] writes it for zstd.
     pub(super) fn raw_len(&self) -> usize {
         4 + self.lens.len() * 4 * SECTIONS + self.bufs.iter().map(Vec::len).sum::<usize>()
     }
@@ -89,6 +89,7 @@ impl Forms {
         self.lens.capacity() * 4 * SECTIONS + self.bufs.iter().map(Vec::capacity).sum::<usize>()
     }
 
+    /// Empties the block, keeping at most 64 KiB of room per section.
     pub(super) fn clear(&mut self) {
         self.lens.clear();
         for b in &mut self.bufs {
@@ -119,7 +120,7 @@ impl Forms {
 
     /// Form `k`'s header.
     pub(super) fn header(&self, k: usize) -> Option<Header> {
-        Header::read(&mut self.get(k)?[0])
+        Header::read_from(self.get(k)?)
     }
 
     /// Appends a form given by its sections (`None`: a dropped one).

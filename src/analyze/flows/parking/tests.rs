@@ -108,6 +108,11 @@ fn run(opts: &Options, segs: &[Seg], park: bool) -> (Vec<String>, Vec<String>) {
         an = an.parking_always();
     }
     push_all(&mut an, segs);
+    // The connections still open are parked (but with an application
+    // protocol's codec, which has no parked form).
+    if park && opts.framing != FramingChoice::Http {
+        assert!(an.parked() >= 3, "{} parked", an.parked());
+    }
     json(&an.finish())
 }
 
@@ -218,6 +223,11 @@ fn parked_connections_time_out_and_come_out_at_the_end_as_live_ones_do() {
             an = an.parking_always();
         }
         push_all(&mut an, first);
+        if park {
+            // Every connection is parked: the timeouts come from parking.
+            assert!(an.parked() > 100, "{} parked", an.parked());
+            assert!(an.table.values().all(|s| s.conn.is_none()));
+        }
         // Past the SYN timeout (5 s) for the first half's attempts.
         an.tick(crate::analyze::model::Timestamp(20_000_000_000));
         let mut taken = Vec::new();
