@@ -129,6 +129,10 @@ enum Mode {
         held: Vec<Held>,
         /// The bytes of every held chunk, one after the other (one buffer,
         /// not one allocation per chunk).
+        #[borsh(
+            serialize_with = "crate::analyze::parked_form::write_bytes",
+            deserialize_with = "crate::analyze::parked_form::read_bytes"
+        )]
         buf: Vec<u8>,
         bytes: usize,
         /// Bursts seen so far (counted up to 3): runs of chunks of one side.

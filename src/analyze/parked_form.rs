@@ -15,8 +15,13 @@
 //! as their distance from the connection's latest packet, in microseconds
 //! when they are whole ones (pcap's resolution), as a varint: one to three
 //! bytes instead of eight.
+//!
+//! Payload bytes (held by `auto`, a decoder, a reassembler, a preview) are
+//! set aside in a section of their own: among the numbers they break up
+//! the columns `flows::parking` lays out for zstd, and among other
+//! payloads they compress well.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 
 use borsh::BorshDeserialize;
@@ -32,25 +37,103 @@ pub(crate) fn not_parked(what: &str) -> io::Error {
     io::Error::other(format!("{what} has no parked form"))
 }
 
-thread_local! {
-    /// The base time (ns) of the form being written or read on this thread.
-    static BASE: Cell<u64> = const { Cell::new(0) };
+/// What the form being written or read on this thread is relative to.
+#[derive(Default)]
+struct Context {
+    /// The base time (ns).
+    base: u64,
+    /// Payload bytes, kept aside from the rest of the form.
+    aside: Vec<u8>,
+    /// How much of `aside` was read.
+    read: usize,
 }
 
-/// Runs `f` (writing or reading one form) with times written relative to
-/// `base` ns.
-pub(crate) fn with_base<T>(base: u64, f: impl FnOnce() -> T) -> T {
-    let before = BASE.with(|b| b.replace(base));
+thread_local! {
+    static CONTEXT: RefCell<Context> = RefCell::new(Context::default());
+}
+
+/// Runs `f` (writing one form) with times written relative to `base` ns
+/// and payload bytes appended to `aside` instead of the form.
+pub(crate) fn write_with<T>(base: u64, aside: &mut Vec<u8>, f: impl FnOnce() -> T) -> T {
+    let before = CONTEXT.replace(Context {
+        base,
+        aside: std::mem::take(aside),
+        read: 0,
+    });
     let out = f();
-    BASE.with(|b| b.set(before));
+    *aside = CONTEXT.replace(before).aside;
     out
+}
+
+/// Runs `f` (reading one form) with times relative to `base` ns and
+/// payload bytes taken from `aside`.
+pub(crate) fn read_with<T>(base: u64, aside: &[u8], f: impl FnOnce() -> T) -> T {
+    let before = CONTEXT.replace(Context {
+        base,
+        aside: aside.to_vec(),
+        read: 0,
+    });
+    let out = f();
+    CONTEXT.replace(before);
+    out
+}
+
+fn base() -> u64 {
+    CONTEXT.with_borrow(|c| c.base)
+}
+
+/// Writes payload bytes: their length in the form, the bytes aside (where
+/// zstd sees them next to other payloads, not between numbers).
+pub(crate) fn write_bytes<W: Write>(bytes: &[u8], w: &mut W) -> io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| io::Error::other("payload bytes past 4 GiB have no parked form"))?;
+    w.write_all(&len.to_le_bytes())?;
+    CONTEXT.with_borrow_mut(|c| c.aside.extend_from_slice(bytes));
+    Ok(())
+}
+
+/// Reads payload bytes written by [`write_bytes`]; never more than were
+/// set aside, whatever the length says.
+pub(crate) fn read_bytes<R: Read>(r: &mut R) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_le_bytes(len) as usize;
+    CONTEXT.with_borrow_mut(|c| {
+        let bytes = c.aside.get(c.read..).and_then(|rest| rest.get(..len));
+        let bytes = bytes.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "payload bytes cut short")
+        })?;
+        c.read += len;
+        Ok(bytes.to_vec())
+    })
+}
+
+/// [`write_bytes`] for bytes that may be absent.
+pub(crate) fn write_maybe_bytes<W: Write>(bytes: &Option<Vec<u8>>, w: &mut W) -> io::Result<()> {
+    match bytes {
+        None => w.write_all(&[0]),
+        Some(b) => {
+            w.write_all(&[1])?;
+            write_bytes(b, w)
+        }
+    }
+}
+
+/// Reads what [`write_maybe_bytes`] wrote.
+pub(crate) fn read_maybe_bytes<R: Read>(r: &mut R) -> io::Result<Option<Vec<u8>>> {
+    let mut flag = [0u8];
+    r.read_exact(&mut flag)?;
+    match flag[0] {
+        0 => Ok(None),
+        _ => read_bytes(r).map(Some),
+    }
 }
 
 /// Writes a time (ns): its distance from the base, zigzagged, in µs with
 /// a low bit 0 when a whole number of them, else in ns with a low bit 1;
 /// as a varint.
 pub(crate) fn write_time<W: Write>(t: u64, w: &mut W) -> io::Result<()> {
-    let d = t.wrapping_sub(BASE.with(Cell::get)) as i64;
+    let d = t.wrapping_sub(base()) as i64;
     let zig = ((d << 1) ^ (d >> 63)) as u64;
     let (mut v, tail) = if d % 1000 == 0 {
         let us = d / 1000;
@@ -99,7 +182,7 @@ pub(crate) fn read_time<R: Read>(r: &mut R) -> io::Result<u64> {
     } else {
         unzig
     };
-    Ok(BASE.with(Cell::get).wrapping_add(d as u64))
+    Ok(base().wrapping_add(d as u64))
 }
 
 #[cfg(test)]
@@ -126,12 +209,15 @@ mod tests {
         ];
         for t in times {
             let mut buf = Vec::new();
-            with_base(base, || write_time(t, &mut buf)).expect("write");
-            let back = with_base(base, || read_time(&mut buf.as_slice())).expect("read");
+            write_with(base, &mut Vec::new(), || write_time(t, &mut buf)).expect("write");
+            let back = read_with(base, &[], || read_time(&mut buf.as_slice())).expect("read");
             assert_eq!(back, t, "{t}");
         }
         let mut buf = Vec::new();
-        with_base(base, || write_time(base + 250_000, &mut buf)).expect("write");
+        write_with(base, &mut Vec::new(), || {
+            write_time(base + 250_000, &mut buf)
+        })
+        .expect("write");
         assert!(buf.len() <= 2, "250 µs after the base: {} bytes", buf.len());
         let mut cut = &[0x80u8, 0x80][..];
         assert!(

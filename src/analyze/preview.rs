@@ -32,7 +32,7 @@ const INLINE: usize = 48;
 
 /// The kept bytes of a preview: inline while they fit in [`INLINE`] bytes,
 /// on the heap beyond (a `--preview` longer than the default).
-#[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone)]
+#[derive(Debug, Clone)]
 struct Head {
     inline: [u8; INLINE],
     /// Bytes used in `inline`, when `heap` is empty.
@@ -47,6 +47,21 @@ impl Default for Head {
             len: 0,
             heap: Vec::new(),
         }
+    }
+}
+
+/// A head's parked form is its bytes, set aside with the payloads.
+impl borsh::BorshSerialize for Head {
+    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        crate::analyze::parked_form::write_bytes(self.bytes(), w)
+    }
+}
+
+impl borsh::BorshDeserialize for Head {
+    fn deserialize_reader<R: std::io::Read>(r: &mut R) -> std::io::Result<Self> {
+        let mut head = Head::default();
+        head.extend_from_slice(&crate::analyze::parked_form::read_bytes(r)?);
+        Ok(head)
     }
 }
 

@@ -96,6 +96,10 @@ pub(crate) struct PushOutcome {
 struct Held {
     end: u64,
     /// `None`: the bytes were not captured (snaplen).
+    #[borsh(
+        serialize_with = "crate::analyze::parked_form::write_maybe_bytes",
+        deserialize_with = "crate::analyze::parked_form::read_maybe_bytes"
+    )]
     data: Option<Vec<u8>>,
     pkt: PacketRecord,
 }

@@ -119,6 +119,10 @@ pub(super) struct Decoder {
     pub(super) framing: Framing,
     pub(super) limits: PairLimits,
     /// Undecoded bytes are `buf[start..]`; always the start of a message.
+    #[borsh(
+        serialize_with = "crate::analyze::parked_form::write_bytes",
+        deserialize_with = "crate::analyze::parked_form::read_bytes"
+    )]
     pub(super) buf: Vec<u8>,
     pub(super) start: usize,
     pub(super) runs: VecDeque<Run>,
