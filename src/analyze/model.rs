@@ -485,6 +485,10 @@ impl Connection {
 )]
 pub struct PacketRecord {
     /// Wireshark's frame number (1-based).
+    #[borsh(
+        serialize_with = "crate::analyze::parked_form::write_frame",
+        deserialize_with = "crate::analyze::parked_form::read_frame"
+    )]
     pub frame: u64,
     /// Capture time.
     pub time: Timestamp,
@@ -524,8 +528,16 @@ impl PacketRecord {
 #[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct Frames {
     /// The first frame, 0 for none (frame numbers start at 1).
+    #[borsh(
+        serialize_with = "crate::analyze::parked_form::write_frame",
+        deserialize_with = "crate::analyze::parked_form::read_frame"
+    )]
     first: u64,
     /// The following ones, at most `MAX - 1`.
+    #[borsh(
+        serialize_with = "crate::analyze::parked_form::write_frames",
+        deserialize_with = "crate::analyze::parked_form::read_frames"
+    )]
     rest: Vec<u64>,
     /// The packets' records, when kept (boxed: one pointer when not).
     packets: Option<Box<Packets>>,

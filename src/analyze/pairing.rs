@@ -107,6 +107,10 @@ use exchange::{answer, blank_exchange};
 /// Messages of one side sharing a segment, for `merged` pitfalls.
 #[derive(borsh::BorshSerialize, borsh::BorshDeserialize, Debug, Clone, Copy)]
 struct MergeGroup {
+    #[borsh(
+        serialize_with = "crate::analyze::parked_form::write_frame",
+        deserialize_with = "crate::analyze::parked_form::read_frame"
+    )]
     packet: u64,
     first: u64,
     count: u32,

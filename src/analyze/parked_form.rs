@@ -46,6 +46,10 @@ struct Context {
     aside: Vec<u8>,
     /// How much of `aside` was read.
     read: usize,
+    /// The connection's sequence number anchors (client, server).
+    anchors: [u32; 2],
+    /// The frame number last written or read.
+    frame: u64,
 }
 
 thread_local! {
@@ -58,7 +62,7 @@ pub(crate) fn write_with<T>(base: u64, aside: &mut Vec<u8>, f: impl FnOnce() -> 
     let before = CONTEXT.replace(Context {
         base,
         aside: std::mem::take(aside),
-        read: 0,
+        ..Context::default()
     });
     let out = f();
     *aside = CONTEXT.replace(before).aside;
@@ -71,11 +75,132 @@ pub(crate) fn read_with<T>(base: u64, aside: &[u8], f: impl FnOnce() -> T) -> T 
     let before = CONTEXT.replace(Context {
         base,
         aside: aside.to_vec(),
-        read: 0,
+        ..Context::default()
     });
     let out = f();
     CONTEXT.replace(before);
     out
+}
+
+/// Sets the sequence number anchors of the form being written or read
+/// (the client's and the server's: their initial sequence numbers, or
+/// the first seen).
+pub(crate) fn set_anchors(anchors: [u32; 2]) {
+    CONTEXT.with_borrow_mut(|c| c.anchors = anchors);
+}
+
+/// Writes a sequence number as its distance from the nearer anchor (and
+/// which one), as a varint: a byte or two instead of four random ones.
+pub(crate) fn write_seq<W: Write>(seq: u32, w: &mut W) -> io::Result<()> {
+    let [a, b] = CONTEXT.with_borrow(|c| c.anchors);
+    let (da, db) = (seq.wrapping_sub(a) as i32, seq.wrapping_sub(b) as i32);
+    let (d, which) = if da.unsigned_abs() <= db.unsigned_abs() {
+        (da, 0)
+    } else {
+        (db, 1)
+    };
+    write_varint(zigzag(i64::from(d)) << 1 | which, w)
+}
+
+/// Reads a sequence number written by [`write_seq`].
+pub(crate) fn read_seq<R: Read>(r: &mut R) -> io::Result<u32> {
+    let v = read_varint(r)?;
+    let anchor = CONTEXT.with_borrow(|c| c.anchors[(v & 1) as usize]);
+    Ok(anchor.wrapping_add(unzigzag(v >> 1) as u32))
+}
+
+/// [`write_seq`] for a sequence number that may be absent.
+pub(crate) fn write_maybe_seq<W: Write>(seq: &Option<u32>, w: &mut W) -> io::Result<()> {
+    match seq {
+        None => w.write_all(&[0]),
+        Some(seq) => {
+            w.write_all(&[1])?;
+            write_seq(*seq, w)
+        }
+    }
+}
+
+/// Reads what [`write_maybe_seq`] wrote.
+pub(crate) fn read_maybe_seq<R: Read>(r: &mut R) -> io::Result<Option<u32>> {
+    let mut flag = [0u8];
+    r.read_exact(&mut flag)?;
+    match flag[0] {
+        0 => Ok(None),
+        _ => read_seq(r).map(Some),
+    }
+}
+
+/// Writes a frame number as its distance from the one written before it
+/// in the form, as a varint: a connection's packets are near each other.
+/// A form is therefore read in the order it was written.
+pub(crate) fn write_frame<W: Write>(frame: &u64, w: &mut W) -> io::Result<()> {
+    let before = CONTEXT.with_borrow_mut(|c| std::mem::replace(&mut c.frame, *frame));
+    write_varint(zigzag(frame.wrapping_sub(before) as i64), w)
+}
+
+/// Reads a frame number written by [`write_frame`].
+pub(crate) fn read_frame<R: Read>(r: &mut R) -> io::Result<u64> {
+    let d = unzigzag(read_varint(r)?);
+    Ok(CONTEXT.with_borrow_mut(|c| {
+        c.frame = c.frame.wrapping_add(d as u64);
+        c.frame
+    }))
+}
+
+/// Writes a list of frame numbers, each by [`write_frame`].
+pub(crate) fn write_frames<W: Write>(frames: &[u64], w: &mut W) -> io::Result<()> {
+    write_varint(frames.len() as u64, w)?;
+    frames.iter().try_for_each(|f| write_frame(f, w))
+}
+
+/// Reads a list written by [`write_frames`]; its length is bounded by the
+/// bytes left, not trusted.
+pub(crate) fn read_frames<R: Read>(r: &mut R) -> io::Result<Vec<u64>> {
+    let len = read_varint(r)?;
+    let mut frames = Vec::with_capacity(len.min(64) as usize);
+    for _ in 0..len {
+        frames.push(read_frame(r)?);
+    }
+    Ok(frames)
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Writes `v` as a LEB128 varint: seven bits a byte, low ones first.
+pub(crate) fn write_varint<W: Write>(mut v: u64, w: &mut W) -> io::Result<()> {
+    let mut buf = [0u8; 10];
+    let mut n = 0;
+    while v >= 0x80 {
+        buf[n] = v as u8 | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    buf[n] = v as u8;
+    w.write_all(&buf[..=n])
+}
+
+/// Reads a varint written by [`write_varint`]; more than ten bytes is an
+/// error.
+pub(crate) fn read_varint<R: Read>(r: &mut R) -> io::Result<u64> {
+    let mut v = 0u64;
+    for shift in (0..70).step_by(7) {
+        let mut byte = [0u8];
+        r.read_exact(&mut byte)?;
+        v |= u64::from(byte[0] & 0x7f).wrapping_shl(shift);
+        if byte[0] & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "a varint longer than ten bytes",
+    ))
 }
 
 fn base() -> u64 {

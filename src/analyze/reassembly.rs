@@ -39,6 +39,7 @@
 use std::collections::BTreeMap;
 
 use super::model::{PacketRecord, Timestamp};
+use super::parked_form;
 
 /// How far ahead of the next expected byte a segment may start before it is
 /// taken for garbage (a bogus or foreign sequence number).
@@ -109,6 +110,7 @@ struct Held {
 pub(crate) struct Reassembler {
     /// Next expected byte as (sequence number, stream offset); `None` until
     /// the first packet from this side.
+    #[borsh(serialize_with = "write_next", deserialize_with = "read_next")]
     next: Option<(u32, u64)>,
     /// Whether the start is anchored on a captured SYN.
     syn: bool,
@@ -120,6 +122,23 @@ pub(crate) struct Reassembler {
     held: BTreeMap<u64, Held>,
     /// Bytes held in `held` (captured or not), against the budget.
     held_bytes: u64,
+}
+
+/// The parked form of [`Reassembler::next`]: the sequence number near
+/// the connection's anchors, the offset as a varint.
+fn write_next<W: std::io::Write>(next: &Option<(u32, u64)>, w: &mut W) -> std::io::Result<()> {
+    parked_form::write_maybe_seq(&next.map(|(seq, _)| seq), w)?;
+    match next {
+        Some((_, offset)) => parked_form::write_varint(*offset, w),
+        None => Ok(()),
+    }
+}
+
+fn read_next<R: std::io::Read>(r: &mut R) -> std::io::Result<Option<(u32, u64)>> {
+    match parked_form::read_maybe_seq(r)? {
+        Some(seq) => Ok(Some((seq, parked_form::read_varint(r)?))),
+        None => Ok(None),
+    }
 }
 
 impl Reassembler {

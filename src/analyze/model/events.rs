@@ -157,6 +157,10 @@ pub struct TcpEvent {
     /// What it was.
     pub kind: TcpEventKind,
     /// The segment's packet number in the capture (1-based, as Wireshark's `frame.number`).
+    #[borsh(
+        serialize_with = "crate::analyze::parked_form::write_frame",
+        deserialize_with = "crate::analyze::parked_form::read_frame"
+    )]
     pub frame: u64,
     /// Sequence number relative to the sender's initial one (0 = first payload
     /// byte; the SYN is -1), or the raw number when the handshake was not captured.

@@ -35,7 +35,15 @@ pub(super) struct Message {
     pub(super) unterminated: bool,
     /// First and last capture packet that carried bytes of it, and how many
     /// distinct packets did (0 when all its bytes are missing).
+    #[borsh(
+        serialize_with = "crate::analyze::parked_form::write_frame",
+        deserialize_with = "crate::analyze::parked_form::read_frame"
+    )]
     pub(super) first_packet: u64,
+    #[borsh(
+        serialize_with = "crate::analyze::parked_form::write_frame",
+        deserialize_with = "crate::analyze::parked_form::read_frame"
+    )]
     pub(super) last_packet: u64,
     pub(super) segments: u32,
     /// The frames that carried it, for the report's packet list.

@@ -11,6 +11,15 @@ use borsh::{BorshDeserialize, BorshSerialize};
 
 use super::{Direction, EventDetector};
 use crate::analyze::model::Timestamp;
+use crate::analyze::parked_form;
+
+impl EventDetector {
+    /// The anchors of the connection's sequence numbers (client, server),
+    /// for its parked form.
+    pub(crate) fn seq_anchors(&self) -> [u32; 2] {
+        self.dirs.each_ref().map(anchor)
+    }
+}
 
 /// The anchor of a direction's sequence numbers.
 fn anchor(d: &Direction) -> u32 {
@@ -78,8 +87,9 @@ fn read_direction<R: Read>(own: u32, other: u32, r: &mut R) -> Result<Direction>
 impl BorshSerialize for EventDetector {
     fn serialize<W: Write>(&self, w: &mut W) -> Result<()> {
         let [client, server] = &self.dirs;
-        let (c, s) = (anchor(client), anchor(server));
-        (c, s).serialize(w)?;
+        let [c, s] = self.seq_anchors();
+        parked_form::write_seq(c, w)?;
+        parked_form::write_seq(s, w)?;
         write_direction(client, c, s, w)?;
         write_direction(server, s, c, w)?;
         (self.syn_time, self.initial_rtt_ns, self.syn_ack_seen).serialize(w)
@@ -88,7 +98,7 @@ impl BorshSerialize for EventDetector {
 
 impl BorshDeserialize for EventDetector {
     fn deserialize_reader<R: Read>(r: &mut R) -> Result<Self> {
-        let (c, s): (u32, u32) = BorshDeserialize::deserialize_reader(r)?;
+        let (c, s) = (parked_form::read_seq(r)?, parked_form::read_seq(r)?);
         let client = read_direction(c, s, r)?;
         let server = read_direction(s, c, r)?;
         let (syn_time, initial_rtt_ns, syn_ack_seen) = BorshDeserialize::deserialize_reader(r)?;

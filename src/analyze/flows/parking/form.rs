@@ -175,7 +175,8 @@ impl Forms {
         out.extend_from_slice(&(self.lens.len() as u32).to_le_bytes());
         for s in 0..SECTIONS {
             for lens in &self.lens {
-                write_varint(lens[s], out);
+                // Writing to a Vec cannot fail.
+                let _ = parked_form::write_varint(u64::from(lens[s]), out);
             }
         }
         for s in 0..SECTIONS {
@@ -199,7 +200,7 @@ impl Forms {
         self.lens.resize(count, [0; SECTIONS]);
         for s in 0..SECTIONS {
             for lens in &mut self.lens {
-                lens[s] = read_varint(&mut raw)?;
+                lens[s] = u32::try_from(parked_form::read_varint(&mut raw).ok()?).ok()?;
             }
         }
         for s in 0..SECTIONS {
@@ -248,27 +249,6 @@ fn columns(lens: &[usize], mut visit: impl FnMut(usize, usize)) {
     }
 }
 
-fn write_varint(mut v: u32, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn read_varint(raw: &mut &[u8]) -> Option<u32> {
-    let mut v = 0u32;
-    for shift in (0..35).step_by(7) {
-        let (&byte, rest) = raw.split_first()?;
-        *raw = rest;
-        v |= u32::from(byte & 0x7f).checked_shl(shift)?;
-        if byte & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
 /// Writes each part of a live slot's state into its section.
 fn write_sections(out: [&mut Vec<u8>; SECTIONS - 1], h: &Header, slot: &Slot) -> io::Result<()> {
     let (Some(conn), Some(flow)) = (slot.conn.as_deref(), slot.flow.as_deref()) else {
@@ -276,9 +256,23 @@ fn write_sections(out: [&mut Vec<u8>; SECTIONS - 1], h: &Header, slot: &Slot) ->
     };
     let [own, record, streams, pairer, events, acks] = out;
     h.write(own)?;
-    (slot.client, slot.client_isn, slot.server_isn).serialize(own)?;
-    (slot.fin_seq, slot.fin_acked, slot.reset, slot.ended).serialize(own)?;
-    (flow.server_isn, flow.last_syn, flow.fin, flow.rst).serialize(own)?;
+    // The sequence numbers' anchors as they are; every other sequence
+    // number near them.
+    let anchors = flow.events.seq_anchors();
+    anchors.serialize(own)?;
+    parked_form::set_anchors(anchors);
+    let seqs = [
+        slot.client_isn,
+        slot.server_isn,
+        slot.fin_seq[0],
+        slot.fin_seq[1],
+    ];
+    for seq in seqs.iter().chain([&flow.server_isn]) {
+        parked_form::write_maybe_seq(seq, own)?;
+    }
+    slot.client.serialize(own)?;
+    (slot.fin_acked, slot.reset, slot.ended).serialize(own)?;
+    (flow.last_syn, flow.fin, flow.rst).serialize(own)?;
     (flow.warned_bound, flow.reported).serialize(own)?;
     conn.serialize(record)?;
     flow.streams.serialize(streams)?;
@@ -309,10 +303,26 @@ fn read_sections(parts: [&[u8]; SECTIONS]) -> Option<(Header, Slot)> {
         _,
     ] = parts;
     let h = Header::read(&mut own)?;
-    let (client, client_isn, server_isn) = get(&mut own)?;
-    let (fin_seq, fin_acked, reset, ended) = get(&mut own)?;
-    let (flow_server_isn, last_syn, fin, rst) = get(&mut own)?;
+    parked_form::set_anchors(get(&mut own)?);
+    let mut seqs = [None; 5];
+    for seq in &mut seqs {
+        *seq = parked_form::read_maybe_seq(&mut own).ok()?;
+    }
+    let [
+        client_isn,
+        server_isn,
+        fin_client,
+        fin_server,
+        flow_server_isn,
+    ] = seqs;
+    let fin_seq = [fin_client, fin_server];
+    let client = get(&mut own)?;
+    let (fin_acked, reset, ended) = get(&mut own)?;
+    let (last_syn, fin, rst) = get(&mut own)?;
     let (warned_bound, reported) = get(&mut own)?;
+    // Read in the order written: a frame number is written relative to
+    // the one before it.
+    let conn: Connection = get(&mut record)?;
     let flow = Flow {
         streams: get(&mut streams)?,
         pairer: get(&mut pairer)?,
@@ -325,7 +335,6 @@ fn read_sections(parts: [&[u8]; SECTIONS]) -> Option<(Header, Slot)> {
         events: get(&mut events)?,
         request_acks: get(&mut acks)?,
     };
-    let conn: Connection = get(&mut record)?;
     let mut slot = Slot::new(Box::new(conn), client, flow, h.last_time);
     (slot.client_isn, slot.server_isn) = (client_isn, server_isn);
     (slot.fin_seq, slot.fin_acked) = (fin_seq, fin_acked);
