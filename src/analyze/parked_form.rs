@@ -350,4 +350,72 @@ mod tests {
             "a cut time is an error, not a panic"
         );
     }
+
+    #[test]
+    fn sequence_numbers_come_back_from_either_anchor_across_the_wrap() {
+        let anchors = [0xffff_fff0, 0x1234_5678];
+        let seqs = [
+            0xffff_fff0u32,
+            5,
+            0xffff_ff00,
+            0x1234_5678,
+            0x1234_0000,
+            0x8000_0000,
+            0,
+        ];
+        let mut buf = Vec::new();
+        write_with(0, &mut Vec::new(), || {
+            set_anchors(anchors);
+            seqs.iter().try_for_each(|&s| write_seq(s, &mut buf))
+        })
+        .expect("write");
+        assert!(buf.len() < 4 * seqs.len(), "{} bytes", buf.len());
+        let back: Vec<u32> = read_with(0, &[], || {
+            set_anchors(anchors);
+            let mut r = buf.as_slice();
+            (0..seqs.len())
+                .map(|_| read_seq(&mut r).expect("read"))
+                .collect()
+        });
+        assert_eq!(back, seqs);
+    }
+
+    #[test]
+    fn frame_numbers_come_back_whichever_way_they_go() {
+        let frames = vec![7u64, 3, 1_000_000, 999_999, u64::MAX, 0, 1 << 63];
+        let mut buf = Vec::new();
+        write_with(0, &mut Vec::new(), || write_frames(&frames, &mut buf)).expect("write");
+        let back = read_with(0, &[], || read_frames(&mut buf.as_slice())).expect("read");
+        assert_eq!(back, frames);
+        // A list that claims more frames than its bytes hold is an error,
+        // and nothing near the claimed length is allocated.
+        let mut lying = Vec::new();
+        write_varint(u64::MAX, &mut lying).expect("write");
+        lying.push(2);
+        assert!(read_with(0, &[], || read_frames(&mut lying.as_slice())).is_err());
+        assert!(read_varint(&mut [0xffu8; 11].as_slice()).is_err());
+    }
+
+    #[test]
+    fn payload_bytes_go_aside_and_a_length_past_them_is_an_error() {
+        let mut aside = Vec::new();
+        let mut form = Vec::new();
+        write_with(0, &mut aside, || {
+            write_bytes(b"hello", &mut form)?;
+            write_maybe_bytes(&None, &mut form)?;
+            write_maybe_bytes(&Some(b"world".to_vec()), &mut form)
+        })
+        .expect("write");
+        assert_eq!(aside, b"helloworld");
+        assert!(form.len() < 12, "the form holds lengths, not bytes");
+        let (a, b, c) = read_with(0, &aside, || {
+            let r = &mut form.as_slice();
+            (read_bytes(r), read_maybe_bytes(r), read_maybe_bytes(r))
+        });
+        assert_eq!(a.expect("a"), b"hello");
+        assert_eq!(b.expect("b"), None);
+        assert_eq!(c.expect("c"), Some(b"world".to_vec()));
+        let short = read_with(0, b"hel", || read_bytes(&mut form.as_slice()));
+        assert!(short.is_err(), "5 bytes claimed, 3 set aside");
+    }
 }

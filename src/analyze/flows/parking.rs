@@ -32,7 +32,7 @@ use form::{Forms, Header};
 /// Bytes of forms gathered before a block is compressed: enough for zstd
 /// to find what forms share, small enough that taking one form back
 /// (decompressing its block) costs microseconds.
-const BLOCK_BYTES: usize = 32 * 1024;
+const BLOCK_BYTES: usize = 48 * 1024;
 
 /// zstd's level: 3, its default; level 1 stores about a fifth more.
 const LEVEL: i32 = 3;

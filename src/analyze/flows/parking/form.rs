@@ -180,11 +180,16 @@ impl Forms {
             }
         }
         for s in 0..SECTIONS {
-            let lens: Vec<usize> = self.lens.iter().map(|l| l[s] as usize).collect();
             if s == PAYLOADS {
                 out.extend_from_slice(&self.bufs[s]);
             } else {
-                columns(&lens, |row, col| out.push(self.bufs[s][row + col]));
+                let start = out.len();
+                out.resize(start + self.bufs[s].len(), 0);
+                let lens: Vec<usize> = self.lens.iter().map(|l| l[s] as usize).collect();
+                for_each_column(&lens, &mut out[start..], |row, column| {
+                    let row = &self.bufs[s][row];
+                    column.zip(row).for_each(|(to, from)| *to = *from);
+                });
             }
         }
     }
@@ -214,9 +219,12 @@ impl Forms {
                 buf.extend_from_slice(part);
             } else {
                 buf.resize(total, 0);
-                let mut bytes = part.iter();
-                columns(&lens, |row, col| {
-                    buf[row + col] = *bytes.next().unwrap_or(&0)
+                let mut part = part.to_vec();
+                for_each_column(&lens, &mut part, |row, column| {
+                    let row = &mut buf[row];
+                    row.iter_mut()
+                        .zip(column)
+                        .for_each(|(to, from)| *to = *from);
                 });
             }
         }
@@ -227,11 +235,16 @@ impl Forms {
 /// The section of payload bytes, written as it is.
 const PAYLOADS: usize = SECTIONS - 1;
 
-/// Visits a section's bytes in the order [`Forms::encode`] writes them,
-/// given each form's length: forms grouped by length (shortest first, in
-/// block order within a length), each group column by column. `visit`
-/// gets the form's start in the section and the column.
-fn columns(lens: &[usize], mut visit: impl FnMut(usize, usize)) {
+/// Lays out a section as [`Forms::encode`] writes it, given each form's
+/// length: forms grouped by length (shortest first, in block order within
+/// a length), each group column by column. `visit` gets each form's place
+/// in the section as it is kept (row after row) and its bytes' places in
+/// `columns` (one in every group-size bytes), to copy one way or the other.
+fn for_each_column(
+    lens: &[usize],
+    columns: &mut [u8],
+    mut visit: impl FnMut(std::ops::Range<usize>, std::iter::StepBy<std::slice::IterMut<'_, u8>>),
+) {
     let mut starts = Vec::with_capacity(lens.len());
     let mut at = 0;
     for len in lens {
@@ -240,11 +253,19 @@ fn columns(lens: &[usize], mut visit: impl FnMut(usize, usize)) {
     }
     let mut order: Vec<usize> = (0..lens.len()).collect();
     order.sort_by_key(|&k| lens[k]);
+    let mut rest = columns;
     for group in order.chunk_by(|&a, &b| lens[a] == lens[b]) {
-        for col in 0..lens[group[0]] {
-            for &k in group {
-                visit(starts[k], col);
-            }
+        let len = lens[group[0]];
+        if len == 0 {
+            continue;
+        }
+        let (here, after) = std::mem::take(&mut rest).split_at_mut(len * group.len());
+        rest = after;
+        for (i, &k) in group.iter().enumerate() {
+            visit(
+                starts[k]..starts[k] + len,
+                here[i..].iter_mut().step_by(group.len()),
+            );
         }
     }
 }
@@ -340,4 +361,69 @@ fn read_sections(parts: [&[u8]; SECTIONS]) -> Option<(Header, Slot)> {
     (slot.fin_seq, slot.fin_acked) = (fin_seq, fin_acked);
     (slot.reset, slot.ended) = (reset, ended);
     Some((h, slot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forms(list: &[Option<[&[u8]; SECTIONS]>]) -> Forms {
+        let mut forms = Forms::default();
+        for parts in list {
+            forms.push(*parts);
+        }
+        forms
+    }
+
+    fn encoded(forms: &Forms) -> Vec<u8> {
+        let mut out = Vec::new();
+        forms.encode(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_block_comes_back_the_same_through_its_columns() {
+        let a: [&[u8]; SECTIONS] = [b"\x01abc", b"r1", b"", b"pp", b"e", b"", b"payload one"];
+        let b: [&[u8]; SECTIONS] = [b"\x02abd", b"r22", b"s", b"pq", b"e", b"k", b""];
+        let c: [&[u8]; SECTIONS] = [b"\x03xy", b"r1", b"", b"pr", b"ee", b"", b"two"];
+        let block = forms(&[Some(a), None, Some(b), Some(c)]);
+        let mut back = Forms::default();
+        back.decode(&encoded(&block)).expect("decodes");
+        let want: Vec<_> = block.iter().collect();
+        assert_eq!(back.iter().collect::<Vec<_>>(), want);
+        assert_eq!(back.get(1), None, "a dropped form stays dropped");
+        assert_eq!(back.get(3), Some(c));
+    }
+
+    #[test]
+    fn forms_of_one_length_are_written_column_by_column() {
+        let f = |head: &'static [u8]| -> Option<[&[u8]; SECTIONS]> {
+            Some([head, b"", b"", b"", b"", b"", b"text"])
+        };
+        let raw = encoded(&forms(&[
+            f(b"\x01\x02\x03"),
+            f(b"\x01\x02\x04"),
+            f(b"\x01\x02\x05"),
+        ]));
+        let sections = &raw[raw.len() - 9 - 12..];
+        assert_eq!(
+            sections, b"\x01\x01\x01\x02\x02\x02\x03\x04\x05texttexttext",
+            "the first section by columns, the payloads as they are"
+        );
+    }
+
+    #[test]
+    fn a_cut_or_lying_block_is_refused_without_a_panic() {
+        let a: [&[u8]; SECTIONS] = [b"\x01abc", b"r1", b"", b"pp", b"e", b"", b"payload"];
+        let raw = encoded(&forms(&[Some(a), Some(a)]));
+        for cut in 0..raw.len() {
+            assert!(
+                Forms::default().decode(&raw[..cut]).is_none(),
+                "cut at {cut}"
+            );
+        }
+        let mut lying = raw.clone();
+        lying[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Forms::default().decode(&lying).is_none());
+    }
 }
