@@ -508,14 +508,17 @@ impl Analyzer {
     /// The address pairs of the table's connections that `pick` picks,
     /// the longest idle first.
     fn oldest_first(&self, pick: impl Fn(&Slot) -> bool) -> Vec<Key> {
-        let mut idle: Vec<(Timestamp, Key)> = self
+        // Ties in time go by connection number, never by the table's
+        // order (its hasher is seeded at random): the same capture must
+        // give the same report.
+        let mut idle: Vec<(Timestamp, u32, Key)> = self
             .table
             .iter()
             .filter(|(_, slot)| pick(slot))
-            .map(|(k, slot)| (slot.last_time, k.clone()))
+            .map(|(k, slot)| (slot.last_time, slot.id, k.clone()))
             .collect();
-        idle.sort_unstable_by_key(|&(time, _)| time);
-        idle.into_iter().map(|(_, k)| k).collect()
+        idle.sort_unstable_by_key(|&(time, id, _)| (time, id));
+        idle.into_iter().map(|(_, _, k)| k).collect()
     }
 
     /// Ends the connection of `slot` as evicted (see [`Analyzer::evict`]).

@@ -185,10 +185,12 @@ impl Forms {
             } else {
                 let start = out.len();
                 out.resize(start + self.bufs[s].len(), 0);
+                let columns = &mut out[start..];
                 let lens: Vec<usize> = self.lens.iter().map(|l| l[s] as usize).collect();
-                for_each_column(&lens, &mut out[start..], |row, column| {
-                    let row = &self.bufs[s][row];
-                    column.zip(row).for_each(|(to, from)| *to = *from);
+                for_each_column(&lens, |row, at, step| {
+                    let to = columns[at..].iter_mut().step_by(step);
+                    to.zip(&self.bufs[s][row])
+                        .for_each(|(to, from)| *to = *from);
                 });
             }
         }
@@ -219,11 +221,11 @@ impl Forms {
                 buf.extend_from_slice(part);
             } else {
                 buf.resize(total, 0);
-                let mut part = part.to_vec();
-                for_each_column(&lens, &mut part, |row, column| {
-                    let row = &mut buf[row];
-                    row.iter_mut()
-                        .zip(column)
+                for_each_column(&lens, |row, at, step| {
+                    let from = part[at..].iter().step_by(step);
+                    buf[row]
+                        .iter_mut()
+                        .zip(from)
                         .for_each(|(to, from)| *to = *from);
                 });
             }
@@ -238,13 +240,9 @@ const PAYLOADS: usize = SECTIONS - 1;
 /// Lays out a section as [`Forms::encode`] writes it, given each form's
 /// length: forms grouped by length (shortest first, in block order within
 /// a length), each group column by column. `visit` gets each form's place
-/// in the section as it is kept (row after row) and its bytes' places in
-/// `columns` (one in every group-size bytes), to copy one way or the other.
-fn for_each_column(
-    lens: &[usize],
-    columns: &mut [u8],
-    mut visit: impl FnMut(std::ops::Range<usize>, std::iter::StepBy<std::slice::IterMut<'_, u8>>),
-) {
+/// in the section as it is kept (row after row), and where its bytes are
+/// in the columns: from `at`, one every `step` bytes.
+fn for_each_column(lens: &[usize], mut visit: impl FnMut(std::ops::Range<usize>, usize, usize)) {
     let mut starts = Vec::with_capacity(lens.len());
     let mut at = 0;
     for len in lens {
@@ -253,20 +251,16 @@ fn for_each_column(
     }
     let mut order: Vec<usize> = (0..lens.len()).collect();
     order.sort_by_key(|&k| lens[k]);
-    let mut rest = columns;
+    let mut group_at = 0;
     for group in order.chunk_by(|&a, &b| lens[a] == lens[b]) {
         let len = lens[group[0]];
         if len == 0 {
             continue;
         }
-        let (here, after) = std::mem::take(&mut rest).split_at_mut(len * group.len());
-        rest = after;
         for (i, &k) in group.iter().enumerate() {
-            visit(
-                starts[k]..starts[k] + len,
-                here[i..].iter_mut().step_by(group.len()),
-            );
+            visit(starts[k]..starts[k] + len, group_at + i, group.len());
         }
+        group_at += len * group.len();
     }
 }
 
