@@ -14,7 +14,10 @@
 //! Capture times, a parked connection's most numerous values, are written
 //! as their distance from the connection's latest packet, in microseconds
 //! when they are whole ones (pcap's resolution), as a varint: one to three
-//! bytes instead of eight.
+//! bytes instead of eight. Sequence numbers are written as their distance
+//! from the nearer of the connection's two anchors (its ISNs), frame
+//! numbers as their distance from the one before: small varints, where
+//! they were random 4- and 8-byte values.
 //!
 //! Payload bytes (held by `auto`, a decoder, a reassembler, a preview) are
 //! set aside in a section of their own: among the numbers they break up
@@ -111,22 +114,39 @@ pub(crate) fn read_seq<R: Read>(r: &mut R) -> io::Result<u32> {
 
 /// [`write_seq`] for a sequence number that may be absent.
 pub(crate) fn write_maybe_seq<W: Write>(seq: &Option<u32>, w: &mut W) -> io::Result<()> {
-    match seq {
-        None => w.write_all(&[0]),
-        Some(seq) => {
-            w.write_all(&[1])?;
-            write_seq(*seq, w)
-        }
-    }
+    write_maybe(seq.as_ref(), w, |seq, w| write_seq(*seq, w))
 }
 
 /// Reads what [`write_maybe_seq`] wrote.
 pub(crate) fn read_maybe_seq<R: Read>(r: &mut R) -> io::Result<Option<u32>> {
+    read_maybe(r, read_seq)
+}
+
+/// Writes a value that may be absent: a flag byte, then the value.
+fn write_maybe<T, W: Write>(
+    value: Option<&T>,
+    w: &mut W,
+    write: impl FnOnce(&T, &mut W) -> io::Result<()>,
+) -> io::Result<()> {
+    match value {
+        None => w.write_all(&[0]),
+        Some(value) => {
+            w.write_all(&[1])?;
+            write(value, w)
+        }
+    }
+}
+
+/// Reads what [`write_maybe`] wrote.
+fn read_maybe<T, R: Read>(
+    r: &mut R,
+    read: impl FnOnce(&mut R) -> io::Result<T>,
+) -> io::Result<Option<T>> {
     let mut flag = [0u8];
     r.read_exact(&mut flag)?;
     match flag[0] {
         0 => Ok(None),
-        _ => read_seq(r).map(Some),
+        _ => read(r).map(Some),
     }
 }
 
@@ -235,23 +255,12 @@ pub(crate) fn read_bytes<R: Read>(r: &mut R) -> io::Result<Vec<u8>> {
 
 /// [`write_bytes`] for bytes that may be absent.
 pub(crate) fn write_maybe_bytes<W: Write>(bytes: &Option<Vec<u8>>, w: &mut W) -> io::Result<()> {
-    match bytes {
-        None => w.write_all(&[0]),
-        Some(b) => {
-            w.write_all(&[1])?;
-            write_bytes(b, w)
-        }
-    }
+    write_maybe(bytes.as_ref(), w, |bytes, w| write_bytes(bytes, w))
 }
 
 /// Reads what [`write_maybe_bytes`] wrote.
 pub(crate) fn read_maybe_bytes<R: Read>(r: &mut R) -> io::Result<Option<Vec<u8>>> {
-    let mut flag = [0u8];
-    r.read_exact(&mut flag)?;
-    match flag[0] {
-        0 => Ok(None),
-        _ => read_bytes(r).map(Some),
-    }
+    read_maybe(r, read_bytes)
 }
 
 /// Writes a time (ns): its distance from the base, zigzagged, in µs with
