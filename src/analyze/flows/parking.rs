@@ -40,11 +40,13 @@ const LEVEL: i32 = 3;
 /// What zstd's two contexts hold, counted in [`Parking::bytes`].
 const CONTEXT_BYTES: usize = 256 * 1024;
 
-/// What the blocks kept decompressed take (their forms, and the bytes of
-/// the last), counted in [`Parking::bytes`] as a constant: it changes with the
-/// lookups, and the budget must not (a live view, which looks up at
-/// other times, then evicts at the same packets as `analyze`).
-const CACHE_BYTES: usize = CACHE_BLOCKS * 3 * BLOCK_BYTES;
+/// What the blocks kept decompressed take (their forms, each in buffers
+/// of its size, and the bytes of the last, with room for the form that
+/// took a block past [`BLOCK_BYTES`]), counted in [`Parking::bytes`] as
+/// a constant: it changes with the lookups, and the budget must not (a
+/// live view, which looks up at other times, then evicts at the same
+/// packets as `analyze`).
+const CACHE_BYTES: usize = (CACHE_BLOCKS + 2) * BLOCK_BYTES;
 
 /// Blocks kept decompressed: connections taken back one after the other
 /// (at the end of a capture, in the order they opened) were parked in
@@ -310,12 +312,13 @@ impl Parking {
         let at = match self.cache.iter().position(|(f, _)| *f == first) {
             Some(at) => at,
             None => {
-                let mut forms = if self.cache.len() >= CACHE_BLOCKS {
-                    self.cache.pop_front().map(|(_, forms)| forms)
-                } else {
-                    None
+                if self.cache.len() >= CACHE_BLOCKS {
+                    self.cache.pop_front();
                 }
-                .unwrap_or_default();
+                // Not the buffers of the block dropped: they may be
+                // larger than this one needs, and the cache is counted
+                // by blocks.
+                let mut forms = Forms::default();
                 self.unpacked.clear();
                 self.unpacked.reserve(b.raw_len);
                 self.decompressor
@@ -429,6 +432,7 @@ impl Parking {
         b.raw_len = self.scratch.len();
         b.compressed_live = b.live;
         self.scratch.clear();
+        kept.shrink_to_fit();
         self.cache.push_back((first, kept));
         if self.cache.len() > CACHE_BLOCKS {
             self.cache.pop_front();

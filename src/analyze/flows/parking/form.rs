@@ -110,6 +110,12 @@ impl Forms {
         }
     }
 
+    /// Frees the room the buffers have beyond what they hold.
+    pub(super) fn shrink_to_fit(&mut self) {
+        self.lens.shrink_to_fit();
+        self.bufs.iter_mut().for_each(Vec::shrink_to_fit);
+    }
+
     /// Every form's sections, in order (`None` for a dropped one).
     pub(super) fn iter(&self) -> impl Iterator<Item = Option<[&[u8]; SECTIONS]>> {
         let mut at = [0usize; SECTIONS];
