@@ -268,10 +268,10 @@ pub(crate) fn read_maybe_bytes<R: Read>(r: &mut R) -> io::Result<Option<Vec<u8>>
 /// as a varint.
 pub(crate) fn write_time<W: Write>(t: u64, w: &mut W) -> io::Result<()> {
     let d = t.wrapping_sub(base()) as i64;
-    let zig = ((d << 1) ^ (d >> 63)) as u64;
+    let zig = zigzag(d);
     let (mut v, tail) = if d % 1000 == 0 {
         let us = d / 1000;
-        (((us << 1) ^ (us >> 63)) as u64, 0u8)
+        (zigzag(us), 0u8)
     } else {
         (zig, 1u8)
     };
@@ -310,7 +310,7 @@ pub(crate) fn read_time<R: Read>(r: &mut R) -> io::Result<u64> {
         more = byte[0] & 0x80 != 0;
         shift += 7;
     }
-    let unzig = ((v >> 1) as i64) ^ -((v & 1) as i64);
+    let unzig = unzigzag(v);
     let d = if tail == 0 {
         unzig.wrapping_mul(1000)
     } else {
